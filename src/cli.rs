@@ -1,0 +1,237 @@
+//! Command-line definitions only (clap derive). Parsing lives here; what each
+//! command does lives in `commands/`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::units::{parse_duration, ByteSize};
+
+/// Run network scenarios on loopback and measure their quality of service.
+///
+/// A bare scenario path means `run`: `netrun scenarios/basic.toml`.
+#[derive(Debug, Parser)]
+#[command(name = "netrun", version, about, long_about = None)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Scenario files to run (shorthand for `netrun run FILE...`).
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Log more (repeat for more detail); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run scenario files: start the services, run the workloads, write results.
+    Run(RunArgs),
+    /// Validate scenario files and print the resolved plan; runs nothing.
+    Check(CheckArgs),
+    /// Side-by-side table of variants or runs from summary CSVs or scenarios.
+    Compare(CompareArgs),
+    /// Run the origin alone: static files over HTTP plus a UDP echo service.
+    Serve(ServeArgs),
+    /// Run the caching HTTP proxy and UDP forwarder alone.
+    Proxy(ProxyArgs),
+    /// Measure a UDP echo service or an HTTP server.
+    #[command(subcommand)]
+    Probe(ProbeCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Scenario files (TOML).
+    #[arg(value_name = "SCENARIO")]
+    pub scenarios: Vec<PathBuf>,
+    /// Results folder.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub out: PathBuf,
+    /// Compare with an earlier summary CSV (or a results folder); regressions fail.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub baseline: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print a JSON summary on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Scenario files (TOML).
+    #[arg(value_name = "SCENARIO", required = true)]
+    pub scenarios: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// Summary CSVs or scenario files.
+    #[arg(value_name = "CSV|SCENARIO", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// HTTP listen address (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
+    pub http: SocketAddr,
+    /// UDP echo listen address (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
+    pub udp: SocketAddr,
+    /// Folder of static files to serve.
+    #[arg(long, value_name = "DIR", default_value = "www")]
+    pub www: PathBuf,
+    #[command(flatten)]
+    pub limits: HttpLimitArgs,
+}
+
+/// Protections against slow or hostile clients, shared by origin and proxy.
+#[derive(Debug, Clone, Args)]
+pub struct HttpLimitArgs {
+    /// Largest request head (request line + headers) accepted; past it, 431.
+    #[arg(long, value_name = "BYTES", default_value = "16KiB")]
+    pub max_header_size: ByteSize,
+    /// Time allowed to receive a complete request head (slowloris guard).
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// Open connections served at once; further ones wait in the backlog.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Largest request body accepted; past it, 413.
+    #[arg(long, value_name = "BYTES", default_value = "1MiB")]
+    pub max_body_size: ByteSize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProxyArgs {
+    /// HTTP listen address (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// UDP listen address (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
+    pub udp: SocketAddr,
+    /// Origin HTTP server to forward to (HOST:PORT).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
+    pub upstream: String,
+    /// UDP service to forward datagrams to (HOST:PORT).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
+    pub udp_upstream: String,
+    /// Forward everything; store nothing (responses say X-Cache: BYPASS).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Cache capacity in bytes (e.g. 64MiB).
+    #[arg(long, value_name = "BYTES", default_value = "64MiB")]
+    pub cache_size: ByteSize,
+    /// Freshness lifetime when the origin gives none.
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
+    pub cache_ttl: Duration,
+    /// Upstream answer deadline; past it, 504.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub upstream_timeout: Duration,
+    /// Most UDP client sessions at once.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub udp_max_sessions: usize,
+    /// A UDP session with no traffic for this long is closed.
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
+    pub udp_idle_timeout: Duration,
+    #[command(flatten)]
+    pub limits: HttpLimitArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProbeCommand {
+    /// Send timestamped datagrams to a UDP echo service and measure RTT, jitter, loss.
+    Udp(UdpProbeArgs),
+    /// Send HTTP requests and measure latency, throughput, errors and cache hits.
+    Http(HttpProbeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UdpProbeArgs {
+    /// Echo service address (HOST:PORT).
+    #[arg(value_name = "ADDR")]
+    pub addr: String,
+    /// Datagrams per flow.
+    #[arg(long, default_value_t = 20)]
+    pub count: u64,
+    /// Bytes per datagram, header included.
+    #[arg(long, value_name = "BYTES", default_value = "128")]
+    pub size: ByteSize,
+    /// Time between sends (0 = as fast as possible).
+    #[arg(long, value_name = "DUR", default_value = "100ms", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// How long to wait for a reply before it counts as lost.
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Parallel senders, each with its own socket.
+    #[arg(long, default_value_t = 1)]
+    pub flows: u32,
+    /// Write one row per datagram to this CSV file.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Print a JSON summary instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HttpProbeArgs {
+    /// Base URL (http://HOST:PORT/PATH).
+    #[arg(value_name = "URL")]
+    pub url: String,
+    /// Total requests (with --duration: an upper bound).
+    #[arg(long, default_value_t = 1)]
+    pub requests: u64,
+    /// Parallel clients (closed loop), or the most requests in flight (open loop).
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: u32,
+    /// Open a new connection for every request.
+    #[arg(long)]
+    pub no_keep_alive: bool,
+    /// Open loop: start requests on a schedule of N per second.
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+    /// Stop sending after this long.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Paths to request in turn instead of the URL's own path (repeatable).
+    #[arg(long = "path", value_name = "P")]
+    pub paths: Vec<String>,
+    /// Per-request deadline; past it, the request counts as a timeout error.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Write one row per request to this CSV file.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Print a JSON summary instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,34 @@
+//! One file per command: turns parsed arguments into library calls and
+//! prints what the user asked for.
+
+mod check;
+mod compare;
+mod probe;
+mod proxy;
+mod run;
+mod serve;
+
+use crate::cli::{Cli, Command, ProbeCommand};
+use crate::error::{Error, Outcome};
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Some(Command::Run(args)) => run::run(args).await,
+        Some(Command::Check(args)) => check::check(args),
+        Some(Command::Compare(args)) => compare::compare(args),
+        Some(Command::Serve(args)) => serve::serve(args).await,
+        Some(Command::Proxy(args)) => proxy::proxy(args).await,
+        Some(Command::Probe(ProbeCommand::Udp(args))) => probe::udp(args).await,
+        Some(Command::Probe(ProbeCommand::Http(args))) => probe::http(args).await,
+        None if !cli.run.scenarios.is_empty() => run::run(cli.run).await,
+        None => Err(Error::input(
+            "no scenario given; try `netrun scenarios/basic.toml`, or `netrun --help` for the commands",
+        )
+        .into()),
+    }
+}
+
+/// The error a command returns until it is built.
+fn not_built(what: &str) -> anyhow::Error {
+    Error::Runtime(format!("`netrun {what}` is not built yet")).into()
+}

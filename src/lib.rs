@@ -1,0 +1,27 @@
+//! netrun: run network scenarios on loopback and measure their quality of service.
+//!
+//! The library is what `main` and the tests drive: the origin server
+//! ([`origin`]), the caching proxy ([`proxy`]), the measurement workloads
+//! ([`workload`], [`metrics`]), scenario files ([`scenario`]) and outputs
+//! ([`report`]). [`run`] executes a parsed command line.
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod logging;
+pub mod metrics;
+pub mod net;
+pub mod origin;
+pub mod proxy;
+pub mod report;
+pub mod scenario;
+pub mod shutdown;
+pub mod units;
+pub mod workload;
+
+pub use error::{Error, Outcome};
+
+/// Runs a parsed command line to completion.
+pub async fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
+    commands::dispatch(cli).await
+}

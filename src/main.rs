@@ -1,0 +1,34 @@
+//! Thin entry point: parse the command line, run it, print errors as one
+//! chain and map them to the documented exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use netrun::cli::Cli;
+use netrun::error::{exit_code, EXIT_INPUT, EXIT_OK};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are not errors.
+            return ExitCode::from(if e.use_stderr() { EXIT_INPUT } else { EXIT_OK });
+        }
+    };
+    netrun::logging::init(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(netrun::error::EXIT_RUNTIME);
+        }
+    };
+    match runtime.block_on(netrun::run(cli)) {
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Measurements: pure QoS maths, per-sample records and the summary row.
+
+pub mod records;
+pub mod summary;
+
+pub use records::{CacheMark, HttpRequestRow, PacketStatus, UdpPacketRow};
+pub use summary::SummaryRow;

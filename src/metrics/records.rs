@@ -1,0 +1,80 @@
+//! Per-datagram and per-request records: the rows of `udp_packets.csv` and
+//! `http_requests.csv`. Workers produce them; collectors aggregate and stream them.
+
+use serde::{Deserialize, Serialize};
+
+/// What became of one probe datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PacketStatus {
+    /// Reply received in sequence and in time.
+    Ok,
+    /// No reply by `timeout` after the last send.
+    Lost,
+    /// Reply received after its own timeout.
+    Late,
+    /// A further copy of a reply already received.
+    Dup,
+    /// Reply received in time but after a reply with a higher sequence number.
+    Reordered,
+}
+
+/// One row of `udp_packets.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UdpPacketRow {
+    pub variant: String,
+    pub workload: String,
+    /// Sender index, from 0.
+    pub flow: u32,
+    /// Sequence number within the flow, from 0.
+    pub seq: u64,
+    /// Achieved send time since the workload started, milliseconds.
+    pub send_offset_ms: f64,
+    /// Round-trip time, milliseconds; empty when lost.
+    pub rtt_ms: Option<f64>,
+    pub status: PacketStatus,
+}
+
+/// Cache verdict reported by the proxy's `X-Cache` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CacheMark {
+    #[serde(rename = "HIT")]
+    Hit,
+    #[serde(rename = "MISS")]
+    Miss,
+    #[serde(rename = "BYPASS")]
+    Bypass,
+    /// No `X-Cache` header (not through netrun's proxy) or no response.
+    #[serde(rename = "-")]
+    None,
+}
+
+impl CacheMark {
+    pub fn from_header(v: Option<&str>) -> Self {
+        match v.map(|s| s.trim().to_ascii_uppercase()) {
+            Some(s) if s.starts_with("HIT") => CacheMark::Hit,
+            Some(s) if s.starts_with("MISS") => CacheMark::Miss,
+            Some(s) if s.starts_with("BYPASS") => CacheMark::Bypass,
+            _ => CacheMark::None,
+        }
+    }
+}
+
+/// One row of `http_requests.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpRequestRow {
+    pub variant: String,
+    pub workload: String,
+    /// Client (worker) index, from 0.
+    pub client: u32,
+    pub path: String,
+    /// HTTP status code; empty when no response arrived.
+    pub status: Option<u16>,
+    /// Body bytes received.
+    pub bytes: u64,
+    /// From the scheduled start to the last body byte, milliseconds.
+    pub latency_ms: f64,
+    pub cache: CacheMark,
+    /// Error class (`refused`, `reset`, `timeout`, `bad_response`, …); empty on success.
+    pub error: Option<String>,
+}

@@ -1,0 +1,99 @@
+//! The summary row: one per variant and workload. Its field names are the
+//! public CSV columns and JSON keys (design.md, "Results"); the design's
+//! columns come first, in order, and netrun's additions follow.
+
+use serde::{Deserialize, Serialize};
+
+/// One workload's results. Empty (`None`) where a metric does not apply.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    /// Scenario name (the file's `name`, default its stem).
+    pub scenario: String,
+    /// Variant label from `[matrix]` (e.g. `cache.enabled=false`), `default` without a matrix.
+    pub variant: String,
+    /// Workload name.
+    pub workload: String,
+    /// `http` or `udp`.
+    pub kind: String,
+    /// `proxy`, `origin`, or the address probed.
+    pub target: String,
+    /// Whether the proxy cache was enabled (`true`/`false`), empty when not through a proxy.
+    pub cache: Option<bool>,
+    /// Start of the workload, RFC 3339 UTC.
+    pub started_at: String,
+    /// Wall time of the workload, seconds.
+    pub duration_s: Option<f64>,
+    /// Datagrams sent (UDP) or requests started (HTTP).
+    pub sent: Option<u64>,
+    /// Replies received in time (UDP) or responses completed (HTTP).
+    pub received: Option<u64>,
+    /// Datagrams with no reply by `timeout` after the last send.
+    pub lost: Option<u64>,
+    /// `lost / sent × 100`.
+    pub loss_percent: Option<f64>,
+    /// Replies that arrived after their own timeout.
+    pub late: Option<u64>,
+    /// Extra copies of replies already received.
+    pub duplicates: Option<u64>,
+    /// Replies that arrived after a reply with a higher sequence number.
+    pub reordered: Option<u64>,
+    /// Smallest latency (UDP: RTT), milliseconds.
+    pub latency_min_ms: Option<f64>,
+    /// Mean latency, milliseconds.
+    pub latency_mean_ms: Option<f64>,
+    /// Median latency, milliseconds.
+    pub latency_p50_ms: Option<f64>,
+    /// 90th percentile latency, milliseconds.
+    pub latency_p90_ms: Option<f64>,
+    /// 99th percentile latency, milliseconds.
+    pub latency_p99_ms: Option<f64>,
+    /// Largest latency, milliseconds.
+    pub latency_max_ms: Option<f64>,
+    /// Standard deviation of latency, milliseconds.
+    pub latency_stddev_ms: Option<f64>,
+    /// RFC 3550 interarrival jitter (`J += (|D| − J) / 16`), milliseconds.
+    pub jitter_ms: Option<f64>,
+    /// Mean of `|RTT(i) − RTT(i−1)|` over consecutive replies, milliseconds.
+    pub ipdv_mean_ms: Option<f64>,
+    /// Received payload bits per second (HTTP: body bits over the workload's time).
+    pub throughput_bps: Option<f64>,
+    /// HTTP requests completed or failed.
+    pub requests: Option<u64>,
+    /// HTTP requests that failed (connection error, timeout, bad response) or answered 5xx.
+    pub errors: Option<u64>,
+    /// HTTP requests per second over the workload's time.
+    pub requests_per_s: Option<f64>,
+    /// Responses the proxy marked `X-Cache: HIT`.
+    pub cache_hits: Option<u64>,
+    /// `cache_hits / responses`.
+    pub cache_hit_ratio: Option<f64>,
+
+    // ---- netrun additions (after the design's columns) ----
+    /// 99.9th percentile latency, milliseconds (HTTP).
+    pub latency_p999_ms: Option<f64>,
+    /// Open loop: mean time from actual send to last byte (no schedule correction), milliseconds.
+    pub service_mean_ms: Option<f64>,
+    /// Open loop: 99th percentile of that service time, milliseconds.
+    pub service_p99_ms: Option<f64>,
+    /// UDP replies that were not this run's datagrams (ignored).
+    pub foreign: Option<u64>,
+    /// Mean lateness of sends against their schedule, milliseconds (host pacing error).
+    pub pacing_mean_ms: Option<f64>,
+    /// Largest lateness of a send against its schedule, milliseconds.
+    pub pacing_max_ms: Option<f64>,
+    /// Proxy's own count of cache hits during the workload.
+    pub proxy_hits: Option<u64>,
+    /// Proxy's own count of requests it sent upstream during the workload.
+    pub proxy_upstream_fetches: Option<u64>,
+    /// Body bytes the proxy served from its cache during the workload.
+    pub proxy_bytes_from_cache: Option<u64>,
+    /// Datagrams or packets the proxy's impairments dropped during the workload.
+    pub proxy_dropped: Option<u64>,
+    /// `true` when Ctrl-C stopped this workload before it finished.
+    pub interrupted: bool,
+}
+
+/// Rounds for output so CSVs stay readable (microsecond precision on ms values).
+pub fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}

@@ -1,0 +1,40 @@
+//! Binding sockets with errors that name the address and the setting to change.
+
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, UdpSocket};
+
+use crate::error::Error;
+
+/// Binds a TCP listener; `hint` names the flag or scenario key that sets `addr`.
+pub async fn bind_tcp(addr: SocketAddr, hint: &str) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr).await.map_err(|source| Error::Bind {
+        addr,
+        hint: hint.to_string(),
+        source,
+    })
+}
+
+/// Binds a UDP socket; `hint` names the flag or scenario key that sets `addr`.
+pub async fn bind_udp(addr: SocketAddr, hint: &str) -> Result<UdpSocket, Error> {
+    UdpSocket::bind(addr).await.map_err(|source| Error::Bind {
+        addr,
+        hint: hint.to_string(),
+        source,
+    })
+}
+
+/// Resolves `HOST:PORT` (a name such as `localhost` is allowed) to one address.
+pub async fn resolve(target: &str, what: &str) -> Result<SocketAddr, Error> {
+    if let Ok(addr) = target.parse() {
+        return Ok(addr);
+    }
+    let mut addrs = tokio::net::lookup_host(target).await.map_err(|e| {
+        Error::input(format!(
+            "{what} `{target}` is not a HOST:PORT address that resolves ({e}); write e.g. 127.0.0.1:9000"
+        ))
+    })?;
+    addrs
+        .next()
+        .ok_or_else(|| Error::input(format!("{what} `{target}` resolves to no address")))
+}

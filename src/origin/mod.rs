@@ -1,0 +1,1 @@
+//! The origin: static files over HTTP from `www/` plus a UDP echo service.

@@ -1,0 +1,1 @@
+//! The caching HTTP reverse proxy and the UDP forwarder.

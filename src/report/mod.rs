@@ -1,0 +1,3 @@
+//! Outputs: files written atomically, CSV, tables and progress bars.
+
+pub mod atomic;

@@ -1,0 +1,1 @@
+//! Scenario files: `raw` mirrors the TOML; `Scenario` holds validated, resolved values.

@@ -1,0 +1,1 @@
+//! Workloads: UDP probe bursts and HTTP request loads, measured.
