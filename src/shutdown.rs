@@ -66,7 +66,9 @@ impl Shutdown {
     pub async fn shutdown(&self, grace: Duration) -> bool {
         self.trigger();
         self.tracker.close();
-        tokio::time::timeout(grace, self.tracker.wait()).await.is_ok()
+        tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
     }
 }
 

@@ -43,9 +43,9 @@ impl FromStr for ByteSize {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (num, unit) = split_number(s);
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("`{s}` is not a size; write bytes with an optional unit, e.g. 128, 64KiB, 1MiB"))?;
+        let value: f64 = num.parse().map_err(|_| {
+            format!("`{s}` is not a size; write bytes with an optional unit, e.g. 128, 64KiB, 1MiB")
+        })?;
         let mult: u64 = match unit.to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kb" => 1_000,
@@ -132,7 +132,10 @@ impl FromStr for BitRate {
         let (num, unit) = split_number(s);
         let value: f64 = num.parse().map_err(|_| bad())?;
         // "Mbit/s" -> "Mbit", "Mbps" -> "Mb", "MB/s" -> "MB".
-        let unit = unit.strip_suffix("/s").or_else(|| unit.strip_suffix("ps")).unwrap_or(unit);
+        let unit = unit
+            .strip_suffix("/s")
+            .or_else(|| unit.strip_suffix("ps"))
+            .unwrap_or(unit);
         let (scale, rest) = match unit.chars().next() {
             Some('k' | 'K') => (1e3, &unit[1..]),
             Some('m' | 'M') => (1e6, &unit[1..]),
@@ -182,7 +185,9 @@ impl<'de> Deserialize<'de> for BitRate {
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<BitRate, E> {
                 if v < 0 {
-                    return Err(E::custom(format!("{v} is not a rate: it must be zero or more")));
+                    return Err(E::custom(format!(
+                        "{v} is not a rate: it must be zero or more"
+                    )));
                 }
                 Ok(BitRate(v as f64))
             }
@@ -221,7 +226,9 @@ impl<'de> Deserialize<'de> for HumanDuration {
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<HumanDuration, E> {
                 match u64::try_from(v) {
                     Ok(u) => self.visit_u64(u),
-                    Err(_) => Err(E::custom(format!("{v} is not a duration: it must be zero or more"))),
+                    Err(_) => Err(E::custom(format!(
+                        "{v} is not a duration: it must be zero or more"
+                    ))),
                 }
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<HumanDuration, E> {

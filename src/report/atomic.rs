@@ -28,8 +28,8 @@ impl AtomicFile {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "out".into());
         let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-        let file = File::create(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let file =
+            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
         Ok(AtomicFile {
             path,
             tmp,
@@ -51,8 +51,13 @@ impl AtomicFile {
             file.sync_all()
                 .with_context(|| format!("cannot write {}", self.tmp.display()))?;
         }
-        fs::rename(&self.tmp, &self.path)
-            .with_context(|| format!("cannot rename {} to {}", self.tmp.display(), self.path.display()))
+        fs::rename(&self.tmp, &self.path).with_context(|| {
+            format!(
+                "cannot rename {} to {}",
+                self.tmp.display(),
+                self.path.display()
+            )
+        })
     }
 }
 
@@ -108,7 +113,11 @@ mod tests {
             f.write_all(b"new, unfinished").unwrap();
         }
         assert_eq!(fs::read_to_string(&p).unwrap(), "old");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "temp file removed");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "temp file removed"
+        );
         let mut f = AtomicFile::create(&p).unwrap();
         f.write_all(b"new").unwrap();
         f.commit().unwrap();
