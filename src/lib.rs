@@ -15,6 +15,7 @@ pub mod origin;
 pub mod proxy;
 pub mod report;
 pub mod scenario;
+pub mod server;
 pub mod shutdown;
 pub mod units;
 pub mod workload;

@@ -1,0 +1,181 @@
+//! The HTTP accept loop shared by the origin and the proxy: hyper http1 with
+//! keep-alive, limits that a slow or hostile client cannot get around, and
+//! graceful shutdown (stop accepting, let in-flight requests finish).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cli::HttpLimitArgs;
+
+/// Error type of response bodies (file reads, upstream streams).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Response body type used by every netrun HTTP service.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// A whole body from bytes.
+pub fn full(data: impl Into<Bytes>) -> Body {
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// An empty body.
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+/// Limits that keep one client from exhausting a server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpLimits {
+    /// Largest request head in bytes; past it hyper answers 431.
+    pub max_header_size: usize,
+    /// Time allowed to receive a complete request head (slowloris guard).
+    pub header_timeout: Duration,
+    /// Connections served at once; further ones wait in the kernel backlog.
+    pub max_connections: usize,
+    /// Largest request body in bytes; handlers answer 413 past it.
+    pub max_body_size: u64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_header_size: 16 * 1024,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            max_body_size: 1024 * 1024,
+        }
+    }
+}
+
+impl From<&HttpLimitArgs> for HttpLimits {
+    fn from(a: &HttpLimitArgs) -> Self {
+        HttpLimits {
+            max_header_size: usize::try_from(a.max_header_size.bytes()).unwrap_or(usize::MAX),
+            header_timeout: a.header_timeout,
+            max_connections: a.max_connections.max(1),
+            max_body_size: a.max_body_size.bytes(),
+        }
+    }
+}
+
+/// What a server does with each request.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// Connection-level counters.
+#[derive(Debug, Default)]
+pub struct ConnStats {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections that had to wait because `max_connections` were open.
+    pub waited_for_slot: AtomicU64,
+    /// Connections that ended with a protocol error or timeout.
+    pub errors: AtomicU64,
+}
+
+/// Serves `listener` until `shutdown` is cancelled, then stops accepting and
+/// asks open connections to finish their current request. Connection tasks
+/// are spawned on `tracker`, so the owner can wait for them.
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    limits: HttpLimits,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    stats: Arc<ConnStats>,
+    name: &'static str,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        // Take a slot before accepting: at the limit, new connections wait in
+        // the backlog instead of being accepted and starved.
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                stats.waited_for_slot.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    server = name,
+                    limit = limits.max_connections,
+                    "connection limit reached; new connections wait"
+                );
+                tokio::select! {
+                    p = slots.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly rather than spin.
+                    tracing::warn!(server = name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let _ = stream.set_nodelay(true);
+        let handler = handler.clone();
+        let shutdown = shutdown.clone();
+        let stats = stats.clone();
+        let limits = limits.clone();
+        tracker.spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |req| {
+                let handler = handler.clone();
+                async move { Ok::<_, std::convert::Infallible>(handler.handle(req, peer).await) }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .max_buf_size(limits.max_header_size.max(8192))
+                .keep_alive(true);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                if e.is_timeout() {
+                    tracing::warn!(server = name, %peer, "closed connection: request head not received in time");
+                } else if e.is_parse_too_large() {
+                    tracing::warn!(server = name, %peer, "refused request: header too large (431)");
+                } else {
+                    tracing::debug!(server = name, %peer, error = %e, "connection error");
+                }
+            }
+        });
+    }
+}
