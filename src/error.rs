@@ -31,6 +31,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A scenario file with one or more problems (exit 2).
+    #[error(transparent)]
+    Scenario(Box<crate::scenario::ScenarioErrors>),
     /// Something failed while running (exit 3).
     #[error("{0}")]
     Runtime(String),
@@ -43,7 +46,7 @@ impl Error {
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Input(_) => EXIT_INPUT,
+            Error::Input(_) | Error::Scenario(_) => EXIT_INPUT,
             Error::Bind { .. } | Error::Runtime(_) => EXIT_RUNTIME,
         }
     }

@@ -1,3 +1,4 @@
 //! Outputs: files written atomically, CSV, tables and progress bars.
 
 pub mod atomic;
+pub mod plan;

@@ -1,1 +1,247 @@
-//! Scenario files: `raw` mirrors the TOML; `Scenario` holds validated, resolved values.
+//! Scenario files: `raw` mirrors the TOML; [`Scenario`] holds validated,
+//! resolved values (durations, byte counts, socket addresses, defaults
+//! filled), one [`Plan`] per `[matrix]` variant. Nothing downstream re-checks.
+
+mod diag;
+pub mod raw;
+mod validate;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use diag::{Diagnostic, ScenarioErrors};
+
+use crate::units::{BitRate, ByteSize};
+
+/// A validated scenario file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// `name`, or the file's stem.
+    pub name: String,
+    pub description: String,
+    /// The file it came from.
+    pub source: PathBuf,
+    /// One entry per `[matrix]` combination (one `default` variant without a matrix).
+    pub variants: Vec<Variant>,
+    /// `[expect]` thresholds, checked against every variant.
+    pub expect: Vec<Expectation>,
+}
+
+/// One combination of `[matrix]` values and the plan it produces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// `default`, or `key=value,key=value`.
+    pub label: String,
+    /// The matrix keys and values (as written) of this variant.
+    pub overrides: Vec<(String, String)>,
+    pub plan: Plan,
+}
+
+/// Everything needed to run one variant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Seed of the impairments' random generator.
+    pub seed: u64,
+    pub mode: Mode,
+    pub topology: Topology,
+    pub cache: CacheSettings,
+    pub impair: Impairment,
+    pub workloads: Vec<Workload>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Workloads one after another, in file order.
+    Sequential,
+    /// All workloads at once (latency under load).
+    Parallel,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Sequential => "sequential",
+            Mode::Parallel => "parallel",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topology {
+    pub host: IpAddr,
+    /// The origin's folder, absolute (resolved against the scenario file).
+    pub www: PathBuf,
+    pub origin: Service,
+    pub proxy: Service,
+}
+
+/// A service netrun starts, or one already running elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Service {
+    /// Start it in-process on these addresses (port 0 = any free port).
+    Spawn { http: SocketAddr, udp: SocketAddr },
+    /// Use a running service; `udp` is `None` when it has no UDP side.
+    External {
+        http: SocketAddr,
+        udp: Option<SocketAddr>,
+    },
+}
+
+impl Service {
+    pub fn is_spawned(&self) -> bool {
+        matches!(self, Service::Spawn { .. })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CacheSettings {
+    pub enabled: bool,
+    pub capacity: ByteSize,
+    /// Freshness lifetime when the origin gives none.
+    pub ttl: Duration,
+}
+
+/// Link impairments the proxy applies in each direction.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Impairment {
+    pub delay: Duration,
+    pub jitter: Duration,
+    pub loss_percent: f64,
+    pub rate: BitRate,
+}
+
+impl Impairment {
+    pub fn is_none(&self) -> bool {
+        self.delay.is_zero()
+            && self.jitter.is_zero()
+            && self.loss_percent == 0.0
+            && self.rate.is_unlimited()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Proxy,
+    Origin,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Proxy => "proxy",
+            Target::Origin => "origin",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub name: String,
+    pub target: Target,
+    pub kind: WorkloadKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkloadKind {
+    Http(HttpWorkload),
+    Udp(UdpWorkload),
+}
+
+impl WorkloadKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WorkloadKind::Http(_) => "http",
+            WorkloadKind::Udp(_) => "udp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpWorkload {
+    /// Paths requested in turn.
+    pub paths: Vec<String>,
+    pub requests: u64,
+    pub concurrency: u32,
+    pub keep_alive: bool,
+    /// Open loop: requests per second on a schedule.
+    pub rate: Option<f64>,
+    /// Stop sending after this long.
+    pub duration: Option<Duration>,
+    /// Per-request deadline.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UdpWorkload {
+    /// Datagrams per flow.
+    pub count: u64,
+    /// Bytes per datagram, probe header included.
+    pub size: usize,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Parallel senders.
+    pub flows: u32,
+}
+
+/// `"<workload>.<metric>" = "<op> <value>"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    pub workload: String,
+    /// A numeric summary column, e.g. `latency_p99_ms`.
+    pub metric: String,
+    pub op: CompareOp,
+    pub value: f64,
+    /// As written, for messages.
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl CompareOp {
+    pub fn holds(self, left: f64, right: f64) -> bool {
+        match self {
+            CompareOp::Lt => left < right,
+            CompareOp::Le => left <= right,
+            CompareOp::Gt => left > right,
+            CompareOp::Ge => left >= right,
+            CompareOp::Eq => left == right,
+            CompareOp::Ne => left != right,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompareOp::Lt => "<",
+            CompareOp::Le => "<=",
+            CompareOp::Gt => ">",
+            CompareOp::Ge => ">=",
+            CompareOp::Eq => "==",
+            CompareOp::Ne => "!=",
+        }
+    }
+}
+
+/// Reads and validates a scenario file. Every problem found is reported at once.
+pub fn load(path: &Path) -> Result<Scenario, crate::Error> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        crate::Error::input(format!(
+            "cannot read scenario {}: {e}; check the path (scenarios live in scenarios/)",
+            path.display()
+        ))
+    })?;
+    parse(path, &source).map_err(|e| crate::Error::Scenario(Box::new(e)))
+}
+
+/// Validates scenario text; `path` names the file in messages and anchors relative paths.
+pub fn parse(path: &Path, source: &str) -> Result<Scenario, ScenarioErrors> {
+    validate::validate(path, source)
+}

@@ -1,1 +1,3 @@
 //! Workloads: UDP probe bursts and HTTP request loads, measured.
+
+pub mod probe;

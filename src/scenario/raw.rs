@@ -1,0 +1,193 @@
+//! The scenario file exactly as written: serde structs that mirror the TOML,
+//! with spans kept so validation can point at the line and column of a bad
+//! value. Nothing here is checked beyond types; see `validate.rs`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::units::{BitRate, ByteSize, HumanDuration};
+
+pub type S<T> = Option<Spanned<T>>;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: S<String>,
+    pub description: Option<String>,
+    pub seed: S<i64>,
+    pub mode: S<String>,
+    pub topology: Option<Topology>,
+    pub cache: Option<Cache>,
+    pub impair: Option<Impair>,
+    #[serde(default)]
+    pub workload: Vec<Spanned<Workload>>,
+    pub matrix: Option<Spanned<BTreeMap<String, Spanned<Vec<Spanned<toml::Value>>>>>>,
+    pub expect: Option<BTreeMap<String, Spanned<String>>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    pub host: S<String>,
+    pub www: S<String>,
+    pub origin: S<Endpoint>,
+    pub proxy: S<Endpoint>,
+}
+
+/// `{ http = 8000, udp = 9000 }` to start a service, or
+/// `{ address = "10.0.0.2:8000", udp_address = "10.0.0.2:9000" }` to use one already running.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    pub http: S<i64>,
+    pub udp: S<i64>,
+    pub address: S<String>,
+    pub udp_address: S<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cache {
+    pub enabled: S<bool>,
+    pub capacity: S<ByteSize>,
+    pub ttl: S<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Impair {
+    pub delay: S<HumanDuration>,
+    pub jitter: S<HumanDuration>,
+    pub loss_percent: S<f64>,
+    pub rate: S<BitRate>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    pub kind: S<String>,
+    pub name: S<String>,
+    pub target: S<String>,
+    // http
+    pub paths: S<Vec<String>>,
+    pub requests: S<i64>,
+    pub concurrency: S<i64>,
+    pub keep_alive: S<bool>,
+    pub rate: S<f64>,
+    pub duration: S<HumanDuration>,
+    // udp
+    pub count: S<i64>,
+    pub size: S<ByteSize>,
+    pub interval: S<HumanDuration>,
+    pub flows: S<i64>,
+    // both
+    pub timeout: S<HumanDuration>,
+}
+
+/// Keys a `[matrix]` entry may vary, besides `workload.<name>.<key>`.
+pub const MATRIX_KEYS: &[&str] = &[
+    "seed",
+    "mode",
+    "cache.enabled",
+    "cache.capacity",
+    "cache.ttl",
+    "impair.delay",
+    "impair.jitter",
+    "impair.loss_percent",
+    "impair.rate",
+];
+
+/// Workload keys a `[matrix]` entry may vary as `workload.<name>.<key>`.
+pub const MATRIX_WORKLOAD_KEYS: &[&str] = &[
+    "target",
+    "paths",
+    "requests",
+    "concurrency",
+    "keep_alive",
+    "rate",
+    "duration",
+    "count",
+    "size",
+    "interval",
+    "flows",
+    "timeout",
+];
+
+fn set<T: serde::de::DeserializeOwned>(
+    slot: &mut S<T>,
+    value: &Spanned<toml::Value>,
+) -> Result<(), String> {
+    let v = T::deserialize(value.get_ref().clone()).map_err(|e| e.message().to_string())?;
+    *slot = Some(Spanned::new(value.span(), v));
+    Ok(())
+}
+
+impl Scenario {
+    /// Sets one `[matrix]` key to one of its values. Errors say what was wrong.
+    pub fn apply_override(
+        &mut self,
+        key: &str,
+        value: &Spanned<toml::Value>,
+    ) -> Result<(), String> {
+        let parts: Vec<&str> = key.split('.').collect();
+        match parts.as_slice() {
+            ["seed"] => set(&mut self.seed, value),
+            ["mode"] => set(&mut self.mode, value),
+            ["cache", field] => {
+                let c = self.cache.get_or_insert_with(Default::default);
+                match *field {
+                    "enabled" => set(&mut c.enabled, value),
+                    "capacity" => set(&mut c.capacity, value),
+                    "ttl" => set(&mut c.ttl, value),
+                    _ => Err(unknown_matrix_key(key)),
+                }
+            }
+            ["impair", field] => {
+                let i = self.impair.get_or_insert_with(Default::default);
+                match *field {
+                    "delay" => set(&mut i.delay, value),
+                    "jitter" => set(&mut i.jitter, value),
+                    "loss_percent" => set(&mut i.loss_percent, value),
+                    "rate" => set(&mut i.rate, value),
+                    _ => Err(unknown_matrix_key(key)),
+                }
+            }
+            ["workload", name, field] => {
+                let w = self
+                    .workload
+                    .iter_mut()
+                    .find(|w| {
+                        w.get_ref().name.as_ref().map(|n| n.get_ref().as_str()) == Some(*name)
+                    })
+                    .ok_or_else(|| format!("no workload is named `{name}`"))?
+                    .get_mut();
+                match *field {
+                    "target" => set(&mut w.target, value),
+                    "paths" => set(&mut w.paths, value),
+                    "requests" => set(&mut w.requests, value),
+                    "concurrency" => set(&mut w.concurrency, value),
+                    "keep_alive" => set(&mut w.keep_alive, value),
+                    "rate" => set(&mut w.rate, value),
+                    "duration" => set(&mut w.duration, value),
+                    "count" => set(&mut w.count, value),
+                    "size" => set(&mut w.size, value),
+                    "interval" => set(&mut w.interval, value),
+                    "flows" => set(&mut w.flows, value),
+                    "timeout" => set(&mut w.timeout, value),
+                    _ => Err(unknown_matrix_key(key)),
+                }
+            }
+            _ => Err(unknown_matrix_key(key)),
+        }
+    }
+}
+
+fn unknown_matrix_key(key: &str) -> String {
+    format!(
+        "`{key}` cannot be varied; use one of {}, or workload.<name>.<{}>",
+        MATRIX_KEYS.join(", "),
+        MATRIX_WORKLOAD_KEYS.join("|")
+    )
+}
