@@ -14,6 +14,7 @@ pub mod net;
 pub mod origin;
 pub mod proxy;
 pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod server;
 pub mod shutdown;

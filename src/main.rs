@@ -4,8 +4,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use netrun::cli::Cli;
+use netrun::cli::{Cli, Command};
 use netrun::error::{exit_code, EXIT_INPUT, EXIT_OK};
+use netrun::logging::Console;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -16,7 +17,11 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_INPUT } else { EXIT_OK });
         }
     };
-    netrun::logging::init(cli.verbose);
+    let console = match cli.command {
+        Some(Command::Serve(_) | Command::Proxy(_)) => Console::Services,
+        _ => Console::Quiet,
+    };
+    netrun::logging::init(cli.verbose, console);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

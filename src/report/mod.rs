@@ -2,3 +2,5 @@
 
 pub mod atomic;
 pub mod plan;
+pub mod progress;
+pub mod summary;

@@ -1,0 +1,33 @@
+//! Progress bars: one per workload under a MultiProgress, hidden when stdout
+//! is not a terminal or the user asked for `--quiet` / `--json`.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A MultiProgress that draws only when it should.
+pub fn multi(quiet: bool) -> MultiProgress {
+    if quiet || !std::io::stdout().is_terminal() {
+        MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+    } else {
+        MultiProgress::new()
+    }
+}
+
+/// A bar for one workload: `name [bar] sent/total  rate  elapsed  message`.
+pub fn workload_bar(mp: &MultiProgress, name: &str, total: u64) -> ProgressBar {
+    if mp.is_hidden() {
+        return ProgressBar::hidden();
+    }
+    let pb = mp.add(ProgressBar::new(total));
+    let style = ProgressStyle::with_template(
+        "{prefix:>12.bold} [{bar:30.cyan/blue}] {pos:>7}/{len:7} {per_sec:>12} {elapsed:>4} {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    pb.set_style(style);
+    pb.set_prefix(name.to_string());
+    pb.enable_steady_tick(Duration::from_millis(200));
+    pb
+}

@@ -1,0 +1,103 @@
+//! The summary table printed after a run: one line per variant and workload
+//! with the figures people look at first. Everything else is in the CSV.
+
+use std::fmt::Write;
+
+use crate::metrics::SummaryRow;
+
+fn num(v: Option<f64>, decimals: usize) -> String {
+    v.map_or("-".to_string(), |x| format!("{x:.decimals$}"))
+}
+
+fn count(v: Option<u64>) -> String {
+    v.map_or("-".to_string(), |x| x.to_string())
+}
+
+/// Human bit rate: `12.3 Mbit/s`.
+pub fn rate(bps: Option<f64>) -> String {
+    match bps {
+        None => "-".to_string(),
+        Some(b) if b >= 1e9 => format!("{:.2} Gbit/s", b / 1e9),
+        Some(b) if b >= 1e6 => format!("{:.2} Mbit/s", b / 1e6),
+        Some(b) if b >= 1e3 => format!("{:.1} kbit/s", b / 1e3),
+        Some(b) => format!("{b:.0} bit/s"),
+    }
+}
+
+/// Renders rows as an aligned table.
+pub fn render(rows: &[SummaryRow]) -> String {
+    let show_variant = rows.iter().any(|r| r.variant != "default");
+    let mut header = vec![
+        "workload",
+        "kind",
+        "target",
+        "sent",
+        "recv",
+        "loss%",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "jitter ms",
+        "throughput",
+        "req/s",
+        "errors",
+        "hit ratio",
+    ];
+    if show_variant {
+        header.insert(0, "variant");
+    }
+    let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for r in rows {
+        let mut line = vec![
+            if r.interrupted {
+                format!("{} (interrupted)", r.workload)
+            } else {
+                r.workload.clone()
+            },
+            r.kind.clone(),
+            r.target.clone(),
+            count(r.sent),
+            count(r.received),
+            num(r.loss_percent, 2),
+            num(r.latency_p50_ms, 3),
+            num(r.latency_p99_ms, 3),
+            num(r.latency_max_ms, 3),
+            num(r.jitter_ms, 3),
+            rate(r.throughput_bps),
+            num(r.requests_per_s, 1),
+            count(r.errors),
+            num(r.cache_hit_ratio, 2),
+        ];
+        if show_variant {
+            line.insert(0, r.variant.clone());
+        }
+        table.push(line);
+    }
+    let widths: Vec<usize> = (0..table[0].len())
+        .map(|c| {
+            table
+                .iter()
+                .map(|l| l[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for line in &table {
+        let cells: Vec<String> = line
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| {
+                // Names left-aligned, numbers right-aligned.
+                let left = c < if show_variant { 4 } else { 3 };
+                if left {
+                    format!("{cell:<w$}", w = widths[c])
+                } else {
+                    format!("{cell:>w$}", w = widths[c])
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    out
+}
