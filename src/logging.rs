@@ -16,8 +16,10 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+use crate::report::atomic::AtomicFile;
+
 /// Where captured service lines go while a run is active.
-static CAPTURE: Mutex<Option<Box<dyn Write + Send>>> = Mutex::new(None);
+static CAPTURE: Mutex<Option<AtomicFile>> = Mutex::new(None);
 static CAPTURING: AtomicBool = AtomicBool::new(false);
 
 /// How much to show on stderr.
@@ -59,7 +61,7 @@ pub fn init(verbose: u8, console: Console) {
 }
 
 /// Sends service log lines to `sink` until [`capture_stop`] is called.
-pub fn capture_start(sink: Box<dyn Write + Send>) {
+pub fn capture_start(sink: AtomicFile) {
     if let Ok(mut slot) = CAPTURE.lock() {
         *slot = Some(sink);
         CAPTURING.store(true, Ordering::Release);
@@ -76,7 +78,7 @@ pub fn capture_note(line: &str) {
 }
 
 /// Ends the capture and hands the sink back (to be flushed and committed).
-pub fn capture_stop() -> Option<Box<dyn Write + Send>> {
+pub fn capture_stop() -> Option<AtomicFile> {
     CAPTURING.store(false, Ordering::Release);
     CAPTURE.lock().ok().and_then(|mut slot| slot.take())
 }

@@ -1,7 +1,411 @@
 //! The scenario runner: for each variant, start the services the topology
 //! asks for, run the workloads (in order or all at once), collect summary
 //! rows and per-sample rows, stop the services, then write the results.
+//!
+//! Ctrl-C cancels the workloads only: the services keep running until the
+//! workloads have returned what they gathered, then everything is written.
 
+mod expect;
 pub mod output;
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use futures_util::future::join_all;
+use indicatif::MultiProgress;
+use tokio_util::sync::CancellationToken;
+
+pub use expect::{check_expectations, ExpectationResult};
 pub use output::Outputs;
+
+use crate::metrics::SummaryRow;
+use crate::net::{bind_tcp, bind_udp};
+use crate::origin::{self, OriginConfig, OriginHandle};
+use crate::proxy::{self, CacheConfig, ProxyConfig, ProxyHandle, ProxyStats, UdpForwardConfig};
+use crate::report::progress;
+use crate::scenario::{Mode, Plan, Scenario, Service, Target, Variant, Workload, WorkloadKind};
+use crate::server::HttpLimits;
+use crate::workload::http::{run_http, HttpProbeConfig};
+use crate::workload::udp::{run_udp, UdpProbeConfig};
+
+/// How long services get to finish in-flight work when a variant ends.
+const SERVICE_GRACE: Duration = Duration::from_secs(5);
+
+/// What a scenario run produced.
+#[derive(Debug, Clone)]
+pub struct ScenarioRun {
+    pub scenario: String,
+    pub run_id: String,
+    /// One row per variant and workload, in run order.
+    pub rows: Vec<SummaryRow>,
+    pub expectations: Vec<ExpectationResult>,
+    /// Ctrl-C stopped the run before every workload finished.
+    pub interrupted: bool,
+    /// Where the results went.
+    pub summary_csv: PathBuf,
+    pub results_dir: PathBuf,
+}
+
+impl ScenarioRun {
+    pub fn expectations_failed(&self) -> bool {
+        self.expectations.iter().any(|e| !e.passed)
+    }
+}
+
+/// Runs every variant of `scenario` and writes its results under `out`.
+pub async fn run_scenario(
+    scenario: &Scenario,
+    out: &std::path::Path,
+    mp: &MultiProgress,
+    cancel: &CancellationToken,
+) -> anyhow::Result<ScenarioRun> {
+    let run_id = new_run_id();
+    let outputs = Outputs::create(out, &scenario.name)?;
+    let log = crate::report::atomic::AtomicFile::create(outputs.services_log())?;
+    crate::logging::capture_start(log);
+    crate::logging::capture_note(&format!(
+        "# netrun run {run_id}: scenario {} ({})",
+        scenario.name,
+        scenario.source.display()
+    ));
+
+    let mut rows = Vec::new();
+    let mut failure = None;
+    for variant in &scenario.variants {
+        if cancel.is_cancelled() {
+            break;
+        }
+        crate::logging::capture_note(&format!("# variant {}", variant.label));
+        match run_variant(scenario, variant, &outputs, mp, cancel).await {
+            Ok(mut r) => rows.append(&mut r),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+
+    // Whatever happened, keep what was gathered.
+    let timestamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let written = outputs.finish(&rows, &run_id, &timestamp);
+    let log_written = match crate::logging::capture_stop() {
+        Some(log) => log.commit(),
+        None => Ok(()),
+    };
+    if let Some(e) = failure {
+        if let Err(w) = written.and(log_written) {
+            tracing::error!("also failed to write the results: {w:#}");
+        }
+        return Err(e);
+    }
+    written?;
+    log_written?;
+
+    let interrupted = cancel.is_cancelled() || rows.iter().any(|r| r.interrupted);
+    let expectations = if interrupted {
+        Vec::new()
+    } else {
+        check_expectations(scenario, &rows)
+    };
+    Ok(ScenarioRun {
+        scenario: scenario.name.clone(),
+        run_id,
+        rows,
+        expectations,
+        interrupted,
+        summary_csv: outputs.summary.clone(),
+        results_dir: outputs.dir.clone(),
+    })
+}
+
+/// A run id that sorts by time: `20261125T171500Z-1a2b`.
+fn new_run_id() -> String {
+    let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    format!("{compact}-{:04x}", rand::random::<u16>())
+}
+
+/// The services of one variant.
+struct Services {
+    token: CancellationToken,
+    origin: Option<OriginHandle>,
+    proxy: Option<ProxyHandle>,
+    origin_http: SocketAddr,
+    origin_udp: Option<SocketAddr>,
+    proxy_http: SocketAddr,
+    proxy_udp: Option<SocketAddr>,
+}
+
+impl Services {
+    async fn start(scenario: &Scenario, plan: &Plan) -> anyhow::Result<Services> {
+        let token = CancellationToken::new();
+        let file = scenario.source.display();
+        let (origin, origin_http, origin_udp) = match plan.topology.origin {
+            Service::Spawn { http, udp } => {
+                let l = bind_tcp(http, &format!("topology.origin.http in {file}")).await?;
+                let u = bind_udp(udp, &format!("topology.origin.udp in {file}")).await?;
+                let config = OriginConfig {
+                    www: plan.topology.www.clone(),
+                    limits: HttpLimits::default(),
+                };
+                let h = origin::spawn(l, u, config, token.clone())
+                    .await
+                    .context("cannot start the origin")?;
+                let (a, b) = (h.http_addr(), h.udp_addr());
+                (Some(h), a, Some(b))
+            }
+            Service::External { http, udp } => (None, http, udp),
+        };
+        let (proxy, proxy_http, proxy_udp) = match plan.topology.proxy {
+            Service::Spawn { http, udp } => {
+                let l = bind_tcp(http, &format!("topology.proxy.http in {file}")).await?;
+                let u = bind_udp(udp, &format!("topology.proxy.udp in {file}")).await?;
+                let mut config = ProxyConfig::new(origin_http, origin_udp.unwrap_or(origin_http));
+                config.cache = plan.cache.enabled.then_some(CacheConfig {
+                    capacity: plan.cache.capacity.bytes(),
+                    default_ttl: plan.cache.ttl,
+                });
+                config.udp = UdpForwardConfig::default();
+                let h = proxy::spawn(l, u, config, token.clone())
+                    .await
+                    .context("cannot start the proxy")?;
+                let (a, b) = (h.http_addr(), h.udp_addr());
+                (Some(h), a, Some(b))
+            }
+            Service::External { http, udp } => (None, http, udp),
+        };
+        Ok(Services {
+            token,
+            origin,
+            proxy,
+            origin_http,
+            origin_udp,
+            proxy_http,
+            proxy_udp,
+        })
+    }
+
+    fn http_addr(&self, target: Target) -> SocketAddr {
+        match target {
+            Target::Proxy => self.proxy_http,
+            Target::Origin => self.origin_http,
+        }
+    }
+
+    fn udp_addr(&self, target: Target) -> Option<SocketAddr> {
+        match target {
+            Target::Proxy => self.proxy_udp,
+            Target::Origin => self.origin_udp,
+        }
+    }
+
+    fn proxy_stats(&self) -> Option<ProxyStats> {
+        self.proxy.as_ref().map(|p| p.stats())
+    }
+
+    async fn stop(self) {
+        self.token.cancel();
+        if let Some(p) = self.proxy {
+            if !p.wait(SERVICE_GRACE).await {
+                tracing::warn!("the proxy did not stop within {SERVICE_GRACE:?}");
+            }
+        }
+        if let Some(o) = self.origin {
+            if !o.wait(SERVICE_GRACE).await {
+                tracing::warn!("the origin did not stop within {SERVICE_GRACE:?}");
+            }
+        }
+    }
+}
+
+async fn run_variant(
+    scenario: &Scenario,
+    variant: &Variant,
+    outputs: &Outputs,
+    mp: &MultiProgress,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Vec<SummaryRow>> {
+    let plan = &variant.plan;
+    let services = Services::start(scenario, plan).await?;
+    let ctx = VariantCtx {
+        scenario,
+        variant,
+        outputs,
+        services: &services,
+        mp,
+        cancel,
+    };
+    let result = match plan.mode {
+        Mode::Sequential => {
+            let mut rows = Vec::new();
+            let mut err = None;
+            for w in &plan.workloads {
+                if cancel.is_cancelled() {
+                    break;
+                }
+                let before = services.proxy_stats();
+                match ctx.run_workload(w).await {
+                    Ok(mut row) => {
+                        attach_proxy_counters(&mut row, w, before, services.proxy_stats());
+                        rows.push(row);
+                    }
+                    Err(e) => {
+                        err = Some(e);
+                        break;
+                    }
+                }
+            }
+            match err {
+                Some(e) => Err(e),
+                None => Ok(rows),
+            }
+        }
+        Mode::Parallel => {
+            // All at once: the proxy's counters cover every workload of the block.
+            let before = services.proxy_stats();
+            let results = join_all(plan.workloads.iter().map(|w| ctx.run_workload(w))).await;
+            let after = services.proxy_stats();
+            let mut rows = Vec::new();
+            let mut err = None;
+            for (w, r) in plan.workloads.iter().zip(results) {
+                match r {
+                    Ok(mut row) => {
+                        attach_proxy_counters(&mut row, w, before, after);
+                        rows.push(row);
+                    }
+                    Err(e) => {
+                        err.get_or_insert(e);
+                    }
+                }
+            }
+            match err {
+                Some(e) => Err(e),
+                None => Ok(rows),
+            }
+        }
+    };
+    services.stop().await;
+    result
+}
+
+/// Adds the proxy's own view of a workload (counter deltas) beside the client's figures.
+fn attach_proxy_counters(
+    row: &mut SummaryRow,
+    w: &Workload,
+    before: Option<ProxyStats>,
+    after: Option<ProxyStats>,
+) {
+    let (Some(b), Some(a)) = (before, after) else {
+        return;
+    };
+    if w.target != Target::Proxy {
+        return;
+    }
+    match w.kind {
+        WorkloadKind::Http(_) => {
+            row.proxy_hits = Some(a.hits.saturating_sub(b.hits));
+            row.proxy_upstream_fetches =
+                Some(a.upstream_fetches.saturating_sub(b.upstream_fetches));
+            row.proxy_bytes_from_cache =
+                Some(a.bytes_from_cache.saturating_sub(b.bytes_from_cache));
+        }
+        WorkloadKind::Udp(_) => {
+            row.proxy_dropped = Some(a.udp_drops.saturating_sub(b.udp_drops));
+        }
+    }
+}
+
+struct VariantCtx<'a> {
+    scenario: &'a Scenario,
+    variant: &'a Variant,
+    outputs: &'a Outputs,
+    services: &'a Services,
+    mp: &'a MultiProgress,
+    cancel: &'a CancellationToken,
+}
+
+impl VariantCtx<'_> {
+    async fn run_workload(&self, w: &Workload) -> anyhow::Result<SummaryRow> {
+        let label = self.variant.label.clone();
+        let name = w.name.clone();
+        let bar_name = if self.scenario.variants.len() > 1 {
+            format!("{}:{}", label, w.name)
+        } else {
+            w.name.clone()
+        };
+        let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let mut row = match &w.kind {
+            WorkloadKind::Http(h) => {
+                let addr = self.services.http_addr(w.target);
+                let config = HttpProbeConfig {
+                    authority: addr.to_string(),
+                    target: addr,
+                    paths: h.paths.clone(),
+                    requests: h.requests,
+                    concurrency: h.concurrency,
+                    keep_alive: h.keep_alive,
+                    rate: h.rate,
+                    duration: h.duration,
+                    timeout: h.timeout,
+                };
+                let pb = progress::workload_bar(self.mp, &bar_name, h.requests);
+                let sink = Arc::clone(&self.outputs.requests);
+                let mut on_request = |mut r: crate::metrics::HttpRequestRow| {
+                    r.variant.clone_from(&label);
+                    r.workload.clone_from(&name);
+                    sink.push(&r);
+                };
+                let report = run_http(&config, &mut on_request, &pb, self.cancel)
+                    .await
+                    .with_context(|| format!("workload `{}` failed", w.name))?;
+                pb.finish();
+                let mut row = report.summary();
+                row.interrupted = report.interrupted();
+                row
+            }
+            WorkloadKind::Udp(u) => {
+                let addr = self.services.udp_addr(w.target).with_context(|| {
+                    format!(
+                        "workload `{}` targets the {} but it has no UDP address",
+                        w.name,
+                        w.target.as_str()
+                    )
+                })?;
+                let config = UdpProbeConfig {
+                    target: addr,
+                    count: u.count,
+                    size: u.size,
+                    interval: u.interval,
+                    timeout: u.timeout,
+                    flows: u.flows,
+                };
+                let pb = progress::workload_bar(self.mp, &bar_name, u.count * u64::from(u.flows));
+                let sink = Arc::clone(&self.outputs.packets);
+                let mut on_packet = |mut r: crate::metrics::UdpPacketRow| {
+                    r.variant.clone_from(&label);
+                    r.workload.clone_from(&name);
+                    sink.push(&r);
+                };
+                let report = run_udp(&config, &mut on_packet, &pb, self.cancel)
+                    .await
+                    .with_context(|| format!("workload `{}` failed", w.name))?;
+                pb.finish();
+                let mut row = report.summary();
+                row.interrupted = report.interrupted();
+                row
+            }
+        };
+        row.scenario.clone_from(&self.scenario.name);
+        row.variant.clone_from(&self.variant.label);
+        row.workload.clone_from(&w.name);
+        row.kind = w.kind.as_str().to_string();
+        row.target = w.target.as_str().to_string();
+        row.cache = (w.target == Target::Proxy && self.variant.plan.topology.proxy.is_spawned())
+            .then_some(self.variant.plan.cache.enabled);
+        row.started_at = started_at;
+        Ok(row)
+    }
+}
