@@ -36,7 +36,13 @@ pub(super) fn validate(path: &Path, source: &str) -> Result<Scenario, ScenarioEr
                 .span()
                 .map(|sp| key_before(source, sp.start))
                 .unwrap_or_default();
-            errs.push(e.span(), key, e.message().trim().to_string());
+            let message = e
+                .message()
+                .trim()
+                .replace("expected i64", "expected a whole number")
+                .replace("expected f64", "expected a number")
+                .replace('\n', "; ");
+            errs.push(e.span(), key, message);
             return Err(errs);
         }
     };
