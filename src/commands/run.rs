@@ -33,7 +33,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 println!("  {}", s.description);
             }
         }
-        let run = runner::run_scenario(s, &args.out, &mp, &cancel).await?;
+        let announce = !args.json && !args.quiet && mp.is_hidden();
+        let run = runner::run_scenario(s, &args.out, &mp, announce, &cancel).await?;
         if !args.json {
             print_run(&run);
         }

@@ -60,6 +60,7 @@ pub async fn run_scenario(
     scenario: &Scenario,
     out: &std::path::Path,
     mp: &MultiProgress,
+    announce: bool,
     cancel: &CancellationToken,
 ) -> anyhow::Result<ScenarioRun> {
     let run_id = new_run_id();
@@ -79,7 +80,7 @@ pub async fn run_scenario(
             break;
         }
         crate::logging::capture_note(&format!("# variant {}", variant.label));
-        match run_variant(scenario, variant, &outputs, mp, cancel).await {
+        match run_variant(scenario, variant, &outputs, mp, announce, cancel).await {
             Ok(mut r) => rows.append(&mut r),
             Err(e) => {
                 failure = Some(e);
@@ -226,6 +227,7 @@ async fn run_variant(
     variant: &Variant,
     outputs: &Outputs,
     mp: &MultiProgress,
+    announce: bool,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Vec<SummaryRow>> {
     let plan = &variant.plan;
@@ -236,6 +238,7 @@ async fn run_variant(
         outputs,
         services: &services,
         mp,
+        announce,
         cancel,
     };
     let result = match plan.mode {
@@ -324,6 +327,9 @@ struct VariantCtx<'a> {
     outputs: &'a Outputs,
     services: &'a Services,
     mp: &'a MultiProgress,
+    /// Print a line when each workload starts and ends (stdout is not a
+    /// terminal, so there are no bars to watch).
+    announce: bool,
     cancel: &'a CancellationToken,
 }
 
@@ -337,6 +343,13 @@ impl VariantCtx<'_> {
             w.name.clone()
         };
         let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        if self.announce {
+            println!(
+                "  started {bar_name} ({} -> {})",
+                w.kind.as_str(),
+                w.target.as_str()
+            );
+        }
         let mut row = match &w.kind {
             WorkloadKind::Http(h) => {
                 let addr = self.services.http_addr(w.target);
@@ -406,6 +419,17 @@ impl VariantCtx<'_> {
         row.cache = (w.target == Target::Proxy && self.variant.plan.topology.proxy.is_spawned())
             .then_some(self.variant.plan.cache.enabled);
         row.started_at = started_at;
+        if self.announce {
+            let how = if row.interrupted {
+                "interrupted"
+            } else {
+                "finished"
+            };
+            println!(
+                "  {how} {bar_name} in {:.2}s",
+                row.duration_s.unwrap_or_default()
+            );
+        }
         Ok(row)
     }
 }

@@ -1,0 +1,448 @@
+//! End-to-end runs of scenario files through the real binary: results checked
+//! row by row against the scenario and the CSV contract.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+
+use assert_cmd::Command;
+
+/// The design's summary columns, in order (netrun's additions follow them).
+const SUMMARY_COLUMNS: &[&str] = &[
+    "scenario",
+    "variant",
+    "workload",
+    "kind",
+    "target",
+    "cache",
+    "started_at",
+    "duration_s",
+    "sent",
+    "received",
+    "lost",
+    "loss_percent",
+    "late",
+    "duplicates",
+    "reordered",
+    "latency_min_ms",
+    "latency_mean_ms",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_p99_ms",
+    "latency_max_ms",
+    "latency_stddev_ms",
+    "jitter_ms",
+    "ipdv_mean_ms",
+    "throughput_bps",
+    "requests",
+    "errors",
+    "requests_per_s",
+    "cache_hits",
+    "cache_hit_ratio",
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn netrun() -> Command {
+    Command::cargo_bin("netrun").expect("netrun binary")
+}
+
+type Table = Vec<std::collections::HashMap<String, String>>;
+
+fn read_csv(path: &Path) -> (Vec<String>, Table) {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header: Vec<String> = r
+        .headers()
+        .expect("header")
+        .iter()
+        .map(String::from)
+        .collect();
+    let rows = r
+        .records()
+        .map(|rec| {
+            let rec = rec.expect("record");
+            header
+                .iter()
+                .cloned()
+                .zip(rec.iter().map(String::from))
+                .collect()
+        })
+        .collect();
+    (header, rows)
+}
+
+fn row<'a>(rows: &'a Table, workload: &str) -> &'a std::collections::HashMap<String, String> {
+    rows.iter()
+        .find(|r| r["workload"] == workload)
+        .unwrap_or_else(|| panic!("no row for {workload}"))
+}
+
+fn num(r: &std::collections::HashMap<String, String>, col: &str) -> f64 {
+    r[col]
+        .parse()
+        .unwrap_or_else(|_| panic!("{col} = {:?} is not a number", r[col]))
+}
+
+/// Writes a scenario into `dir` with `www` pointing at the repository's site.
+fn scenario(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(format!("{name}.toml"));
+    let www = root().join("www");
+    std::fs::write(
+        &p,
+        format!(
+            "name = \"{name}\"\n[topology]\nwww = \"{}\"\n{body}",
+            www.display()
+        ),
+    )
+    .expect("write scenario");
+    p
+}
+
+#[test]
+fn basic_scenario_writes_every_result_file() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let assert = netrun()
+        .current_dir(root())
+        .args(["scenarios/basic.toml", "--quiet", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(0);
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+    assert!(
+        stdout.contains("pass page_again.cache_hit_ratio"),
+        "{stdout}"
+    );
+
+    let (header, rows) = read_csv(&out.path().join("basic.csv"));
+    assert_eq!(&header[..SUMMARY_COLUMNS.len()], SUMMARY_COLUMNS);
+    assert_eq!(rows.len(), 4, "one row per workload");
+    for r in &rows {
+        assert_eq!(r["scenario"], "basic");
+        assert_eq!(r["variant"], "default");
+        assert_eq!(r["interrupted"], "false");
+        assert_eq!(r["cache"], "true");
+    }
+    let page = row(&rows, "page");
+    assert_eq!(page["requests"], "1");
+    assert_eq!(page["cache_hits"], "0", "the first request is a MISS");
+    let again = row(&rows, "page_again");
+    assert_eq!(num(again, "cache_hit_ratio"), 1.0, "the second is a HIT");
+    assert_eq!(again["proxy_hits"], "1", "the proxy counted the same hit");
+    assert_eq!(again["proxy_upstream_fetches"], "0");
+    let qos = row(&rows, "qos");
+    assert_eq!(qos["kind"], "udp");
+    assert_eq!(qos["sent"], "20");
+    assert_eq!(qos["received"], "20");
+    assert_eq!(qos["lost"], "0");
+    assert!(num(qos, "latency_p50_ms") > 0.0);
+    let clients = row(&rows, "clients");
+    assert_eq!(clients["requests"], "100");
+    assert_eq!(clients["errors"], "0");
+    assert!(num(clients, "cache_hit_ratio") >= 0.9, "{clients:?}");
+
+    let dir = out.path().join("basic");
+    let (h, packets) = read_csv(&dir.join("udp_packets.csv"));
+    assert_eq!(
+        h,
+        [
+            "variant",
+            "workload",
+            "flow",
+            "seq",
+            "send_offset_ms",
+            "rtt_ms",
+            "status"
+        ]
+    );
+    assert_eq!(packets.len(), 20);
+    assert!(packets
+        .iter()
+        .all(|p| p["status"] == "ok" && p["workload"] == "qos"));
+    let (h, requests) = read_csv(&dir.join("http_requests.csv"));
+    assert_eq!(
+        h,
+        [
+            "variant",
+            "workload",
+            "client",
+            "path",
+            "status",
+            "bytes",
+            "latency_ms",
+            "cache",
+            "error"
+        ]
+    );
+    assert_eq!(requests.len(), 102);
+    let first = requests
+        .iter()
+        .find(|r| r["workload"] == "page")
+        .expect("page request");
+    assert_eq!(
+        (first["status"].as_str(), first["cache"].as_str()),
+        ("200", "MISS")
+    );
+    let log = std::fs::read_to_string(dir.join("services.log")).expect("services.log");
+    assert!(log.contains("MISS") && log.contains("HIT"), "{log}");
+
+    // The history gains the run's rows each time.
+    let (h, history) = read_csv(&out.path().join("history.csv"));
+    assert_eq!(&h[..3], ["run_id", "timestamp", "scenario"]);
+    assert_eq!(history.len(), 4);
+    netrun()
+        .current_dir(root())
+        .args(["run", "scenarios/basic.toml", "--quiet", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(0);
+    let (_, history) = read_csv(&out.path().join("history.csv"));
+    assert_eq!(history.len(), 8);
+    assert_ne!(history[0]["run_id"], history[7]["run_id"]);
+    // No temporary files are left behind.
+    for entry in std::fs::read_dir(&dir).expect("dir") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        assert!(!name.ends_with(".tmp"), "left behind: {name}");
+    }
+}
+
+#[test]
+fn shipped_scenarios_run() {
+    for name in ["udp_qos", "load"] {
+        let out = tempfile::tempdir().expect("tempdir");
+        netrun()
+            .current_dir(root())
+            .arg(format!("scenarios/{name}.toml"))
+            .args(["--quiet", "--out"])
+            .arg(out.path())
+            .assert()
+            .code(0);
+        let (_, rows) = read_csv(&out.path().join(format!("{name}.csv")));
+        assert_eq!(rows.len(), 2, "{name}");
+    }
+}
+
+#[test]
+fn json_summary_uses_the_csv_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = scenario(
+        dir.path(),
+        "j",
+        "[[workload]]\nkind = \"udp\"\nname = \"q\"\ncount = 5\ninterval = \"1ms\"\ntimeout = \"500ms\"\n",
+    );
+    let out = netrun()
+        .arg(&file)
+        .arg("--json")
+        .arg("--out")
+        .arg(dir.path().join("results"))
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let row = &v["runs"][0]["rows"][0];
+    assert_eq!(row["workload"], "q");
+    assert_eq!(row["sent"], 5);
+    assert_eq!(row["received"], 5);
+    for col in SUMMARY_COLUMNS {
+        assert!(row.get(col).is_some(), "JSON lacks {col}");
+    }
+}
+
+#[test]
+fn failed_expectation_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = scenario(
+        dir.path(),
+        "e",
+        "[[workload]]\nkind = \"http\"\nname = \"page\"\nrequests = 3\n[expect]\n\"page.requests\" = \"> 3\"\n",
+    );
+    netrun()
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path().join("results"))
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains(
+            "FAIL page.requests > 3 (measured 3",
+        ));
+    assert!(
+        dir.path().join("results/e.csv").exists(),
+        "results are written even when expectations fail"
+    );
+}
+
+#[test]
+fn matrix_runs_every_variant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = scenario(
+        dir.path(),
+        "m",
+        "[[workload]]\nkind = \"http\"\nname = \"page\"\nrequests = 10\n[matrix]\n\"cache.enabled\" = [true, false]\n",
+    );
+    netrun()
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .code(0);
+    let (_, rows) = read_csv(&dir.path().join("m.csv"));
+    assert_eq!(rows.len(), 2);
+    let on = rows
+        .iter()
+        .find(|r| r["variant"] == "cache.enabled=true")
+        .expect("cache on");
+    let off = rows
+        .iter()
+        .find(|r| r["variant"] == "cache.enabled=false")
+        .expect("cache off");
+    assert_eq!(num(on, "cache_hits"), 9.0);
+    assert_eq!(num(off, "cache_hits"), 0.0);
+    assert_eq!(off["cache"], "false");
+    assert_eq!(off["proxy_upstream_fetches"], "10");
+}
+
+#[test]
+fn port_in_use_is_exit_3_naming_the_key() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = scenario(
+        dir.path(),
+        "p",
+        &format!("origin = {{ http = {port}, udp = 0 }}\n[[workload]]\nkind = \"http\"\nname = \"page\"\n"),
+    );
+    netrun()
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains(format!("127.0.0.1:{port}")))
+        .stderr(predicates::str::contains("topology.origin.http"));
+}
+
+/// Starts `netrun serve` on free ports and returns it with its addresses.
+fn spawn_serve() -> (std::process::Child, String, String) {
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("netrun"))
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--udp",
+            "127.0.0.1:0",
+            "--www",
+        ])
+        .arg(root().join("www"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn netrun serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("start line");
+    let addr_after = |key: &str| {
+        let start = line
+            .find(key)
+            .unwrap_or_else(|| panic!("{key} in {line:?}"))
+            + key.len();
+        line[start..]
+            .split_whitespace()
+            .next()
+            .expect("address")
+            .trim_end_matches('/')
+            .to_string()
+    };
+    let http = addr_after("http://");
+    let udp = addr_after("udp ");
+    (child, http, udp)
+}
+
+#[test]
+fn external_origin_is_used_not_started() {
+    let (mut serve, http, udp) = spawn_serve();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("ext.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"ext\"\n[topology]\norigin = {{ address = \"{http}\", udp_address = \"{udp}\" }}\n\
+             [[workload]]\nkind = \"http\"\nname = \"direct\"\ntarget = \"origin\"\nrequests = 5\n\
+             [[workload]]\nkind = \"http\"\nname = \"cached\"\ntarget = \"proxy\"\nrequests = 5\n\
+             [[workload]]\nkind = \"udp\"\nname = \"echo\"\ntarget = \"origin\"\ncount = 5\ninterval = \"1ms\"\n"
+        ),
+    )
+    .expect("write");
+    let result = netrun()
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert_eq!(
+        result.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let (_, rows) = read_csv(&dir.path().join("ext.csv"));
+    assert_eq!(row(&rows, "direct")["errors"], "0");
+    assert_eq!(row(&rows, "direct")["cache"], "");
+    assert_eq!(row(&rows, "cached")["cache_hits"], "4");
+    assert_eq!(row(&rows, "echo")["received"], "5");
+}
+
+#[cfg(unix)]
+#[test]
+fn interrupted_run_keeps_complete_csvs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = scenario(
+        dir.path(),
+        "long",
+        "[[workload]]\nkind = \"udp\"\nname = \"long\"\ncount = 100000\ninterval = \"1ms\"\ntimeout = \"200ms\"\n",
+    );
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("netrun"))
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Without a terminal, the runner announces each workload as it starts.
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    loop {
+        let line = lines.next().expect("the run ended early").expect("line");
+        if line.contains("long") && line.contains("started") {
+            break;
+        }
+    }
+    let status = StdCommand::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let code = child.wait().expect("wait").code();
+    assert_eq!(code, Some(130), "{rest:?}");
+    let (_, rows) = read_csv(&dir.path().join("long.csv"));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["interrupted"], "true");
+    let sent = num(&rows[0], "sent") as usize;
+    assert!(sent < 100_000);
+    let (_, packets) = read_csv(&dir.path().join("long/udp_packets.csv"));
+    assert_eq!(packets.len(), sent, "one row per datagram sent");
+}
