@@ -164,7 +164,10 @@ impl Services {
             Service::Spawn { http, udp } => {
                 let l = bind_tcp(http, &format!("topology.proxy.http in {file}")).await?;
                 let u = bind_udp(udp, &format!("topology.proxy.udp in {file}")).await?;
-                let mut config = ProxyConfig::new(origin_http, origin_udp.unwrap_or(origin_http));
+                // Validation guarantees a UDP upstream whenever a UDP workload goes
+                // through the proxy; without one, the proxy's UDP side is unused.
+                let udp_upstream = origin_udp.unwrap_or(SocketAddr::new(origin_http.ip(), 9));
+                let mut config = ProxyConfig::new(origin_http, udp_upstream);
                 config.cache = plan.cache.enabled.then_some(CacheConfig {
                     capacity: plan.cache.capacity.bytes(),
                     default_ttl: plan.cache.ttl,

@@ -681,6 +681,16 @@ fn resolve_workload(
                     errs.push(Some(wsp.clone()), key("target"), "the proxy is external and has no `udp_address`; add one or target the origin");
                 }
             }
+            if let Some(Topology {
+                origin: Service::External { udp: None, .. },
+                proxy: Service::Spawn { .. },
+                ..
+            }) = topology
+            {
+                if target == Target::Proxy {
+                    errs.push(Some(wsp.clone()), key("target"), "the proxy forwards UDP to the origin, but the external origin has no `udp_address`; add one");
+                }
+            }
             WorkloadKind::Udp(UdpWorkload {
                 count: count_of(&w.count, "count", DEFAULT_COUNT, errs),
                 size: size as usize,
