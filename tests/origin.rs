@@ -334,6 +334,38 @@ async fn udp_echo_returns_each_senders_own_datagrams() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_flooder_does_not_hold_back_other_senders() {
+    let (_site, origin) = start_site().await;
+    let echo = origin.udp();
+    // A sender that floods and never reads its echoes.
+    let flooder = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let flood = tokio::spawn(async move {
+        let payload = [7u8; 1472];
+        for _ in 0..5000 {
+            flooder.send_to(&payload, echo).await.unwrap();
+        }
+        flooder
+    });
+    // Meanwhile another sender still gets every reply promptly.
+    let probe = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    probe.connect(echo).await.unwrap();
+    let mut buf = [0u8; 64];
+    let mut answered = 0;
+    for i in 0..50u32 {
+        probe.send(&i.to_be_bytes()).await.unwrap();
+        // Tolerate a rare drop under the flood, never a stall.
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), probe.recv(&mut buf)).await
+        {
+            assert_eq!(buf[..n], i.to_be_bytes(), "a reply that is not ours");
+            answered += 1;
+        }
+    }
+    assert!(answered >= 45, "only {answered}/50 echoes during the flood");
+    let _flooder = flood.await.unwrap();
+    assert!(origin.handle.stats().udp.datagrams_echoed >= 50);
+}
+
 #[tokio::test]
 async fn oversized_header_gets_431() {
     let site = site();
