@@ -42,11 +42,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
     signal.await;
     tracing::info!(target: origin::LOG_TARGET, "signal received, finishing in-flight requests");
     token.cancel();
-    if !origin.wait_for_tasks(GRACE).await {
+    let clean = tokio::select! {
+        clean = origin.wait_for_tasks(GRACE) => clean,
+        // A second Ctrl-C means "now": skip the rest of the grace period.
+        _ = shutdown::signal() => false,
+    };
+    if !clean {
         tracing::warn!(
             target: origin::LOG_TARGET,
             grace = ?GRACE,
-            "some requests were still running after the grace period; they were cut off"
+            "some requests were still running; they were cut off"
         );
     }
     println!("origin stopped: {}", origin.stats());
