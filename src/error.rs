@@ -23,7 +23,8 @@ pub enum Error {
     #[error("{0}")]
     Input(String),
     /// An address could not be bound (exit 3).
-    #[error("cannot listen on {addr}: {source}; choose another address with {hint}")]
+    // The source is printed by the error chain (`{:#}`), not repeated here.
+    #[error("cannot listen on {addr} (choose another address with {hint})")]
     Bind {
         addr: SocketAddr,
         /// The flag or scenario key that sets this address.

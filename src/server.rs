@@ -41,7 +41,7 @@ pub fn empty() -> Body {
 /// Limits that keep one client from exhausting a server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpLimits {
-    /// Largest request head in bytes; past it hyper answers 431.
+    /// Largest request head in bytes (request line + headers); past it hyper answers 431.
     pub max_header_size: usize,
     /// Time allowed to receive a complete request head (slowloris guard).
     pub header_timeout: Duration,
@@ -155,7 +155,10 @@ pub async fn serve<H: Handler>(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
+                // hyper's read buffer cannot go below 8 KiB; the exact head
+                // limit (431 past it, request line included) is max_header_size.
                 .max_buf_size(limits.max_header_size.max(8192))
+                .max_header_size(limits.max_header_size)
                 .keep_alive(true);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);

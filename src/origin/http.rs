@@ -1,0 +1,677 @@
+//! Static files over HTTP/1.1: GET and HEAD, content types by extension,
+//! validators (ETag, Last-Modified) with 304 answers, streamed bodies, and
+//! paths that can never leave the www folder. Connection handling (limits,
+//! keep-alive, graceful shutdown) is the shared loop in [`crate::server`].
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body::{Body as _, Frame, SizeHint};
+use http_body_util::{BodyExt, Limited, StreamBody};
+use hyper::body::Incoming;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+use tokio_util::io::ReaderStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::path::{self, SafePath};
+use super::{OriginConfig, LOG_TARGET};
+use crate::server::{self, empty, full, Body, BoxError, ConnStats, Handler, HttpLimits};
+
+/// Read size when streaming a file: large enough for throughput, small
+/// enough that many concurrent downloads stay cheap.
+const CHUNK: usize = 64 * 1024;
+
+/// A running HTTP file server.
+pub struct HttpOrigin {
+    addr: SocketAddr,
+    root: PathBuf,
+    counters: Arc<Counters>,
+    conns: Arc<ConnStats>,
+}
+
+/// A snapshot of the HTTP side's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HttpStats {
+    /// Connections accepted.
+    pub connections: u64,
+    /// Connections that had to wait because `max_connections` were open.
+    pub connections_waited: u64,
+    /// Connections ended by a protocol error, a header timeout or an oversized head (431).
+    pub connection_errors: u64,
+    /// Requests answered (any status).
+    pub requests: u64,
+    /// Response body bytes sent.
+    pub bytes_sent: u64,
+    pub status_2xx: u64,
+    pub status_3xx: u64,
+    pub status_4xx: u64,
+    pub status_5xx: u64,
+    /// 304 answers to conditional requests (also counted in `status_3xx`).
+    pub not_modified: u64,
+    /// Requests whose path tried to leave the www folder, refused with 403.
+    pub refused_paths: u64,
+    /// Requests refused by a body limit (413 too large, 408 too slow).
+    pub limit_hits: u64,
+}
+
+impl fmt::Display for HttpStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "http: {} connections, {} requests ({} 2xx, {} 3xx, {} 4xx, {} 5xx), {} body bytes, \
+             {} refused paths, {} limit hits, {} connection errors",
+            self.connections,
+            self.requests,
+            self.status_2xx,
+            self.status_3xx,
+            self.status_4xx,
+            self.status_5xx,
+            self.bytes_sent,
+            self.refused_paths,
+            self.limit_hits,
+            self.connection_errors
+        )
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    bytes_sent: AtomicU64,
+    by_class: [AtomicU64; 4],
+    not_modified: AtomicU64,
+    refused_paths: AtomicU64,
+    limit_hits: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Starts serving `config.www` on `listener` until `shutdown` is cancelled.
+/// The accept loop and every connection run on `tracker`.
+pub async fn spawn(
+    listener: TcpListener,
+    config: OriginConfig,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) -> anyhow::Result<HttpOrigin> {
+    let root = super::www_root(&config.www)?;
+    let addr = listener.local_addr()?;
+    let counters = Arc::new(Counters::default());
+    let conns = Arc::new(ConnStats::default());
+    let files = Arc::new(Files {
+        root: root.clone(),
+        limits: config.limits.clone(),
+        counters: counters.clone(),
+    });
+    tracker.spawn(server::serve(
+        listener,
+        files,
+        config.limits,
+        shutdown,
+        tracker.clone(),
+        conns.clone(),
+        "origin",
+    ));
+    Ok(HttpOrigin {
+        addr,
+        root,
+        counters,
+        conns,
+    })
+}
+
+impl HttpOrigin {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The canonical www folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn stats(&self) -> HttpStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        HttpStats {
+            connections: get(&self.conns.accepted),
+            connections_waited: get(&self.conns.waited_for_slot),
+            connection_errors: get(&self.conns.errors),
+            requests: get(&c.requests),
+            bytes_sent: get(&c.bytes_sent),
+            status_2xx: get(&c.by_class[0]),
+            status_3xx: get(&c.by_class[1]),
+            status_4xx: get(&c.by_class[2]),
+            status_5xx: get(&c.by_class[3]),
+            not_modified: get(&c.not_modified),
+            refused_paths: get(&c.refused_paths),
+            limit_hits: get(&c.limit_hits),
+        }
+    }
+}
+
+struct Files {
+    root: PathBuf,
+    limits: HttpLimits,
+    counters: Arc<Counters>,
+}
+
+impl Handler for Files {
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let target = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().to_string(), |p| p.to_string());
+        let response = self.respond(req, peer).await;
+
+        let status = response.status();
+        bump(&self.counters.requests);
+        if let Some(class) = (status.as_u16() / 100).checked_sub(2) {
+            if let Some(c) = self.counters.by_class.get(usize::from(class)) {
+                bump(c);
+            }
+        }
+        if status == StatusCode::NOT_MODIFIED {
+            bump(&self.counters.not_modified);
+        }
+        // The log line is written when hyper is done with the body, so it
+        // reports the bytes actually sent and the time to the last byte.
+        let expected = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .filter(|_| method != Method::HEAD);
+        let log = RequestLog {
+            peer,
+            expected,
+            method,
+            target,
+            status,
+            started,
+            bytes: 0,
+            complete: false,
+            counters: self.counters.clone(),
+        };
+        response.map(|inner| LoggedBody { inner, log }.boxed())
+    }
+}
+
+impl Files {
+    async fn respond(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        // A static server has no use for request bodies, but it must read
+        // (and bound) them so the connection can be reused.
+        if let Some(refusal) = self.declared_body_too_large(&req, peer) {
+            return refusal;
+        }
+        let (parts, body) = req.into_parts();
+        if !body.is_end_stream() {
+            match self.read_body(body, peer).await {
+                Ok(()) => {}
+                Err(refusal) => return refusal,
+            }
+        }
+
+        if parts.method != Method::GET && parts.method != Method::HEAD {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n");
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+
+        let uri_path = parts.uri.path();
+        let safe = match path::resolve(uri_path) {
+            Ok(p) => p,
+            Err(why) => return self.refuse(peer, uri_path, &why.to_string()),
+        };
+        match self.lookup(&safe).await {
+            Lookup::File(file, meta) => {
+                serve_file(&parts.method, &parts.headers, &file, &meta).await
+            }
+            Lookup::Redirect => {
+                let mut location = format!("{uri_path}/");
+                if let Some(q) = parts.uri.query() {
+                    location.push('?');
+                    location.push_str(q);
+                }
+                let mut r = text(StatusCode::MOVED_PERMANENTLY, "301 Moved Permanently\n");
+                if let Ok(v) = HeaderValue::from_str(&location) {
+                    r.headers_mut().insert(header::LOCATION, v);
+                }
+                r
+            }
+            Lookup::Outside(resolved) => self.refuse(
+                peer,
+                uri_path,
+                &format!(
+                    "resolves outside the www folder (to {})",
+                    resolved.display()
+                ),
+            ),
+            Lookup::NotFound => text(StatusCode::NOT_FOUND, "404 Not Found\n"),
+            Lookup::Forbidden => text(StatusCode::FORBIDDEN, "403 Forbidden\n"),
+            Lookup::Failed(e) => {
+                tracing::error!(target: LOG_TARGET, path = uri_path, error = %e, "cannot read file");
+                text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "500 Internal Server Error\n",
+                )
+            }
+        }
+    }
+
+    fn refuse(&self, peer: SocketAddr, path: &str, why: &str) -> Response<Body> {
+        bump(&self.counters.refused_paths);
+        tracing::warn!(target: LOG_TARGET, %peer, path, reason = why, "refused path (403)");
+        text(StatusCode::FORBIDDEN, "403 Forbidden\n")
+    }
+
+    /// Refuses a declared body that is over the limit before reading any of it.
+    fn declared_body_too_large(
+        &self,
+        req: &Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Option<Response<Body>> {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())?;
+        (declared > self.limits.max_body_size).then(|| self.body_too_large(peer))
+    }
+
+    /// Reads and discards a body, bounded in size and in time (a client
+    /// trickling a body is the slowloris attack one step later).
+    async fn read_body(&self, body: Incoming, peer: SocketAddr) -> Result<(), Response<Body>> {
+        let limit = usize::try_from(self.limits.max_body_size).unwrap_or(usize::MAX);
+        let read = Limited::new(body, limit).collect();
+        match tokio::time::timeout(self.limits.header_timeout, read).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                Err(self.body_too_large(peer))
+            }
+            Ok(Err(_)) => Err(closing(text(StatusCode::BAD_REQUEST, "400 Bad Request\n"))),
+            Err(_) => {
+                bump(&self.counters.limit_hits);
+                tracing::warn!(target: LOG_TARGET, %peer, timeout = ?self.limits.header_timeout, "request body too slow (408)");
+                Err(closing(text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "408 Request Timeout\n",
+                )))
+            }
+        }
+    }
+
+    fn body_too_large(&self, peer: SocketAddr) -> Response<Body> {
+        bump(&self.counters.limit_hits);
+        tracing::warn!(target: LOG_TARGET, %peer, limit = self.limits.max_body_size, "request body too large (413)");
+        closing(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "413 Payload Too Large\n",
+        ))
+    }
+
+    /// Finds the file for a checked path. Canonicalizing after the join
+    /// resolves every symlink, so the prefix check sees where the path
+    /// really leads.
+    async fn lookup(&self, safe: &SafePath) -> Lookup {
+        let joined = self.root.join(safe.relative());
+        let (real, meta) = match self.resolve_inside(&joined).await {
+            Ok(found) => found,
+            Err(l) => return l,
+        };
+        if meta.is_dir() {
+            if !safe.trailing_slash {
+                return Lookup::Redirect;
+            }
+            return match self.resolve_inside(&real.join("index.html")).await {
+                Ok((index, meta)) if meta.is_file() => Lookup::File(index, meta),
+                Ok(_) => Lookup::NotFound,
+                Err(l) => l,
+            };
+        }
+        if safe.trailing_slash || !meta.is_file() {
+            // `/file.txt/`, or a FIFO/device that must never be opened.
+            return Lookup::NotFound;
+        }
+        Lookup::File(real, meta)
+    }
+
+    async fn resolve_inside(&self, p: &Path) -> Result<(PathBuf, std::fs::Metadata), Lookup> {
+        let real = tokio::fs::canonicalize(p).await.map_err(io_lookup)?;
+        if !real.starts_with(&self.root) {
+            return Err(Lookup::Outside(real));
+        }
+        let meta = tokio::fs::metadata(&real).await.map_err(io_lookup)?;
+        Ok((real, meta))
+    }
+}
+
+enum Lookup {
+    File(PathBuf, std::fs::Metadata),
+    Redirect,
+    Outside(PathBuf),
+    NotFound,
+    Forbidden,
+    Failed(io::Error),
+}
+
+fn io_lookup(e: io::Error) -> Lookup {
+    match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => Lookup::NotFound,
+        io::ErrorKind::PermissionDenied => Lookup::Forbidden,
+        _ => Lookup::Failed(e),
+    }
+}
+
+async fn serve_file(
+    method: &Method,
+    req_headers: &HeaderMap,
+    file: &Path,
+    meta: &std::fs::Metadata,
+) -> Response<Body> {
+    let len = meta.len();
+    let modified = meta.modified().ok();
+    let etag = modified.map(|m| etag_for(len, m));
+
+    let mut headers = HeaderMap::new();
+    if let Some(tag) = &etag {
+        if let Ok(v) = HeaderValue::from_str(tag) {
+            headers.insert(header::ETAG, v);
+        }
+    }
+    if let Some(m) = modified {
+        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(m)) {
+            headers.insert(header::LAST_MODIFIED, v);
+        }
+    }
+
+    if not_modified(req_headers, etag.as_deref(), modified) {
+        let mut r = Response::new(empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        *r.headers_mut() = headers;
+        return r;
+    }
+
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(file)),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    let body = if *method == Method::HEAD {
+        empty()
+    } else {
+        match tokio::fs::File::open(file).await {
+            // `take` keeps the body at the announced length even if the
+            // file grows while it is being sent.
+            Ok(f) => StreamBody::new(
+                ReaderStream::with_capacity(f.take(len), CHUNK)
+                    .map_ok(Frame::data)
+                    .map_err(BoxError::from),
+            )
+            .boxed(),
+            Err(e) => {
+                tracing::error!(target: LOG_TARGET, file = %file.display(), error = %e, "cannot open file");
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "500 Internal Server Error\n",
+                );
+            }
+        }
+    };
+    let mut r = Response::new(body);
+    *r.headers_mut() = headers;
+    r
+}
+
+/// A strong validator: it changes whenever the size or the modification
+/// time (to the nanosecond) does.
+pub fn etag_for(len: u64, modified: SystemTime) -> String {
+    let nanos = modified
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_nanos();
+    format!("\"{len:x}-{nanos:x}\"")
+}
+
+/// RFC 9110 §13.1: If-None-Match wins over If-Modified-Since; ETags compare
+/// weakly for If-None-Match.
+fn not_modified(req: &HeaderMap, etag: Option<&str>, modified: Option<SystemTime>) -> bool {
+    if let Some(inm) = req.get(header::IF_NONE_MATCH) {
+        let Ok(list) = inm.to_str() else {
+            return false;
+        };
+        return etag.is_some_and(|ours| {
+            list.split(',').map(str::trim).any(|t| {
+                t == "*" || t.strip_prefix("W/").unwrap_or(t) == ours.trim_start_matches("W/")
+            })
+        });
+    }
+    let (Some(ims), Some(modified)) = (req.get(header::IF_MODIFIED_SINCE), modified) else {
+        return false;
+    };
+    let Some(since) = ims
+        .to_str()
+        .ok()
+        .and_then(|s| httpdate::parse_http_date(s).ok())
+    else {
+        return false;
+    };
+    if since > SystemTime::now() {
+        // A date in the future is invalid (RFC 9110 §13.1.3): ignore it.
+        return false;
+    }
+    // HTTP dates have one-second resolution.
+    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    secs(modified) <= secs(since)
+}
+
+/// Content type by file extension; unknown types are plain bytes.
+pub fn content_type(file: &Path) -> &'static str {
+    let ext = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        "txt" | "md" => "text/plain; charset=utf-8",
+        "csv" => "text/csv; charset=utf-8",
+        "xml" => "application/xml",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "ico" => "image/x-icon",
+        "wasm" => "application/wasm",
+        "pdf" => "application/pdf",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "mp3" => "audio/mpeg",
+        "zip" => "application/zip",
+        "gz" => "application/gzip",
+        _ => "application/octet-stream",
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Asks hyper to close the connection after this response: after a refused
+/// body the rest of the stream cannot be trusted.
+fn closing(mut r: Response<Body>) -> Response<Body> {
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+struct RequestLog {
+    peer: SocketAddr,
+    method: Method,
+    target: String,
+    status: StatusCode,
+    started: Instant,
+    /// Body bytes announced by Content-Length (none for HEAD).
+    expected: Option<u64>,
+    bytes: u64,
+    complete: bool,
+    counters: Arc<Counters>,
+}
+
+/// A response body that counts what it sends and logs the request once
+/// hyper drops it (finished, or cut short by the client).
+struct LoggedBody {
+    inner: Body,
+    log: RequestLog,
+}
+
+impl http_body::Body for LoggedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let log = &mut this.log;
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = data.len() as u64;
+                    log.bytes += n;
+                    log.counters.bytes_sent.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+            Poll::Ready(None) => log.complete = true,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        let log = &self.log;
+        tracing::info!(
+            target: LOG_TARGET,
+            peer = %log.peer,
+            method = %log.method,
+            path = %log.target,
+            status = log.status.as_u16(),
+            bytes = log.bytes,
+            duration = ?log.started.elapsed(),
+            // hyper stops polling once Content-Length bytes are out, so a
+            // full count is as good as end-of-stream.
+            complete = log.complete || self.inner.is_end_stream() || log.expected == Some(log.bytes),
+            "request"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(k.clone(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn content_types_by_extension() {
+        assert_eq!(
+            content_type(Path::new("a/index.HTML")),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(content_type(Path::new("logo.png")), "image/png");
+        assert_eq!(content_type(Path::new("info.json")), "application/json");
+        assert_eq!(
+            content_type(Path::new("large.bin")),
+            "application/octet-stream"
+        );
+        assert_eq!(
+            content_type(Path::new("README")),
+            "application/octet-stream"
+        );
+    }
+
+    #[test]
+    fn etag_is_quoted_and_changes_with_mtime() {
+        let t = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
+        let a = etag_for(10, t);
+        assert!(a.starts_with('"') && a.ends_with('"'), "{a}");
+        assert_ne!(a, etag_for(10, t + Duration::from_nanos(1)));
+        assert_ne!(a, etag_for(11, t));
+    }
+
+    #[test]
+    fn conditional_requests() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_500);
+        let tag = etag_for(3, t);
+        let date = httpdate::fmt_http_date(t);
+        let inm = |v: &str| headers(&[(header::IF_NONE_MATCH, v)]);
+        assert!(not_modified(&inm(&tag), Some(&tag), Some(t)));
+        assert!(not_modified(
+            &inm(&format!("\"x\", W/{tag}")),
+            Some(&tag),
+            Some(t)
+        ));
+        assert!(not_modified(&inm("*"), Some(&tag), Some(t)));
+        assert!(!not_modified(&inm("\"other\""), Some(&tag), Some(t)));
+        // If-None-Match wins even when the date would match.
+        let both = headers(&[
+            (header::IF_NONE_MATCH, "\"other\""),
+            (header::IF_MODIFIED_SINCE, &date),
+        ]);
+        assert!(!not_modified(&both, Some(&tag), Some(t)));
+        let ims = |v: &str| headers(&[(header::IF_MODIFIED_SINCE, v)]);
+        assert!(not_modified(&ims(&date), Some(&tag), Some(t)));
+        let earlier = httpdate::fmt_http_date(t - Duration::from_secs(5));
+        assert!(!not_modified(&ims(&earlier), Some(&tag), Some(t)));
+        assert!(!not_modified(&ims("yesterday"), Some(&tag), Some(t)));
+        let future = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600));
+        assert!(!not_modified(&ims(&future), Some(&tag), Some(t)));
+    }
+}
