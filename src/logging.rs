@@ -5,7 +5,7 @@
 //! file (`results/<name>/services.log`), and stderr keeps only warnings so the
 //! progress bars stay readable.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -43,6 +43,7 @@ pub fn init(verbose: u8, console: Console) {
         .unwrap_or_else(|_| EnvFilter::new(format!("warn,netrun={level}")));
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
         .with_target(false)
         .with_filter(filter);
     let capture = tracing_subscriber::fmt::layer()

@@ -147,8 +147,13 @@ pub async fn serve<H: Handler>(
         let limits = limits.clone();
         tracker.spawn(async move {
             let _permit = permit;
+            // Requests seen on this connection: a head timeout after some
+            // requests is an idle keep-alive connection closing, not an attack.
+            let served = Arc::new(AtomicU64::new(0));
+            let seen = served.clone();
             let service = hyper::service::service_fn(move |req| {
                 let handler = handler.clone();
+                seen.fetch_add(1, Ordering::Relaxed);
                 async move { Ok::<_, std::convert::Infallible>(handler.handle(req, peer).await) }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -170,6 +175,11 @@ pub async fn serve<H: Handler>(
                 }
             };
             if let Err(e) = result {
+                let idle = e.is_timeout() && served.load(Ordering::Relaxed) > 0;
+                if idle {
+                    tracing::debug!(server = name, %peer, "closed idle keep-alive connection");
+                    return;
+                }
                 stats.errors.fetch_add(1, Ordering::Relaxed);
                 if e.is_timeout() {
                     tracing::warn!(server = name, %peer, "closed connection: request head not received in time");
