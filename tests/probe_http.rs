@@ -47,7 +47,10 @@ async fn closed_loop_counts_are_exact() {
     assert_eq!(server.requests(), 20);
     let s = report.summary();
     assert_eq!(s.kind, "http");
-    assert_eq!((s.requests, s.sent, s.received), (Some(20), Some(20), Some(20)));
+    assert_eq!(
+        (s.requests, s.sent, s.received),
+        (Some(20), Some(20), Some(20))
+    );
     assert_eq!(s.errors, Some(0));
     assert_eq!(report.status_counts().get(&200), Some(&20));
     assert!(report.errors_by_class().is_empty());
@@ -60,7 +63,10 @@ async fn closed_loop_counts_are_exact() {
     assert!(s.requests_per_s.unwrap() > 0.0);
     assert!(s.latency_min_ms <= s.latency_p50_ms && s.latency_p99_ms <= s.latency_p999_ms);
     assert!(s.latency_p999_ms <= s.latency_max_ms.map(|m| m + 0.01));
-    assert!(s.service_mean_ms.is_none(), "closed loop has no separate service time");
+    assert!(
+        s.service_mean_ms.is_none(),
+        "closed loop has no separate service time"
+    );
     assert_eq!(rows.len(), 20);
     assert_eq!(rows.iter().filter(|r| r.path == "/hit").count(), 10);
     assert!(rows
@@ -106,7 +112,10 @@ async fn server_errors_count_as_errors_with_their_status() {
 async fn refused_connections_are_counted_not_fatal() {
     let (report, rows) = probe(&config(closed_tcp_port(), &["/"], 5, 2)).await;
     let s = report.summary();
-    assert_eq!((s.requests, s.received, s.errors), (Some(5), Some(0), Some(5)));
+    assert_eq!(
+        (s.requests, s.received, s.errors),
+        (Some(5), Some(0), Some(5))
+    );
     assert_eq!(report.errors_by_class().get("refused"), Some(&5));
     assert!(rows
         .iter()

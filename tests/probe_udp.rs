@@ -51,7 +51,10 @@ async fn plain_echo_gets_every_reply() {
         (s.sent, s.received, s.lost, s.late),
         (Some(50), Some(50), Some(0), Some(0))
     );
-    assert_eq!((s.duplicates, s.reordered, s.foreign), (Some(0), Some(0), Some(0)));
+    assert_eq!(
+        (s.duplicates, s.reordered, s.foreign),
+        (Some(0), Some(0), Some(0))
+    );
     assert_eq!(s.loss_percent, Some(0.0));
     assert!(s.latency_min_ms.unwrap() > 0.0);
     assert!(s.latency_min_ms <= s.latency_p50_ms && s.latency_p50_ms <= s.latency_max_ms);
@@ -61,7 +64,9 @@ async fn plain_echo_gets_every_reply() {
     assert!(!s.interrupted && !report.interrupted());
     // One row per datagram, each with its RTT.
     assert_eq!(rows.len(), 50);
-    assert!(rows.iter().all(|r| r.status == PacketStatus::Ok && r.rtt_ms.is_some()));
+    assert!(rows
+        .iter()
+        .all(|r| r.status == PacketStatus::Ok && r.rtt_ms.is_some()));
     let mut seqs: Vec<u64> = rows.iter().map(|r| r.seq).collect();
     seqs.sort_unstable();
     assert_eq!(seqs, (0..50).collect::<Vec<_>>());
@@ -72,7 +77,10 @@ async fn loss_is_exact_when_every_tenth_datagram_is_dropped() {
     let addr = udp_echo(Echo::DropEvery(10)).await;
     let (report, rows) = probe(&config(addr, 100)).await;
     let s = report.summary();
-    assert_eq!((s.sent, s.received, s.lost), (Some(100), Some(90), Some(10)));
+    assert_eq!(
+        (s.sent, s.received, s.lost),
+        (Some(100), Some(90), Some(10))
+    );
     assert_eq!(s.loss_percent, Some(10.0));
     assert_eq!(s.late, Some(0));
     assert_eq!(with_status(&rows, PacketStatus::Lost), 10);
@@ -118,7 +126,10 @@ async fn swapped_pairs_are_reordered_not_lost() {
     let addr = udp_echo(Echo::SwapPairs).await;
     let (report, rows) = probe(&config(addr, 40)).await;
     let s = report.summary();
-    assert_eq!((s.received, s.lost, s.duplicates), (Some(40), Some(0), Some(0)));
+    assert_eq!(
+        (s.received, s.lost, s.duplicates),
+        (Some(40), Some(0), Some(0))
+    );
     assert!(s.reordered.unwrap() > 0, "{:?}", s.reordered);
     assert_eq!(
         with_status(&rows, PacketStatus::Reordered) as u64,
@@ -132,7 +143,10 @@ async fn garbage_replies_are_foreign_and_ignored() {
     let (report, rows) = probe(&config(addr, 30)).await;
     let s = report.summary();
     assert_eq!(s.foreign, Some(30));
-    assert_eq!((s.received, s.lost, s.duplicates), (Some(30), Some(0), Some(0)));
+    assert_eq!(
+        (s.received, s.lost, s.duplicates),
+        (Some(30), Some(0), Some(0))
+    );
     assert_eq!(rows.len(), 30);
 }
 
@@ -150,8 +164,14 @@ async fn replies_after_their_timeout_are_late_not_received() {
     assert_eq!(s.received, Some(0));
     assert!(s.late.unwrap() > 0, "{:?}", s.late);
     assert_eq!(s.late.unwrap() + s.lost.unwrap(), 20);
-    assert_eq!(with_status(&rows, PacketStatus::Late) as u64, s.late.unwrap());
-    assert!(s.latency_min_ms.is_none(), "late replies are not in the RTT figures");
+    assert_eq!(
+        with_status(&rows, PacketStatus::Late) as u64,
+        s.late.unwrap()
+    );
+    assert!(
+        s.latency_min_ms.is_none(),
+        "late replies are not in the RTT figures"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

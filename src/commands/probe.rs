@@ -169,7 +169,11 @@ fn parse_url(url: &str) -> Result<(String, String), Error> {
     let uri: Uri = url.parse().map_err(|_| bad("is not a URL"))?;
     match uri.scheme_str() {
         Some("http") => {}
-        Some(other) => return Err(bad(&format!("uses `{other}`: netrun probes plain http:// only"))),
+        Some(other) => {
+            return Err(bad(&format!(
+                "uses `{other}`: netrun probes plain http:// only"
+            )))
+        }
         None => return Err(bad("has no scheme")),
     }
     let host = uri.host().ok_or_else(|| bad("has no host"))?;
@@ -197,9 +201,9 @@ fn progress_bar(hidden: bool, prefix: &'static str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(0).with_prefix(prefix);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
-    ) {
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.enable_steady_tick(Duration::from_millis(200));

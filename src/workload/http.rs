@@ -73,7 +73,9 @@ impl HttpProbeConfig {
             }
         }
         if self.paths.is_empty() {
-            return Err(Error::input("give at least one path, e.g. --path /index.html"));
+            return Err(Error::input(
+                "give at least one path, e.g. --path /index.html",
+            ));
         }
         if let Some(p) = self.paths.iter().find(|p| !p.starts_with('/')) {
             return Err(Error::input(format!(
@@ -382,10 +384,7 @@ async fn worker(
         };
         let path = (ticket.index % cfg.paths.len() as u64) as usize;
         let sent_at = Instant::now();
-        let attempt = tokio::time::timeout(
-            cfg.timeout,
-            request(&mut conn, &cfg, &cfg.paths[path]),
-        );
+        let attempt = tokio::time::timeout(cfg.timeout, request(&mut conn, &cfg, &cfg.paths[path]));
         let outcome = tokio::select! {
             _ = cancel.cancelled() => return,
             r = attempt => r,
@@ -443,17 +442,17 @@ async fn request(
         .header(USER_AGENT, concat!("netrun/", env!("CARGO_PKG_VERSION")))
         .header(
             CONNECTION,
-            if cfg.keep_alive { "keep-alive" } else { "close" },
+            if cfg.keep_alive {
+                "keep-alive"
+            } else {
+                "close"
+            },
         )
         .body(Empty::<Bytes>::new())
         .map_err(|_| "other")?;
     let resp = sender.send_request(req).await.map_err(classify_hyper)?;
     let status = resp.status().as_u16();
-    let cache = CacheMark::from_header(
-        resp.headers()
-            .get("x-cache")
-            .and_then(|v| v.to_str().ok()),
-    );
+    let cache = CacheMark::from_header(resp.headers().get("x-cache").and_then(|v| v.to_str().ok()));
     let mut body = resp.into_body();
     let mut bytes = 0u64;
     while let Some(frame) = body.frame().await {

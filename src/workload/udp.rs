@@ -59,9 +59,7 @@ impl UdpProbeConfig {
             )));
         }
         if self.count == 0 {
-            return Err(Error::input(
-                "count must be at least 1 datagram per flow",
-            ));
+            return Err(Error::input("count must be at least 1 datagram per flow"));
         }
         if self.flows == 0 {
             return Err(Error::input("flows must be at least 1"));
@@ -508,7 +506,11 @@ fn wait_until(due: Instant, cancel: &CancellationToken) -> bool {
 /// Sends one datagram on a non-blocking socket: waits out a full send buffer,
 /// and skips past the ICMP "port unreachable" a previous send left pending
 /// (the datagram then counts as sent, and lost).
-fn send(socket: &std::net::UdpSocket, buf: &[u8], cancel: &CancellationToken) -> anyhow::Result<()> {
+fn send(
+    socket: &std::net::UdpSocket,
+    buf: &[u8],
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
     let mut refused = 0;
     loop {
         match socket.send(buf) {

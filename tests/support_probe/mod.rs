@@ -153,8 +153,12 @@ impl Handler for TestHandler {
         async move {
             let builder = Response::builder();
             match path.as_str() {
-                "/hit" => builder.header("X-Cache", "HIT").body(server::full("cached")),
-                "/miss" => builder.header("X-Cache", "MISS").body(server::full("fresh")),
+                "/hit" => builder
+                    .header("X-Cache", "HIT")
+                    .body(server::full("cached")),
+                "/miss" => builder
+                    .header("X-Cache", "MISS")
+                    .body(server::full("fresh")),
                 "/error" => builder.status(500).body(server::full("boom")),
                 "/slow" => {
                     tokio::time::sleep(Duration::from_secs(2)).await;
