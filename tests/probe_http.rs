@@ -165,6 +165,31 @@ async fn duration_stops_starting_requests() {
     assert_eq!(server.requests(), n);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_returns_what_was_gathered() {
+    let server = http_server().await;
+    let cfg = config(server.addr, &["/"], 1_000_000, 2);
+    let cancel = CancellationToken::new();
+    let mut rows = 0u64;
+    let report = run_http(
+        &cfg,
+        &mut |_row| {
+            rows += 1;
+            if rows == 10 {
+                cancel.cancel();
+            }
+        },
+        &ProgressBar::hidden(),
+        &cancel,
+    )
+    .await
+    .unwrap();
+    assert!(report.interrupted() && report.summary().interrupted);
+    let n = report.summary().requests.unwrap();
+    assert!((10..1_000_000).contains(&n), "{n}");
+    assert_eq!(report.summary().errors, Some(0));
+}
+
 #[tokio::test]
 async fn bad_configs_are_input_errors() {
     let mut cfg = config(closed_tcp_port(), &["/"], 0, 1);

@@ -266,4 +266,7 @@ async fn sizes_below_the_header_are_input_errors() {
     cfg.count = 1;
     cfg.flows = 0;
     assert!(matches!(cfg.validate(), Err(Error::Input(_))));
+    cfg.flows = 2;
+    cfg.count = netrun::workload::udp::MAX_DATAGRAMS;
+    assert!(matches!(cfg.validate(), Err(Error::Input(_))));
 }

@@ -30,6 +30,10 @@ use crate::metrics::summary::round3;
 use crate::metrics::{PacketStatus, SummaryRow, UdpPacketRow};
 use crate::workload::probe::{self, ProbeHeader, HEADER_LEN, MAX_DATAGRAM};
 
+/// Most datagrams one run tracks (count × flows): 17 bytes of state each,
+/// so about 850 MB at the limit.
+pub const MAX_DATAGRAMS: u64 = 50_000_000;
+
 /// What to send, where and how fast.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UdpProbeConfig {
@@ -63,6 +67,13 @@ impl UdpProbeConfig {
         }
         if self.flows == 0 {
             return Err(Error::input("flows must be at least 1"));
+        }
+        let total = self.count.saturating_mul(u64::from(self.flows));
+        if total > MAX_DATAGRAMS {
+            return Err(Error::input(format!(
+                "count × flows = {total} datagrams is more than one run can track \
+                 (at most {MAX_DATAGRAMS}, 17 bytes of state each); split it into several runs"
+            )));
         }
         Ok(())
     }
