@@ -19,7 +19,7 @@ fn config(target: SocketAddr, count: u64) -> UdpProbeConfig {
         count,
         size: 64,
         interval: Duration::from_millis(1),
-        timeout: Duration::from_millis(500),
+        timeout: Duration::from_secs(1),
         flows: 1,
     }
 }
