@@ -1,10 +1,241 @@
-use crate::cli::{HttpProbeArgs, UdpProbeArgs};
-use crate::error::Outcome;
+//! `netrun probe udp` and `netrun probe http`: one workload against any UDP
+//! echo service or HTTP server, with a progress bar, a summary table (or
+//! JSON) and optionally a per-sample CSV.
+//!
+//! Exit codes: 0 when anything came back; 3 when not a single reply or
+//! response came back (every datagram lost, every request failed at the
+//! transport level), after printing the figures; 130 on Ctrl-C, after
+//! printing and writing what was gathered.
 
-pub async fn udp(_args: UdpProbeArgs) -> anyhow::Result<Outcome> {
-    Err(super::not_built("probe udp"))
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use hyper::Uri;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{HttpProbeArgs, UdpProbeArgs};
+use crate::error::{Error, Outcome};
+use crate::metrics::{HttpRequestRow, SummaryRow, UdpPacketRow};
+use crate::net;
+use crate::report::csv_stream::CsvStream;
+use crate::report::table::render_summary;
+use crate::shutdown;
+use crate::workload::{run_http, run_udp, HttpProbeConfig, UdpProbeConfig};
+
+const VARIANT: &str = "default";
+const WORKLOAD: &str = "probe";
+
+pub async fn udp(args: UdpProbeArgs) -> anyhow::Result<Outcome> {
+    let target = net::resolve(&args.addr, "UDP probe target").await?;
+    let config = UdpProbeConfig {
+        target,
+        count: args.count,
+        size: usize::try_from(args.size.bytes()).unwrap_or(usize::MAX),
+        interval: args.interval,
+        timeout: args.timeout,
+        flows: args.flows,
+    };
+    config.validate()?;
+    let mut csv = args.csv.as_ref().map(CsvStream::create).transpose()?;
+    let progress = progress_bar(args.quiet || args.json, "udp");
+    let cancel = cancel_on_signal();
+
+    let mut on_packet = |mut row: UdpPacketRow| {
+        if let Some(csv) = csv.as_mut() {
+            row.variant = VARIANT.into();
+            row.workload = WORKLOAD.into();
+            csv.write(&row);
+        }
+    };
+    let result = run_udp(&config, &mut on_packet, &progress, &cancel).await;
+    progress.finish_and_clear();
+    let report = result?;
+    if let Some(csv) = csv {
+        csv.commit()?;
+    }
+
+    let row = label(report.summary(), &args.addr);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&row)?);
+    } else {
+        print!("{}", render_summary(&row));
+    }
+    if report.interrupted() {
+        return Ok(Outcome::Interrupted);
+    }
+    if !report.any_reply() {
+        return Err(Error::Runtime(format!(
+            "no reply from {} ({target}): all {} datagrams were lost; is a UDP echo service listening there?",
+            args.addr, report.sent
+        ))
+        .into());
+    }
+    Ok(Outcome::Success)
 }
 
-pub async fn http(_args: HttpProbeArgs) -> anyhow::Result<Outcome> {
-    Err(super::not_built("probe http"))
+/// `--json` for HTTP: the summary row's keys plus the two breakdowns.
+#[derive(Serialize)]
+struct HttpJson<'a> {
+    #[serde(flatten)]
+    summary: &'a SummaryRow,
+    status_counts: &'a BTreeMap<u16, u64>,
+    errors_by_class: &'a BTreeMap<String, u64>,
+}
+
+pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
+    let (authority, default_path) = parse_url(&args.url)?;
+    let target = net::resolve(&authority, "HTTP probe target").await?;
+    let config = HttpProbeConfig {
+        authority,
+        target,
+        paths: if args.paths.is_empty() {
+            vec![default_path]
+        } else {
+            args.paths.clone()
+        },
+        requests: args.requests,
+        concurrency: args.concurrency,
+        keep_alive: !args.no_keep_alive,
+        rate: args.rate,
+        duration: args.duration,
+        timeout: args.timeout,
+    };
+    config.validate()?;
+    let mut csv = args.csv.as_ref().map(CsvStream::create).transpose()?;
+    let progress = progress_bar(args.quiet || args.json, "http");
+    let cancel = cancel_on_signal();
+
+    let mut on_request = |mut row: HttpRequestRow| {
+        if let Some(csv) = csv.as_mut() {
+            row.variant = VARIANT.into();
+            row.workload = WORKLOAD.into();
+            csv.write(&row);
+        }
+    };
+    let result = run_http(&config, &mut on_request, &progress, &cancel).await;
+    progress.finish_and_clear();
+    let report = result?;
+    if let Some(csv) = csv {
+        csv.commit()?;
+    }
+
+    let row = label(report.summary(), &args.url);
+    if args.json {
+        let json = HttpJson {
+            summary: &row,
+            status_counts: report.status_counts(),
+            errors_by_class: report.errors_by_class(),
+        };
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        print!("{}", render_summary(&row));
+        for (code, n) in report.status_counts() {
+            println!("  status {code}: {n}");
+        }
+        for (class, n) in report.errors_by_class() {
+            println!("  error {class}: {n}");
+        }
+    }
+    if report.interrupted() {
+        return Ok(Outcome::Interrupted);
+    }
+    if report.responses == 0 && report.requests > 0 {
+        let classes: Vec<String> = report
+            .errors_by_class()
+            .iter()
+            .map(|(c, n)| format!("{c}: {n}"))
+            .collect();
+        return Err(Error::Runtime(format!(
+            "no response from {} ({target}): all {} requests failed ({}); is an HTTP server listening there?",
+            args.url,
+            report.requests,
+            classes.join(", ")
+        ))
+        .into());
+    }
+    Ok(Outcome::Success)
+}
+
+/// `http://host:port/path?q` → (`host:port`, `/path?q`). Only plain http.
+fn parse_url(url: &str) -> Result<(String, String), Error> {
+    let bad = |why: &str| {
+        Error::input(format!(
+            "URL `{url}` {why}; write e.g. http://127.0.0.1:8080/index.html"
+        ))
+    };
+    let uri: Uri = url.parse().map_err(|_| bad("is not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => {
+            return Err(bad(&format!(
+                "uses `{other}`: netrun probes plain http:// only"
+            )))
+        }
+        None => return Err(bad("has no scheme")),
+    }
+    let host = uri.host().ok_or_else(|| bad("has no host"))?;
+    let authority = format!("{host}:{}", uri.port_u16().unwrap_or(80));
+    let path = uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .filter(|p| !p.is_empty())
+        .unwrap_or("/")
+        .to_string();
+    Ok((authority, path))
+}
+
+fn label(mut row: SummaryRow, target: &str) -> SummaryRow {
+    row.scenario = WORKLOAD.into();
+    row.variant = VARIANT.into();
+    row.workload = WORKLOAD.into();
+    row.target = target.into();
+    row
+}
+
+/// Hidden unless a person is watching (`--quiet`, `--json` or a pipe hide it).
+fn progress_bar(hidden: bool, prefix: &'static str) -> ProgressBar {
+    if hidden || !std::io::stdout().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0).with_prefix(prefix);
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn cancel_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    shutdown::cancel_on_signal(token.clone());
+    token
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_url("http://127.0.0.1:8080/a/b?c=1").unwrap(),
+            ("127.0.0.1:8080".into(), "/a/b?c=1".into())
+        );
+        assert_eq!(
+            parse_url("http://localhost").unwrap(),
+            ("localhost:80".into(), "/".into())
+        );
+        assert_eq!(
+            parse_url("http://[::1]:81/").unwrap(),
+            ("[::1]:81".into(), "/".into())
+        );
+        assert!(parse_url("https://example.com/").is_err());
+        assert!(parse_url("127.0.0.1:80").is_err());
+        assert!(parse_url("not a url").is_err());
+    }
 }

@@ -1,6 +1,8 @@
 //! Outputs: files written atomically, CSV, tables and progress bars.
 
 pub mod atomic;
+pub mod csv_stream;
 pub mod plan;
 pub mod progress;
 pub mod summary;
+pub mod table;

@@ -1,0 +1,52 @@
+//! Per-sample CSV rows streamed to an [`AtomicFile`] as they are produced:
+//! memory stays bounded however many rows a run makes, and the file appears
+//! under its name only when [`CsvStream::commit`] is called.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::atomic::AtomicFile;
+
+/// A CSV file being written row by row. Write errors are kept (the producer
+/// is a callback that cannot fail) and returned by [`CsvStream::commit`].
+pub struct CsvStream {
+    path: PathBuf,
+    writer: csv::Writer<AtomicFile>,
+    error: Option<csv::Error>,
+}
+
+impl CsvStream {
+    pub fn create(path: impl AsRef<Path>) -> anyhow::Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let file = AtomicFile::create(&path)?;
+        Ok(CsvStream {
+            path,
+            writer: csv::Writer::from_writer(file),
+            error: None,
+        })
+    }
+
+    /// Appends a row (the header comes from the first row's field names).
+    pub fn write<T: Serialize>(&mut self, row: &T) {
+        if self.error.is_none() {
+            if let Err(e) = self.writer.serialize(row) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// Flushes and renames the file into place, or reports the first write error.
+    pub fn commit(self) -> anyhow::Result<()> {
+        let path = self.path;
+        if let Some(e) = self.error {
+            return Err(e).with_context(|| format!("cannot write {}", path.display()));
+        }
+        let file = self
+            .writer
+            .into_inner()
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error()))?;
+        file.commit()
+    }
+}

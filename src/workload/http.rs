@@ -1,0 +1,517 @@
+//! The HTTP load workload: `concurrency` workers running one generic loop
+//! (take a ticket, send a request over a keep-alive connection, read the
+//! whole body) and one collector that aggregates their samples. Used by
+//! `netrun probe http` and the scenario runner; no files, no tables here.
+//!
+//! Tickets come from a counter (closed loop: a worker asks for the next
+//! request when its last one finished) or from a scheduler that stamps each
+//! ticket with its scheduled start at `rate` per second (open loop). In open
+//! loop latency counts from the scheduled start, so a slow server cannot hide
+//! the requests it delayed (no coordinated omission); the service time from
+//! the actual send is reported too.
+
+use std::collections::BTreeMap;
+use std::error::Error as _;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{CONNECTION, HOST, USER_AGENT};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use indicatif::ProgressBar;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::metrics::qos::{self, LatencyStats, LatencySummary};
+use crate::metrics::summary::round3;
+use crate::metrics::{CacheMark, HttpRequestRow, SummaryRow};
+
+/// What to request, where, and how hard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpProbeConfig {
+    /// `host:port` sent in the `Host` header.
+    pub authority: String,
+    /// Where to connect.
+    pub target: SocketAddr,
+    /// Request paths, used in turn (request i asks for `paths[i % len]`).
+    pub paths: Vec<String>,
+    /// Requests to send (with `duration`: an upper bound).
+    pub requests: u64,
+    /// Closed loop: parallel clients. Open loop: most requests in flight.
+    pub concurrency: u32,
+    /// Reuse each worker's connection; false sends `Connection: close`.
+    pub keep_alive: bool,
+    /// Open loop: requests per second on a schedule. `None`: closed loop.
+    pub rate: Option<f64>,
+    /// Stop starting requests after this long.
+    pub duration: Option<Duration>,
+    /// Per-request deadline (connect, send, whole body); past it: `timeout` error.
+    pub timeout: Duration,
+}
+
+impl HttpProbeConfig {
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.requests == 0 {
+            return Err(Error::input("requests must be at least 1"));
+        }
+        if self.concurrency == 0 {
+            return Err(Error::input("concurrency must be at least 1"));
+        }
+        if let Some(rate) = self.rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(Error::input(format!(
+                    "rate {rate} is not a positive number of requests per second"
+                )));
+            }
+        }
+        if self.paths.is_empty() {
+            return Err(Error::input(
+                "give at least one path, e.g. --path /index.html",
+            ));
+        }
+        if let Some(p) = self.paths.iter().find(|p| !p.starts_with('/')) {
+            return Err(Error::input(format!(
+                "path `{p}` must start with `/`, e.g. /index.html"
+            )));
+        }
+        Ok(())
+    }
+
+    fn open_loop(&self) -> bool {
+        self.rate.is_some()
+    }
+}
+
+/// The results of one HTTP run.
+#[derive(Debug, Clone)]
+pub struct HttpReport {
+    pub started_at: SystemTime,
+    /// Wall time: from the start to the last completed request.
+    pub duration: Duration,
+    /// Requests completed or failed.
+    pub requests: u64,
+    /// Requests that got a whole response (any status).
+    pub responses: u64,
+    /// Transport errors plus 5xx responses.
+    pub errors: u64,
+    /// Body bytes received.
+    pub bytes: u64,
+    /// Responses marked `X-Cache: HIT`.
+    pub cache_hits: u64,
+    /// From the scheduled start (closed loop: the send) to the last body byte, responses only.
+    pub latency: Option<LatencySummary>,
+    /// Open loop only: from the actual send to the last body byte.
+    pub service: Option<LatencySummary>,
+    status_counts: BTreeMap<u16, u64>,
+    errors_by_class: BTreeMap<String, u64>,
+    interrupted: bool,
+}
+
+impl HttpReport {
+    /// The metric fields of a summary row; scenario, variant, workload and
+    /// target are left for the caller.
+    pub fn summary(&self) -> SummaryRow {
+        let lat = self.latency.as_ref();
+        let ms = |f: fn(&LatencySummary) -> f64| lat.map(|r| round3(f(r)));
+        let secs = self.duration.as_secs_f64();
+        SummaryRow {
+            kind: "http".into(),
+            started_at: humantime::format_rfc3339_seconds(self.started_at).to_string(),
+            duration_s: Some(round3(secs)),
+            sent: Some(self.requests),
+            received: Some(self.responses),
+            latency_min_ms: ms(|r| r.min_ms),
+            latency_mean_ms: ms(|r| r.mean_ms),
+            latency_p50_ms: ms(|r| r.p50_ms),
+            latency_p90_ms: ms(|r| r.p90_ms),
+            latency_p99_ms: ms(|r| r.p99_ms),
+            latency_max_ms: ms(|r| r.max_ms),
+            latency_stddev_ms: ms(|r| r.stddev_ms),
+            throughput_bps: qos::throughput_bps(self.bytes, self.duration).map(f64::round),
+            requests: Some(self.requests),
+            errors: Some(self.errors),
+            requests_per_s: (secs > 0.0).then(|| round3(self.requests as f64 / secs)),
+            cache_hits: Some(self.cache_hits),
+            cache_hit_ratio: (self.responses > 0)
+                .then(|| round3(self.cache_hits as f64 / self.responses as f64)),
+            latency_p999_ms: ms(|r| r.p999_ms),
+            service_mean_ms: self.service.map(|s| round3(s.mean_ms)),
+            service_p99_ms: self.service.map(|s| round3(s.p99_ms)),
+            interrupted: self.interrupted,
+            ..SummaryRow::default()
+        }
+    }
+
+    /// Responses per HTTP status code.
+    pub fn status_counts(&self) -> &BTreeMap<u16, u64> {
+        &self.status_counts
+    }
+
+    /// Transport errors per class: `refused`, `reset`, `timeout`, `bad_response`, `other`.
+    pub fn errors_by_class(&self) -> &BTreeMap<String, u64> {
+        &self.errors_by_class
+    }
+
+    pub fn interrupted(&self) -> bool {
+        self.interrupted
+    }
+}
+
+/// One request to make; `scheduled` is set in open loop.
+struct Ticket {
+    index: u64,
+    scheduled: Option<Instant>,
+}
+
+/// Where workers take their next request from.
+enum Tickets {
+    Closed {
+        next: AtomicU64,
+        total: u64,
+        deadline: Option<Instant>,
+    },
+    Open(Mutex<mpsc::Receiver<Ticket>>),
+}
+
+impl Tickets {
+    async fn next(&self) -> Option<Ticket> {
+        match self {
+            Tickets::Closed {
+                next,
+                total,
+                deadline,
+            } => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return None;
+                }
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                (index < *total).then_some(Ticket {
+                    index,
+                    scheduled: None,
+                })
+            }
+            Tickets::Open(rx) => rx.lock().await.recv().await,
+        }
+    }
+}
+
+/// One finished request, from a worker to the collector.
+struct Sample {
+    client: u32,
+    path: usize,
+    status: Option<u16>,
+    bytes: u64,
+    latency: Duration,
+    service: Duration,
+    cache: CacheMark,
+    error: Option<&'static str>,
+}
+
+/// A response read to its last byte.
+struct Response {
+    status: u16,
+    bytes: u64,
+    cache: CacheMark,
+}
+
+/// Runs the load to completion (or until `cancel`), streaming per-request
+/// rows to `on_request` (their `variant` and `workload` are empty: the
+/// caller fills them). Requests in flight at cancellation are dropped, not counted.
+pub async fn run_http(
+    config: &HttpProbeConfig,
+    on_request: &mut (dyn FnMut(HttpRequestRow) + Send),
+    progress: &ProgressBar,
+    cancel: &CancellationToken,
+) -> anyhow::Result<HttpReport> {
+    config.validate()?;
+    let cfg = Arc::new(config.clone());
+    progress.set_length(config.requests);
+    let started_at = SystemTime::now();
+    let start = Instant::now();
+    let deadline = config.duration.map(|d| start + d);
+
+    let tickets = match config.rate {
+        None => Tickets::Closed {
+            next: AtomicU64::new(0),
+            total: config.requests,
+            deadline,
+        },
+        Some(rate) => {
+            let (tx, rx) = mpsc::channel(1024);
+            tokio::spawn(schedule(
+                tx,
+                config.requests,
+                rate,
+                deadline,
+                cancel.clone(),
+            ));
+            Tickets::Open(Mutex::new(rx))
+        }
+    };
+    let tickets = Arc::new(tickets);
+
+    let (tx, mut rx) = mpsc::channel::<Sample>(4096);
+    for client in 0..config.concurrency {
+        tokio::spawn(worker(
+            client,
+            cfg.clone(),
+            tickets.clone(),
+            tx.clone(),
+            cancel.clone(),
+        ));
+    }
+    drop(tx);
+
+    // The collector: the only place samples are aggregated.
+    let mut latency = LatencyStats::new();
+    let mut service = LatencyStats::new();
+    let mut status_counts = BTreeMap::new();
+    let mut errors_by_class = BTreeMap::<String, u64>::new();
+    let (mut requests, mut responses, mut errors, mut bytes, mut hits) = (0, 0, 0, 0, 0);
+    while let Some(s) = rx.recv().await {
+        requests += 1;
+        bytes += s.bytes;
+        match (s.status, s.error) {
+            (Some(code), _) => {
+                responses += 1;
+                *status_counts.entry(code).or_insert(0) += 1;
+                if code >= 500 {
+                    errors += 1;
+                }
+                if s.cache == CacheMark::Hit {
+                    hits += 1;
+                }
+                latency.record(s.latency);
+                if config.open_loop() {
+                    service.record(s.service);
+                }
+            }
+            (None, class) => {
+                errors += 1;
+                *errors_by_class
+                    .entry(class.unwrap_or("other").to_string())
+                    .or_insert(0) += 1;
+            }
+        }
+        progress.inc(1);
+        if requests % 16 == 0 {
+            progress.set_message(format!("{errors} errors"));
+        }
+        on_request(HttpRequestRow {
+            variant: String::new(),
+            workload: String::new(),
+            client: s.client,
+            path: config.paths[s.path].clone(),
+            status: s.status,
+            bytes: s.bytes,
+            latency_ms: round3(qos::ns_to_ms(s.latency.as_nanos() as f64)),
+            cache: s.cache,
+            error: s.error.map(str::to_string),
+        });
+    }
+    progress.set_message(format!("{errors} errors"));
+
+    Ok(HttpReport {
+        started_at,
+        duration: start.elapsed(),
+        requests,
+        responses,
+        errors,
+        bytes,
+        cache_hits: hits,
+        latency: latency.summary(),
+        service: service.summary(),
+        status_counts,
+        errors_by_class,
+        interrupted: cancel.is_cancelled(),
+    })
+}
+
+/// Open loop: hands out request `i` stamped with `start + i / rate`. Tokio's
+/// timer wakes within about a millisecond; since tickets carry their
+/// scheduled instant, not the wake-up time, that delay is charged to latency.
+async fn schedule(
+    tx: mpsc::Sender<Ticket>,
+    total: u64,
+    rate: f64,
+    deadline: Option<Instant>,
+    cancel: CancellationToken,
+) {
+    let start = Instant::now();
+    for index in 0..total {
+        let due = start + Duration::from_secs_f64(index as f64 / rate);
+        if deadline.is_some_and(|d| due >= d) {
+            break;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(due.into()) => {}
+        }
+        let ticket = Ticket {
+            index,
+            scheduled: Some(due),
+        };
+        if tx.send(ticket).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// The one worker loop, for both modes.
+async fn worker(
+    client: u32,
+    cfg: Arc<HttpProbeConfig>,
+    tickets: Arc<Tickets>,
+    tx: mpsc::Sender<Sample>,
+    cancel: CancellationToken,
+) {
+    let mut conn: Option<SendRequest<Empty<Bytes>>> = None;
+    loop {
+        let ticket = tokio::select! {
+            _ = cancel.cancelled() => return,
+            t = tickets.next() => match t {
+                Some(t) => t,
+                None => return,
+            },
+        };
+        let path = (ticket.index % cfg.paths.len() as u64) as usize;
+        let sent_at = Instant::now();
+        let attempt = tokio::time::timeout(cfg.timeout, request(&mut conn, &cfg, &cfg.paths[path]));
+        let outcome = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = attempt => r,
+        };
+        let end = Instant::now();
+        let mut sample = Sample {
+            client,
+            path,
+            status: None,
+            bytes: 0,
+            latency: end - ticket.scheduled.unwrap_or(sent_at).min(sent_at),
+            service: end - sent_at,
+            cache: CacheMark::None,
+            error: None,
+        };
+        match outcome {
+            Ok(Ok(r)) => {
+                sample.status = Some(r.status);
+                sample.bytes = r.bytes;
+                sample.cache = r.cache;
+            }
+            Ok(Err(class)) => {
+                conn = None;
+                sample.error = Some(class);
+            }
+            Err(_elapsed) => {
+                conn = None;
+                sample.error = Some("timeout");
+            }
+        }
+        if tx.send(sample).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One request on the worker's connection (opened or reopened as needed),
+/// body read to the end. Errors are classes.
+async fn request(
+    conn: &mut Option<SendRequest<Empty<Bytes>>>,
+    cfg: &HttpProbeConfig,
+    path: &str,
+) -> Result<Response, &'static str> {
+    // A kept-alive connection the server has closed meanwhile is replaced.
+    let reusable = match conn.take() {
+        Some(mut s) => s.ready().await.is_ok().then_some(s),
+        None => None,
+    };
+    let mut sender = match reusable {
+        Some(s) => s,
+        None => connect(cfg.target).await?,
+    };
+    let req = Request::get(path)
+        .header(HOST, &cfg.authority)
+        .header(USER_AGENT, concat!("netrun/", env!("CARGO_PKG_VERSION")))
+        .header(
+            CONNECTION,
+            if cfg.keep_alive {
+                "keep-alive"
+            } else {
+                "close"
+            },
+        )
+        .body(Empty::<Bytes>::new())
+        .map_err(|_| "other")?;
+    let resp = sender.send_request(req).await.map_err(classify_hyper)?;
+    let status = resp.status().as_u16();
+    let cache = CacheMark::from_header(resp.headers().get("x-cache").and_then(|v| v.to_str().ok()));
+    let mut body = resp.into_body();
+    let mut bytes = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(classify_hyper)?;
+        if let Some(data) = frame.data_ref() {
+            bytes += data.len() as u64;
+        }
+    }
+    if cfg.keep_alive {
+        *conn = Some(sender);
+    }
+    Ok(Response {
+        status,
+        bytes,
+        cache,
+    })
+}
+
+async fn connect(target: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, &'static str> {
+    let stream = TcpStream::connect(target)
+        .await
+        .map_err(|e| classify_io(&e))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(classify_hyper)?;
+    // Drives the connection; ends when the sender is dropped or the peer closes.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+fn classify_io(e: &io::Error) -> &'static str {
+    use io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused => "refused",
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => "reset",
+        TimedOut => "timeout",
+        _ => "other",
+    }
+}
+
+fn classify_hyper(e: hyper::Error) -> &'static str {
+    if e.is_parse() || e.is_parse_status() {
+        return "bad_response";
+    }
+    if e.is_timeout() {
+        return "timeout";
+    }
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            return classify_io(io);
+        }
+        source = s.source();
+    }
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        return "reset";
+    }
+    "other"
+}

@@ -1,0 +1,540 @@
+//! The UDP probe workload: open-loop timestamped datagrams to an echo service,
+//! replies classified per flow, QoS computed at the end. Used by `netrun probe
+//! udp` and by the scenario runner; it knows nothing of CSV files or tables.
+//!
+//! Threads and tasks: one pacing thread (on tokio's blocking pool) sends for
+//! every flow at `start + i × interval`, sleeping then spinning for the last
+//! 200 µs because tokio's timer has millisecond granularity; one receive task
+//! per flow classifies replies and sends them to the collector (this
+//! function), which calls `on_packet`. Memory per datagram: 17 bytes (state
+//! byte, RTT, achieved send time), never a row per sample.
+//!
+//! Rows reach `on_packet` as soon as they are final: `ok`, `reordered`, `late`
+//! and `dup` when the reply arrives (one extra `dup` row per extra copy), and
+//! `lost` at the end, in flow and sequence order. Their `variant` and
+//! `workload` are empty: the caller fills them.
+
+use std::io;
+use std::net::SocketAddr;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use indicatif::ProgressBar;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::metrics::qos::{self, FlowCounts, FlowTracker, JitterAcc, LatencyStats, ReplyClass};
+use crate::metrics::summary::round3;
+use crate::metrics::{PacketStatus, SummaryRow, UdpPacketRow};
+use crate::workload::probe::{self, ProbeHeader, HEADER_LEN, MAX_DATAGRAM};
+
+/// Most datagrams one run tracks (count × flows): 17 bytes of state each,
+/// so about 850 MB at the limit.
+pub const MAX_DATAGRAMS: u64 = 50_000_000;
+
+/// What to send, where and how fast.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UdpProbeConfig {
+    /// Echo service address.
+    pub target: SocketAddr,
+    /// Datagrams per flow.
+    pub count: u64,
+    /// Bytes per datagram, header included.
+    pub size: usize,
+    /// Time between sends (zero: as fast as possible).
+    pub interval: Duration,
+    /// A reply later than this after its send is late; the run ends this
+    /// long after the last send.
+    pub timeout: Duration,
+    /// Parallel flows, each with its own socket.
+    pub flows: u32,
+}
+
+impl UdpProbeConfig {
+    /// Checks the values the wire format and the OS can take.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.size < HEADER_LEN || self.size > MAX_DATAGRAM {
+            return Err(Error::input(format!(
+                "datagram size {} is out of range: the probe header takes {HEADER_LEN} bytes, \
+                 so use a size from {HEADER_LEN} to {MAX_DATAGRAM} bytes",
+                self.size
+            )));
+        }
+        if self.count == 0 {
+            return Err(Error::input("count must be at least 1 datagram per flow"));
+        }
+        if self.flows == 0 {
+            return Err(Error::input("flows must be at least 1"));
+        }
+        let total = self.count.saturating_mul(u64::from(self.flows));
+        if total > MAX_DATAGRAMS {
+            return Err(Error::input(format!(
+                "count × flows = {total} datagrams is more than one run can track \
+                 (at most {MAX_DATAGRAMS}, 17 bytes of state each); split it into several runs"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The results of one UDP probe run. Counts are over every flow.
+#[derive(Debug, Clone)]
+pub struct UdpReport {
+    pub started_at: SystemTime,
+    /// From the start to the end of the reply window (or the interruption).
+    pub duration: Duration,
+    /// Datagrams sent, all flows.
+    pub sent: u64,
+    /// received, late, duplicates, reordered and received bytes, all flows.
+    pub counts: FlowCounts,
+    /// `sent − received − late`.
+    pub lost: u64,
+    /// Replies that were not this run's datagrams.
+    pub foreign: u64,
+    /// In-time round-trip times.
+    pub rtt: Option<qos::LatencySummary>,
+    /// RFC 3550 jitter, ms: the mean of the flows' jitter.
+    pub jitter_ms: Option<f64>,
+    /// Mean |RTT(i) − RTT(i−1)| over every flow's consecutive pairs, ms.
+    pub ipdv_mean_ms: Option<f64>,
+    /// Received bits per second, first send to last in-time reply.
+    pub throughput_bps: Option<f64>,
+    /// Mean and largest lateness of sends against their schedule, ms.
+    pub pacing_mean_ms: Option<f64>,
+    pub pacing_max_ms: Option<f64>,
+    interrupted: bool,
+}
+
+impl UdpReport {
+    /// The metric fields of a summary row; scenario, variant, workload and
+    /// target are left for the caller.
+    pub fn summary(&self) -> SummaryRow {
+        let rtt = self.rtt.as_ref();
+        let ms = |f: fn(&qos::LatencySummary) -> f64| rtt.map(|r| round3(f(r)));
+        SummaryRow {
+            kind: "udp".into(),
+            started_at: humantime::format_rfc3339_seconds(self.started_at).to_string(),
+            duration_s: Some(round3(self.duration.as_secs_f64())),
+            sent: Some(self.sent),
+            received: Some(self.counts.received),
+            lost: Some(self.lost),
+            loss_percent: qos::loss_percent(self.lost, self.sent).map(round3),
+            late: Some(self.counts.late),
+            duplicates: Some(self.counts.duplicates),
+            reordered: Some(self.counts.reordered),
+            latency_min_ms: ms(|r| r.min_ms),
+            latency_mean_ms: ms(|r| r.mean_ms),
+            latency_p50_ms: ms(|r| r.p50_ms),
+            latency_p90_ms: ms(|r| r.p90_ms),
+            latency_p99_ms: ms(|r| r.p99_ms),
+            latency_max_ms: ms(|r| r.max_ms),
+            latency_stddev_ms: ms(|r| r.stddev_ms),
+            jitter_ms: self.jitter_ms.map(round3),
+            ipdv_mean_ms: self.ipdv_mean_ms.map(round3),
+            throughput_bps: self.throughput_bps.map(f64::round),
+            foreign: Some(self.foreign),
+            pacing_mean_ms: self.pacing_mean_ms.map(round3),
+            pacing_max_ms: self.pacing_max_ms.map(round3),
+            interrupted: self.interrupted,
+            ..SummaryRow::default()
+        }
+    }
+
+    /// Whether cancellation stopped the run before it finished.
+    pub fn interrupted(&self) -> bool {
+        self.interrupted
+    }
+
+    /// Whether any reply at all (in time or late) came back.
+    pub fn any_reply(&self) -> bool {
+        self.counts.received + self.counts.late + self.counts.duplicates > 0
+    }
+}
+
+/// A reply, classified, on its way to the collector.
+struct Event {
+    flow: u32,
+    seq: u64,
+    send_ns: u64,
+    rtt_ns: u64,
+    class: ReplyClass,
+}
+
+/// What the pacing thread achieved.
+struct Paced {
+    /// Datagrams sent per flow (the same for every flow).
+    sent: u64,
+    /// Achieved send time of each datagram, ns since start, per flow.
+    send_ns: Vec<Vec<u64>>,
+    lateness_sum_ns: f64,
+    lateness_max_ns: u64,
+}
+
+/// What a receive task gathered.
+struct Received {
+    tracker: FlowTracker,
+    foreign: u64,
+    last_reply_ns: Option<u64>,
+}
+
+/// Runs the probe to completion (or until `cancel`), streaming per-datagram
+/// rows to `on_packet`.
+pub async fn run_udp(
+    config: &UdpProbeConfig,
+    on_packet: &mut (dyn FnMut(UdpPacketRow) + Send),
+    progress: &ProgressBar,
+    cancel: &CancellationToken,
+) -> anyhow::Result<UdpReport> {
+    config.validate()?;
+    let run_id: u64 = rand::random();
+    let flows = config.flows;
+    progress.set_length(config.count * u64::from(flows));
+    progress.set_message("0 received");
+
+    let bind: SocketAddr = if config.target.is_ipv4() {
+        "0.0.0.0:0".parse().expect("valid address")
+    } else {
+        "[::]:0".parse().expect("valid address")
+    };
+    let mut senders = Vec::with_capacity(flows as usize);
+    let mut receivers = Vec::with_capacity(flows as usize);
+    for _ in 0..flows {
+        let socket = std::net::UdpSocket::bind(bind)
+            .with_context(|| format!("cannot open a UDP socket ({bind})"))?;
+        // Connected: the kernel keeps other senders' datagrams away, and a
+        // closed port shows up as ICMP errors we can ignore.
+        socket
+            .connect(config.target)
+            .with_context(|| format!("cannot reach {}", config.target))?;
+        socket.set_nonblocking(true)?;
+        senders.push(socket.try_clone()?);
+        receivers.push(tokio::net::UdpSocket::from_std(socket)?);
+    }
+
+    let started_at = SystemTime::now();
+    let start = Instant::now();
+    let (end_tx, end_rx) = watch::channel(None::<Instant>);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+
+    let mut tasks = Vec::with_capacity(flows as usize);
+    for (flow, socket) in (0u32..).zip(receivers) {
+        tasks.push(tokio::spawn(receive_flow(
+            flow,
+            socket,
+            run_id,
+            config.count,
+            config.timeout,
+            start,
+            end_rx.clone(),
+            cancel.clone(),
+            tx.clone(),
+        )));
+    }
+    drop(tx);
+    drop(end_rx);
+
+    let pacer = {
+        let (count, size, interval) = (config.count, config.size, config.interval);
+        let (cancel, progress) = (cancel.clone(), progress.clone());
+        tokio::task::spawn_blocking(move || {
+            let result = pace(
+                senders, run_id, count, size, interval, start, &cancel, &progress,
+            );
+            // Always open the reply window, even after an error, so the
+            // receivers end.
+            let _ = end_tx.send(Some(Instant::now()));
+            result
+        })
+    };
+
+    // The collector: the only place rows are handed out.
+    let mut received = 0u64;
+    while let Some(ev) = rx.recv().await {
+        let status = match ev.class {
+            ReplyClass::Ok => PacketStatus::Ok,
+            ReplyClass::Reordered => PacketStatus::Reordered,
+            ReplyClass::Late => PacketStatus::Late,
+            ReplyClass::Dup => PacketStatus::Dup,
+            ReplyClass::Unknown => continue,
+        };
+        if matches!(status, PacketStatus::Ok | PacketStatus::Reordered) {
+            received += 1;
+            if received % 64 == 0 {
+                progress.set_message(format!("{received} received"));
+            }
+        }
+        on_packet(UdpPacketRow {
+            variant: String::new(),
+            workload: String::new(),
+            flow: ev.flow,
+            seq: ev.seq,
+            send_offset_ms: round3(qos::ns_to_ms(ev.send_ns as f64)),
+            rtt_ms: Some(round3(qos::ns_to_ms(ev.rtt_ns as f64))),
+            status,
+        });
+    }
+    progress.set_message(format!("{received} received"));
+
+    let paced = pacer.await.context("the UDP pacing thread failed")??;
+    let mut flows_rx = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        flows_rx.push(t.await.context("a UDP receive task failed")??);
+    }
+    let interrupted = cancel.is_cancelled();
+    let duration = start.elapsed();
+
+    // Lost rows, then the statistics, both in flow and sequence order.
+    let mut counts = FlowCounts::default();
+    let mut lost = 0;
+    let mut foreign = 0;
+    let mut last_reply_ns = None::<u64>;
+    let mut latency = LatencyStats::new();
+    let (mut jitter_sum, mut jitter_flows) = (0.0, 0u32);
+    let (mut abs_d_sum, mut pairs) = (0.0, 0u64);
+    for (flow, r) in (0u32..).zip(&flows_rx) {
+        for seq in 0..paced.sent {
+            if r.tracker.unanswered(seq) {
+                on_packet(UdpPacketRow {
+                    variant: String::new(),
+                    workload: String::new(),
+                    flow,
+                    seq,
+                    send_offset_ms: round3(qos::ns_to_ms(
+                        paced.send_ns[flow as usize][seq as usize] as f64,
+                    )),
+                    rtt_ms: None,
+                    status: PacketStatus::Lost,
+                });
+            }
+        }
+        counts.add(&r.tracker.counts);
+        lost += r.tracker.lost(paced.sent);
+        foreign += r.foreign;
+        last_reply_ns = last_reply_ns.max(r.last_reply_ns);
+        let mut acc = JitterAcc::default();
+        for rtt in r.tracker.rtts_in_seq_order() {
+            latency.record_ns(rtt);
+            acc.push(rtt as f64);
+        }
+        if let Some(j) = acc.jitter_ns() {
+            jitter_sum += j;
+            jitter_flows += 1;
+        }
+        abs_d_sum += acc.sum_abs_d_ns();
+        pairs += acc.pairs();
+    }
+
+    let sent = paced.sent * u64::from(flows);
+    let first_send_ns = paced.send_ns.iter().filter_map(|v| v.first()).min();
+    let throughput_bps = match (first_send_ns, last_reply_ns) {
+        (Some(&first), Some(last)) => qos::throughput_bps(
+            counts.received_bytes,
+            Duration::from_nanos(last.saturating_sub(first)),
+        ),
+        _ => None,
+    };
+    Ok(UdpReport {
+        started_at,
+        duration,
+        sent,
+        counts,
+        lost,
+        foreign,
+        rtt: latency.summary(),
+        jitter_ms: (jitter_flows > 0).then(|| qos::ns_to_ms(jitter_sum / f64::from(jitter_flows))),
+        ipdv_mean_ms: (pairs > 0).then(|| qos::ns_to_ms(abs_d_sum / pairs as f64)),
+        throughput_bps,
+        pacing_mean_ms: (sent > 0).then(|| qos::ns_to_ms(paced.lateness_sum_ns / sent as f64)),
+        pacing_max_ms: (sent > 0).then(|| qos::ns_to_ms(paced.lateness_max_ns as f64)),
+        interrupted,
+    })
+}
+
+/// Receives one flow's replies until `timeout` after the last send (or cancel).
+#[allow(clippy::too_many_arguments)]
+async fn receive_flow(
+    flow: u32,
+    socket: tokio::net::UdpSocket,
+    run_id: u64,
+    count: u64,
+    timeout: Duration,
+    start: Instant,
+    mut end_rx: watch::Receiver<Option<Instant>>,
+    cancel: CancellationToken,
+    tx: mpsc::UnboundedSender<Event>,
+) -> anyhow::Result<Received> {
+    let mut tracker = FlowTracker::new(count, timeout);
+    let mut foreign = 0u64;
+    let mut last_reply_ns = None;
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let deadline = end_rx.borrow().map(|end| end + timeout);
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(deadline.map_or(far, Into::into)), if deadline.is_some() => break,
+            changed = end_rx.changed(), if deadline.is_none() => {
+                // The pacer always signals before it ends; a dropped sender
+                // means it died, so stop waiting.
+                if changed.is_err() { break; }
+            }
+            r = socket.recv(&mut buf) => {
+                let n = match r {
+                    Ok(n) => n,
+                    // ICMP port unreachable from an earlier send: nobody
+                    // listens (yet); those datagrams count as lost.
+                    Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset) => continue,
+                    Err(e) => return Err(e).context("cannot receive UDP replies"),
+                };
+                let recv_ns = elapsed_ns(start);
+                let header = probe::decode(&buf[..n], run_id).filter(|h| h.flow == flow);
+                let Some(h) = header else {
+                    foreign += 1;
+                    continue;
+                };
+                let class = tracker.on_reply(h.seq, h.send_ns, recv_ns, n);
+                match class {
+                    ReplyClass::Unknown => { foreign += 1; continue; }
+                    ReplyClass::Ok | ReplyClass::Reordered => {
+                        last_reply_ns = last_reply_ns.max(Some(recv_ns));
+                    }
+                    ReplyClass::Late | ReplyClass::Dup => {}
+                }
+                let _ = tx.send(Event { flow, seq: h.seq, send_ns: h.send_ns, rtt_ns: recv_ns.saturating_sub(h.send_ns), class });
+            }
+        }
+    }
+    Ok(Received {
+        tracker,
+        foreign,
+        last_reply_ns,
+    })
+}
+
+fn elapsed_ns(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Below this much time to go, the pacer spins instead of sleeping (OS
+/// sleeps overshoot by 50–100 µs or more).
+const SPIN: Duration = Duration::from_micros(200);
+/// Longest single sleep, so cancellation is noticed quickly.
+const MAX_NAP: Duration = Duration::from_millis(10);
+
+/// Sends datagram `i` of every flow at `start + i × interval`, recording the
+/// achieved send times. Blocking: runs on its own thread.
+#[allow(clippy::too_many_arguments)]
+fn pace(
+    sockets: Vec<std::net::UdpSocket>,
+    run_id: u64,
+    count: u64,
+    size: usize,
+    interval: Duration,
+    start: Instant,
+    cancel: &CancellationToken,
+    progress: &ProgressBar,
+) -> anyhow::Result<Paced> {
+    let interval_ns = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX);
+    let mut bufs: Vec<Vec<u8>> = (0u32..)
+        .zip(&sockets)
+        .map(|(flow, _)| {
+            let mut b = vec![0u8; size];
+            let h = ProbeHeader {
+                run_id,
+                flow,
+                seq: 0,
+                send_ns: 0,
+            };
+            probe::encode(&h, &mut b).expect("size validated");
+            b
+        })
+        .collect();
+    // Reserve up front so the hot loop never reallocates (and to fail early
+    // if a huge count cannot fit).
+    let mut send_ns: Vec<Vec<u64>> = sockets
+        .iter()
+        .map(|_| Vec::with_capacity(count as usize))
+        .collect();
+    let mut paced = Paced {
+        sent: 0,
+        send_ns: Vec::new(),
+        lateness_sum_ns: 0.0,
+        lateness_max_ns: 0,
+    };
+    for seq in 0..count {
+        let due_ns = interval_ns.saturating_mul(seq);
+        if !wait_until(start + Duration::from_nanos(due_ns), cancel) {
+            break;
+        }
+        for (flow, socket) in (0u32..).zip(&sockets) {
+            let now_ns = elapsed_ns(start);
+            let buf = &mut bufs[flow as usize];
+            probe::write_header(
+                &ProbeHeader {
+                    run_id,
+                    flow,
+                    seq,
+                    send_ns: now_ns,
+                },
+                buf,
+            );
+            send(socket, buf, cancel)?;
+            send_ns[flow as usize].push(now_ns);
+            let late = now_ns.saturating_sub(due_ns);
+            paced.lateness_sum_ns += late as f64;
+            paced.lateness_max_ns = paced.lateness_max_ns.max(late);
+        }
+        paced.sent += 1;
+        progress.inc(sockets.len() as u64);
+    }
+    paced.send_ns = send_ns;
+    Ok(paced)
+}
+
+/// Sleeps, then spins, until `due`. False when cancelled first.
+fn wait_until(due: Instant, cancel: &CancellationToken) -> bool {
+    loop {
+        if cancel.is_cancelled() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= due {
+            return true;
+        }
+        let left = due - now;
+        if left > SPIN {
+            thread::sleep((left - SPIN).min(MAX_NAP));
+        } else {
+            // Let the receivers run on a busy machine; returns at once otherwise.
+            thread::yield_now();
+        }
+    }
+}
+
+/// Sends one datagram on a non-blocking socket: waits out a full send buffer,
+/// and skips past the ICMP "port unreachable" a previous send left pending
+/// (the datagram then counts as sent, and lost).
+fn send(
+    socket: &std::net::UdpSocket,
+    buf: &[u8],
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut refused = 0;
+    loop {
+        match socket.send(buf) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if cancel.is_cancelled() {
+                    return Ok(());
+                }
+                thread::yield_now();
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && refused < 2 => refused += 1,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Ok(()),
+            Err(e) => return Err(e).context("cannot send UDP datagram"),
+        }
+    }
+}

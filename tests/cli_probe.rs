@@ -1,0 +1,147 @@
+//! `netrun probe` from the command line: JSON and CSV outputs, exit codes
+//! and messages.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::thread;
+
+use assert_cmd::Command;
+use predicates::prelude::PredicateBooleanExt;
+use predicates::str::contains;
+
+/// A plain UDP echo on a std thread (the CLI runs in another process).
+fn echo_thread() -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    thread::spawn(move || {
+        let mut buf = [0u8; 65_536];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            let _ = socket.send_to(&buf[..n], peer);
+        }
+    });
+    addr
+}
+
+fn closed_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn netrun() -> Command {
+    Command::cargo_bin("netrun").unwrap()
+}
+
+#[test]
+fn udp_json_summary() {
+    let addr = echo_thread();
+    let out = netrun()
+        .args(["probe", "udp", &addr.to_string()])
+        .args([
+            "--count",
+            "5",
+            "--interval",
+            "1ms",
+            "--timeout",
+            "500ms",
+            "--json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["sent"], 5);
+    assert_eq!(v["received"], 5);
+    assert_eq!(v["lost"], 0);
+    assert_eq!(v["kind"], "udp");
+    assert_eq!(v["target"], addr.to_string());
+    assert!(v["latency_p50_ms"].as_f64().is_some());
+    assert!(v["jitter_ms"].as_f64().is_some());
+}
+
+#[test]
+fn udp_table_by_default() {
+    let addr = echo_thread();
+    netrun()
+        .args(["probe", "udp", &addr.to_string()])
+        .args(["--count", "3", "--interval", "1ms", "--timeout", "300ms"])
+        .assert()
+        .success()
+        .stdout(contains("loss_percent"))
+        .stdout(contains("latency_mean_ms"));
+}
+
+#[test]
+fn udp_csv_has_a_row_per_datagram() {
+    let addr = echo_thread();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("out/packets.csv");
+    netrun()
+        .args(["probe", "udp", &addr.to_string()])
+        .args([
+            "--count",
+            "5",
+            "--interval",
+            "1ms",
+            "--timeout",
+            "500ms",
+            "--quiet",
+        ])
+        .arg("--csv")
+        .arg(&csv)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    assert_eq!(
+        lines[0],
+        "variant,workload,flow,seq,send_offset_ms,rtt_ms,status"
+    );
+    assert!(lines[1..]
+        .iter()
+        .all(|l| l.starts_with("default,probe,0,") && l.ends_with(",ok")));
+}
+
+#[test]
+fn udp_size_below_header_is_an_input_error() {
+    netrun()
+        .args(["probe", "udp", "127.0.0.1:9", "--size", "4"])
+        .assert()
+        .code(2)
+        .stderr(contains("32"));
+}
+
+#[test]
+fn udp_nobody_listening_is_a_runtime_error_after_the_figures() {
+    let addr = closed_port();
+    netrun()
+        .args(["probe", "udp", &addr.to_string()])
+        .args(["--count", "3", "--interval", "1ms", "--timeout", "200ms"])
+        .assert()
+        .code(3)
+        .stdout(contains("lost"))
+        .stderr(contains("no reply from").and(contains(addr.to_string())));
+}
+
+#[test]
+fn http_closed_port_is_a_runtime_error_naming_the_target() {
+    let url = format!("http://{}/", closed_port());
+    netrun()
+        .args(["probe", "http", &url, "--requests", "3", "--json"])
+        .assert()
+        .code(3)
+        .stdout(contains("\"refused\": 3"))
+        .stderr(contains("no response from").and(contains(url.as_str())));
+}
+
+#[test]
+fn http_only_plain_http_urls() {
+    netrun()
+        .args(["probe", "http", "https://127.0.0.1:1/"])
+        .assert()
+        .code(2)
+        .stderr(contains("http://"));
+}

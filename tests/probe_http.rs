@@ -1,0 +1,203 @@
+//! The HTTP probe against a small counting server: exact request and status
+//! counts, cache hits from X-Cache, refused connections as errors, keep-alive
+//! reuse, and an open-loop run whose achieved rate follows the asked one.
+
+mod support_probe;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use indicatif::ProgressBar;
+use netrun::metrics::{CacheMark, HttpRequestRow};
+use netrun::workload::{run_http, HttpProbeConfig, HttpReport};
+use support_probe::{closed_tcp_port, http_server};
+use tokio_util::sync::CancellationToken;
+
+fn config(target: SocketAddr, paths: &[&str], requests: u64, concurrency: u32) -> HttpProbeConfig {
+    HttpProbeConfig {
+        authority: target.to_string(),
+        target,
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+        requests,
+        concurrency,
+        keep_alive: true,
+        rate: None,
+        duration: None,
+        timeout: Duration::from_secs(5),
+    }
+}
+
+async fn probe(config: &HttpProbeConfig) -> (HttpReport, Vec<HttpRequestRow>) {
+    let mut rows = Vec::new();
+    let report = run_http(
+        config,
+        &mut |row| rows.push(row),
+        &ProgressBar::hidden(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    (report, rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_loop_counts_are_exact() {
+    let server = http_server().await;
+    let (report, rows) = probe(&config(server.addr, &["/a", "/hit"], 20, 4)).await;
+    assert_eq!(server.requests(), 20);
+    let s = report.summary();
+    assert_eq!(s.kind, "http");
+    assert_eq!(
+        (s.requests, s.sent, s.received),
+        (Some(20), Some(20), Some(20))
+    );
+    assert_eq!(s.errors, Some(0));
+    assert_eq!(report.status_counts().get(&200), Some(&20));
+    assert!(report.errors_by_class().is_empty());
+    // Round-robin paths: half hit the cached path.
+    assert_eq!(s.cache_hits, Some(10));
+    assert_eq!(s.cache_hit_ratio, Some(0.5));
+    // "hello" (5 bytes) ×10 + "cached" (6 bytes) ×10.
+    assert_eq!(rows.iter().map(|r| r.bytes).sum::<u64>(), 110);
+    assert!(s.throughput_bps.unwrap() > 0.0);
+    assert!(s.requests_per_s.unwrap() > 0.0);
+    assert!(s.latency_min_ms <= s.latency_p50_ms && s.latency_p99_ms <= s.latency_p999_ms);
+    assert!(s.latency_p999_ms <= s.latency_max_ms.map(|m| m + 0.01));
+    assert!(
+        s.service_mean_ms.is_none(),
+        "closed loop has no separate service time"
+    );
+    assert_eq!(rows.len(), 20);
+    assert_eq!(rows.iter().filter(|r| r.path == "/hit").count(), 10);
+    assert!(rows
+        .iter()
+        .filter(|r| r.path == "/hit")
+        .all(|r| r.cache == CacheMark::Hit));
+    assert!(rows
+        .iter()
+        .filter(|r| r.path == "/a")
+        .all(|r| r.cache == CacheMark::None && r.status == Some(200)));
+    assert!(rows.iter().all(|r| r.client < 4 && r.error.is_none()));
+    // Keep-alive: one connection per worker at most.
+    assert!(server.connections() <= 4, "{}", server.connections());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_keep_alive_every_request_opens_a_connection() {
+    let server = http_server().await;
+    let mut cfg = config(server.addr, &["/"], 6, 1);
+    cfg.keep_alive = false;
+    let (report, _) = probe(&cfg).await;
+    assert_eq!(report.summary().received, Some(6));
+    assert_eq!(server.connections(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_count_as_errors_with_their_status() {
+    let server = http_server().await;
+    let (report, rows) = probe(&config(server.addr, &["/error", "/miss"], 10, 2)).await;
+    let s = report.summary();
+    assert_eq!(s.errors, Some(5));
+    assert_eq!(s.received, Some(10));
+    assert_eq!(report.status_counts().get(&500), Some(&5));
+    assert_eq!(report.status_counts().get(&200), Some(&5));
+    assert_eq!(s.cache_hits, Some(0));
+    assert!(rows
+        .iter()
+        .filter(|r| r.path == "/miss")
+        .all(|r| r.cache == CacheMark::Miss));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_are_counted_not_fatal() {
+    let (report, rows) = probe(&config(closed_tcp_port(), &["/"], 5, 2)).await;
+    let s = report.summary();
+    assert_eq!(
+        (s.requests, s.received, s.errors),
+        (Some(5), Some(0), Some(5))
+    );
+    assert_eq!(report.errors_by_class().get("refused"), Some(&5));
+    assert!(rows
+        .iter()
+        .all(|r| r.error.as_deref() == Some("refused") && r.status.is_none()));
+    assert_eq!(s.cache_hit_ratio, None);
+    assert_eq!(s.latency_p50_ms, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_answers_past_the_deadline_are_timeouts() {
+    let server = http_server().await;
+    let mut cfg = config(server.addr, &["/slow"], 2, 2);
+    cfg.timeout = Duration::from_millis(100);
+    let (report, _) = probe(&cfg).await;
+    assert_eq!(report.errors_by_class().get("timeout"), Some(&2));
+    assert_eq!(report.summary().errors, Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_follows_the_asked_rate() {
+    let server = http_server().await;
+    let mut cfg = config(server.addr, &["/"], 100, 4);
+    cfg.rate = Some(200.0);
+    let (report, rows) = probe(&cfg).await;
+    assert_eq!(server.requests(), 100);
+    let s = report.summary();
+    assert_eq!(s.requests, Some(100));
+    // 100 requests at 200/s take about half a second; the band is wide on
+    // purpose (shared CI machines).
+    let rate = s.requests_per_s.unwrap();
+    assert!((100.0..=300.0).contains(&rate), "achieved {rate} req/s");
+    // Latency counts from the schedule, so it is never below the service time.
+    assert!(s.service_mean_ms.is_some() && s.service_p99_ms.is_some());
+    assert!(s.latency_mean_ms.unwrap() + 1e-3 >= s.service_mean_ms.unwrap());
+    assert_eq!(rows.len(), 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duration_stops_starting_requests() {
+    let server = http_server().await;
+    let mut cfg = config(server.addr, &["/"], 1_000_000, 2);
+    cfg.rate = Some(100.0);
+    cfg.duration = Some(Duration::from_millis(200));
+    let (report, _) = probe(&cfg).await;
+    let n = report.summary().requests.unwrap();
+    assert!(n > 0 && n < 1_000, "{n} requests");
+    assert_eq!(server.requests(), n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_returns_what_was_gathered() {
+    let server = http_server().await;
+    let cfg = config(server.addr, &["/"], 1_000_000, 2);
+    let cancel = CancellationToken::new();
+    let mut rows = 0u64;
+    let report = run_http(
+        &cfg,
+        &mut |_row| {
+            rows += 1;
+            if rows == 10 {
+                cancel.cancel();
+            }
+        },
+        &ProgressBar::hidden(),
+        &cancel,
+    )
+    .await
+    .unwrap();
+    assert!(report.interrupted() && report.summary().interrupted);
+    let n = report.summary().requests.unwrap();
+    assert!((10..1_000_000).contains(&n), "{n}");
+    assert_eq!(report.summary().errors, Some(0));
+}
+
+#[tokio::test]
+async fn bad_configs_are_input_errors() {
+    let mut cfg = config(closed_tcp_port(), &["/"], 0, 1);
+    assert!(matches!(cfg.validate(), Err(netrun::Error::Input(_))));
+    cfg.requests = 1;
+    cfg.rate = Some(0.0);
+    assert!(matches!(cfg.validate(), Err(netrun::Error::Input(_))));
+    cfg.rate = None;
+    cfg.paths = vec!["index.html".into()];
+    assert!(matches!(cfg.validate(), Err(netrun::Error::Input(_))));
+}
