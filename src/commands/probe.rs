@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{HttpProbeArgs, UdpProbeArgs};
 use crate::error::{Error, Outcome};
+use crate::metrics::records::{HTTP_REQUEST_COLUMNS, UDP_PACKET_COLUMNS};
 use crate::metrics::{HttpRequestRow, SummaryRow, UdpPacketRow};
 use crate::net;
 use crate::report::csv_stream::CsvStream;
@@ -39,7 +40,11 @@ pub async fn udp(args: UdpProbeArgs) -> anyhow::Result<Outcome> {
         flows: args.flows,
     };
     config.validate()?;
-    let mut csv = args.csv.as_ref().map(CsvStream::create).transpose()?;
+    let mut csv = args
+        .csv
+        .as_ref()
+        .map(|p| CsvStream::create(p, UDP_PACKET_COLUMNS))
+        .transpose()?;
     let progress = progress_bar(args.quiet || args.json, "udp");
     let cancel = cancel_on_signal();
 
@@ -104,7 +109,11 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
         timeout: args.timeout,
     };
     config.validate()?;
-    let mut csv = args.csv.as_ref().map(CsvStream::create).transpose()?;
+    let mut csv = args
+        .csv
+        .as_ref()
+        .map(|p| CsvStream::create(p, HTTP_REQUEST_COLUMNS))
+        .transpose()?;
     let progress = progress_bar(args.quiet || args.json, "http");
     let cancel = cancel_on_signal();
 

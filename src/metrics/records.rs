@@ -78,3 +78,27 @@ pub struct HttpRequestRow {
     /// Error class (`refused`, `reset`, `timeout`, `bad_response`, …); empty on success.
     pub error: Option<String>,
 }
+
+/// Columns of `udp_packets.csv` (the field names of [`UdpPacketRow`]).
+pub const UDP_PACKET_COLUMNS: &[&str] = &[
+    "variant",
+    "workload",
+    "flow",
+    "seq",
+    "send_offset_ms",
+    "rtt_ms",
+    "status",
+];
+
+/// Columns of `http_requests.csv` (the field names of [`HttpRequestRow`]).
+pub const HTTP_REQUEST_COLUMNS: &[&str] = &[
+    "variant",
+    "workload",
+    "client",
+    "path",
+    "status",
+    "bytes",
+    "latency_ms",
+    "cache",
+    "error",
+];

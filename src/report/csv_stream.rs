@@ -18,17 +18,25 @@ pub struct CsvStream {
 }
 
 impl CsvStream {
-    pub fn create(path: impl AsRef<Path>) -> anyhow::Result<Self> {
+    /// Creates the file (under a temporary name) and writes `header` at once,
+    /// so a run that produced no rows still leaves a valid CSV.
+    pub fn create(path: impl AsRef<Path>, header: &[&str]) -> anyhow::Result<Self> {
         let path = path.as_ref().to_path_buf();
         let file = AtomicFile::create(&path)?;
+        let mut writer = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(file);
+        writer
+            .write_record(header)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(CsvStream {
             path,
-            writer: csv::Writer::from_writer(file),
+            writer,
             error: None,
         })
     }
 
-    /// Appends a row (the header comes from the first row's field names).
+    /// Appends a row; its fields must follow the header given to `create`.
     pub fn write<T: Serialize>(&mut self, row: &T) {
         if self.error.is_none() {
             if let Err(e) = self.writer.serialize(row) {

@@ -8,87 +8,42 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
+use crate::metrics::records::{HTTP_REQUEST_COLUMNS, UDP_PACKET_COLUMNS};
 use crate::metrics::{HttpRequestRow, SummaryRow, UdpPacketRow};
 use crate::report::atomic::{write_csv, AtomicFile};
+use crate::report::csv_stream::CsvStream;
 
-/// A CSV file that rows are streamed into from the workloads' collectors.
+/// A CSV file that rows are streamed into from the workloads' collectors
+/// (several at once in parallel mode, hence the mutex; it is taken once per
+/// finished sample, never in the workers' hot path).
 pub struct RowFile<T> {
-    writer: Mutex<Option<csv::Writer<AtomicFile>>>,
-    error: Mutex<Option<String>>,
+    stream: Mutex<Option<CsvStream>>,
     _row: std::marker::PhantomData<fn(T)>,
 }
 
 impl<T: serde::Serialize> RowFile<T> {
-    /// Creates the file (under a temporary name) and writes its header now,
-    /// so even a workload-less run leaves a valid CSV.
     pub fn create(path: &Path, header: &[&str]) -> anyhow::Result<Arc<Self>> {
-        let file = AtomicFile::create(path)?;
-        let mut w = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(file);
-        w.write_record(header)
-            .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(Arc::new(RowFile {
-            writer: Mutex::new(Some(w)),
-            error: Mutex::new(None),
+            stream: Mutex::new(Some(CsvStream::create(path, header)?)),
             _row: std::marker::PhantomData,
         }))
     }
 
-    /// Appends a row. A write error is remembered and reported at commit,
-    /// rather than aborting the measurement in progress.
+    /// Appends a row; a write error is reported at commit.
     pub fn push(&self, row: &T) {
-        let Ok(mut guard) = self.writer.lock() else {
-            return;
-        };
-        if let Some(w) = guard.as_mut() {
-            if let Err(e) = w.serialize(row) {
-                if let Ok(mut err) = self.error.lock() {
-                    err.get_or_insert_with(|| e.to_string());
-                }
+        if let Ok(mut guard) = self.stream.lock() {
+            if let Some(s) = guard.as_mut() {
+                s.write(row);
             }
         }
     }
 
     /// Flushes and renames the file into place.
     pub fn commit(&self) -> anyhow::Result<()> {
-        if let Ok(Some(e)) = self.error.lock().map(|e| e.clone()) {
-            anyhow::bail!("cannot write a row: {e}");
-        }
-        let w = self.writer.lock().ok().and_then(|mut g| g.take());
-        if let Some(w) = w {
-            let file = w
-                .into_inner()
-                .map_err(|e| anyhow::anyhow!("{}", e.error()))?;
-            file.commit()?;
-        }
-        Ok(())
+        let stream = self.stream.lock().ok().and_then(|mut g| g.take());
+        stream.map_or(Ok(()), CsvStream::commit)
     }
 }
-
-/// Columns of `udp_packets.csv` (the field names of [`UdpPacketRow`]).
-pub const UDP_PACKET_COLUMNS: &[&str] = &[
-    "variant",
-    "workload",
-    "flow",
-    "seq",
-    "send_offset_ms",
-    "rtt_ms",
-    "status",
-];
-
-/// Columns of `http_requests.csv` (the field names of [`HttpRequestRow`]).
-pub const HTTP_REQUEST_COLUMNS: &[&str] = &[
-    "variant",
-    "workload",
-    "client",
-    "path",
-    "status",
-    "bytes",
-    "latency_ms",
-    "cache",
-    "error",
-];
 
 /// The files of one scenario's run.
 pub struct Outputs {
