@@ -55,8 +55,8 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
     crate::shutdown::signal().await;
     tracing::info!(target: "netrun::proxy", "signal received, shutting down");
     shutdown.cancel();
-    let stats = handle.stats();
-    if !handle.wait(GRACE).await {
+    let (clean, stats) = handle.wait_with_stats(GRACE).await;
+    if !clean {
         tracing::warn!(target: "netrun::proxy", "some requests were still running after {}", format_duration(GRACE));
     }
     print_stats(&stats);

@@ -590,14 +590,20 @@ mod tests {
         ]));
         assert!(c.no_cache && c.no_store);
         assert_eq!(c.max_age, Some(0), "an unparsable max-age means stale");
-        assert_eq!(CacheControl::parse(&HeaderMap::new()), CacheControl::default());
+        assert_eq!(
+            CacheControl::parse(&HeaderMap::new()),
+            CacheControl::default()
+        );
     }
 
     #[test]
     fn lifetime_from_max_age_s_maxage_expires_and_default() {
         let now = at(0);
         let h = HeaderMap::new();
-        assert_eq!(freshness_lifetime(&cc("max-age=30"), &h, TTL, now), Duration::from_secs(30));
+        assert_eq!(
+            freshness_lifetime(&cc("max-age=30"), &h, TTL, now),
+            Duration::from_secs(30)
+        );
         assert_eq!(
             freshness_lifetime(&cc("max-age=30, s-maxage=5"), &h, TTL, now),
             Duration::from_secs(5),
@@ -605,19 +611,31 @@ mod tests {
         );
         // Expires − Date: 100 − 40 = 60s, whatever the local clock says.
         let h = headers(&[("expires", &date(100)), ("date", &date(40))]);
-        assert_eq!(freshness_lifetime(&cc(""), &h, TTL, at(1000)), Duration::from_secs(60));
+        assert_eq!(
+            freshness_lifetime(&cc(""), &h, TTL, at(1000)),
+            Duration::from_secs(60)
+        );
         // max-age beats Expires.
-        assert_eq!(freshness_lifetime(&cc("max-age=7"), &h, TTL, now), Duration::from_secs(7));
+        assert_eq!(
+            freshness_lifetime(&cc("max-age=7"), &h, TTL, now),
+            Duration::from_secs(7)
+        );
         // No Date: Expires − response time (100 − 30 = 70s).
         let h = headers(&[("expires", &date(100))]);
-        assert_eq!(freshness_lifetime(&cc(""), &h, TTL, at(30)), Duration::from_secs(70));
+        assert_eq!(
+            freshness_lifetime(&cc(""), &h, TTL, at(30)),
+            Duration::from_secs(70)
+        );
         // Expires in the past, or invalid: already stale.
         let h = headers(&[("expires", &date(10)), ("date", &date(40))]);
         assert_eq!(freshness_lifetime(&cc(""), &h, TTL, now), Duration::ZERO);
         let h = headers(&[("expires", "0")]);
         assert_eq!(freshness_lifetime(&cc(""), &h, TTL, now), Duration::ZERO);
         // Nothing said: the default TTL.
-        assert_eq!(freshness_lifetime(&cc("public"), &HeaderMap::new(), TTL, now), TTL);
+        assert_eq!(
+            freshness_lifetime(&cc("public"), &HeaderMap::new(), TTL, now),
+            TTL
+        );
     }
 
     #[test]
@@ -730,7 +748,14 @@ mod tests {
             );
         }
         assert_eq!(
-            storable(StatusCode::PARTIAL_CONTENT, &none, &cc("max-age=60"), &h, Some(10), max),
+            storable(
+                StatusCode::PARTIAL_CONTENT,
+                &none,
+                &cc("max-age=60"),
+                &h,
+                Some(10),
+                max
+            ),
             Err(NotStored::Status(206))
         );
         assert_eq!(
@@ -739,17 +764,34 @@ mod tests {
         );
         assert_eq!(storable(ok, &none, &none, &h, Some(1000), max), Ok(()));
         // 404 is cacheable by default; 403 only with explicit freshness.
-        assert_eq!(storable(StatusCode::NOT_FOUND, &none, &none, &h, None, max), Ok(()));
+        assert_eq!(
+            storable(StatusCode::NOT_FOUND, &none, &none, &h, None, max),
+            Ok(())
+        );
         assert_eq!(
             storable(StatusCode::FORBIDDEN, &none, &none, &h, None, max),
             Err(NotStored::Status(403))
         );
         assert_eq!(
-            storable(StatusCode::FORBIDDEN, &none, &cc("max-age=5"), &h, None, max),
+            storable(
+                StatusCode::FORBIDDEN,
+                &none,
+                &cc("max-age=5"),
+                &h,
+                None,
+                max
+            ),
             Ok(())
         );
         assert_eq!(
-            storable(ok, &none, &none, &headers(&[("vary", "accept, *")]), None, max),
+            storable(
+                ok,
+                &none,
+                &none,
+                &headers(&[("vary", "accept, *")]),
+                None,
+                max
+            ),
             Err(NotStored::VaryAll)
         );
     }
@@ -786,7 +828,10 @@ mod tests {
             evicted += r.evicted;
             assert!(store.used_bytes() <= 8 * 1024);
             // Keep object 0 hot: it must survive.
-            assert!(store.get("GET http://h/0").is_some(), "hot entry evicted at {i}");
+            assert!(
+                store.get("GET http://h/0").is_some(),
+                "hot entry evicted at {i}"
+            );
         }
         assert!(evicted > 0);
         assert_eq!(store.len() as u64 + evicted, 40);

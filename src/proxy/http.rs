@@ -162,7 +162,10 @@ impl ProxyService {
     async fn route(&self, req: Request<Incoming>) -> (Response<Body>, Label) {
         let (parts, body) = req.into_parts();
         if let Err(resp) = self.check_target(&parts) {
-            return (label(resp, Label::Bypass, "fwd=bypass; detail=refused"), Label::Bypass);
+            return (
+                label(resp, Label::Bypass, "fwd=bypass; detail=refused"),
+                Label::Bypass,
+            );
         }
         if content_length(&parts.headers).is_some_and(|n| n > self.max_body) {
             let msg = format!("request body larger than {} bytes\n", self.max_body);
@@ -188,11 +191,17 @@ impl ProxyService {
             || parts.headers.contains_key(header::RANGE)
         {
             let body = self.limited(body);
-            return self.forward(parts, body, Label::Bypass, "fwd=request").await;
+            return self
+                .forward(parts, body, Label::Bypass, "fwd=request")
+                .await;
         }
 
         let now = self.clock.now();
-        let entry = cache.store.lock().unwrap_or_else(|e| e.into_inner()).get(&key);
+        let entry = cache
+            .store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key);
         let (stale, kind) = match entry {
             Some(e) if e.matches_vary(&parts.headers) => {
                 if usable(&e, &req_cc, now) {
@@ -230,7 +239,9 @@ impl ProxyService {
             let host = auth.host().trim_start_matches('[').trim_end_matches(']');
             let host_ok = match host.parse::<IpAddr>() {
                 Ok(ip) => ip == self.upstream.ip(),
-                Err(_) => host.eq_ignore_ascii_case("localhost") && self.upstream.ip().is_loopback(),
+                Err(_) => {
+                    host.eq_ignore_ascii_case("localhost") && self.upstream.ip().is_loopback()
+                }
             };
             let port_ok = auth.port_u16().unwrap_or(80) == self.upstream.port();
             if !(scheme_ok && host_ok && port_ok) {
@@ -266,7 +277,13 @@ impl ProxyService {
         let headers = upstream_request_headers(&parts.headers, parts.version);
         let deadline = tokio::time::Instant::now() + self.timeout;
         let resp = match self
-            .send(parts.method.clone(), path_and_query(&parts.uri), headers, body, deadline)
+            .send(
+                parts.method.clone(),
+                path_and_query(&parts.uri),
+                headers,
+                body,
+                deadline,
+            )
             .await
         {
             Ok(r) => r,
@@ -294,7 +311,11 @@ impl ProxyService {
                 Role::Lead(leader) => {
                     // The flight before ours may have just stored the answer.
                     let now = self.clock.now();
-                    let current = cache.store.lock().unwrap_or_else(|e| e.into_inner()).get(key);
+                    let current = cache
+                        .store
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(key);
                     if let Some(e) = current {
                         let is_new = stale.as_ref().map_or(true, |s| !Arc::ptr_eq(s, &e));
                         if is_new && e.matches_vary(&parts.headers) && usable(&e, req_cc, now) {
@@ -303,7 +324,8 @@ impl ProxyService {
                             return (self.serve_entry(parts, &e, Label::Hit, &param), Label::Hit);
                         }
                     }
-                    let (resp, lbl, shared) = self.fetch_and_store(parts, cache, key, stale, kind).await;
+                    let (resp, lbl, shared) =
+                        self.fetch_and_store(parts, cache, key, stale, kind).await;
                     leader.finish(shared);
                     return (resp, lbl);
                 }
@@ -315,19 +337,27 @@ impl ProxyService {
                     match shared {
                         Shared::Stored(e) if e.matches_vary(&parts.headers) => {
                             let now = self.clock.now();
-                            let param = format!("hit; ttl={}; detail=coalesced", e.ttl(now).as_secs());
+                            let param =
+                                format!("hit; ttl={}; detail=coalesced", e.ttl(now).as_secs());
                             return (self.serve_entry(parts, &e, Label::Hit, &param), Label::Hit);
                         }
                         Shared::Unstored(e) => {
                             let param = format!("fwd={kind}; detail=coalesced");
-                            return (self.serve_entry(parts, &e, Label::Miss, &param), Label::Miss);
+                            return (
+                                self.serve_entry(parts, &e, Label::Miss, &param),
+                                Label::Miss,
+                            );
                         }
                         Shared::Failed(err) => {
                             let param = format!("fwd={kind}; detail=coalesced");
-                            return (label(error_response(&err), Label::Miss, &param), Label::Miss);
+                            return (
+                                label(error_response(&err), Label::Miss, &param),
+                                Label::Miss,
+                            );
                         }
                         Shared::Stored(_) | Shared::FetchYourself => {
-                            let (resp, lbl, _) = self.fetch_and_store(parts, cache, key, None, kind).await;
+                            let (resp, lbl, _) =
+                                self.fetch_and_store(parts, cache, key, None, kind).await;
                             return (resp, lbl);
                         }
                     }
@@ -375,13 +405,23 @@ impl ProxyService {
         let request_time = self.clock.wall();
         let deadline = tokio::time::Instant::now() + self.timeout;
         let resp = match self
-            .send(Method::GET, path_and_query(&parts.uri), headers, empty(), deadline)
+            .send(
+                Method::GET,
+                path_and_query(&parts.uri),
+                headers,
+                empty(),
+                deadline,
+            )
             .await
         {
             Ok(r) => r,
             Err(e) => {
                 let param = format!("fwd={kind}");
-                return (label(error_response(&e), Label::Miss, &param), Label::Miss, Shared::Failed(e));
+                return (
+                    label(error_response(&e), Label::Miss, &param),
+                    Label::Miss,
+                    Shared::Failed(e),
+                );
             }
         };
         let response_time = self.clock.wall();
@@ -405,7 +445,11 @@ impl ProxyService {
             } else {
                 Shared::Unstored(fresh.clone())
             };
-            return (self.serve_entry(parts, &fresh, Label::Hit, &param), Label::Hit, shared);
+            return (
+                self.serve_entry(parts, &fresh, Label::Hit, &param),
+                Label::Hit,
+                shared,
+            );
         }
 
         let req_cc = request_cache_control(&parts.headers);
@@ -484,7 +528,13 @@ impl ProxyService {
 
     /// Answers from a complete response (stored or just fetched), honouring
     /// the client's own `If-None-Match` / `If-Modified-Since` and HEAD.
-    fn serve_entry(&self, parts: &Parts, e: &CachedResponse, lbl: Label, param: &str) -> Response<Body> {
+    fn serve_entry(
+        &self,
+        parts: &Parts,
+        e: &CachedResponse,
+        lbl: Label,
+        param: &str,
+    ) -> Response<Body> {
         let mut headers = e.headers.clone();
         if lbl == Label::Hit {
             let age = e.age(self.clock.now()).as_secs();
@@ -582,7 +632,9 @@ impl ProxyService {
     fn update_gauges(&self, store: &Store) {
         use std::sync::atomic::Ordering::Relaxed;
         self.counters.cache_bytes.store(store.used_bytes(), Relaxed);
-        self.counters.cache_entries.store(store.len() as u64, Relaxed);
+        self.counters
+            .cache_entries
+            .store(store.len() as u64, Relaxed);
     }
 }
 
@@ -599,10 +651,10 @@ fn usable(e: &CachedResponse, req_cc: &CacheControl, now: Instant) -> bool {
 fn request_cache_control(headers: &HeaderMap) -> CacheControl {
     let mut cc = CacheControl::parse(headers);
     if !headers.contains_key(header::CACHE_CONTROL)
-        && headers
-            .get_all(header::PRAGMA)
-            .iter()
-            .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains("no-cache")))
+        && headers.get_all(header::PRAGMA).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.to_ascii_lowercase().contains("no-cache"))
+        })
     {
         cc.no_cache = true;
     }

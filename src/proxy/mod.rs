@@ -275,11 +275,18 @@ impl ProxyHandle {
     /// the caller), waits up to `grace` for in-flight requests and sessions to
     /// finish. Returns false if some were still running when `grace` ran out.
     pub async fn wait(self, grace: Duration) -> bool {
+        self.wait_with_stats(grace).await.0
+    }
+
+    /// [`ProxyHandle::wait`], then the final counters (in-flight requests
+    /// that finished during the grace period included).
+    pub async fn wait_with_stats(self, grace: Duration) -> (bool, ProxyStats) {
         self.shutdown.cancelled().await;
         self.tracker.close();
-        tokio::time::timeout(grace, self.tracker.wait())
+        let clean = tokio::time::timeout(grace, self.tracker.wait())
             .await
-            .is_ok()
+            .is_ok();
+        (clean, self.counters.snapshot())
     }
 }
 
@@ -320,7 +327,9 @@ pub async fn spawn_with_hooks(
     let http_addr = http
         .local_addr()
         .context("reading the proxy's HTTP address")?;
-    let udp_addr = udp.local_addr().context("reading the proxy's UDP address")?;
+    let udp_addr = udp
+        .local_addr()
+        .context("reading the proxy's UDP address")?;
     let counters = Arc::new(Counters::default());
     let conn_stats = Arc::new(ConnStats::default());
     let tracker = TaskTracker::new();

@@ -64,7 +64,8 @@ impl Forwarder {
         let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
         // Sweeping at a quarter of the idle time closes a session at most
         // 25% late, without a timer per session.
-        let every = (self.config.idle_timeout / 4).clamp(Duration::from_millis(5), Duration::from_secs(1));
+        let every =
+            (self.config.idle_timeout / 4).clamp(Duration::from_millis(5), Duration::from_secs(1));
         let mut sweep = tokio::time::interval(every);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
@@ -84,7 +85,9 @@ impl Forwarder {
         for (_, s) in sessions.drain() {
             s.stop.cancel();
         }
-        self.counters.udp_sessions_active.store(0, Ordering::Relaxed);
+        self.counters
+            .udp_sessions_active
+            .store(0, Ordering::Relaxed);
     }
 
     async fn forward(
