@@ -98,10 +98,11 @@ impl Handler for ProxyService {
         let start = Instant::now();
         bump(&self.counters.requests);
         let method = req.method().clone();
-        let path = req
-            .uri()
-            .path_and_query()
-            .map_or_else(|| req.uri().to_string(), |p| p.to_string());
+        // Absolute-form targets are logged whole: a refused host must show.
+        let path = match (req.uri().authority(), req.uri().path_and_query()) {
+            (None, Some(p)) => p.to_string(),
+            _ => req.uri().to_string(),
+        };
         let (resp, label) = self.route(req).await;
         match label {
             Label::Hit => bump(&self.counters.hits),
