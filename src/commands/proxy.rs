@@ -1,6 +1,90 @@
+//! `netrun proxy`: the caching proxy and UDP forwarder alone, until Ctrl-C.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
 use crate::cli::ProxyArgs;
 use crate::error::Outcome;
+use crate::net;
+use crate::proxy::{self, CacheConfig, ProxyConfig, ProxyStats, UdpForwardConfig};
+use crate::units::{format_duration, ByteSize};
 
-pub async fn proxy(_args: ProxyArgs) -> anyhow::Result<Outcome> {
-    Err(super::not_built("proxy"))
+/// How long in-flight requests get to finish after Ctrl-C.
+const GRACE: Duration = Duration::from_secs(5);
+
+pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
+    let upstream_http = net::resolve(&args.upstream, "--upstream").await?;
+    let upstream_udp = net::resolve(&args.udp_upstream, "--udp-upstream").await?;
+    let http = net::bind_tcp(args.http, "--http").await?;
+    let udp = net::bind_udp(args.udp, "--udp").await?;
+    let cache = (!args.no_cache).then_some(CacheConfig {
+        capacity: args.cache_size.bytes(),
+        default_ttl: args.cache_ttl,
+    });
+    let config = ProxyConfig {
+        upstream_http,
+        upstream_udp,
+        cache,
+        upstream_timeout: args.upstream_timeout,
+        udp: UdpForwardConfig {
+            max_sessions: args.udp_max_sessions.max(1),
+            idle_timeout: args.udp_idle_timeout,
+        },
+        limits: (&args.limits).into(),
+    };
+    let shutdown = CancellationToken::new();
+    let handle = proxy::spawn(http, udp, config, shutdown.clone()).await?;
+    let cache_desc = match cache {
+        Some(c) => format!(
+            "cache {} ttl {}",
+            ByteSize(c.capacity),
+            format_duration(c.default_ttl)
+        ),
+        None => "cache off".to_string(),
+    };
+    println!(
+        "proxy http://{} -> {}  udp {} -> {}  {}",
+        handle.http_addr(),
+        upstream_http,
+        handle.udp_addr(),
+        upstream_udp,
+        cache_desc
+    );
+
+    crate::shutdown::signal().await;
+    tracing::info!(target: "netrun::proxy", "signal received, shutting down");
+    shutdown.cancel();
+    let (clean, stats) = handle.wait_with_stats(GRACE).await;
+    if !clean {
+        tracing::warn!(target: "netrun::proxy", "some requests were still running after {}", format_duration(GRACE));
+    }
+    print_stats(&stats);
+    Ok(Outcome::Success)
+}
+
+fn print_stats(s: &ProxyStats) {
+    println!(
+        "http: {} requests, {} hits, {} misses, {} bypasses, {} coalesced, {} revalidations ({} unmodified)",
+        s.requests, s.hits, s.misses, s.bypasses, s.coalesced, s.revalidations, s.revalidated_unmodified
+    );
+    println!(
+        "      {} bytes from cache, {} bytes from upstream, {} upstream fetches, {} upstream errors",
+        s.bytes_from_cache, s.bytes_from_upstream, s.upstream_fetches, s.upstream_errors
+    );
+    println!(
+        "cache: {} stored, {} evicted, {} entries, {} bytes held",
+        s.stored, s.evictions, s.cache_entries, s.cache_bytes
+    );
+    println!(
+        "udp: {} datagrams ({} bytes) to upstream, {} datagrams ({} bytes) to clients",
+        s.udp_datagrams_to_upstream,
+        s.udp_bytes_to_upstream,
+        s.udp_datagrams_to_client,
+        s.udp_bytes_to_client
+    );
+    println!(
+        "     {} sessions opened, {} expired; dropped: {} table full, {} send errors",
+        s.udp_sessions_opened, s.udp_sessions_expired, s.udp_dropped_table_full, s.udp_send_errors
+    );
 }

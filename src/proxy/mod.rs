@@ -1,1 +1,370 @@
-//! The caching HTTP reverse proxy and the UDP forwarder.
+//! The caching proxy: an HTTP reverse proxy with a shared cache in front of
+//! one upstream ([`http`], rules in [`cache`]), and a UDP forwarder with one
+//! upstream socket per client ([`udp`]). [`spawn`] starts both on bound
+//! sockets; the returned [`ProxyHandle`] gives the addresses and counters.
+
+pub mod cache;
+mod coalesce;
+mod http;
+pub mod impair;
+mod udp;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::server::{self, ConnStats, HttpLimits};
+
+pub use cache::{Clock, ManualClock, SystemClock};
+pub use impair::{Impairment, NoImpairment};
+
+/// Everything the proxy needs besides its sockets.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// The HTTP server requests are forwarded to.
+    pub upstream_http: SocketAddr,
+    /// The UDP service datagrams are forwarded to.
+    pub upstream_udp: SocketAddr,
+    /// The cache; `None` forwards everything (`X-Cache: BYPASS`).
+    pub cache: Option<CacheConfig>,
+    /// Deadline for the upstream's response head (and for a body the cache
+    /// buffers); past it the client gets 504.
+    pub upstream_timeout: Duration,
+    pub udp: UdpForwardConfig,
+    /// Limits on the proxy's own listening side.
+    pub limits: HttpLimits,
+}
+
+impl ProxyConfig {
+    /// The `netrun proxy` defaults for the given upstreams.
+    pub fn new(upstream_http: SocketAddr, upstream_udp: SocketAddr) -> Self {
+        ProxyConfig {
+            upstream_http,
+            upstream_udp,
+            cache: Some(CacheConfig::default()),
+            upstream_timeout: Duration::from_secs(10),
+            udp: UdpForwardConfig::default(),
+            limits: HttpLimits::default(),
+        }
+    }
+}
+
+/// Size and default freshness of the HTTP cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Total bytes stored (bodies, headers and a small per-entry overhead).
+    /// One entry may use at most an eighth of it; larger responses are
+    /// streamed through uncached.
+    pub capacity: u64,
+    /// Freshness lifetime when the origin gives none.
+    pub default_ttl: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            capacity: 64 << 20,
+            default_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Bounds of the UDP session table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpForwardConfig {
+    /// Client addresses served at once; datagrams from new clients past it are dropped.
+    pub max_sessions: usize,
+    /// A session with no traffic either way for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for UdpForwardConfig {
+    fn default() -> Self {
+        UdpForwardConfig {
+            max_sessions: 1024,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Optional collaborators: the clock the cache reads (tests inject a
+/// [`ManualClock`]) and the link impairment (none by default).
+#[derive(Clone)]
+pub struct ProxyHooks {
+    pub clock: Arc<dyn Clock>,
+    pub impair: Arc<dyn Impairment>,
+}
+
+impl Default for ProxyHooks {
+    fn default() -> Self {
+        ProxyHooks {
+            clock: Arc::new(SystemClock),
+            impair: Arc::new(NoImpairment),
+        }
+    }
+}
+
+/// A snapshot of the proxy's counters. Counts are totals since start;
+/// `cache_bytes`, `cache_entries` and `udp_sessions_active` are current values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProxyStats {
+    /// HTTP requests received.
+    pub requests: u64,
+    /// Responses served from the cache (`X-Cache: HIT`), revalidated ones and
+    /// coalesced waiters included.
+    pub hits: u64,
+    /// Responses fetched from upstream for a cacheable request (`X-Cache: MISS`).
+    pub misses: u64,
+    /// Responses forwarded without the cache (`X-Cache: BYPASS`).
+    pub bypasses: u64,
+    /// Requests that waited for another request's upstream fetch of the same key.
+    pub coalesced: u64,
+    /// Conditional requests sent upstream to revalidate a stale entry.
+    pub revalidations: u64,
+    /// Revalidations the upstream answered 304 (entry refreshed, body reused).
+    pub revalidated_unmodified: u64,
+    /// Body bytes sent to clients from the cache.
+    pub bytes_from_cache: u64,
+    /// Body bytes received from the upstream.
+    pub bytes_from_upstream: u64,
+    /// HTTP requests sent upstream.
+    pub upstream_fetches: u64,
+    /// Upstream fetches that failed (refused, reset, timed out): 502/504.
+    pub upstream_errors: u64,
+    /// Responses stored in the cache.
+    pub stored: u64,
+    /// Entries evicted to keep the cache within its capacity.
+    pub evictions: u64,
+    /// Bytes the cache holds now (never more than its capacity).
+    pub cache_bytes: u64,
+    /// Entries the cache holds now.
+    pub cache_entries: u64,
+    /// Datagrams forwarded client → upstream.
+    pub udp_datagrams_to_upstream: u64,
+    /// Payload bytes forwarded client → upstream.
+    pub udp_bytes_to_upstream: u64,
+    /// Datagrams forwarded upstream → client.
+    pub udp_datagrams_to_client: u64,
+    /// Payload bytes forwarded upstream → client.
+    pub udp_bytes_to_client: u64,
+    /// UDP sessions (client addresses) opened.
+    pub udp_sessions_opened: u64,
+    /// UDP sessions closed after `idle_timeout` without traffic.
+    pub udp_sessions_expired: u64,
+    /// UDP sessions open now.
+    pub udp_sessions_active: u64,
+    /// Datagrams dropped because the session table was full.
+    pub udp_dropped_table_full: u64,
+    /// Datagrams dropped because a send (or opening a session socket) failed.
+    pub udp_send_errors: u64,
+    /// Datagrams dropped by the impairment model.
+    pub udp_dropped_impairment: u64,
+}
+
+/// Live counters, updated with relaxed atomics in the hot path.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub requests: AtomicU64,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub bypasses: AtomicU64,
+    pub coalesced: AtomicU64,
+    pub revalidations: AtomicU64,
+    pub revalidated_unmodified: AtomicU64,
+    pub bytes_from_cache: AtomicU64,
+    pub bytes_from_upstream: AtomicU64,
+    pub upstream_fetches: AtomicU64,
+    pub upstream_errors: AtomicU64,
+    pub stored: AtomicU64,
+    pub evictions: AtomicU64,
+    pub cache_bytes: AtomicU64,
+    pub cache_entries: AtomicU64,
+    pub udp_datagrams_to_upstream: AtomicU64,
+    pub udp_bytes_to_upstream: AtomicU64,
+    pub udp_datagrams_to_client: AtomicU64,
+    pub udp_bytes_to_client: AtomicU64,
+    pub udp_sessions_opened: AtomicU64,
+    pub udp_sessions_expired: AtomicU64,
+    pub udp_sessions_active: AtomicU64,
+    pub udp_dropped_table_full: AtomicU64,
+    pub udp_send_errors: AtomicU64,
+    pub udp_dropped_impairment: AtomicU64,
+}
+
+/// Adds one to a counter.
+pub(crate) fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Adds `n` to a counter.
+pub(crate) fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Counters {
+    fn snapshot(&self) -> ProxyStats {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ProxyStats {
+            requests: g(&self.requests),
+            hits: g(&self.hits),
+            misses: g(&self.misses),
+            bypasses: g(&self.bypasses),
+            coalesced: g(&self.coalesced),
+            revalidations: g(&self.revalidations),
+            revalidated_unmodified: g(&self.revalidated_unmodified),
+            bytes_from_cache: g(&self.bytes_from_cache),
+            bytes_from_upstream: g(&self.bytes_from_upstream),
+            upstream_fetches: g(&self.upstream_fetches),
+            upstream_errors: g(&self.upstream_errors),
+            stored: g(&self.stored),
+            evictions: g(&self.evictions),
+            cache_bytes: g(&self.cache_bytes),
+            cache_entries: g(&self.cache_entries),
+            udp_datagrams_to_upstream: g(&self.udp_datagrams_to_upstream),
+            udp_bytes_to_upstream: g(&self.udp_bytes_to_upstream),
+            udp_datagrams_to_client: g(&self.udp_datagrams_to_client),
+            udp_bytes_to_client: g(&self.udp_bytes_to_client),
+            udp_sessions_opened: g(&self.udp_sessions_opened),
+            udp_sessions_expired: g(&self.udp_sessions_expired),
+            udp_sessions_active: g(&self.udp_sessions_active),
+            udp_dropped_table_full: g(&self.udp_dropped_table_full),
+            udp_send_errors: g(&self.udp_send_errors),
+            udp_dropped_impairment: g(&self.udp_dropped_impairment),
+        }
+    }
+}
+
+/// A running proxy.
+pub struct ProxyHandle {
+    http_addr: SocketAddr,
+    udp_addr: SocketAddr,
+    counters: Arc<Counters>,
+    conn_stats: Arc<ConnStats>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl ProxyHandle {
+    /// The address the HTTP side listens on.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The address the UDP side listens on.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp_addr
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> ProxyStats {
+        self.counters.snapshot()
+    }
+
+    /// HTTP connections accepted so far.
+    pub fn connections_accepted(&self) -> u64 {
+        self.conn_stats.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Waits for the proxy to stop: once the shutdown token is cancelled (by
+    /// the caller), waits up to `grace` for in-flight requests and sessions to
+    /// finish. Returns false if some were still running when `grace` ran out.
+    pub async fn wait(self, grace: Duration) -> bool {
+        self.wait_with_stats(grace).await.0
+    }
+
+    /// [`ProxyHandle::wait`], then the final counters (in-flight requests
+    /// that finished during the grace period included).
+    pub async fn wait_with_stats(self, grace: Duration) -> (bool, ProxyStats) {
+        self.shutdown.cancelled().await;
+        self.tracker.close();
+        let clean = tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok();
+        (clean, self.counters.snapshot())
+    }
+}
+
+/// Starts the proxy on bound sockets with the real clock and no impairment.
+/// It runs until `shutdown` is cancelled.
+pub async fn spawn(
+    http: TcpListener,
+    udp: UdpSocket,
+    config: ProxyConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ProxyHandle> {
+    spawn_with_hooks(http, udp, config, ProxyHooks::default(), shutdown).await
+}
+
+/// [`spawn`] with the cache reading `clock`, so tests can move time forward.
+pub async fn spawn_with_clock(
+    http: TcpListener,
+    udp: UdpSocket,
+    config: ProxyConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ProxyHandle> {
+    let hooks = ProxyHooks {
+        clock,
+        ..ProxyHooks::default()
+    };
+    spawn_with_hooks(http, udp, config, hooks, shutdown).await
+}
+
+/// [`spawn`] with a chosen clock and impairment.
+pub async fn spawn_with_hooks(
+    http: TcpListener,
+    udp: UdpSocket,
+    config: ProxyConfig,
+    hooks: ProxyHooks,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ProxyHandle> {
+    let http_addr = http
+        .local_addr()
+        .context("reading the proxy's HTTP address")?;
+    let udp_addr = udp
+        .local_addr()
+        .context("reading the proxy's UDP address")?;
+    let counters = Arc::new(Counters::default());
+    let conn_stats = Arc::new(ConnStats::default());
+    let tracker = TaskTracker::new();
+
+    let handler = Arc::new(http::ProxyService::new(
+        &config,
+        counters.clone(),
+        hooks.clock.clone(),
+        hooks.impair.clone(),
+    ));
+    tracker.spawn(server::serve(
+        http,
+        handler,
+        config.limits.clone(),
+        shutdown.clone(),
+        tracker.clone(),
+        conn_stats.clone(),
+        "proxy",
+    ));
+
+    let forwarder = udp::Forwarder::new(
+        Arc::new(udp),
+        config.upstream_udp,
+        config.udp,
+        counters.clone(),
+        hooks.impair,
+    );
+    tracker.spawn(forwarder.run(shutdown.clone(), tracker.clone()));
+
+    Ok(ProxyHandle {
+        http_addr,
+        udp_addr,
+        counters,
+        conn_stats,
+        shutdown,
+        tracker,
+    })
+}

@@ -1,0 +1,909 @@
+//! The HTTP side of the proxy: checks the request target (never an open
+//! proxy), answers from the cache or fetches from the upstream over a
+//! keep-alive pool, strips hop-by-hop headers both ways, and labels every
+//! response (`X-Cache`, `Cache-Status`, `Via`). Cache rules live in `cache.rs`.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::{Frame, SizeHint};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use super::cache::{self, CacheControl, CachedResponse, Clock, NotStored, Store};
+use super::coalesce::{self, Flights, Role};
+use super::impair::{Direction, Impairment};
+use super::{add, bump, Counters, ProxyConfig};
+use crate::server::{empty, full, Body, BoxError, Handler};
+
+const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+/// The name this cache uses in `Via` and `Cache-Status`.
+const CACHE_NAME: &str = "netrun";
+
+/// How a response was produced, as `X-Cache` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Label {
+    /// Served from the cache (fresh, revalidated, or a coalesced waiter's stored answer).
+    Hit,
+    /// Fetched from upstream for a cacheable request.
+    Miss,
+    /// Forwarded without the cache.
+    Bypass,
+}
+
+impl Label {
+    fn as_str(self) -> &'static str {
+        match self {
+            Label::Hit => "HIT",
+            Label::Miss => "MISS",
+            Label::Bypass => "BYPASS",
+        }
+    }
+}
+
+/// A failed upstream exchange, ready to become a 502 or 504.
+#[derive(Debug, Clone)]
+struct UpstreamError {
+    status: StatusCode,
+    message: String,
+}
+
+/// What a coalescing leader hands to the requests waiting on it.
+#[derive(Clone)]
+enum Shared {
+    /// The answer is in the cache now.
+    Stored(Arc<CachedResponse>),
+    /// A complete answer that was not stored but is the same for everyone (a 5xx, say).
+    Unstored(Arc<CachedResponse>),
+    /// The upstream failed; every waiter fails the same way.
+    Failed(UpstreamError),
+    /// Not shareable (`private`, `no-store`, too large to buffer): fetch your own.
+    FetchYourself,
+}
+
+struct CacheState {
+    store: Mutex<Store>,
+    flights: Flights<Shared>,
+    default_ttl: Duration,
+    max_entry: u64,
+}
+
+pub(crate) struct ProxyService {
+    upstream: SocketAddr,
+    /// `host:port` of the upstream, as sent in `Host` and used in cache keys.
+    authority: String,
+    client: Client<HttpConnector, Body>,
+    cache: Option<CacheState>,
+    timeout: Duration,
+    max_body: u64,
+    counters: Arc<Counters>,
+    clock: Arc<dyn Clock>,
+    impair: Arc<dyn Impairment>,
+}
+
+impl Handler for ProxyService {
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let start = Instant::now();
+        bump(&self.counters.requests);
+        let method = req.method().clone();
+        // Absolute-form targets are logged whole: a refused host must show.
+        let path = match (req.uri().authority(), req.uri().path_and_query()) {
+            (None, Some(p)) => p.to_string(),
+            _ => req.uri().to_string(),
+        };
+        let (resp, label) = self.route(req).await;
+        match label {
+            Label::Hit => bump(&self.counters.hits),
+            Label::Miss => bump(&self.counters.misses),
+            Label::Bypass => bump(&self.counters.bypasses),
+        }
+        let delay = self.impair.http_delay(Direction::ToClient);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        tracing::info!(
+            target: "netrun::proxy",
+            %peer,
+            "{method} {path} {} {} {:.1}ms",
+            resp.status().as_u16(),
+            label.as_str(),
+            start.elapsed().as_secs_f64() * 1e3
+        );
+        resp
+    }
+}
+
+impl ProxyService {
+    pub(crate) fn new(
+        config: &ProxyConfig,
+        counters: Arc<Counters>,
+        clock: Arc<dyn Clock>,
+        impair: Arc<dyn Impairment>,
+    ) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        let cache = config.cache.map(|c| {
+            let store = Store::new(c.capacity);
+            CacheState {
+                max_entry: store.max_entry(),
+                store: Mutex::new(store),
+                flights: Flights::new(),
+                default_ttl: c.default_ttl,
+            }
+        });
+        ProxyService {
+            upstream: config.upstream_http,
+            authority: config.upstream_http.to_string(),
+            client,
+            cache,
+            timeout: config.upstream_timeout,
+            max_body: config.limits.max_body_size,
+            counters,
+            clock,
+            impair,
+        }
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> (Response<Body>, Label) {
+        let (parts, body) = req.into_parts();
+        if let Err(resp) = self.check_target(&parts) {
+            return (
+                label(resp, Label::Bypass, "fwd=bypass; detail=refused"),
+                Label::Bypass,
+            );
+        }
+        if content_length(&parts.headers).is_some_and(|n| n > self.max_body) {
+            let msg = format!("request body larger than {} bytes\n", self.max_body);
+            let resp = text(StatusCode::PAYLOAD_TOO_LARGE, msg);
+            return (label(resp, Label::Bypass, "fwd=bypass"), Label::Bypass);
+        }
+        let Some(cache) = &self.cache else {
+            let body = self.limited(body);
+            return self.forward(parts, body, Label::Bypass, "fwd=bypass").await;
+        };
+        let key = cache::cache_key(&Method::GET, &self.authority, path_and_query(&parts.uri));
+        if parts.method != Method::GET && parts.method != Method::HEAD {
+            // An unsafe method may change the resource: drop what we hold.
+            if !parts.method.is_safe() {
+                self.store_remove(cache, &key);
+            }
+            let body = self.limited(body);
+            return self.forward(parts, body, Label::Bypass, "fwd=method").await;
+        }
+        let req_cc = request_cache_control(&parts.headers);
+        if req_cc.no_store
+            || parts.headers.contains_key(header::AUTHORIZATION)
+            || parts.headers.contains_key(header::RANGE)
+        {
+            let body = self.limited(body);
+            return self
+                .forward(parts, body, Label::Bypass, "fwd=request")
+                .await;
+        }
+
+        let now = self.clock.now();
+        let entry = cache
+            .store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key);
+        let (stale, kind) = match entry {
+            Some(e) if e.matches_vary(&parts.headers) => {
+                if usable(&e, &req_cc, now) {
+                    let param = format!("hit; ttl={}", e.ttl(now).as_secs());
+                    return (self.serve_entry(&parts, &e, Label::Hit, &param), Label::Hit);
+                }
+                let kind = if req_cc.no_cache { "request" } else { "stale" };
+                (Some(e), kind)
+            }
+            Some(_) => (None, "vary-miss"),
+            None => (None, "uri-miss"),
+        };
+        if parts.method == Method::HEAD {
+            // Not worth fetching a whole body to store: ask upstream for the head only.
+            let param = format!("fwd={kind}");
+            return self.forward(parts, empty(), Label::Miss, &param).await;
+        }
+        self.fetch_coalesced(&parts, cache, &key, stale, &req_cc, kind)
+            .await
+    }
+
+    /// The client's body, cut off past `--max-body-size`.
+    fn limited(&self, body: Incoming) -> Body {
+        Limited::new(body, usize::try_from(self.max_body).unwrap_or(usize::MAX)).boxed()
+    }
+
+    /// Origin-form is always fine; absolute-form only for the upstream.
+    #[allow(clippy::result_large_err)]
+    fn check_target(&self, parts: &Parts) -> Result<(), Response<Body>> {
+        if parts.method == Method::CONNECT {
+            return Err(self.refuse(&parts.uri.to_string()));
+        }
+        if let Some(auth) = parts.uri.authority() {
+            let scheme_ok = parts.uri.scheme_str().map_or(true, |s| s == "http");
+            let host = auth.host().trim_start_matches('[').trim_end_matches(']');
+            let host_ok = match host.parse::<IpAddr>() {
+                Ok(ip) => ip == self.upstream.ip(),
+                Err(_) => {
+                    host.eq_ignore_ascii_case("localhost") && self.upstream.ip().is_loopback()
+                }
+            };
+            let port_ok = auth.port_u16().unwrap_or(80) == self.upstream.port();
+            if !(scheme_ok && host_ok && port_ok) {
+                return Err(self.refuse(auth.as_str()));
+            }
+        } else if !parts.uri.path().starts_with('/') {
+            return Err(text(
+                StatusCode::BAD_REQUEST,
+                "request target must be a path or an http:// URL\n".to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn refuse(&self, target: &str) -> Response<Body> {
+        text(
+            StatusCode::FORBIDDEN,
+            format!(
+                "netrun proxy refuses to forward to {target}: it is not an open proxy; it forwards only to its upstream {}\n",
+                self.upstream
+            ),
+        )
+    }
+
+    /// Forwards a request without the cache, streaming both bodies.
+    async fn forward(
+        &self,
+        parts: Parts,
+        body: Body,
+        lbl: Label,
+        param: &str,
+    ) -> (Response<Body>, Label) {
+        let headers = upstream_request_headers(&parts.headers, parts.version);
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let resp = match self
+            .send(
+                parts.method.clone(),
+                path_and_query(&parts.uri),
+                headers,
+                body,
+                deadline,
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return (label(error_response(&e), lbl, param), lbl),
+        };
+        let (mut rparts, rbody) = resp.into_parts();
+        strip_hop_by_hop(&mut rparts.headers);
+        let body = UpstreamBody::new(None, rbody, self.counters.clone()).boxed();
+        (label(Response::from_parts(rparts, body), lbl, param), lbl)
+    }
+
+    /// A cacheable GET that the cache cannot answer: one request per key
+    /// goes upstream, the others wait for its answer.
+    async fn fetch_coalesced(
+        &self,
+        parts: &Parts,
+        cache: &CacheState,
+        key: &str,
+        stale: Option<Arc<CachedResponse>>,
+        req_cc: &CacheControl,
+        kind: &str,
+    ) -> (Response<Body>, Label) {
+        loop {
+            match cache.flights.join(key) {
+                Role::Lead(leader) => {
+                    // The flight before ours may have just stored the answer.
+                    let now = self.clock.now();
+                    let current = cache
+                        .store
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(key);
+                    if let Some(e) = current {
+                        let is_new = stale.as_ref().map_or(true, |s| !Arc::ptr_eq(s, &e));
+                        if is_new && e.matches_vary(&parts.headers) && usable(&e, req_cc, now) {
+                            drop(leader);
+                            let param = format!("hit; ttl={}", e.ttl(now).as_secs());
+                            return (self.serve_entry(parts, &e, Label::Hit, &param), Label::Hit);
+                        }
+                    }
+                    let (resp, lbl, shared) =
+                        self.fetch_and_store(parts, cache, key, stale, kind).await;
+                    leader.finish(shared);
+                    return (resp, lbl);
+                }
+                Role::Follow(rx) => {
+                    bump(&self.counters.coalesced);
+                    let Some(shared) = coalesce::follow(rx).await else {
+                        continue; // the leader's client went away: try again
+                    };
+                    match shared {
+                        Shared::Stored(e) if e.matches_vary(&parts.headers) => {
+                            let now = self.clock.now();
+                            let param =
+                                format!("hit; ttl={}; detail=coalesced", e.ttl(now).as_secs());
+                            return (self.serve_entry(parts, &e, Label::Hit, &param), Label::Hit);
+                        }
+                        Shared::Unstored(e) => {
+                            let param = format!("fwd={kind}; detail=coalesced");
+                            return (
+                                self.serve_entry(parts, &e, Label::Miss, &param),
+                                Label::Miss,
+                            );
+                        }
+                        Shared::Failed(err) => {
+                            let param = format!("fwd={kind}; detail=coalesced");
+                            return (
+                                label(error_response(&err), Label::Miss, &param),
+                                Label::Miss,
+                            );
+                        }
+                        Shared::Stored(_) | Shared::FetchYourself => {
+                            let (resp, lbl, _) =
+                                self.fetch_and_store(parts, cache, key, None, kind).await;
+                            return (resp, lbl);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fetches a GET upstream (conditionally if `stale` has validators),
+    /// stores what may be stored, and answers the client.
+    async fn fetch_and_store(
+        &self,
+        parts: &Parts,
+        cache: &CacheState,
+        key: &str,
+        stale: Option<Arc<CachedResponse>>,
+        kind: &str,
+    ) -> (Response<Body>, Label, Shared) {
+        let mut headers = upstream_request_headers(&parts.headers, parts.version);
+        // The cache wants the whole representation; the client's own
+        // conditionals are answered from it afterwards.
+        for h in [
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_MATCH,
+            header::IF_UNMODIFIED_SINCE,
+            header::IF_RANGE,
+        ] {
+            headers.remove(h);
+        }
+        let mut conditional = false;
+        if let Some(e) = &stale {
+            if let Some(etag) = e.etag() {
+                headers.insert(header::IF_NONE_MATCH, etag.clone());
+                conditional = true;
+            }
+            if let Some(lm) = e.last_modified() {
+                headers.insert(header::IF_MODIFIED_SINCE, lm.clone());
+                conditional = true;
+            }
+        }
+        if conditional {
+            bump(&self.counters.revalidations);
+        }
+        let request_time = self.clock.wall();
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let resp = match self
+            .send(
+                Method::GET,
+                path_and_query(&parts.uri),
+                headers,
+                empty(),
+                deadline,
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let param = format!("fwd={kind}");
+                return (
+                    label(error_response(&e), Label::Miss, &param),
+                    Label::Miss,
+                    Shared::Failed(e),
+                );
+            }
+        };
+        let response_time = self.clock.wall();
+        let (mut rparts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut rparts.headers);
+
+        if let (true, StatusCode::NOT_MODIFIED, Some(e)) = (conditional, rparts.status, &stale) {
+            bump(&self.counters.revalidated_unmodified);
+            let fresh = Arc::new(e.refreshed(
+                &rparts.headers,
+                &parts.headers,
+                cache.default_ttl,
+                request_time,
+                response_time,
+                self.clock.now(),
+            ));
+            let stored = self.store_insert(cache, key, fresh.clone());
+            let param = format!("fwd={kind}; fwd-status=304");
+            let shared = if stored {
+                Shared::Stored(fresh.clone())
+            } else {
+                Shared::Unstored(fresh.clone())
+            };
+            return (
+                self.serve_entry(parts, &fresh, Label::Hit, &param),
+                Label::Hit,
+                shared,
+            );
+        }
+
+        let req_cc = request_cache_control(&parts.headers);
+        let resp_cc = CacheControl::parse(&rparts.headers);
+        let verdict = cache::storable(
+            rparts.status,
+            &req_cc,
+            &resp_cc,
+            &rparts.headers,
+            content_length(&rparts.headers),
+            cache.max_entry,
+        );
+        let fwd_status = if stale.is_some() {
+            format!("; fwd-status={}", rparts.status.as_u16())
+        } else {
+            String::new()
+        };
+        if stale.is_some() && verdict.is_err() {
+            self.store_remove(cache, key); // the old entry is outdated
+        }
+        let shareable = !resp_cc.private && !resp_cc.no_store;
+        let param = format!("fwd={kind}{fwd_status}");
+
+        // Declared too large to store: stream it through untouched.
+        if verdict == Err(NotStored::TooLarge) {
+            let resp = self.stream(rparts, None, body, &param);
+            return (resp, Label::Miss, Shared::FetchYourself);
+        }
+        match buffer(body, cache.max_entry, deadline, &self.counters).await {
+            Buffered::Complete(bytes) => {
+                let entry = Arc::new(CachedResponse::new(
+                    rparts.status,
+                    rparts.headers,
+                    bytes,
+                    &parts.headers,
+                    cache.default_ttl,
+                    request_time,
+                    response_time,
+                    self.clock.now(),
+                ));
+                let stored = verdict.is_ok() && self.store_insert(cache, key, entry.clone());
+                let (param, shared) = if stored {
+                    (format!("{param}; stored"), Shared::Stored(entry.clone()))
+                } else if shareable {
+                    (param, Shared::Unstored(entry.clone()))
+                } else {
+                    (param, Shared::FetchYourself)
+                };
+                let resp = self.serve_entry(parts, &entry, Label::Miss, &param);
+                (resp, Label::Miss, shared)
+            }
+            Buffered::Failed(e) => {
+                bump(&self.counters.upstream_errors);
+                let resp = label(error_response(&e), Label::Miss, &param);
+                (resp, Label::Miss, Shared::Failed(e))
+            }
+            Buffered::Overflow(prefix, rest) => {
+                // Chunked and larger than an entry may be: stream the rest.
+                self.store_remove(cache, key);
+                let resp = self.stream(rparts, Some(prefix), rest, &param);
+                (resp, Label::Miss, Shared::FetchYourself)
+            }
+        }
+    }
+
+    fn stream(
+        &self,
+        rparts: http::response::Parts,
+        prefix: Option<Bytes>,
+        rest: Incoming,
+        param: &str,
+    ) -> Response<Body> {
+        let body = UpstreamBody::new(prefix, rest, self.counters.clone()).boxed();
+        label(Response::from_parts(rparts, body), Label::Miss, param)
+    }
+
+    /// Answers from a complete response (stored or just fetched), honouring
+    /// the client's own `If-None-Match` / `If-Modified-Since` and HEAD.
+    fn serve_entry(
+        &self,
+        parts: &Parts,
+        e: &CachedResponse,
+        lbl: Label,
+        param: &str,
+    ) -> Response<Body> {
+        let mut headers = e.headers.clone();
+        if lbl == Label::Hit {
+            let age = e.age(self.clock.now()).as_secs();
+            headers.insert(header::AGE, HeaderValue::from(age));
+        }
+        let not_modified = e.status == StatusCode::OK && not_modified(&parts.headers, e);
+        let (status, body) = if not_modified {
+            headers.remove(header::CONTENT_LENGTH);
+            (StatusCode::NOT_MODIFIED, empty())
+        } else {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(e.body.len()));
+            if parts.method == Method::HEAD {
+                (e.status, empty())
+            } else {
+                if lbl == Label::Hit {
+                    add(&self.counters.bytes_from_cache, e.body.len() as u64);
+                }
+                (e.status, full(e.body.clone()))
+            }
+        };
+        let mut resp = Response::new(body);
+        *resp.status_mut() = status;
+        *resp.headers_mut() = headers;
+        label(resp, lbl, param)
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        mut headers: HeaderMap,
+        body: Body,
+        deadline: tokio::time::Instant,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        bump(&self.counters.upstream_fetches);
+        let uri: Uri = match format!("http://{}{}", self.authority, path_and_query).parse() {
+            Ok(u) => u,
+            Err(e) => {
+                return Err(UpstreamError {
+                    status: StatusCode::BAD_REQUEST,
+                    message: format!("request target `{path_and_query}` is not valid: {e}"),
+                })
+            }
+        };
+        if let Ok(host) = HeaderValue::from_str(&self.authority) {
+            headers.insert(header::HOST, host);
+        }
+        let mut req = Request::new(body);
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers;
+        let delay = self.impair.http_delay(Direction::ToUpstream);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let result = match tokio::time::timeout_at(deadline, self.client.request(req)).await {
+            Ok(Ok(resp)) => return Ok(resp),
+            Err(_) => UpstreamError {
+                status: StatusCode::GATEWAY_TIMEOUT,
+                message: format!(
+                    "upstream {} did not answer within {}",
+                    self.upstream,
+                    crate::units::format_duration(self.timeout)
+                ),
+            },
+            Ok(Err(e)) => UpstreamError {
+                status: StatusCode::BAD_GATEWAY,
+                message: format!("upstream {} {}", self.upstream, describe(&e)),
+            },
+        };
+        bump(&self.counters.upstream_errors);
+        tracing::warn!(target: "netrun::proxy", "{}", result.message);
+        Err(result)
+    }
+
+    fn store_insert(&self, cache: &CacheState, key: &str, entry: Arc<CachedResponse>) -> bool {
+        let mut store = cache.store.lock().unwrap_or_else(|e| e.into_inner());
+        let r = store.insert(key, entry);
+        self.update_gauges(&store);
+        drop(store);
+        add(&self.counters.evictions, r.evicted);
+        if r.stored {
+            bump(&self.counters.stored);
+        }
+        r.stored
+    }
+
+    fn store_remove(&self, cache: &CacheState, key: &str) {
+        let mut store = cache.store.lock().unwrap_or_else(|e| e.into_inner());
+        if store.remove(key) {
+            self.update_gauges(&store);
+        }
+    }
+
+    fn update_gauges(&self, store: &Store) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.counters.cache_bytes.store(store.used_bytes(), Relaxed);
+        self.counters
+            .cache_entries
+            .store(store.len() as u64, Relaxed);
+    }
+}
+
+/// A fresh entry the request may use as is.
+fn usable(e: &CachedResponse, req_cc: &CacheControl, now: Instant) -> bool {
+    e.is_fresh(now)
+        && !req_cc.no_cache
+        && req_cc
+            .max_age
+            .map_or(true, |max| e.age(now) < Duration::from_secs(max))
+}
+
+/// Request `Cache-Control`, with HTTP/1.0 `Pragma: no-cache` as `no-cache`.
+fn request_cache_control(headers: &HeaderMap) -> CacheControl {
+    let mut cc = CacheControl::parse(headers);
+    if !headers.contains_key(header::CACHE_CONTROL)
+        && headers.get_all(header::PRAGMA).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.to_ascii_lowercase().contains("no-cache"))
+        })
+    {
+        cc.no_cache = true;
+    }
+    cc
+}
+
+/// Whether the client's conditional headers say it already has `e`.
+fn not_modified(req: &HeaderMap, e: &CachedResponse) -> bool {
+    if let Some(inm) = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        let Some(etag) = e.etag().and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        let weak = |t: &str| t.trim().trim_start_matches("W/").to_string();
+        return inm
+            .split(',')
+            .any(|t| t.trim() == "*" || weak(t) == weak(etag));
+    }
+    let since = req
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
+    let modified = e
+        .last_modified()
+        .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
+    matches!((since, modified), (Some(s), Some(m)) if m <= s)
+}
+
+fn path_and_query(uri: &Uri) -> &str {
+    uri.path_and_query().map_or("/", |p| p.as_str())
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+];
+
+/// Removes hop-by-hop headers, including those the `Connection` header names
+/// and every `Proxy-*` header.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        // Never let a client strip the framing of the message itself.
+        .filter(|n| n != header::CONTENT_LENGTH && n != header::HOST)
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        headers.remove(n);
+    }
+    let proxy: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for n in proxy {
+        headers.remove(n);
+    }
+}
+
+fn upstream_request_headers(client: &HeaderMap, version: Version) -> HeaderMap {
+    let mut headers = client.clone();
+    strip_hop_by_hop(&mut headers);
+    let v = match version {
+        Version::HTTP_10 => "1.0",
+        _ => "1.1",
+    };
+    if let Ok(via) = HeaderValue::from_str(&format!("{v} {CACHE_NAME}")) {
+        headers.append(header::VIA, via);
+    }
+    headers
+}
+
+/// Adds `X-Cache`, `Cache-Status` (RFC 9211) and `Via` to a response.
+fn label(mut resp: Response<Body>, lbl: Label, param: &str) -> Response<Body> {
+    let h = resp.headers_mut();
+    h.insert(X_CACHE, HeaderValue::from_static(lbl.as_str()));
+    let mut status = String::from(CACHE_NAME);
+    let _ = write!(status, "; {param}");
+    if let Ok(v) = HeaderValue::from_str(&status) {
+        h.append(CACHE_STATUS, v);
+    }
+    h.append(header::VIA, HeaderValue::from_static("1.1 netrun"));
+    resp
+}
+
+fn text(status: StatusCode, body: String) -> Response<Body> {
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn error_response(e: &UpstreamError) -> Response<Body> {
+    text(e.status, format!("{}\n", e.message))
+}
+
+/// Says what went wrong with an upstream exchange, from the error chain.
+fn describe(e: &hyper_util::client::legacy::Error) -> String {
+    use std::error::Error as _;
+    let mut io_kind = None;
+    let mut incomplete = false;
+    let mut chain = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
+    while let Some(s) = source {
+        chain.push(s.to_string());
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            io_kind = Some(io.kind());
+        }
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            incomplete |= h.is_incomplete_message();
+        }
+        source = s.source();
+    }
+    use std::io::ErrorKind::*;
+    let cause = chain.join(": ");
+    match io_kind {
+        Some(ConnectionRefused) => "refused the connection".to_string(),
+        Some(ConnectionReset | ConnectionAborted | BrokenPipe) => {
+            format!("reset the connection ({cause})")
+        }
+        _ if incomplete => "closed the connection before answering".to_string(),
+        _ if e.is_connect() => format!("could not be reached ({cause})"),
+        _ => format!("failed ({cause})"),
+    }
+}
+
+enum Buffered {
+    /// The whole body, within the bound.
+    Complete(Bytes),
+    /// Over the bound: what was read so far, and the rest still to stream.
+    Overflow(Bytes, Incoming),
+    Failed(UpstreamError),
+}
+
+/// Reads a body whole if it fits in `limit` bytes, by `deadline`.
+async fn buffer(
+    mut body: Incoming,
+    limit: u64,
+    deadline: tokio::time::Instant,
+    counters: &Counters,
+) -> Buffered {
+    let mut buf = BytesMut::new();
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                return Buffered::Failed(UpstreamError {
+                    status: StatusCode::GATEWAY_TIMEOUT,
+                    message: "upstream did not finish the response body in time".to_string(),
+                })
+            }
+            Ok(None) => return Buffered::Complete(buf.freeze()),
+            Ok(Some(Err(e))) => {
+                return Buffered::Failed(UpstreamError {
+                    status: StatusCode::BAD_GATEWAY,
+                    message: format!("upstream broke off the response body ({e})"),
+                })
+            }
+            Ok(Some(Ok(f))) => f,
+        };
+        if let Ok(data) = frame.into_data() {
+            add(&counters.bytes_from_upstream, data.len() as u64);
+            buf.extend_from_slice(&data);
+            if buf.len() as u64 > limit {
+                return Buffered::Overflow(buf.freeze(), body);
+            }
+        }
+    }
+}
+
+/// An upstream body on its way to the client: first whatever was already
+/// buffered, then the rest as it arrives, counting bytes.
+struct UpstreamBody {
+    prefix: Option<Bytes>,
+    inner: Incoming,
+    counters: Arc<Counters>,
+}
+
+impl UpstreamBody {
+    fn new(prefix: Option<Bytes>, inner: Incoming, counters: Arc<Counters>) -> Self {
+        UpstreamBody {
+            prefix,
+            inner,
+            counters,
+        }
+    }
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(p) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(p))));
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    add(&self.counters.bytes_from_upstream, d.len() as u64);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let mut hint = self.inner.size_hint();
+        if let Some(p) = &self.prefix {
+            let n = p.len() as u64;
+            hint.set_lower(hint.lower() + n);
+            if let Some(u) = hint.upper() {
+                hint.set_upper(u + n);
+            }
+        }
+        hint
+    }
+}

@@ -1,0 +1,238 @@
+//! The UDP forwarder: each client address gets its own upstream socket (a
+//! session), so replies find their way back to the right client. One task
+//! reads the listening socket and owns the session table; one task per
+//! session reads its upstream socket. Idle sessions are swept periodically.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::impair::{Direction, Impairment, Verdict};
+use super::{add, bump, Counters, UdpForwardConfig};
+
+/// Largest UDP payload (IPv4: 65535 − 8 − 20).
+const MAX_DATAGRAM: usize = 65_507;
+
+pub(crate) struct Forwarder {
+    socket: Arc<UdpSocket>,
+    upstream: SocketAddr,
+    config: UdpForwardConfig,
+    counters: Arc<Counters>,
+    impair: Arc<dyn Impairment>,
+    /// Reference point for the sessions' last-activity stamps.
+    epoch: Instant,
+}
+
+struct Session {
+    upstream: Arc<UdpSocket>,
+    /// Milliseconds since `epoch` of the last datagram either way.
+    last_active: Arc<AtomicU64>,
+    stop: CancellationToken,
+}
+
+impl Forwarder {
+    pub(crate) fn new(
+        socket: Arc<UdpSocket>,
+        upstream: SocketAddr,
+        config: UdpForwardConfig,
+        counters: Arc<Counters>,
+        impair: Arc<dyn Impairment>,
+    ) -> Self {
+        Forwarder {
+            socket,
+            upstream,
+            config,
+            counters,
+            impair,
+            epoch: Instant::now(),
+        }
+    }
+
+    fn stamp(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Forwards until `shutdown`, then closes every session.
+    pub(crate) async fn run(self, shutdown: CancellationToken, tracker: TaskTracker) {
+        let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
+        // Sweeping at a quarter of the idle time closes a session at most
+        // 25% late, without a timer per session.
+        let every =
+            (self.config.idle_timeout / 4).clamp(Duration::from_millis(5), Duration::from_secs(1));
+        let mut sweep = tokio::time::interval(every);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = sweep.tick() => self.sweep(&mut sessions),
+                r = self.socket.recv_from(&mut buf) => match r {
+                    Ok((n, from)) => self.forward(&buf[..n], from, &mut sessions, &tracker).await,
+                    Err(e) => {
+                        // ICMP errors reported on the listening socket: nothing to do.
+                        tracing::debug!(target: "netrun::proxy", error = %e, "udp receive failed");
+                    }
+                },
+            }
+        }
+        for (_, s) in sessions.drain() {
+            s.stop.cancel();
+        }
+        self.counters
+            .udp_sessions_active
+            .store(0, Ordering::Relaxed);
+    }
+
+    async fn forward(
+        &self,
+        payload: &[u8],
+        from: SocketAddr,
+        sessions: &mut HashMap<SocketAddr, Session>,
+        tracker: &TaskTracker,
+    ) {
+        if !sessions.contains_key(&from) {
+            if sessions.len() >= self.config.max_sessions {
+                bump(&self.counters.udp_dropped_table_full);
+                tracing::debug!(target: "netrun::proxy", client = %from, "udp session table full; datagram dropped");
+                return;
+            }
+            match self.open(from, tracker).await {
+                Ok(s) => {
+                    sessions.insert(from, s);
+                    bump(&self.counters.udp_sessions_opened);
+                    self.counters
+                        .udp_sessions_active
+                        .store(sessions.len() as u64, Ordering::Relaxed);
+                    tracing::debug!(target: "netrun::proxy", client = %from, "udp session opened");
+                }
+                Err(e) => {
+                    bump(&self.counters.udp_send_errors);
+                    tracing::warn!(target: "netrun::proxy", client = %from, error = %e, "cannot open a udp session");
+                    return;
+                }
+            }
+        }
+        let Some(session) = sessions.get(&from) else {
+            return;
+        };
+        session.last_active.store(self.stamp(), Ordering::Relaxed);
+        if self.impair.datagram(Direction::ToUpstream, payload.len()) == Verdict::Drop {
+            bump(&self.counters.udp_dropped_impairment);
+            return;
+        }
+        match session.upstream.send(payload).await {
+            Ok(_) => {
+                bump(&self.counters.udp_datagrams_to_upstream);
+                add(&self.counters.udp_bytes_to_upstream, payload.len() as u64);
+            }
+            Err(e) => {
+                bump(&self.counters.udp_send_errors);
+                tracing::debug!(target: "netrun::proxy", client = %from, error = %e, "udp send upstream failed");
+            }
+        }
+    }
+
+    /// A socket connected to the upstream (so only its replies arrive) and
+    /// the task that relays those replies to `client`.
+    async fn open(&self, client: SocketAddr, tracker: &TaskTracker) -> std::io::Result<Session> {
+        let local: IpAddr = match (self.upstream.ip().is_loopback(), self.upstream.is_ipv4()) {
+            (true, true) => Ipv4Addr::LOCALHOST.into(),
+            (true, false) => Ipv6Addr::LOCALHOST.into(),
+            (false, true) => Ipv4Addr::UNSPECIFIED.into(),
+            (false, false) => Ipv6Addr::UNSPECIFIED.into(),
+        };
+        let upstream = UdpSocket::bind(SocketAddr::new(local, 0)).await?;
+        upstream.connect(self.upstream).await?;
+        let session = Session {
+            upstream: Arc::new(upstream),
+            last_active: Arc::new(AtomicU64::new(self.stamp())),
+            stop: CancellationToken::new(),
+        };
+        let relay = Relay {
+            upstream: session.upstream.clone(),
+            client_socket: self.socket.clone(),
+            client,
+            last_active: session.last_active.clone(),
+            counters: self.counters.clone(),
+            impair: self.impair.clone(),
+            epoch: self.epoch,
+        };
+        tracker.spawn(relay.run(session.stop.clone()));
+        Ok(session)
+    }
+
+    fn sweep(&self, sessions: &mut HashMap<SocketAddr, Session>) {
+        let now = self.stamp();
+        let idle = self.config.idle_timeout.as_millis() as u64;
+        let before = sessions.len();
+        sessions.retain(|client, s| {
+            let keep = now.saturating_sub(s.last_active.load(Ordering::Relaxed)) < idle;
+            if !keep {
+                s.stop.cancel();
+                tracing::debug!(target: "netrun::proxy", %client, "udp session expired");
+            }
+            keep
+        });
+        let expired = (before - sessions.len()) as u64;
+        if expired > 0 {
+            add(&self.counters.udp_sessions_expired, expired);
+            self.counters
+                .udp_sessions_active
+                .store(sessions.len() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Relays one session's upstream replies back to its client.
+struct Relay {
+    upstream: Arc<UdpSocket>,
+    client_socket: Arc<UdpSocket>,
+    client: SocketAddr,
+    last_active: Arc<AtomicU64>,
+    counters: Arc<Counters>,
+    impair: Arc<dyn Impairment>,
+    epoch: Instant,
+}
+
+impl Relay {
+    async fn run(self, stop: CancellationToken) {
+        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+        loop {
+            let n = tokio::select! {
+                _ = stop.cancelled() => return,
+                r = self.upstream.recv(&mut buf) => match r {
+                    Ok(n) => n,
+                    Err(e) => {
+                        // Typically ECONNREFUSED: an earlier datagram met a closed port.
+                        bump(&self.counters.udp_send_errors);
+                        tracing::debug!(target: "netrun::proxy", client = %self.client, error = %e, "udp upstream error");
+                        continue;
+                    }
+                },
+            };
+            self.last_active
+                .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+            if self.impair.datagram(Direction::ToClient, n) == Verdict::Drop {
+                bump(&self.counters.udp_dropped_impairment);
+                continue;
+            }
+            match self.client_socket.send_to(&buf[..n], self.client).await {
+                Ok(_) => {
+                    bump(&self.counters.udp_datagrams_to_client);
+                    add(&self.counters.udp_bytes_to_client, n as u64);
+                }
+                Err(e) => {
+                    bump(&self.counters.udp_send_errors);
+                    tracing::debug!(target: "netrun::proxy", client = %self.client, error = %e, "udp send to client failed");
+                }
+            }
+        }
+    }
+}

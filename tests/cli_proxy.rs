@@ -1,0 +1,103 @@
+//! `netrun proxy` as a user runs it.
+
+mod support_proxy;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use support_proxy::{get, Upstream};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+#[test]
+fn help_lists_the_flags() {
+    Command::new(env!("CARGO_BIN_EXE_netrun"))
+        .args(["proxy", "--help"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("--upstream")
+                .and(predicate::str::contains("--no-cache"))
+                .and(predicate::str::contains("--cache-size"))
+                .and(predicate::str::contains("--udp-idle-timeout")),
+        );
+}
+
+#[test]
+fn port_in_use_exits_3_naming_the_address_and_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    Command::new(env!("CARGO_BIN_EXE_netrun"))
+        .args(["proxy", "--http", &addr, "--udp", "127.0.0.1:0"])
+        .timeout(Duration::from_secs(10))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(addr.as_str()).and(predicate::str::contains("--http")));
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_miss_then_hit_and_prints_counters_on_ctrl_c() {
+    let upstream = Upstream::start().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_netrun"))
+        .args([
+            "proxy",
+            "--http",
+            "127.0.0.1:0",
+            "--udp",
+            "127.0.0.1:0",
+            "--upstream",
+        ])
+        .arg(upstream.addr.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut first))
+        .await
+        .expect("no start line")
+        .unwrap();
+    // proxy http://127.0.0.1:PORT -> UPSTREAM  udp ... cache 64MiB ttl 1m
+    assert!(first.starts_with("proxy http://127.0.0.1:"), "{first}");
+    assert!(first.contains(&format!("-> {}", upstream.addr)), "{first}");
+    assert!(first.contains("cache 64MiB ttl 1m"), "{first}");
+    let addr: std::net::SocketAddr = first
+        .trim_start_matches("proxy http://")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    assert_eq!(get(addr, "/index.html").await.x_cache(), "MISS");
+    assert_eq!(get(addr, "/index.html").await.x_cache(), "HIT");
+
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("proxy did not stop on SIGINT")
+        .unwrap();
+    assert_eq!(code.code(), Some(0));
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).await.unwrap();
+    assert!(rest.contains("2 requests, 1 hits, 1 misses"), "{rest}");
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .await
+        .unwrap();
+    assert!(log.contains("GET /index.html 200 MISS"), "{log}");
+    assert!(log.contains("GET /index.html 200 HIT"), "{log}");
+}

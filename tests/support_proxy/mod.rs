@@ -1,0 +1,316 @@
+//! A small upstream for the proxy tests: a hyper server on port 0 that counts
+//! the requests it gets per path and answers with whatever a path asks for
+//! (cache headers, errors, validators, large bodies, a gated slow answer),
+//! plus a UDP echo and a tiny HTTP client.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use netrun::proxy::{self, ManualClock, ProxyConfig, ProxyHandle};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+type TestBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// Size of the `/large` bodies.
+pub const LARGE: usize = 2 * 1024 * 1024;
+
+/// The byte at offset `i` of a large body: a pattern that catches reordering.
+pub fn large_byte(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+pub fn large_body() -> Vec<u8> {
+    (0..LARGE).map(large_byte).collect()
+}
+
+/// The test upstream.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+    /// `/slow` waits for a permit here before answering.
+    gate: Arc<Semaphore>,
+}
+
+impl Upstream {
+    /// Starts the upstream; it runs until the test's runtime ends.
+    pub async fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(Mutex::new(HashMap::new()));
+        let gate = Arc::new(Semaphore::new(0));
+        let (h, g) = (hits.clone(), gate.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (h, g) = (h.clone(), g.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let (h, g) = (h.clone(), g.clone());
+                        async move { Ok::<_, Infallible>(answer(req, &h, &g).await) }
+                    });
+                    // No Date header: ages then depend only on the proxy's
+                    // (hand-driven) clock, not on where a real second ends.
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .auto_date_header(false)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Upstream { addr, hits, gate }
+    }
+
+    /// Requests received for `path` (query excluded).
+    pub fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    /// Lets every waiting (and future) `/slow` request answer.
+    pub fn release_slow(&self) {
+        self.gate.add_permits(10_000);
+    }
+}
+
+fn whole(
+    status: StatusCode,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Response<TestBody> {
+    let mut b = Response::builder().status(status);
+    for (n, v) in headers {
+        b = b.header(*n, *v);
+    }
+    b.body(Full::new(body.into()).boxed()).unwrap()
+}
+
+async fn answer(
+    req: Request<Incoming>,
+    hits: &Mutex<HashMap<String, usize>>,
+    gate: &Semaphore,
+) -> Response<TestBody> {
+    let path = req.uri().path().to_string();
+    *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let inm = req
+        .headers()
+        .get("if-none-match")
+        .map(|v| v.to_str().unwrap().to_string());
+    let echo_via = req
+        .headers()
+        .get("via")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let saw_hop = req.headers().contains_key("x-hop") || req.headers().contains_key("keep-alive");
+    match path.as_str() {
+        "/nostore" => whole(StatusCode::OK, &[("cache-control", "no-store")], "secret"),
+        "/private" => whole(
+            StatusCode::OK,
+            &[("cache-control", "private, max-age=60")],
+            "mine",
+        ),
+        "/error" => whole(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &[("cache-control", "max-age=60")],
+            "boom",
+        ),
+        "/short" => {
+            if inm.as_deref() == Some("\"short-v1\"") {
+                whole(
+                    StatusCode::NOT_MODIFIED,
+                    &[("cache-control", "max-age=10"), ("etag", "\"short-v1\"")],
+                    Bytes::new(),
+                )
+            } else {
+                whole(
+                    StatusCode::OK,
+                    &[("cache-control", "max-age=10"), ("etag", "\"short-v1\"")],
+                    "short-lived",
+                )
+            }
+        }
+        "/changing" => whole(
+            StatusCode::OK,
+            &[("cache-control", "max-age=10"), ("etag", "\"changing-v2\"")],
+            "new content",
+        ),
+        "/slow" => {
+            gate.acquire().await.unwrap().forget();
+            whole(
+                StatusCode::OK,
+                &[("cache-control", "max-age=60")],
+                "worth the wait",
+            )
+        }
+        "/hang" => std::future::pending().await,
+        "/large" => whole(
+            StatusCode::OK,
+            &[("cache-control", "max-age=60")],
+            large_body(),
+        ),
+        "/large-chunked" => {
+            // No Content-Length: 32 chunks of 64 KiB.
+            let chunks: Vec<Result<Frame<Bytes>, Infallible>> = large_body()
+                .chunks(64 * 1024)
+                .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+                .collect();
+            let body = StreamBody::new(futures_util::stream::iter(chunks));
+            Response::builder()
+                .header("cache-control", "max-age=60")
+                .body(body.boxed())
+                .unwrap()
+        }
+        "/headers" => whole(
+            StatusCode::OK,
+            &[
+                ("cache-control", "no-store"),
+                ("connection", "x-secret-hop"),
+                ("x-secret-hop", "1"),
+                ("keep-alive", "timeout=5"),
+                ("x-end-to-end", "kept"),
+            ],
+            format!("via={echo_via};hop={saw_hop}"),
+        ),
+        p if p.starts_with("/size/") => {
+            // /size/N/name: N bytes, cacheable.
+            let n: usize = p.split('/').nth(2).unwrap().parse().unwrap();
+            whole(
+                StatusCode::OK,
+                &[("cache-control", "max-age=60")],
+                vec![b'z'; n],
+            )
+        }
+        _ => whole(
+            StatusCode::OK,
+            &[("content-type", "text/html")],
+            format!("<html>{path}</html>"),
+        ),
+    }
+}
+
+/// A UDP echo service; returns its address.
+pub async fn udp_echo() -> SocketAddr {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            if let Ok((n, from)) = sock.recv_from(&mut buf).await {
+                let _ = sock.send_to(&buf[..n], from).await;
+            }
+        }
+    });
+    addr
+}
+
+/// A running proxy with a hand-driven clock.
+pub struct TestProxy {
+    pub handle: ProxyHandle,
+    pub clock: Arc<ManualClock>,
+    pub shutdown: CancellationToken,
+}
+
+impl TestProxy {
+    pub fn http(&self) -> SocketAddr {
+        self.handle.http_addr()
+    }
+}
+
+/// Starts a proxy in front of `upstream_http` / `upstream_udp`, after
+/// `tweak` adjusts the default config.
+pub async fn start_proxy(
+    upstream_http: SocketAddr,
+    upstream_udp: SocketAddr,
+    tweak: impl FnOnce(&mut ProxyConfig),
+) -> TestProxy {
+    let mut config = ProxyConfig::new(upstream_http, upstream_udp);
+    config.upstream_timeout = Duration::from_secs(5);
+    tweak(&mut config);
+    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let clock = Arc::new(ManualClock::new());
+    let shutdown = CancellationToken::new();
+    let handle = proxy::spawn_with_clock(http, udp, config, clock.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    TestProxy {
+        handle,
+        clock,
+        shutdown,
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+    pub fn x_cache(&self) -> &str {
+        self.header("x-cache")
+    }
+}
+
+/// Sends one request on a fresh connection and reads the whole answer.
+pub async fn send(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut b = Request::builder()
+        .method(method)
+        .uri(target)
+        .header("host", addr.to_string());
+    for (n, v) in headers {
+        b = b.header(*n, *v);
+    }
+    let resp = sender
+        .send_request(b.body(http_body_util::Empty::<Bytes>::new()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+pub async fn get(addr: SocketAddr, path: &str) -> Reply {
+    send(addr, "GET", path, &[]).await
+}
+
+/// Polls `cond` until it holds, failing the test after `limit`.
+pub async fn eventually(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
