@@ -49,7 +49,8 @@ pub fn init(verbose: u8, console: Console) {
     let capture = tracing_subscriber::fmt::layer()
         .with_writer(CaptureWriter)
         .with_ansi(false)
-        .with_target(false)
+        // netrun::origin… or netrun::proxy…: which service said it.
+        .with_target(true)
         .with_filter(
             Targets::new()
                 .with_target("netrun::origin", Level::INFO)

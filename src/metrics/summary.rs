@@ -87,7 +87,7 @@ pub struct SummaryRow {
     pub proxy_upstream_fetches: Option<u64>,
     /// Body bytes the proxy served from its cache during the workload.
     pub proxy_bytes_from_cache: Option<u64>,
-    /// Datagrams or packets the proxy's impairments dropped during the workload.
+    /// Datagrams the proxy dropped during the workload (impairment, session table full, send errors).
     pub proxy_dropped: Option<u64>,
     /// `true` when Ctrl-C stopped this workload before it finished.
     pub interrupted: bool,

@@ -319,7 +319,10 @@ fn attach_proxy_counters(
                 Some(a.bytes_from_cache.saturating_sub(b.bytes_from_cache));
         }
         WorkloadKind::Udp(_) => {
-            row.proxy_dropped = Some(a.udp_drops.saturating_sub(b.udp_drops));
+            let drops = |s: &ProxyStats| {
+                s.udp_dropped_impairment + s.udp_dropped_table_full + s.udp_send_errors
+            };
+            row.proxy_dropped = Some(drops(&a).saturating_sub(drops(&b)));
         }
     }
 }
