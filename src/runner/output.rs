@@ -202,7 +202,7 @@ mod tests {
             sent: Some(3),
             ..Default::default()
         };
-        append_history(&p, &[row.clone()], "r1", "t1").unwrap();
+        append_history(&p, std::slice::from_ref(&row), "r1", "t1").unwrap();
         append_history(&p, &[row.clone(), row.clone()], "r2", "t2").unwrap();
         let text = fs::read_to_string(&p).unwrap();
         assert_eq!(text.lines().count(), 4, "{text}");

@@ -11,6 +11,9 @@ use crate::units::{BitRate, ByteSize, HumanDuration};
 
 pub type S<T> = Option<Spanned<T>>;
 
+/// `[matrix]`: each key to the values it takes, every value with its position.
+pub type Matrix = BTreeMap<String, Spanned<Vec<Spanned<toml::Value>>>>;
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
@@ -23,7 +26,7 @@ pub struct Scenario {
     pub impair: Option<Impair>,
     #[serde(default)]
     pub workload: Vec<Spanned<Workload>>,
-    pub matrix: Option<Spanned<BTreeMap<String, Spanned<Vec<Spanned<toml::Value>>>>>>,
+    pub matrix: Option<Spanned<Matrix>>,
     pub expect: Option<BTreeMap<String, Spanned<String>>>,
 }
 
