@@ -83,16 +83,19 @@ impl LatencyStats {
         if self.count == 0 {
             return None;
         }
-        let q = |q: f64| self.hist.value_at_quantile(q) as f64 / 1000.0;
+        let (min_ms, max_ms) = (ns_to_ms(self.min_ns as f64), ns_to_ms(self.max_ns as f64));
+        // The histogram reports a bucket's highest equivalent value, which can
+        // exceed the exact maximum (p99 7.0 ms beside max 6.9 ms); clamp it.
+        let q = |q: f64| (self.hist.value_at_quantile(q) as f64 / 1000.0).clamp(min_ms, max_ms);
         Some(LatencySummary {
             count: self.count,
-            min_ms: ns_to_ms(self.min_ns as f64),
+            min_ms,
             mean_ms: ns_to_ms(self.mean_ns),
             p50_ms: q(0.50),
             p90_ms: q(0.90),
             p99_ms: q(0.99),
             p999_ms: q(0.999),
-            max_ms: ns_to_ms(self.max_ns as f64),
+            max_ms,
             stddev_ms: ns_to_ms((self.m2 / self.count as f64).sqrt()),
         })
     }
@@ -342,9 +345,10 @@ mod tests {
         assert_eq!(sum.p50_ms, 2.0);
         // p90: ceil(0.9 × 4) = 4th sample, 4 ms. From 2.048 ms to 4.095 ms
         // buckets are 2 µs wide (3 significant digits) and HdrHistogram
-        // reports a bucket's highest value: 4000–4001 µs → 4.001 ms.
-        assert_eq!(sum.p90_ms, 4.001);
-        assert_eq!(sum.p99_ms, 4.001);
+        // reports a bucket's highest value: 4000–4001 µs → 4.001 ms, which is
+        // clamped to the exact maximum, 4 ms: no percentile exceeds the max.
+        assert_eq!(sum.p90_ms, 4.0);
+        assert_eq!(sum.p99_ms, 4.0);
     }
 
     #[test]
