@@ -102,3 +102,23 @@ pub const HTTP_REQUEST_COLUMNS: &[&str] = &[
     "cache",
     "error",
 ];
+
+/// Per-sample rows carry the variant and workload they belong to; the
+/// workload engines leave both empty and the runner fills them.
+pub trait Tagged {
+    fn tag(&mut self, variant: &str, workload: &str);
+}
+
+impl Tagged for UdpPacketRow {
+    fn tag(&mut self, variant: &str, workload: &str) {
+        variant.clone_into(&mut self.variant);
+        workload.clone_into(&mut self.workload);
+    }
+}
+
+impl Tagged for HttpRequestRow {
+    fn tag(&mut self, variant: &str, workload: &str) {
+        variant.clone_into(&mut self.variant);
+        workload.clone_into(&mut self.workload);
+    }
+}

@@ -10,7 +10,6 @@ pub mod output;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
@@ -19,8 +18,9 @@ use indicatif::MultiProgress;
 use tokio_util::sync::CancellationToken;
 
 pub use expect::{check_expectations, ExpectationResult};
-pub use output::Outputs;
+pub use output::{Outputs, RowFile};
 
+use crate::metrics::records::Tagged;
 use crate::metrics::SummaryRow;
 use crate::net::{bind_tcp, bind_udp};
 use crate::origin::{self, OriginConfig, OriginHandle};
@@ -327,6 +327,19 @@ fn attach_proxy_counters(
     }
 }
 
+/// A row callback that labels each row with its variant and workload and
+/// streams it into `file`.
+fn tagger<'a, T: Tagged + serde::Serialize>(
+    file: &'a RowFile<T>,
+    variant: &'a str,
+    workload: &'a str,
+) -> impl FnMut(T) + Send + 'a {
+    move |mut row: T| {
+        row.tag(variant, workload);
+        file.push(&row);
+    }
+}
+
 struct VariantCtx<'a> {
     scenario: &'a Scenario,
     variant: &'a Variant,
@@ -371,19 +384,12 @@ impl VariantCtx<'_> {
                     timeout: h.timeout,
                 };
                 let pb = progress::workload_bar(self.mp, &bar_name, h.requests);
-                let sink = Arc::clone(&self.outputs.requests);
-                let mut on_request = |mut r: crate::metrics::HttpRequestRow| {
-                    r.variant.clone_from(&label);
-                    r.workload.clone_from(&name);
-                    sink.push(&r);
-                };
-                let report = run_http(&config, &mut on_request, &pb, self.cancel)
+                let mut sink = tagger(&self.outputs.requests, &label, &name);
+                let report = run_http(&config, &mut sink, &pb, self.cancel)
                     .await
                     .with_context(|| format!("workload `{}` failed", w.name))?;
                 pb.finish();
-                let mut row = report.summary();
-                row.interrupted = report.interrupted();
-                row
+                report.summary()
             }
             WorkloadKind::Udp(u) => {
                 let addr = self.services.udp_addr(w.target).with_context(|| {
@@ -402,19 +408,12 @@ impl VariantCtx<'_> {
                     flows: u.flows,
                 };
                 let pb = progress::workload_bar(self.mp, &bar_name, u.count * u64::from(u.flows));
-                let sink = Arc::clone(&self.outputs.packets);
-                let mut on_packet = |mut r: crate::metrics::UdpPacketRow| {
-                    r.variant.clone_from(&label);
-                    r.workload.clone_from(&name);
-                    sink.push(&r);
-                };
-                let report = run_udp(&config, &mut on_packet, &pb, self.cancel)
+                let mut sink = tagger(&self.outputs.packets, &label, &name);
+                let report = run_udp(&config, &mut sink, &pb, self.cancel)
                     .await
                     .with_context(|| format!("workload `{}` failed", w.name))?;
                 pb.finish();
-                let mut row = report.summary();
-                row.interrupted = report.interrupted();
-                row
+                report.summary()
             }
         };
         row.scenario.clone_from(&self.scenario.name);

@@ -119,8 +119,6 @@ impl HttpReport {
     /// The metric fields of a summary row; scenario, variant, workload and
     /// target are left for the caller.
     pub fn summary(&self) -> SummaryRow {
-        let lat = self.latency.as_ref();
-        let ms = |f: fn(&LatencySummary) -> f64| lat.map(|r| round3(f(r)));
         let secs = self.duration.as_secs_f64();
         SummaryRow {
             kind: "http".into(),
@@ -128,13 +126,6 @@ impl HttpReport {
             duration_s: Some(round3(secs)),
             sent: Some(self.requests),
             received: Some(self.responses),
-            latency_min_ms: ms(|r| r.min_ms),
-            latency_mean_ms: ms(|r| r.mean_ms),
-            latency_p50_ms: ms(|r| r.p50_ms),
-            latency_p90_ms: ms(|r| r.p90_ms),
-            latency_p99_ms: ms(|r| r.p99_ms),
-            latency_max_ms: ms(|r| r.max_ms),
-            latency_stddev_ms: ms(|r| r.stddev_ms),
             throughput_bps: qos::throughput_bps(self.bytes, self.duration).map(f64::round),
             requests: Some(self.requests),
             errors: Some(self.errors),
@@ -142,11 +133,10 @@ impl HttpReport {
             cache_hits: Some(self.cache_hits),
             cache_hit_ratio: (self.responses > 0)
                 .then(|| round3(self.cache_hits as f64 / self.responses as f64)),
-            latency_p999_ms: ms(|r| r.p999_ms),
             service_mean_ms: self.service.map(|s| round3(s.mean_ms)),
             service_p99_ms: self.service.map(|s| round3(s.p99_ms)),
             interrupted: self.interrupted,
-            ..SummaryRow::default()
+            ..LatencySummary::row(self.latency.as_ref())
         }
     }
 

@@ -111,8 +111,6 @@ impl UdpReport {
     /// The metric fields of a summary row; scenario, variant, workload and
     /// target are left for the caller.
     pub fn summary(&self) -> SummaryRow {
-        let rtt = self.rtt.as_ref();
-        let ms = |f: fn(&qos::LatencySummary) -> f64| rtt.map(|r| round3(f(r)));
         SummaryRow {
             kind: "udp".into(),
             started_at: humantime::format_rfc3339_seconds(self.started_at).to_string(),
@@ -124,13 +122,6 @@ impl UdpReport {
             late: Some(self.counts.late),
             duplicates: Some(self.counts.duplicates),
             reordered: Some(self.counts.reordered),
-            latency_min_ms: ms(|r| r.min_ms),
-            latency_mean_ms: ms(|r| r.mean_ms),
-            latency_p50_ms: ms(|r| r.p50_ms),
-            latency_p90_ms: ms(|r| r.p90_ms),
-            latency_p99_ms: ms(|r| r.p99_ms),
-            latency_max_ms: ms(|r| r.max_ms),
-            latency_stddev_ms: ms(|r| r.stddev_ms),
             jitter_ms: self.jitter_ms.map(round3),
             ipdv_mean_ms: self.ipdv_mean_ms.map(round3),
             throughput_bps: self.throughput_bps.map(f64::round),
@@ -138,7 +129,7 @@ impl UdpReport {
             pacing_mean_ms: self.pacing_mean_ms.map(round3),
             pacing_max_ms: self.pacing_max_ms.map(round3),
             interrupted: self.interrupted,
-            ..SummaryRow::default()
+            ..qos::LatencySummary::row(self.rtt.as_ref())
         }
     }
 
