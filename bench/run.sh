@@ -43,7 +43,7 @@ pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log;
 events { worker_connections 1024; }
 http {
-    access_log off;
+    access_log $WORK/nginx-access.log;   # netrun logs every request too
     include /etc/nginx/mime.types;
     server { listen 127.0.0.1:$NGINX_PORT; root $WWW; }
 }

@@ -240,9 +240,10 @@ impl Files {
             Ok(p) => p,
             Err(why) => return self.refuse(peer, uri_path, &why.to_string()),
         };
-        match self.lookup(&safe).await {
-            Lookup::File(file, meta) => {
-                serve_file(&parts.method, &parts.headers, &file, &meta).await
+        match self.lookup(&safe, parts.method != Method::HEAD).await {
+            Lookup::File(found) => {
+                let (file, meta, content) = *found;
+                serve_file(&parts.headers, &file, &meta, content)
             }
             Lookup::Redirect => {
                 let mut location = format!("{uri_path}/");
@@ -327,44 +328,88 @@ impl Files {
         ))
     }
 
-    /// Finds the file for a checked path. Canonicalizing after the join
-    /// resolves every symlink, so the prefix check sees where the path
-    /// really leads.
-    async fn lookup(&self, safe: &SafePath) -> Lookup {
-        let joined = self.root.join(safe.relative());
-        let (real, meta) = match self.resolve_inside(&joined).await {
-            Ok(found) => found,
-            Err(l) => return l,
-        };
-        if meta.is_dir() {
-            if !safe.trailing_slash {
-                return Lookup::Redirect;
-            }
-            return match self.resolve_inside(&real.join("index.html")).await {
-                Ok((index, meta)) if meta.is_file() => Lookup::File(index, meta),
-                Ok(_) => Lookup::NotFound,
-                Err(l) => l,
-            };
-        }
-        if safe.trailing_slash || !meta.is_file() {
-            // `/file.txt/`, or a FIFO/device that must never be opened.
-            return Lookup::NotFound;
-        }
-        Lookup::File(real, meta)
-    }
-
-    async fn resolve_inside(&self, p: &Path) -> Result<(PathBuf, std::fs::Metadata), Lookup> {
-        let real = tokio::fs::canonicalize(p).await.map_err(io_lookup)?;
-        if !real.starts_with(&self.root) {
-            return Err(Lookup::Outside(real));
-        }
-        let meta = tokio::fs::metadata(&real).await.map_err(io_lookup)?;
-        Ok((real, meta))
+    /// Finds the file for a checked path and opens it, in one trip to the
+    /// blocking pool (each `tokio::fs` call is a trip of its own; a small page
+    /// would otherwise take five). Canonicalizing after the join resolves
+    /// every symlink, so the prefix check sees where the path really leads.
+    async fn lookup(&self, safe: &SafePath, want_body: bool) -> Lookup {
+        let root = self.root.clone();
+        let joined = root.join(safe.relative());
+        let trailing_slash = safe.trailing_slash;
+        tokio::task::spawn_blocking(move || lookup_blocking(&root, &joined, trailing_slash, want_body))
+            .await
+            .unwrap_or_else(|e| Lookup::Failed(io::Error::other(e)))
     }
 }
 
+fn lookup_blocking(root: &Path, joined: &Path, trailing_slash: bool, want_body: bool) -> Lookup {
+    let (real, meta) = match resolve_inside(root, joined) {
+        Ok(found) => found,
+        Err(l) => return l,
+    };
+    let (file, meta) = if meta.is_dir() {
+        if !trailing_slash {
+            return Lookup::Redirect;
+        }
+        match resolve_inside(root, &real.join("index.html")) {
+            Ok((index, meta)) if meta.is_file() => (index, meta),
+            Ok(_) => return Lookup::NotFound,
+            Err(l) => return l,
+        }
+    } else if trailing_slash || !meta.is_file() {
+        // `/file.txt/`, or a FIFO/device that must never be opened.
+        return Lookup::NotFound;
+    } else {
+        (real, meta)
+    };
+    if !want_body {
+        return Lookup::File(Box::new((file, meta, Content::None)));
+    }
+    let content = match open_content(&file, meta.len()) {
+        Ok(c) => c,
+        Err(e) => return Lookup::Failed(e),
+    };
+    Lookup::File(Box::new((file, meta, content)))
+}
+
+/// Small files are read whole here (one chunk, no further blocking-pool
+/// trips); larger ones are opened and streamed.
+fn open_content(file: &Path, len: u64) -> io::Result<Content> {
+    use std::io::Read;
+    let f = std::fs::File::open(file)?;
+    if len <= CHUNK as u64 {
+        let mut buf = Vec::with_capacity(len as usize);
+        // `take` keeps the body at the announced length even if the file grows.
+        f.take(len).read_to_end(&mut buf)?;
+        if buf.len() as u64 != len {
+            return Err(io::Error::other("file shrank while being read"));
+        }
+        Ok(Content::Small(Bytes::from(buf)))
+    } else {
+        Ok(Content::Stream(tokio::fs::File::from_std(f)))
+    }
+}
+
+fn resolve_inside(root: &Path, p: &Path) -> Result<(PathBuf, std::fs::Metadata), Lookup> {
+    let real = std::fs::canonicalize(p).map_err(io_lookup)?;
+    if !real.starts_with(root) {
+        return Err(Lookup::Outside(real));
+    }
+    let meta = std::fs::metadata(&real).map_err(io_lookup)?;
+    Ok((real, meta))
+}
+
+/// A file's body, ready to send.
+enum Content {
+    /// HEAD: no body is read.
+    None,
+    Small(Bytes),
+    Stream(tokio::fs::File),
+}
+
 enum Lookup {
-    File(PathBuf, std::fs::Metadata),
+    /// Boxed: the other variants are small.
+    File(Box<(PathBuf, std::fs::Metadata, Content)>),
     Redirect,
     Outside(PathBuf),
     NotFound,
@@ -380,11 +425,11 @@ fn io_lookup(e: io::Error) -> Lookup {
     }
 }
 
-async fn serve_file(
-    method: &Method,
+fn serve_file(
     req_headers: &HeaderMap,
     file: &Path,
     meta: &std::fs::Metadata,
+    content: Content,
 ) -> Response<Body> {
     let len = meta.len();
     let modified = meta.modified().ok();
@@ -414,26 +459,17 @@ async fn serve_file(
         HeaderValue::from_static(content_type(file)),
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    let body = if *method == Method::HEAD {
-        empty()
-    } else {
-        match tokio::fs::File::open(file).await {
+    let body = match content {
+        Content::None => empty(),
+        Content::Small(bytes) => full(bytes),
+        Content::Stream(f) => StreamBody::new(
             // `take` keeps the body at the announced length even if the
             // file grows while it is being sent.
-            Ok(f) => StreamBody::new(
-                ReaderStream::with_capacity(f.take(len), CHUNK)
-                    .map_ok(Frame::data)
-                    .map_err(BoxError::from),
-            )
-            .boxed(),
-            Err(e) => {
-                tracing::error!(target: LOG_TARGET, file = %file.display(), error = %e, "cannot open file");
-                return text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "500 Internal Server Error\n",
-                );
-            }
-        }
+            ReaderStream::with_capacity(f.take(len), CHUNK)
+                .map_ok(Frame::data)
+                .map_err(BoxError::from),
+        )
+        .boxed(),
     };
     let mut r = Response::new(body);
     *r.headers_mut() = headers;
