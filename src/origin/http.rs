@@ -30,9 +30,12 @@ use super::path::{self, SafePath};
 use super::{OriginConfig, LOG_TARGET};
 use crate::server::{self, empty, full, Body, BoxError, ConnStats, Handler, HttpLimits};
 
-/// Read size when streaming a file: large enough for throughput, small
-/// enough that many concurrent downloads stay cheap.
+/// Files up to this size are read whole in the lookup (one blocking-pool
+/// trip); larger ones are streamed.
 const CHUNK: usize = 64 * 1024;
+/// Read size when streaming a larger file: fewer trips to the blocking pool
+/// per MiB, still a bounded amount of memory per response.
+const STREAM_CHUNK: usize = 256 * 1024;
 
 /// A running HTTP file server.
 pub struct HttpOrigin {
@@ -465,7 +468,7 @@ fn serve_file(
         Content::Stream(f) => StreamBody::new(
             // `take` keeps the body at the announced length even if the
             // file grows while it is being sent.
-            ReaderStream::with_capacity(f.take(len), CHUNK)
+            ReaderStream::with_capacity(f.take(len), STREAM_CHUNK)
                 .map_ok(Frame::data)
                 .map_err(BoxError::from),
         )
