@@ -24,11 +24,14 @@ pub async fn bind_udp(addr: SocketAddr, hint: &str) -> Result<UdpSocket, Error> 
     })
 }
 
+/// Kernel buffer size netrun asks for on every UDP socket it opens.
+pub const UDP_BUFFER: usize = 4 << 20;
+
 /// Asks for larger kernel buffers on a UDP socket, so a burst of big
 /// datagrams is queued rather than dropped: one 64 KiB datagram takes about
 /// 128 KiB of buffer, and the usual default is ~208 KiB. Best effort: the
 /// kernel caps the size (`net.core.rmem_max` / `wmem_max` on Linux).
-pub fn grow_udp_buffers(socket: &UdpSocket, bytes: usize) {
+pub fn grow_udp_buffers<S: std::os::fd::AsFd>(socket: &S, bytes: usize) {
     let sock = socket2::SockRef::from(socket);
     if let Err(e) = sock.set_recv_buffer_size(bytes) {
         tracing::debug!(error = %e, "cannot enlarge the UDP receive buffer");

@@ -17,9 +17,6 @@ use super::LOG_TARGET;
 /// Largest UDP payload over IPv4 (65535 − 8 UDP − 20 IP header bytes);
 /// the buffer is a little larger so nothing is ever truncated.
 const BUF: usize = 65535;
-/// Kernel buffer asked for on the echo socket: room for a burst of dozens of
-/// maximum-size datagrams from several senders.
-const SOCKET_BUFFER: usize = 4 << 20;
 /// Peers remembered for the "new sender" log line; past it the set restarts.
 const MAX_REMEMBERED_PEERS: usize = 4096;
 
@@ -68,7 +65,7 @@ pub fn spawn(
     tracker: &TaskTracker,
 ) -> std::io::Result<UdpEcho> {
     let addr = socket.local_addr()?;
-    crate::net::grow_udp_buffers(&socket, SOCKET_BUFFER);
+    crate::net::grow_udp_buffers(&socket, crate::net::UDP_BUFFER);
     let counters = Arc::new(Counters::default());
     tracker.spawn(echo(socket, shutdown, counters.clone()));
     Ok(UdpEcho { addr, counters })

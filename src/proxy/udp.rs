@@ -45,6 +45,8 @@ impl Forwarder {
         counters: Arc<Counters>,
         impair: Arc<dyn Impairment>,
     ) -> Self {
+        // Bursts from many clients land on this one socket.
+        crate::net::grow_udp_buffers(&*socket, crate::net::UDP_BUFFER);
         Forwarder {
             socket,
             upstream,
@@ -149,6 +151,7 @@ impl Forwarder {
             (false, false) => Ipv6Addr::UNSPECIFIED.into(),
         };
         let upstream = UdpSocket::bind(SocketAddr::new(local, 0)).await?;
+        crate::net::grow_udp_buffers(&upstream, crate::net::UDP_BUFFER);
         upstream.connect(self.upstream).await?;
         let session = Session {
             upstream: Arc::new(upstream),

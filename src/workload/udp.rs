@@ -200,6 +200,7 @@ pub async fn run_udp(
             .connect(config.target)
             .with_context(|| format!("cannot reach {}", config.target))?;
         socket.set_nonblocking(true)?;
+        crate::net::grow_udp_buffers(&socket, crate::net::UDP_BUFFER);
         senders.push(socket.try_clone()?);
         receivers.push(tokio::net::UdpSocket::from_std(socket)?);
     }
