@@ -36,6 +36,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         let announce = !args.json && !args.quiet && mp.is_hidden();
         let run = runner::run_scenario(s, &args.out, &mp, announce, &cancel).await?;
         if !args.json {
+            if !mp.is_hidden() {
+                // The finished bars stay on screen; the cursor is still on
+                // the last one's line.
+                println!();
+            }
             print_run(&run);
         }
         runs.push(run);

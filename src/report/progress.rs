@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// A MultiProgress that draws only when it should.
 pub fn multi(quiet: bool) -> MultiProgress {
@@ -22,9 +22,13 @@ pub fn workload_bar(mp: &MultiProgress, name: &str, total: u64) -> ProgressBar {
     }
     let pb = mp.add(ProgressBar::new(total));
     let style = ProgressStyle::with_template(
-        "{prefix:>12.bold} [{bar:30.cyan/blue}] {pos:>7}/{len:7} {per_sec:>12} {elapsed:>4} {msg}",
+        "{prefix:>12.bold} [{bar:30.cyan/blue}] {pos:>7}/{len:7} {rate:>9} {elapsed:>4} {msg}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
+    // indicatif's own {per_sec} prints every decimal of the rate.
+    .with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+        let _ = write!(w, "{:.0}/s", state.per_sec());
+    })
     .progress_chars("=> ");
     pb.set_style(style);
     pb.set_prefix(name.to_string());

@@ -253,7 +253,8 @@ pub async fn run_udp(
         };
         if matches!(status, PacketStatus::Ok | PacketStatus::Reordered) {
             received += 1;
-            if received % 64 == 0 {
+            // Every reply while few; then every 64th, to keep the bar cheap.
+            if received < 1024 || received % 64 == 0 {
                 progress.set_message(format!("{received} received"));
             }
         }
