@@ -339,9 +339,11 @@ impl Files {
         let root = self.root.clone();
         let joined = root.join(safe.relative());
         let trailing_slash = safe.trailing_slash;
-        tokio::task::spawn_blocking(move || lookup_blocking(&root, &joined, trailing_slash, want_body))
-            .await
-            .unwrap_or_else(|e| Lookup::Failed(io::Error::other(e)))
+        tokio::task::spawn_blocking(move || {
+            lookup_blocking(&root, &joined, trailing_slash, want_body)
+        })
+        .await
+        .unwrap_or_else(|e| Lookup::Failed(io::Error::other(e)))
     }
 }
 

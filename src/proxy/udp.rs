@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ pub(crate) struct Forwarder {
     impair: Arc<dyn Impairment>,
     /// Reference point for the sessions' last-activity stamps.
     epoch: Instant,
+    /// The table-full warning was logged since the table last had room.
+    full_warned: AtomicBool,
 }
 
 struct Session {
@@ -54,6 +56,7 @@ impl Forwarder {
             counters,
             impair,
             epoch: Instant::now(),
+            full_warned: AtomicBool::new(false),
         }
     }
 
@@ -102,7 +105,11 @@ impl Forwarder {
         if !sessions.contains_key(&from) {
             if sessions.len() >= self.config.max_sessions {
                 bump(&self.counters.udp_dropped_table_full);
-                tracing::debug!(target: "netrun::proxy", client = %from, "udp session table full; datagram dropped");
+                // Warn when the table fills, not once per dropped datagram.
+                if !self.full_warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(target: "netrun::proxy", client = %from, limit = self.config.max_sessions,
+                        "udp session table full; datagrams from new clients are dropped (raise --udp-max-sessions)");
+                }
                 return;
             }
             match self.open(from, tracker).await {
@@ -112,7 +119,7 @@ impl Forwarder {
                     self.counters
                         .udp_sessions_active
                         .store(sessions.len() as u64, Ordering::Relaxed);
-                    tracing::debug!(target: "netrun::proxy", client = %from, "udp session opened");
+                    tracing::info!(target: "netrun::proxy", client = %from, "udp session opened");
                 }
                 Err(e) => {
                     bump(&self.counters.udp_send_errors);
@@ -179,12 +186,13 @@ impl Forwarder {
             let keep = now.saturating_sub(s.last_active.load(Ordering::Relaxed)) < idle;
             if !keep {
                 s.stop.cancel();
-                tracing::debug!(target: "netrun::proxy", %client, "udp session expired");
+                tracing::info!(target: "netrun::proxy", %client, "udp session expired");
             }
             keep
         });
         let expired = (before - sessions.len()) as u64;
         if expired > 0 {
+            self.full_warned.store(false, Ordering::Relaxed);
             add(&self.counters.udp_sessions_expired, expired);
             self.counters
                 .udp_sessions_active

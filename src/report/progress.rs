@@ -26,9 +26,12 @@ pub fn workload_bar(mp: &MultiProgress, name: &str, total: u64) -> ProgressBar {
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     // indicatif's own {per_sec} prints every decimal of the rate.
-    .with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
-        let _ = write!(w, "{:.0}/s", state.per_sec());
-    })
+    .with_key(
+        "rate",
+        |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0}/s", state.per_sec());
+        },
+    )
     .progress_chars("=> ");
     pb.set_style(style);
     pb.set_prefix(name.to_string());
