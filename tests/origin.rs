@@ -204,7 +204,7 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
     let mut conn = connect(origin.http()).await;
     for i in 0..50 {
         let path = if i % 2 == 0 { "/style.css" } else { "/nope" };
-        let reply = send(&mut conn, "GET", path, &[]).await;
+        let reply = send_on(&mut conn, "GET", path, &[]).await;
         if i % 2 == 0 {
             assert_eq!(reply.status, 200);
             assert!(reply.body == css);

@@ -108,7 +108,7 @@ async fn no_store_and_private_are_never_cached() {
 
     // A request's own no-store bypasses the cache.
     get(proxy.http(), "/index.html").await;
-    let r = send(
+    let r = request(
         proxy.http(),
         "GET",
         "/index.html",
@@ -149,7 +149,7 @@ async fn max_age_expiry_then_revalidation_with_304() {
     assert_eq!(up.hits("/short"), 2);
 
     // A client's own validator gets a 304 from the cache.
-    let r = send(
+    let r = request(
         proxy.http(),
         "GET",
         "/short",
@@ -165,7 +165,7 @@ async fn max_age_expiry_then_revalidation_with_304() {
 async fn request_no_cache_forces_revalidation() {
     let (up, proxy) = setup().await;
     get(proxy.http(), "/short").await;
-    let r = send(
+    let r = request(
         proxy.http(),
         "GET",
         "/short",
@@ -286,13 +286,13 @@ async fn absolute_form_only_for_the_upstream() {
     assert!(r.contains("not an open proxy"), "{r}");
     let other_port = format!("http://127.0.0.1:{}/index.html", up.addr.port() + 1);
     assert_eq!(
-        send(proxy.http(), "GET", &other_port, &[]).await.status,
+        request(proxy.http(), "GET", &other_port, &[]).await.status,
         403
     );
 
     let port = up.addr.port();
     for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
-        let r = send(proxy.http(), "GET", &format!("http://{host}/abs"), &[]).await;
+        let r = request(proxy.http(), "GET", &format!("http://{host}/abs"), &[]).await;
         assert_eq!(r.status, 200, "{host}");
         assert_eq!(r.body, "<html>/abs</html>");
     }
@@ -305,14 +305,14 @@ async fn absolute_form_only_for_the_upstream() {
 async fn head_is_answered_from_the_stored_get() {
     let (up, proxy) = setup().await;
     let full = get(proxy.http(), "/page").await;
-    let r = send(proxy.http(), "HEAD", "/page", &[]).await;
+    let r = request(proxy.http(), "HEAD", "/page", &[]).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.x_cache(), "HIT");
     assert!(r.body.is_empty());
     assert_eq!(r.header("content-length"), full.body.len().to_string());
     assert_eq!(up.hits("/page"), 1);
     // A HEAD miss is forwarded as HEAD.
-    let r = send(proxy.http(), "HEAD", "/other", &[]).await;
+    let r = request(proxy.http(), "HEAD", "/other", &[]).await;
     assert_eq!((r.status.as_u16(), r.x_cache()), (200, "MISS"));
     assert!(r.body.is_empty());
 }
@@ -361,7 +361,7 @@ async fn no_cache_mode_bypasses_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hop_by_hop_headers_are_removed_both_ways() {
     let (_up, proxy) = setup().await;
-    let r = send(
+    let r = request(
         proxy.http(),
         "GET",
         "/headers",

@@ -6,22 +6,16 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+#[path = "../common/http.rs"]
+mod http_client;
+pub use http_client::*;
+
 use netrun::origin::{self, OriginConfig, OriginHandle};
 use netrun::server::HttpLimits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
-
-/// Generous bound on any single network step, so a bug fails the test
-/// instead of hanging it.
-pub const STEP: Duration = Duration::from_secs(10);
 
 /// A temporary folder holding `secret.txt` and a copy of the repository's
 /// `www/` (with symlinks pointing out of it).
@@ -101,80 +95,6 @@ pub async fn start_site() -> (Site, Origin) {
     let site = site();
     let origin = start(&site.www, HttpLimits::default()).await;
     (site, origin)
-}
-
-/// A keep-alive HTTP/1.1 client connection.
-pub async fn connect(addr: SocketAddr) -> SendRequest<Empty<Bytes>> {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    sender
-}
-
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
-            .to_str()
-            .unwrap()
-    }
-}
-
-/// Sends one request on `sender` and reads the whole answer.
-pub async fn send(
-    sender: &mut SendRequest<Empty<Bytes>>,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> Reply {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "localhost");
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let fut = async {
-        sender.ready().await.unwrap();
-        let resp = sender
-            .send_request(req.body(Empty::new()).unwrap())
-            .await
-            .unwrap();
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
-        Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        }
-    };
-    tokio::time::timeout(STEP, fut)
-        .await
-        .expect("reply in time")
-}
-
-/// One request on a fresh connection.
-pub async fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> Reply {
-    let mut sender = connect(addr).await;
-    send(&mut sender, method, path, headers).await
-}
-
-pub async fn get(addr: SocketAddr, path: &str) -> Reply {
-    request(addr, "GET", path, &[]).await
 }
 
 /// Writes `bytes` on a new connection and reads until the server closes it

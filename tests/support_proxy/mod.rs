@@ -12,12 +12,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
+#[path = "../common/http.rs"]
+mod http_client;
+pub use http_client::*;
+
 use netrun::proxy::{self, ManualClock, ProxyConfig, ProxyHandle};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -250,57 +254,6 @@ pub async fn start_proxy(
         clock,
         shutdown,
     }
-}
-
-/// A response, read whole.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or("")
-    }
-    pub fn x_cache(&self) -> &str {
-        self.header("x-cache")
-    }
-}
-
-/// Sends one request on a fresh connection and reads the whole answer.
-pub async fn send(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let mut b = Request::builder()
-        .method(method)
-        .uri(target)
-        .header("host", addr.to_string());
-    for (n, v) in headers {
-        b = b.header(*n, *v);
-    }
-    let resp = sender
-        .send_request(b.body(http_body_util::Empty::<Bytes>::new()).unwrap())
-        .await
-        .unwrap();
-    let (parts, body) = resp.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
-}
-
-pub async fn get(addr: SocketAddr, path: &str) -> Reply {
-    send(addr, "GET", path, &[]).await
 }
 
 /// Polls `cond` until it holds, failing the test after `limit`.
