@@ -143,3 +143,34 @@ fn missing_scenario_file_is_exit_2() {
             "cannot read scenario does/not/exist.toml",
         ));
 }
+
+#[test]
+fn no_scenario_is_exit_2_with_a_hint() {
+    for args in [&[][..], &["run"][..]] {
+        netrun()
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains("no scenario given"));
+    }
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    netrun()
+        .arg("--help")
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains("probe"));
+    netrun().arg("--version").assert().code(0);
+    netrun().args(["check", "--help"]).assert().code(0);
+}
+
+#[test]
+fn unknown_flag_is_exit_2() {
+    netrun()
+        .args(["run", "--frobnicate", "scenarios/basic.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--frobnicate"));
+}

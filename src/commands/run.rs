@@ -16,6 +16,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         )
         .into());
     }
+    if args.scenarios.is_empty() {
+        return Err(Error::input(
+            "no scenario given; try `netrun run scenarios/basic.toml` (files are TOML, see `netrun check`)",
+        )
+        .into());
+    }
     let scenarios = load_all(&args.scenarios)?;
 
     let cancel = CancellationToken::new();
