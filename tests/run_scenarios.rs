@@ -446,3 +446,49 @@ fn interrupted_run_keeps_complete_csvs() {
     let (_, packets) = read_csv(&dir.path().join("long/udp_packets.csv"));
     assert_eq!(packets.len(), sent, "one row per datagram sent");
 }
+
+#[test]
+fn a_failed_run_keeps_the_previous_results() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = "[[workload]]\nkind = \"http\"\nname = \"page\"\nrequests = 2\n";
+    let file = scenario(dir.path(), "keep", body);
+    netrun()
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .code(0);
+    let before = std::fs::read(dir.path().join("keep.csv")).expect("summary");
+    let requests = std::fs::read(dir.path().join("keep/http_requests.csv")).expect("requests");
+
+    // The same scenario, now unable to start its origin.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    scenario(
+        dir.path(),
+        "keep",
+        &format!("origin = {{ http = {port}, udp = 0 }}\n{body}"),
+    );
+    netrun()
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .code(3);
+    assert_eq!(
+        std::fs::read(dir.path().join("keep.csv")).expect("summary"),
+        before
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("keep/http_requests.csv")).expect("requests"),
+        requests
+    );
+    for entry in std::fs::read_dir(dir.path().join("keep")).expect("dir") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        assert!(!name.ends_with(".tmp"), "left behind: {name}");
+    }
+}

@@ -85,18 +85,38 @@ impl Drop for AtomicFile {
     }
 }
 
-/// Writes `rows` as a CSV file (header from the row type's field names), atomically.
-pub fn write_csv<T: serde::Serialize>(path: impl AsRef<Path>, rows: &[T]) -> anyhow::Result<()> {
-    let file = AtomicFile::create(path.as_ref())?;
-    let mut w = csv::Writer::from_writer(file);
+/// Writes `rows` as a CSV file, atomically. The header comes from the row
+/// type's field names, and is written even when there are no rows.
+pub fn write_csv<T: serde::Serialize + Default>(
+    path: impl AsRef<Path>,
+    rows: &[T],
+) -> anyhow::Result<()> {
+    let path = path.as_ref();
+    let file = AtomicFile::create(path)?;
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(file);
+    w.write_record(&header_of::<T>()?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     for row in rows {
         w.serialize(row)
-            .with_context(|| format!("cannot write {}", path.as_ref().display()))?;
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let file = w
         .into_inner()
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.as_ref().display(), e.error()))?;
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error()))?;
     file.commit()
+}
+
+/// The CSV header of a row type: its field names, in order.
+pub fn header_of<T: serde::Serialize + Default>() -> anyhow::Result<csv::StringRecord> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.serialize(T::default())?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("{}", e.error()))?;
+    let mut r = csv::Reader::from_reader(&bytes[..]);
+    Ok(r.headers()?.clone())
 }
 
 #[cfg(test)]
@@ -122,5 +142,21 @@ mod tests {
         f.write_all(b"new").unwrap();
         f.commit().unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "new");
+    }
+
+    #[derive(serde::Serialize, Default)]
+    struct Row {
+        a: u32,
+        b: Option<f64>,
+    }
+
+    #[test]
+    fn csv_without_rows_still_has_its_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.csv");
+        write_csv::<Row>(&p, &[]).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "a,b\n");
+        write_csv(&p, &[Row { a: 1, b: None }]).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "a,b\n1,\n");
     }
 }

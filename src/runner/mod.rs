@@ -80,22 +80,28 @@ pub async fn run_scenario(
             break;
         }
         crate::logging::capture_note(&format!("# variant {}", variant.label));
-        match run_variant(scenario, variant, &outputs, mp, announce, cancel).await {
-            Ok(mut r) => rows.append(&mut r),
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
+        let (mut r, err) = run_variant(scenario, variant, &outputs, mp, announce, cancel).await;
+        rows.append(&mut r);
+        if let Some(e) = err {
+            failure = Some(e);
+            break;
         }
     }
 
+    let log = crate::logging::capture_stop();
+    if rows.is_empty() {
+        if let Some(e) = failure.take() {
+            // Nothing was measured: keep the previous results rather than
+            // replace them with empty files (dropping the temporaries removes them).
+            drop(log);
+            drop(outputs);
+            return Err(e);
+        }
+    }
     // Whatever happened, keep what was gathered.
     let timestamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let written = outputs.finish(&rows, &run_id, &timestamp);
-    let log_written = match crate::logging::capture_stop() {
-        Some(log) => log.commit(),
-        None => Ok(()),
-    };
+    let log_written = log.map_or(Ok(()), |l| l.commit());
     if let Some(e) = failure {
         if let Err(w) = written.and(log_written) {
             tracing::error!("also failed to write the results: {w:#}");
@@ -225,6 +231,8 @@ impl Services {
     }
 }
 
+/// Runs one variant. Rows gathered before a failure are returned with it,
+/// so they are written like any other result.
 async fn run_variant(
     scenario: &Scenario,
     variant: &Variant,
@@ -232,9 +240,12 @@ async fn run_variant(
     mp: &MultiProgress,
     announce: bool,
     cancel: &CancellationToken,
-) -> anyhow::Result<Vec<SummaryRow>> {
+) -> (Vec<SummaryRow>, Option<anyhow::Error>) {
     let plan = &variant.plan;
-    let services = Services::start(scenario, plan).await?;
+    let services = match Services::start(scenario, plan).await {
+        Ok(s) => s,
+        Err(e) => return (Vec::new(), Some(e)),
+    };
     let ctx = VariantCtx {
         scenario,
         variant,
@@ -244,10 +255,10 @@ async fn run_variant(
         announce,
         cancel,
     };
-    let result = match plan.mode {
+    let mut rows = Vec::new();
+    let mut err = None;
+    match plan.mode {
         Mode::Sequential => {
-            let mut rows = Vec::new();
-            let mut err = None;
             for w in &plan.workloads {
                 if cancel.is_cancelled() {
                     break;
@@ -264,22 +275,27 @@ async fn run_variant(
                     }
                 }
             }
-            match err {
-                Some(e) => Err(e),
-                None => Ok(rows),
-            }
         }
         Mode::Parallel => {
-            // All at once: the proxy's counters cover every workload of the block.
             let before = services.proxy_stats();
             let results = join_all(plan.workloads.iter().map(|w| ctx.run_workload(w))).await;
             let after = services.proxy_stats();
-            let mut rows = Vec::new();
-            let mut err = None;
             for (w, r) in plan.workloads.iter().zip(results) {
                 match r {
                     Ok(mut row) => {
-                        attach_proxy_counters(&mut row, w, before, after);
+                        // The counters cover the whole block: they belong to a
+                        // workload only if no other of its kind used the proxy.
+                        let alone = plan
+                            .workloads
+                            .iter()
+                            .filter(|o| {
+                                o.target == Target::Proxy && o.kind.as_str() == w.kind.as_str()
+                            })
+                            .count()
+                            == 1;
+                        if alone {
+                            attach_proxy_counters(&mut row, w, before, after);
+                        }
                         rows.push(row);
                     }
                     Err(e) => {
@@ -287,14 +303,10 @@ async fn run_variant(
                     }
                 }
             }
-            match err {
-                Some(e) => Err(e),
-                None => Ok(rows),
-            }
         }
-    };
+    }
     services.stop().await;
-    result
+    (rows, err)
 }
 
 /// Adds the proxy's own view of a workload (counter deltas) beside the client's figures.
@@ -407,7 +419,11 @@ impl VariantCtx<'_> {
                     timeout: u.timeout,
                     flows: u.flows,
                 };
-                let pb = progress::workload_bar(self.mp, &bar_name, u.count * u64::from(u.flows));
+                let pb = progress::workload_bar(
+                    self.mp,
+                    &bar_name,
+                    u.count.saturating_mul(u64::from(u.flows)),
+                );
                 let mut sink = tagger(&self.outputs.packets, &label, &name);
                 let report = run_udp(&config, &mut sink, &pb, self.cancel)
                     .await
