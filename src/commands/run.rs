@@ -82,18 +82,7 @@ fn load_all(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Scenario>> {
     let mut errors = Vec::new();
     for p in paths {
         match scenario::load(p) {
-            Ok(s) => {
-                if let Some(v) = s.variants.iter().find(|v| !v.plan.impair.is_none()) {
-                    errors.push(Error::input(format!(
-                        "{}: variant {} sets [impair], which this version parses but cannot apply yet; \
-                         set delay, jitter, loss_percent and rate to 0 (or remove [impair])",
-                        p.display(),
-                        v.label
-                    )));
-                } else {
-                    scenarios.push(s);
-                }
-            }
+            Ok(s) => scenarios.push(s),
             Err(e) => errors.push(e),
         }
     }

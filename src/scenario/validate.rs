@@ -63,11 +63,16 @@ pub(super) fn validate(path: &Path, source: &str) -> Result<Scenario, ScenarioEr
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "scenario".into()),
     };
-    if name.contains(['/', '\\']) {
+    if let Err(why) = check_name(&name) {
+        let hint = if raw.name.is_some() {
+            "change `name`"
+        } else {
+            "set `name` (it defaults to the file's stem)"
+        };
         errs.push(
             raw.name.as_ref().map(Spanned::span),
             "name",
-            format!("`{name}` contains a path separator; results are written to <out>/<name>.csv"),
+            format!("`{name}` {why}; results are written to <out>/<name>.csv: {hint}"),
         );
     }
 
@@ -148,12 +153,21 @@ pub(super) fn validate(path: &Path, source: &str) -> Result<Scenario, ScenarioEr
         }
     }
 
-    let workload_names: Vec<String> = raw
+    let workloads: Vec<(String, String)> = raw
         .workload
         .iter()
-        .filter_map(|w| w.get_ref().name.as_ref().map(|n| n.get_ref().clone()))
+        .filter_map(|w| {
+            let w = w.get_ref();
+            let name = w.name.as_ref()?.get_ref().clone();
+            let kind = w
+                .kind
+                .as_ref()
+                .map(|k| k.get_ref().clone())
+                .unwrap_or_default();
+            Some((name, kind))
+        })
         .collect();
-    let expect = resolve_expect(&raw, &workload_names, &mut errs);
+    let expect = resolve_expect(&raw, &workloads, &mut errs);
 
     if !errs.is_empty() {
         errs.errors
@@ -248,6 +262,19 @@ fn resolve_plan(r: &raw::Scenario, dir: &Path, errs: &mut ScenarioErrors) -> Opt
         loss_percent: i.loss_percent.as_ref().map_or(0.0, |v| *v.get_ref()),
         rate: i.rate.as_ref().map_or(Default::default(), |v| *v.get_ref()),
     };
+    // Parsed and checked, but the proxy cannot inject impairments yet: refuse
+    // rather than report figures that silently lack them.
+    if !impair.is_none() {
+        let at = span(&i.delay)
+            .or(span(&i.jitter))
+            .or(i.loss_percent.as_ref().map(Spanned::span))
+            .or(i.rate.as_ref().map(Spanned::span));
+        errs.push(
+            at,
+            "impair",
+            "impairments are not applied by this version of netrun yet; set delay, jitter, loss_percent and rate to 0 (or remove [impair])",
+        );
+    }
     if let Some(l) = &i.loss_percent {
         let v = *l.get_ref();
         if !(0.0..=100.0).contains(&v) {
@@ -719,7 +746,53 @@ fn resolve_workload(
     if errs.errors.len() > before {
         return None;
     }
+    // The engines' own checks (ranges of timeouts, rates, run size) apply to
+    // scenarios too: one set of rules, reported here with the workload's position.
+    if let Err(e) = engine_check(&kind) {
+        let msg = e.to_string();
+        // The engines' messages start with the setting they are about.
+        let (field, sp) = [
+            ("timeout", span(&w.timeout)),
+            ("interval", span(&w.interval)),
+            ("duration", span(&w.duration)),
+            ("rate", span(&w.rate)),
+            ("count", span(&w.count)),
+        ]
+        .into_iter()
+        .find(|(f, _)| msg.starts_with(f))
+        .map_or((None, None), |(f, sp)| (Some(f), sp));
+        let key = field.map_or_else(|| format!("workload.{name}"), key);
+        errs.push(sp.or(Some(wsp)), key, msg);
+        return None;
+    }
     Some(Workload { name, target, kind })
+}
+
+fn engine_check(kind: &WorkloadKind) -> Result<(), crate::Error> {
+    let nowhere = SocketAddr::from(([127, 0, 0, 1], 0));
+    match kind {
+        WorkloadKind::Http(h) => crate::workload::http::HttpProbeConfig {
+            authority: String::new(),
+            target: nowhere,
+            paths: h.paths.clone(),
+            requests: h.requests,
+            concurrency: h.concurrency,
+            keep_alive: h.keep_alive,
+            rate: h.rate,
+            duration: h.duration,
+            timeout: h.timeout,
+        }
+        .validate(),
+        WorkloadKind::Udp(u) => crate::workload::udp::UdpProbeConfig {
+            target: nowhere,
+            count: u.count,
+            size: u.size,
+            interval: u.interval,
+            timeout: u.timeout,
+            flows: u.flows,
+        }
+        .validate(),
+    }
 }
 
 /// Summary columns that hold numbers, and so can be used in `[expect]`.
@@ -745,9 +818,57 @@ pub fn numeric_metrics() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Summary columns that only a UDP workload fills.
+const UDP_ONLY: &[&str] = &[
+    "lost",
+    "loss_percent",
+    "late",
+    "duplicates",
+    "reordered",
+    "jitter_ms",
+    "ipdv_mean_ms",
+    "foreign",
+    "pacing_mean_ms",
+    "pacing_max_ms",
+    "proxy_dropped",
+];
+/// Summary columns that only an HTTP workload fills.
+const HTTP_ONLY: &[&str] = &[
+    "requests",
+    "errors",
+    "requests_per_s",
+    "cache_hits",
+    "cache_hit_ratio",
+    "service_mean_ms",
+    "service_p99_ms",
+    "proxy_hits",
+    "proxy_upstream_fetches",
+    "proxy_bytes_from_cache",
+];
+
+/// Scenario names become file names under `--out`.
+fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("is empty");
+    }
+    if name.starts_with('.') {
+        return Err("starts with a dot");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_alphanumeric() || "-_.".contains(c))
+    {
+        return Err("may hold only letters, digits, -, _ and .");
+    }
+    if name.eq_ignore_ascii_case("history") {
+        return Err("is taken by history.csv");
+    }
+    Ok(())
+}
+
 fn resolve_expect(
     r: &raw::Scenario,
-    workloads: &[String],
+    workloads: &[(String, String)],
     errs: &mut ScenarioErrors,
 ) -> Vec<Expectation> {
     let mut out = Vec::new();
@@ -763,13 +884,18 @@ fn resolve_expect(
             );
             continue;
         };
-        if !workloads.iter().any(|w| w == workload) {
+        let kind = workloads
+            .iter()
+            .find(|(w, _)| w == workload)
+            .map(|(_, k)| k.as_str());
+        if kind.is_none() {
+            let names: Vec<&str> = workloads.iter().map(|(w, _)| w.as_str()).collect();
             errs.push(
                 Some(value.span()),
                 ekey.clone(),
                 format!(
                     "no workload is named `{workload}`; workloads: {}",
-                    workloads.join(", ")
+                    names.join(", ")
                 ),
             );
         }
@@ -782,6 +908,19 @@ fn resolve_expect(
                     metrics.join(", ")
                 ),
             );
+        } else if let Some(kind) = kind {
+            let foreign = match kind {
+                "http" => UDP_ONLY.contains(&metric),
+                "udp" => HTTP_ONLY.contains(&metric),
+                _ => false,
+            };
+            if foreign {
+                errs.push(
+                    Some(value.span()),
+                    ekey.clone(),
+                    format!("`{metric}` does not apply to the {kind} workload `{workload}`; it would always be empty"),
+                );
+            }
         }
         let text = value.get_ref().trim();
         let (op, rest) = if let Some(r) = text.strip_prefix("<=") {

@@ -66,11 +66,16 @@ impl HttpProbeConfig {
             return Err(Error::input("concurrency must be at least 1"));
         }
         if let Some(rate) = self.rate {
-            if !(rate.is_finite() && rate > 0.0) {
+            // Below one request per 1000 s the schedule stops making sense.
+            if !(rate.is_finite() && (0.001..=10_000_000.0).contains(&rate)) {
                 return Err(Error::input(format!(
-                    "rate {rate} is not a positive number of requests per second"
+                    "rate {rate} is out of range; give 0.001 to 10000000 requests per second"
                 )));
             }
+        }
+        super::check_duration("timeout", self.timeout, false)?;
+        if let Some(d) = self.duration {
+            super::check_duration("duration", d, false)?;
         }
         if self.paths.is_empty() {
             return Err(Error::input(

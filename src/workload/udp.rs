@@ -68,6 +68,8 @@ impl UdpProbeConfig {
         if self.flows == 0 {
             return Err(Error::input("flows must be at least 1"));
         }
+        super::check_duration("timeout", self.timeout, false)?;
+        super::check_duration("interval", self.interval, true)?;
         let total = self.count.saturating_mul(u64::from(self.flows));
         if total > MAX_DATAGRAMS {
             return Err(Error::input(format!(
