@@ -111,6 +111,8 @@ pub struct HttpReport {
     pub bytes: u64,
     /// Responses marked `X-Cache: HIT`.
     pub cache_hits: u64,
+    /// Responses that carried an `X-Cache` header at all (HIT, MISS or BYPASS).
+    pub cache_marked: u64,
     /// From the scheduled start (closed loop: the send) to the last body byte, responses only.
     pub latency: Option<LatencySummary>,
     /// Open loop only: from the actual send to the last body byte.
@@ -135,8 +137,9 @@ impl HttpReport {
             requests: Some(self.requests),
             errors: Some(self.errors),
             requests_per_s: (secs > 0.0).then(|| round3(self.requests as f64 / secs)),
-            cache_hits: Some(self.cache_hits),
-            cache_hit_ratio: (self.responses > 0)
+            // Empty when no response carried X-Cache: no cache was on the path.
+            cache_hits: (self.cache_marked > 0).then_some(self.cache_hits),
+            cache_hit_ratio: (self.cache_marked > 0 && self.responses > 0)
                 .then(|| round3(self.cache_hits as f64 / self.responses as f64)),
             service_mean_ms: self.service.map(|s| round3(s.mean_ms)),
             service_p99_ms: self.service.map(|s| round3(s.p99_ms)),
@@ -271,6 +274,7 @@ pub async fn run_http(
     let mut status_counts = BTreeMap::new();
     let mut errors_by_class = BTreeMap::<String, u64>::new();
     let (mut requests, mut responses, mut errors, mut bytes, mut hits) = (0, 0, 0, 0, 0);
+    let mut marked = 0;
     while let Some(s) = rx.recv().await {
         requests += 1;
         bytes += s.bytes;
@@ -283,6 +287,9 @@ pub async fn run_http(
                 }
                 if s.cache == CacheMark::Hit {
                     hits += 1;
+                }
+                if s.cache != CacheMark::None {
+                    marked += 1;
                 }
                 latency.record(s.latency);
                 if config.open_loop() {
@@ -322,6 +329,7 @@ pub async fn run_http(
         errors,
         bytes,
         cache_hits: hits,
+        cache_marked: marked,
         latency: latency.summary(),
         service: service.summary(),
         status_counts,

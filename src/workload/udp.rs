@@ -222,7 +222,6 @@ pub async fn run_udp(
             config.timeout,
             start,
             end_rx.clone(),
-            cancel.clone(),
             tx.clone(),
         )));
     }
@@ -330,6 +329,7 @@ pub async fn run_udp(
         ),
         _ => None,
     };
+    let paced_run = !config.interval.is_zero();
     Ok(UdpReport {
         started_at,
         duration,
@@ -341,13 +341,15 @@ pub async fn run_udp(
         jitter_ms: (jitter_flows > 0).then(|| qos::ns_to_ms(jitter_sum / f64::from(jitter_flows))),
         ipdv_mean_ms: (pairs > 0).then(|| qos::ns_to_ms(abs_d_sum / pairs as f64)),
         throughput_bps,
-        pacing_mean_ms: (sent > 0).then(|| qos::ns_to_ms(paced.lateness_sum_ns / sent as f64)),
-        pacing_max_ms: (sent > 0).then(|| qos::ns_to_ms(paced.lateness_max_ns as f64)),
+        // With interval 0 there is no schedule to be late against.
+        pacing_mean_ms: (paced_run && sent > 0)
+            .then(|| qos::ns_to_ms(paced.lateness_sum_ns / sent as f64)),
+        pacing_max_ms: (paced_run && sent > 0).then(|| qos::ns_to_ms(paced.lateness_max_ns as f64)),
         interrupted,
     })
 }
 
-/// Receives one flow's replies until `timeout` after the last send (or cancel).
+/// Receives one flow's replies until `timeout` after the last send.
 #[allow(clippy::too_many_arguments)]
 async fn receive_flow(
     flow: u32,
@@ -357,7 +359,6 @@ async fn receive_flow(
     timeout: Duration,
     start: Instant,
     mut end_rx: watch::Receiver<Option<Instant>>,
-    cancel: CancellationToken,
     tx: mpsc::UnboundedSender<Event>,
 ) -> anyhow::Result<Received> {
     let mut tracker = FlowTracker::new(count, timeout);
@@ -367,9 +368,11 @@ async fn receive_flow(
     loop {
         let deadline = end_rx.borrow().map(|end| end + timeout);
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
+        // Cancellation stops the sender, not this loop: replies to what was
+        // already sent get their full `timeout`, so an interrupted run does
+        // not count as lost what was merely still in flight.
         tokio::select! {
             biased;
-            _ = cancel.cancelled() => break,
             _ = tokio::time::sleep_until(deadline.map_or(far, Into::into)), if deadline.is_some() => break,
             changed = end_rx.changed(), if deadline.is_none() => {
                 // The pacer always signals before it ends; a dropped sender
