@@ -492,3 +492,35 @@ fn a_failed_run_keeps_the_previous_results() {
         assert!(!name.ends_with(".tmp"), "left behind: {name}");
     }
 }
+
+#[test]
+fn an_unreachable_target_is_exit_3_after_writing_results() {
+    // A port nobody listens on: bind, learn it, close it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let udp_closed = std::net::UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("gone.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[topology]\norigin = {{ address = \"{closed}\", udp_address = \"{udp_closed}\" }}\n\
+             [[workload]]\nkind = \"http\"\nname = \"page\"\ntarget = \"origin\"\nrequests = 3\n"
+        ),
+    )
+    .expect("write");
+    netrun()
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains("no reply at all for `gone.page`"));
+    let (_, rows) = read_csv(&dir.path().join("gone.csv"));
+    assert_eq!(rows[0]["errors"], "3");
+}

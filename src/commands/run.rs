@@ -69,6 +69,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         eprintln!("interrupted: the results gathered so far were written");
         return Ok(Outcome::Interrupted);
     }
+    // Not one reply: the target is unreachable, which is a runtime failure
+    // (exit 3), not a measurement. The results were written all the same.
+    let silent: Vec<String> = runs
+        .iter()
+        .flat_map(|r| &r.rows)
+        .filter(|row| row.sent.unwrap_or(0) > 0 && row.received == Some(0))
+        .map(|row| {
+            let variant = if row.variant == "default" {
+                String::new()
+            } else {
+                format!(" (variant {})", row.variant)
+            };
+            format!("`{}.{}`{variant}", row.scenario, row.workload)
+        })
+        .collect();
+    if !silent.is_empty() {
+        return Err(Error::Runtime(format!(
+            "no reply at all for {}: is the target reachable? (the results were written)",
+            silent.join(", ")
+        ))
+        .into());
+    }
     if runs.iter().any(ScenarioRun::expectations_failed) {
         return Ok(Outcome::ExpectationFailed);
     }
