@@ -56,6 +56,10 @@ pub struct RunArgs {
     /// Compare with an earlier summary CSV (or a results folder); regressions fail.
     #[arg(long, value_name = "FILE|DIR")]
     pub baseline: Option<PathBuf>,
+    /// With --baseline: how much worse (in percent) a figure may get before it
+    /// fails the run; small absolute changes (noise) never fail it.
+    #[arg(long, value_name = "PCT", default_value_t = 25.0)]
+    pub tolerance: f64,
     /// No progress bars.
     #[arg(short, long)]
     pub quiet: bool,
@@ -73,9 +77,12 @@ pub struct CheckArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
-    /// Summary CSVs or scenario files.
+    /// Summary CSVs (results/NAME.csv, results/history.csv) or scenario files (run first).
     #[arg(value_name = "CSV|SCENARIO", required = true)]
     pub inputs: Vec<PathBuf>,
+    /// Results folder for scenarios run by compare.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub out: PathBuf,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -524,3 +524,99 @@ fn an_unreachable_target_is_exit_3_after_writing_results() {
     let (_, rows) = read_csv(&dir.path().join("gone.csv"));
     assert_eq!(rows[0]["errors"], "3");
 }
+
+#[test]
+fn baseline_regressions_fail_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = |enabled: bool| {
+        format!("[cache]\nenabled = {enabled}\n[[workload]]\nkind = \"http\"\nname = \"page\"\nrequests = 10\n")
+    };
+    let file = scenario(dir.path(), "base", &body(true));
+    let base = dir.path().join("base-results");
+    netrun().arg(&file).arg("--out").arg(&base).assert().code(0);
+
+    // The same scenario with the cache off: its hit ratio falls from 0.9 to 0.
+    scenario(dir.path(), "base", &body(false));
+    let out = netrun()
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path().join("new"))
+        .arg("--baseline")
+        .arg(&base)
+        .arg("--json")
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let worse = v["runs"][0]["regressions"].as_array().expect("regressions");
+    let hit = worse
+        .iter()
+        .find(|r| r["metric"] == "cache_hit_ratio")
+        .expect("the hit ratio regressed");
+    assert_eq!(hit["baseline"], 0.9);
+    assert_eq!(hit["now"], 0.0);
+
+    // A baseline that does not exist is an input error, before anything runs.
+    netrun()
+        .arg(&file)
+        .arg("--baseline")
+        .arg(dir.path().join("nowhere"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--baseline"));
+}
+
+#[test]
+fn compare_puts_variants_side_by_side() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = scenario(
+        dir.path(),
+        "cmp",
+        "[[workload]]\nkind = \"http\"\nname = \"page\"\nrequests = 10\n[matrix]\n\"cache.enabled\" = [true, false]\n",
+    );
+    netrun()
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path())
+        .arg("--quiet")
+        .assert()
+        .code(0);
+    let out = netrun()
+        .arg("compare")
+        .arg(dir.path().join("cmp.csv"))
+        .output()
+        .expect("compare");
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("page (http -> proxy)"), "{text}");
+    assert!(text.contains("cmp:cache.enabled=true"), "{text}");
+    assert!(text.contains("cmp:cache.enabled=false"), "{text}");
+    let ratio = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("cache_hit_ratio"))
+        .expect("ratio line");
+    assert!(
+        ratio.contains("0.900") && ratio.contains("0 (-100.0%)"),
+        "{ratio}"
+    );
+
+    // The history holds both variants of each run.
+    let out = netrun()
+        .args(["compare", "--json"])
+        .arg(dir.path().join("history.csv"))
+        .output()
+        .expect("compare");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["columns"].as_array().map(Vec::len), Some(2));
+
+    netrun()
+        .args(["compare", "no/such.csv"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("does not exist"));
+}

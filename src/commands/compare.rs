@@ -1,6 +1,65 @@
-use crate::cli::CompareArgs;
-use crate::error::Outcome;
+//! `netrun compare CSV|SCENARIO...`: the variants and runs of summary files
+//! (scenarios are run first) side by side, with changes against the first column.
 
-pub fn compare(_args: CompareArgs) -> anyhow::Result<Outcome> {
-    Err(super::not_built("compare"))
+use std::path::{Path, PathBuf};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::CompareArgs;
+use crate::error::{Error, Outcome};
+use crate::report::compare::{self, Column};
+use crate::report::progress;
+use crate::runner;
+use crate::scenario;
+
+pub async fn compare(args: CompareArgs) -> anyhow::Result<Outcome> {
+    let cancel = CancellationToken::new();
+    crate::shutdown::cancel_on_signal(cancel.clone());
+    let mut cols: Vec<Column> = Vec::new();
+    for input in &args.inputs {
+        let is_scenario = input.extension().is_some_and(|e| e == "toml");
+        if is_scenario {
+            let s = scenario::load(input)?;
+            let mp = progress::multi(args.json);
+            let run = runner::run_scenario(&s, &args.out, &mp, false, &cancel).await?;
+            if run.interrupted {
+                return Ok(Outcome::Interrupted);
+            }
+            let rows = run.rows.into_iter().map(|r| (None, r)).collect();
+            cols.extend(compare::columns(&s.name, rows));
+        } else {
+            if !input.exists() {
+                return Err(Error::input(format!(
+                    "{} does not exist; give summary CSVs (results/NAME.csv) or scenario files (.toml)",
+                    input.display()
+                ))
+                .into());
+            }
+            let rows = compare::read_summary(input).map_err(|e| Error::input(format!("{e:#}")))?;
+            cols.extend(compare::columns(&source_label(input, &args.inputs), rows));
+        }
+    }
+    if cols.is_empty() {
+        return Err(Error::input("nothing to compare: the inputs hold no summary rows").into());
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "columns": cols }))?
+        );
+    } else {
+        print!("{}", compare::render(&cols));
+    }
+    Ok(Outcome::Success)
+}
+
+/// A file's stem names its columns (`basic`), unless another input has the
+/// same stem: then its path does (`old/basic`, `new/basic`).
+fn source_label(input: &Path, all: &[PathBuf]) -> String {
+    let stem = |p: &Path| p.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let clash = all.iter().filter(|p| stem(p) == stem(input)).count() > 1;
+    match stem(input) {
+        Some(s) if !clash => s,
+        _ => input.with_extension("").display().to_string(),
+    }
 }

@@ -15,7 +15,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Some(Command::Run(args)) => run::run(args).await,
         Some(Command::Check(args)) => check::check(args),
-        Some(Command::Compare(args)) => compare::compare(args),
+        Some(Command::Compare(args)) => compare::compare(args).await,
         Some(Command::Serve(args)) => serve::serve(args).await,
         Some(Command::Proxy(args)) => proxy::proxy(args).await,
         Some(Command::Probe(ProbeCommand::Udp(args))) => probe::udp(args).await,
@@ -26,9 +26,4 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         )
         .into()),
     }
-}
-
-/// The error a command returns until it is built.
-fn not_built(what: &str) -> anyhow::Error {
-    Error::Runtime(format!("`netrun {what}` is not built yet")).into()
 }

@@ -1,21 +1,19 @@
 //! `netrun [run] FILE...`: validate every file first, then run them one after
 //! another, print a summary table (or JSON) and decide the exit code.
 
+use std::path::Path;
+
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::RunArgs;
 use crate::error::{Error, Outcome};
+use crate::metrics::SummaryRow;
+use crate::report::compare::{self, Regression};
 use crate::report::{progress, summary};
 use crate::runner::{self, ScenarioRun};
 use crate::scenario::{self, Scenario};
 
 pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
-    if args.baseline.is_some() {
-        return Err(Error::input(
-            "--baseline is not available yet in this version; run without it",
-        )
-        .into());
-    }
     if args.scenarios.is_empty() {
         return Err(Error::input(
             "no scenario given; try `netrun run scenarios/basic.toml` (files are TOML, see `netrun check`)",
@@ -23,13 +21,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         .into());
     }
     let scenarios = load_all(&args.scenarios)?;
+    // Read before running: the run may overwrite the very file (`--baseline results`).
+    let baselines = match &args.baseline {
+        Some(b) => Some(load_baselines(b, &scenarios)?),
+        None => None,
+    };
+    if !(0.0..=1000.0).contains(&args.tolerance) {
+        return Err(Error::input(format!(
+            "--tolerance {} is out of range; give a percentage from 0 to 1000",
+            args.tolerance
+        ))
+        .into());
+    }
 
     let cancel = CancellationToken::new();
     crate::shutdown::cancel_on_signal(cancel.clone());
     let mp = progress::multi(args.quiet || args.json);
 
     let mut runs: Vec<ScenarioRun> = Vec::new();
-    for s in &scenarios {
+    let mut regressions: Vec<Vec<Regression>> = Vec::new();
+    for (i, s) in scenarios.iter().enumerate() {
         if cancel.is_cancelled() {
             break;
         }
@@ -41,6 +52,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         }
         let announce = !args.json && !args.quiet && mp.is_hidden();
         let run = runner::run_scenario(s, &args.out, &mp, announce, &cancel).await?;
+        let worse = match &baselines {
+            Some(b) => compare::regressions(&b[i], &run.rows, args.tolerance / 100.0),
+            None => Vec::new(),
+        };
         if !args.json {
             if !mp.is_hidden() {
                 // The finished bars stay on screen; the cursor is still on
@@ -48,18 +63,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 println!();
             }
             print_run(&run);
+            if baselines.is_some() {
+                print_regressions(&worse, args.tolerance);
+            }
         }
         runs.push(run);
+        regressions.push(worse);
     }
     if args.json {
         let doc = serde_json::json!({
-            "runs": runs.iter().map(|r| serde_json::json!({
+            "runs": runs.iter().zip(&regressions).map(|(r, worse)| serde_json::json!({
                 "scenario": r.scenario,
                 "run_id": r.run_id,
                 "interrupted": r.interrupted,
                 "summary_csv": r.summary_csv,
                 "rows": r.rows,
                 "expectations": r.expectations,
+                "regressions": worse,
             })).collect::<Vec<_>>()
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -91,7 +111,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         ))
         .into());
     }
-    if runs.iter().any(ScenarioRun::expectations_failed) {
+    if runs.iter().any(ScenarioRun::expectations_failed)
+        || regressions.iter().any(|r| !r.is_empty())
+    {
         return Ok(Outcome::ExpectationFailed);
     }
     Ok(Outcome::Success)
@@ -148,4 +170,46 @@ fn print_run(run: &ScenarioRun) {
         run.summary_csv.display(),
         run.results_dir.display()
     );
+}
+
+/// The baseline rows for each scenario, in order. A folder holds one summary
+/// per scenario (`<dir>/<name>.csv`); a file is used for every scenario (its
+/// rows of that scenario, or all of them if it names none).
+fn load_baselines(path: &Path, scenarios: &[Scenario]) -> anyhow::Result<Vec<Vec<SummaryRow>>> {
+    let mut out = Vec::new();
+    for s in scenarios {
+        let file = if path.is_dir() {
+            path.join(format!("{}.csv", s.name))
+        } else {
+            path.to_path_buf()
+        };
+        if !file.exists() {
+            return Err(Error::input(format!(
+                "--baseline: {} does not exist; run the scenario once without --baseline to make one",
+                file.display()
+            ))
+            .into());
+        }
+        let rows: Vec<SummaryRow> = compare::read_summary(&file)
+            .map_err(|e| Error::input(format!("--baseline: {e:#}")))?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+        let own: Vec<SummaryRow> = rows
+            .iter()
+            .filter(|r| r.scenario == s.name)
+            .cloned()
+            .collect();
+        out.push(if own.is_empty() { rows } else { own });
+    }
+    Ok(out)
+}
+
+fn print_regressions(worse: &[Regression], tolerance: f64) {
+    if worse.is_empty() {
+        println!("  baseline: no figure worse by more than {tolerance}%");
+    }
+    for r in worse {
+        println!("  REGRESSION {}", r.describe());
+    }
 }

@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 /// One workload's results. Empty (`None`) where a metric does not apply.
+/// Reading tolerates missing columns (older files) with `#[serde(default)]`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SummaryRow {
     /// Scenario name (the file's `name`, default its stem).
     pub scenario: String,
@@ -91,6 +93,15 @@ pub struct SummaryRow {
     pub proxy_dropped: Option<u64>,
     /// `true` when Ctrl-C stopped this workload before it finished.
     pub interrupted: bool,
+}
+
+impl SummaryRow {
+    /// A numeric column by its CSV name (`latency_p99_ms`); `None` when empty
+    /// or not a number column.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let v = serde_json::to_value(self).ok()?;
+        v.get(name)?.as_f64()
+    }
 }
 
 /// Rounds for output so CSVs stay readable (microsecond precision on ms values).

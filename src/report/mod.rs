@@ -1,6 +1,7 @@
 //! Outputs: files written atomically, CSV, tables and progress bars.
 
 pub mod atomic;
+pub mod compare;
 pub mod csv_stream;
 pub mod plan;
 pub mod progress;

@@ -16,18 +16,12 @@ pub struct ExpectationResult {
     pub passed: bool,
 }
 
-/// The value of a numeric column, by its CSV name.
-pub fn metric_value(row: &SummaryRow, metric: &str) -> Option<f64> {
-    let v = serde_json::to_value(row).ok()?;
-    v.get(metric)?.as_f64()
-}
-
 /// Checks every expectation against every variant that ran the workload.
 pub fn check_expectations(s: &Scenario, rows: &[SummaryRow]) -> Vec<ExpectationResult> {
     let mut out = Vec::new();
     for e in &s.expect {
         for row in rows.iter().filter(|r| r.workload == e.workload) {
-            let actual = metric_value(row, &e.metric);
+            let actual = row.metric(&e.metric);
             out.push(ExpectationResult {
                 variant: row.variant.clone(),
                 workload: e.workload.clone(),
