@@ -213,7 +213,7 @@ fn basic_scenario_writes_every_result_file() {
 
 #[test]
 fn shipped_scenarios_run() {
-    for name in ["udp_qos", "load"] {
+    for name in ["udp_qos", "load", "cache"] {
         let out = tempfile::tempdir().expect("tempdir");
         netrun()
             .current_dir(root())
