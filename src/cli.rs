@@ -118,6 +118,10 @@ pub struct HttpLimitArgs {
     /// Largest request body accepted; past it, 413.
     #[arg(long, value_name = "BYTES", default_value = "1MiB")]
     pub max_body_size: ByteSize,
+    /// Time a response may make no write progress (the client stopped
+    /// reading) before the connection is closed; 0 for no limit.
+    #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Args)]

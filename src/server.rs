@@ -3,9 +3,12 @@
 //! graceful shutdown (stop accepting, let in-flight requests finish).
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,6 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +53,9 @@ pub struct HttpLimits {
     pub max_connections: usize,
     /// Largest request body in bytes; handlers answer 413 past it.
     pub max_body_size: u64,
+    /// Time a response may make no write progress (a client that stopped
+    /// reading) before its connection is closed; zero means no limit.
+    pub write_timeout: Duration,
 }
 
 impl Default for HttpLimits {
@@ -58,6 +65,7 @@ impl Default for HttpLimits {
             header_timeout: Duration::from_secs(10),
             max_connections: 1024,
             max_body_size: 1024 * 1024,
+            write_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -69,6 +77,7 @@ impl From<&HttpLimitArgs> for HttpLimits {
             header_timeout: a.header_timeout,
             max_connections: a.max_connections.max(1),
             max_body_size: a.max_body_size.bytes(),
+            write_timeout: a.write_timeout,
         }
     }
 }
@@ -89,8 +98,101 @@ pub struct ConnStats {
     pub accepted: AtomicU64,
     /// Connections that had to wait because `max_connections` were open.
     pub waited_for_slot: AtomicU64,
-    /// Connections that ended with a protocol error or timeout.
+    /// Connections that ended with a protocol error or timeout (a write
+    /// timeout included).
     pub errors: AtomicU64,
+}
+
+/// A connection whose writes fail with `TimedOut` once none could make
+/// progress for `timeout`: a client that asks for a large response and never
+/// reads it would otherwise hold its connection slot for ever. Reads are
+/// untouched (the header timeout and handlers bound those).
+struct WriteTimeout<S> {
+    inner: S,
+    timeout: Duration,
+    /// Armed when a write first finds the socket full; disarmed by progress.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Set when the timeout fired, so the connection's error is reported as such.
+    fired: Arc<AtomicBool>,
+}
+
+impl<S> WriteTimeout<S> {
+    fn new(inner: S, timeout: Duration, fired: Arc<AtomicBool>) -> Self {
+        WriteTimeout {
+            inner,
+            timeout,
+            stall: None,
+            fired,
+        }
+    }
+
+    /// Passes a write's result on, turning a write stalled for `timeout`
+    /// into an error.
+    fn watch<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if r.is_ready() || self.timeout.is_zero() {
+            self.stall = None;
+            return r;
+        }
+        let timeout = self.timeout;
+        let stall = self
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if stall.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.fired.store(true, Ordering::Relaxed);
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "client read nothing for {}",
+                crate::units::format_duration(timeout)
+            ),
+        )))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteTimeout<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.watch(cx, r)
+    }
 }
 
 /// Serves `listener` until `shutdown` is cancelled, then stops accepting and
@@ -165,7 +267,9 @@ pub async fn serve<H: Handler>(
                 .max_buf_size(limits.max_header_size.max(8192))
                 .max_header_size(limits.max_header_size)
                 .keep_alive(true);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let write_stalled = Arc::new(AtomicBool::new(false));
+            let io = WriteTimeout::new(stream, limits.write_timeout, write_stalled.clone());
+            let conn = builder.serve_connection(TokioIo::new(io), service);
             tokio::pin!(conn);
             let result = tokio::select! {
                 r = conn.as_mut() => r,
@@ -175,6 +279,12 @@ pub async fn serve<H: Handler>(
                 }
             };
             if let Err(e) = result {
+                if write_stalled.load(Ordering::Relaxed) {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(server = name, %peer, timeout = ?limits.write_timeout,
+                        "closed connection: the client stopped reading the response (write timeout)");
+                    return;
+                }
                 let idle = e.is_timeout() && served.load(Ordering::Relaxed) > 0;
                 if idle {
                     tracing::debug!(server = name, %peer, "closed idle keep-alive connection");

@@ -478,6 +478,34 @@ async fn connection_limit_makes_new_connections_wait() {
 }
 
 #[tokio::test]
+async fn a_client_that_never_reads_loses_its_slot_after_the_write_timeout() {
+    let site = site();
+    // Far larger than loopback socket buffers: the write must stall.
+    std::fs::write(site.www.join("big.bin"), vec![7u8; 32 << 20]).unwrap();
+    let limits = HttpLimits {
+        max_connections: 1,
+        write_timeout: Duration::from_millis(300),
+        ..HttpLimits::default()
+    };
+    let origin = start(&site.www, limits).await;
+
+    // Asks for 32 MiB and never reads a byte, holding the only slot.
+    let mut hog = TcpStream::connect(origin.http()).await.unwrap();
+    hog.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+
+    // The next client is served once the stalled one is cut off (the
+    // helper bounds the wait with STEP).
+    let reply = get(origin.http(), "/hello.txt").await;
+    assert_eq!(reply.status, 200);
+    let stats = origin.handle.stats().http;
+    assert!(stats.connection_errors >= 1, "{stats:?}");
+    assert!(stats.connections_waited >= 1, "{stats:?}");
+    drop(hog);
+}
+
+#[tokio::test]
 async fn oversized_body_gets_413() {
     let site = site();
     let limits = HttpLimits {

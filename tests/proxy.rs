@@ -531,3 +531,232 @@ async fn udp_session_table_bound_holds() {
     assert_eq!((s.udp_sessions_active, s.udp_sessions_opened), (4, 4));
     assert_eq!(s.udp_datagrams_to_upstream, 4);
 }
+
+// ---- Regressions ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_age_header_neither_panics_nor_poisons_the_entry() {
+    let (up, proxy) = setup().await;
+    let first = get(proxy.http(), "/huge-age").await;
+    assert_eq!((first.status.as_u16(), first.x_cache()), (200, "MISS"));
+    assert_eq!(first.body, "very old");
+    // Age is clamped to 2^31 s (RFC 9111 §1.2.2): far past max-age=60.
+    assert_eq!(first.header("age"), (1u64 << 31).to_string());
+    // Later lookups compute the stored entry's age again: they must not panic.
+    for _ in 0..3 {
+        proxy.clock.advance(Duration::from_secs(1));
+        let r = get(proxy.http(), "/huge-age").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, "very old");
+        assert_eq!(r.x_cache(), "MISS", "older than max-age: never fresh");
+    }
+    assert_eq!(up.hits("/huge-age"), 4);
+    assert_eq!(get(proxy.http(), "/index.html").await.status, 200);
+}
+
+/// Reads responses from `s` until the server closes it.
+async fn read_all(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    tokio::time::timeout(LIMIT, s.read_to_end(&mut out))
+        .await
+        .expect("server did not close the connection")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_and_head_with_a_body_are_answered_and_keep_the_connection() {
+    let (up, proxy) = setup().await;
+    // A GET with a body, then a second request on the same connection: the
+    // upstream (which reads bodies) gets neither the body nor its headers.
+    let mut s = TcpStream::connect(proxy.http()).await.unwrap();
+    s.write_all(
+        b"GET /body-len HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Type: text/plain\r\n\r\nabc\
+          GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let both = read_all(&mut s).await;
+    assert_eq!(both.matches("HTTP/1.1 200 OK").count(), 2, "{both}");
+    assert!(both.contains("len=0;cl=;te=;ct=;expect="), "{both}");
+    assert!(both.contains("<html>/index.html</html>"), "{both}");
+    assert_eq!(up.hits("/body-len"), 1);
+
+    // A HEAD miss with a body is forwarded as a bodiless HEAD.
+    let mut s = TcpStream::connect(proxy.http()).await.unwrap();
+    s.write_all(
+        b"HEAD /body-len?head HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello\
+          GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let both = read_all(&mut s).await;
+    assert_eq!(both.matches("HTTP/1.1 200 OK").count(), 2, "{both}");
+    assert!(both.contains("x-cache: MISS"), "{both}");
+    assert_eq!(up.hits("/body-len"), 2);
+    assert_eq!(proxy.handle.stats().upstream_errors, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coalesced_waiters_never_share_a_vary_star_answer() {
+    let (up, proxy) = setup().await;
+    let addr = proxy.http();
+    let clients: Vec<_> = ["alice", "bob"]
+        .into_iter()
+        .map(|user| {
+            tokio::spawn(async move {
+                let r = request(addr, "GET", "/vary-star", &[("x-user", user)]).await;
+                (user, r)
+            })
+        })
+        .collect();
+    // Hold the upstream until the second request waits on the first.
+    let handle = &proxy.handle;
+    eventually("one coalesced waiter", LIMIT, || {
+        handle.stats().coalesced == 1 && up.hits("/vary-star") == 1
+    })
+    .await;
+    up.release_slow();
+    for c in clients {
+        let (user, r) = c.await.unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, format!("for={user}"), "{user} got another's answer");
+        assert_eq!(r.x_cache(), "MISS");
+    }
+    assert_eq!(up.hits("/vary-star"), 2, "the waiter fetched its own");
+    assert_eq!(proxy.handle.stats().stored, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_store_responses_stream_through_without_buffering() {
+    let (up, proxy) = setup().await;
+    let mut sender = connect(proxy.http()).await;
+    let req = http::Request::get("/large-nostore-gated")
+        .header("host", "x")
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    // The upstream holds back the second half: a proxy that read the whole
+    // body before answering would give no head here (and then a 504).
+    let resp = tokio::time::timeout(STEP, async {
+        sender.ready().await.unwrap();
+        sender.send_request(req).await.unwrap()
+    })
+    .await
+    .expect("response head while the upstream is still sending");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-cache"], "MISS");
+    let mut body = resp.into_body();
+    let mut got = Vec::new();
+    use http_body_util::BodyExt;
+    while got.len() < LARGE / 2 {
+        let frame = tokio::time::timeout(STEP, body.frame())
+            .await
+            .expect("first half in time")
+            .expect("body continues")
+            .unwrap();
+        if let Ok(d) = frame.into_data() {
+            got.extend_from_slice(&d);
+        }
+    }
+    up.release_slow();
+    let rest = tokio::time::timeout(STEP, body.collect())
+        .await
+        .expect("rest in time")
+        .unwrap()
+        .to_bytes();
+    got.extend_from_slice(&rest);
+    assert_eq!(got.len(), LARGE);
+    assert!(got == large_body(), "body differs");
+    let s = proxy.handle.stats();
+    assert_eq!((s.stored, s.cache_entries), (0, 0));
+    assert_eq!(s.bytes_from_upstream, LARGE as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_request_body_over_the_limit_gets_413() {
+    let upstream = Upstream::start().await;
+    let proxy = start_proxy(upstream.addr, udp_echo().await, |c| {
+        c.limits.max_body_size = 1024;
+    })
+    .await;
+    let chunk = "a".repeat(1500);
+    for method in ["POST", "GET"] {
+        let req = format!(
+            "{method} /body-len HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+            chunk.len()
+        );
+        let r = raw(proxy.http(), &req).await;
+        assert!(r.starts_with("HTTP/1.1 413"), "{method}: {r}");
+        assert!(r.contains("larger than 1024 bytes"), "{method}: {r}");
+    }
+    // Under the limit it goes through.
+    let small = "POST /body-len HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    let r = raw(proxy.http(), small).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(r.contains("len=3"), "{r}");
+    assert_eq!(
+        proxy.handle.stats().upstream_errors,
+        0,
+        "not the upstream's fault"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_stalling_mid_body_is_cut_off() {
+    let upstream = Upstream::start().await;
+    let proxy = start_proxy(upstream.addr, udp_echo().await, |c| {
+        c.upstream_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let mut sender = connect(proxy.http()).await;
+    let req = http::Request::get("/stall")
+        .header("host", "x")
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let resp = tokio::time::timeout(STEP, async {
+        sender.ready().await.unwrap();
+        sender.send_request(req).await.unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    use http_body_util::BodyExt;
+    let body = tokio::time::timeout(STEP, resp.into_body().collect())
+        .await
+        .expect("the proxy ends a stalled body instead of holding the client");
+    // Aborted (what a client of a 2000-byte body sees) or at least short.
+    if let Ok(b) = body {
+        assert!(
+            b.to_bytes().len() < 2000,
+            "a stalled body cannot be complete"
+        );
+    }
+    let handle = &proxy.handle;
+    eventually("the stall counted as an upstream error", LIMIT, || {
+        handle.stats().upstream_errors == 1
+    })
+    .await;
+    assert_eq!(get(proxy.http(), "/index.html").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsafe_methods_invalidate_only_when_they_succeed() {
+    let (up, proxy) = setup().await;
+    assert_eq!(get(proxy.http(), "/mutable").await.x_cache(), "MISS");
+    assert_eq!(get(proxy.http(), "/mutable").await.x_cache(), "HIT");
+
+    // A failed POST changed nothing: the entry stays.
+    let r = request(proxy.http(), "POST", "/mutable", &[("x-fail", "1")]).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(get(proxy.http(), "/mutable").await.x_cache(), "HIT");
+
+    // A successful one did: the next GET goes upstream.
+    for method in ["POST", "PUT", "DELETE"] {
+        let r = request(proxy.http(), method, "/mutable", &[]).await;
+        assert_eq!(r.status, 204, "{method}");
+        let r = get(proxy.http(), "/mutable").await;
+        assert_eq!(r.x_cache(), "MISS", "{method}");
+        assert_eq!(r.body, "current");
+    }
+    assert_eq!(up.hits("/mutable"), 1 + 1 + 3 * 2);
+}

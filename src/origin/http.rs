@@ -52,7 +52,8 @@ pub struct HttpStats {
     pub connections: u64,
     /// Connections that had to wait because `max_connections` were open.
     pub connections_waited: u64,
-    /// Connections ended by a protocol error, a header timeout or an oversized head (431).
+    /// Connections ended by a protocol error, a header timeout, an oversized
+    /// head (431) or a client that stopped reading (write timeout).
     pub connection_errors: u64,
     /// Requests answered (any status).
     pub requests: u64,

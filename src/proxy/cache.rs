@@ -103,7 +103,7 @@ impl CacheControl {
                     Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
                     None => (directive, None),
                 };
-                let seconds = || Some(arg.and_then(|a| a.parse::<u64>().ok()).unwrap_or(0));
+                let seconds = || Some(arg.and_then(delta_seconds).unwrap_or(0));
                 match name.to_ascii_lowercase().as_str() {
                     "no-store" => cc.no_store = true,
                     "no-cache" => cc.no_cache = true,
@@ -118,6 +118,24 @@ impl CacheControl {
         }
         cc
     }
+}
+
+/// The largest delta-seconds value a cache must handle (RFC 9111 §1.2.2):
+/// larger ones, however many digits they have, count as this.
+pub const MAX_DELTA_SECONDS: u64 = 1 << 31;
+
+/// Parses delta-seconds (`Age`, `max-age`, `s-maxage`): digits only, clamped
+/// to [`MAX_DELTA_SECONDS`] so no later sum of durations can overflow.
+fn delta_seconds(text: &str) -> Option<u64> {
+    let t = text.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Too many digits for a u64 is still "very large", not invalid.
+    Some(
+        t.parse::<u64>()
+            .map_or(MAX_DELTA_SECONDS, |n| n.min(MAX_DELTA_SECONDS)),
+    )
 }
 
 /// Splits a comma-separated header list, keeping commas inside quotes.
@@ -251,7 +269,8 @@ pub fn initial_age(
     let delay = response_time
         .duration_since(request_time)
         .unwrap_or(Duration::ZERO);
-    let corrected = Duration::from_secs(age_header.unwrap_or(0)) + delay;
+    let age = age_header.unwrap_or(0).min(MAX_DELTA_SECONDS);
+    let corrected = Duration::from_secs(age).saturating_add(delay);
     apparent.max(corrected)
 }
 
@@ -259,9 +278,9 @@ fn http_date(v: &HeaderValue) -> Option<SystemTime> {
     httpdate::parse_http_date(v.to_str().ok()?).ok()
 }
 
-/// The `Age` header as seconds, if valid.
+/// The `Age` header as seconds, if valid, clamped to [`MAX_DELTA_SECONDS`].
 pub fn age_header(headers: &HeaderMap) -> Option<u64> {
-    headers.get(header::AGE)?.to_str().ok()?.trim().parse().ok()
+    delta_seconds(headers.get(header::AGE)?.to_str().ok()?)
 }
 
 /// The cache key: method, host and path with query. HEAD is answered from
@@ -274,7 +293,8 @@ pub fn cache_key(method: &http::Method, authority: &str, path_and_query: &str) -
 #[derive(Debug, Clone)]
 pub struct CachedResponse {
     pub status: StatusCode,
-    /// Response headers, hop-by-hop ones already removed.
+    /// Response headers, hop-by-hop ones and `Age` already removed (the age
+    /// lives in `initial_age`; a stored `Age` would be counted twice).
     pub headers: HeaderMap,
     pub body: Bytes,
     /// When it was received (or last revalidated), on the monotonic clock.
@@ -316,6 +336,10 @@ impl CachedResponse {
             request_time,
             response_time,
         );
+        // The received Age is folded into initial_age; keeping the header
+        // would count it again after a 304 refresh merges headers.
+        let mut headers = headers;
+        headers.remove(header::AGE);
         let vary = vary_names(&headers)
             .into_iter()
             .map(|name| {
@@ -336,7 +360,8 @@ impl CachedResponse {
 
     /// Current age (RFC 9111 §4.2.3): initial age plus time in the cache.
     pub fn age(&self, now: Instant) -> Duration {
-        self.initial_age + now.saturating_duration_since(self.stored_at)
+        self.initial_age
+            .saturating_add(now.saturating_duration_since(self.stored_at))
     }
 
     pub fn is_fresh(&self, now: Instant) -> bool {
@@ -719,6 +744,99 @@ mod tests {
         assert!(r.is_fresh(clock.now()));
         assert_eq!(r.lifetime, Duration::from_secs(30));
         assert_eq!(r.body, Bytes::from_static(b"body"));
+    }
+
+    #[test]
+    fn huge_age_and_max_age_are_clamped_not_overflowed() {
+        let clock = ManualClock::new();
+        let h = headers(&[
+            ("cache-control", "max-age=99999999999999999999999"),
+            ("age", "18446744073709551615"),
+        ]);
+        assert_eq!(age_header(&h), Some(MAX_DELTA_SECONDS));
+        assert_eq!(
+            CacheControl::parse(&h).max_age,
+            Some(MAX_DELTA_SECONDS),
+            "a max-age too long for u64 is very long, not invalid"
+        );
+        assert_eq!(age_header(&headers(&[("age", "-1")])), None);
+        assert_eq!(age_header(&headers(&[("age", "12s")])), None);
+        // Even an unclamped value cannot overflow the sum with the delay.
+        assert_eq!(
+            initial_age(Some(u64::MAX), None, at(0), at(5)),
+            Duration::from_secs(MAX_DELTA_SECONDS + 5)
+        );
+        let e = CachedResponse::new(
+            StatusCode::OK,
+            headers(&[
+                ("cache-control", "max-age=60"),
+                ("age", "18446744073709551615"),
+            ]),
+            Bytes::new(),
+            &HeaderMap::new(),
+            TTL,
+            clock.wall(),
+            clock.wall() + Duration::from_secs(1),
+            clock.now(),
+        );
+        clock.advance(Duration::from_secs(3600));
+        assert!(!e.is_fresh(clock.now()));
+        assert_eq!(e.ttl(clock.now()), Duration::ZERO);
+        assert_eq!(
+            e.age(clock.now()),
+            Duration::from_secs(MAX_DELTA_SECONDS + 1 + 3600)
+        );
+        // The worst case still saturates instead of panicking.
+        let worst = CachedResponse {
+            initial_age: Duration::MAX,
+            ..e
+        };
+        assert_eq!(worst.age(clock.now()), Duration::MAX);
+    }
+
+    #[test]
+    fn a_refresh_does_not_count_the_stored_age_again() {
+        let clock = ManualClock::new();
+        let e = CachedResponse::new(
+            StatusCode::OK,
+            headers(&[
+                ("cache-control", "max-age=10"),
+                ("age", "8"),
+                ("etag", "\"a\""),
+            ]),
+            Bytes::from_static(b"body"),
+            &HeaderMap::new(),
+            TTL,
+            clock.wall(),
+            clock.wall(),
+            clock.now(),
+        );
+        assert_eq!(e.initial_age, Duration::from_secs(8));
+        assert!(!e.headers.contains_key(header::AGE), "Age is not stored");
+        clock.advance(Duration::from_secs(5));
+        // The 304 comes straight from the origin: no Age, so age 0 again.
+        let r = e.refreshed(
+            &headers(&[("etag", "\"a\"")]),
+            &HeaderMap::new(),
+            TTL,
+            clock.wall(),
+            clock.wall(),
+            clock.now(),
+        );
+        assert_eq!(r.initial_age, Duration::ZERO);
+        assert_eq!(r.ttl(clock.now()), Duration::from_secs(10));
+        assert!(!r.headers.contains_key(header::AGE));
+        // A 304 that carries its own Age counts that one only.
+        let r = e.refreshed(
+            &headers(&[("age", "3")]),
+            &HeaderMap::new(),
+            TTL,
+            clock.wall(),
+            clock.wall(),
+            clock.now(),
+        );
+        assert_eq!(r.initial_age, Duration::from_secs(3));
+        assert!(!r.headers.contains_key(header::AGE));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! response (`X-Cache`, `Cache-Status`, `Via`). Cache rules live in `cache.rs`.
 
 use std::fmt::Write as _;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use super::cache::{self, CacheControl, CachedResponse, Clock, NotStored, Store};
+use super::cache::{self, CacheControl, CachedResponse, Clock, Store};
 use super::coalesce::{self, Flights, Role};
 use super::impair::{Direction, Impairment};
 use super::{add, bump, Counters, ProxyConfig};
@@ -63,13 +64,12 @@ struct UpstreamError {
 /// What a coalescing leader hands to the requests waiting on it.
 #[derive(Clone)]
 enum Shared {
-    /// The answer is in the cache now.
+    /// The answer is in the cache now (each waiter still checks `Vary`).
     Stored(Arc<CachedResponse>),
-    /// A complete answer that was not stored but is the same for everyone (a 5xx, say).
-    Unstored(Arc<CachedResponse>),
     /// The upstream failed; every waiter fails the same way.
     Failed(UpstreamError),
-    /// Not shareable (`private`, `no-store`, too large to buffer): fetch your own.
+    /// An answer that was not stored: it may be meant for one user (`private`,
+    /// `no-store`, `Vary: *`, another variant), so each waiter fetches its own.
     FetchYourself,
 }
 
@@ -88,6 +88,8 @@ pub(crate) struct ProxyService {
     cache: Option<CacheState>,
     timeout: Duration,
     max_body: u64,
+    /// Time allowed to read a request body the proxy discards.
+    body_timeout: Duration,
     counters: Arc<Counters>,
     clock: Arc<dyn Clock>,
     impair: Arc<dyn Impairment>,
@@ -154,6 +156,7 @@ impl ProxyService {
             cache,
             timeout: config.upstream_timeout,
             max_body: config.limits.max_body_size,
+            body_timeout: config.limits.header_timeout,
             counters,
             clock,
             impair,
@@ -169,8 +172,7 @@ impl ProxyService {
             );
         }
         if content_length(&parts.headers).is_some_and(|n| n > self.max_body) {
-            let msg = format!("request body larger than {} bytes\n", self.max_body);
-            let resp = text(StatusCode::PAYLOAD_TOO_LARGE, msg);
+            let resp = self.body_too_large();
             return (label(resp, Label::Bypass, "fwd=bypass"), Label::Bypass);
         }
         let Some(cache) = &self.cache else {
@@ -179,12 +181,17 @@ impl ProxyService {
         };
         let key = cache::cache_key(&Method::GET, &self.authority, path_and_query(&parts.uri));
         if parts.method != Method::GET && parts.method != Method::HEAD {
-            // An unsafe method may change the resource: drop what we hold.
-            if !parts.method.is_safe() {
+            let unsafe_method = !parts.method.is_safe();
+            let body = self.limited(body);
+            let (resp, lbl) = self.forward(parts, body, Label::Bypass, "fwd=method").await;
+            // An unsafe method that succeeded may have changed the resource:
+            // drop what we hold (RFC 9111 §4.4). A refused or failed one
+            // changed nothing, so the entry stays.
+            let status = resp.status();
+            if unsafe_method && (status.is_success() || status.is_redirection()) {
                 self.store_remove(cache, &key);
             }
-            let body = self.limited(body);
-            return self.forward(parts, body, Label::Bypass, "fwd=method").await;
+            return (resp, lbl);
         }
         let req_cc = request_cache_control(&parts.headers);
         if req_cc.no_store
@@ -195,6 +202,12 @@ impl ProxyService {
             return self
                 .forward(parts, body, Label::Bypass, "fwd=request")
                 .await;
+        }
+
+        // From here on the upstream gets no body (GET and HEAD through the
+        // cache): read the client's so the connection stays usable.
+        if let Err(resp) = self.discard_body(&parts.headers, body).await {
+            return (label(resp, Label::Bypass, "fwd=bypass"), Label::Bypass);
         }
 
         let now = self.clock.now();
@@ -218,6 +231,8 @@ impl ProxyService {
         if parts.method == Method::HEAD {
             // Not worth fetching a whole body to store: ask upstream for the head only.
             let param = format!("fwd={kind}");
+            let mut parts = parts;
+            strip_body_framing(&mut parts.headers);
             return self.forward(parts, empty(), Label::Miss, &param).await;
         }
         self.fetch_coalesced(&parts, cache, &key, stale, &req_cc, kind)
@@ -227,6 +242,47 @@ impl ProxyService {
     /// The client's body, cut off past `--max-body-size`.
     fn limited(&self, body: Incoming) -> Body {
         Limited::new(body, usize::try_from(self.max_body).unwrap_or(usize::MAX)).boxed()
+    }
+
+    /// Reads and drops a request body the upstream will not get (a GET or
+    /// HEAD with a body), bounded by `--max-body-size` and the header
+    /// timeout, so the client's next request on the connection is read
+    /// correctly. Past a bound the client gets 413 or 408 and the
+    /// connection closes.
+    #[allow(clippy::result_large_err)]
+    async fn discard_body(
+        &self,
+        headers: &HeaderMap,
+        body: Incoming,
+    ) -> Result<(), Response<Body>> {
+        if !headers.contains_key(header::CONTENT_LENGTH)
+            && !headers.contains_key(header::TRANSFER_ENCODING)
+        {
+            return Ok(());
+        }
+        let read = self.limited(body).collect();
+        match tokio::time::timeout(self.body_timeout, read).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if is_body_too_large(&*e) => Err(self.body_too_large()),
+            Ok(Err(e)) => Err(closing(text(
+                StatusCode::BAD_REQUEST,
+                format!("request body could not be read ({e})\n"),
+            ))),
+            Err(_) => Err(closing(text(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "request body not received within {}\n",
+                    crate::units::format_duration(self.body_timeout)
+                ),
+            ))),
+        }
+    }
+
+    /// 413 for a body over `--max-body-size`; the rest of it is not read, so
+    /// the connection closes.
+    fn body_too_large(&self) -> Response<Body> {
+        let msg = format!("request body larger than {} bytes\n", self.max_body);
+        closing(text(StatusCode::PAYLOAD_TOO_LARGE, msg))
     }
 
     /// Origin-form is always fine; absolute-form only for the upstream.
@@ -292,7 +348,7 @@ impl ProxyService {
         };
         let (mut rparts, rbody) = resp.into_parts();
         strip_hop_by_hop(&mut rparts.headers);
-        let body = UpstreamBody::new(None, rbody, self.counters.clone()).boxed();
+        let body = self.upstream_body(None, rbody);
         (label(Response::from_parts(rparts, body), lbl, param), lbl)
     }
 
@@ -342,13 +398,6 @@ impl ProxyService {
                                 format!("hit; ttl={}; detail=coalesced", e.ttl(now).as_secs());
                             return (self.serve_entry(parts, &e, Label::Hit, &param), Label::Hit);
                         }
-                        Shared::Unstored(e) => {
-                            let param = format!("fwd={kind}; detail=coalesced");
-                            return (
-                                self.serve_entry(parts, &e, Label::Miss, &param),
-                                Label::Miss,
-                            );
-                        }
                         Shared::Failed(err) => {
                             let param = format!("fwd={kind}; detail=coalesced");
                             return (
@@ -378,6 +427,7 @@ impl ProxyService {
         kind: &str,
     ) -> (Response<Body>, Label, Shared) {
         let mut headers = upstream_request_headers(&parts.headers, parts.version);
+        strip_body_framing(&mut headers);
         // The cache wants the whole representation; the client's own
         // conditionals are answered from it afterwards.
         for h in [
@@ -444,7 +494,7 @@ impl ProxyService {
             let shared = if stored {
                 Shared::Stored(fresh.clone())
             } else {
-                Shared::Unstored(fresh.clone())
+                Shared::FetchYourself
             };
             return (
                 self.serve_entry(parts, &fresh, Label::Hit, &param),
@@ -471,11 +521,11 @@ impl ProxyService {
         if stale.is_some() && verdict.is_err() {
             self.store_remove(cache, key); // the old entry is outdated
         }
-        let shareable = !resp_cc.private && !resp_cc.no_store;
         let param = format!("fwd={kind}{fwd_status}");
 
-        // Declared too large to store: stream it through untouched.
-        if verdict == Err(NotStored::TooLarge) {
+        // Not to be stored (too large, no-store, private, 5xx...): stream it
+        // through untouched, holding no more of it in memory than in flight.
+        if verdict.is_err() {
             let resp = self.stream(rparts, None, body, &param);
             return (resp, Label::Miss, Shared::FetchYourself);
         }
@@ -491,11 +541,9 @@ impl ProxyService {
                     response_time,
                     self.clock.now(),
                 ));
-                let stored = verdict.is_ok() && self.store_insert(cache, key, entry.clone());
+                let stored = self.store_insert(cache, key, entry.clone());
                 let (param, shared) = if stored {
                     (format!("{param}; stored"), Shared::Stored(entry.clone()))
-                } else if shareable {
-                    (param, Shared::Unstored(entry.clone()))
                 } else {
                     (param, Shared::FetchYourself)
                 };
@@ -523,8 +571,12 @@ impl ProxyService {
         rest: Incoming,
         param: &str,
     ) -> Response<Body> {
-        let body = UpstreamBody::new(prefix, rest, self.counters.clone()).boxed();
+        let body = self.upstream_body(prefix, rest);
         label(Response::from_parts(rparts, body), Label::Miss, param)
+    }
+
+    fn upstream_body(&self, prefix: Option<Bytes>, rest: Incoming) -> Body {
+        UpstreamBody::new(prefix, rest, self.timeout, self.counters.clone()).boxed()
     }
 
     /// Answers from a complete response (stored or just fetched), honouring
@@ -537,7 +589,9 @@ impl ProxyService {
         param: &str,
     ) -> Response<Body> {
         let mut headers = e.headers.clone();
-        if lbl == Label::Hit {
+        // Entries keep no `Age` header; a hit, or a fresh answer that was
+        // already old when it arrived, gets the computed one.
+        if lbl == Label::Hit || !e.initial_age.is_zero() {
             let age = e.age(self.clock.now()).as_secs();
             headers.insert(header::AGE, HeaderValue::from(age));
         }
@@ -601,6 +655,15 @@ impl ProxyService {
                     crate::units::format_duration(self.timeout)
                 ),
             },
+            // The client's body went over --max-body-size while it was being
+            // forwarded (chunked, so not refused up front): the client's fault.
+            Ok(Err(e)) if is_body_too_large(&e) => {
+                tracing::warn!(target: "netrun::proxy", limit = self.max_body, "request body too large (413)");
+                return Err(UpstreamError {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    message: format!("request body larger than {} bytes", self.max_body),
+                });
+            }
             Ok(Err(e)) => UpstreamError {
                 status: StatusCode::BAD_GATEWAY,
                 message: format!("upstream {} {}", self.upstream, describe(&e)),
@@ -736,6 +799,19 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Removes what describes a request body, for a request sent upstream
+/// without one: otherwise the upstream would wait for a body that never comes.
+fn strip_body_framing(headers: &mut HeaderMap) {
+    for h in [
+        header::CONTENT_LENGTH,
+        header::TRANSFER_ENCODING,
+        header::CONTENT_TYPE,
+        header::EXPECT,
+    ] {
+        headers.remove(h);
+    }
+}
+
 fn upstream_request_headers(client: &HeaderMap, version: Version) -> HeaderMap {
     let mut headers = client.clone();
     strip_hop_by_hop(&mut headers);
@@ -773,7 +849,33 @@ fn text(status: StatusCode, body: String) -> Response<Body> {
 }
 
 fn error_response(e: &UpstreamError) -> Response<Body> {
-    text(e.status, format!("{}\n", e.message))
+    let resp = text(e.status, format!("{}\n", e.message));
+    if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of the client's body was not read.
+        closing(resp)
+    } else {
+        resp
+    }
+}
+
+/// Asks hyper to close the connection after this response.
+fn closing(mut resp: Response<Body>) -> Response<Body> {
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
+/// Whether `--max-body-size` cut off the client's body somewhere in this
+/// error chain (hyper wraps the body's error in its own).
+fn is_body_too_large(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Says what went wrong with an upstream exchange, from the error chain.
@@ -850,19 +952,34 @@ async fn buffer(
 }
 
 /// An upstream body on its way to the client: first whatever was already
-/// buffered, then the rest as it arrives, counting bytes.
+/// buffered, then the rest as it arrives, counting bytes. An upstream that
+/// sends nothing for `idle` mid-body ends it with an error (the client sees
+/// the body cut short) instead of holding the client until shutdown.
 struct UpstreamBody {
     prefix: Option<Bytes>,
     inner: Incoming,
     counters: Arc<Counters>,
+    idle: Duration,
+    /// Fires `idle` after the body started waiting for the upstream; armed
+    /// only while waiting, so a slow reader on the client side never trips it.
+    stall: Pin<Box<tokio::time::Sleep>>,
+    waiting: bool,
 }
 
 impl UpstreamBody {
-    fn new(prefix: Option<Bytes>, inner: Incoming, counters: Arc<Counters>) -> Self {
+    fn new(
+        prefix: Option<Bytes>,
+        inner: Incoming,
+        idle: Duration,
+        counters: Arc<Counters>,
+    ) -> Self {
         UpstreamBody {
             prefix,
             inner,
             counters,
+            idle,
+            stall: Box::pin(tokio::time::sleep(idle)),
+            waiting: false,
         }
     }
 }
@@ -878,7 +995,11 @@ impl http_body::Body for UpstreamBody {
         if let Some(p) = self.prefix.take() {
             return Poll::Ready(Some(Ok(Frame::data(p))));
         }
-        match Pin::new(&mut self.inner).poll_frame(cx) {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if !matches!(polled, Poll::Pending) {
+            self.waiting = false;
+        }
+        match polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(d) = frame.data_ref() {
                     add(&self.counters.bytes_from_upstream, d.len() as u64);
@@ -887,7 +1008,24 @@ impl http_body::Body for UpstreamBody {
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                let this = &mut *self;
+                if !this.waiting {
+                    this.waiting = true;
+                    let deadline = tokio::time::Instant::now() + this.idle;
+                    this.stall.as_mut().reset(deadline);
+                }
+                if this.stall.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                bump(&this.counters.upstream_errors);
+                let message = format!(
+                    "upstream sent nothing for {} in the middle of the response body",
+                    crate::units::format_duration(this.idle)
+                );
+                tracing::warn!(target: "netrun::proxy", "{message}");
+                Poll::Ready(Some(Err(message.into())))
+            }
         }
     }
 
@@ -896,14 +1034,17 @@ impl http_body::Body for UpstreamBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        let mut hint = self.inner.size_hint();
-        if let Some(p) = &self.prefix {
-            let n = p.len() as u64;
-            hint.set_lower(hint.lower() + n);
-            if let Some(u) = hint.upper() {
-                hint.set_upper(u + n);
-            }
+        let inner = self.inner.size_hint();
+        let Some(p) = &self.prefix else {
+            return inner;
+        };
+        // Saturating: the inner hint comes from the upstream's Content-Length.
+        let n = p.len() as u64;
+        let mut hint = SizeHint::new();
+        if let Some(u) = inner.upper() {
+            hint.set_upper(u.saturating_add(n));
         }
+        hint.set_lower(inner.lower().saturating_add(n));
         hint
     }
 }

@@ -163,6 +163,9 @@ pub struct ProxyStats {
     pub udp_dropped_table_full: u64,
     /// Datagrams dropped because a send (or opening a session socket) failed.
     pub udp_send_errors: u64,
+    /// Datagrams dropped because a socket's send buffer was full: the
+    /// forwarder never waits for one client's socket, so others are not held back.
+    pub udp_dropped_buffer_full: u64,
     /// Datagrams dropped by the impairment model.
     pub udp_dropped_impairment: u64,
 }
@@ -194,6 +197,7 @@ pub(crate) struct Counters {
     pub udp_sessions_active: AtomicU64,
     pub udp_dropped_table_full: AtomicU64,
     pub udp_send_errors: AtomicU64,
+    pub udp_dropped_buffer_full: AtomicU64,
     pub udp_dropped_impairment: AtomicU64,
 }
 
@@ -235,6 +239,7 @@ impl Counters {
             udp_sessions_active: g(&self.udp_sessions_active),
             udp_dropped_table_full: g(&self.udp_dropped_table_full),
             udp_send_errors: g(&self.udp_send_errors),
+            udp_dropped_buffer_full: g(&self.udp_dropped_buffer_full),
             udp_dropped_impairment: g(&self.udp_dropped_impairment),
         }
     }

@@ -2,6 +2,9 @@
 //! session), so replies find their way back to the right client. One task
 //! reads the listening socket and owns the session table; one task per
 //! session reads its upstream socket. Idle sessions are swept periodically.
+//! Neither ever waits for a socket's send buffer: a datagram that does not
+//! fit is dropped and counted, as a router would, so one stuck client cannot
+//! hold back the others.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -136,13 +139,13 @@ impl Forwarder {
             bump(&self.counters.udp_dropped_impairment);
             return;
         }
-        match session.upstream.send(payload).await {
-            Ok(_) => {
+        match send_or_drop(&self.counters, session.upstream.try_send(payload)) {
+            Sent::Yes => {
                 bump(&self.counters.udp_datagrams_to_upstream);
                 add(&self.counters.udp_bytes_to_upstream, payload.len() as u64);
             }
-            Err(e) => {
-                bump(&self.counters.udp_send_errors);
+            Sent::BufferFull => {}
+            Sent::Failed(e) => {
                 tracing::debug!(target: "netrun::proxy", client = %from, error = %e, "udp send upstream failed");
             }
         }
@@ -160,6 +163,9 @@ impl Forwarder {
         let upstream = UdpSocket::bind(SocketAddr::new(local, 0)).await?;
         crate::net::grow_udp_buffers(&upstream, crate::net::UDP_BUFFER);
         upstream.connect(self.upstream).await?;
+        // A new socket is writable, but the runtime learns so only from its
+        // first readiness event; until then `try_send` says WouldBlock.
+        upstream.writable().await?;
         let session = Session {
             upstream: Arc::new(upstream),
             last_active: Arc::new(AtomicU64::new(self.stamp())),
@@ -234,16 +240,85 @@ impl Relay {
                 bump(&self.counters.udp_dropped_impairment);
                 continue;
             }
-            match self.client_socket.send_to(&buf[..n], self.client).await {
-                Ok(_) => {
+            // The listening socket is shared by every session: waiting on it
+            // here would let one client's burst hold back the others' replies.
+            let sent = self.client_socket.try_send_to(&buf[..n], self.client);
+            match send_or_drop(&self.counters, sent) {
+                Sent::Yes => {
                     bump(&self.counters.udp_datagrams_to_client);
                     add(&self.counters.udp_bytes_to_client, n as u64);
                 }
-                Err(e) => {
-                    bump(&self.counters.udp_send_errors);
+                Sent::BufferFull => {}
+                Sent::Failed(e) => {
                     tracing::debug!(target: "netrun::proxy", client = %self.client, error = %e, "udp send to client failed");
                 }
             }
         }
+    }
+}
+
+/// What became of a datagram handed to a non-blocking send.
+#[derive(Debug)]
+enum Sent {
+    Yes,
+    /// The socket's send buffer was full: dropped (counted).
+    BufferFull,
+    /// Any other failure (counted as a send error).
+    Failed(std::io::Error),
+}
+
+/// Counts a non-blocking send's outcome: a full buffer is a drop, anything
+/// else but success a send error.
+fn send_or_drop(counters: &Counters, r: std::io::Result<usize>) -> Sent {
+    match r {
+        Ok(_) => Sent::Yes,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            bump(&counters.udp_dropped_buffer_full);
+            Sent::BufferFull
+        }
+        Err(e) => {
+            bump(&counters.udp_send_errors);
+            Sent::Failed(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A send that would block is dropped and counted at once; the loop
+    /// never waits for that socket. A socket the runtime has not yet seen
+    /// writable answers `try_send` exactly as a full one does, which makes
+    /// the full-buffer case reproducible (on loopback a real UDP send buffer
+    /// hardly ever fills).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_send_buffer_drops_the_datagram_instead_of_waiting() {
+        let target = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let counters = Counters::default();
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        sock.connect(target.local_addr().unwrap()).await.unwrap();
+        let r = send_or_drop(&counters, sock.try_send(b"x"));
+        assert!(matches!(r, Sent::BufferFull), "{r:?}");
+        assert_eq!(counters.udp_dropped_buffer_full.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.udp_send_errors.load(Ordering::Relaxed), 0);
+
+        // Once writable (as `open` waits for), datagrams go through.
+        sock.writable().await.unwrap();
+        assert!(matches!(
+            send_or_drop(&counters, sock.try_send(b"y")),
+            Sent::Yes
+        ));
+        let mut buf = [0u8; 8];
+        let n = target.recv(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"y");
+
+        // Other failures are send errors, not drops.
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(matches!(
+            send_or_drop(&counters, Err(refused)),
+            Sent::Failed(_)
+        ));
+        assert_eq!(counters.udp_send_errors.load(Ordering::Relaxed), 1);
     }
 }

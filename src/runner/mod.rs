@@ -332,7 +332,10 @@ fn attach_proxy_counters(
         }
         WorkloadKind::Udp(_) => {
             let drops = |s: &ProxyStats| {
-                s.udp_dropped_impairment + s.udp_dropped_table_full + s.udp_send_errors
+                s.udp_dropped_impairment
+                    + s.udp_dropped_table_full
+                    + s.udp_dropped_buffer_full
+                    + s.udp_send_errors
             };
             row.proxy_dropped = Some(drops(&a).saturating_sub(drops(&b)));
         }

@@ -104,7 +104,7 @@ fn whole(
 async fn answer(
     req: Request<Incoming>,
     hits: &Mutex<HashMap<String, usize>>,
-    gate: &Semaphore,
+    gate: &Arc<Semaphore>,
 ) -> Response<TestBody> {
     let path = req.uri().path().to_string();
     *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
@@ -118,7 +118,89 @@ async fn answer(
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default();
     let saw_hop = req.headers().contains_key("x-hop") || req.headers().contains_key("keep-alive");
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let user = header("x-user");
+    let fail = req.headers().contains_key("x-fail");
+    let method = req.method().clone();
     match path.as_str() {
+        "/huge-age" => whole(
+            StatusCode::OK,
+            &[
+                ("cache-control", "max-age=60"),
+                ("age", "18446744073709551615"),
+            ],
+            "very old",
+        ),
+        "/body-len" => {
+            // Reads the request body first, as a real origin does: a request
+            // that announces a body it never sends makes this wait.
+            let seen = format!(
+                "cl={};te={};ct={};expect={}",
+                header("content-length"),
+                header("transfer-encoding"),
+                header("content-type"),
+                header("expect")
+            );
+            let body = req.into_body().collect().await;
+            let len = body.map_or(usize::MAX, |b| b.to_bytes().len());
+            whole(
+                StatusCode::OK,
+                &[("cache-control", "max-age=60")],
+                format!("len={len};{seen}"),
+            )
+        }
+        "/vary-star" => {
+            gate.acquire().await.unwrap().forget();
+            whole(
+                StatusCode::OK,
+                &[("cache-control", "max-age=60"), ("vary", "*")],
+                format!("for={user}"),
+            )
+        }
+        "/mutable" if method == http::Method::GET => whole(
+            StatusCode::OK,
+            &[("cache-control", "max-age=60")],
+            "current",
+        ),
+        "/mutable" if fail => whole(StatusCode::INTERNAL_SERVER_ERROR, &[], "not changed"),
+        "/mutable" => whole(StatusCode::NO_CONTENT, &[], Bytes::new()),
+        "/large-nostore-gated" => {
+            // no-store, 2 MiB: the first half, then the rest once released.
+            let body = large_body();
+            let half = LARGE / 2;
+            let first = Bytes::copy_from_slice(&body[..half]);
+            let rest = Bytes::copy_from_slice(&body[half..]);
+            let gate = gate.clone();
+            let frames = futures_util::StreamExt::chain(
+                futures_util::stream::iter([Ok(Frame::data(first))]),
+                futures_util::stream::once(async move {
+                    gate.acquire().await.unwrap().forget();
+                    Ok(Frame::data(rest))
+                }),
+            );
+            Response::builder()
+                .header("cache-control", "no-store")
+                .header("content-length", LARGE.to_string())
+                .body(StreamBody::new(frames).boxed())
+                .unwrap()
+        }
+        "/stall" => {
+            // Announces 2000 bytes, sends 1000, then nothing ever again.
+            let frames = futures_util::StreamExt::chain(
+                futures_util::stream::iter([Ok(Frame::data(Bytes::from(vec![b's'; 1000])))]),
+                futures_util::stream::once(std::future::pending()),
+            );
+            Response::builder()
+                .header("cache-control", "no-store")
+                .header("content-length", "2000")
+                .body(StreamBody::new(frames).boxed())
+                .unwrap()
+        }
         "/nostore" => whole(StatusCode::OK, &[("cache-control", "no-store")], "secret"),
         "/private" => whole(
             StatusCode::OK,
