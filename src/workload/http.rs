@@ -305,7 +305,7 @@ pub async fn run_http(
         }
         progress.inc(1);
         if requests % 16 == 0 {
-            progress.set_message(format!("{errors} errors"));
+            progress.set_message(format!("{responses} received, {errors} errors"));
         }
         on_request(HttpRequestRow {
             variant: String::new(),
@@ -319,7 +319,7 @@ pub async fn run_http(
             error: s.error.map(str::to_string),
         });
     }
-    progress.set_message(format!("{errors} errors"));
+    progress.set_message(format!("{responses} received, {errors} errors"));
 
     Ok(HttpReport {
         started_at,
