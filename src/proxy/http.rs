@@ -113,6 +113,7 @@ impl Handler for ProxyService {
         }
         let delay = self.impair.http_delay(Direction::ToClient);
         if !delay.is_zero() {
+            bump(&self.counters.http_delayed);
             tokio::time::sleep(delay).await;
         }
         tracing::info!(
@@ -643,6 +644,7 @@ impl ProxyService {
         *req.headers_mut() = headers;
         let delay = self.impair.http_delay(Direction::ToUpstream);
         if !delay.is_zero() {
+            bump(&self.counters.http_delayed);
             tokio::time::sleep(delay).await;
         }
         let result = match tokio::time::timeout_at(deadline, self.client.request(req)).await {
