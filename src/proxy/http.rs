@@ -105,17 +105,17 @@ impl Handler for ProxyService {
             (None, Some(p)) => p.to_string(),
             _ => req.uri().to_string(),
         };
+        // The impaired link sits between the client and the proxy, so every
+        // request crosses it both ways, cache hits included: a delay of
+        // 10 ms adds 20 ms to each exchange, as it does for UDP.
+        self.impair_delay(Direction::ToUpstream).await;
         let (resp, label) = self.route(req).await;
         match label {
             Label::Hit => bump(&self.counters.hits),
             Label::Miss => bump(&self.counters.misses),
             Label::Bypass => bump(&self.counters.bypasses),
         }
-        let delay = self.impair.http_delay(Direction::ToClient);
-        if !delay.is_zero() {
-            bump(&self.counters.http_delayed);
-            tokio::time::sleep(delay).await;
-        }
+        self.impair_delay(Direction::ToClient).await;
         tracing::info!(
             target: "netrun::proxy",
             %peer,
@@ -129,6 +129,17 @@ impl Handler for ProxyService {
 }
 
 impl ProxyService {
+    /// Holds an HTTP message back for the impairment model's delay (and
+    /// jitter) going `dir`. Loss and rate do not apply to HTTP: TCP would
+    /// retransmit what a link lost.
+    async fn impair_delay(&self, dir: Direction) {
+        let delay = self.impair.http_delay(dir);
+        if !delay.is_zero() {
+            bump(&self.counters.http_delayed);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
     pub(crate) fn new(
         config: &ProxyConfig,
         counters: Arc<Counters>,
@@ -642,11 +653,6 @@ impl ProxyService {
         *req.method_mut() = method;
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
-        let delay = self.impair.http_delay(Direction::ToUpstream);
-        if !delay.is_zero() {
-            bump(&self.counters.http_delayed);
-            tokio::time::sleep(delay).await;
-        }
         let result = match tokio::time::timeout_at(deadline, self.client.request(req)).await {
             Ok(Ok(resp)) => return Ok(resp),
             Err(_) => UpstreamError {
