@@ -100,6 +100,27 @@ impl LinkConfig {
     }
 }
 
+impl std::fmt::Display for LinkConfig {
+    /// `delay 10ms ±5ms loss 1% rate 10Mbit/s seed 1`, or `no impairment`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::units::{format_duration, BitRate};
+        if self.is_none() {
+            return f.write_str("no impairment");
+        }
+        write!(f, "delay {}", format_duration(self.delay))?;
+        if !self.jitter.is_zero() {
+            write!(f, " ±{}", format_duration(self.jitter))?;
+        }
+        write!(
+            f,
+            " loss {}% rate {} seed {}",
+            self.loss_percent,
+            BitRate(self.rate_bps),
+            self.seed
+        )
+    }
+}
+
 /// Longest backlog the rate-limited virtual link queues; a datagram that
 /// would wait longer is tail-dropped, as a router with a full queue would.
 pub const MAX_QUEUE: Duration = Duration::from_secs(1);
