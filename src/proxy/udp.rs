@@ -349,8 +349,9 @@ struct DelayLine {
 }
 
 impl DelayLine {
-    /// Queues a copy of `payload` for `dest` in `delay`; never waits. Counts
-    /// it as delayed, or as a buffer-full drop if the line is swamped.
+    /// Queues a copy of `payload` for `dest` in `delay`; never waits. The
+    /// line counts it as delayed once held, or as a buffer-full drop if it is
+    /// swamped.
     fn hold(&self, delay: Duration, payload: &[u8], dest: Dest) {
         let held = Held {
             due: Instant::now() + delay,
@@ -358,9 +359,8 @@ impl DelayLine {
             payload: Bytes::copy_from_slice(payload),
             dest,
         };
-        match self.tx.try_send(held) {
-            Ok(()) => bump(&self.counters.udp_delayed_impairment),
-            Err(_) => bump(&self.counters.udp_dropped_buffer_full),
+        if self.tx.try_send(held).is_err() {
+            bump(&self.counters.udp_dropped_buffer_full);
         }
     }
 }
@@ -391,10 +391,10 @@ async fn run_delay_line(
             m = rx.recv() => match m {
                 Some(mut h) => {
                     if heap.len() >= LINE_MAX_HELD {
-                        // Counted as delayed when queued; it now is a drop too.
                         bump(&counters.udp_dropped_buffer_full);
                         continue;
                     }
+                    bump(&counters.udp_delayed_impairment);
                     h.seq = seq;
                     seq += 1;
                     heap.push(h);
@@ -486,5 +486,77 @@ mod tests {
             Sent::Failed(_)
         ));
         assert_eq!(counters.udp_send_errors.load(Ordering::Relaxed), 1);
+    }
+
+    /// Held datagrams leave by due time, whatever order they came in, from
+    /// one task; each is counted as delayed and then as sent.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_delay_line_releases_datagrams_by_due_time() {
+        let target = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        sock.connect(target.local_addr().unwrap()).await.unwrap();
+        sock.writable().await.unwrap();
+        let sock = Arc::new(sock);
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = mpsc::channel(LINE_CHANNEL);
+        let line = DelayLine {
+            tx,
+            counters: counters.clone(),
+        };
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run_delay_line(rx, counters.clone(), stop.clone()));
+        let t0 = Instant::now();
+        for (ms, name) in [(40, "c"), (10, "a"), (25, "b")] {
+            line.hold(
+                Duration::from_millis(ms),
+                name.as_bytes(),
+                Dest::Upstream(sock.clone()),
+            );
+        }
+        let mut buf = [0u8; 8];
+        let mut order = Vec::new();
+        for _ in 0..3 {
+            let n = target.recv(&mut buf).await.unwrap();
+            order.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        assert_eq!(order, ["a", "b", "c"]);
+        assert!(t0.elapsed() >= Duration::from_millis(40));
+        assert_eq!(counters.udp_delayed_impairment.load(Ordering::Relaxed), 3);
+        assert_eq!(
+            counters.udp_datagrams_to_upstream.load(Ordering::Relaxed),
+            3
+        );
+        stop.cancel();
+        task.await.unwrap();
+    }
+
+    #[test]
+    fn held_datagrams_order_by_due_time_then_arrival() {
+        let sock = || {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_nonblocking(true).unwrap();
+            s
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let s = Arc::new(UdpSocket::from_std(sock()).unwrap());
+        let t = Instant::now();
+        let held = |ms: u64, seq: u64| Held {
+            due: t + Duration::from_millis(ms),
+            seq,
+            payload: Bytes::new(),
+            dest: Dest::Upstream(s.clone()),
+        };
+        let mut heap: BinaryHeap<Held> = [held(5, 0), held(1, 1), held(5, 2), held(1, 3)]
+            .into_iter()
+            .collect();
+        let mut popped = Vec::new();
+        while let Some(h) = heap.pop() {
+            popped.push(h.seq);
+        }
+        assert_eq!(popped, [1, 3, 0, 2]);
     }
 }
