@@ -175,7 +175,8 @@ pub struct ImpairArgs {
     /// Percentage of datagrams dropped (UDP only; 0 to 100).
     #[arg(long, value_name = "PCT", default_value_t = 0.0, value_parser = parse_percent)]
     pub loss: f64,
-    /// Link rate for UDP (e.g. 10Mbit/s; 0 is unlimited); a backlog past 1s is tail-dropped.
+    /// Link rate (e.g. 10Mbit/s; 0 is unlimited) for datagrams and HTTP response bodies;
+    /// datagrams past 1s of backlog are tail-dropped.
     #[arg(long, value_name = "RATE", default_value = "0")]
     pub rate: BitRate,
     /// Seed of the impairments' random generator (same seed, same decisions).

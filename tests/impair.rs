@@ -243,3 +243,42 @@ async fn http_delay_applies_to_request_and_response() {
     let p = s.proxy.stats();
     assert_eq!(p.http_delayed, 20, "each request's head and response head");
 }
+
+#[tokio::test]
+async fn http_response_bodies_are_paced_at_the_link_rate() {
+    // 8 Mbit/s: the 1 MiB file takes about 1.05 s to cross the link.
+    let s = stack(LinkConfig {
+        rate_bps: 8e6,
+        ..link()
+    })
+    .await;
+    let addr = s.proxy.http_addr();
+    let config = HttpProbeConfig {
+        authority: addr.to_string(),
+        target: addr,
+        paths: vec!["/data/large.bin".to_string()],
+        requests: 1,
+        concurrency: 1,
+        keep_alive: true,
+        rate: None,
+        duration: None,
+        timeout: Duration::from_secs(10),
+    };
+    let mut bytes = 0;
+    let report = run_http(
+        &config,
+        &mut |r| bytes = r.bytes,
+        &ProgressBar::hidden(),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("probe");
+    assert_eq!(report.errors, 0);
+    assert_eq!(bytes, 1 << 20, "the whole body arrives");
+    let lat = report.latency.expect("latency");
+    assert!(
+        lat.min_ms >= 1000.0,
+        "1 MiB in {} ms at 8 Mbit/s",
+        lat.min_ms
+    );
+}

@@ -116,6 +116,12 @@ impl Handler for ProxyService {
             Label::Bypass => bump(&self.counters.bypasses),
         }
         self.impair_delay(Direction::ToClient).await;
+        let resp = if self.impair.paces_http_bodies(Direction::ToClient) {
+            let impair = self.impair.clone();
+            resp.map(|body| PacedBody::new(body, impair).boxed())
+        } else {
+            resp
+        };
         tracing::info!(
             target: "netrun::proxy",
             %peer,
@@ -1053,6 +1059,86 @@ impl http_body::Body for UpstreamBody {
             hint.set_upper(u.saturating_add(n));
         }
         hint.set_lower(inner.lower().saturating_add(n));
+        hint
+    }
+}
+
+/// Slices a response body into pieces the impairment's rate-limited link lets
+/// through one after the other: each piece leaves once it has "crossed" the
+/// virtual link, so a client sees the link's rate, not loopback's.
+struct PacedBody {
+    inner: Body,
+    impair: Arc<dyn Impairment>,
+    /// Data taken from `inner` and not yet paced.
+    pending: Bytes,
+    /// The piece waiting for its slot on the link, and that wait.
+    waiting: Option<(Bytes, Pin<Box<tokio::time::Sleep>>)>,
+}
+
+impl PacedBody {
+    /// Small enough that pacing is smooth, large enough to be cheap.
+    const PIECE: usize = 16 * 1024;
+
+    fn new(inner: Body, impair: Arc<dyn Impairment>) -> Self {
+        PacedBody {
+            inner,
+            impair,
+            pending: Bytes::new(),
+            waiting: None,
+        }
+    }
+
+    fn buffered(&self) -> u64 {
+        (self.pending.len() + self.waiting.as_ref().map_or(0, |(b, _)| b.len())) as u64
+    }
+}
+
+impl http_body::Body for PacedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            if let Some((_, sleep)) = &mut this.waiting {
+                std::task::ready!(sleep.as_mut().poll(cx));
+                let (piece, _) = this.waiting.take().expect("checked above");
+                return Poll::Ready(Some(Ok(Frame::data(piece))));
+            }
+            if !this.pending.is_empty() {
+                let n = this.pending.len().min(Self::PIECE);
+                let piece = this.pending.split_to(n);
+                let wait = this.impair.http_body_wait(Direction::ToClient, n);
+                if wait.is_zero() {
+                    return Poll::Ready(Some(Ok(Frame::data(piece))));
+                }
+                this.waiting = Some((piece, Box::pin(tokio::time::sleep(wait))));
+                continue;
+            }
+            match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => this.pending = data,
+                    Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
+                },
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.buffered() == 0 && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let inner = self.inner.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + self.buffered());
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + self.buffered());
+        }
         hint
     }
 }

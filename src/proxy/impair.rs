@@ -61,6 +61,18 @@ pub trait Impairment: Send + Sync + 'static {
     fn http_delay(&self, _dir: Direction) -> Duration {
         Duration::ZERO
     }
+
+    /// Whether HTTP bodies going `dir` must be paced with [`Impairment::http_body_wait`].
+    fn paces_http_bodies(&self, _dir: Direction) -> bool {
+        false
+    }
+
+    /// How long `len` bytes of an HTTP body going `dir` wait for the link:
+    /// queueing behind earlier traffic plus their own serialisation. Never a
+    /// drop: TCP would retransmit.
+    fn http_body_wait(&self, _dir: Direction, _len: usize) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// A perfect link.
@@ -82,8 +94,10 @@ pub struct LinkConfig {
     /// Chance, in percent (0–100), that a datagram is dropped. UDP only: HTTP
     /// rides on TCP, which would retransmit, so loss does not apply to it.
     pub loss_percent: f64,
-    /// Link rate in bits per second; 0 is unlimited. UDP only: datagrams are
-    /// serialised on a virtual link and queue behind each other.
+    /// Link rate in bits per second; 0 is unlimited. Datagrams and HTTP
+    /// response bodies are serialised on a virtual link per direction and
+    /// queue behind each other; datagrams past [`MAX_QUEUE`] of backlog are
+    /// tail-dropped, HTTP bodies just wait (request bodies are not paced).
     pub rate_bps: f64,
     /// Seed of the random generators: the same seed and traffic give the
     /// same decisions.
@@ -158,13 +172,13 @@ impl DirState {
         }
         let mut wait = Duration::ZERO;
         if c.rate_bps > 0.0 {
-            let start = self.busy_until.map_or(now, |b| b.max(now));
-            if start.saturating_duration_since(now) > MAX_QUEUE {
+            let backlog = self
+                .busy_until
+                .map_or(Duration::ZERO, |b| b.saturating_duration_since(now));
+            if backlog > MAX_QUEUE {
                 return Verdict::Drop;
             }
-            let done = start + Duration::from_secs_f64(len as f64 * 8.0 / c.rate_bps);
-            self.busy_until = Some(done);
-            wait = done - now;
+            wait = self.serialise(c, now, len);
         }
         wait += self.propagation(c);
         if wait.is_zero() {
@@ -172,6 +186,18 @@ impl DirState {
         } else {
             Verdict::Delay(wait)
         }
+    }
+
+    /// Time until `len` bytes have crossed the rate-limited link, queued
+    /// behind what is already on it. Unlike datagrams, never tail-dropped.
+    fn serialise(&mut self, c: &LinkConfig, now: Instant, len: usize) -> Duration {
+        if c.rate_bps <= 0.0 {
+            return Duration::ZERO;
+        }
+        let start = self.busy_until.map_or(now, |b| b.max(now));
+        let done = start + Duration::from_secs_f64(len as f64 * 8.0 / c.rate_bps);
+        self.busy_until = Some(done);
+        done - now
     }
 
     /// `delay` + uniform(−jitter, +jitter), clamped at zero.
@@ -222,6 +248,21 @@ impl Impairment for LinkModel {
 
     fn http_delay(&self, dir: Direction) -> Duration {
         self.state(dir).propagation(&self.config)
+    }
+
+    fn paces_http_bodies(&self, _dir: Direction) -> bool {
+        self.config.rate_bps > 0.0
+    }
+
+    fn http_body_wait(&self, dir: Direction, len: usize) -> Duration {
+        self.http_body_wait_at(dir, len, Instant::now())
+    }
+}
+
+impl LinkModel {
+    /// [`Impairment::http_body_wait`] at a given time, for tests.
+    pub fn http_body_wait_at(&self, dir: Direction, len: usize, now: Instant) -> Duration {
+        self.state(dir).serialise(&self.config, now, len)
     }
 }
 
@@ -366,6 +407,26 @@ mod tests {
             both.datagram_at(Direction::ToClient, 1250, t0),
             Verdict::Delay(ms(15))
         );
+    }
+
+    #[test]
+    fn http_bodies_queue_on_the_link_but_are_never_dropped() {
+        let m = LinkModel::new(LinkConfig {
+            rate_bps: 1e6,
+            ..cfg()
+        });
+        assert!(m.paces_http_bodies(Direction::ToClient));
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(m.http_body_wait_at(Direction::ToClient, 1250, t0), ms(10));
+        // Two seconds of backlog: waits, unlike a datagram.
+        assert_eq!(
+            m.http_body_wait_at(Direction::ToClient, 250_000, t0),
+            ms(2010)
+        );
+        // Datagrams share the same link and find it full.
+        assert_eq!(m.datagram_at(Direction::ToClient, 10, t0), Verdict::Drop);
+        assert!(!LinkModel::new(cfg()).paces_http_bodies(Direction::ToClient));
     }
 
     #[test]
