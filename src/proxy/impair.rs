@@ -195,7 +195,9 @@ impl DirState {
             return Duration::ZERO;
         }
         let start = self.busy_until.map_or(now, |b| b.max(now));
-        let done = start + Duration::from_secs_f64(len as f64 * 8.0 / c.rate_bps);
+        // Capped so an absurdly low rate cannot overflow a Duration.
+        let secs = (len as f64 * 8.0 / c.rate_bps).min(3600.0);
+        let done = start + Duration::from_secs_f64(secs);
         self.busy_until = Some(done);
         done - now
     }
