@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::units::{parse_duration, ByteSize};
+use crate::units::{parse_duration, BitRate, ByteSize};
 
 /// Run network scenarios on loopback and measure their quality of service.
 ///
@@ -158,6 +158,44 @@ pub struct ProxyArgs {
     pub udp_idle_timeout: Duration,
     #[command(flatten)]
     pub limits: HttpLimitArgs,
+    #[command(flatten)]
+    pub impair: ImpairArgs,
+}
+
+/// Link impairments, applied by the proxy in each direction.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Impairments (each direction)")]
+pub struct ImpairArgs {
+    /// One-way delay added to every datagram and HTTP message (a round trip gets twice it).
+    #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = parse_duration)]
+    pub delay: Duration,
+    /// Random variation of the delay: uniform within ±DUR, never below zero.
+    #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = parse_duration)]
+    pub jitter: Duration,
+    /// Percentage of datagrams dropped (UDP only; 0 to 100).
+    #[arg(long, value_name = "PCT", default_value_t = 0.0, value_parser = parse_percent)]
+    pub loss: f64,
+    /// Link rate (e.g. 10Mbit/s; 0 is unlimited) for datagrams and HTTP response bodies;
+    /// datagrams past 1s of backlog are tail-dropped.
+    #[arg(long, value_name = "RATE", default_value = "0")]
+    pub rate: BitRate,
+    /// Seed of the impairments' random generator (same seed, same decisions).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number; write a percentage such as 1.5"))?;
+    if (0.0..=100.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{v} is out of range; use a percentage from 0 to 100"
+        ))
+    }
 }
 
 #[derive(Debug, Subcommand)]

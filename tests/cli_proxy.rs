@@ -20,8 +20,31 @@ fn help_lists_the_flags() {
             predicate::str::contains("--upstream")
                 .and(predicate::str::contains("--no-cache"))
                 .and(predicate::str::contains("--cache-size"))
-                .and(predicate::str::contains("--udp-idle-timeout")),
+                .and(predicate::str::contains("--udp-idle-timeout"))
+                .and(predicate::str::contains("--delay"))
+                .and(predicate::str::contains("--jitter"))
+                .and(predicate::str::contains("--loss"))
+                .and(predicate::str::contains("--rate"))
+                .and(predicate::str::contains("--seed")),
         );
+}
+
+#[test]
+fn a_loss_above_100_percent_is_refused() {
+    Command::new(env!("CARGO_BIN_EXE_netrun"))
+        .args([
+            "proxy",
+            "--http",
+            "127.0.0.1:0",
+            "--udp",
+            "127.0.0.1:0",
+            "--loss",
+            "150",
+        ])
+        .timeout(Duration::from_secs(10))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("0 to 100"));
 }
 
 #[test]
@@ -50,6 +73,7 @@ async fn serves_miss_then_hit_and_prints_counters_on_ctrl_c() {
             "--upstream",
         ])
         .arg(upstream.addr.to_string())
+        .args(["--delay", "2ms", "--jitter", "1ms", "--seed", "9"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -65,6 +89,10 @@ async fn serves_miss_then_hit_and_prints_counters_on_ctrl_c() {
     assert!(first.starts_with("proxy http://127.0.0.1:"), "{first}");
     assert!(first.contains(&format!("-> {}", upstream.addr)), "{first}");
     assert!(first.contains("cache 64MiB ttl 1m"), "{first}");
+    assert!(
+        first.contains("delay 2ms ±1ms loss 0% rate unlimited seed 9"),
+        "{first}"
+    );
     let addr: std::net::SocketAddr = first
         .trim_start_matches("proxy http://")
         .split_whitespace()
@@ -90,6 +118,7 @@ async fn serves_miss_then_hit_and_prints_counters_on_ctrl_c() {
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).await.unwrap();
     assert!(rest.contains("2 requests, 1 hits, 1 misses"), "{rest}");
+    assert!(rest.contains("4 http messages delayed"), "{rest}");
     let mut log = String::new();
     child
         .stderr

@@ -213,7 +213,7 @@ fn basic_scenario_writes_every_result_file() {
 
 #[test]
 fn shipped_scenarios_run() {
-    for name in ["udp_qos", "load", "cache"] {
+    for name in ["udp_qos", "load", "cache", "impair"] {
         let out = tempfile::tempdir().expect("tempdir");
         netrun()
             .current_dir(root())
@@ -225,6 +225,39 @@ fn shipped_scenarios_run() {
         let (_, rows) = read_csv(&out.path().join(format!("{name}.csv")));
         assert_eq!(rows.len(), 2, "{name}");
     }
+}
+
+/// The shipped impairment scenario: what the probe measured matches what
+/// the proxy says it injected, variant by variant.
+#[test]
+fn impairments_show_in_the_measurements_and_the_proxy_counters() {
+    let out = tempfile::tempdir().expect("tempdir");
+    netrun()
+        .current_dir(root())
+        .args(["scenarios/impair.toml", "--quiet", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(0);
+    let (header, rows) = read_csv(&out.path().join("impair.csv"));
+    assert_eq!(header.last().map(String::as_str), Some("proxy_delayed"));
+    let variant = |v: &str| {
+        rows.iter()
+            .find(|r| r["variant"] == v)
+            .unwrap_or_else(|| panic!("no variant {v}"))
+    };
+    for v in ["impair.loss_percent=0.0", "impair.loss_percent=5.0"] {
+        let r = variant(v);
+        // 5 ms ± 2 ms each way: no round trip under 6 ms.
+        assert!(num(r, "latency_min_ms") >= 6.0, "{v}: {r:?}");
+        assert!(num(r, "proxy_delayed") > 0.0, "{v}: {r:?}");
+        // Loopback loses nothing by itself: every loss is an injected drop.
+        assert_eq!(r["lost"], r["proxy_dropped"], "{v}: {r:?}");
+    }
+    assert_eq!(variant("impair.loss_percent=0.0")["lost"], "0");
+    let lossy = variant("impair.loss_percent=5.0");
+    // 5 % each way ≈ 9.75 % of round trips; the seed fixes the exact count.
+    let loss = num(lossy, "loss_percent");
+    assert!((3.0..=20.0).contains(&loss), "{lossy:?}");
 }
 
 #[test]

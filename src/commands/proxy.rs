@@ -7,7 +7,11 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ProxyArgs;
 use crate::error::Outcome;
 use crate::net;
-use crate::proxy::{self, CacheConfig, ProxyConfig, ProxyStats, UdpForwardConfig};
+use std::sync::Arc;
+
+use crate::proxy::{
+    self, CacheConfig, LinkConfig, LinkModel, ProxyConfig, ProxyHooks, ProxyStats, UdpForwardConfig,
+};
 use crate::units::{format_duration, ByteSize};
 
 /// How long in-flight requests get to finish after Ctrl-C.
@@ -34,7 +38,18 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
         limits: (&args.limits).into(),
     };
     let shutdown = CancellationToken::new();
-    let handle = proxy::spawn(http, udp, config, shutdown.clone()).await?;
+    let link = LinkConfig {
+        delay: args.impair.delay,
+        jitter: args.impair.jitter,
+        loss_percent: args.impair.loss,
+        rate_bps: args.impair.rate.bits_per_sec(),
+        seed: args.impair.seed,
+    };
+    let hooks = ProxyHooks {
+        impair: Arc::new(LinkModel::new(link)),
+        ..ProxyHooks::default()
+    };
+    let handle = proxy::spawn_with_hooks(http, udp, config, hooks, shutdown.clone()).await?;
     let cache_desc = match cache {
         Some(c) => format!(
             "cache {} ttl {}",
@@ -44,12 +59,13 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
         None => "cache off".to_string(),
     };
     println!(
-        "proxy http://{} -> {}  udp {} -> {}  {}",
+        "proxy http://{} -> {}  udp {} -> {}  {}  {}",
         handle.http_addr(),
         upstream_http,
         handle.udp_addr(),
         upstream_udp,
-        cache_desc
+        cache_desc,
+        link
     );
 
     crate::shutdown::signal().await;
@@ -90,5 +106,9 @@ fn print_stats(s: &ProxyStats) {
         s.udp_dropped_table_full,
         s.udp_dropped_buffer_full,
         s.udp_send_errors
+    );
+    println!(
+        "impairment: {} datagrams dropped, {} datagrams delayed, {} http messages delayed",
+        s.udp_dropped_impairment, s.udp_delayed_impairment, s.http_delayed
     );
 }

@@ -93,6 +93,10 @@ pub struct SummaryRow {
     pub proxy_dropped: Option<u64>,
     /// `true` when Ctrl-C stopped this workload before it finished.
     pub interrupted: bool,
+    /// What the proxy's impairment held back during the workload: datagrams
+    /// delayed (UDP, both directions) or HTTP messages delayed (requests
+    /// plus responses).
+    pub proxy_delayed: Option<u64>,
 }
 
 impl SummaryRow {

@@ -105,16 +105,23 @@ impl Handler for ProxyService {
             (None, Some(p)) => p.to_string(),
             _ => req.uri().to_string(),
         };
+        // The impaired link sits between the client and the proxy, so every
+        // request crosses it both ways, cache hits included: a delay of
+        // 10 ms adds 20 ms to each exchange, as it does for UDP.
+        self.impair_delay(Direction::ToUpstream).await;
         let (resp, label) = self.route(req).await;
         match label {
             Label::Hit => bump(&self.counters.hits),
             Label::Miss => bump(&self.counters.misses),
             Label::Bypass => bump(&self.counters.bypasses),
         }
-        let delay = self.impair.http_delay(Direction::ToClient);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
+        self.impair_delay(Direction::ToClient).await;
+        let resp = if self.impair.paces_http_bodies(Direction::ToClient) {
+            let impair = self.impair.clone();
+            resp.map(|body| PacedBody::new(body, impair).boxed())
+        } else {
+            resp
+        };
         tracing::info!(
             target: "netrun::proxy",
             %peer,
@@ -128,6 +135,17 @@ impl Handler for ProxyService {
 }
 
 impl ProxyService {
+    /// Holds an HTTP message back for the impairment model's delay (and
+    /// jitter) going `dir`. Loss and rate do not apply to HTTP: TCP would
+    /// retransmit what a link lost.
+    async fn impair_delay(&self, dir: Direction) {
+        let delay = self.impair.http_delay(dir);
+        if !delay.is_zero() {
+            bump(&self.counters.http_delayed);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
     pub(crate) fn new(
         config: &ProxyConfig,
         counters: Arc<Counters>,
@@ -641,10 +659,6 @@ impl ProxyService {
         *req.method_mut() = method;
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
-        let delay = self.impair.http_delay(Direction::ToUpstream);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
         let result = match tokio::time::timeout_at(deadline, self.client.request(req)).await {
             Ok(Ok(resp)) => return Ok(resp),
             Err(_) => UpstreamError {
@@ -1045,6 +1059,86 @@ impl http_body::Body for UpstreamBody {
             hint.set_upper(u.saturating_add(n));
         }
         hint.set_lower(inner.lower().saturating_add(n));
+        hint
+    }
+}
+
+/// Slices a response body into pieces the impairment's rate-limited link lets
+/// through one after the other: each piece leaves once it has "crossed" the
+/// virtual link, so a client sees the link's rate, not loopback's.
+struct PacedBody {
+    inner: Body,
+    impair: Arc<dyn Impairment>,
+    /// Data taken from `inner` and not yet paced.
+    pending: Bytes,
+    /// The piece waiting for its slot on the link, and that wait.
+    waiting: Option<(Bytes, Pin<Box<tokio::time::Sleep>>)>,
+}
+
+impl PacedBody {
+    /// Small enough that pacing is smooth, large enough to be cheap.
+    const PIECE: usize = 16 * 1024;
+
+    fn new(inner: Body, impair: Arc<dyn Impairment>) -> Self {
+        PacedBody {
+            inner,
+            impair,
+            pending: Bytes::new(),
+            waiting: None,
+        }
+    }
+
+    fn buffered(&self) -> u64 {
+        (self.pending.len() + self.waiting.as_ref().map_or(0, |(b, _)| b.len())) as u64
+    }
+}
+
+impl http_body::Body for PacedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            if let Some((_, sleep)) = &mut this.waiting {
+                std::task::ready!(sleep.as_mut().poll(cx));
+                let (piece, _) = this.waiting.take().expect("checked above");
+                return Poll::Ready(Some(Ok(Frame::data(piece))));
+            }
+            if !this.pending.is_empty() {
+                let n = this.pending.len().min(Self::PIECE);
+                let piece = this.pending.split_to(n);
+                let wait = this.impair.http_body_wait(Direction::ToClient, n);
+                if wait.is_zero() {
+                    return Poll::Ready(Some(Ok(Frame::data(piece))));
+                }
+                this.waiting = Some((piece, Box::pin(tokio::time::sleep(wait))));
+                continue;
+            }
+            match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => this.pending = data,
+                    Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
+                },
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.buffered() == 0 && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let inner = self.inner.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + self.buffered());
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + self.buffered());
+        }
         hint
     }
 }

@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::server::{self, ConnStats, HttpLimits};
 
 pub use cache::{Clock, ManualClock, SystemClock};
-pub use impair::{Impairment, NoImpairment};
+pub use impair::{Impairment, LinkConfig, LinkModel, NoImpairment};
 
 /// Everything the proxy needs besides its sockets.
 #[derive(Debug, Clone)]
@@ -166,8 +166,15 @@ pub struct ProxyStats {
     /// Datagrams dropped because a socket's send buffer was full: the
     /// forwarder never waits for one client's socket, so others are not held back.
     pub udp_dropped_buffer_full: u64,
-    /// Datagrams dropped by the impairment model.
+    /// Datagrams dropped by the impairment model (random loss, or the
+    /// rate-limited link's queue overflowing).
     pub udp_dropped_impairment: u64,
+    /// Datagrams the impairment model held back (delay, jitter or rate)
+    /// before forwarding them, both directions.
+    pub udp_delayed_impairment: u64,
+    /// HTTP messages the impairment model delayed: request heads on the way
+    /// upstream plus response heads on the way back.
+    pub http_delayed: u64,
 }
 
 /// Live counters, updated with relaxed atomics in the hot path.
@@ -199,6 +206,8 @@ pub(crate) struct Counters {
     pub udp_send_errors: AtomicU64,
     pub udp_dropped_buffer_full: AtomicU64,
     pub udp_dropped_impairment: AtomicU64,
+    pub udp_delayed_impairment: AtomicU64,
+    pub http_delayed: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -241,6 +250,8 @@ impl Counters {
             udp_send_errors: g(&self.udp_send_errors),
             udp_dropped_buffer_full: g(&self.udp_dropped_buffer_full),
             udp_dropped_impairment: g(&self.udp_dropped_impairment),
+            udp_delayed_impairment: g(&self.udp_delayed_impairment),
+            http_delayed: g(&self.http_delayed),
         }
     }
 }

@@ -5,14 +5,22 @@
 //! Neither ever waits for a socket's send buffer: a datagram that does not
 //! fit is dropped and counted, as a router would, so one stuck client cannot
 //! hold back the others.
+//!
+//! Datagrams the impairment model delays go through one delay line per
+//! forwarder ([`DelayLine`]): a single task with a heap ordered by due time,
+//! not a task or timer per datagram. Its precision is the runtime timer's
+//! (about a millisecond); undelayed datagrams never pass through it.
 
-use std::collections::HashMap;
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,6 +41,10 @@ pub(crate) struct Forwarder {
     epoch: Instant,
     /// The table-full warning was logged since the table last had room.
     full_warned: AtomicBool,
+    /// Where delayed datagrams wait, both directions.
+    line: DelayLine,
+    /// The delay line's input, taken by `run` to start its task.
+    line_rx: Option<mpsc::Receiver<Held>>,
 }
 
 struct Session {
@@ -52,7 +64,13 @@ impl Forwarder {
     ) -> Self {
         // Bursts from many clients land on this one socket.
         crate::net::grow_udp_buffers(&*socket, crate::net::UDP_BUFFER);
+        let (tx, rx) = mpsc::channel(LINE_CHANNEL);
         Forwarder {
+            line: DelayLine {
+                tx,
+                counters: counters.clone(),
+            },
+            line_rx: Some(rx),
             socket,
             upstream,
             config,
@@ -68,7 +86,10 @@ impl Forwarder {
     }
 
     /// Forwards until `shutdown`, then closes every session.
-    pub(crate) async fn run(self, shutdown: CancellationToken, tracker: TaskTracker) {
+    pub(crate) async fn run(mut self, shutdown: CancellationToken, tracker: TaskTracker) {
+        if let Some(rx) = self.line_rx.take() {
+            tracker.spawn(run_delay_line(rx, self.counters.clone(), shutdown.clone()));
+        }
         let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
         // Sweeping at a quarter of the idle time closes a session at most
         // 25% late, without a timer per session.
@@ -135,9 +156,17 @@ impl Forwarder {
             return;
         };
         session.last_active.store(self.stamp(), Ordering::Relaxed);
-        if self.impair.datagram(Direction::ToUpstream, payload.len()) == Verdict::Drop {
-            bump(&self.counters.udp_dropped_impairment);
-            return;
+        match self.impair.datagram(Direction::ToUpstream, payload.len()) {
+            Verdict::Forward => {}
+            Verdict::Drop => {
+                bump(&self.counters.udp_dropped_impairment);
+                return;
+            }
+            Verdict::Delay(d) => {
+                self.line
+                    .hold(d, payload, Dest::Upstream(session.upstream.clone()));
+                return;
+            }
         }
         match send_or_drop(&self.counters, session.upstream.try_send(payload)) {
             Sent::Yes => {
@@ -179,6 +208,7 @@ impl Forwarder {
             counters: self.counters.clone(),
             impair: self.impair.clone(),
             epoch: self.epoch,
+            line: self.line.clone(),
         };
         tracker.spawn(relay.run(session.stop.clone()));
         Ok(session)
@@ -216,6 +246,7 @@ struct Relay {
     counters: Arc<Counters>,
     impair: Arc<dyn Impairment>,
     epoch: Instant,
+    line: DelayLine,
 }
 
 impl Relay {
@@ -236,9 +267,17 @@ impl Relay {
             };
             self.last_active
                 .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-            if self.impair.datagram(Direction::ToClient, n) == Verdict::Drop {
-                bump(&self.counters.udp_dropped_impairment);
-                continue;
+            match self.impair.datagram(Direction::ToClient, n) {
+                Verdict::Forward => {}
+                Verdict::Drop => {
+                    bump(&self.counters.udp_dropped_impairment);
+                    continue;
+                }
+                Verdict::Delay(d) => {
+                    let dest = Dest::Client(self.client_socket.clone(), self.client);
+                    self.line.hold(d, &buf[..n], dest);
+                    continue;
+                }
             }
             // The listening socket is shared by every session: waiting on it
             // here would let one client's burst hold back the others' replies.
@@ -252,6 +291,133 @@ impl Relay {
                 Sent::Failed(e) => {
                     tracing::debug!(target: "netrun::proxy", client = %self.client, error = %e, "udp send to client failed");
                 }
+            }
+        }
+    }
+}
+
+/// Datagrams waiting to enter the delay line's heap. Past it (a flood far
+/// beyond what the line drains) datagrams are dropped as a full buffer.
+const LINE_CHANNEL: usize = 4096;
+
+/// Most datagrams held at once; past it new ones are dropped as a full buffer.
+const LINE_MAX_HELD: usize = 65_536;
+
+/// Where a held datagram goes once due.
+enum Dest {
+    /// A session's socket, connected to the upstream.
+    Upstream(Arc<UdpSocket>),
+    /// The listening socket, to this client.
+    Client(Arc<UdpSocket>, SocketAddr),
+}
+
+/// A datagram waiting in the delay line.
+struct Held {
+    due: Instant,
+    /// Arrival order at the line: equal due times leave in that order.
+    seq: u64,
+    payload: Bytes,
+    dest: Dest,
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == CmpOrdering::Equal
+    }
+}
+
+impl Eq for Held {}
+
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Held {
+    /// Reversed, so the max-heap pops the earliest due datagram first.
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        (other.due, other.seq).cmp(&(self.due, self.seq))
+    }
+}
+
+/// The sending side of a forwarder's delay line.
+#[derive(Clone)]
+struct DelayLine {
+    tx: mpsc::Sender<Held>,
+    counters: Arc<Counters>,
+}
+
+impl DelayLine {
+    /// Queues a copy of `payload` for `dest` in `delay`; never waits. The
+    /// line counts it as delayed once held, or as a buffer-full drop if it is
+    /// swamped.
+    fn hold(&self, delay: Duration, payload: &[u8], dest: Dest) {
+        let held = Held {
+            due: Instant::now() + delay,
+            seq: 0,
+            payload: Bytes::copy_from_slice(payload),
+            dest,
+        };
+        if self.tx.try_send(held).is_err() {
+            bump(&self.counters.udp_dropped_buffer_full);
+        }
+    }
+}
+
+/// The delay line's task: keeps held datagrams in a heap by due time and
+/// sends each once due, sleeping until the earliest. Datagrams still held at
+/// shutdown are discarded.
+async fn run_delay_line(
+    mut rx: mpsc::Receiver<Held>,
+    counters: Arc<Counters>,
+    shutdown: CancellationToken,
+) {
+    let mut heap: BinaryHeap<Held> = BinaryHeap::new();
+    let mut seq = 0u64;
+    loop {
+        let next = heap.peek().map(|h| h.due);
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
+                let now = Instant::now();
+                while heap.peek().is_some_and(|h| h.due <= now) {
+                    if let Some(h) = heap.pop() {
+                        send_held(&counters, h);
+                    }
+                }
+            }
+            m = rx.recv() => match m {
+                Some(mut h) => {
+                    if heap.len() >= LINE_MAX_HELD {
+                        bump(&counters.udp_dropped_buffer_full);
+                        continue;
+                    }
+                    bump(&counters.udp_delayed_impairment);
+                    h.seq = seq;
+                    seq += 1;
+                    heap.push(h);
+                }
+                None => return,
+            },
+        }
+    }
+}
+
+fn send_held(counters: &Counters, h: Held) {
+    let n = h.payload.len() as u64;
+    match h.dest {
+        Dest::Upstream(sock) => {
+            if let Sent::Yes = send_or_drop(counters, sock.try_send(&h.payload)) {
+                bump(&counters.udp_datagrams_to_upstream);
+                add(&counters.udp_bytes_to_upstream, n);
+            }
+        }
+        Dest::Client(sock, to) => {
+            if let Sent::Yes = send_or_drop(counters, sock.try_send_to(&h.payload, to)) {
+                bump(&counters.udp_datagrams_to_client);
+                add(&counters.udp_bytes_to_client, n);
             }
         }
     }
@@ -320,5 +486,77 @@ mod tests {
             Sent::Failed(_)
         ));
         assert_eq!(counters.udp_send_errors.load(Ordering::Relaxed), 1);
+    }
+
+    /// Held datagrams leave by due time, whatever order they came in, from
+    /// one task; each is counted as delayed and then as sent.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_delay_line_releases_datagrams_by_due_time() {
+        let target = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        sock.connect(target.local_addr().unwrap()).await.unwrap();
+        sock.writable().await.unwrap();
+        let sock = Arc::new(sock);
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = mpsc::channel(LINE_CHANNEL);
+        let line = DelayLine {
+            tx,
+            counters: counters.clone(),
+        };
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run_delay_line(rx, counters.clone(), stop.clone()));
+        let t0 = Instant::now();
+        for (ms, name) in [(40, "c"), (10, "a"), (25, "b")] {
+            line.hold(
+                Duration::from_millis(ms),
+                name.as_bytes(),
+                Dest::Upstream(sock.clone()),
+            );
+        }
+        let mut buf = [0u8; 8];
+        let mut order = Vec::new();
+        for _ in 0..3 {
+            let n = target.recv(&mut buf).await.unwrap();
+            order.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        assert_eq!(order, ["a", "b", "c"]);
+        assert!(t0.elapsed() >= Duration::from_millis(40));
+        assert_eq!(counters.udp_delayed_impairment.load(Ordering::Relaxed), 3);
+        assert_eq!(
+            counters.udp_datagrams_to_upstream.load(Ordering::Relaxed),
+            3
+        );
+        stop.cancel();
+        task.await.unwrap();
+    }
+
+    #[test]
+    fn held_datagrams_order_by_due_time_then_arrival() {
+        let sock = || {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_nonblocking(true).unwrap();
+            s
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let s = Arc::new(UdpSocket::from_std(sock()).unwrap());
+        let t = Instant::now();
+        let held = |ms: u64, seq: u64| Held {
+            due: t + Duration::from_millis(ms),
+            seq,
+            payload: Bytes::new(),
+            dest: Dest::Upstream(s.clone()),
+        };
+        let mut heap: BinaryHeap<Held> = [held(5, 0), held(1, 1), held(5, 2), held(1, 3)]
+            .into_iter()
+            .collect();
+        let mut popped = Vec::new();
+        while let Some(h) = heap.pop() {
+            popped.push(h.seq);
+        }
+        assert_eq!(popped, [1, 3, 0, 2]);
     }
 }

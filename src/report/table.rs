@@ -40,6 +40,7 @@ const METRICS: &[(&str, &str)] = &[
     ("proxy_upstream_fetches", ""),
     ("proxy_bytes_from_cache", "B"),
     ("proxy_dropped", ""),
+    ("proxy_delayed", ""),
     ("pacing_mean_ms", "ms"),
     ("pacing_max_ms", "ms"),
     ("duration_s", "s"),

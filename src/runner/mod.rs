@@ -10,6 +10,7 @@ pub mod output;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
@@ -24,7 +25,10 @@ use crate::metrics::records::Tagged;
 use crate::metrics::SummaryRow;
 use crate::net::{bind_tcp, bind_udp};
 use crate::origin::{self, OriginConfig, OriginHandle};
-use crate::proxy::{self, CacheConfig, ProxyConfig, ProxyHandle, ProxyStats, UdpForwardConfig};
+use crate::proxy::{
+    self, CacheConfig, LinkConfig, LinkModel, ProxyConfig, ProxyHandle, ProxyHooks, ProxyStats,
+    UdpForwardConfig,
+};
 use crate::report::progress;
 use crate::scenario::{Mode, Plan, Scenario, Service, Target, Variant, Workload, WorkloadKind};
 use crate::server::HttpLimits;
@@ -179,7 +183,18 @@ impl Services {
                     default_ttl: plan.cache.ttl,
                 });
                 config.udp = UdpForwardConfig::default();
-                let h = proxy::spawn(l, u, config, token.clone())
+                let link = LinkConfig {
+                    delay: plan.impair.delay,
+                    jitter: plan.impair.jitter,
+                    loss_percent: plan.impair.loss_percent,
+                    rate_bps: plan.impair.rate.bits_per_sec(),
+                    seed: plan.seed,
+                };
+                let hooks = ProxyHooks {
+                    impair: Arc::new(LinkModel::new(link)),
+                    ..ProxyHooks::default()
+                };
+                let h = proxy::spawn_with_hooks(l, u, config, hooks, token.clone())
                     .await
                     .context("cannot start the proxy")?;
                 let (a, b) = (h.http_addr(), h.udp_addr());
@@ -329,6 +344,7 @@ fn attach_proxy_counters(
                 Some(a.upstream_fetches.saturating_sub(b.upstream_fetches));
             row.proxy_bytes_from_cache =
                 Some(a.bytes_from_cache.saturating_sub(b.bytes_from_cache));
+            row.proxy_delayed = Some(a.http_delayed.saturating_sub(b.http_delayed));
         }
         WorkloadKind::Udp(_) => {
             let drops = |s: &ProxyStats| {
@@ -338,6 +354,10 @@ fn attach_proxy_counters(
                     + s.udp_send_errors
             };
             row.proxy_dropped = Some(drops(&a).saturating_sub(drops(&b)));
+            row.proxy_delayed = Some(
+                a.udp_delayed_impairment
+                    .saturating_sub(b.udp_delayed_impairment),
+            );
         }
     }
 }

@@ -1,0 +1,284 @@
+//! Impairments end to end: the origin behind a proxy with a [`LinkModel`],
+//! measured by the probe engines. What the probes measure must match what
+//! the proxy says it injected. Time bounds are lower bounds or generous
+//! upper ones: a loaded CI host only ever adds delay.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::ProgressBar;
+use netrun::origin::{self, OriginConfig, OriginHandle};
+use netrun::proxy::{self, LinkConfig, LinkModel, ProxyConfig, ProxyHandle, ProxyHooks};
+use netrun::server::HttpLimits;
+use netrun::workload::http::{run_http, HttpProbeConfig};
+use netrun::workload::udp::{run_udp, UdpProbeConfig, UdpReport};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
+
+struct Stack {
+    _origin: OriginHandle,
+    proxy: ProxyHandle,
+    token: CancellationToken,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+async fn stack(link: LinkConfig) -> Stack {
+    let token = CancellationToken::new();
+    let www = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www");
+    let origin = origin::spawn(
+        TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
+        OriginConfig {
+            www,
+            limits: HttpLimits::default(),
+        },
+        token.clone(),
+    )
+    .await
+    .expect("origin");
+    let hooks = ProxyHooks {
+        impair: Arc::new(LinkModel::new(link)),
+        ..ProxyHooks::default()
+    };
+    let proxy = proxy::spawn_with_hooks(
+        TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
+        ProxyConfig::new(origin.http_addr(), origin.udp_addr()),
+        hooks,
+        token.clone(),
+    )
+    .await
+    .expect("proxy");
+    Stack {
+        _origin: origin,
+        proxy,
+        token,
+    }
+}
+
+fn link() -> LinkConfig {
+    LinkConfig {
+        seed: 42,
+        ..LinkConfig::default()
+    }
+}
+
+async fn udp(
+    s: &Stack,
+    count: u64,
+    size: usize,
+    interval: Duration,
+    timeout: Duration,
+) -> UdpReport {
+    let config = UdpProbeConfig {
+        target: s.proxy.udp_addr(),
+        count,
+        size,
+        interval,
+        timeout,
+        flows: 1,
+    };
+    run_udp(
+        &config,
+        &mut |_| {},
+        &ProgressBar::hidden(),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("probe")
+}
+
+#[tokio::test]
+async fn udp_loss_measured_by_the_probe_is_what_the_proxy_dropped() {
+    let s = stack(LinkConfig {
+        loss_percent: 10.0,
+        ..link()
+    })
+    .await;
+    let r = udp(
+        &s,
+        2000,
+        64,
+        Duration::from_micros(200),
+        Duration::from_secs(1),
+    )
+    .await;
+    let p = s.proxy.stats();
+    assert_eq!(r.sent, 2000);
+    // Both directions drop 10 %: about 1 − 0.9² = 19 % of round trips fail.
+    let dropped = p.udp_dropped_impairment;
+    assert!((250..=500).contains(&dropped), "dropped {dropped}");
+    // Loopback loses nothing else at this pace; if the kernel ever did
+    // (a starved CI host overflowing a socket buffer), the proxy would count
+    // it as a buffer-full drop, or the probe would see more loss than injected.
+    assert_eq!(
+        r.lost,
+        dropped + p.udp_dropped_buffer_full,
+        "probe lost {} vs proxy dropped {dropped}",
+        r.lost
+    );
+    assert_eq!(p.udp_delayed_impairment, 0, "no delay was asked for");
+}
+
+#[tokio::test]
+async fn udp_delay_applies_in_each_direction() {
+    let s = stack(LinkConfig {
+        delay: Duration::from_millis(10),
+        ..link()
+    })
+    .await;
+    let r = udp(
+        &s,
+        100,
+        64,
+        Duration::from_millis(1),
+        Duration::from_secs(2),
+    )
+    .await;
+    let rtt = r.rtt.expect("replies");
+    assert!(rtt.min_ms >= 20.0, "min RTT {} ms", rtt.min_ms);
+    assert_eq!(r.counts.received + r.counts.late + r.lost, 100);
+    let p = s.proxy.stats();
+    // Every datagram through the proxy was held back, both ways.
+    assert_eq!(
+        p.udp_delayed_impairment,
+        p.udp_datagrams_to_upstream + p.udp_datagrams_to_client
+    );
+    assert!(p.udp_delayed_impairment >= 2 * r.counts.received);
+    assert_eq!(p.udp_dropped_impairment, 0);
+}
+
+#[tokio::test]
+async fn udp_jitter_spreads_round_trips_around_the_delay() {
+    let s = stack(LinkConfig {
+        delay: Duration::from_millis(10),
+        jitter: Duration::from_millis(5),
+        ..link()
+    })
+    .await;
+    let r = udp(
+        &s,
+        200,
+        64,
+        Duration::from_millis(1),
+        Duration::from_secs(2),
+    )
+    .await;
+    let rtt = r.rtt.expect("replies");
+    // Each way takes 5–15 ms: a round trip 10–30 ms, plus scheduling slack.
+    assert!(rtt.min_ms >= 10.0, "min RTT {} ms", rtt.min_ms);
+    assert!(rtt.max_ms <= 30.0 + 200.0, "max RTT {} ms", rtt.max_ms);
+    assert!(rtt.stddev_ms > 1.0, "stddev {} ms", rtt.stddev_ms);
+    assert!(r.jitter_ms.expect("jitter") > 0.0);
+}
+
+#[tokio::test]
+async fn udp_rate_limits_throughput_and_tail_drops_the_excess() {
+    let s = stack(LinkConfig {
+        rate_bps: 1e6,
+        ..link()
+    })
+    .await;
+    // Offered: 1250 bytes every millisecond, 10 Mbit/s, for one second.
+    let r = udp(
+        &s,
+        1000,
+        1250,
+        Duration::from_millis(1),
+        Duration::from_secs(3),
+    )
+    .await;
+    let bps = r.throughput_bps.expect("throughput");
+    assert!(bps <= 2e6, "measured {bps} bit/s through a 1 Mbit/s link");
+    assert!(r.counts.received >= 50, "received {}", r.counts.received);
+    let p = s.proxy.stats();
+    assert!(
+        p.udp_dropped_impairment >= 500,
+        "the full queue should tail-drop most of the excess: {}",
+        p.udp_dropped_impairment
+    );
+    assert!(r.lost >= p.udp_dropped_impairment);
+}
+
+#[tokio::test]
+async fn http_delay_applies_to_request_and_response() {
+    let s = stack(LinkConfig {
+        delay: Duration::from_millis(10),
+        // Loss is ignored for HTTP: TCP would retransmit.
+        loss_percent: 100.0,
+        ..link()
+    })
+    .await;
+    let addr = s.proxy.http_addr();
+    let config = HttpProbeConfig {
+        authority: addr.to_string(),
+        target: addr,
+        paths: vec!["/index.html".to_string()],
+        requests: 10,
+        concurrency: 1,
+        keep_alive: true,
+        rate: None,
+        duration: None,
+        timeout: Duration::from_secs(10),
+    };
+    let report = run_http(
+        &config,
+        &mut |_| {},
+        &ProgressBar::hidden(),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("probe");
+    assert_eq!(report.responses, 10);
+    assert_eq!(report.errors, 0);
+    // Cache hits skip the upstream but still cross the impaired link twice.
+    let lat = report.latency.expect("latency");
+    assert!(lat.min_ms >= 20.0, "min latency {} ms", lat.min_ms);
+    let p = s.proxy.stats();
+    assert_eq!(p.http_delayed, 20, "each request's head and response head");
+}
+
+#[tokio::test]
+async fn http_response_bodies_are_paced_at_the_link_rate() {
+    // 8 Mbit/s: the 1 MiB file takes about 1.05 s to cross the link.
+    let s = stack(LinkConfig {
+        rate_bps: 8e6,
+        ..link()
+    })
+    .await;
+    let addr = s.proxy.http_addr();
+    let config = HttpProbeConfig {
+        authority: addr.to_string(),
+        target: addr,
+        paths: vec!["/data/large.bin".to_string()],
+        requests: 1,
+        concurrency: 1,
+        keep_alive: true,
+        rate: None,
+        duration: None,
+        timeout: Duration::from_secs(10),
+    };
+    let mut bytes = 0;
+    let report = run_http(
+        &config,
+        &mut |r| bytes = r.bytes,
+        &ProgressBar::hidden(),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("probe");
+    assert_eq!(report.errors, 0);
+    assert_eq!(bytes, 1 << 20, "the whole body arrives");
+    let lat = report.latency.expect("latency");
+    assert!(
+        lat.min_ms >= 1000.0,
+        "1 MiB in {} ms at 8 Mbit/s",
+        lat.min_ms
+    );
+}
