@@ -100,6 +100,18 @@ fn scenario(dir: &Path, name: &str, body: &str) -> PathBuf {
     p
 }
 
+/// Fails if a temporary file of an atomic write was left in `dir`.
+fn assert_no_temp_files(dir: &Path) {
+    for entry in std::fs::read_dir(dir).expect("dir") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        assert!(!name.ends_with(".tmp"), "left behind: {name}");
+    }
+}
+
 #[test]
 fn basic_scenario_writes_every_result_file() {
     let out = tempfile::tempdir().expect("tempdir");
@@ -201,14 +213,7 @@ fn basic_scenario_writes_every_result_file() {
     assert_eq!(history.len(), 8);
     assert_ne!(history[0]["run_id"], history[7]["run_id"]);
     // No temporary files are left behind.
-    for entry in std::fs::read_dir(&dir).expect("dir") {
-        let name = entry
-            .expect("entry")
-            .file_name()
-            .to_string_lossy()
-            .into_owned();
-        assert!(!name.ends_with(".tmp"), "left behind: {name}");
-    }
+    assert_no_temp_files(&dir);
 }
 
 #[test]
@@ -516,14 +521,7 @@ fn a_failed_run_keeps_the_previous_results() {
         std::fs::read(dir.path().join("keep/http_requests.csv")).expect("requests"),
         requests
     );
-    for entry in std::fs::read_dir(dir.path().join("keep")).expect("dir") {
-        let name = entry
-            .expect("entry")
-            .file_name()
-            .to_string_lossy()
-            .into_owned();
-        assert!(!name.ends_with(".tmp"), "left behind: {name}");
-    }
+    assert_no_temp_files(&dir.path().join("keep"));
 }
 
 #[test]
