@@ -73,7 +73,15 @@ pub fn render(rows: &[SummaryRow]) -> String {
         }
         table.push(line);
     }
-    let widths: Vec<usize> = (0..table[0].len())
+    // Names left-aligned, numbers right-aligned.
+    aligned(&table, if show_variant { 4 } else { 3 }, "")
+}
+
+/// Lays `table` out in columns two spaces apart: the first `left` columns
+/// left-aligned, the others right-aligned, each line prefixed by `indent`.
+pub fn aligned(table: &[Vec<String>], left: usize, indent: &str) -> String {
+    let columns = table.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
         .map(|c| {
             table
                 .iter()
@@ -83,21 +91,20 @@ pub fn render(rows: &[SummaryRow]) -> String {
         })
         .collect();
     let mut out = String::new();
-    for line in &table {
+    for line in table {
         let cells: Vec<String> = line
             .iter()
+            .zip(&widths)
             .enumerate()
-            .map(|(c, cell)| {
-                // Names left-aligned, numbers right-aligned.
-                let left = c < if show_variant { 4 } else { 3 };
-                if left {
-                    format!("{cell:<w$}", w = widths[c])
+            .map(|(c, (cell, &w))| {
+                if c < left {
+                    format!("{cell:<w$}")
                 } else {
-                    format!("{cell:>w$}", w = widths[c])
+                    format!("{cell:>w$}")
                 }
             })
             .collect();
-        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+        let _ = writeln!(out, "{indent}{}", cells.join("  ").trim_end());
     }
     out
 }
