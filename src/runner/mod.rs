@@ -32,8 +32,8 @@ use crate::proxy::{
 use crate::report::progress;
 use crate::scenario::{Mode, Plan, Scenario, Service, Target, Variant, Workload, WorkloadKind};
 use crate::server::HttpLimits;
-use crate::workload::http::{run_http, HttpProbeConfig};
-use crate::workload::udp::{run_udp, UdpProbeConfig};
+use crate::workload::http::run_http;
+use crate::workload::udp::run_udp;
 
 /// How long services get to finish in-flight work when a variant ends.
 const SERVICE_GRACE: Duration = Duration::from_secs(5);
@@ -407,17 +407,7 @@ impl VariantCtx<'_> {
         let mut row = match &w.kind {
             WorkloadKind::Http(h) => {
                 let addr = self.services.http_addr(w.target);
-                let config = HttpProbeConfig {
-                    authority: addr.to_string(),
-                    target: addr,
-                    paths: h.paths.clone(),
-                    requests: h.requests,
-                    concurrency: h.concurrency,
-                    keep_alive: h.keep_alive,
-                    rate: h.rate,
-                    duration: h.duration,
-                    timeout: h.timeout,
-                };
+                let config = h.probe_config(addr);
                 let pb = progress::workload_bar(self.mp, &bar_name, h.requests);
                 let mut sink = tagger(&self.outputs.requests, &label, &name);
                 let report = run_http(&config, &mut sink, &pb, self.cancel)
@@ -434,14 +424,7 @@ impl VariantCtx<'_> {
                         w.target.as_str()
                     )
                 })?;
-                let config = UdpProbeConfig {
-                    target: addr,
-                    count: u.count,
-                    size: u.size,
-                    interval: u.interval,
-                    timeout: u.timeout,
-                    flows: u.flows,
-                };
+                let config = u.probe_config(addr);
                 let pb = progress::workload_bar(
                     self.mp,
                     &bar_name,

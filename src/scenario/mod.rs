@@ -184,6 +184,37 @@ pub struct UdpWorkload {
     pub flows: u32,
 }
 
+impl HttpWorkload {
+    /// The probe engine's configuration for this workload against `target`.
+    pub fn probe_config(&self, target: SocketAddr) -> crate::workload::http::HttpProbeConfig {
+        crate::workload::http::HttpProbeConfig {
+            authority: target.to_string(),
+            target,
+            paths: self.paths.clone(),
+            requests: self.requests,
+            concurrency: self.concurrency,
+            keep_alive: self.keep_alive,
+            rate: self.rate,
+            duration: self.duration,
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl UdpWorkload {
+    /// The probe engine's configuration for this workload against `target`.
+    pub fn probe_config(&self, target: SocketAddr) -> crate::workload::udp::UdpProbeConfig {
+        crate::workload::udp::UdpProbeConfig {
+            target,
+            count: self.count,
+            size: self.size,
+            interval: self.interval,
+            timeout: self.timeout,
+            flows: self.flows,
+        }
+    }
+}
+
 /// `"<workload>.<metric>" = "<op> <value>"`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expectation {

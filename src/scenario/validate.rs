@@ -759,29 +759,11 @@ fn resolve_workload(
 }
 
 fn engine_check(kind: &WorkloadKind) -> Result<(), crate::Error> {
+    // The address does not take part in the checks.
     let nowhere = SocketAddr::from(([127, 0, 0, 1], 0));
     match kind {
-        WorkloadKind::Http(h) => crate::workload::http::HttpProbeConfig {
-            authority: String::new(),
-            target: nowhere,
-            paths: h.paths.clone(),
-            requests: h.requests,
-            concurrency: h.concurrency,
-            keep_alive: h.keep_alive,
-            rate: h.rate,
-            duration: h.duration,
-            timeout: h.timeout,
-        }
-        .validate(),
-        WorkloadKind::Udp(u) => crate::workload::udp::UdpProbeConfig {
-            target: nowhere,
-            count: u.count,
-            size: u.size,
-            interval: u.interval,
-            timeout: u.timeout,
-            flows: u.flows,
-        }
-        .validate(),
+        WorkloadKind::Http(h) => h.probe_config(nowhere).validate(),
+        WorkloadKind::Udp(u) => u.probe_config(nowhere).validate(),
     }
 }
 
