@@ -20,7 +20,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         )
         .into());
     }
-    let scenarios = load_all(&args.scenarios)?;
+    // Every file is validated before any runs, so a typo in the third file
+    // does not surface after two long runs.
+    let (scenarios, error) = scenario::load_all(&args.scenarios);
+    if let Some(e) = error {
+        return Err(e.into());
+    }
     // Read before running: the run may overwrite the very file (`--baseline results`).
     let baselines = match &args.baseline {
         Some(b) => Some(load_baselines(b, &scenarios)?),
@@ -117,31 +122,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::ExpectationFailed);
     }
     Ok(Outcome::Success)
-}
-
-/// Validates every file before running any, so a typo in the third file does
-/// not surface after two long runs.
-fn load_all(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Scenario>> {
-    let mut scenarios = Vec::new();
-    let mut errors = Vec::new();
-    for p in paths {
-        match scenario::load(p) {
-            Ok(s) => scenarios.push(s),
-            Err(e) => errors.push(e),
-        }
-    }
-    match errors.len() {
-        0 => Ok(scenarios),
-        1 => Err(errors.remove(0).into()),
-        _ => Err(Error::input(
-            errors
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-        .into()),
-    }
 }
 
 fn print_run(run: &ScenarioRun) {

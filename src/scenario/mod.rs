@@ -272,6 +272,32 @@ pub fn load(path: &Path) -> Result<Scenario, crate::Error> {
     parse(path, &source).map_err(|e| crate::Error::Scenario(Box::new(e)))
 }
 
+/// Reads every file, so that all broken ones are reported together: the
+/// valid scenarios, and one error for the rest (a single file's own error, or
+/// all their messages joined).
+pub fn load_all(paths: &[PathBuf]) -> (Vec<Scenario>, Option<crate::Error>) {
+    let mut scenarios = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        match load(p) {
+            Ok(s) => scenarios.push(s),
+            Err(e) => errors.push(e),
+        }
+    }
+    let error = match errors.len() {
+        0 => None,
+        1 => errors.pop(),
+        _ => Some(crate::Error::input(
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )),
+    };
+    (scenarios, error)
+}
+
 /// Validates scenario text; `path` names the file in messages and anchors relative paths.
 pub fn parse(path: &Path, source: &str) -> Result<Scenario, ScenarioErrors> {
     validate::validate(path, source)
