@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::metrics::records::{HTTP_REQUEST_COLUMNS, UDP_PACKET_COLUMNS};
 use crate::metrics::{HttpRequestRow, SummaryRow, UdpPacketRow};
-use crate::report::atomic::{write_csv, AtomicFile};
+use crate::report::atomic::{header_of, write_csv, AtomicFile};
 use crate::report::csv_stream::CsvStream;
 
 /// A CSV file that rows are streamed into from the workloads' collectors
@@ -93,33 +93,24 @@ pub fn append_history(
     if rows.is_empty() {
         return Ok(());
     }
-    // Serialize the summary rows, then put run_id and timestamp in front of each record.
-    let mut plain = csv::Writer::from_writer(Vec::new());
-    for row in rows {
-        plain.serialize(row)?;
-    }
-    let plain = plain
-        .into_inner()
-        .map_err(|e| anyhow::anyhow!("{}", e.error()))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(&plain[..]);
-    let mut out = csv::Writer::from_writer(Vec::new());
+    // Each record is run_id, timestamp, then the summary row's own fields.
     let mut head = csv::StringRecord::from(vec!["run_id", "timestamp"]);
-    head.extend(reader.headers()?.iter());
+    head.extend(header_of::<SummaryRow>()?.iter());
+    let mut out = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
     out.write_record(&head)?;
-    for record in reader.records() {
-        let mut r = csv::StringRecord::from(vec![run_id, timestamp]);
-        r.extend(record?.iter());
-        out.write_record(&r)?;
+    out.flush()?;
+    let header_len = out.get_ref().len();
+    for row in rows {
+        out.write_field(run_id)?;
+        out.write_field(timestamp)?;
+        out.serialize(row)?;
     }
     let new_rows = out
         .into_inner()
         .map_err(|e| anyhow::anyhow!("{}", e.error()))?;
-    let (header, body) = match new_rows.iter().position(|&b| b == b'\n') {
-        Some(i) => new_rows.split_at(i + 1),
-        None => (&new_rows[..], &[][..]),
-    };
+    let (header, body) = new_rows.split_at(header_len);
     let old = match fs::read(path) {
         Ok(bytes) => Some(bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
