@@ -3,18 +3,18 @@
 //! the proxy says it injected. Time bounds are lower bounds or generous
 //! upper ones: a loaded CI host only ever adds delay.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::ProgressBar;
-use netrun::origin::{self, OriginConfig, OriginHandle};
-use netrun::proxy::{self, LinkConfig, LinkModel, ProxyConfig, ProxyHandle, ProxyHooks};
-use netrun::server::HttpLimits;
+use netrun::origin::OriginHandle;
+use netrun::proxy::{LinkConfig, LinkModel, ProxyHandle, ProxyHooks};
 use netrun::workload::http::{run_http, HttpProbeConfig};
 use netrun::workload::udp::{run_udp, UdpProbeConfig, UdpReport};
-use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
+
+#[path = "common/stack.rs"]
+mod common_stack;
 
 struct Stack {
     _origin: OriginHandle,
@@ -30,31 +30,11 @@ impl Drop for Stack {
 
 async fn stack(link: LinkConfig) -> Stack {
     let token = CancellationToken::new();
-    let www = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www");
-    let origin = origin::spawn(
-        TcpListener::bind("127.0.0.1:0").await.expect("bind"),
-        UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
-        OriginConfig {
-            www,
-            limits: HttpLimits::default(),
-        },
-        token.clone(),
-    )
-    .await
-    .expect("origin");
     let hooks = ProxyHooks {
         impair: Arc::new(LinkModel::new(link)),
         ..ProxyHooks::default()
     };
-    let proxy = proxy::spawn_with_hooks(
-        TcpListener::bind("127.0.0.1:0").await.expect("bind"),
-        UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
-        ProxyConfig::new(origin.http_addr(), origin.udp_addr()),
-        hooks,
-        token.clone(),
-    )
-    .await
-    .expect("proxy");
+    let (origin, proxy) = common_stack::origin_and_proxy(hooks, &token).await;
     Stack {
         _origin: origin,
         proxy,

@@ -2,18 +2,18 @@
 //! cache, measured by `netrun probe`'s HTTP engine. Each side's counters
 //! must agree with what the others saw.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::ProgressBar;
 use netrun::metrics::{CacheMark, HttpRequestRow};
-use netrun::origin::{self, OriginConfig, OriginHandle};
-use netrun::proxy::{self, ManualClock, ProxyConfig, ProxyHandle};
-use netrun::server::HttpLimits;
+use netrun::origin::OriginHandle;
+use netrun::proxy::{ManualClock, ProxyHandle, ProxyHooks};
 use netrun::workload::http::{run_http, HttpProbeConfig, HttpReport};
-use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
+
+#[path = "common/stack.rs"]
+mod common_stack;
 
 struct Stack {
     origin: OriginHandle,
@@ -24,28 +24,12 @@ struct Stack {
 
 async fn stack() -> Stack {
     let token = CancellationToken::new();
-    let www = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www");
-    let origin = origin::spawn(
-        TcpListener::bind("127.0.0.1:0").await.expect("bind"),
-        UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
-        OriginConfig {
-            www,
-            limits: HttpLimits::default(),
-        },
-        token.clone(),
-    )
-    .await
-    .expect("origin");
     let clock = Arc::new(ManualClock::new());
-    let proxy = proxy::spawn_with_clock(
-        TcpListener::bind("127.0.0.1:0").await.expect("bind"),
-        UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
-        ProxyConfig::new(origin.http_addr(), origin.udp_addr()),
-        clock.clone(),
-        token.clone(),
-    )
-    .await
-    .expect("proxy");
+    let hooks = ProxyHooks {
+        clock: clock.clone(),
+        ..ProxyHooks::default()
+    };
+    let (origin, proxy) = common_stack::origin_and_proxy(hooks, &token).await;
     Stack {
         origin,
         proxy,

@@ -1,0 +1,40 @@
+//! The real stack in-process for tests: the repository's `www/` served by an
+//! origin on free loopback ports, behind a proxy with the given hooks (clock,
+//! impairments). Included with `#[path]`.
+
+use std::path::PathBuf;
+
+use netrun::origin::{self, OriginConfig, OriginHandle};
+use netrun::proxy::{self, ProxyConfig, ProxyHandle, ProxyHooks};
+use netrun::server::HttpLimits;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
+
+/// Starts the origin and a proxy in front of it; both stop when `token` is cancelled.
+pub async fn origin_and_proxy(
+    hooks: ProxyHooks,
+    token: &CancellationToken,
+) -> (OriginHandle, ProxyHandle) {
+    let www = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www");
+    let origin = origin::spawn(
+        TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
+        OriginConfig {
+            www,
+            limits: HttpLimits::default(),
+        },
+        token.clone(),
+    )
+    .await
+    .expect("origin");
+    let proxy = proxy::spawn_with_hooks(
+        TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
+        ProxyConfig::new(origin.http_addr(), origin.udp_addr()),
+        hooks,
+        token.clone(),
+    )
+    .await
+    .expect("proxy");
+    (origin, proxy)
+}
