@@ -95,11 +95,14 @@ pub async fn signal() {
     }
 }
 
-/// Cancels `token` when a signal arrives.
-pub fn cancel_on_signal(token: CancellationToken) {
+/// A token that is cancelled when Ctrl-C or SIGTERM arrives.
+pub fn cancelled_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
     tokio::spawn(async move {
         signal().await;
         tracing::info!("signal received, shutting down");
-        token.cancel();
+        cancel.cancel();
     });
+    token
 }

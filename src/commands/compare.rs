@@ -3,8 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use tokio_util::sync::CancellationToken;
-
 use crate::cli::CompareArgs;
 use crate::error::{Error, Outcome};
 use crate::report::compare::{self, Column};
@@ -13,8 +11,7 @@ use crate::runner;
 use crate::scenario;
 
 pub async fn compare(args: CompareArgs) -> anyhow::Result<Outcome> {
-    let cancel = CancellationToken::new();
-    crate::shutdown::cancel_on_signal(cancel.clone());
+    let cancel = crate::shutdown::cancelled_on_signal();
     let mut cols: Vec<Column> = Vec::new();
     for input in &args.inputs {
         let is_scenario = input.extension().is_some_and(|e| e == "toml");

@@ -8,20 +8,19 @@
 //! printing and writing what was gathered.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
-use std::time::Duration;
 
 use hyper::Uri;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 use crate::cli::{HttpProbeArgs, UdpProbeArgs};
 use crate::error::{Error, Outcome};
+use crate::metrics::records::Tagged;
 use crate::metrics::records::{HTTP_REQUEST_COLUMNS, UDP_PACKET_COLUMNS};
 use crate::metrics::{HttpRequestRow, SummaryRow, UdpPacketRow};
 use crate::net;
 use crate::report::csv_stream::CsvStream;
+use crate::report::progress;
 use crate::report::table::render_summary;
 use crate::shutdown;
 use crate::workload::{run_http, run_udp, HttpProbeConfig, UdpProbeConfig};
@@ -46,12 +45,11 @@ pub async fn udp(args: UdpProbeArgs) -> anyhow::Result<Outcome> {
         .map(|p| CsvStream::create(p, UDP_PACKET_COLUMNS))
         .transpose()?;
     let progress = progress_bar(args.quiet || args.json, "udp");
-    let cancel = cancel_on_signal();
+    let cancel = shutdown::cancelled_on_signal();
 
     let mut on_packet = |mut row: UdpPacketRow| {
         if let Some(csv) = csv.as_mut() {
-            row.variant = VARIANT.into();
-            row.workload = WORKLOAD.into();
+            row.tag(VARIANT, WORKLOAD);
             csv.write(&row);
         }
     };
@@ -115,12 +113,11 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
         .map(|p| CsvStream::create(p, HTTP_REQUEST_COLUMNS))
         .transpose()?;
     let progress = progress_bar(args.quiet || args.json, "http");
-    let cancel = cancel_on_signal();
+    let cancel = shutdown::cancelled_on_signal();
 
     let mut on_request = |mut row: HttpRequestRow| {
         if let Some(csv) = csv.as_mut() {
-            row.variant = VARIANT.into();
-            row.workload = WORKLOAD.into();
+            row.tag(VARIANT, WORKLOAD);
             csv.write(&row);
         }
     };
@@ -205,24 +202,9 @@ fn label(mut row: SummaryRow, target: &str) -> SummaryRow {
 }
 
 /// Hidden unless a person is watching (`--quiet`, `--json` or a pipe hide it).
+/// The run's bar style, on stdout only when it is a terminal.
 fn progress_bar(hidden: bool, prefix: &'static str) -> ProgressBar {
-    if hidden || !std::io::stdout().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(0).with_prefix(prefix);
-    if let Ok(style) =
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
-}
-
-fn cancel_on_signal() -> CancellationToken {
-    let token = CancellationToken::new();
-    shutdown::cancel_on_signal(token.clone());
-    token
+    progress::workload_bar(&progress::multi(hidden), prefix, 0)
 }
 
 #[cfg(test)]

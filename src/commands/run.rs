@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-use tokio_util::sync::CancellationToken;
-
 use crate::cli::RunArgs;
 use crate::error::{Error, Outcome};
 use crate::metrics::SummaryRow;
@@ -39,8 +37,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         .into());
     }
 
-    let cancel = CancellationToken::new();
-    crate::shutdown::cancel_on_signal(cancel.clone());
+    let cancel = crate::shutdown::cancelled_on_signal();
     let mp = progress::multi(args.quiet || args.json);
 
     let mut runs: Vec<ScenarioRun> = Vec::new();
