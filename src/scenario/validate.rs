@@ -547,32 +547,33 @@ fn resolve_workload(
     };
     let dur =
         |v: &S<HumanDuration>, default: Duration| v.as_ref().map_or(default, |d| d.get_ref().0);
-    let forbid = |present: bool,
-                  sp: Option<std::ops::Range<usize>>,
-                  field: &str,
+    // Keys of the other kind: each one present (it has a span) is an error.
+    let forbid = |present: &[(Option<std::ops::Range<usize>>, &str)],
                   kind: &str,
                   errs: &mut ScenarioErrors| {
-        if present {
-            errs.push(
-                sp,
-                key(field),
-                format!("applies to {kind} workloads only; remove it or change `kind`"),
-            );
+        for (sp, field) in present {
+            if sp.is_some() {
+                errs.push(
+                    sp.clone(),
+                    key(field),
+                    format!("applies to {kind} workloads only; remove it or change `kind`"),
+                );
+            }
         }
     };
 
     let kind = match w.kind.as_ref().map(|k| (k.get_ref().as_str(), k.span())) {
         Some(("http", _)) => {
-            forbid(w.count.is_some(), span(&w.count), "count", "udp", errs);
-            forbid(w.size.is_some(), span(&w.size), "size", "udp", errs);
             forbid(
-                w.interval.is_some(),
-                span(&w.interval),
-                "interval",
+                &[
+                    (span(&w.count), "count"),
+                    (span(&w.size), "size"),
+                    (span(&w.interval), "interval"),
+                    (span(&w.flows), "flows"),
+                ],
                 "udp",
                 errs,
             );
-            forbid(w.flows.is_some(), span(&w.flows), "flows", "udp", errs);
             let paths = match &w.paths {
                 None => DEFAULT_HTTP_PATHS.iter().map(|s| s.to_string()).collect(),
                 Some(p) if p.get_ref().is_empty() => {
@@ -623,33 +624,15 @@ fn resolve_workload(
             })
         }
         Some(("udp", _)) => {
-            forbid(w.paths.is_some(), span(&w.paths), "paths", "http", errs);
             forbid(
-                w.requests.is_some(),
-                span(&w.requests),
-                "requests",
-                "http",
-                errs,
-            );
-            forbid(
-                w.concurrency.is_some(),
-                span(&w.concurrency),
-                "concurrency",
-                "http",
-                errs,
-            );
-            forbid(
-                w.keep_alive.is_some(),
-                span(&w.keep_alive),
-                "keep_alive",
-                "http",
-                errs,
-            );
-            forbid(w.rate.is_some(), span(&w.rate), "rate", "http", errs);
-            forbid(
-                w.duration.is_some(),
-                span(&w.duration),
-                "duration",
+                &[
+                    (span(&w.paths), "paths"),
+                    (span(&w.requests), "requests"),
+                    (span(&w.concurrency), "concurrency"),
+                    (span(&w.keep_alive), "keep_alive"),
+                    (span(&w.rate), "rate"),
+                    (span(&w.duration), "duration"),
+                ],
                 "http",
                 errs,
             );
