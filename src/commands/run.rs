@@ -18,6 +18,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         )
         .into());
     }
+    if !(0.0..=1000.0).contains(&args.tolerance) {
+        return Err(Error::input(format!(
+            "--tolerance {} is out of range; give a percentage from 0 to 1000",
+            args.tolerance
+        ))
+        .into());
+    }
     // Every file is validated before any runs, so a typo in the third file
     // does not surface after two long runs.
     let (scenarios, error) = scenario::load_all(&args.scenarios);
@@ -29,13 +36,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         Some(b) => Some(load_baselines(b, &scenarios)?),
         None => None,
     };
-    if !(0.0..=1000.0).contains(&args.tolerance) {
-        return Err(Error::input(format!(
-            "--tolerance {} is out of range; give a percentage from 0 to 1000",
-            args.tolerance
-        ))
-        .into());
-    }
 
     let cancel = crate::shutdown::cancelled_on_signal();
     let mp = progress::multi(args.quiet || args.json);
