@@ -42,6 +42,27 @@ pub fn empty() -> Body {
     full(Bytes::new())
 }
 
+/// A short `text/plain` response (errors, refusals).
+pub fn text(status: http::StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Asks hyper to close the connection after this response: after a refused
+/// body the rest of the stream cannot be trusted.
+pub fn closing(mut r: Response<Body>) -> Response<Body> {
+    r.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    r
+}
+
 /// Limits that keep one client from exhausting a server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpLimits {

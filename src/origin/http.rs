@@ -28,7 +28,9 @@ use tokio_util::task::TaskTracker;
 
 use super::path::{self, SafePath};
 use super::{OriginConfig, LOG_TARGET};
-use crate::server::{self, empty, full, Body, BoxError, ConnStats, Handler, HttpLimits};
+use crate::server::{
+    self, closing, empty, full, text, Body, BoxError, ConnStats, Handler, HttpLimits,
+};
 
 /// Files up to this size are read whole in the lookup (one blocking-pool
 /// trip); larger ones are streamed.
@@ -556,24 +558,6 @@ pub fn content_type(file: &Path) -> &'static str {
         "gz" => "application/gzip",
         _ => "application/octet-stream",
     }
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut r = Response::new(full(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
-/// Asks hyper to close the connection after this response: after a refused
-/// body the rest of the stream cannot be trusted.
-fn closing(mut r: Response<Body>) -> Response<Body> {
-    r.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    r
 }
 
 struct RequestLog {

@@ -26,7 +26,7 @@ use super::cache::{self, CacheControl, CachedResponse, Clock, Store};
 use super::coalesce::{self, Flights, Role};
 use super::impair::{Direction, Impairment};
 use super::{add, bump, Counters, ProxyConfig};
-use crate::server::{empty, full, Body, BoxError, Handler};
+use crate::server::{closing, empty, full, text, Body, BoxError, Handler};
 
 const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
@@ -852,16 +852,6 @@ fn label(mut resp: Response<Body>, lbl: Label, param: &str) -> Response<Body> {
     resp
 }
 
-fn text(status: StatusCode, body: String) -> Response<Body> {
-    let mut resp = Response::new(full(body));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
-}
-
 fn error_response(e: &UpstreamError) -> Response<Body> {
     let resp = text(e.status, format!("{}\n", e.message));
     if e.status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -870,13 +860,6 @@ fn error_response(e: &UpstreamError) -> Response<Body> {
     } else {
         resp
     }
-}
-
-/// Asks hyper to close the connection after this response.
-fn closing(mut resp: Response<Body>) -> Response<Body> {
-    resp.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    resp
 }
 
 /// Whether `--max-body-size` cut off the client's body somewhere in this
