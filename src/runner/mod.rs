@@ -27,7 +27,6 @@ use crate::net::{bind_tcp, bind_udp};
 use crate::origin::{self, OriginConfig, OriginHandle};
 use crate::proxy::{
     self, CacheConfig, LinkConfig, LinkModel, ProxyConfig, ProxyHandle, ProxyHooks, ProxyStats,
-    UdpForwardConfig,
 };
 use crate::report::progress;
 use crate::scenario::{Mode, Plan, Scenario, Service, Target, Variant, Workload, WorkloadKind};
@@ -182,7 +181,6 @@ impl Services {
                     capacity: plan.cache.capacity.bytes(),
                     default_ttl: plan.cache.ttl,
                 });
-                config.udp = UdpForwardConfig::default();
                 let link = LinkConfig {
                     delay: plan.impair.delay,
                     jitter: plan.impair.jitter,
