@@ -1,12 +1,14 @@
 //! `netrun [run] FILE...`: validate every file first, then run them one after
 //! another, print a summary table (or JSON) and decide the exit code.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::cli::RunArgs;
 use crate::error::{Error, Outcome};
 use crate::metrics::SummaryRow;
 use crate::report::compare::{self, Regression};
+use crate::report::html::run_info::{BaselineFinding, BaselineInfo, ExpectationInfo};
+use crate::report::html::{self, RunInfo};
 use crate::report::{progress, summary};
 use crate::runner::{self, ScenarioRun};
 use crate::scenario::{self, Scenario};
@@ -42,6 +44,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
 
     let mut runs: Vec<ScenarioRun> = Vec::new();
     let mut regressions: Vec<Vec<Regression>> = Vec::new();
+    let mut reports: Vec<Option<PathBuf>> = Vec::new();
     for (i, s) in scenarios.iter().enumerate() {
         if cancel.is_cancelled() {
             break;
@@ -58,6 +61,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             Some(b) => compare::regressions(&b[i], &run.rows, args.tolerance / 100.0),
             None => Vec::new(),
         };
+        let baseline = args
+            .baseline
+            .as_ref()
+            .map(|b| baseline_info(b, args.tolerance, &worse));
+        let report = write_report(s, &run, baseline);
         if !args.json {
             if !mp.is_hidden() {
                 // The finished bars stay on screen; the cursor is still on
@@ -68,13 +76,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             if baselines.is_some() {
                 print_regressions(&worse, args.tolerance);
             }
+            if let Some(path) = &report {
+                println!("report: {}", path.display());
+            }
         }
         runs.push(run);
         regressions.push(worse);
+        reports.push(report);
     }
     if args.json {
         let doc = serde_json::json!({
-            "runs": runs.iter().zip(&regressions).map(|(r, worse)| serde_json::json!({
+            "runs": runs.iter().zip(&regressions).zip(&reports).map(|((r, worse), report)| serde_json::json!({
                 "scenario": r.scenario,
                 "run_id": r.run_id,
                 "interrupted": r.interrupted,
@@ -82,6 +94,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 "rows": r.rows,
                 "expectations": r.expectations,
                 "regressions": worse,
+                "report": report,
             })).collect::<Vec<_>>()
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -188,5 +201,52 @@ fn print_regressions(worse: &[Regression], tolerance: f64) {
     }
     for r in worse {
         println!("  REGRESSION {}", r.describe());
+    }
+}
+
+/// Writes `run.json` and `report.html` beside the results. A report that
+/// cannot be written is a warning, not a failed run: the CSVs stand.
+fn write_report(
+    s: &Scenario,
+    run: &ScenarioRun,
+    baseline: Option<BaselineInfo>,
+) -> Option<PathBuf> {
+    let expectations = run
+        .expectations
+        .iter()
+        .map(|e| ExpectationInfo {
+            variant: e.variant.clone(),
+            workload: e.workload.clone(),
+            metric: e.metric.clone(),
+            expected: e.expected.clone(),
+            actual: e.actual,
+            passed: e.passed,
+        })
+        .collect();
+    let info = RunInfo::new(s, &run.run_id, run.interrupted, expectations, baseline);
+    match html::after_run(&info, &run.summary_csv, &run.results_dir) {
+        Ok(path) => Some(path),
+        Err(e) => {
+            eprintln!("warning: cannot write the report: {e:#}");
+            None
+        }
+    }
+}
+
+/// The baseline check as the report shows it.
+fn baseline_info(source: &Path, tolerance: f64, worse: &[Regression]) -> BaselineInfo {
+    BaselineInfo {
+        source: source.display().to_string(),
+        tolerance_percent: tolerance,
+        findings: worse
+            .iter()
+            .map(|r| BaselineFinding {
+                variant: r.variant.clone(),
+                workload: r.workload.clone(),
+                metric: r.metric.clone(),
+                verdict: "worse".into(),
+                text: r.describe(),
+            })
+            .collect(),
     }
 }

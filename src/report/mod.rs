@@ -3,6 +3,7 @@
 pub mod atomic;
 pub mod compare;
 pub mod csv_stream;
+pub mod html;
 pub mod plan;
 pub mod progress;
 pub mod summary;

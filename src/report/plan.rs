@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::scenario::{Scenario, Service, WorkloadKind};
+use crate::scenario::{Plan, Scenario, Service, Workload, WorkloadKind};
 use crate::units::format_duration;
 
 fn service(s: &Service) -> String {
@@ -47,87 +47,97 @@ pub fn render(s: &Scenario) -> String {
         );
     }
     for v in &s.variants {
-        let p = &v.plan;
         let _ = writeln!(o);
         let _ = writeln!(o, "variant {}", v.label);
-        let _ = writeln!(o, "  mode     {}", p.mode.as_str());
-        let _ = writeln!(o, "  seed     {}", p.seed);
-        let _ = writeln!(o, "  origin   {}", service(&p.topology.origin));
-        if p.topology.origin.is_spawned() {
-            let _ = writeln!(o, "  www      {}", p.topology.www.display());
+        for (key, value) in settings(&v.plan) {
+            let _ = writeln!(o, "  {key:<8} {value}");
         }
-        let _ = writeln!(o, "  proxy    {}", service(&p.topology.proxy));
-        let c = &p.cache;
-        if c.enabled {
-            let _ = writeln!(
-                o,
-                "  cache    on, capacity {}, ttl {}",
-                c.capacity,
-                format_duration(c.ttl)
-            );
-        } else {
-            let _ = writeln!(
-                o,
-                "  cache    off (capacity {}, ttl {})",
-                c.capacity,
-                format_duration(c.ttl)
-            );
-        }
-        let i = &p.impair;
-        let _ = writeln!(
-            o,
-            "  impair   delay {}, jitter {}, loss {}%, rate {}",
-            format_duration(i.delay),
-            format_duration(i.jitter),
-            i.loss_percent,
-            i.rate
-        );
         let _ = writeln!(o, "  workloads");
-        for w in &p.workloads {
-            let what = match &w.kind {
-                WorkloadKind::Http(h) => {
-                    let mut t = format!(
-                        "{} requests, concurrency {}, keep-alive {}, ",
-                        h.requests,
-                        h.concurrency,
-                        if h.keep_alive { "on" } else { "off" }
-                    );
-                    match h.rate {
-                        Some(r) => {
-                            let _ = write!(t, "open loop {r} req/s, ");
-                        }
-                        None => t.push_str("closed loop, "),
-                    }
-                    if let Some(d) = h.duration {
-                        let _ = write!(t, "for at most {}, ", format_duration(d));
-                    }
-                    let _ = write!(
-                        t,
-                        "timeout {}, paths {}",
-                        format_duration(h.timeout),
-                        h.paths.join(" ")
-                    );
-                    t
-                }
-                WorkloadKind::Udp(u) => format!(
-                    "{} datagrams × {} B every {}, {} flow{}, timeout {}",
-                    u.count,
-                    u.size,
-                    format_duration(u.interval),
-                    u.flows,
-                    if u.flows == 1 { "" } else { "s" },
-                    format_duration(u.timeout)
-                ),
-            };
+        for w in &v.plan.workloads {
             let _ = writeln!(
                 o,
                 "    {:<12} {:<4} -> {:<6}  {}",
                 w.name,
                 w.kind.as_str(),
                 w.target.as_str(),
-                what
+                workload_text(w)
             );
         }
     }
     o
+}
+
+/// A variant's settings other than its workloads, as `(key, text)` lines:
+/// what `check` prints and what the HTML report shows.
+pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
+    let mut out = vec![
+        ("mode", p.mode.as_str().to_string()),
+        ("seed", p.seed.to_string()),
+        ("origin", service(&p.topology.origin)),
+    ];
+    if p.topology.origin.is_spawned() {
+        out.push(("www", p.topology.www.display().to_string()));
+    }
+    out.push(("proxy", service(&p.topology.proxy)));
+    let c = &p.cache;
+    let sizes = format!("capacity {}, ttl {}", c.capacity, format_duration(c.ttl));
+    out.push((
+        "cache",
+        if c.enabled {
+            format!("on, {sizes}")
+        } else {
+            format!("off ({sizes})")
+        },
+    ));
+    let i = &p.impair;
+    out.push((
+        "impair",
+        format!(
+            "delay {}, jitter {}, loss {}%, rate {}",
+            format_duration(i.delay),
+            format_duration(i.jitter),
+            i.loss_percent,
+            i.rate
+        ),
+    ));
+    out
+}
+
+/// One workload's resolved settings in a line (kind, target and name aside).
+pub fn workload_text(w: &Workload) -> String {
+    match &w.kind {
+        WorkloadKind::Http(h) => {
+            let mut t = format!(
+                "{} requests, concurrency {}, keep-alive {}, ",
+                h.requests,
+                h.concurrency,
+                if h.keep_alive { "on" } else { "off" }
+            );
+            match h.rate {
+                Some(r) => {
+                    let _ = write!(t, "open loop {r} req/s, ");
+                }
+                None => t.push_str("closed loop, "),
+            }
+            if let Some(d) = h.duration {
+                let _ = write!(t, "for at most {}, ", format_duration(d));
+            }
+            let _ = write!(
+                t,
+                "timeout {}, paths {}",
+                format_duration(h.timeout),
+                h.paths.join(" ")
+            );
+            t
+        }
+        WorkloadKind::Udp(u) => format!(
+            "{} datagrams × {} B every {}, {} flow{}, timeout {}",
+            u.count,
+            u.size,
+            format_duration(u.interval),
+            u.flows,
+            if u.flows == 1 { "" } else { "s" },
+            format_duration(u.timeout)
+        ),
+    }
 }

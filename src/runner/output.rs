@@ -175,6 +175,7 @@ mod tests {
             latency_ms: 0.0,
             cache: crate::metrics::CacheMark::None,
             error: None,
+            start_offset_ms: None,
         };
         let mut expected: Vec<String> =
             HTTP_REQUEST_COLUMNS.iter().map(|s| s.to_string()).collect();
