@@ -25,9 +25,7 @@ use crate::metrics::records::Tagged;
 use crate::metrics::SummaryRow;
 use crate::net::{bind_tcp, bind_udp};
 use crate::origin::{self, OriginConfig, OriginHandle};
-use crate::proxy::{
-    self, CacheConfig, LinkConfig, LinkModel, ProxyConfig, ProxyHandle, ProxyHooks, ProxyStats,
-};
+use crate::proxy::{self, LinkModel, ProxyConfig, ProxyHandle, ProxyHooks, ProxyStats};
 use crate::report::progress;
 use crate::scenario::{Mode, Plan, Scenario, Service, Target, Variant, Workload, WorkloadKind};
 use crate::server::HttpLimits;
@@ -176,20 +174,12 @@ impl Services {
                 // Validation guarantees a UDP upstream whenever a UDP workload goes
                 // through the proxy; without one, the proxy's UDP side is unused.
                 let udp_upstream = origin_udp.unwrap_or(SocketAddr::new(origin_http.ip(), 9));
-                let mut config = ProxyConfig::new(origin_http, udp_upstream);
-                config.cache = plan.cache.enabled.then_some(CacheConfig {
-                    capacity: plan.cache.capacity.bytes(),
-                    default_ttl: plan.cache.ttl,
-                });
-                let link = LinkConfig {
-                    delay: plan.impair.delay,
-                    jitter: plan.impair.jitter,
-                    loss_percent: plan.impair.loss_percent,
-                    rate_bps: plan.impair.rate.bits_per_sec(),
-                    seed: plan.seed,
+                let config = ProxyConfig {
+                    cache: plan.cache.proxy_cache(),
+                    ..ProxyConfig::new(origin_http, udp_upstream)
                 };
                 let hooks = ProxyHooks {
-                    impair: Arc::new(LinkModel::new(link)),
+                    impair: Arc::new(LinkModel::new(plan.impair)),
                     ..ProxyHooks::default()
                 };
                 let h = proxy::spawn_with_hooks(l, u, config, hooks, token.clone())

@@ -24,6 +24,7 @@ use indicatif::ProgressBar;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::{check_duration, Setting, SettingError};
 use crate::error::Error;
 use crate::metrics::qos::{self, FlowCounts, FlowTracker, JitterAcc, LatencyStats, ReplyClass};
 use crate::metrics::summary::round3;
@@ -54,25 +55,25 @@ pub struct UdpProbeConfig {
 
 impl UdpProbeConfig {
     /// Checks the values the wire format and the OS can take.
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         if self.size < HEADER_LEN || self.size > MAX_DATAGRAM {
-            return Err(Error::input(format!(
+            return Err(Setting::Size.error(format!(
                 "datagram size {} is out of range: the probe header takes {HEADER_LEN} bytes, \
                  so use a size from {HEADER_LEN} to {MAX_DATAGRAM} bytes",
                 self.size
             )));
         }
         if self.count == 0 {
-            return Err(Error::input("count must be at least 1 datagram per flow"));
+            return Err(Setting::Count.error("count must be at least 1 datagram per flow"));
         }
         if self.flows == 0 {
-            return Err(Error::input("flows must be at least 1"));
+            return Err(Setting::Flows.error("flows must be at least 1"));
         }
-        super::check_duration("timeout", self.timeout, false)?;
-        super::check_duration("interval", self.interval, true)?;
+        check_duration(Setting::Timeout, self.timeout, false)?;
+        check_duration(Setting::Interval, self.interval, true)?;
         let total = self.count.saturating_mul(u64::from(self.flows));
         if total > MAX_DATAGRAMS {
-            return Err(Error::input(format!(
+            return Err(Setting::Count.error(format!(
                 "count × flows = {total} datagrams is more than one run can track \
                  (at most {MAX_DATAGRAMS}, 17 bytes of state each); split it into several runs"
             )));
@@ -131,7 +132,7 @@ impl UdpReport {
             pacing_mean_ms: self.pacing_mean_ms.map(round3),
             pacing_max_ms: self.pacing_max_ms.map(round3),
             interrupted: self.interrupted,
-            ..qos::LatencySummary::row(self.rtt.as_ref())
+            ..super::latency_columns(self.rtt.as_ref())
         }
     }
 
@@ -180,7 +181,7 @@ pub async fn run_udp(
     progress: &ProgressBar,
     cancel: &CancellationToken,
 ) -> anyhow::Result<UdpReport> {
-    config.validate()?;
+    config.validate().map_err(Error::from)?;
     let run_id: u64 = rand::random();
     let flows = config.flows;
     progress.set_length(config.count * u64::from(flows));
