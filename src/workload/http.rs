@@ -24,12 +24,11 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{CONNECTION, HOST, USER_AGENT};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use indicatif::ProgressBar;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
 
-use super::{check_duration, Setting, SettingError};
+use super::{check_duration, Progress, Setting, SettingError};
 use crate::error::Error;
 use crate::metrics::qos::{self, LatencyStats, LatencySummary};
 use crate::metrics::summary::round3;
@@ -225,12 +224,12 @@ struct Response {
 pub async fn run_http(
     config: &HttpProbeConfig,
     on_request: &mut (dyn FnMut(HttpRequestRow) + Send),
-    progress: &ProgressBar,
+    progress: &dyn Progress,
     cancel: &CancellationToken,
 ) -> anyhow::Result<HttpReport> {
     config.validate().map_err(Error::from)?;
     let cfg = Arc::new(config.clone());
-    progress.set_length(config.requests);
+    progress.set_total(config.requests);
     let started_at = SystemTime::now();
     let start = Instant::now();
     let deadline = config.duration.map(|d| start + d);
@@ -302,9 +301,9 @@ pub async fn run_http(
                     .or_insert(0) += 1;
             }
         }
-        progress.inc(1);
+        progress.advance(1);
         if requests % 16 == 0 {
-            progress.set_message(format!("{responses} received, {errors} errors"));
+            progress.replies(responses, Some(errors));
         }
         on_request(HttpRequestRow {
             variant: String::new(),
@@ -318,7 +317,7 @@ pub async fn run_http(
             error: s.error.map(str::to_string),
         });
     }
-    progress.set_message(format!("{responses} received, {errors} errors"));
+    progress.replies(responses, Some(errors));
 
     Ok(HttpReport {
         started_at,

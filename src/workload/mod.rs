@@ -17,6 +17,29 @@ use crate::metrics::qos::LatencySummary;
 use crate::metrics::summary::round3;
 use crate::metrics::SummaryRow;
 
+/// How a workload reports its progress while it runs: a progress bar
+/// (`netrun probe`), the runner's events, or nothing. Called from the
+/// workload's tasks and its pacing thread, so implementations are cheap and
+/// thread-safe; the workloads throttle [`Progress::replies`] themselves.
+pub trait Progress: Send + Sync {
+    /// The workload will send `total` requests or datagrams in all.
+    fn set_total(&self, total: u64);
+    /// `n` more requests completed (HTTP) or datagrams sent (UDP).
+    fn advance(&self, n: u64);
+    /// Replies so far, and errors where the workload counts them (HTTP).
+    fn replies(&self, received: u64, errors: Option<u64>);
+}
+
+/// Reports nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn set_total(&self, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn replies(&self, _: u64, _: Option<u64>) {}
+}
+
 /// Longest `timeout`, `duration` or `interval` a workload accepts: every load
 /// is bounded in time, and the arithmetic on instants cannot overflow.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);

@@ -20,11 +20,10 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use indicatif::ProgressBar;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{check_duration, Setting, SettingError};
+use super::{check_duration, Progress, Setting, SettingError};
 use crate::error::Error;
 use crate::metrics::qos::{self, FlowCounts, FlowTracker, JitterAcc, LatencyStats, ReplyClass};
 use crate::metrics::summary::round3;
@@ -175,17 +174,17 @@ struct Received {
 
 /// Runs the probe to completion (or until `cancel`), streaming per-datagram
 /// rows to `on_packet`.
-pub async fn run_udp(
+pub async fn run_udp<P: Progress + Clone + 'static>(
     config: &UdpProbeConfig,
     on_packet: &mut (dyn FnMut(UdpPacketRow) + Send),
-    progress: &ProgressBar,
+    progress: &P,
     cancel: &CancellationToken,
 ) -> anyhow::Result<UdpReport> {
     config.validate().map_err(Error::from)?;
     let run_id: u64 = rand::random();
     let flows = config.flows;
-    progress.set_length(config.count * u64::from(flows));
-    progress.set_message("0 received");
+    progress.set_total(config.count * u64::from(flows));
+    progress.replies(0, None);
 
     let bind: SocketAddr = if config.target.is_ipv4() {
         "0.0.0.0:0".parse().expect("valid address")
@@ -257,7 +256,7 @@ pub async fn run_udp(
             received += 1;
             // Every reply while few; then every 64th, to keep the bar cheap.
             if received < 1024 || received % 64 == 0 {
-                progress.set_message(format!("{received} received"));
+                progress.replies(received, None);
             }
         }
         on_packet(UdpPacketRow {
@@ -270,7 +269,7 @@ pub async fn run_udp(
             status,
         });
     }
-    progress.set_message(format!("{received} received"));
+    progress.replies(received, None);
 
     let paced = pacer.await.context("the UDP pacing thread failed")??;
     let mut flows_rx = Vec::with_capacity(tasks.len());
@@ -434,7 +433,7 @@ fn pace(
     interval: Duration,
     start: Instant,
     cancel: &CancellationToken,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> anyhow::Result<Paced> {
     let interval_ns = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX);
     let mut bufs: Vec<Vec<u8>> = (0u32..)
@@ -487,7 +486,7 @@ fn pace(
             paced.lateness_max_ns = paced.lateness_max_ns.max(late);
         }
         paced.sent += 1;
-        progress.inc(sockets.len() as u64);
+        progress.advance(sockets.len() as u64);
     }
     paced.send_ns = send_ns;
     Ok(paced)
