@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::scenario::{Plan, Scenario, Service, Workload, WorkloadKind};
-use crate::units::format_duration;
+use crate::units::{format_duration, BitRate};
 
 fn service(s: &Service) -> String {
     let port = |a: &std::net::SocketAddr| {
@@ -72,7 +72,7 @@ pub fn render(s: &Scenario) -> String {
 pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
     let mut out = vec![
         ("mode", p.mode.as_str().to_string()),
-        ("seed", p.seed.to_string()),
+        ("seed", p.impair.seed.to_string()),
         ("origin", service(&p.topology.origin)),
     ];
     if p.topology.origin.is_spawned() {
@@ -97,7 +97,7 @@ pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
             format_duration(i.delay),
             format_duration(i.jitter),
             i.loss_percent,
-            i.rate
+            BitRate(i.rate_bps)
         ),
     ));
     out
