@@ -18,6 +18,7 @@ pub mod runner;
 pub mod scenario;
 pub mod server;
 pub mod shutdown;
+pub mod stats;
 pub mod units;
 pub mod workload;
 
