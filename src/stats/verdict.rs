@@ -121,10 +121,12 @@ pub fn proportion_change(
     let d = newcombe_difference(k_base, n_base, k_now, n_now, LEVEL)?;
     let base = k_base as f64 / n_base as f64 * scale;
     let now = k_now as f64 / n_now as f64 * scale;
+    // A proportion stays within 0 and 1, so its change stays within what
+    // the base leaves room for.
     let absolute = Interval {
         estimate: d.estimate * scale,
-        low: d.low * scale,
-        high: d.high * scale,
+        low: (d.low * scale).max(-base),
+        high: (d.high * scale).min(scale - base),
     };
     let relative = (base != 0.0).then(|| Interval {
         estimate: absolute.estimate / base,
