@@ -5,6 +5,7 @@
 //! ([`workload`], [`metrics`]), scenario files ([`scenario`]) and outputs
 //! ([`report`]). [`run`] executes a parsed command line.
 
+pub mod atomic_file;
 pub mod cli;
 pub mod commands;
 pub mod error;

@@ -23,8 +23,6 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cli::HttpLimitArgs;
-
 /// Error type of response bodies (file reads, upstream streams).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Response body type used by every netrun HTTP service.
@@ -87,18 +85,6 @@ impl Default for HttpLimits {
             max_connections: 1024,
             max_body_size: 1024 * 1024,
             write_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-impl From<&HttpLimitArgs> for HttpLimits {
-    fn from(a: &HttpLimitArgs) -> Self {
-        HttpLimits {
-            max_header_size: usize::try_from(a.max_header_size.bytes()).unwrap_or(usize::MAX),
-            header_timeout: a.header_timeout,
-            max_connections: a.max_connections.max(1),
-            max_body_size: a.max_body_size.bytes(),
-            write_timeout: a.write_timeout,
         }
     }
 }

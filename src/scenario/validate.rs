@@ -13,6 +13,7 @@ use super::raw::{self, S};
 use super::*;
 use crate::units::HumanDuration;
 use crate::workload::probe::HEADER_LEN;
+use crate::workload::{Setting, SettingError};
 
 /// Largest UDP payload over IPv4.
 const MAX_DATAGRAM: u64 = 65_507;
@@ -256,11 +257,12 @@ fn resolve_plan(r: &raw::Scenario, dir: &Path, errs: &mut ScenarioErrors) -> Opt
     };
 
     let i = r.impair.clone().unwrap_or_default();
-    let impair = Impairment {
+    let impair = LinkConfig {
         delay: i.delay.as_ref().map_or(Duration::ZERO, |v| v.get_ref().0),
         jitter: i.jitter.as_ref().map_or(Duration::ZERO, |v| v.get_ref().0),
         loss_percent: i.loss_percent.as_ref().map_or(0.0, |v| *v.get_ref()),
-        rate: i.rate.as_ref().map_or(Default::default(), |v| *v.get_ref()),
+        rate_bps: i.rate.as_ref().map_or(0.0, |v| v.get_ref().bits_per_sec()),
+        seed,
     };
     // Jitter may exceed the delay: the model clamps each delay at zero
     // (documented in README, "Impairments"). Durations and rates cannot be
@@ -301,7 +303,6 @@ fn resolve_plan(r: &raw::Scenario, dir: &Path, errs: &mut ScenarioErrors) -> Opt
         return None;
     }
     Some(Plan {
-        seed,
         mode,
         topology: topology?,
         cache,
@@ -722,26 +723,27 @@ fn resolve_workload(
     // The engines' own checks (ranges of timeouts, rates, run size) apply to
     // scenarios too: one set of rules, reported here with the workload's position.
     if let Err(e) = engine_check(&kind) {
-        let msg = e.to_string();
-        // The engines' messages start with the setting they are about.
-        let (field, sp) = [
-            ("timeout", span(&w.timeout)),
-            ("interval", span(&w.interval)),
-            ("duration", span(&w.duration)),
-            ("rate", span(&w.rate)),
-            ("count", span(&w.count)),
-        ]
-        .into_iter()
-        .find(|(f, _)| msg.starts_with(f))
-        .map_or((None, None), |(f, sp)| (Some(f), sp));
-        let key = field.map_or_else(|| format!("workload.{name}"), key);
-        errs.push(sp.or(Some(wsp)), key, msg);
+        // The settings a scenario sets by a key of the same name.
+        let (keyed, sp) = match e.setting {
+            Setting::Timeout => (true, span(&w.timeout)),
+            Setting::Interval => (true, span(&w.interval)),
+            Setting::Duration => (true, span(&w.duration)),
+            Setting::Rate => (true, span(&w.rate)),
+            Setting::Count => (true, span(&w.count)),
+            _ => (false, None),
+        };
+        let key = if keyed {
+            key(e.setting.name())
+        } else {
+            format!("workload.{name}")
+        };
+        errs.push(sp.or(Some(wsp)), key, e.message);
         return None;
     }
     Some(Workload { name, target, kind })
 }
 
-fn engine_check(kind: &WorkloadKind) -> Result<(), crate::Error> {
+fn engine_check(kind: &WorkloadKind) -> Result<(), SettingError> {
     // The address does not take part in the checks.
     let nowhere = SocketAddr::from(([127, 0, 0, 1], 0));
     match kind {
