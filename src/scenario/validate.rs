@@ -752,10 +752,12 @@ fn engine_check(kind: &WorkloadKind) -> Result<(), SettingError> {
     }
 }
 
-/// Summary columns that hold numbers, and so can be used in `[expect]`.
+/// Summary columns that hold numbers, and so can be used in `[expect]`
+/// (the repetition number is a label, not a measurement).
 pub fn numeric_metrics() -> Vec<String> {
     let row = serde_json::to_value(crate::metrics::SummaryRow::default()).unwrap_or_default();
     let text = [
+        "repetition",
         "scenario",
         "variant",
         "workload",
