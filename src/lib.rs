@@ -20,6 +20,7 @@ pub mod scenario;
 pub mod server;
 pub mod shutdown;
 pub mod stats;
+pub mod throttle;
 pub mod units;
 pub mod workload;
 
