@@ -386,7 +386,7 @@ fn report_rebuilds_from_disk_and_draws_runs_on_shared_axes() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let scenario = tiny(tmp.path());
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    for out in [&a, &b, &a] {
+    let run_into = |out: &Path| {
         netrun()
             .arg(&scenario)
             .arg("--quiet")
@@ -394,7 +394,32 @@ fn report_rebuilds_from_disk_and_draws_runs_on_shared_axes() {
             .arg(out)
             .assert()
             .code(0);
-    }
+    };
+    run_into(&a);
+    // b is checked against a: its report carries the baseline verdicts.
+    let gated = netrun()
+        .arg(&scenario)
+        .args(["--quiet", "--baseline"])
+        .arg(&a)
+        .arg("--out")
+        .arg(&b)
+        .output()
+        .expect("netrun runs");
+    assert!(matches!(gated.status.code(), Some(0 | 1)), "{gated:?}");
+    let page = std::fs::read_to_string(b.join("tiny/report.html")).expect("report");
+    let doc = Html::parse_document(&page);
+    let verdicts: Vec<String> = doc
+        .select(&sel("table.baseline tr td:first-child"))
+        .map(|td| td.text().collect())
+        .collect();
+    assert!(
+        !verdicts.is_empty(),
+        "the baseline verdicts are in the report"
+    );
+    assert!(verdicts
+        .iter()
+        .all(|v| ["better", "worse", "same", "inconclusive"].contains(&v.as_str())));
+    run_into(&a);
 
     // Rebuilt from the folder: the same page as at the end of the run.
     let first = std::fs::read_to_string(a.join("tiny/report.html")).expect("report");

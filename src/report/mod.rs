@@ -3,7 +3,9 @@
 pub mod atomic;
 pub mod compare;
 pub mod csv_stream;
+pub mod gate;
 pub mod html;
+pub mod junit;
 pub mod plan;
 pub mod progress;
 pub mod summary;

@@ -459,16 +459,32 @@ fn verdicts(o: &mut String, model: &Model) {
                     escape(&b.source),
                     b.tolerance_percent
                 );
-                if b.findings.is_empty() {
+                let worse = b.findings.iter().filter(|f| f.verdict == "worse").count();
+                if worse == 0 {
                     let _ = writeln!(
                         o,
-                        "<p class=\"pass\">No figure worse by more than {}% and its noise floor.</p>",
-                        b.tolerance_percent
+                        "<p class=\"pass\">No gated figure worse beyond {}% ({} checked).</p>",
+                        b.tolerance_percent,
+                        b.findings.len()
                     );
                 } else {
-                    o.push_str("<table class=\"baseline\"><tr><th>verdict</th><th>variant</th><th>figure</th><th>detail</th></tr>\n");
+                    let _ = writeln!(o, "<p class=\"fail\">{worse} figure(s) worse: the run failed.</p>");
+                }
+                if let Some(why) = &b.host_changed {
+                    let _ = writeln!(
+                        o,
+                        "<p class=\"note\">The host was slower than when the baseline was made ({}); worse figures count as inconclusive.</p>",
+                        escape(why)
+                    );
+                }
+                if !b.findings.is_empty() {
+                    o.push_str("<table class=\"baseline small\"><tr><th>verdict</th><th>variant</th><th>figure</th><th>baseline → now, change [95% CI] and why</th></tr>\n");
                     for f in &b.findings {
-                        let class = if f.verdict == "worse" { "fail" } else { "" };
+                        let class = match f.verdict.as_str() {
+                            "worse" => "fail",
+                            "better" => "pass",
+                            _ => "",
+                        };
                         let _ = writeln!(
                             o,
                             "<tr><td class=\"{class}\">{}</td><td>{}</td><td>{}.{}</td><td>{}</td></tr>",

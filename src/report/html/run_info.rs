@@ -98,8 +98,10 @@ pub struct BaselineInfo {
     pub source: String,
     /// Figures worse by more than this (percent) and the noise floor fail the run.
     pub tolerance_percent: f64,
-    /// One line per figure judged worse; empty when the run passed.
+    /// Every gated figure with its verdict.
     pub findings: Vec<BaselineFinding>,
+    /// Why worse verdicts counted as inconclusive, when the host itself changed.
+    pub host_changed: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
