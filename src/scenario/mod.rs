@@ -109,6 +109,9 @@ impl CacheSettings {
         self.enabled.then_some(CacheConfig {
             capacity: self.capacity.bytes(),
             default_ttl: self.ttl,
+            // As `netrun proxy` does by default: bodies in memory stay
+            // under twice the capacity.
+            max_inflight: self.capacity.bytes(),
         })
     }
 }
