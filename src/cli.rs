@@ -149,7 +149,7 @@ pub struct ProxyArgs {
     pub cache_ttl: Duration,
     /// Response bytes held beyond the cache (bodies being read for it,
     /// evicted ones still being sent to slow readers); past it, misses are
-    /// streamed uncached. Default: the same as --cache-size.
+    /// streamed uncached. Default: a quarter of --cache-size.
     #[arg(long, value_name = "BYTES")]
     pub max_inflight: Option<ByteSize>,
     /// Upstream answer deadline; past it, 504.

@@ -23,10 +23,12 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
     let upstream_udp = net::resolve(&args.udp_upstream, "--udp-upstream").await?;
     let http = net::bind_tcp(args.http, "--http").await?;
     let udp = net::bind_udp(args.udp, "--udp").await?;
-    let cache = (!args.no_cache).then_some(CacheConfig {
-        capacity: args.cache_size.bytes(),
-        default_ttl: args.cache_ttl,
-        max_inflight: args.max_inflight.unwrap_or(args.cache_size).bytes(),
+    let cache = (!args.no_cache).then(|| {
+        let mut c = CacheConfig::new(args.cache_size.bytes(), args.cache_ttl);
+        if let Some(n) = args.max_inflight {
+            c.max_inflight = n.bytes();
+        }
+        c
     });
     let config = ProxyConfig {
         upstream_http,

@@ -31,7 +31,7 @@ use super::{add, bump, Counters, ProxyConfig};
 use crate::server::{closing, empty, full, text, Body, BoxError, Handler};
 
 /// Largest read buffer of an upstream connection.
-const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
+const UPSTREAM_READ_BUFFER: usize = 16 * 1024;
 
 const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");

@@ -106,13 +106,8 @@ pub struct CacheSettings {
 impl CacheSettings {
     /// The proxy's cache configuration; `None` when the cache is off.
     pub fn proxy_cache(&self) -> Option<CacheConfig> {
-        self.enabled.then_some(CacheConfig {
-            capacity: self.capacity.bytes(),
-            default_ttl: self.ttl,
-            // As `netrun proxy` does by default: bodies in memory stay
-            // under twice the capacity.
-            max_inflight: self.capacity.bytes(),
-        })
+        self.enabled
+            .then_some(CacheConfig::new(self.capacity.bytes(), self.ttl))
     }
 }
 
