@@ -217,13 +217,18 @@ fn check_report(out: &Path, name: &str) {
     // The summary table holds the CSV's numbers (to the decimals it shows).
     let mut checked = 0;
     for tr in doc.select(&sel("table.summary tr[data-workload]")) {
-        let (variant, workload) = (
+        let (variant, workload, repetition) = (
             tr.value().attr("data-variant").expect("variant"),
             tr.value().attr("data-workload").expect("workload"),
+            tr.value().attr("data-repetition").expect("repetition"),
         );
         let row = rows
             .iter()
-            .find(|r| r["variant"] == variant && r["workload"] == workload)
+            .find(|r| {
+                r["variant"] == variant
+                    && r["workload"] == workload
+                    && r["repetition"] == repetition
+            })
             .unwrap_or_else(|| panic!("{name}: table row {variant}/{workload} not in the CSV"));
         for td in tr.select(&sel("td[data-col]")) {
             let col = td.value().attr("data-col").expect("col");

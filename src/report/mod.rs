@@ -8,5 +8,6 @@ pub mod html;
 pub mod junit;
 pub mod plan;
 pub mod progress;
+pub mod stats_csv;
 pub mod summary;
 pub mod table;

@@ -3,7 +3,9 @@
 
 use std::fmt::Write;
 
-use crate::scenario::{Plan, Scenario, Service, Workload, WorkloadKind};
+use crate::scenario::{
+    HttpWorkload, Plan, Scenario, Service, UdpWorkload, Variant, Workload, WorkloadKind,
+};
 use crate::units::{format_duration, BitRate};
 use crate::workload::http::UNTIL_DURATION;
 
@@ -48,24 +50,29 @@ pub fn render(s: &Scenario) -> String {
         );
     }
     for v in &s.variants {
-        let _ = writeln!(o);
-        let _ = writeln!(o, "variant {}", v.label);
-        for (key, value) in settings(&v.plan) {
-            let _ = writeln!(o, "  {key:<8} {value}");
-        }
-        let _ = writeln!(o, "  workloads");
-        for w in &v.plan.workloads {
-            let _ = writeln!(
-                o,
-                "    {:<12} {:<4} -> {:<6}  {}",
-                w.name,
-                w.kind.as_str(),
-                w.target.as_str(),
-                workload_text(w)
-            );
-        }
+        variant(&mut o, v);
     }
     o
+}
+
+/// A variant's settings and its workloads, one per line.
+fn variant(o: &mut String, v: &Variant) {
+    let _ = writeln!(o);
+    let _ = writeln!(o, "variant {}", v.label);
+    for (key, value) in settings(&v.plan) {
+        let _ = writeln!(o, "  {key:<8} {value}");
+    }
+    let _ = writeln!(o, "  workloads");
+    for w in &v.plan.workloads {
+        let _ = writeln!(
+            o,
+            "    {:<12} {:<4} -> {:<6}  {}",
+            w.name,
+            w.kind.as_str(),
+            w.target.as_str(),
+            workload_text(w)
+        );
+    }
 }
 
 /// A variant's settings other than its workloads, as `(key, text)` lines:
@@ -81,14 +88,18 @@ pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
     }
     out.push(("proxy", service(&p.topology.proxy)));
     let c = &p.cache;
-    let sizes = format!("capacity {}, ttl {}", c.capacity, format_duration(c.ttl));
+    let (on, open, close) = if c.enabled {
+        ("on", ", ", "")
+    } else {
+        ("off", " (", ")")
+    };
     out.push((
         "cache",
-        if c.enabled {
-            format!("on, {sizes}")
-        } else {
-            format!("off ({sizes})")
-        },
+        format!(
+            "{on}{open}capacity {}, ttl {}{close}",
+            c.capacity,
+            format_duration(c.ttl)
+        ),
     ));
     let i = &p.impair;
     out.push((
@@ -107,42 +118,48 @@ pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
 /// One workload's resolved settings in a line (kind, target and name aside).
 pub fn workload_text(w: &Workload) -> String {
     match &w.kind {
-        WorkloadKind::Http(h) => {
-            let count = if h.requests == UNTIL_DURATION {
-                "requests until the duration ends".to_string()
-            } else {
-                format!("{} requests", h.requests)
-            };
-            let mut t = format!(
-                "{count}, concurrency {}, keep-alive {}, ",
-                h.concurrency,
-                if h.keep_alive { "on" } else { "off" }
-            );
-            match h.rate {
-                Some(r) => {
-                    let _ = write!(t, "open loop {r} req/s, ");
-                }
-                None => t.push_str("closed loop, "),
-            }
-            if let Some(d) = h.duration {
-                let _ = write!(t, "for at most {}, ", format_duration(d));
-            }
-            let _ = write!(
-                t,
-                "timeout {}, paths {}",
-                format_duration(h.timeout),
-                h.paths.join(" ")
-            );
-            t
-        }
-        WorkloadKind::Udp(u) => format!(
-            "{} datagrams × {} B every {}, {} flow{}, timeout {}",
-            u.count,
-            u.size,
-            format_duration(u.interval),
-            u.flows,
-            if u.flows == 1 { "" } else { "s" },
-            format_duration(u.timeout)
-        ),
+        WorkloadKind::Http(h) => http(h),
+        WorkloadKind::Udp(u) => udp(u),
     }
+}
+
+fn http(h: &HttpWorkload) -> String {
+    let count = if h.requests == UNTIL_DURATION {
+        "requests until the duration ends".to_string()
+    } else {
+        format!("{} requests", h.requests)
+    };
+    let mut t = format!(
+        "{count}, concurrency {}, keep-alive {}, ",
+        h.concurrency,
+        if h.keep_alive { "on" } else { "off" }
+    );
+    match h.rate {
+        Some(r) => {
+            let _ = write!(t, "open loop {r} req/s, ");
+        }
+        None => t.push_str("closed loop, "),
+    }
+    if let Some(d) = h.duration {
+        let _ = write!(t, "for at most {}, ", format_duration(d));
+    }
+    let _ = write!(
+        t,
+        "timeout {}, paths {}",
+        format_duration(h.timeout),
+        h.paths.join(" ")
+    );
+    t
+}
+
+fn udp(u: &UdpWorkload) -> String {
+    format!(
+        "{} datagrams × {} B every {}, {} flow{}, timeout {}",
+        u.count,
+        u.size,
+        format_duration(u.interval),
+        u.flows,
+        if u.flows == 1 { "" } else { "s" },
+        format_duration(u.timeout)
+    )
 }

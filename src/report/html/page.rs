@@ -356,11 +356,20 @@ fn summary(o: &mut String, model: &Model) {
          (latencies are round trips for UDP; loss, jitter and hit ratio as defined in the README).</p>\n",
     );
     let many = model.runs.len() > 1;
+    let repeated = model
+        .shown_runs()
+        .iter()
+        .flat_map(|r| &r.rows)
+        .any(|r| r.repetition > 1);
     o.push_str("<table class=\"summary\"><tr>");
     if many {
         o.push_str("<th>run</th>");
     }
-    o.push_str("<th>variant</th><th>workload</th><th>kind</th><th>target</th>");
+    o.push_str("<th>variant</th>");
+    if repeated {
+        o.push_str("<th>rep</th>");
+    }
+    o.push_str("<th>workload</th><th>kind</th><th>target</th>");
     for c in COLUMNS {
         let _ = write!(o, "<th>{}</th>", c.head);
     }
@@ -374,19 +383,23 @@ fn summary(o: &mut String, model: &Model) {
             };
             let _ = write!(
                 o,
-                "<tr{class} data-run=\"{}\" data-scenario=\"{}\" data-variant=\"{}\" data-workload=\"{}\">",
+                "<tr{class} data-run=\"{}\" data-scenario=\"{}\" data-variant=\"{}\" data-repetition=\"{}\" data-workload=\"{}\">",
                 escape(&run.label),
                 escape(&row.scenario),
                 escape(&row.variant),
+                row.repetition,
                 escape(&row.workload)
             );
             if many {
                 let _ = write!(o, "<td>{}</td>", escape(&run.label));
             }
+            let _ = write!(o, "<td>{}</td>", escape(&row.variant));
+            if repeated {
+                let _ = write!(o, "<td class=\"num\">{}</td>", row.repetition);
+            }
             let _ = write!(
                 o,
-                "<td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-                escape(&row.variant),
+                "<td>{}</td><td>{}</td><td>{}</td>",
                 escape(&row.workload),
                 escape(&row.kind),
                 escape(&row.target)
@@ -428,7 +441,7 @@ fn verdicts(o: &mut String, model: &Model) {
                 o.push_str("<p class=\"note\">The scenario sets no <code>[expect]</code> thresholds.</p>\n");
             }
         } else {
-            o.push_str("<table class=\"expectations\"><tr><th>verdict</th><th>variant</th><th>figure</th><th>expected</th><th>measured</th></tr>\n");
+            o.push_str("<table class=\"expectations\"><tr><th>verdict</th><th>variant</th><th>rep</th><th>figure</th><th>expected</th><th>measured</th></tr>\n");
             for e in &info.expectations {
                 let (class, word) = if e.passed {
                     ("pass", "pass")
@@ -440,8 +453,9 @@ fn verdicts(o: &mut String, model: &Model) {
                     .map_or("(empty)".to_string(), |a| format!("{a:.3}"));
                 let _ = writeln!(
                     o,
-                    "<tr><td class=\"{class}\">{word}</td><td>{}</td><td>{}.{}</td><td>{}</td><td class=\"num\">{measured}</td></tr>",
+                    "<tr><td class=\"{class}\">{word}</td><td>{}</td><td class=\"num\">{}</td><td>{}.{}</td><td>{}</td><td class=\"num\">{measured}</td></tr>",
                     escape(&e.variant),
+                    e.repetition,
                     escape(&e.workload),
                     escape(&e.metric),
                     escape(&e.expected)

@@ -82,6 +82,8 @@ pub struct WorkloadInfo {
 #[serde(default)]
 pub struct ExpectationInfo {
     pub variant: String,
+    /// The repetition of the variant, from 1.
+    pub repetition: u32,
     pub workload: String,
     pub metric: String,
     /// As written: `<= 1`.
