@@ -62,15 +62,18 @@ pub struct CacheConfig {
     /// One entry may use at most an eighth of it; larger responses are
     /// streamed through uncached.
     pub capacity: u64,
-    /// Freshness lifetime when the origin gives none.
-    pub default_ttl: Duration,
+    /// `--cache-ttl`: freshness for a response that gives none (no
+    /// `max-age`, `s-maxage` or `Expires`), instead of the RFC's heuristic
+    /// from `Last-Modified`. Off (`None`) by default: a deviation from RFC
+    /// 9111 that an operator opts into.
+    pub default_ttl: Option<Duration>,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             capacity: 64 << 20,
-            default_ttl: Duration::from_secs(60),
+            default_ttl: None,
         }
     }
 }
@@ -350,12 +353,12 @@ pub async fn spawn_with_hooks(
     let conn_stats = Arc::new(ConnStats::default());
     let tracker = TaskTracker::new();
 
-    let handler = Arc::new(http::ProxyService::new(
+    let handler = http::ProxyService::new(
         &config,
         counters.clone(),
         hooks.clock.clone(),
         hooks.impair.clone(),
-    ));
+    );
     tracker.spawn(server::serve(
         http,
         handler,

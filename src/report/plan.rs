@@ -55,23 +55,18 @@ pub fn render(s: &Scenario) -> String {
         let _ = writeln!(o, "  origin   {}", service(&p.topology.origin));
         if p.topology.origin.is_spawned() {
             let _ = writeln!(o, "  www      {}", p.topology.www.display());
+            let max_age = p.origin_max_age.map_or("none".to_string(), format_duration);
+            let _ = writeln!(o, "  max-age  {max_age} (the origin's Cache-Control)");
         }
         let _ = writeln!(o, "  proxy    {}", service(&p.topology.proxy));
         let c = &p.cache;
+        let ttl = c
+            .ttl
+            .map_or(String::new(), |t| format!(", ttl {}", format_duration(t)));
         if c.enabled {
-            let _ = writeln!(
-                o,
-                "  cache    on, capacity {}, ttl {}",
-                c.capacity,
-                format_duration(c.ttl)
-            );
+            let _ = writeln!(o, "  cache    on, capacity {}{ttl}", c.capacity);
         } else {
-            let _ = writeln!(
-                o,
-                "  cache    off (capacity {}, ttl {})",
-                c.capacity,
-                format_duration(c.ttl)
-            );
+            let _ = writeln!(o, "  cache    off (capacity {}{ttl})", c.capacity);
         }
         let i = &p.impair;
         let _ = writeln!(

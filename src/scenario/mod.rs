@@ -45,6 +45,9 @@ pub struct Plan {
     pub seed: u64,
     pub mode: Mode,
     pub topology: Topology,
+    /// `[origin] max_age`: the spawned origin's `Cache-Control: max-age`
+    /// (`None`: it sends none).
+    pub origin_max_age: Option<Duration>,
     pub cache: CacheSettings,
     pub impair: Impairment,
     pub workloads: Vec<Workload>,
@@ -98,8 +101,9 @@ impl Service {
 pub struct CacheSettings {
     pub enabled: bool,
     pub capacity: ByteSize,
-    /// Freshness lifetime when the origin gives none.
-    pub ttl: Duration,
+    /// `cache.ttl`: freshness for responses that give none, instead of the
+    /// RFC's heuristic (a deviation, off by default).
+    pub ttl: Option<Duration>,
 }
 
 /// Link impairments the proxy applies in each direction.

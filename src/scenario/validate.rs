@@ -248,11 +248,12 @@ fn resolve_plan(r: &raw::Scenario, dir: &Path, errs: &mut ScenarioErrors) -> Opt
 
     let topology = resolve_topology(r.topology.clone().unwrap_or_default(), dir, errs);
 
+    let origin_max_age = resolve_max_age(r.origin.as_ref(), errs);
     let c = r.cache.clone().unwrap_or_default();
     let cache = CacheSettings {
         enabled: c.enabled.map_or(true, |v| *v.get_ref()),
         capacity: c.capacity.map_or(ByteSize(64 << 20), |v| *v.get_ref()),
-        ttl: c.ttl.map_or(Duration::from_secs(60), |v| v.get_ref().0),
+        ttl: c.ttl.map(|v| v.get_ref().0),
     };
 
     let i = r.impair.clone().unwrap_or_default();
@@ -304,10 +305,43 @@ fn resolve_plan(r: &raw::Scenario, dir: &Path, errs: &mut ScenarioErrors) -> Opt
         seed,
         mode,
         topology: topology?,
+        origin_max_age,
         cache,
         impair,
         workloads,
     })
+}
+
+/// `[origin] max_age`: a duration, or `"none"`; the origin's default when absent.
+fn resolve_max_age(o: Option<&raw::Origin>, errs: &mut ScenarioErrors) -> Option<Duration> {
+    let Some(v) = o.and_then(|o| o.max_age.as_ref()) else {
+        return Some(crate::origin::DEFAULT_MAX_AGE);
+    };
+    let text = v.get_ref().trim();
+    if text.eq_ignore_ascii_case("none") {
+        return None;
+    }
+    match crate::units::parse_duration(text) {
+        Ok(d) if d <= Duration::from_secs(crate::proxy::cache::MAX_DELTA_SECONDS) => Some(d),
+        Ok(_) => {
+            errs.push(
+                Some(v.span()),
+                "origin.max_age",
+                format!(
+                    "`{text}` is too long; HTTP caches count at most 2^31 seconds (about 68 years)"
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            errs.push(
+                Some(v.span()),
+                "origin.max_age",
+                format!("{e}; or \"none\" to send no Cache-Control"),
+            );
+            None
+        }
+    }
 }
 
 fn resolve_topology(t: raw::Topology, dir: &Path, errs: &mut ScenarioErrors) -> Option<Topology> {
