@@ -32,9 +32,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A scenario file with one or more problems (exit 2).
+    /// An input file with one or more problems, described by the parser's
+    /// own error type (a scenario's diagnostics, say) (exit 2).
     #[error(transparent)]
-    Scenario(Box<crate::scenario::ScenarioErrors>),
+    InvalidFile(Box<dyn std::error::Error + Send + Sync>),
     /// Something failed while running (exit 3).
     #[error("{0}")]
     Runtime(String),
@@ -47,7 +48,7 @@ impl Error {
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Input(_) | Error::Scenario(_) => EXIT_INPUT,
+            Error::Input(_) | Error::InvalidFile(_) => EXIT_INPUT,
             Error::Bind { .. } | Error::Runtime(_) => EXIT_RUNTIME,
         }
     }

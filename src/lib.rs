@@ -5,6 +5,7 @@
 //! ([`workload`], [`metrics`]), scenario files ([`scenario`]) and outputs
 //! ([`report`]). [`run`] executes a parsed command line.
 
+pub mod atomic_file;
 pub mod cli;
 pub mod commands;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod runner;
 pub mod scenario;
 pub mod server;
 pub mod shutdown;
+pub mod throttle;
 pub mod units;
 pub mod workload;
 

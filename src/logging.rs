@@ -16,7 +16,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::report::atomic::AtomicFile;
+use crate::atomic_file::AtomicFile;
 
 /// Where captured service lines go while a run is active.
 static CAPTURE: Mutex<Option<AtomicFile>> = Mutex::new(None);

@@ -191,13 +191,21 @@ async fn cancellation_returns_what_was_gathered() {
 }
 
 #[tokio::test]
-async fn bad_configs_are_input_errors() {
+async fn bad_configs_name_the_setting() {
+    use netrun::workload::Setting;
+    let setting = |c: &HttpProbeConfig| c.validate().map_err(|e| e.setting);
     let mut cfg = config(closed_tcp_port(), &["/"], 0, 1);
-    assert!(matches!(cfg.validate(), Err(netrun::Error::Input(_))));
+    assert_eq!(setting(&cfg), Err(Setting::Requests));
     cfg.requests = 1;
     cfg.rate = Some(0.0);
-    assert!(matches!(cfg.validate(), Err(netrun::Error::Input(_))));
+    assert_eq!(setting(&cfg), Err(Setting::Rate));
     cfg.rate = None;
+    cfg.timeout = std::time::Duration::ZERO;
+    assert_eq!(setting(&cfg), Err(Setting::Timeout));
+    cfg.timeout = std::time::Duration::from_secs(1);
     cfg.paths = vec!["index.html".into()];
-    assert!(matches!(cfg.validate(), Err(netrun::Error::Input(_))));
+    assert_eq!(setting(&cfg), Err(Setting::Paths));
+    // A refused setting is invalid input (exit 2).
+    let err = anyhow::Error::from(netrun::Error::from(cfg.validate().unwrap_err()));
+    assert_eq!(netrun::error::exit_code(&err), netrun::error::EXIT_INPUT);
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use indicatif::ProgressBar;
 use netrun::metrics::{PacketStatus, UdpPacketRow};
+use netrun::workload::Setting;
 use netrun::workload::{run_udp, UdpProbeConfig, UdpReport};
-use netrun::Error;
 use support_probe::{closed_udp_port, udp_echo, Echo};
 use tokio_util::sync::CancellationToken;
 
@@ -248,7 +248,7 @@ async fn sizes_below_the_header_are_input_errors() {
     let mut cfg = config(closed_udp_port(), 5);
     cfg.size = 4;
     let err = cfg.validate().unwrap_err();
-    assert!(matches!(err, Error::Input(_)));
+    assert_eq!(err.setting, Setting::Size);
     assert!(err.to_string().contains("32"), "{err}");
     let err = run_udp(
         &cfg,
@@ -260,15 +260,20 @@ async fn sizes_below_the_header_are_input_errors() {
     .unwrap_err();
     assert_eq!(netrun::error::exit_code(&err), netrun::error::EXIT_INPUT);
 
+    let setting = |c: &UdpProbeConfig| c.validate().map_err(|e| e.setting);
     cfg.size = 70_000;
-    assert!(matches!(cfg.validate(), Err(Error::Input(_))));
+    assert_eq!(setting(&cfg), Err(Setting::Size));
     cfg.size = 64;
     cfg.count = 0;
-    assert!(matches!(cfg.validate(), Err(Error::Input(_))));
+    assert_eq!(setting(&cfg), Err(Setting::Count));
     cfg.count = 1;
     cfg.flows = 0;
-    assert!(matches!(cfg.validate(), Err(Error::Input(_))));
+    assert_eq!(setting(&cfg), Err(Setting::Flows));
+    cfg.flows = 1;
+    cfg.interval = std::time::Duration::from_secs(25 * 3600);
+    assert_eq!(setting(&cfg), Err(Setting::Interval));
+    cfg.interval = std::time::Duration::ZERO;
     cfg.flows = 2;
     cfg.count = netrun::workload::udp::MAX_DATAGRAMS;
-    assert!(matches!(cfg.validate(), Err(Error::Input(_))));
+    assert_eq!(setting(&cfg), Err(Setting::Count));
 }

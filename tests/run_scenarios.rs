@@ -327,12 +327,24 @@ fn matrix_runs_every_variant() {
         "m",
         "[[workload]]\nkind = \"http\"\nname = \"page\"\nrequests = 10\n[matrix]\n\"cache.enabled\" = [true, false]\n",
     );
-    netrun()
+    let assert = netrun()
         .arg(&file)
         .arg("--out")
         .arg(dir.path())
         .assert()
         .code(0);
+    // stdout is not a terminal: a line per workload start and end instead of bars.
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+    for variant in ["cache.enabled=true", "cache.enabled=false"] {
+        assert!(
+            stdout.contains(&format!("  started {variant}:page (http -> proxy)\n")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("  finished {variant}:page in ")),
+            "{stdout}"
+        );
+    }
     let (_, rows) = read_csv(&dir.path().join("m.csv"));
     assert_eq!(rows.len(), 2);
     let on = rows

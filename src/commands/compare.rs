@@ -2,12 +2,15 @@
 //! (scenarios are run first) side by side, with changes against the first column.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::cli::CompareArgs;
 use crate::error::{Error, Outcome};
 use crate::report::compare::{self, Column};
 use crate::report::progress;
-use crate::runner;
+use crate::runner::{self, Observer};
+
+use super::run::LiveView;
 use crate::scenario;
 
 pub async fn compare(args: CompareArgs) -> anyhow::Result<Outcome> {
@@ -17,8 +20,9 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<Outcome> {
         let is_scenario = input.extension().is_some_and(|e| e == "toml");
         if is_scenario {
             let s = scenario::load(input)?;
-            let mp = progress::multi(args.json);
-            let run = runner::run_scenario(&s, &args.out, &mp, false, &cancel).await?;
+            let view = LiveView::new(progress::multi(args.json), false);
+            let observer: Arc<dyn Observer> = Arc::new(view);
+            let run = runner::run_scenario(&s, &args.out, &observer, &cancel).await?;
             if run.interrupted {
                 return Ok(Outcome::Interrupted);
             }

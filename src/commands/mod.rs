@@ -8,8 +8,9 @@ mod proxy;
 mod run;
 mod serve;
 
-use crate::cli::{Cli, Command, ProbeCommand};
+use crate::cli::{Cli, Command, HttpLimitArgs, ProbeCommand};
 use crate::error::{Error, Outcome};
+use crate::server::HttpLimits;
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
@@ -25,5 +26,18 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             "no scenario given; try `netrun scenarios/basic.toml`, or `netrun --help` for the commands",
         )
         .into()),
+    }
+}
+
+/// The command line's server limits (`serve` and `proxy`) as the servers' own type.
+impl From<&HttpLimitArgs> for HttpLimits {
+    fn from(a: &HttpLimitArgs) -> Self {
+        HttpLimits {
+            max_header_size: usize::try_from(a.max_header_size.bytes()).unwrap_or(usize::MAX),
+            header_timeout: a.header_timeout,
+            max_connections: a.max_connections.max(1),
+            max_body_size: a.max_body_size.bytes(),
+            write_timeout: a.write_timeout,
+        }
     }
 }

@@ -38,7 +38,7 @@ pub async fn udp(args: UdpProbeArgs) -> anyhow::Result<Outcome> {
         timeout: args.timeout,
         flows: args.flows,
     };
-    config.validate()?;
+    config.validate().map_err(Error::from)?;
     let mut csv = args
         .csv
         .as_ref()
@@ -106,7 +106,7 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
         duration: args.duration,
         timeout: args.timeout,
     };
-    config.validate()?;
+    config.validate().map_err(Error::from)?;
     let mut csv = args
         .csv
         .as_ref()

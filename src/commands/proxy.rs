@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::ProxyArgs;
+use std::sync::Arc;
+
+use crate::cli::{ImpairArgs, ProxyArgs};
 use crate::error::Outcome;
 use crate::net;
-use std::sync::Arc;
 
 use crate::proxy::{
     self, CacheConfig, LinkConfig, LinkModel, ProxyConfig, ProxyHooks, ProxyStats, UdpForwardConfig,
@@ -38,13 +39,7 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
         limits: (&args.limits).into(),
     };
     let shutdown = CancellationToken::new();
-    let link = LinkConfig {
-        delay: args.impair.delay,
-        jitter: args.impair.jitter,
-        loss_percent: args.impair.loss,
-        rate_bps: args.impair.rate.bits_per_sec(),
-        seed: args.impair.seed,
-    };
+    let link = LinkConfig::from(&args.impair);
     let hooks = ProxyHooks {
         impair: Arc::new(LinkModel::new(link)),
         ..ProxyHooks::default()
@@ -80,6 +75,18 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
     }
     print_stats(&stats);
     Ok(Outcome::Success)
+}
+
+impl From<&ImpairArgs> for LinkConfig {
+    fn from(a: &ImpairArgs) -> Self {
+        LinkConfig {
+            delay: a.delay,
+            jitter: a.jitter,
+            loss_percent: a.loss,
+            rate_bps: a.rate.bits_per_sec(),
+            seed: a.seed,
+        }
+    }
 }
 
 fn print_stats(s: &ProxyStats) {

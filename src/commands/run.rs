@@ -1,14 +1,18 @@
 //! `netrun [run] FILE...`: validate every file first, then run them one after
 //! another, print a summary table (or JSON) and decide the exit code.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use indicatif::{MultiProgress, ProgressBar};
 
 use crate::cli::RunArgs;
 use crate::error::{Error, Outcome};
 use crate::metrics::SummaryRow;
 use crate::report::compare::{self, Regression};
 use crate::report::{progress, summary};
-use crate::runner::{self, ScenarioRun};
+use crate::runner::{self, Event, Observer, ScenarioRun, WorkloadPos};
 use crate::scenario::{self, Scenario};
 
 pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
@@ -39,6 +43,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
 
     let cancel = crate::shutdown::cancelled_on_signal();
     let mp = progress::multi(args.quiet || args.json);
+    // Without bars to watch (stdout is not a terminal), a line per workload start and end.
+    let announce = !args.json && !args.quiet && mp.is_hidden();
+    let view = Arc::new(LiveView::new(mp, announce));
+    let observer: Arc<dyn Observer> = view.clone();
 
     let mut runs: Vec<ScenarioRun> = Vec::new();
     let mut regressions: Vec<Vec<Regression>> = Vec::new();
@@ -52,14 +60,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 println!("  {}", s.description);
             }
         }
-        let announce = !args.json && !args.quiet && mp.is_hidden();
-        let run = runner::run_scenario(s, &args.out, &mp, announce, &cancel).await?;
+        let run = runner::run_scenario(s, &args.out, &observer, &cancel).await?;
         let worse = match &baselines {
             Some(b) => compare::regressions(&b[i], &run.rows, args.tolerance / 100.0),
             None => Vec::new(),
         };
         if !args.json {
-            if !mp.is_hidden() {
+            if !view.mp.is_hidden() {
                 // The finished bars stay on screen; the cursor is still on
                 // the last one's line.
                 println!();
@@ -188,5 +195,120 @@ fn print_regressions(worse: &[Regression], tolerance: f64) {
     }
     for r in worse {
         println!("  REGRESSION {}", r.describe());
+    }
+}
+
+/// Shows a run as it happens: a bar per workload on a terminal, or a line
+/// when each workload starts and ends (`announce`) when there are no bars.
+/// The summary table and expectations are printed from the finished run.
+pub(super) struct LiveView {
+    mp: MultiProgress,
+    announce: bool,
+    /// The bars of running workloads, by variant run, then workload name.
+    bars: Mutex<HashMap<(usize, u32), HashMap<String, Bar>>>,
+}
+
+struct Bar {
+    pb: ProgressBar,
+    /// The reply counts the bar's message shows, so it is rewritten only when they change.
+    shown: Option<(u64, Option<u64>)>,
+}
+
+impl LiveView {
+    pub(super) fn new(mp: MultiProgress, announce: bool) -> Self {
+        LiveView {
+            mp,
+            announce,
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn with_bar(&self, at: &WorkloadPos<'_>, f: impl FnOnce(&mut Bar)) {
+        let Ok(mut bars) = self.bars.lock() else {
+            return;
+        };
+        let key = (at.variant.index, at.variant.repetition);
+        if let Some(bar) = bars.get_mut(&key).and_then(|b| b.get_mut(at.workload)) {
+            f(bar);
+        }
+    }
+
+    fn take_bar(&self, at: &WorkloadPos<'_>) -> Option<Bar> {
+        let mut bars = self.bars.lock().ok()?;
+        let key = (at.variant.index, at.variant.repetition);
+        bars.get_mut(&key)?.remove(at.workload)
+    }
+}
+
+/// `workload`, or `variant:workload` when the scenario has several variants.
+fn bar_name(at: &WorkloadPos<'_>) -> String {
+    if at.variant.count > 1 {
+        format!("{}:{}", at.variant.label, at.workload)
+    } else {
+        at.workload.to_string()
+    }
+}
+
+impl Observer for LiveView {
+    fn event(&self, event: &Event<'_>) {
+        match event {
+            Event::WorkloadStarted {
+                at,
+                kind,
+                target,
+                total,
+            } => {
+                let name = bar_name(at);
+                if self.announce {
+                    println!("  started {name} ({kind} -> {target})");
+                }
+                let pb = progress::workload_bar(&self.mp, &name, *total);
+                if let Ok(mut bars) = self.bars.lock() {
+                    bars.entry((at.variant.index, at.variant.repetition))
+                        .or_default()
+                        .insert(at.workload.to_string(), Bar { pb, shown: None });
+                }
+            }
+            Event::WorkloadProgress { at, progress: p } => self.with_bar(at, |bar| {
+                if bar.pb.length() != Some(p.total) {
+                    bar.pb.set_length(p.total);
+                }
+                bar.pb.set_position(p.done);
+                let replies = (p.received, p.errors);
+                if bar.shown != Some(replies) {
+                    bar.shown = Some(replies);
+                    bar.pb
+                        .set_message(progress::replies_message(p.received, p.errors));
+                }
+            }),
+            Event::WorkloadFinished { at, row } => {
+                if let Some(bar) = self.take_bar(at) {
+                    bar.pb.finish();
+                }
+                if self.announce {
+                    let how = if row.interrupted {
+                        "interrupted"
+                    } else {
+                        "finished"
+                    };
+                    println!(
+                        "  {how} {} in {:.2}s",
+                        bar_name(at),
+                        row.duration_s.unwrap_or_default()
+                    );
+                }
+            }
+            Event::WorkloadFailed { at, .. } => {
+                // The error itself is reported once the run stops.
+                if let Some(bar) = self.take_bar(at) {
+                    bar.pb.abandon();
+                }
+            }
+            // Expectations are printed with the summary table, after the run.
+            Event::RunStarted { .. }
+            | Event::VariantStarted(_)
+            | Event::VariantFinished { .. }
+            | Event::ExpectationsChecked { .. } => {}
+        }
     }
 }

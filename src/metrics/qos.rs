@@ -39,26 +39,6 @@ pub struct LatencySummary {
     pub stddev_ms: f64,
 }
 
-impl LatencySummary {
-    /// A summary row with only the latency columns filled (rounded to µs), to
-    /// complete with struct update syntax: `SummaryRow { kind, ..latency_row(l) }`.
-    pub fn row(summary: Option<&LatencySummary>) -> crate::metrics::SummaryRow {
-        let ms =
-            |f: fn(&LatencySummary) -> f64| summary.map(|r| crate::metrics::summary::round3(f(r)));
-        crate::metrics::SummaryRow {
-            latency_min_ms: ms(|r| r.min_ms),
-            latency_mean_ms: ms(|r| r.mean_ms),
-            latency_p50_ms: ms(|r| r.p50_ms),
-            latency_p90_ms: ms(|r| r.p90_ms),
-            latency_p99_ms: ms(|r| r.p99_ms),
-            latency_max_ms: ms(|r| r.max_ms),
-            latency_stddev_ms: ms(|r| r.stddev_ms),
-            latency_p999_ms: ms(|r| r.p999_ms),
-            ..Default::default()
-        }
-    }
-}
-
 impl Default for LatencyStats {
     fn default() -> Self {
         Self::new()

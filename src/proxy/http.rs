@@ -30,8 +30,9 @@ use crate::server::{closing, empty, full, text, Body, BoxError, Handler};
 
 const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
-/// The name this cache uses in `Via` and `Cache-Status`.
-const CACHE_NAME: &str = "netrun";
+/// The name this cache uses in `Cache-Status`, and the start of its `Via`
+/// pseudonym.
+pub(crate) const CACHE_NAME: &str = "netrun";
 
 /// How a response was produced, as `X-Cache` says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +108,9 @@ pub(crate) struct ProxyService {
     impair: Arc<dyn Impairment>,
     /// The service itself, for revalidations that outlive a request.
     me: Weak<ProxyService>,
+    /// This instance's `Via` pseudonym: seen again in a request, it means
+    /// the request came round a forwarding loop.
+    via_token: String,
 }
 
 impl Handler for ProxyService {
@@ -130,6 +134,10 @@ impl Handler for ProxyService {
             Label::Bypass => bump(&self.counters.bypasses),
         }
         self.impair_delay(Direction::ToClient).await;
+        let mut resp = resp;
+        if let Ok(via) = HeaderValue::from_str(&format!("1.1 {}", self.via_token)) {
+            resp.headers_mut().append(header::VIA, via);
+        }
         let resp = if self.impair.paces_http_bodies(Direction::ToClient) {
             let impair = self.impair.clone();
             resp.map(|body| PacedBody::new(body, impair).boxed())
@@ -165,6 +173,7 @@ impl ProxyService {
         counters: Arc<Counters>,
         clock: Arc<dyn Clock>,
         impair: Arc<dyn Impairment>,
+        via_token: String,
     ) -> Arc<Self> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -193,11 +202,15 @@ impl ProxyService {
             clock,
             impair,
             me: me.clone(),
+            via_token,
         })
     }
 
     async fn route(&self, req: Request<Incoming>) -> (Response<Body>, Label) {
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        if carries_token(&parts.headers, &self.via_token) {
+            return (self.loop_detected(), Label::Bypass);
+        }
         if let Err(resp) = self.check_target(&parts) {
             return (
                 label(resp, Label::Bypass, "fwd=bypass; detail=refused"),
@@ -239,6 +252,10 @@ impl ProxyService {
         if let Err(resp) = self.discard_body(&parts.headers, body).await {
             return (label(resp, Label::Bypass, "fwd=bypass"), Label::Bypass);
         }
+        // From here on the cache sees the request as the origin will: a
+        // header the client named in `Connection` never reaches the origin,
+        // so it must not select a `Vary` variant either.
+        strip_hop_by_hop(&mut parts.headers);
         self.through_cache(parts, cache, &key, &req_cc).await
     }
 
@@ -313,7 +330,7 @@ impl ProxyService {
         let Some(e) = stale else {
             return self.forward(parts, empty(), Label::Miss, &param).await;
         };
-        let headers = upstream_request_headers(&parts.headers, parts.version);
+        let headers = upstream_request_headers(&parts.headers, parts.version, &self.via_token);
         let request_time = self.clock.wall();
         let deadline = tokio::time::Instant::now() + self.timeout;
         let path = path_and_query(&parts.uri);
@@ -375,8 +392,9 @@ impl ProxyService {
         tokio::spawn(async move {
             let Some(cache) = &me.cache else { return };
             if let Role::Lead(leader) = cache.flights.join(&key) {
+                let req_cc = request_cache_control(&parts.headers);
                 let (_, _, shared) = me
-                    .fetch_and_store(&parts, cache, &key, Some(stale), "stale")
+                    .fetch_and_store(&parts, cache, &key, Some(stale), &req_cc, "stale")
                     .await;
                 leader.finish(shared);
             }
@@ -457,6 +475,24 @@ impl ProxyService {
         Ok(())
     }
 
+    /// 508 for a request that already went through this proxy: its
+    /// upstream leads back to it (RFC 9110 §7.6.3: `Via` is for loop detection).
+    fn loop_detected(&self) -> Response<Body> {
+        tracing::warn!(target: "netrun::proxy", token = %self.via_token,
+            "request already carries this proxy's Via token: forwarding loop (508)");
+        label(
+            text(
+                StatusCode::LOOP_DETECTED,
+                format!(
+                    "netrun proxy {} found itself in this request's Via header: its upstream {} leads back to it (forwarding loop)\n",
+                    self.via_token, self.upstream
+                ),
+            ),
+            Label::Bypass,
+            "fwd=bypass; detail=loop",
+        )
+    }
+
     fn refuse(&self, target: &str) -> Response<Body> {
         text(
             StatusCode::FORBIDDEN,
@@ -475,7 +511,7 @@ impl ProxyService {
         lbl: Label,
         param: &str,
     ) -> (Response<Body>, Label) {
-        let headers = upstream_request_headers(&parts.headers, parts.version);
+        let headers = upstream_request_headers(&parts.headers, parts.version, &self.via_token);
         let deadline = tokio::time::Instant::now() + self.timeout;
         let resp = match self
             .send(
@@ -525,8 +561,9 @@ impl ProxyService {
                             return (self.serve_entry(parts, &e, Label::Hit, &param), Label::Hit);
                         }
                     }
-                    let (resp, lbl, shared) =
-                        self.fetch_and_store(parts, cache, key, stale, kind).await;
+                    let (resp, lbl, shared) = self
+                        .fetch_and_store(parts, cache, key, stale, req_cc, kind)
+                        .await;
                     leader.finish(shared);
                     return (resp, lbl);
                 }
@@ -561,8 +598,9 @@ impl ProxyService {
                             );
                         }
                         Shared::Stored(_) | Shared::FetchYourself => {
-                            let (resp, lbl, _) =
-                                self.fetch_and_store(parts, cache, key, None, kind).await;
+                            let (resp, lbl, _) = self
+                                .fetch_and_store(parts, cache, key, None, req_cc, kind)
+                                .await;
                             return (resp, lbl);
                         }
                     }
@@ -579,9 +617,10 @@ impl ProxyService {
         cache: &CacheState,
         key: &str,
         stale: Option<Arc<CachedResponse>>,
+        req_cc: &CacheControl,
         kind: &str,
     ) -> (Response<Body>, Label, Shared) {
-        let mut headers = upstream_request_headers(&parts.headers, parts.version);
+        let mut headers = upstream_request_headers(&parts.headers, parts.version, &self.via_token);
         strip_body_framing(&mut headers);
         // The cache wants the whole representation; the client's own
         // conditionals are answered from it afterwards.
@@ -624,10 +663,9 @@ impl ProxyService {
             Ok(r) => r,
             Err(e) => {
                 let now = self.clock.now();
-                let req_cc = request_cache_control(&parts.headers);
                 if let Some(s) = stale
                     .as_ref()
-                    .filter(|s| s.may_serve_on_error(&req_cc, now, e.disconnected()))
+                    .filter(|s| s.may_serve_on_error(req_cc, now, e.disconnected()))
                 {
                     let param = hit_param(s, now, "; detail=stale-if-error");
                     let resp = self.serve_entry(parts, s, Label::Hit, &param);
@@ -643,10 +681,17 @@ impl ProxyService {
         };
         let response_time = self.clock.wall();
         let (mut rparts, body) = resp.into_parts();
+        // Whether to store is decided on what the origin said: a
+        // `Cache-Control: private` it named in `Connection` is still private.
+        let origin_said = rparts.headers.clone();
         strip_hop_by_hop(&mut rparts.headers);
-        if let Some(answer) = self.stale_for_server_error(parts, &stale, rparts.status) {
+        if let Some(answer) = self.stale_for_server_error(parts, &stale, req_cc, rparts.status) {
             return answer;
         }
+        let request = RequestFacts {
+            cc: req_cc.clone(),
+            authorization: parts.headers.contains_key(header::AUTHORIZATION),
+        };
 
         if let (true, StatusCode::NOT_MODIFIED, Some(e)) = (conditional, rparts.status, &stale) {
             bump(&self.counters.revalidated_unmodified);
@@ -658,7 +703,22 @@ impl ProxyService {
                 response_time,
                 self.clock.now(),
             ));
-            let stored = self.store_insert(cache, key, fresh.clone());
+            // A 304 may change the entry's storability (a new `private`, a
+            // `Set-Cookie`): then this client gets it and nobody else does.
+            let verdict = cache::storable(
+                e.status,
+                &request,
+                &CacheControl::for_response(&origin_said),
+                &origin_said,
+                None,
+                cache.max_entry,
+            );
+            let stored = if verdict.is_ok() {
+                self.store_insert(cache, key, fresh.clone())
+            } else {
+                self.store_remove(cache, key);
+                false
+            };
             let param = format!("fwd={kind}; fwd-status=304");
             let shared = if stored {
                 Shared::Stored(fresh.clone())
@@ -672,16 +732,11 @@ impl ProxyService {
             );
         }
 
-        let request = RequestFacts {
-            cc: request_cache_control(&parts.headers),
-            authorization: parts.headers.contains_key(header::AUTHORIZATION),
-        };
-        let resp_cc = CacheControl::for_response(&rparts.headers);
         let verdict = cache::storable(
             rparts.status,
             &request,
-            &resp_cc,
-            &rparts.headers,
+            &CacheControl::for_response(&origin_said),
+            &origin_said,
             content_length(&rparts.headers),
             cache.max_entry,
         );
@@ -742,6 +797,7 @@ impl ProxyService {
         &self,
         parts: &Parts,
         stale: &Option<Arc<CachedResponse>>,
+        req_cc: &CacheControl,
         status: StatusCode,
     ) -> Option<(Response<Body>, Label, Shared)> {
         if !matches!(status.as_u16(), 500 | 502 | 503 | 504) {
@@ -749,7 +805,7 @@ impl ProxyService {
         }
         let e = stale.as_ref()?;
         let now = self.clock.now();
-        if !e.may_serve_on_error(&request_cache_control(&parts.headers), now, false) {
+        if !e.may_serve_on_error(req_cc, now, false) {
             return None;
         }
         let param = hit_param(
@@ -1123,20 +1179,33 @@ fn strip_body_framing(headers: &mut HeaderMap) {
     }
 }
 
-fn upstream_request_headers(client: &HeaderMap, version: Version) -> HeaderMap {
+fn upstream_request_headers(client: &HeaderMap, version: Version, token: &str) -> HeaderMap {
     let mut headers = client.clone();
     strip_hop_by_hop(&mut headers);
     let v = match version {
         Version::HTTP_10 => "1.0",
         _ => "1.1",
     };
-    if let Ok(via) = HeaderValue::from_str(&format!("{v} {CACHE_NAME}")) {
+    if let Ok(via) = HeaderValue::from_str(&format!("{v} {token}")) {
         headers.append(header::VIA, via);
     }
     headers
 }
 
-/// Adds `X-Cache`, `Cache-Status` (RFC 9211) and `Via` to a response.
+/// Whether a `Via` entry was added by the proxy named `token`
+/// (`protocol received-by [comment]`, comma-separated, several lines).
+fn carries_token(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::VIA)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|entry| entry.split_whitespace().nth(1))
+        .any(|by| by.eq_ignore_ascii_case(token))
+}
+
+/// Adds `X-Cache` and `Cache-Status` (RFC 9211) to a response (`Via` is
+/// added by `handle`, with this instance's token).
 fn label(mut resp: Response<Body>, lbl: Label, param: &str) -> Response<Body> {
     let h = resp.headers_mut();
     h.insert(X_CACHE, HeaderValue::from_static(lbl.as_str()));
@@ -1145,7 +1214,6 @@ fn label(mut resp: Response<Body>, lbl: Label, param: &str) -> Response<Body> {
     if let Ok(v) = HeaderValue::from_str(&status) {
         h.append(CACHE_STATUS, v);
     }
-    h.append(header::VIA, HeaderValue::from_static("1.1 netrun"));
     resp
 }
 

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::scenario::{Scenario, Service, WorkloadKind};
-use crate::units::format_duration;
+use crate::units::{format_duration, BitRate};
 
 fn service(s: &Service) -> String {
     let port = |a: &std::net::SocketAddr| {
@@ -51,7 +51,7 @@ pub fn render(s: &Scenario) -> String {
         let _ = writeln!(o);
         let _ = writeln!(o, "variant {}", v.label);
         let _ = writeln!(o, "  mode     {}", p.mode.as_str());
-        let _ = writeln!(o, "  seed     {}", p.seed);
+        let _ = writeln!(o, "  seed     {}", p.impair.seed);
         let _ = writeln!(o, "  origin   {}", service(&p.topology.origin));
         if p.topology.origin.is_spawned() {
             let _ = writeln!(o, "  www      {}", p.topology.www.display());
@@ -75,7 +75,7 @@ pub fn render(s: &Scenario) -> String {
             format_duration(i.delay),
             format_duration(i.jitter),
             i.loss_percent,
-            i.rate
+            BitRate(i.rate_bps)
         );
         let _ = writeln!(o, "  workloads");
         for w in &p.workloads {

@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use crate::workload::Progress;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// A MultiProgress that draws only when it should.
@@ -37,4 +38,27 @@ pub fn workload_bar(mp: &MultiProgress, name: &str, total: u64) -> ProgressBar {
     pb.set_prefix(name.to_string());
     pb.enable_steady_tick(Duration::from_millis(200));
     pb
+}
+
+/// A bar shows a workload's progress directly (`netrun probe`).
+impl Progress for ProgressBar {
+    fn set_total(&self, total: u64) {
+        self.set_length(total);
+    }
+
+    fn advance(&self, n: u64) {
+        self.inc(n);
+    }
+
+    fn replies(&self, received: u64, errors: Option<u64>) {
+        self.set_message(replies_message(received, errors));
+    }
+}
+
+/// The bar's message: `12 received` (UDP) or `12 received, 0 errors` (HTTP).
+pub fn replies_message(received: u64, errors: Option<u64>) -> String {
+    match errors {
+        Some(e) => format!("{received} received, {e} errors"),
+        None => format!("{received} received"),
+    }
 }

@@ -5,6 +5,7 @@
 //! Ctrl-C cancels the workloads only: the services keep running until the
 //! workloads have returned what they gathered, then everything is written.
 
+pub mod events;
 mod expect;
 pub mod output;
 
@@ -15,9 +16,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use futures_util::future::join_all;
-use indicatif::MultiProgress;
 use tokio_util::sync::CancellationToken;
 
+pub use events::{Event, Observer, ProgressCounts, Silent, VariantPos, WorkloadPos};
 pub use expect::{check_expectations, ExpectationResult};
 pub use output::{Outputs, RowFile};
 
@@ -25,10 +26,7 @@ use crate::metrics::records::Tagged;
 use crate::metrics::SummaryRow;
 use crate::net::{bind_tcp, bind_udp};
 use crate::origin::{self, OriginConfig, OriginHandle};
-use crate::proxy::{
-    self, CacheConfig, LinkConfig, LinkModel, ProxyConfig, ProxyHandle, ProxyHooks, ProxyStats,
-};
-use crate::report::progress;
+use crate::proxy::{self, LinkModel, ProxyConfig, ProxyHandle, ProxyHooks, ProxyStats};
 use crate::scenario::{Mode, Plan, Scenario, Service, Target, Variant, Workload, WorkloadKind};
 use crate::server::HttpLimits;
 use crate::workload::http::run_http;
@@ -58,15 +56,19 @@ impl ScenarioRun {
     }
 }
 
-/// Runs every variant of `scenario` and writes its results under `out`.
+/// Runs every variant of `scenario` and writes its results under `out`,
+/// telling `observer` what happens as it goes.
 pub async fn run_scenario(
     scenario: &Scenario,
     out: &std::path::Path,
-    mp: &MultiProgress,
-    announce: bool,
+    observer: &Arc<dyn Observer>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<ScenarioRun> {
     let run_id = new_run_id();
+    observer.event(&Event::RunStarted {
+        scenario,
+        run_id: &run_id,
+    });
     let outputs = Outputs::create(out, &scenario.name)?;
     let log = crate::report::atomic::AtomicFile::create(outputs.services_log())?;
     crate::logging::capture_start(log);
@@ -78,12 +80,19 @@ pub async fn run_scenario(
 
     let mut rows = Vec::new();
     let mut failure = None;
-    for variant in &scenario.variants {
+    for (index, variant) in scenario.variants.iter().enumerate() {
         if cancel.is_cancelled() {
             break;
         }
         crate::logging::capture_note(&format!("# variant {}", variant.label));
-        let (mut r, err) = run_variant(scenario, variant, &outputs, mp, announce, cancel).await;
+        let pos = VariantPos {
+            scenario: &scenario.name,
+            index,
+            count: scenario.variants.len(),
+            label: &variant.label,
+            repetition: 1,
+        };
+        let (mut r, err) = run_variant(scenario, variant, pos, &outputs, observer, cancel).await;
         rows.append(&mut r);
         if let Some(e) = err {
             failure = Some(e);
@@ -118,7 +127,9 @@ pub async fn run_scenario(
     let expectations = if interrupted {
         Vec::new()
     } else {
-        check_expectations(scenario, &rows)
+        let results = check_expectations(scenario, &rows);
+        observer.event(&Event::ExpectationsChecked { results: &results });
+        results
     };
     Ok(ScenarioRun {
         scenario: scenario.name.clone(),
@@ -177,20 +188,12 @@ impl Services {
                 // Validation guarantees a UDP upstream whenever a UDP workload goes
                 // through the proxy; without one, the proxy's UDP side is unused.
                 let udp_upstream = origin_udp.unwrap_or(SocketAddr::new(origin_http.ip(), 9));
-                let mut config = ProxyConfig::new(origin_http, udp_upstream);
-                config.cache = plan.cache.enabled.then_some(CacheConfig {
-                    capacity: plan.cache.capacity.bytes(),
-                    default_ttl: plan.cache.ttl,
-                });
-                let link = LinkConfig {
-                    delay: plan.impair.delay,
-                    jitter: plan.impair.jitter,
-                    loss_percent: plan.impair.loss_percent,
-                    rate_bps: plan.impair.rate.bits_per_sec(),
-                    seed: plan.seed,
+                let config = ProxyConfig {
+                    cache: plan.cache.proxy_cache(),
+                    ..ProxyConfig::new(origin_http, udp_upstream)
                 };
                 let hooks = ProxyHooks {
-                    impair: Arc::new(LinkModel::new(link)),
+                    impair: Arc::new(LinkModel::new(plan.impair)),
                     ..ProxyHooks::default()
                 };
                 let h = proxy::spawn_with_hooks(l, u, config, hooks, token.clone())
@@ -250,9 +253,9 @@ impl Services {
 async fn run_variant(
     scenario: &Scenario,
     variant: &Variant,
+    pos: VariantPos<'_>,
     outputs: &Outputs,
-    mp: &MultiProgress,
-    announce: bool,
+    observer: &Arc<dyn Observer>,
     cancel: &CancellationToken,
 ) -> (Vec<SummaryRow>, Option<anyhow::Error>) {
     let plan = &variant.plan;
@@ -260,13 +263,14 @@ async fn run_variant(
         Ok(s) => s,
         Err(e) => return (Vec::new(), Some(e)),
     };
+    observer.event(&Event::VariantStarted(pos));
     let ctx = VariantCtx {
         scenario,
         variant,
+        pos,
         outputs,
         services: &services,
-        mp,
-        announce,
+        observer,
         cancel,
     };
     let mut rows = Vec::new();
@@ -320,6 +324,10 @@ async fn run_variant(
         }
     }
     services.stop().await;
+    observer.event(&Event::VariantFinished {
+        variant: pos,
+        rows: &rows,
+    });
     (rows, err)
 }
 
@@ -377,43 +385,71 @@ fn tagger<'a, T: Tagged + serde::Serialize>(
 struct VariantCtx<'a> {
     scenario: &'a Scenario,
     variant: &'a Variant,
+    pos: VariantPos<'a>,
     outputs: &'a Outputs,
     services: &'a Services,
-    mp: &'a MultiProgress,
-    /// Print a line when each workload starts and ends (stdout is not a
-    /// terminal, so there are no bars to watch).
-    announce: bool,
+    observer: &'a Arc<dyn Observer>,
     cancel: &'a CancellationToken,
 }
 
 impl VariantCtx<'_> {
+    /// Runs one workload and reports its start and its end (results or error).
     async fn run_workload(&self, w: &Workload) -> anyhow::Result<SummaryRow> {
-        let label = self.variant.label.clone();
-        let name = w.name.clone();
-        let bar_name = if self.scenario.variants.len() > 1 {
-            format!("{}:{}", label, w.name)
-        } else {
-            w.name.clone()
+        let at = WorkloadPos {
+            variant: self.pos,
+            workload: &w.name,
         };
+        let total = match &w.kind {
+            WorkloadKind::Http(h) => h.requests,
+            WorkloadKind::Udp(u) => u.count.saturating_mul(u64::from(u.flows)),
+        };
+        self.observer.event(&Event::WorkloadStarted {
+            at,
+            kind: w.kind.as_str(),
+            target: w.target.as_str(),
+            total,
+        });
         let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        if self.announce {
-            println!(
-                "  started {bar_name} ({} -> {})",
-                w.kind.as_str(),
-                w.target.as_str()
-            );
+        let progress = events::ProgressEvents::new(self.observer.clone(), at, total);
+        match self.measure(w, &progress).await {
+            Ok(mut row) => {
+                row.scenario.clone_from(&self.scenario.name);
+                row.variant.clone_from(&self.variant.label);
+                row.workload.clone_from(&w.name);
+                row.kind = w.kind.as_str().to_string();
+                row.target = w.target.as_str().to_string();
+                row.cache = (w.target == Target::Proxy
+                    && self.variant.plan.topology.proxy.is_spawned())
+                .then_some(self.variant.plan.cache.enabled);
+                row.started_at = started_at;
+                self.observer
+                    .event(&Event::WorkloadFinished { at, row: &row });
+                Ok(row)
+            }
+            Err(error) => {
+                self.observer
+                    .event(&Event::WorkloadFailed { at, error: &error });
+                Err(error)
+            }
         }
-        let mut row = match &w.kind {
+    }
+
+    /// Drives the workload's engine against its target, streaming its
+    /// per-sample rows into the variant's files.
+    async fn measure(
+        &self,
+        w: &Workload,
+        progress: &events::ProgressEvents,
+    ) -> anyhow::Result<SummaryRow> {
+        let label = &self.variant.label;
+        match &w.kind {
             WorkloadKind::Http(h) => {
-                let addr = self.services.http_addr(w.target);
-                let config = h.probe_config(addr);
-                let pb = progress::workload_bar(self.mp, &bar_name, h.requests);
-                let mut sink = tagger(&self.outputs.requests, &label, &name);
-                let report = run_http(&config, &mut sink, &pb, self.cancel)
+                let config = h.probe_config(self.services.http_addr(w.target));
+                let mut sink = tagger(&self.outputs.requests, label, &w.name);
+                let report = run_http(&config, &mut sink, progress, self.cancel)
                     .await
                     .with_context(|| format!("workload `{}` failed", w.name))?;
-                pb.finish();
-                report.summary()
+                Ok(report.summary())
             }
             WorkloadKind::Udp(u) => {
                 let addr = self.services.udp_addr(w.target).with_context(|| {
@@ -424,38 +460,12 @@ impl VariantCtx<'_> {
                     )
                 })?;
                 let config = u.probe_config(addr);
-                let pb = progress::workload_bar(
-                    self.mp,
-                    &bar_name,
-                    u.count.saturating_mul(u64::from(u.flows)),
-                );
-                let mut sink = tagger(&self.outputs.packets, &label, &name);
-                let report = run_udp(&config, &mut sink, &pb, self.cancel)
+                let mut sink = tagger(&self.outputs.packets, label, &w.name);
+                let report = run_udp(&config, &mut sink, progress, self.cancel)
                     .await
                     .with_context(|| format!("workload `{}` failed", w.name))?;
-                pb.finish();
-                report.summary()
+                Ok(report.summary())
             }
-        };
-        row.scenario.clone_from(&self.scenario.name);
-        row.variant.clone_from(&self.variant.label);
-        row.workload.clone_from(&w.name);
-        row.kind = w.kind.as_str().to_string();
-        row.target = w.target.as_str().to_string();
-        row.cache = (w.target == Target::Proxy && self.variant.plan.topology.proxy.is_spawned())
-            .then_some(self.variant.plan.cache.enabled);
-        row.started_at = started_at;
-        if self.announce {
-            let how = if row.interrupted {
-                "interrupted"
-            } else {
-                "finished"
-            };
-            println!(
-                "  {how} {bar_name} in {:.2}s",
-                row.duration_s.unwrap_or_default()
-            );
         }
-        Ok(row)
     }
 }

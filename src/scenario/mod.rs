@@ -12,7 +12,8 @@ use std::time::Duration;
 
 pub use diag::{Diagnostic, ScenarioErrors};
 
-use crate::units::{BitRate, ByteSize};
+use crate::proxy::{CacheConfig, LinkConfig};
+use crate::units::ByteSize;
 
 /// A validated scenario file.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,15 +42,15 @@ pub struct Variant {
 /// Everything needed to run one variant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    /// Seed of the impairments' random generator.
-    pub seed: u64,
     pub mode: Mode,
     pub topology: Topology,
     /// `[origin] max_age`: the spawned origin's `Cache-Control: max-age`
     /// (`None`: it sends none).
     pub origin_max_age: Option<Duration>,
     pub cache: CacheSettings,
-    pub impair: Impairment,
+    /// Link impairments the proxy applies in each direction (and the seed of
+    /// their random generator): the proxy's own type, so nothing converts it.
+    pub impair: LinkConfig,
     pub workloads: Vec<Workload>,
 }
 
@@ -106,21 +107,13 @@ pub struct CacheSettings {
     pub ttl: Option<Duration>,
 }
 
-/// Link impairments the proxy applies in each direction.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Impairment {
-    pub delay: Duration,
-    pub jitter: Duration,
-    pub loss_percent: f64,
-    pub rate: BitRate,
-}
-
-impl Impairment {
-    pub fn is_none(&self) -> bool {
-        self.delay.is_zero()
-            && self.jitter.is_zero()
-            && self.loss_percent == 0.0
-            && self.rate.is_unlimited()
+impl CacheSettings {
+    /// The proxy's cache configuration; `None` when the cache is off.
+    pub fn proxy_cache(&self) -> Option<CacheConfig> {
+        self.enabled.then_some(CacheConfig {
+            capacity: self.capacity.bytes(),
+            default_ttl: self.ttl,
+        })
     }
 }
 
@@ -273,7 +266,7 @@ pub fn load(path: &Path) -> Result<Scenario, crate::Error> {
             path.display()
         ))
     })?;
-    parse(path, &source).map_err(|e| crate::Error::Scenario(Box::new(e)))
+    parse(path, &source).map_err(|e| crate::Error::InvalidFile(Box::new(e)))
 }
 
 /// Reads every file, so that all broken ones are reported together: the

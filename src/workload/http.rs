@@ -24,11 +24,11 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{CONNECTION, HOST, USER_AGENT};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use indicatif::ProgressBar;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
 
+use super::{check_duration, Progress, Setting, SettingError};
 use crate::error::Error;
 use crate::metrics::qos::{self, LatencyStats, LatencySummary};
 use crate::metrics::summary::round3;
@@ -58,34 +58,32 @@ pub struct HttpProbeConfig {
 }
 
 impl HttpProbeConfig {
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         if self.requests == 0 {
-            return Err(Error::input("requests must be at least 1"));
+            return Err(Setting::Requests.error("requests must be at least 1"));
         }
         if self.concurrency == 0 {
-            return Err(Error::input("concurrency must be at least 1"));
+            return Err(Setting::Concurrency.error("concurrency must be at least 1"));
         }
         if let Some(rate) = self.rate {
             // Below one request per 1000 s the schedule stops making sense.
             if !(rate.is_finite() && (0.001..=10_000_000.0).contains(&rate)) {
-                return Err(Error::input(format!(
+                return Err(Setting::Rate.error(format!(
                     "rate {rate} is out of range; give 0.001 to 10000000 requests per second"
                 )));
             }
         }
-        super::check_duration("timeout", self.timeout, false)?;
+        check_duration(Setting::Timeout, self.timeout, false)?;
         if let Some(d) = self.duration {
-            super::check_duration("duration", d, false)?;
+            check_duration(Setting::Duration, d, false)?;
         }
         if self.paths.is_empty() {
-            return Err(Error::input(
-                "give at least one path, e.g. --path /index.html",
-            ));
+            return Err(Setting::Paths.error("give at least one path, e.g. --path /index.html"));
         }
         if let Some(p) = self.paths.iter().find(|p| !p.starts_with('/')) {
-            return Err(Error::input(format!(
-                "path `{p}` must start with `/`, e.g. /index.html"
-            )));
+            return Err(
+                Setting::Paths.error(format!("path `{p}` must start with `/`, e.g. /index.html"))
+            );
         }
         Ok(())
     }
@@ -144,7 +142,7 @@ impl HttpReport {
             service_mean_ms: self.service.map(|s| round3(s.mean_ms)),
             service_p99_ms: self.service.map(|s| round3(s.p99_ms)),
             interrupted: self.interrupted,
-            ..LatencySummary::row(self.latency.as_ref())
+            ..super::latency_columns(self.latency.as_ref())
         }
     }
 
@@ -226,12 +224,12 @@ struct Response {
 pub async fn run_http(
     config: &HttpProbeConfig,
     on_request: &mut (dyn FnMut(HttpRequestRow) + Send),
-    progress: &ProgressBar,
+    progress: &dyn Progress,
     cancel: &CancellationToken,
 ) -> anyhow::Result<HttpReport> {
-    config.validate()?;
+    config.validate().map_err(Error::from)?;
     let cfg = Arc::new(config.clone());
-    progress.set_length(config.requests);
+    progress.set_total(config.requests);
     let started_at = SystemTime::now();
     let start = Instant::now();
     let deadline = config.duration.map(|d| start + d);
@@ -303,9 +301,9 @@ pub async fn run_http(
                     .or_insert(0) += 1;
             }
         }
-        progress.inc(1);
+        progress.advance(1);
         if requests % 16 == 0 {
-            progress.set_message(format!("{responses} received, {errors} errors"));
+            progress.replies(responses, Some(errors));
         }
         on_request(HttpRequestRow {
             variant: String::new(),
@@ -319,7 +317,7 @@ pub async fn run_http(
             error: s.error.map(str::to_string),
         });
     }
-    progress.set_message(format!("{responses} received, {errors} errors"));
+    progress.replies(responses, Some(errors));
 
     Ok(HttpReport {
         started_at,

@@ -13,23 +13,159 @@ pub use udp::{run_udp, UdpProbeConfig, UdpReport};
 
 use std::time::Duration;
 
+use crate::metrics::qos::LatencySummary;
+use crate::metrics::summary::round3;
+use crate::metrics::SummaryRow;
+
+/// How a workload reports its progress while it runs: a progress bar
+/// (`netrun probe`), the runner's events, or nothing. Called from the
+/// workload's tasks and its pacing thread, so implementations are cheap and
+/// thread-safe; the workloads throttle [`Progress::replies`] themselves.
+pub trait Progress: Send + Sync {
+    /// The workload will send `total` requests or datagrams in all.
+    fn set_total(&self, total: u64);
+    /// `n` more requests completed (HTTP) or datagrams sent (UDP).
+    fn advance(&self, n: u64);
+    /// Replies so far, and errors where the workload counts them (HTTP).
+    fn replies(&self, received: u64, errors: Option<u64>);
+}
+
+/// Reports nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn set_total(&self, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn replies(&self, _: u64, _: Option<u64>) {}
+}
+
 /// Longest `timeout`, `duration` or `interval` a workload accepts: every load
 /// is bounded in time, and the arithmetic on instants cannot overflow.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
+/// A workload setting the engines refuse: which one, and what to do about
+/// it. Callers that know where the setting came from (a scenario key, a
+/// flag) place the message there by `setting`, never by its wording.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct SettingError {
+    pub setting: Setting,
+    /// Starts with the setting's name and says which values are accepted.
+    pub message: String,
+}
+
+/// The settings of [`HttpProbeConfig`] and [`UdpProbeConfig`] that are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    Requests,
+    Concurrency,
+    Rate,
+    Paths,
+    Count,
+    Size,
+    Flows,
+    Timeout,
+    Interval,
+    Duration,
+}
+
+impl Setting {
+    /// The name used in messages and scenario files (`timeout`, `count`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::Requests => "requests",
+            Setting::Concurrency => "concurrency",
+            Setting::Rate => "rate",
+            Setting::Paths => "paths",
+            Setting::Count => "count",
+            Setting::Size => "size",
+            Setting::Flows => "flows",
+            Setting::Timeout => "timeout",
+            Setting::Interval => "interval",
+            Setting::Duration => "duration",
+        }
+    }
+
+    fn error(self, message: impl Into<String>) -> SettingError {
+        SettingError {
+            setting: self,
+            message: message.into(),
+        }
+    }
+}
+
+/// A refused setting is invalid input (exit 2).
+impl From<SettingError> for crate::Error {
+    fn from(e: SettingError) -> Self {
+        crate::Error::Input(e.message)
+    }
+}
+
 /// Checks a workload duration against `(0, MAX_DURATION]` (or `[0, …]` when
 /// zero is meaningful); the message names the setting.
-pub fn check_duration(what: &str, d: Duration, zero_ok: bool) -> Result<(), crate::Error> {
+fn check_duration(setting: Setting, d: Duration, zero_ok: bool) -> Result<(), SettingError> {
+    let what = setting.name();
     if d.is_zero() && !zero_ok {
-        return Err(crate::Error::input(format!(
-            "{what} is 0; give a positive duration such as 1s"
-        )));
+        return Err(setting.error(format!("{what} is 0; give a positive duration such as 1s")));
     }
     if d > MAX_DURATION {
-        return Err(crate::Error::input(format!(
+        return Err(setting.error(format!(
             "{what} is {}; at most 24h is accepted",
             crate::units::format_duration(d)
         )));
     }
     Ok(())
+}
+
+/// A summary row with only the latency columns filled (rounded to µs), to
+/// complete with struct update syntax: `SummaryRow { kind, ..latency_columns(l) }`.
+fn latency_columns(summary: Option<&LatencySummary>) -> SummaryRow {
+    let ms = |f: fn(&LatencySummary) -> f64| summary.map(|r| round3(f(r)));
+    SummaryRow {
+        latency_min_ms: ms(|r| r.min_ms),
+        latency_mean_ms: ms(|r| r.mean_ms),
+        latency_p50_ms: ms(|r| r.p50_ms),
+        latency_p90_ms: ms(|r| r.p90_ms),
+        latency_p99_ms: ms(|r| r.p99_ms),
+        latency_max_ms: ms(|r| r.max_ms),
+        latency_stddev_ms: ms(|r| r.stddev_ms),
+        latency_p999_ms: ms(|r| r.p999_ms),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each summary field lands in its own column: a swap would mislabel a percentile.
+    #[test]
+    fn latency_columns_map_each_field_to_its_column() {
+        let l = LatencySummary {
+            count: 9,
+            min_ms: 1.0,
+            mean_ms: 2.0,
+            p50_ms: 3.0,
+            p90_ms: 4.0,
+            p99_ms: 5.0,
+            p999_ms: 6.0,
+            max_ms: 7.0,
+            stddev_ms: 8.0,
+        };
+        let r = latency_columns(Some(&l));
+        let got = [
+            r.latency_min_ms,
+            r.latency_mean_ms,
+            r.latency_p50_ms,
+            r.latency_p90_ms,
+            r.latency_p99_ms,
+            r.latency_p999_ms,
+            r.latency_max_ms,
+            r.latency_stddev_ms,
+        ];
+        let want = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0].map(Some);
+        assert_eq!(got, want);
+        assert_eq!(latency_columns(None), SummaryRow::default());
+    }
 }

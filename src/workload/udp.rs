@@ -20,10 +20,10 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use indicatif::ProgressBar;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::{check_duration, Progress, Setting, SettingError};
 use crate::error::Error;
 use crate::metrics::qos::{self, FlowCounts, FlowTracker, JitterAcc, LatencyStats, ReplyClass};
 use crate::metrics::summary::round3;
@@ -54,25 +54,25 @@ pub struct UdpProbeConfig {
 
 impl UdpProbeConfig {
     /// Checks the values the wire format and the OS can take.
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         if self.size < HEADER_LEN || self.size > MAX_DATAGRAM {
-            return Err(Error::input(format!(
+            return Err(Setting::Size.error(format!(
                 "datagram size {} is out of range: the probe header takes {HEADER_LEN} bytes, \
                  so use a size from {HEADER_LEN} to {MAX_DATAGRAM} bytes",
                 self.size
             )));
         }
         if self.count == 0 {
-            return Err(Error::input("count must be at least 1 datagram per flow"));
+            return Err(Setting::Count.error("count must be at least 1 datagram per flow"));
         }
         if self.flows == 0 {
-            return Err(Error::input("flows must be at least 1"));
+            return Err(Setting::Flows.error("flows must be at least 1"));
         }
-        super::check_duration("timeout", self.timeout, false)?;
-        super::check_duration("interval", self.interval, true)?;
+        check_duration(Setting::Timeout, self.timeout, false)?;
+        check_duration(Setting::Interval, self.interval, true)?;
         let total = self.count.saturating_mul(u64::from(self.flows));
         if total > MAX_DATAGRAMS {
-            return Err(Error::input(format!(
+            return Err(Setting::Count.error(format!(
                 "count × flows = {total} datagrams is more than one run can track \
                  (at most {MAX_DATAGRAMS}, 17 bytes of state each); split it into several runs"
             )));
@@ -131,7 +131,7 @@ impl UdpReport {
             pacing_mean_ms: self.pacing_mean_ms.map(round3),
             pacing_max_ms: self.pacing_max_ms.map(round3),
             interrupted: self.interrupted,
-            ..qos::LatencySummary::row(self.rtt.as_ref())
+            ..super::latency_columns(self.rtt.as_ref())
         }
     }
 
@@ -174,17 +174,17 @@ struct Received {
 
 /// Runs the probe to completion (or until `cancel`), streaming per-datagram
 /// rows to `on_packet`.
-pub async fn run_udp(
+pub async fn run_udp<P: Progress + Clone + 'static>(
     config: &UdpProbeConfig,
     on_packet: &mut (dyn FnMut(UdpPacketRow) + Send),
-    progress: &ProgressBar,
+    progress: &P,
     cancel: &CancellationToken,
 ) -> anyhow::Result<UdpReport> {
-    config.validate()?;
+    config.validate().map_err(Error::from)?;
     let run_id: u64 = rand::random();
     let flows = config.flows;
-    progress.set_length(config.count * u64::from(flows));
-    progress.set_message("0 received");
+    progress.set_total(config.count * u64::from(flows));
+    progress.replies(0, None);
 
     let bind: SocketAddr = if config.target.is_ipv4() {
         "0.0.0.0:0".parse().expect("valid address")
@@ -256,7 +256,7 @@ pub async fn run_udp(
             received += 1;
             // Every reply while few; then every 64th, to keep the bar cheap.
             if received < 1024 || received % 64 == 0 {
-                progress.set_message(format!("{received} received"));
+                progress.replies(received, None);
             }
         }
         on_packet(UdpPacketRow {
@@ -269,7 +269,7 @@ pub async fn run_udp(
             status,
         });
     }
-    progress.set_message(format!("{received} received"));
+    progress.replies(received, None);
 
     let paced = pacer.await.context("the UDP pacing thread failed")??;
     let mut flows_rx = Vec::with_capacity(tasks.len());
@@ -433,7 +433,7 @@ fn pace(
     interval: Duration,
     start: Instant,
     cancel: &CancellationToken,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> anyhow::Result<Paced> {
     let interval_ns = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX);
     let mut bufs: Vec<Vec<u8>> = (0u32..)
@@ -486,7 +486,7 @@ fn pace(
             paced.lateness_max_ns = paced.lateness_max_ns.max(late);
         }
         paced.sent += 1;
-        progress.inc(sockets.len() as u64);
+        progress.advance(sockets.len() as u64);
     }
     paced.send_ns = send_ns;
     Ok(paced)

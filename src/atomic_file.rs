@@ -1,0 +1,137 @@
+//! Files written to a temporary name in the same folder and renamed into
+//! place, so an interrupted run never leaves a half-written file where a good
+//! one stood. `tempfile` does the naming, cleanup and rename; this adds the
+//! buffering and the flush-and-sync before the rename.
+
+use std::fs;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use tempfile::NamedTempFile;
+
+/// A file being written; it appears under its real name only on [`AtomicFile::commit`].
+/// Dropped without commit, the temporary file is removed.
+pub struct AtomicFile {
+    path: PathBuf,
+    writer: BufWriter<NamedTempFile>,
+}
+
+impl AtomicFile {
+    pub fn create(path: impl AsRef<Path>) -> anyhow::Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => {
+                fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create folder {}", dir.display()))?;
+                dir.to_path_buf()
+            }
+            None => PathBuf::from("."),
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into());
+        // A hidden name ending in .tmp, next to the real file so the rename
+        // stays on one file system.
+        let prefix = format!(".{name}.");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp");
+        // tempfile's own default (0600) would make results private; a plain
+        // `File::create` gives 0666 less the umask, as users expect.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(fs::Permissions::from_mode(0o666));
+        }
+        let tmp = builder
+            .tempfile_in(&dir)
+            .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+        Ok(AtomicFile {
+            path,
+            writer: BufWriter::new(tmp),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes, syncs and renames the file into place.
+    pub fn commit(self) -> anyhow::Result<()> {
+        let path = self.path;
+        let tmp = self
+            .writer
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        tmp.as_file()
+            .sync_all()
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let tmp_path = tmp.path().to_path_buf();
+        tmp.persist(&path).map_err(|e| e.error).with_context(|| {
+            format!("cannot rename {} to {}", tmp_path.display(), path.display())
+        })?;
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uncommitted_file_leaves_old_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        fs::write(&p, "old").unwrap();
+        {
+            let mut f = AtomicFile::create(&p).unwrap();
+            f.write_all(b"new, unfinished").unwrap();
+        }
+        assert_eq!(fs::read_to_string(&p).unwrap(), "old");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "temp file removed"
+        );
+        let mut f = AtomicFile::create(&p).unwrap();
+        f.write_all(b"new").unwrap();
+        f.commit().unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "new");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn creates_missing_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x/y/z.log");
+        let mut f = AtomicFile::create(&p).unwrap();
+        f.write_all(b"line\n").unwrap();
+        f.commit().unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "line\n");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn committed_file_is_readable_by_others_like_a_plain_create() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        fs::write(&plain, "x").unwrap();
+        let p = dir.path().join("atomic");
+        AtomicFile::create(&p).unwrap().commit().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&p), mode(&plain));
+    }
+}
