@@ -244,7 +244,7 @@ fn impairments_show_in_the_measurements_and_the_proxy_counters() {
         .assert()
         .code(0);
     let (header, rows) = read_csv(&out.path().join("impair.csv"));
-    assert_eq!(header.last().map(String::as_str), Some("proxy_delayed"));
+    assert_eq!(header.last().map(String::as_str), Some("repetition"));
     let variant = |v: &str| {
         rows.iter()
             .find(|r| r["variant"] == v)
@@ -643,8 +643,9 @@ fn compare_puts_variants_side_by_side() {
         .lines()
         .find(|l| l.trim_start().starts_with("cache_hit_ratio"))
         .expect("ratio line");
+    // 9 of 10 hits against 0 of 10: the change, its interval, the verdict.
     assert!(
-        ratio.contains("0.900") && ratio.contains("0 (-100.0%)"),
+        ratio.contains("0.900") && ratio.contains("0.000 -100.0% [") && ratio.ends_with("worse"),
         "{ratio}"
     );
 

@@ -97,6 +97,9 @@ pub struct SummaryRow {
     /// delayed (UDP, both directions) or HTTP messages delayed (requests
     /// plus responses).
     pub proxy_delayed: Option<u64>,
+    /// Which repetition of the variant this row is, from 1 (`repeat = N`);
+    /// 0 in files written before repetitions existed.
+    pub repetition: u32,
 }
 
 impl SummaryRow {
