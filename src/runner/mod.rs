@@ -358,6 +358,7 @@ fn attach_proxy_counters(
                 s.udp_dropped_impairment
                     + s.udp_dropped_table_full
                     + s.udp_dropped_buffer_full
+                    + s.udp_dropped_delay_full
                     + s.udp_send_errors
             };
             row.proxy_dropped = Some(drops(&a).saturating_sub(drops(&b)));
