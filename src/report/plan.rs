@@ -85,6 +85,8 @@ pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
     ];
     if p.topology.origin.is_spawned() {
         out.push(("www", p.topology.www.display().to_string()));
+        let max_age = p.origin_max_age.map_or("none".to_string(), format_duration);
+        out.push(("max-age", format!("{max_age} (the origin's Cache-Control)")));
     }
     out.push(("proxy", service(&p.topology.proxy)));
     let c = &p.cache;
@@ -93,13 +95,12 @@ pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
     } else {
         ("off", " (", ")")
     };
+    let ttl = c
+        .ttl
+        .map_or(String::new(), |t| format!(", ttl {}", format_duration(t)));
     out.push((
         "cache",
-        format!(
-            "{on}{open}capacity {}, ttl {}{close}",
-            c.capacity,
-            format_duration(c.ttl)
-        ),
+        format!("{on}{open}capacity {}{ttl}{close}", c.capacity),
     ));
     let i = &p.impair;
     out.push((
