@@ -52,6 +52,8 @@ impl<T: serde::Serialize> RowFile<T> {
 #[derive(Debug, Clone)]
 pub struct Place {
     pub summary: PathBuf,
+    /// The spread over repetitions, `<name>[.interrupted].stats.csv`.
+    pub stats: PathBuf,
     pub dir: PathBuf,
 }
 
@@ -65,6 +67,8 @@ impl Place {
 pub struct Outputs {
     pub dir: PathBuf,
     pub summary: PathBuf,
+    /// `<out>/<name>.stats.csv`: the spread of each metric over the repetitions.
+    pub stats: PathBuf,
     pub history: PathBuf,
     pub packets: Arc<RowFile<UdpPacketRow>>,
     pub requests: Arc<RowFile<HttpRequestRow>>,
@@ -79,6 +83,7 @@ impl Outputs {
             .with_context(|| format!("cannot create results folder {}", dir.display()))?;
         Ok(Outputs {
             summary: out.join(format!("{scenario}.csv")),
+            stats: out.join(format!("{scenario}.stats.csv")),
             history: out.join("history.csv"),
             packets: RowFile::create(&dir.join("udp_packets.csv"), UDP_PACKET_COLUMNS)?,
             requests: RowFile::create(&dir.join("http_requests.csv"), HTTP_REQUEST_COLUMNS)?,
@@ -94,11 +99,13 @@ impl Outputs {
             let name = format!("{}.interrupted", self.scenario);
             Place {
                 summary: self.out.join(format!("{name}.csv")),
+                stats: self.out.join(format!("{name}.stats.csv")),
                 dir: self.out.join(name),
             }
         } else {
             Place {
                 summary: self.summary.clone(),
+                stats: self.stats.clone(),
                 dir: self.dir.clone(),
             }
         }
@@ -129,6 +136,7 @@ impl Outputs {
         self.requests
             .commit_to(&place.dir.join("http_requests.csv"))?;
         write_csv(&place.summary, rows)?;
+        write_csv(&place.stats, &crate::report::stats_csv::stats_rows(rows))?;
         append_history(&self.history, rows, run_id, timestamp)
     }
 }
