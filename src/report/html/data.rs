@@ -38,6 +38,9 @@ pub struct UdpSamples {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct UdpSample {
+    /// Which repetition of the variant sent it, from 0 (the sample files
+    /// hold no repetition column: see [`split_udp_repetitions`]).
+    pub rep: u32,
     pub flow: u32,
     pub seq: u64,
     /// Send time since the workload started, ms.
@@ -56,6 +59,8 @@ pub struct HttpSamples {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HttpSample {
+    /// Which repetition of the variant made it, from 0 (see [`split_http_repetitions`]).
+    pub rep: u32,
     /// Start since the workload started, ms (absent in older files).
     pub start_ms: Option<f64>,
     pub latency_ms: f64,
@@ -174,11 +179,15 @@ pub fn load_run(label: &str, summary: &Path, dir: &Path) -> anyhow::Result<RunDa
     let packets = dir.join("udp_packets.csv");
     if packets.is_file() {
         run.udp = group_udp(&packets)?;
+        run.udp.iter_mut().for_each(split_udp_repetitions);
         run.files.push(packets);
     }
     let requests = dir.join("http_requests.csv");
     if requests.is_file() {
         run.http = group_http(&requests)?;
+        for group in &mut run.http {
+            split_http_repetitions(group, &run.rows);
+        }
         run.files.push(requests);
     }
     Ok(run)
@@ -262,6 +271,7 @@ fn group_udp(path: &Path) -> anyhow::Result<Vec<UdpSamples>> {
             }
         });
         out[i].samples.push(UdpSample {
+            rep: 0,
             flow: r.flow,
             seq: r.seq,
             send_ms: r.send_offset_ms,
@@ -284,6 +294,7 @@ fn group_http(path: &Path) -> anyhow::Result<Vec<HttpSamples>> {
             }
         });
         out[i].samples.push(HttpSample {
+            rep: 0,
             start_ms: r.start_offset_ms,
             latency_ms: r.latency_ms,
             status: r.status,
@@ -291,4 +302,100 @@ fn group_http(path: &Path) -> anyhow::Result<Vec<HttpSamples>> {
         });
     })?;
     Ok(out)
+}
+
+/// Numbers the repetitions of a UDP group. Repetitions run one after
+/// another, so each is a block of the file: a new one starts where a
+/// datagram (flow, seq) is seen again (duplicate replies aside).
+pub fn split_udp_repetitions(group: &mut UdpSamples) {
+    let mut seen = std::collections::HashSet::new();
+    let mut rep = 0;
+    for s in &mut group.samples {
+        if s.status != PacketStatus::Dup && !seen.insert((s.flow, s.seq)) {
+            rep += 1;
+            seen.clear();
+            seen.insert((s.flow, s.seq));
+        }
+        s.rep = rep;
+    }
+}
+
+/// Numbers the repetitions of an HTTP group from the summary's request
+/// count of each repetition (requests have no key that repeats); left at 0
+/// when the counts do not add up (an older or edited file).
+pub fn split_http_repetitions(group: &mut HttpSamples, rows: &[SummaryRow]) {
+    let mut counts: Vec<(u32, u64)> = rows
+        .iter()
+        .filter(|r| r.variant == group.variant && r.workload == group.workload)
+        .map(|r| (r.repetition, r.requests.unwrap_or(0)))
+        .collect();
+    counts.sort_by_key(|c| c.0);
+    if counts.len() < 2 || counts.iter().map(|c| c.1).sum::<u64>() != group.samples.len() as u64 {
+        return;
+    }
+    let mut samples = group.samples.iter_mut();
+    for (rep, (_, n)) in counts.iter().enumerate() {
+        for s in samples.by_ref().take(*n as usize) {
+            s.rep = rep as u32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repetitions_are_told_apart_in_the_sample_files() {
+        let udp = |flow, seq, status| UdpSample {
+            rep: 9,
+            flow,
+            seq,
+            send_ms: 0.0,
+            rtt_ms: Some(1.0),
+            status,
+        };
+        let mut g = UdpSamples {
+            variant: "v".into(),
+            workload: "w".into(),
+            samples: vec![
+                udp(0, 0, PacketStatus::Ok),
+                udp(0, 0, PacketStatus::Dup),
+                udp(0, 1, PacketStatus::Ok),
+                udp(0, 0, PacketStatus::Ok),
+                udp(0, 1, PacketStatus::Lost),
+            ],
+        };
+        split_udp_repetitions(&mut g);
+        let reps: Vec<u32> = g.samples.iter().map(|s| s.rep).collect();
+        assert_eq!(reps, [0, 0, 0, 1, 1]);
+
+        let req = HttpSample {
+            rep: 9,
+            start_ms: Some(0.0),
+            latency_ms: 1.0,
+            status: Some(200),
+            cache: CacheMark::Hit,
+        };
+        let row = |repetition, requests| SummaryRow {
+            variant: "v".into(),
+            workload: "w".into(),
+            repetition,
+            requests: Some(requests),
+            ..SummaryRow::default()
+        };
+        let mut h = HttpSamples {
+            variant: "v".into(),
+            workload: "w".into(),
+            samples: vec![req; 5],
+        };
+        split_http_repetitions(&mut h, &[row(2, 3), row(1, 2)]);
+        let reps: Vec<u32> = h.samples.iter().map(|s| s.rep).collect();
+        assert_eq!(reps, [0, 0, 1, 1, 1], "in repetition order, by count");
+        // Counts that do not add up leave the samples alone.
+        let mut odd = h.clone();
+        odd.samples.iter_mut().for_each(|s| s.rep = 7);
+        split_http_repetitions(&mut odd, &[row(1, 2), row(2, 2)]);
+        assert!(odd.samples.iter().all(|s| s.rep == 7));
+    }
 }

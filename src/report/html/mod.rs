@@ -904,6 +904,7 @@ mod tests {
                     0.1 + (i % 1000) as f64 / 1000.0
                 };
                 UdpSample {
+                    rep: 0,
                     flow: (i % 4) as u32,
                     seq: i / 4,
                     send_ms: i as f64 * 0.01,

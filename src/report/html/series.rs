@@ -153,10 +153,10 @@ pub fn udp_slices(samples: &[UdpSample], count: usize) -> Vec<Slice> {
         .iter()
         .filter(|s| s.status != PacketStatus::Dup && s.rtt_ms.is_some())
         .collect();
-    order.sort_by_key(|s| (s.flow, s.seq));
+    order.sort_by_key(|s| (s.rep, s.flow, s.seq));
     for pair in order.windows(2) {
         let (a, b) = (pair[0], pair[1]);
-        if a.flow != b.flow {
+        if (a.rep, a.flow) != (b.rep, b.flow) {
             continue;
         }
         if let (Some(ra), Some(rb)) = (a.rtt_ms, b.rtt_ms) {
@@ -172,7 +172,8 @@ pub fn udp_slices(samples: &[UdpSample], count: usize) -> Vec<Slice> {
 }
 
 /// Responses completed per second in `count` equal slices of the workload's
-/// time (start + latency); empty when the file has no start times.
+/// time (start + latency), the mean over the repetitions; empty when the
+/// file has no start times.
 pub fn completions_per_second(samples: &[HttpSample], count: usize) -> Vec<(f64, f64)> {
     let ends: Vec<f64> = samples
         .iter()
@@ -184,13 +185,14 @@ pub fn completions_per_second(samples: &[HttpSample], count: usize) -> Vec<(f64,
     let count = count.max(1);
     let end = end.max(1e-3);
     let width = end / count as f64;
+    let reps = samples.iter().map(|s| s.rep).max().map_or(1, |r| r + 1) as f64;
     let mut n = vec![0u64; count];
     for t in ends {
         n[bucket(t, 0.0, end, count)] += 1;
     }
     n.into_iter()
         .enumerate()
-        .map(|(i, c)| ((i as f64 + 0.5) * width, c as f64 / (width / 1000.0)))
+        .map(|(i, c)| ((i as f64 + 0.5) * width, c as f64 / reps / (width / 1000.0)))
         .collect()
 }
 
@@ -238,6 +240,7 @@ mod tests {
 
     fn udp(flow: u32, seq: u64, send_ms: f64, rtt: Option<f64>) -> UdpSample {
         UdpSample {
+            rep: 0,
             flow,
             seq,
             send_ms,
@@ -325,6 +328,7 @@ mod tests {
     #[test]
     fn completions_per_second_in_slices() {
         let req = |start: f64, lat: f64| HttpSample {
+            rep: 0,
             start_ms: Some(start),
             latency_ms: lat,
             status: Some(200),
@@ -343,6 +347,13 @@ mod tests {
         let rates: Vec<f64> = r.iter().map(|p| p.1.round()).collect();
         assert_eq!(rates, vec![0.0, 20.0, 10.0, 10.0]);
         assert_eq!(r[0].0, 50.0);
+        // Two repetitions of the same load: the mean rate, not the sum.
+        let twice: Vec<HttpSample> = [req(0.0, 100.0), req(50.0, 50.0)]
+            .into_iter()
+            .chain([req(0.0, 100.0), req(50.0, 50.0)].map(|s| HttpSample { rep: 1, ..s }))
+            .collect();
+        let r = completions_per_second(&twice, 1);
+        assert_eq!(r[0].1.round(), 20.0, "2 responses in 100 ms per repetition");
         let old = HttpSample {
             start_ms: None,
             ..req(0.0, 1.0)
@@ -353,6 +364,7 @@ mod tests {
     #[test]
     fn mixes_count_classes() {
         let req = |status: Option<u16>, cache| HttpSample {
+            rep: 0,
             start_ms: None,
             latency_ms: 1.0,
             status,
