@@ -260,10 +260,22 @@ pub async fn serve<H: Handler>(
             // requests is an idle keep-alive connection closing, not an attack.
             let served = Arc::new(AtomicU64::new(0));
             let seen = served.clone();
-            let service = hyper::service::service_fn(move |req| {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let handler = handler.clone();
                 seen.fetch_add(1, Ordering::Relaxed);
-                async move { Ok::<_, std::convert::Infallible>(handler.handle(req, peer).await) }
+                async move {
+                    let resp = match host_problem(&req) {
+                        None => handler.handle(req, peer).await,
+                        Some(why) => {
+                            tracing::debug!(server = name, %peer, "bad request (400): {why}");
+                            closing(text(
+                                http::StatusCode::BAD_REQUEST,
+                                format!("400 Bad Request: {why}\n"),
+                            ))
+                        }
+                    };
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -307,5 +319,81 @@ pub async fn serve<H: Handler>(
                 }
             }
         });
+    }
+}
+
+/// What is wrong with a request's `Host` header, if anything (RFC 9112
+/// §3.2): an HTTP/1.1 request must carry exactly one, and it must be a valid
+/// `host[:port]`. Both servers answer such a request 400 before their
+/// handler sees it, as nginx and Varnish do.
+pub fn host_problem<B>(req: &Request<B>) -> Option<&'static str> {
+    let mut hosts = req.headers().get_all(http::header::HOST).iter();
+    let Some(host) = hosts.next() else {
+        return (req.version() >= http::Version::HTTP_11)
+            .then_some("HTTP/1.1 requires a Host header");
+    };
+    if hosts.next().is_some() {
+        return Some("more than one Host header");
+    }
+    (!valid_host(host.as_bytes())).then_some("Host is not a valid host[:port]")
+}
+
+/// `uri-host [ ":" port ]` (RFC 9110 §7.2); empty is allowed (a target with
+/// no authority), user information is not.
+fn valid_host(value: &[u8]) -> bool {
+    if value.is_empty() {
+        return true;
+    }
+    if value.contains(&b'@') {
+        return false;
+    }
+    let Ok(auth) = http::uri::Authority::try_from(value) else {
+        return false;
+    };
+    // The port, if any: what follows the last colon outside an IPv6 literal.
+    let text = auth.as_str();
+    let after_host = text.rfind(']').map_or(text, |i| &text[i + 1..]);
+    match after_host.rsplit_once(':') {
+        None => true,
+        Some((_, port)) => port.is_empty() || port.parse::<u16>().is_ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(version: http::Version, hosts: &[&[u8]]) -> Request<()> {
+        let mut r = Request::builder().version(version).uri("/");
+        for h in hosts {
+            r = r.header(
+                http::header::HOST,
+                http::HeaderValue::from_bytes(h).unwrap(),
+            );
+        }
+        r.body(()).unwrap()
+    }
+
+    #[test]
+    fn host_rules_follow_rfc_9112() {
+        const HTTP_10: http::Version = http::Version::HTTP_10;
+        const HTTP_11: http::Version = http::Version::HTTP_11;
+        assert!(host_problem(&req(HTTP_11, &[])).is_some());
+        assert!(host_problem(&req(HTTP_10, &[])).is_none());
+        assert!(host_problem(&req(HTTP_11, &[b"a", b"a"])).is_some());
+        for bad in [&b"a b"[..], b"u@h", b"h:port", b"h:70000", b"a/b", b"[::1"] {
+            assert!(host_problem(&req(HTTP_11, &[bad])).is_some(), "{bad:?}");
+        }
+        for good in [
+            &b""[..],
+            b"h",
+            b"h:80",
+            b"h:",
+            b"127.0.0.1:8080",
+            b"[::1]:8080",
+            b"[::1]",
+        ] {
+            assert!(host_problem(&req(HTTP_11, &[good])).is_none(), "{good:?}");
+        }
     }
 }

@@ -31,6 +31,7 @@ use super::{OriginConfig, LOG_TARGET};
 use crate::server::{
     self, closing, empty, full, text, Body, BoxError, ConnStats, Handler, HttpLimits,
 };
+use crate::throttle::Throttle;
 
 /// Files up to this size are read whole in the lookup (one blocking-pool
 /// trip); larger ones are streamed.
@@ -123,6 +124,7 @@ pub async fn spawn(
         root: root.clone(),
         limits: config.limits.clone(),
         counters: counters.clone(),
+        client_warnings: Throttle::new(Duration::from_secs(1)),
     });
     tracker.spawn(server::serve(
         listener,
@@ -175,7 +177,14 @@ struct Files {
     root: PathBuf,
     limits: HttpLimits,
     counters: Arc<Counters>,
+    /// Warnings a client can trigger at will (refused or unresolvable
+    /// paths) are logged at most once a second.
+    client_warnings: Throttle,
 }
+
+/// Longest request path looked up (Linux's PATH_MAX): a longer one cannot
+/// name a file, so it is refused with 414 before touching the file system.
+const MAX_PATH: usize = 4096;
 
 impl Handler for Files {
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -242,6 +251,10 @@ impl Files {
         }
 
         let uri_path = parts.uri.path();
+        if uri_path.len() > MAX_PATH {
+            self.client_mistake(peer, "request path longer than any file path (414)");
+            return text(StatusCode::URI_TOO_LONG, "414 URI Too Long\n");
+        }
         let safe = match path::resolve(uri_path) {
             Ok(p) => p,
             Err(why) => return self.refuse(peer, uri_path, &why.to_string()),
@@ -272,6 +285,13 @@ impl Files {
                 ),
             ),
             Lookup::NotFound => text(StatusCode::NOT_FOUND, "404 Not Found\n"),
+            Lookup::Unresolvable(e) => {
+                self.client_mistake(
+                    peer,
+                    &format!("path {uri_path} cannot name a file ({e}): 404"),
+                );
+                text(StatusCode::NOT_FOUND, "404 Not Found\n")
+            }
             Lookup::Forbidden => text(StatusCode::FORBIDDEN, "403 Forbidden\n"),
             Lookup::Failed(e) => {
                 tracing::error!(target: LOG_TARGET, path = uri_path, error = %e, "cannot read file");
@@ -285,8 +305,22 @@ impl Files {
 
     fn refuse(&self, peer: SocketAddr, path: &str, why: &str) -> Response<Body> {
         bump(&self.counters.refused_paths);
-        tracing::warn!(target: LOG_TARGET, %peer, path, reason = why, "refused path (403)");
+        self.client_mistake(peer, &format!("refused path {path} (403): {why}"));
         text(StatusCode::FORBIDDEN, "403 Forbidden\n")
+    }
+
+    /// A warning about something the client did wrong, rate-limited: a
+    /// client must not be able to flood the log.
+    fn client_mistake(&self, peer: SocketAddr, what: &str) {
+        if let Some(suppressed) = self.client_warnings.allow(Instant::now()) {
+            if suppressed > 0 {
+                tracing::warn!(target: LOG_TARGET, %peer, "{what} ({suppressed} similar warnings suppressed)");
+            } else {
+                tracing::warn!(target: LOG_TARGET, %peer, "{what}");
+            }
+        } else {
+            tracing::debug!(target: LOG_TARGET, %peer, "{what}");
+        }
     }
 
     /// Refuses a declared body that is over the limit before reading any of it.
@@ -375,6 +409,7 @@ fn lookup_blocking(root: &Path, joined: &Path, trailing_slash: bool, want_body: 
     }
     let content = match open_content(&file, meta.len()) {
         Ok(c) => c,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Lookup::Forbidden,
         Err(e) => return Lookup::Failed(e),
     };
     Lookup::File(Box::new((file, meta, content)))
@@ -421,15 +456,20 @@ enum Lookup {
     Redirect,
     Outside(PathBuf),
     NotFound,
+    /// The name cannot be resolved for a reason the client caused (a
+    /// segment too long for the file system, a symlink loop): 404, warned.
+    Unresolvable(io::Error),
     Forbidden,
     Failed(io::Error),
 }
 
+/// Resolving a name only looks names up, so every failure but a permission
+/// one means "no file by that name": a client's mistake, never a 500.
 fn io_lookup(e: io::Error) -> Lookup {
     match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => Lookup::NotFound,
         io::ErrorKind::PermissionDenied => Lookup::Forbidden,
-        _ => Lookup::Failed(e),
+        _ => Lookup::Unresolvable(e),
     }
 }
 

@@ -171,6 +171,57 @@ pub enum NotStored {
     TooLarge,
     /// `Vary: *` can never match a later request.
     VaryAll,
+    /// `Set-Cookie`: a session handed to one client must never be replayed
+    /// to another (nginx and Varnish do not store these either).
+    SetCookie,
+    /// The origin's `Connection` header names a header that decides caching
+    /// (`Cache-Control`, `Vary`, `Set-Cookie`...): stripping it as hop-by-hop
+    /// would change what the origin said, so the response is not stored.
+    HopByHopCacheHeader,
+}
+
+/// Headers that decide whether and how a response is shared; an origin that
+/// lists one in `Connection` gets its response forwarded, never stored.
+const CACHING_HEADERS: [&str; 8] = [
+    "cache-control",
+    "cdn-cache-control",
+    "surrogate-control",
+    "pragma",
+    "expires",
+    "vary",
+    "set-cookie",
+    "set-cookie2",
+];
+
+/// The parts of the verdict that depend on whom a response is meant for,
+/// not on its status or size: also applied to a 304 that refreshes an entry.
+/// `response_headers` are as the origin sent them, hop-by-hop ones included.
+pub fn shareable(
+    request_cc: &CacheControl,
+    response_cc: &CacheControl,
+    response_headers: &HeaderMap,
+) -> Result<(), NotStored> {
+    if request_cc.no_store || response_cc.no_store {
+        return Err(NotStored::NoStore);
+    }
+    if response_cc.private {
+        return Err(NotStored::Private);
+    }
+    if response_headers.contains_key(header::SET_COOKIE)
+        || response_headers.contains_key("set-cookie2")
+    {
+        return Err(NotStored::SetCookie);
+    }
+    let names_caching_header = response_headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(split_list)
+        .any(|n| CACHING_HEADERS.iter().any(|c| c.eq_ignore_ascii_case(n)));
+    if names_caching_header {
+        return Err(NotStored::HopByHopCacheHeader);
+    }
+    Ok(())
 }
 
 /// Statuses that may be stored with the default TTL when the origin gives no
@@ -183,7 +234,9 @@ fn heuristically_cacheable(status: StatusCode) -> bool {
 }
 
 /// Decides whether a GET response may be stored by this shared cache.
-/// `body_len` is the body size if known; `max_entry` the per-entry bound.
+/// `response_headers` are as the origin sent them (before hop-by-hop
+/// stripping); `body_len` is the body size if known; `max_entry` the
+/// per-entry bound.
 pub fn storable(
     status: StatusCode,
     request_cc: &CacheControl,
@@ -192,12 +245,7 @@ pub fn storable(
     body_len: Option<u64>,
     max_entry: u64,
 ) -> Result<(), NotStored> {
-    if request_cc.no_store || response_cc.no_store {
-        return Err(NotStored::NoStore);
-    }
-    if response_cc.private {
-        return Err(NotStored::Private);
-    }
+    shareable(request_cc, response_cc, response_headers)?;
     let code = status.as_u16();
     // Never: server errors (a transient failure must not be replayed),
     // partial content (we do not assemble ranges), 304 (no body), 1xx.
@@ -304,8 +352,10 @@ pub struct CachedResponse {
     /// How long it is fresh, counted from its generation (zero for
     /// `no-cache`: every use is revalidated).
     pub lifetime: Duration,
-    /// The request headers named by `Vary`, as the storing request sent them.
-    pub vary: Vec<(HeaderName, Option<HeaderValue>)>,
+    /// The request headers named by `Vary`, as the storing request sent them
+    /// to the origin: each the combined value of all its lines, normalised
+    /// (see [`vary_value`]).
+    pub vary: Vec<(HeaderName, Option<Vec<u8>>)>,
 }
 
 /// Fixed bookkeeping cost per entry, so many tiny entries still count.
@@ -343,7 +393,7 @@ impl CachedResponse {
         let vary = vary_names(&headers)
             .into_iter()
             .map(|name| {
-                let value = request_headers.get(&name).cloned();
+                let value = vary_value(request_headers, &name);
                 (name, value)
             })
             .collect();
@@ -392,11 +442,13 @@ impl CachedResponse {
         self.headers.get(header::LAST_MODIFIED)
     }
 
-    /// Whether a later request selects this variant (same `Vary` headers).
+    /// Whether a later request selects this variant (same `Vary` headers,
+    /// compared as RFC 9111 §4.1 says: combined lines, list whitespace
+    /// ignored). `request_headers` must be those the origin would see.
     pub fn matches_vary(&self, request_headers: &HeaderMap) -> bool {
         self.vary
             .iter()
-            .all(|(name, value)| request_headers.get(name) == value.as_ref())
+            .all(|(name, value)| vary_value(request_headers, name) == *value)
     }
 
     /// The entry after a 304 (RFC 9111 §4.3.4): the 304's headers replace
@@ -433,6 +485,31 @@ impl CachedResponse {
             now,
         )
     }
+}
+
+/// The value of a header named by `Vary`, normalised the way RFC 9111 §4.1
+/// allows: all its lines combined, and whitespace around list commas
+/// dropped, so `a, b` on one line equals `a` and `b` on two. A value that is
+/// not text is compared byte for byte, lines joined by commas.
+pub fn vary_value(headers: &HeaderMap, name: &HeaderName) -> Option<Vec<u8>> {
+    let lines: Vec<&HeaderValue> = headers.get_all(name).iter().collect();
+    if lines.is_empty() {
+        return None;
+    }
+    let text: Result<Vec<&str>, _> = lines.iter().map(|v| v.to_str()).collect();
+    Some(match text {
+        Ok(text) => text
+            .into_iter()
+            .flat_map(split_list)
+            .collect::<Vec<_>>()
+            .join(",")
+            .into_bytes(),
+        Err(_) => lines
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect::<Vec<_>>()
+            .join(&b","[..]),
+    })
 }
 
 fn vary_names(headers: &HeaderMap) -> Vec<HeaderName> {
@@ -979,5 +1056,44 @@ mod tests {
         let k = cache_key(&http::Method::GET, "127.0.0.1:8000", "/a?b=1");
         assert_eq!(k, "GET http://127.0.0.1:8000/a?b=1");
         assert_ne!(k, cache_key(&http::Method::GET, "127.0.0.1:8000", "/a?b=2"));
+    }
+
+    #[test]
+    fn cookies_and_connection_listed_cache_headers_are_never_shared() {
+        let none = CacheControl::default();
+        let h = headers(&[("set-cookie", "session=1")]);
+        assert_eq!(shareable(&none, &none, &h), Err(NotStored::SetCookie));
+        let h = headers(&[("connection", "close, Cache-Control")]);
+        assert_eq!(
+            shareable(&none, &none, &h),
+            Err(NotStored::HopByHopCacheHeader)
+        );
+        let h = headers(&[("connection", "x-trace"), ("x-trace", "1")]);
+        assert_eq!(shareable(&none, &none, &h), Ok(()));
+        let ok = storable(
+            StatusCode::OK,
+            &none,
+            &none,
+            &headers(&[("set-cookie", "a=b")]),
+            None,
+            100,
+        );
+        assert_eq!(ok, Err(NotStored::SetCookie));
+    }
+
+    #[test]
+    fn vary_values_are_combined_and_list_whitespace_ignored() {
+        let name = HeaderName::from_static("accept-language");
+        let two = headers(&[("accept-language", "fr"), ("accept-language", "de")]);
+        let one = headers(&[("accept-language", "fr ,  de")]);
+        let other = headers(&[("accept-language", "fr"), ("accept-language", "en")]);
+        assert_eq!(vary_value(&two, &name), vary_value(&one, &name));
+        assert_ne!(vary_value(&two, &name), vary_value(&other, &name));
+        assert_eq!(vary_value(&HeaderMap::new(), &name), None);
+        assert_ne!(
+            vary_value(&headers(&[("accept-language", "")]), &name),
+            None,
+            "an empty value is not an absent header"
+        );
     }
 }

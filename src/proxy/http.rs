@@ -31,8 +31,9 @@ use crate::server::{closing, empty, full, text, Body, BoxError, Handler};
 
 const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
-/// The name this cache uses in `Via` and `Cache-Status`.
-const CACHE_NAME: &str = "netrun";
+/// The name this cache uses in `Cache-Status`, and the start of its `Via`
+/// pseudonym.
+pub(crate) const CACHE_NAME: &str = "netrun";
 
 /// How a response was produced, as `X-Cache` says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +98,9 @@ pub(crate) struct ProxyService {
     impair: Arc<dyn Impairment>,
     /// The proxy ↔ origin link: crossed only by what goes upstream.
     origin_link: Arc<dyn Impairment>,
+    /// This instance's `Via` pseudonym: seen again in a request, it means
+    /// the request came round a forwarding loop.
+    via_token: String,
 }
 
 impl Handler for ProxyService {
@@ -120,6 +124,10 @@ impl Handler for ProxyService {
             Label::Bypass => bump(&self.counters.bypasses),
         }
         self.impair_delay(Direction::ToClient).await;
+        let mut resp = resp;
+        if let Ok(via) = HeaderValue::from_str(&format!("1.1 {}", self.via_token)) {
+            resp.headers_mut().append(header::VIA, via);
+        }
         let resp = if self.impair.paces_http_bodies(Direction::ToClient) {
             let impair = self.impair.clone();
             resp.map(|body| PacedBody::new(body, impair).boxed())
@@ -152,6 +160,7 @@ impl ProxyService {
         clock: Arc<dyn Clock>,
         impair: Arc<dyn Impairment>,
         origin_link: Arc<dyn Impairment>,
+        via_token: String,
     ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -180,11 +189,15 @@ impl ProxyService {
             clock,
             impair,
             origin_link,
+            via_token,
         }
     }
 
     async fn route(&self, req: Request<Incoming>) -> (Response<Body>, Label) {
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        if carries_token(&parts.headers, &self.via_token) {
+            return (self.loop_detected(), Label::Bypass);
+        }
         if let Err(resp) = self.check_target(&parts) {
             return (
                 label(resp, Label::Bypass, "fwd=bypass; detail=refused"),
@@ -229,6 +242,10 @@ impl ProxyService {
         if let Err(resp) = self.discard_body(&parts.headers, body).await {
             return (label(resp, Label::Bypass, "fwd=bypass"), Label::Bypass);
         }
+        // From here on the cache sees the request as the origin will: a
+        // header the client named in `Connection` never reaches the origin,
+        // so it must not select a `Vary` variant either.
+        strip_hop_by_hop(&mut parts.headers);
 
         let now = self.clock.now();
         let entry = cache
@@ -333,6 +350,24 @@ impl ProxyService {
         Ok(())
     }
 
+    /// 508 for a request that already went through this proxy: its
+    /// upstream leads back to it (RFC 9110 §7.6.3: `Via` is for loop detection).
+    fn loop_detected(&self) -> Response<Body> {
+        tracing::warn!(target: "netrun::proxy", token = %self.via_token,
+            "request already carries this proxy's Via token: forwarding loop (508)");
+        label(
+            text(
+                StatusCode::LOOP_DETECTED,
+                format!(
+                    "netrun proxy {} found itself in this request's Via header: its upstream {} leads back to it (forwarding loop)\n",
+                    self.via_token, self.upstream
+                ),
+            ),
+            Label::Bypass,
+            "fwd=bypass; detail=loop",
+        )
+    }
+
     fn refuse(&self, target: &str) -> Response<Body> {
         text(
             StatusCode::FORBIDDEN,
@@ -351,7 +386,7 @@ impl ProxyService {
         lbl: Label,
         param: &str,
     ) -> (Response<Body>, Label) {
-        let headers = upstream_request_headers(&parts.headers, parts.version);
+        let headers = upstream_request_headers(&parts.headers, parts.version, &self.via_token);
         let deadline = tokio::time::Instant::now() + self.timeout;
         let resp = match self
             .send(
@@ -401,8 +436,9 @@ impl ProxyService {
                             return (self.serve_entry(parts, &e, Label::Hit, &param), Label::Hit);
                         }
                     }
-                    let (resp, lbl, shared) =
-                        self.fetch_and_store(parts, cache, key, stale, kind).await;
+                    let (resp, lbl, shared) = self
+                        .fetch_and_store(parts, cache, key, stale, req_cc, kind)
+                        .await;
                     leader.finish(shared);
                     return (resp, lbl);
                 }
@@ -426,8 +462,9 @@ impl ProxyService {
                             );
                         }
                         Shared::Stored(_) | Shared::FetchYourself => {
-                            let (resp, lbl, _) =
-                                self.fetch_and_store(parts, cache, key, None, kind).await;
+                            let (resp, lbl, _) = self
+                                .fetch_and_store(parts, cache, key, None, req_cc, kind)
+                                .await;
                             return (resp, lbl);
                         }
                     }
@@ -444,9 +481,10 @@ impl ProxyService {
         cache: &CacheState,
         key: &str,
         stale: Option<Arc<CachedResponse>>,
+        req_cc: &CacheControl,
         kind: &str,
     ) -> (Response<Body>, Label, Shared) {
-        let mut headers = upstream_request_headers(&parts.headers, parts.version);
+        let mut headers = upstream_request_headers(&parts.headers, parts.version, &self.via_token);
         strip_body_framing(&mut headers);
         // The cache wants the whole representation; the client's own
         // conditionals are answered from it afterwards.
@@ -497,6 +535,9 @@ impl ProxyService {
         };
         let response_time = self.clock.wall();
         let (mut rparts, body) = resp.into_parts();
+        // Whether to store is decided on what the origin said: a
+        // `Cache-Control: private` it named in `Connection` is still private.
+        let origin_said = rparts.headers.clone();
         strip_hop_by_hop(&mut rparts.headers);
 
         if let (true, StatusCode::NOT_MODIFIED, Some(e)) = (conditional, rparts.status, &stale) {
@@ -509,7 +550,22 @@ impl ProxyService {
                 response_time,
                 self.clock.now(),
             ));
-            let stored = self.store_insert(cache, key, fresh.clone());
+            // A 304 may change the entry's storability (a new `private`, a
+            // `Set-Cookie`): then this client gets it and nobody else does.
+            let verdict = cache::storable(
+                e.status,
+                req_cc,
+                &CacheControl::parse(&origin_said),
+                &origin_said,
+                None,
+                cache.max_entry,
+            );
+            let stored = if verdict.is_ok() {
+                self.store_insert(cache, key, fresh.clone())
+            } else {
+                self.store_remove(cache, key);
+                false
+            };
             let param = format!("fwd={kind}; fwd-status=304");
             let shared = if stored {
                 Shared::Stored(fresh.clone())
@@ -523,13 +579,11 @@ impl ProxyService {
             );
         }
 
-        let req_cc = request_cache_control(&parts.headers);
-        let resp_cc = CacheControl::parse(&rparts.headers);
         let verdict = cache::storable(
             rparts.status,
-            &req_cc,
-            &resp_cc,
-            &rparts.headers,
+            req_cc,
+            &CacheControl::parse(&origin_said),
+            &origin_said,
             content_length(&rparts.headers),
             cache.max_entry,
         );
@@ -871,20 +925,33 @@ fn strip_body_framing(headers: &mut HeaderMap) {
     }
 }
 
-fn upstream_request_headers(client: &HeaderMap, version: Version) -> HeaderMap {
+fn upstream_request_headers(client: &HeaderMap, version: Version, token: &str) -> HeaderMap {
     let mut headers = client.clone();
     strip_hop_by_hop(&mut headers);
     let v = match version {
         Version::HTTP_10 => "1.0",
         _ => "1.1",
     };
-    if let Ok(via) = HeaderValue::from_str(&format!("{v} {CACHE_NAME}")) {
+    if let Ok(via) = HeaderValue::from_str(&format!("{v} {token}")) {
         headers.append(header::VIA, via);
     }
     headers
 }
 
-/// Adds `X-Cache`, `Cache-Status` (RFC 9211) and `Via` to a response.
+/// Whether a `Via` entry was added by the proxy named `token`
+/// (`protocol received-by [comment]`, comma-separated, several lines).
+fn carries_token(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::VIA)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|entry| entry.split_whitespace().nth(1))
+        .any(|by| by.eq_ignore_ascii_case(token))
+}
+
+/// Adds `X-Cache` and `Cache-Status` (RFC 9211) to a response (`Via` is
+/// added by `handle`, with this instance's token).
 fn label(mut resp: Response<Body>, lbl: Label, param: &str) -> Response<Body> {
     let h = resp.headers_mut();
     h.insert(X_CACHE, HeaderValue::from_static(lbl.as_str()));
@@ -893,7 +960,6 @@ fn label(mut resp: Response<Body>, lbl: Label, param: &str) -> Response<Body> {
     if let Ok(v) = HeaderValue::from_str(&status) {
         h.append(CACHE_STATUS, v);
     }
-    h.append(header::VIA, HeaderValue::from_static("1.1 netrun"));
     resp
 }
 

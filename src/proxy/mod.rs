@@ -289,6 +289,7 @@ impl Counters {
 pub struct ProxyHandle {
     http_addr: SocketAddr,
     udp_addr: SocketAddr,
+    via_token: String,
     counters: Arc<Counters>,
     conn_stats: Arc<ConnStats>,
     shutdown: CancellationToken,
@@ -304,6 +305,12 @@ impl ProxyHandle {
     /// The address the UDP side listens on.
     pub fn udp_addr(&self) -> SocketAddr {
         self.udp_addr
+    }
+
+    /// The pseudonym this proxy adds to `Via` (`netrun-` and 8 random hex
+    /// digits); a request that already carries it has come round a loop.
+    pub fn via_token(&self) -> &str {
+        &self.via_token
     }
 
     /// The counters now.
@@ -375,6 +382,11 @@ pub async fn spawn_with_hooks(
     let udp_addr = udp
         .local_addr()
         .context("reading the proxy's UDP address")?;
+    refuse_self_loop(http_addr, config.upstream_http, "--upstream")?;
+    refuse_self_loop(udp_addr, config.upstream_udp, "--udp-upstream")?;
+    // Random per instance: two netrun proxies in a chain must not take each
+    // other's token for their own.
+    let via_token = format!("{}-{:08x}", http::CACHE_NAME, rand::random::<u32>());
     let counters = Arc::new(Counters::default());
     let conn_stats = Arc::new(ConnStats::default());
     let tracker = TaskTracker::new();
@@ -385,6 +397,7 @@ pub async fn spawn_with_hooks(
         hooks.clock.clone(),
         hooks.impair.clone(),
         hooks.origin_link.clone(),
+        via_token.clone(),
     ));
     tracker.spawn(server::serve(
         http,
@@ -409,9 +422,51 @@ pub async fn spawn_with_hooks(
     Ok(ProxyHandle {
         http_addr,
         udp_addr,
+        via_token,
         counters,
         conn_stats,
         shutdown,
         tracker,
     })
+}
+
+/// Refuses an upstream that is the proxy's own listening socket: every
+/// request (or datagram) would be forwarded to itself until a limit is hit.
+fn refuse_self_loop(listen: SocketAddr, upstream: SocketAddr, flag: &str) -> anyhow::Result<()> {
+    if reaches(upstream, listen) {
+        return Err(crate::Error::input(format!(
+            "{flag} {upstream} is this proxy's own listening address {listen}: it would forward to itself; point {flag} at the origin"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Whether connecting to `upstream` lands on a socket bound to `listen`:
+/// same port, and the same address, or a wildcard bind reached through
+/// loopback (connecting to the wildcard address itself means this host).
+fn reaches(upstream: SocketAddr, listen: SocketAddr) -> bool {
+    if upstream.port() != listen.port() {
+        return false;
+    }
+    let (u, l) = (upstream.ip(), listen.ip());
+    let local = |ip: std::net::IpAddr| ip.is_loopback() || ip.is_unspecified();
+    u == l || (l.is_unspecified() && local(u)) || (u.is_unspecified() && local(l))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_self_loop_is_the_same_port_reached_through_the_same_or_a_wildcard_address() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(reaches(a("127.0.0.1:80"), a("127.0.0.1:80")));
+        assert!(reaches(a("127.0.0.1:80"), a("0.0.0.0:80")));
+        assert!(reaches(a("0.0.0.0:80"), a("127.0.0.1:80")));
+        assert!(reaches(a("[::1]:80"), a("[::]:80")));
+        assert!(!reaches(a("127.0.0.1:81"), a("127.0.0.1:80")));
+        assert!(!reaches(a("127.0.0.2:80"), a("127.0.0.1:80")));
+        assert!(!reaches(a("10.0.0.1:80"), a("127.0.0.1:80")));
+    }
 }

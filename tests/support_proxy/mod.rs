@@ -201,6 +201,36 @@ async fn answer(
                 .body(StreamBody::new(frames).boxed())
                 .unwrap()
         }
+        "/cookie" => whole(
+            StatusCode::OK,
+            &[
+                ("cache-control", "max-age=60"),
+                ("set-cookie", &format!("session={user}")),
+            ],
+            format!("hello {user}"),
+        ),
+        "/vary-lang" => {
+            // Every Accept-Language line the upstream saw, in order.
+            let langs: Vec<&str> = req
+                .headers()
+                .get_all("accept-language")
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            whole(
+                StatusCode::OK,
+                &[("cache-control", "max-age=60"), ("vary", "accept-language")],
+                format!("lang={}", langs.join("|")),
+            )
+        }
+        "/conn-private" => whole(
+            StatusCode::OK,
+            &[
+                ("connection", "cache-control"),
+                ("cache-control", "private, max-age=60"),
+            ],
+            format!("for={user}"),
+        ),
         "/nostore" => whole(StatusCode::OK, &[("cache-control", "no-store")], "secret"),
         "/private" => whole(
             StatusCode::OK,

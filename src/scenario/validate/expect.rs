@@ -1,0 +1,233 @@
+//! `[expect]`: `"<workload>.<metric>" = "<op> <number>"` thresholds, checked
+//! against the workloads and the summary columns that kind of workload fills.
+
+use crate::scenario::diag::ScenarioErrors;
+use crate::scenario::raw;
+use crate::scenario::{CompareOp, Expectation};
+
+/// Summary columns that only a UDP workload fills.
+const UDP_ONLY: &[&str] = &[
+    "lost",
+    "loss_percent",
+    "late",
+    "duplicates",
+    "reordered",
+    "jitter_ms",
+    "ipdv_mean_ms",
+    "foreign",
+    "pacing_mean_ms",
+    "pacing_max_ms",
+    "proxy_dropped",
+];
+/// Summary columns that only an HTTP workload fills.
+const HTTP_ONLY: &[&str] = &[
+    "requests",
+    "errors",
+    "requests_per_s",
+    "cache_hits",
+    "cache_hit_ratio",
+    "service_mean_ms",
+    "service_p99_ms",
+    "proxy_hits",
+    "proxy_upstream_fetches",
+    "proxy_bytes_from_cache",
+];
+
+/// Summary columns that hold numbers, and so can be used in `[expect]`.
+fn numeric_metrics() -> Vec<String> {
+    let row = serde_json::to_value(crate::metrics::SummaryRow::default()).unwrap_or_default();
+    let text = [
+        "scenario",
+        "variant",
+        "workload",
+        "kind",
+        "target",
+        "cache",
+        "started_at",
+        "interrupted",
+    ];
+    row.as_object()
+        .map(|m| {
+            m.keys()
+                .filter(|k| !text.contains(&k.as_str()))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(super) fn resolve(r: &raw::Scenario, errs: &mut ScenarioErrors) -> Vec<Expectation> {
+    let mut out = Vec::new();
+    let Some(map) = &r.expect else { return out };
+    // Name and kind of each workload as written (the base file, before the matrix).
+    let workloads: Vec<(String, String)> = r
+        .workload
+        .iter()
+        .filter_map(|w| {
+            let w = w.get_ref();
+            let name = w.name.as_ref()?.get_ref().clone();
+            let kind = w.kind.as_ref().map(|k| k.get_ref().clone());
+            Some((name, kind.unwrap_or_default()))
+        })
+        .collect();
+    let metrics = numeric_metrics();
+    for (key, value) in map {
+        let ekey = format!("expect.\"{key}\"");
+        let Some((workload, metric)) = key.split_once('.') else {
+            errs.push(
+                Some(value.span()),
+                ekey,
+                "is not \"<workload>.<metric>\"; write e.g. \"page.latency_p99_ms\"",
+            );
+            continue;
+        };
+        for why in check_subject(workload, metric, &workloads, &metrics) {
+            errs.push(Some(value.span()), ekey.clone(), why);
+        }
+        match parse_comparison(value.get_ref()) {
+            Ok((op, v, text)) => out.push(Expectation {
+                workload: workload.to_string(),
+                metric: metric.to_string(),
+                op,
+                value: v,
+                text: text.to_string(),
+            }),
+            Err(why) => errs.push(Some(value.span()), ekey, why),
+        }
+    }
+    out
+}
+
+/// What is wrong with `<workload>.<metric>`: the workload must exist and the
+/// metric be a number column that its kind fills.
+fn check_subject(
+    workload: &str,
+    metric: &str,
+    workloads: &[(String, String)],
+    metrics: &[String],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let kind = workloads
+        .iter()
+        .find(|(w, _)| w == workload)
+        .map(|(_, k)| k.as_str());
+    if kind.is_none() {
+        let names: Vec<&str> = workloads.iter().map(|(w, _)| w.as_str()).collect();
+        problems.push(format!(
+            "no workload is named `{workload}`; workloads: {}",
+            names.join(", ")
+        ));
+    }
+    if !metrics.iter().any(|m| m == metric) {
+        problems.push(format!(
+            "`{metric}` is not a metric; use one of {}",
+            metrics.join(", ")
+        ));
+    } else if let Some(kind) = kind {
+        let foreign = match kind {
+            "http" => UDP_ONLY.contains(&metric),
+            "udp" => HTTP_ONLY.contains(&metric),
+            _ => false,
+        };
+        if foreign {
+            problems.push(format!(
+                "`{metric}` does not apply to the {kind} workload `{workload}`; it would always be empty"
+            ));
+        }
+    }
+    problems
+}
+
+/// `"<= 1.5"` → `(Le, 1.5, "<= 1.5")` (the text trimmed, for messages).
+fn parse_comparison(value: &str) -> Result<(CompareOp, f64, &str), String> {
+    let text = value.trim();
+    // Two-character operators first: `<=` must not read as `<` then `= 1`.
+    let ops = [
+        ("<=", CompareOp::Le),
+        (">=", CompareOp::Ge),
+        ("==", CompareOp::Eq),
+        ("!=", CompareOp::Ne),
+        ("<", CompareOp::Lt),
+        (">", CompareOp::Gt),
+    ];
+    let Some((op, rest)) = ops
+        .iter()
+        .find_map(|(s, op)| text.strip_prefix(s).map(|rest| (*op, rest)))
+    else {
+        return Err(format!(
+            "`{text}` has no comparison; write \"<op> <number>\" with op one of < <= > >= == !="
+        ));
+    };
+    match rest.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok((op, v, text)),
+        _ => Err(format!("`{}` is not a number", rest.trim())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    #[test]
+    fn comparisons_parse_longest_operator_first() {
+        assert_eq!(
+            parse_comparison(" <= 1.5 "),
+            Ok((CompareOp::Le, 1.5, "<= 1.5"))
+        );
+        assert_eq!(parse_comparison("<1"), Ok((CompareOp::Lt, 1.0, "<1")));
+        assert_eq!(parse_comparison(">= 0"), Ok((CompareOp::Ge, 0.0, ">= 0")));
+        assert_eq!(parse_comparison("!= 2"), Ok((CompareOp::Ne, 2.0, "!= 2")));
+        assert_eq!(
+            parse_comparison("== 1e3"),
+            Ok((CompareOp::Eq, 1000.0, "== 1e3"))
+        );
+        assert!(parse_comparison("~ 1")
+            .unwrap_err()
+            .contains("has no comparison"));
+        assert_eq!(
+            parse_comparison("< many"),
+            Err("`many` is not a number".into())
+        );
+        assert!(parse_comparison("< inf").is_err());
+    }
+
+    #[test]
+    fn numeric_metrics_are_the_number_columns() {
+        let m = numeric_metrics();
+        assert!(m.iter().any(|c| c == "latency_p99_ms"));
+        assert!(m.iter().any(|c| c == "cache_hit_ratio"));
+        assert!(!m.iter().any(|c| c == "variant" || c == "interrupted"));
+        // The kind-only lists name real columns.
+        for c in UDP_ONLY.iter().chain(HTTP_ONLY) {
+            assert!(m.iter().any(|x| x == c), "{c}");
+        }
+    }
+
+    fn expect(line: &str) -> String {
+        format!("{}[expect]\n{line}\n", http(""))
+    }
+
+    #[test]
+    fn subjects_are_checked() {
+        let s = valid(&expect("\"w.latency_p99_ms\" = \"< 50\""));
+        assert_eq!(s.expect.len(), 1);
+        assert_eq!(s.expect[0].metric, "latency_p99_ms");
+        let m = problem(&expect("\"w\" = \"< 1\""), "expect.\"w\"");
+        assert!(m.contains("<workload>.<metric>"), "{m}");
+        let m = problem(&expect("\"x.errors\" = \"< 1\""), "expect.\"x.errors\"");
+        assert!(
+            m.starts_with("no workload is named `x`; workloads: w"),
+            "{m}"
+        );
+        let m = problem(&expect("\"w.speed\" = \"< 1\""), "expect.\"w.speed\"");
+        assert!(m.starts_with("`speed` is not a metric; use one of "), "{m}");
+        let m = problem(
+            &expect("\"w.jitter_ms\" = \"< 1\""),
+            "expect.\"w.jitter_ms\"",
+        );
+        assert!(m.contains("does not apply to the http workload `w`"), "{m}");
+        // Every problem of a line is reported.
+        assert_eq!(problems(&expect("\"x.speed\" = \"~ 1\"")).len(), 3);
+    }
+}

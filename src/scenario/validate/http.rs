@@ -1,0 +1,152 @@
+//! The rules of an HTTP workload: which paths, how many requests, how many
+//! clients, closed or open loop; UDP-only keys are refused.
+
+use std::time::Duration;
+
+use super::span;
+use super::workload::{duration, Keys};
+use crate::scenario::diag::ScenarioErrors;
+use crate::scenario::raw;
+use crate::scenario::HttpWorkload;
+
+const DEFAULT_PATHS: &[&str] = &["/index.html"];
+const DEFAULT_REQUESTS: u64 = 100;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) fn resolve(
+    w: &raw::Workload,
+    keys: &Keys<'_>,
+    errs: &mut ScenarioErrors,
+) -> HttpWorkload {
+    keys.forbid(
+        &[
+            (span(&w.count), "count"),
+            (span(&w.size), "size"),
+            (span(&w.interval), "interval"),
+            (span(&w.flows), "flows"),
+        ],
+        "udp",
+        errs,
+    );
+    let concurrency = keys.count(&w.concurrency, "concurrency", 1, errs);
+    let concurrency = u32::try_from(concurrency).unwrap_or_else(|_| {
+        errs.push(
+            span(&w.concurrency),
+            keys.key("concurrency"),
+            "is too large; at most 4294967295",
+        );
+        1
+    });
+    let rate = match &w.rate {
+        Some(r) if !(*r.get_ref() > 0.0 && r.get_ref().is_finite()) => {
+            errs.push(
+                Some(r.span()),
+                keys.key("rate"),
+                format!(
+                    "{} is not a rate; give requests per second above 0, or remove it for a closed loop",
+                    r.get_ref()
+                ),
+            );
+            None
+        }
+        r => r.as_ref().map(|r| *r.get_ref()),
+    };
+    HttpWorkload {
+        paths: paths(w, keys, errs),
+        requests: keys.count(&w.requests, "requests", DEFAULT_REQUESTS, errs),
+        concurrency,
+        keep_alive: w.keep_alive.as_ref().map_or(true, |k| *k.get_ref()),
+        rate,
+        duration: w.duration.as_ref().map(|d| d.get_ref().0),
+        timeout: duration(&w.timeout, DEFAULT_TIMEOUT),
+    }
+}
+
+/// At least one path, each starting with `/`.
+fn paths(w: &raw::Workload, keys: &Keys<'_>, errs: &mut ScenarioErrors) -> Vec<String> {
+    match &w.paths {
+        None => DEFAULT_PATHS.iter().map(|s| s.to_string()).collect(),
+        Some(p) if p.get_ref().is_empty() => {
+            errs.push(
+                Some(p.span()),
+                keys.key("paths"),
+                "is empty; list at least one path, e.g. [\"/index.html\"]",
+            );
+            Vec::new()
+        }
+        Some(p) => {
+            for path in p.get_ref() {
+                if !path.starts_with('/') {
+                    errs.push(
+                        Some(p.span()),
+                        keys.key("paths"),
+                        format!("`{path}` does not start with /; write e.g. \"/{path}\""),
+                    );
+                }
+            }
+            p.get_ref().clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use crate::scenario::{HttpWorkload, WorkloadKind};
+    use std::time::Duration;
+
+    fn workload(extra: &str) -> HttpWorkload {
+        match &valid(&http(extra)).variants[0].plan.workloads[0].kind {
+            WorkloadKind::Http(h) => h.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(
+            workload(""),
+            HttpWorkload {
+                paths: vec!["/index.html".into()],
+                requests: 100,
+                concurrency: 1,
+                keep_alive: true,
+                rate: None,
+                duration: None,
+                timeout: Duration::from_secs(10),
+            }
+        );
+    }
+
+    #[test]
+    fn open_loop_settings_are_kept() {
+        let h = workload("rate = 50.0\nduration = \"2s\"\nconcurrency = 4\nkeep_alive = false");
+        assert_eq!(h.rate, Some(50.0));
+        assert_eq!(h.duration, Some(Duration::from_secs(2)));
+        assert_eq!(h.concurrency, 4);
+        assert!(!h.keep_alive);
+    }
+
+    #[test]
+    fn udp_keys_are_refused() {
+        let p = problems(&http("count = 5\nsize = \"64B\""));
+        let keys: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["workload.w.count", "workload.w.size"]);
+        assert!(
+            p[0].1.starts_with("applies to udp workloads only"),
+            "{p:#?}"
+        );
+    }
+
+    #[test]
+    fn paths_rate_and_concurrency_are_checked() {
+        let m = problem(&http("paths = []"), "workload.w.paths");
+        assert!(m.starts_with("is empty"), "{m}");
+        let m = problem(&http("paths = [\"index.html\"]"), "workload.w.paths");
+        assert!(m.contains("write e.g. \"/index.html\""), "{m}");
+        let m = problem(&http("rate = 0.0"), "workload.w.rate");
+        assert!(m.contains("above 0"), "{m}");
+        let m = problem(&http("concurrency = 5000000000"), "workload.w.concurrency");
+        assert!(m.contains("at most 4294967295"), "{m}");
+    }
+}

@@ -1,0 +1,195 @@
+//! `[matrix]` → variants: one copy of the file per combination of the listed
+//! values, each resolved into its own plan and labelled by what it overrides.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use toml::Spanned;
+
+use super::plan::resolve_plan;
+use crate::scenario::diag::ScenarioErrors;
+use crate::scenario::raw;
+use crate::scenario::Variant;
+
+/// More variants than this is almost certainly a typo in `[matrix]`.
+const MAX_VARIANTS: usize = 256;
+
+/// A matrix key and the values it takes.
+type Axis = (String, Vec<Spanned<toml::Value>>);
+
+/// Every variant of the scenario (one, `default`, without a matrix). `None`
+/// when the matrix is too large to expand; other problems are in `errs` and
+/// leave the variant out.
+pub(super) fn variants(
+    raw: &raw::Scenario,
+    path: &Path,
+    source: &str,
+    dir: &Path,
+    errs: &mut ScenarioErrors,
+) -> Option<Vec<Variant>> {
+    let axes = axes(raw, errs);
+    let combos = axes.iter().map(|(_, v)| v.len()).product::<usize>();
+    if combos > MAX_VARIANTS {
+        errs.push(
+            raw.matrix.as_ref().map(Spanned::span),
+            "matrix",
+            format!("expands to {combos} variants; at most {MAX_VARIANTS} are allowed"),
+        );
+        return None;
+    }
+    // The same base mistake shows up in every variant: report it once.
+    let mut seen = BTreeSet::new();
+    let mut variants = Vec::new();
+    for index in 0..combos.max(1) {
+        let mut local = ScenarioErrors::new(path, source);
+        let variant = variant(raw, &axes, index, dir, &mut local);
+        for d in local.errors {
+            let sp = d.span.clone().unwrap_or(0..0);
+            if seen.insert((sp.start, sp.end, d.key.clone(), d.message.clone())) {
+                errs.errors.push(d);
+            }
+        }
+        variants.extend(variant);
+    }
+    Some(variants)
+}
+
+fn axes(raw: &raw::Scenario, errs: &mut ScenarioErrors) -> Vec<Axis> {
+    let mut axes = Vec::new();
+    if let Some(m) = &raw.matrix {
+        for (key, values) in m.get_ref() {
+            if values.get_ref().is_empty() {
+                errs.push(
+                    Some(values.span()),
+                    format!("matrix.{key}"),
+                    "has no values; list at least one",
+                );
+                continue;
+            }
+            axes.push((key.clone(), values.get_ref().clone()));
+        }
+    }
+    axes
+}
+
+/// Combination number `index` (the last axis varies fastest), resolved.
+fn variant(
+    raw: &raw::Scenario,
+    axes: &[Axis],
+    index: usize,
+    dir: &Path,
+    errs: &mut ScenarioErrors,
+) -> Option<Variant> {
+    let mut r = raw.clone();
+    let mut overrides = Vec::new();
+    let mut ok = true;
+    let mut rest = index;
+    let mut picks = vec![0; axes.len()];
+    for (i, (_, values)) in axes.iter().enumerate().rev() {
+        picks[i] = rest % values.len();
+        rest /= values.len();
+    }
+    for ((key, values), pick) in axes.iter().zip(picks) {
+        let value = &values[pick];
+        if let Err(msg) = r.apply_override(key, value) {
+            errs.push(Some(value.span()), format!("matrix.{key}"), msg);
+            ok = false;
+        }
+        overrides.push((key.clone(), value_text(value.get_ref())));
+    }
+    let plan = resolve_plan(&r, dir, errs);
+    let label = if overrides.is_empty() {
+        "default".to_string()
+    } else {
+        overrides
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    match (plan, ok) {
+        (Some(plan), true) => Some(Variant {
+            label,
+            overrides,
+            plan,
+        }),
+        _ => None,
+    }
+}
+
+fn value_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use crate::scenario::Mode;
+
+    #[test]
+    fn no_matrix_is_one_default_variant() {
+        let s = valid(&http(""));
+        assert_eq!(s.variants.len(), 1);
+        assert_eq!(s.variants[0].label, "default");
+        assert!(s.variants[0].overrides.is_empty());
+    }
+
+    #[test]
+    fn combinations_vary_the_last_axis_fastest_and_are_labelled_by_their_overrides() {
+        let s = valid(&format!(
+            "{}[matrix]\n\"cache.enabled\" = [true, false]\nmode = [\"sequential\", \"parallel\"]\n",
+            http("")
+        ));
+        let labels: Vec<&str> = s.variants.iter().map(|v| v.label.as_str()).collect();
+        // Keys in order of name: cache.enabled, then mode.
+        assert_eq!(
+            labels,
+            [
+                "cache.enabled=true,mode=sequential",
+                "cache.enabled=true,mode=parallel",
+                "cache.enabled=false,mode=sequential",
+                "cache.enabled=false,mode=parallel",
+            ]
+        );
+        assert!(!s.variants[2].plan.cache.enabled);
+        assert_eq!(s.variants[1].plan.mode, Mode::Parallel);
+    }
+
+    #[test]
+    fn an_empty_axis_and_an_unknown_key_are_reported() {
+        let m = problem(&format!("{}[matrix]\nseed = []\n", http("")), "matrix.seed");
+        assert!(m.contains("no values"), "{m}");
+        let m = problem(
+            &format!("{}[matrix]\n\"cache.colour\" = [1]\n", http("")),
+            "matrix.cache.colour",
+        );
+        assert!(m.contains("cannot be varied"), "{m}");
+    }
+
+    #[test]
+    fn too_many_variants_stop_the_expansion() {
+        let values: Vec<String> = (0..17).map(|i| i.to_string()).collect();
+        let list = values.join(", ");
+        let m = problem(
+            &format!(
+                "{}[matrix]\nseed = [{list}]\n\"workload.w.requests\" = [{list}]\n",
+                http("")
+            ),
+            "matrix",
+        );
+        assert!(m.contains("289 variants"), "{m}");
+    }
+
+    #[test]
+    fn a_base_mistake_is_reported_once_not_once_per_variant() {
+        let p = problems(&format!(
+            "{}[matrix]\nseed = [1, 2, 3]\n",
+            http("requests = 0")
+        ));
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert_eq!(p[0].0, "workload.w.requests");
+    }
+}

@@ -1,0 +1,179 @@
+//! One variant's plan: seed, mode, cache and impairment settings, and its
+//! workloads (each checked in `workload.rs`), with the defaults filled in.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::span;
+use super::topology::resolve_topology;
+use super::workload::resolve_workload;
+use crate::proxy::LinkConfig;
+use crate::scenario::diag::ScenarioErrors;
+use crate::scenario::raw;
+use crate::scenario::{CacheSettings, Mode, Plan, Workload};
+use crate::units::ByteSize;
+
+pub(super) fn resolve_plan(
+    r: &raw::Scenario,
+    dir: &Path,
+    errs: &mut ScenarioErrors,
+) -> Option<Plan> {
+    let before = errs.errors.len();
+    let mode = resolve_mode(r, errs);
+    let topology = resolve_topology(r.topology.clone().unwrap_or_default(), dir, errs);
+    let cache = resolve_cache(r);
+    let impair = resolve_impair(r, errs);
+    let workloads = resolve_workloads(r, topology.as_ref(), errs);
+    if errs.errors.len() > before {
+        return None;
+    }
+    Some(Plan {
+        mode,
+        topology: topology?,
+        cache,
+        impair,
+        workloads,
+    })
+}
+
+fn resolve_mode(r: &raw::Scenario, errs: &mut ScenarioErrors) -> Mode {
+    match r.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
+        None | Some(("sequential", _)) => Mode::Sequential,
+        Some(("parallel", _)) => Mode::Parallel,
+        Some((other, sp)) => {
+            errs.push(
+                Some(sp),
+                "mode",
+                format!("`{other}` is not a mode; use \"sequential\" or \"parallel\""),
+            );
+            Mode::Sequential
+        }
+    }
+}
+
+fn resolve_cache(r: &raw::Scenario) -> CacheSettings {
+    let c = r.cache.clone().unwrap_or_default();
+    CacheSettings {
+        enabled: c.enabled.map_or(true, |v| *v.get_ref()),
+        capacity: c.capacity.map_or(ByteSize(64 << 20), |v| *v.get_ref()),
+        ttl: c.ttl.map_or(Duration::from_secs(60), |v| v.get_ref().0),
+    }
+}
+
+/// `[impair]` and `seed`, as the proxy's link model takes them.
+fn resolve_impair(r: &raw::Scenario, errs: &mut ScenarioErrors) -> LinkConfig {
+    let seed = match &r.seed {
+        Some(s) if *s.get_ref() < 0 => {
+            errs.push(
+                Some(s.span()),
+                "seed",
+                format!("{} is negative; use a number ≥ 0", s.get_ref()),
+            );
+            0
+        }
+        Some(s) => *s.get_ref() as u64,
+        None => 1,
+    };
+    let i = r.impair.clone().unwrap_or_default();
+    // Jitter may exceed the delay: the model clamps each delay at zero
+    // (documented in README, "Impairments"). Durations and rates cannot be
+    // negative once parsed; only the loss percentage needs a range check.
+    if let Some(l) = &i.loss_percent {
+        let v = *l.get_ref();
+        if !(0.0..=100.0).contains(&v) {
+            errs.push(
+                Some(l.span()),
+                "impair.loss_percent",
+                format!("{v} is out of range; use a percentage from 0 to 100"),
+            );
+        }
+    }
+    LinkConfig {
+        delay: i.delay.as_ref().map_or(Duration::ZERO, |v| v.get_ref().0),
+        jitter: i.jitter.as_ref().map_or(Duration::ZERO, |v| v.get_ref().0),
+        loss_percent: i.loss_percent.as_ref().map_or(0.0, |v| *v.get_ref()),
+        rate_bps: i.rate.as_ref().map_or(0.0, |v| v.get_ref().bits_per_sec()),
+        seed,
+    }
+}
+
+fn resolve_workloads(
+    r: &raw::Scenario,
+    topology: Option<&crate::scenario::Topology>,
+    errs: &mut ScenarioErrors,
+) -> Vec<Workload> {
+    let mut workloads: Vec<Workload> = Vec::new();
+    if r.workload.is_empty() {
+        errs.push(
+            None,
+            "workload",
+            "the scenario has no [[workload]]; add at least one (kind = \"http\" or \"udp\")",
+        );
+    }
+    for (index, w) in r.workload.iter().enumerate() {
+        if let Some(wl) = resolve_workload(w, index, topology, errs) {
+            if workloads.iter().any(|o| o.name == wl.name) {
+                errs.push(
+                    span(&w.get_ref().name).or(Some(w.span())),
+                    format!("workload.{}", wl.name),
+                    "this name is used by another workload; names must be unique",
+                );
+            }
+            workloads.push(wl);
+        }
+    }
+    workloads
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use crate::scenario::Mode;
+
+    #[test]
+    fn defaults_are_filled_in() {
+        let s = valid(&http(""));
+        let p = &s.variants[0].plan;
+        assert_eq!(p.mode, Mode::Sequential);
+        assert!(p.cache.enabled);
+        assert_eq!(p.cache.capacity.bytes(), 64 << 20);
+        assert_eq!(p.cache.ttl, std::time::Duration::from_secs(60));
+        assert!(p.impair.is_none());
+        assert_eq!(p.impair.seed, 1);
+    }
+
+    #[test]
+    fn impairments_and_seed_become_the_link_config() {
+        let s = valid(&format!(
+            "seed = 7\n[impair]\ndelay = \"10ms\"\njitter = \"2ms\"\nloss_percent = 1.5\nrate = \"1Mbit/s\"\n{}",
+            http("")
+        ));
+        let l = s.variants[0].plan.impair;
+        assert_eq!(l.delay, std::time::Duration::from_millis(10));
+        assert_eq!(l.jitter, std::time::Duration::from_millis(2));
+        assert_eq!(l.loss_percent, 1.5);
+        assert_eq!(l.rate_bps, 1e6);
+        assert_eq!(l.seed, 7);
+    }
+
+    #[test]
+    fn bad_plan_values_name_their_key() {
+        let m = problem(&format!("seed = -1\n{}", http("")), "seed");
+        assert!(m.contains("negative"), "{m}");
+        let m = problem(&format!("mode = \"random\"\n{}", http("")), "mode");
+        assert!(m.contains("\"sequential\" or \"parallel\""), "{m}");
+        let m = problem(
+            &format!("[impair]\nloss_percent = 150\n{}", http("")),
+            "impair.loss_percent",
+        );
+        assert!(m.contains("0 to 100"), "{m}");
+    }
+
+    #[test]
+    fn workloads_are_required_and_uniquely_named() {
+        let m = problem("", "workload");
+        assert!(m.contains("no [[workload]]"), "{m}");
+        let m = problem(&format!("{}{}", http(""), udp("")), "workload.w");
+        assert!(m.contains("names must be unique"), "{m}");
+    }
+}

@@ -1,0 +1,289 @@
+//! `[topology]`: which services to start and on which ports, or where the
+//! running ones are; the origin's site folder.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::Path;
+
+use toml::Spanned;
+
+use super::span;
+use crate::scenario::diag::ScenarioErrors;
+use crate::scenario::raw::{self, S};
+use crate::scenario::{Service, Topology};
+
+pub(super) fn resolve_topology(
+    t: raw::Topology,
+    dir: &Path,
+    errs: &mut ScenarioErrors,
+) -> Option<Topology> {
+    let before = errs.errors.len();
+    let host: IpAddr = match &t.host {
+        None => IpAddr::from([127, 0, 0, 1]),
+        Some(h) => match h.get_ref().parse() {
+            Ok(ip) => ip,
+            Err(_) => {
+                errs.push(
+                    Some(h.span()),
+                    "topology.host",
+                    format!(
+                        "`{}` is not an IP address; use e.g. \"127.0.0.1\" or \"::1\"",
+                        h.get_ref()
+                    ),
+                );
+                IpAddr::from([127, 0, 0, 1])
+            }
+        },
+    };
+    let www_text = t.www.as_ref().map_or("../www", |w| w.get_ref().as_str());
+    let www = dir.join(www_text);
+    let origin = resolve_service("origin", t.origin.as_ref(), host, errs);
+    let proxy = resolve_service("proxy", t.proxy.as_ref(), host, errs);
+    if origin.is_some_and(|o| o.is_spawned()) {
+        check_www(&www, &t.www, errs);
+    }
+    if let (Some(o), Some(p)) = (origin, proxy) {
+        check_ports_differ(o, p, &t.proxy, errs);
+    }
+    if errs.errors.len() > before {
+        return None;
+    }
+    Some(Topology {
+        host,
+        www: std::fs::canonicalize(&www).unwrap_or(www),
+        origin: origin?,
+        proxy: proxy?,
+    })
+}
+
+/// A spawned origin serves files from `www`: it must be a readable folder.
+fn check_www(www: &Path, key: &S<String>, errs: &mut ScenarioErrors) {
+    match std::fs::metadata(www) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => errs.push(
+            span(key),
+            "topology.www",
+            format!("{} is not a folder", www.display()),
+        ),
+        Err(e) => errs.push(
+            span(key),
+            "topology.www",
+            format!(
+                "{} cannot be read ({e}); it is relative to the scenario file",
+                www.display()
+            ),
+        ),
+    }
+}
+
+/// Two spawned services on one fixed port of one protocol cannot both bind.
+fn check_ports_differ(
+    origin: Service,
+    proxy: Service,
+    key: &S<raw::Endpoint>,
+    errs: &mut ScenarioErrors,
+) {
+    let (Service::Spawn { http: oh, udp: ou }, Service::Spawn { http: ph, udp: pu }) =
+        (origin, proxy)
+    else {
+        return;
+    };
+    for (o, p, field, what) in [(oh, ph, "http", "HTTP"), (ou, pu, "udp", "UDP")] {
+        if o.port() != 0 && o == p {
+            errs.push(
+                span(key),
+                format!("topology.proxy.{field}"),
+                format!(
+                    "port {} is also the origin's {what} port; give each service its own port (or 0)",
+                    p.port()
+                ),
+            );
+        }
+    }
+}
+
+/// `{ http, udp }` ports of a service to start (0, any free port, by
+/// default), or `{ address, udp_address }` of one that runs already.
+fn resolve_service(
+    which: &str,
+    e: Option<&Spanned<raw::Endpoint>>,
+    host: IpAddr,
+    errs: &mut ScenarioErrors,
+) -> Option<Service> {
+    let Some(e) = e else {
+        return Some(Service::Spawn {
+            http: SocketAddr::new(host, 0),
+            udp: SocketAddr::new(host, 0),
+        });
+    };
+    let sp = e.span();
+    let e = e.get_ref();
+    let key = format!("topology.{which}");
+    match (&e.address, &e.udp_address) {
+        (None, None) => Some(Service::Spawn {
+            http: SocketAddr::new(host, port(&e.http, &format!("{key}.http"), errs)),
+            udp: SocketAddr::new(host, port(&e.udp, &format!("{key}.udp"), errs)),
+        }),
+        (Some(a), u) => {
+            if e.http.is_some() || e.udp.is_some() {
+                errs.push(Some(sp), key.clone(), "mixes `address` (use a running service) with `http`/`udp` ports (start one); keep one or the other");
+            }
+            let http = address(a, &format!("{key}.address"), errs)?;
+            let udp = match u {
+                Some(u) => Some(address(u, &format!("{key}.udp_address"), errs)?),
+                None => None,
+            };
+            Some(Service::External { http, udp })
+        }
+        (None, Some(u)) => {
+            errs.push(
+                Some(u.span()),
+                format!("{key}.udp_address"),
+                "needs `address` too (the service's HTTP address)",
+            );
+            None
+        }
+    }
+}
+
+/// A port to listen on; 0 (any free port) when absent or out of range.
+fn port(p: &S<i64>, key: &str, errs: &mut ScenarioErrors) -> u16 {
+    let Some(v) = p else { return 0 };
+    u16::try_from(*v.get_ref()).unwrap_or_else(|_| {
+        errs.push(
+            Some(v.span()),
+            key,
+            format!(
+                "port {} is out of range; use 0 (any free port) to 65535",
+                v.get_ref()
+            ),
+        );
+        0
+    })
+}
+
+/// The address of a running service: resolvable, with a real port.
+fn address(a: &Spanned<String>, key: &str, errs: &mut ScenarioErrors) -> Option<SocketAddr> {
+    match a
+        .get_ref()
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut it| it.next())
+    {
+        Some(x) if x.port() == 0 => {
+            errs.push(
+                Some(a.span()),
+                key,
+                format!(
+                    "`{}` has port 0; a running service has a real port",
+                    a.get_ref()
+                ),
+            );
+            None
+        }
+        Some(x) => Some(x),
+        None => {
+            errs.push(
+                Some(a.span()),
+                key,
+                format!(
+                    "`{}` is not a HOST:PORT address; write e.g. \"127.0.0.1:8000\"",
+                    a.get_ref()
+                ),
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use crate::scenario::Service;
+
+    fn topo(t: &str) -> String {
+        format!("[topology]\n{t}\n{}", http(""))
+    }
+
+    #[test]
+    fn services_are_started_on_free_loopback_ports_by_default() {
+        let s = valid(&http(""));
+        let t = &s.variants[0].plan.topology;
+        assert_eq!(t.host.to_string(), "127.0.0.1");
+        assert!(t.www.ends_with("www"), "{}", t.www.display());
+        for svc in [t.origin, t.proxy] {
+            assert_eq!(
+                svc,
+                Service::Spawn {
+                    http: "127.0.0.1:0".parse().unwrap(),
+                    udp: "127.0.0.1:0".parse().unwrap()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn running_services_are_used_at_their_address() {
+        let s = valid(&topo(
+            "origin = { address = \"127.0.0.1:8000\", udp_address = \"127.0.0.1:9000\" }",
+        ));
+        assert_eq!(
+            s.variants[0].plan.topology.origin,
+            Service::External {
+                http: "127.0.0.1:8000".parse().unwrap(),
+                udp: Some("127.0.0.1:9000".parse().unwrap())
+            }
+        );
+    }
+
+    #[test]
+    fn bad_hosts_ports_and_addresses_name_their_key() {
+        let m = problem(&topo("host = \"localhost\""), "topology.host");
+        assert!(m.contains("not an IP address"), "{m}");
+        let m = problem(&topo("origin = { http = 70000 }"), "topology.origin.http");
+        assert!(m.contains("0 (any free port) to 65535"), "{m}");
+        let m = problem(
+            &topo("proxy = { address = \"127.0.0.1:0\" }"),
+            "topology.proxy.address",
+        );
+        assert!(m.contains("port 0"), "{m}");
+        let m = problem(
+            &topo("proxy = { address = \"nowhere\" }"),
+            "topology.proxy.address",
+        );
+        assert!(m.contains("HOST:PORT"), "{m}");
+        let m = problem(
+            &topo("proxy = { udp_address = \"127.0.0.1:9000\" }"),
+            "topology.proxy.udp_address",
+        );
+        assert!(m.contains("needs `address`"), "{m}");
+        let m = problem(
+            &topo("proxy = { address = \"127.0.0.1:8000\", http = 1 }"),
+            "topology.proxy",
+        );
+        assert!(m.contains("keep one or the other"), "{m}");
+    }
+
+    #[test]
+    fn two_started_services_cannot_share_a_fixed_port() {
+        let m = problem(
+            &topo("origin = { http = 8123 }\nproxy = { http = 8123 }"),
+            "topology.proxy.http",
+        );
+        assert!(
+            m.contains("port 8123 is also the origin's HTTP port"),
+            "{m}"
+        );
+        assert!(problems(&topo("origin = { http = 0 }\nproxy = { http = 0 }")).is_empty());
+    }
+
+    #[test]
+    fn a_started_origin_needs_its_site_folder() {
+        let m = problem(&topo("www = \"no-such-folder\""), "topology.www");
+        assert!(m.contains("relative to the scenario file"), "{m}");
+        // A running origin serves its own files.
+        assert!(problems(&topo(
+            "www = \"no-such-folder\"\norigin = { address = \"127.0.0.1:8000\" }\nproxy = { address = \"127.0.0.1:8080\" }"
+        ))
+        .is_empty());
+    }
+}
