@@ -46,6 +46,9 @@ pub const METRICS: &[Metric] = &[
     m("requests_per_s", Better::Higher, 0.0),
     m("errors", Better::Lower, 0.0),
     m("cache_hit_ratio", Better::Higher, 0.05),
+    // What reached the origin: what a far origin makes expensive. The floor
+    // keeps coalescing races (1 fetch or 2) from failing a baseline.
+    m("proxy_upstream_fetches", Better::Lower, 5.0),
 ];
 
 /// One column of a comparison: the rows of one variant of one run.

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use crate::proxy::Link;
 use crate::scenario::{Scenario, Service, WorkloadKind};
 use crate::units::{format_duration, BitRate};
 
@@ -51,7 +52,7 @@ pub fn render(s: &Scenario) -> String {
         let _ = writeln!(o);
         let _ = writeln!(o, "variant {}", v.label);
         let _ = writeln!(o, "  mode     {}", p.mode.as_str());
-        let _ = writeln!(o, "  seed     {}", p.impair.seed);
+        let _ = writeln!(o, "  seed     {}", p.links.seed());
         let _ = writeln!(o, "  origin   {}", service(&p.topology.origin));
         if p.topology.origin.is_spawned() {
             let _ = writeln!(o, "  www      {}", p.topology.www.display());
@@ -73,15 +74,23 @@ pub fn render(s: &Scenario) -> String {
                 format_duration(c.ttl)
             );
         }
-        let i = &p.impair;
-        let _ = writeln!(
-            o,
-            "  impair   delay {}, jitter {}, loss {}%, rate {}",
-            format_duration(i.delay),
-            format_duration(i.jitter),
-            i.loss_percent,
-            BitRate(i.rate_bps)
-        );
+        for (name, i) in [
+            (Link::ClientsProxy, &p.links.clients_proxy),
+            (Link::ProxyOrigin, &p.links.proxy_origin),
+        ] {
+            let what = if i.is_none() {
+                "clean".to_string()
+            } else {
+                format!(
+                    "delay {}, jitter {}, loss {}%, rate {}",
+                    format_duration(i.delay),
+                    format_duration(i.jitter),
+                    i.loss_percent,
+                    BitRate(i.rate_bps)
+                )
+            };
+            let _ = writeln!(o, "  link     {:<14}{what}", name.as_str());
+        }
         let _ = writeln!(o, "  workloads");
         for w in &p.workloads {
             let what = match &w.kind {
