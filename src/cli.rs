@@ -56,10 +56,13 @@ pub struct RunArgs {
     /// Compare with an earlier summary CSV (or a results folder); regressions fail.
     #[arg(long, value_name = "FILE|DIR")]
     pub baseline: Option<PathBuf>,
-    /// With --baseline: how much worse (in percent) a figure may get before it
-    /// fails the run; small absolute changes (noise) never fail it.
+    /// With --baseline: the practical threshold in percent; a change whose
+    /// whole 95% interval is not past it (and past the metric's floor) never fails the run.
     #[arg(long, value_name = "PCT", default_value_t = 25.0)]
     pub tolerance: f64,
+    /// Write the expectations and gated baseline metrics as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// No progress bars.
     #[arg(short, long)]
     pub quiet: bool,
@@ -83,6 +86,9 @@ pub struct CompareArgs {
     /// Results folder for scenarios run by compare.
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub out: PathBuf,
+    /// Practical threshold in percent: smaller changes are `same`.
+    #[arg(long, value_name = "PCT", default_value_t = 25.0)]
+    pub tolerance: f64,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

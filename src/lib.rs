@@ -19,6 +19,7 @@ pub mod runner;
 pub mod scenario;
 pub mod server;
 pub mod shutdown;
+pub mod stats;
 pub mod throttle;
 pub mod units;
 pub mod workload;

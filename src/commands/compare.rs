@@ -1,5 +1,6 @@
 //! `netrun compare CSV|SCENARIO...`: the variants and runs of summary files
-//! (scenarios are run first) side by side, with changes against the first column.
+//! (scenarios are run first) side by side, each figure with its change
+//! against the first column, the change's interval and a verdict.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use super::run::LiveView;
 use crate::scenario;
 
 pub async fn compare(args: CompareArgs) -> anyhow::Result<Outcome> {
+    super::run::check_tolerance(args.tolerance)?;
     let cancel = crate::shutdown::cancelled_on_signal();
     let mut cols: Vec<Column> = Vec::new();
     for input in &args.inputs {
@@ -26,8 +28,9 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<Outcome> {
             if run.interrupted {
                 return Ok(Outcome::Interrupted);
             }
+            let samples = compare::read_samples_dir(&run.results_dir);
             let rows = run.rows.into_iter().map(|r| (None, r)).collect();
-            cols.extend(compare::columns(&s.name, rows));
+            cols.extend(compare::columns(&s.name, rows, samples));
         } else {
             if !input.exists() {
                 return Err(Error::input(format!(
@@ -37,19 +40,37 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<Outcome> {
                 .into());
             }
             let rows = compare::read_summary(input).map_err(|e| Error::input(format!("{e:#}")))?;
-            cols.extend(compare::columns(&source_label(input, &args.inputs), rows));
+            // The history mixes runs: its rows have no sample files of their own.
+            let history = rows.iter().any(|(run, _)| run.is_some());
+            let samples = if history {
+                None
+            } else {
+                compare::read_samples(input)
+            };
+            cols.extend(compare::columns(
+                &source_label(input, &args.inputs),
+                rows,
+                samples,
+            ));
         }
     }
     if cols.is_empty() {
         return Err(Error::input("nothing to compare: the inputs hold no summary rows").into());
     }
+    let tolerance = args.tolerance / 100.0;
     if args.json {
+        let judged: Vec<_> = compare::assessments(&cols, tolerance)
+            .into_iter()
+            .map(|(column, a)| serde_json::json!({ "column": cols[column].label, "assessment": a }))
+            .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "columns": cols }))?
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "columns": cols, "changes": judged })
+            )?
         );
     } else {
-        print!("{}", compare::render(&cols));
+        print!("{}", compare::render(&cols, tolerance));
     }
     Ok(Outcome::Success)
 }

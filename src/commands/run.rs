@@ -10,7 +10,9 @@ use indicatif::{MultiProgress, ProgressBar};
 use crate::cli::RunArgs;
 use crate::error::{Error, Outcome};
 use crate::metrics::SummaryRow;
-use crate::report::compare::{self, Regression};
+use crate::report::compare;
+use crate::report::gate::{self, GateConfig, GateReport, Samples};
+use crate::report::junit::{self, Suite};
 use crate::report::{progress, summary};
 use crate::runner::{self, Event, Observer, ScenarioRun, WorkloadPos};
 use crate::scenario::{self, Scenario};
@@ -22,22 +24,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         )
         .into());
     }
-    if !(0.0..=1000.0).contains(&args.tolerance) {
-        return Err(Error::input(format!(
-            "--tolerance {} is out of range; give a percentage from 0 to 1000",
-            args.tolerance
-        ))
-        .into());
-    }
+    check_tolerance(args.tolerance)?;
     // Every file is validated before any runs, so a typo in the third file
     // does not surface after two long runs.
     let (scenarios, error) = scenario::load_all(&args.scenarios);
     if let Some(e) = error {
         return Err(e.into());
     }
-    // Read before running: the run may overwrite the very file (`--baseline results`).
     let baselines = match &args.baseline {
-        Some(b) => Some(load_baselines(b, &scenarios)?),
+        Some(b) => {
+            refuse_own_baseline(b, &args.out, &scenarios)?;
+            Some(load_baselines(b, &scenarios)?)
+        }
         None => None,
     };
 
@@ -49,7 +47,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let observer: Arc<dyn Observer> = view.clone();
 
     let mut runs: Vec<ScenarioRun> = Vec::new();
-    let mut regressions: Vec<Vec<Regression>> = Vec::new();
+    let mut gates: Vec<Option<GateReport>> = Vec::new();
     for (i, s) in scenarios.iter().enumerate() {
         if cancel.is_cancelled() {
             break;
@@ -61,10 +59,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             }
         }
         let run = runner::run_scenario(s, &args.out, &observer, &cancel).await?;
-        let worse = match &baselines {
-            Some(b) => compare::regressions(&b[i], &run.rows, args.tolerance / 100.0),
-            None => Vec::new(),
-        };
+        let report = baselines.as_ref().map(|b| {
+            let now_samples = compare::read_samples_dir(&run.results_dir);
+            gate::gate(
+                &b[i].rows,
+                &run.rows,
+                (b[i].samples.as_ref(), now_samples.as_ref()),
+                &gate_config(s),
+                args.tolerance / 100.0,
+            )
+        });
         if !args.json {
             if !view.mp.is_hidden() {
                 // The finished bars stay on screen; the cursor is still on
@@ -72,23 +76,32 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 println!();
             }
             print_run(&run);
-            if baselines.is_some() {
-                print_regressions(&worse, args.tolerance);
+            if let Some(r) = &report {
+                print_gate(r, args.tolerance);
             }
         }
         runs.push(run);
-        regressions.push(worse);
+        gates.push(report);
+    }
+    if let Some(path) = &args.junit {
+        let suites: Vec<Suite> = runs
+            .iter()
+            .zip(&gates)
+            .map(|(r, g)| Suite::of(&r.scenario, &r.expectations, g.as_ref()))
+            .collect();
+        junit::write(path, &suites)?;
     }
     if args.json {
         let doc = serde_json::json!({
-            "runs": runs.iter().zip(&regressions).map(|(r, worse)| serde_json::json!({
+            "runs": runs.iter().zip(&gates).map(|(r, g)| serde_json::json!({
                 "scenario": r.scenario,
                 "run_id": r.run_id,
                 "interrupted": r.interrupted,
                 "summary_csv": r.summary_csv,
                 "rows": r.rows,
                 "expectations": r.expectations,
-                "regressions": worse,
+                "regressions": g.as_ref().map(|g| g.worse().collect::<Vec<_>>()).unwrap_or_default(),
+                "baseline": g,
             })).collect::<Vec<_>>()
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -121,7 +134,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         .into());
     }
     if runs.iter().any(ScenarioRun::expectations_failed)
-        || regressions.iter().any(|r| !r.is_empty())
+        || gates.iter().flatten().any(GateReport::failed)
     {
         return Ok(Outcome::ExpectationFailed);
     }
@@ -159,7 +172,7 @@ fn print_run(run: &ScenarioRun) {
 /// The baseline rows for each scenario, in order. A folder holds one summary
 /// per scenario (`<dir>/<name>.csv`); a file is used for every scenario (its
 /// rows of that scenario, or all of them if it names none).
-fn load_baselines(path: &Path, scenarios: &[Scenario]) -> anyhow::Result<Vec<Vec<SummaryRow>>> {
+fn load_baselines(path: &Path, scenarios: &[Scenario]) -> anyhow::Result<Vec<Baseline>> {
     let mut out = Vec::new();
     for s in scenarios {
         let file = if path.is_dir() {
@@ -184,18 +197,98 @@ fn load_baselines(path: &Path, scenarios: &[Scenario]) -> anyhow::Result<Vec<Vec
             .filter(|r| r.scenario == s.name)
             .cloned()
             .collect();
-        out.push(if own.is_empty() { rows } else { own });
+        out.push(Baseline {
+            rows: if own.is_empty() { rows } else { own },
+            samples: compare::read_samples(&file),
+        });
     }
     Ok(out)
 }
 
-fn print_regressions(worse: &[Regression], tolerance: f64) {
+/// Prints the baseline check: one REGRESSION line per `worse` metric, the
+/// inconclusive ones in one line, and the host check when it mattered.
+fn print_gate(r: &GateReport, tolerance: f64) {
+    let worse: Vec<_> = r.worse().collect();
     if worse.is_empty() {
-        println!("  baseline: no figure worse by more than {tolerance}%");
+        println!(
+            "  baseline: no gated figure worse beyond {tolerance}% with 95% confidence ({} checked)",
+            r.assessments.len()
+        );
     }
-    for r in worse {
-        println!("  REGRESSION {}", r.describe());
+    for a in worse {
+        println!("  REGRESSION {}", gate::describe(a));
     }
+    let unsure: Vec<String> = r
+        .inconclusive()
+        .map(|a| format!("{}.{}", a.workload, a.metric))
+        .collect();
+    if !unsure.is_empty() {
+        println!(
+            "  inconclusive (not failed; --json or --junit say why): {}",
+            unsure.join(", ")
+        );
+    }
+    if let Some(why) = &r.host_changed {
+        println!("  host: slower than when the baseline was made ({why}); worse figures count as inconclusive");
+    }
+}
+
+/// The `--tolerance` range, shared with `compare`.
+pub fn check_tolerance(tolerance: f64) -> Result<(), Error> {
+    if (0.0..=1000.0).contains(&tolerance) {
+        Ok(())
+    } else {
+        Err(Error::input(format!(
+            "--tolerance {tolerance} is out of range; give a percentage from 0 to 1000"
+        )))
+    }
+}
+
+/// A baseline's rows and, for single runs, the latency samples beside it.
+struct Baseline {
+    rows: Vec<SummaryRow>,
+    samples: Option<Samples>,
+}
+
+/// What the scenario gates; workloads aimed straight at the origin measure
+/// the host (no proxy in the path), so they are its controls.
+fn gate_config(s: &Scenario) -> GateConfig {
+    let mut cfg = GateConfig::default();
+    if let Some(v) = s.variants.first() {
+        cfg.controls = v
+            .plan
+            .workloads
+            .iter()
+            .filter(|w| w.target == scenario::Target::Origin)
+            .map(|w| w.name.clone())
+            .collect();
+    }
+    cfg
+}
+
+/// A run writes `<out>/<name>.csv`; refuse a baseline that is that very
+/// file (or folder), so a failing run can never replace its own baseline.
+fn refuse_own_baseline(baseline: &Path, out: &Path, scenarios: &[Scenario]) -> Result<(), Error> {
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    let clash = if baseline.is_dir() {
+        same(baseline, out)
+    } else {
+        scenarios
+            .iter()
+            .any(|s| same(baseline, &out.join(format!("{}.csv", s.name))))
+    };
+    if clash {
+        return Err(Error::input(format!(
+            "--baseline {} is where this run writes its results (--out {}); a failing run would \
+             overwrite its own baseline. Give --out another folder (e.g. --out results)",
+            baseline.display(),
+            out.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Shows a run as it happens: a bar per workload on a terminal, or a line

@@ -99,6 +99,9 @@ pub struct SummaryRow {
     /// datagrams delayed (UDP, both directions) or HTTP messages delayed
     /// (requests plus response heads).
     pub proxy_delayed: Option<u64>,
+    /// Which repetition of the variant this row is, from 1 (`repeat = N`);
+    /// 0 in files written before repetitions existed.
+    pub repetition: u32,
     /// Datagrams or HTTP messages the clients ↔ proxy link held back during
     /// the workload (each crossing counts: a request and its response are 2).
     pub clients_proxy_delayed: Option<u64>,

@@ -1,65 +1,30 @@
 //! Side by side: summary rows of several variants, runs or files in one
-//! table, and the baseline check that turns a clearly worse figure into a
-//! failed run. Pure: reading files is the only I/O here.
+//! table, each figure after the first with its change, the change's 95 %
+//! interval and a verdict (see `gate` for how they are judged). Reading
+//! files is the only I/O here.
 
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::metrics::SummaryRow;
+use super::gate::{self, fmt_change, fmt_metric, Assessment, Key, Metric, Samples, Side, METRICS};
+use crate::metrics::{HttpRequestRow, PacketStatus, SummaryRow, UdpPacketRow};
 
-/// Whether a larger value of a metric is better or worse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Better {
-    Lower,
-    Higher,
-}
-
-/// A metric shown in comparisons and checked against a baseline.
-#[derive(Debug, Clone, Copy)]
-pub struct Metric {
-    pub name: &'static str,
-    pub better: Better,
-    /// Changes smaller than this (in the metric's unit) are noise, never a regression.
-    pub floor: f64,
-}
-
-const fn m(name: &'static str, better: Better, floor: f64) -> Metric {
-    Metric {
-        name,
-        better,
-        floor,
-    }
-}
-
-/// The figures people compare, in display order.
-pub const METRICS: &[Metric] = &[
-    m("loss_percent", Better::Lower, 1.0),
-    m("latency_p50_ms", Better::Lower, 0.5),
-    m("latency_p90_ms", Better::Lower, 0.5),
-    m("latency_p99_ms", Better::Lower, 1.0),
-    m("jitter_ms", Better::Lower, 0.5),
-    m("ipdv_mean_ms", Better::Lower, 0.5),
-    m("throughput_bps", Better::Higher, 0.0),
-    m("requests_per_s", Better::Higher, 0.0),
-    m("errors", Better::Lower, 0.0),
-    m("cache_hit_ratio", Better::Higher, 0.05),
-    // What reached the origin: what a far origin makes expensive. The floor
-    // keeps coalescing races (1 fetch or 2) from failing a baseline.
-    m("proxy_upstream_fetches", Better::Lower, 5.0),
-];
-
-/// One column of a comparison: the rows of one variant of one run.
+/// One column of a comparison: the rows (all repetitions) of one variant of
+/// one run, and that run's latency samples when they were found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Column {
     pub label: String,
     pub rows: Vec<SummaryRow>,
+    #[serde(skip)]
+    pub samples: Option<Samples>,
 }
 
 /// Reads a summary CSV (`results/<name>.csv`) or the history
-/// (`results/history.csv`, whose `run_id` column tells runs apart).
+/// (`results/history.csv`, whose `run_id` column tells runs apart). Other
+/// netrun files are refused with the name of the file to give instead.
 pub fn read_summary(path: &Path) -> anyhow::Result<Vec<(Option<String>, SummaryRow)>> {
     let mut r =
         csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -67,9 +32,10 @@ pub fn read_summary(path: &Path) -> anyhow::Result<Vec<(Option<String>, SummaryR
         .headers()
         .with_context(|| format!("cannot read {}", path.display()))?
         .clone();
+    refuse_other_files(path, &headers)?;
     if !headers.iter().any(|h| h == "workload") {
         anyhow::bail!(
-            "{} is not a netrun summary CSV (it has no `workload` column)",
+            "{} is not a netrun summary CSV (it has no `workload` column); give results/<scenario>.csv",
             path.display()
         );
     }
@@ -85,8 +51,87 @@ pub fn read_summary(path: &Path) -> anyhow::Result<Vec<(Option<String>, SummaryR
     Ok(out)
 }
 
+/// Per-sample and statistics files have a `workload` column too; comparing
+/// them as summaries would make no sense, so name the right file.
+fn refuse_other_files(path: &Path, headers: &csv::StringRecord) -> anyhow::Result<()> {
+    let has = |c: &str| headers.iter().any(|h| h == c);
+    let what = if has("seq") && has("rtt_ms") {
+        "the per-datagram file of a run"
+    } else if has("client") && has("latency_ms") {
+        "the per-request file of a run"
+    } else if has("ci_method") {
+        "the statistics of a run"
+    } else {
+        return Ok(());
+    };
+    let summary = summary_beside(path);
+    anyhow::bail!(
+        "{} is {what}, not a summary; give the summary instead: {}",
+        path.display(),
+        summary.display()
+    )
+}
+
+/// `results/basic/udp_packets.csv` → `results/basic.csv`;
+/// `results/basic.stats.csv` → `results/basic.csv`.
+fn summary_beside(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some(stem) = name.strip_suffix(".stats.csv") {
+        return path.with_file_name(format!("{stem}.csv"));
+    }
+    match path.parent() {
+        Some(dir) if dir.file_name().is_some() => dir.with_extension("csv"),
+        _ => PathBuf::from("results/<scenario>.csv"),
+    }
+}
+
+/// The latency samples of the run whose summary is `summary`
+/// (`results/basic.csv` → `results/basic/*.csv`); `None` when its folder
+/// holds none. Samples are only used for runs of one repetition.
+pub fn read_samples(summary: &Path) -> Option<Samples> {
+    let dir = summary.with_extension("");
+    read_samples_dir(&dir)
+}
+
+/// Reads `http_requests.csv` (completed requests) and `udp_packets.csv`
+/// (in-time replies) of a results folder; unreadable files give nothing.
+pub fn read_samples_dir(dir: &Path) -> Option<Samples> {
+    let mut out = Samples::new();
+    let mut found = false;
+    if let Ok(mut r) = csv::Reader::from_path(dir.join("http_requests.csv")) {
+        found = true;
+        for row in r.deserialize::<HttpRequestRow>().flatten() {
+            if row.error.is_none() && row.status.is_some() {
+                out.entry((row.variant, row.workload))
+                    .or_default()
+                    .push(row.latency_ms);
+            }
+        }
+    }
+    if let Ok(mut r) = csv::Reader::from_path(dir.join("udp_packets.csv")) {
+        found = true;
+        for row in r.deserialize::<UdpPacketRow>().flatten() {
+            if let (PacketStatus::Ok | PacketStatus::Reordered, Some(rtt)) =
+                (row.status, row.rtt_ms)
+            {
+                out.entry((row.variant, row.workload))
+                    .or_default()
+                    .push(rtt);
+            }
+        }
+    }
+    found.then_some(out)
+}
+
 /// Groups a file's rows into columns: one per run (history) and variant.
-pub fn columns(source: &str, rows: Vec<(Option<String>, SummaryRow)>) -> Vec<Column> {
+pub fn columns(
+    source: &str,
+    rows: Vec<(Option<String>, SummaryRow)>,
+    samples: Option<Samples>,
+) -> Vec<Column> {
     let mut cols: Vec<Column> = Vec::new();
     for (run, row) in rows {
         let label = match &run {
@@ -98,78 +143,147 @@ pub fn columns(source: &str, rows: Vec<(Option<String>, SummaryRow)>) -> Vec<Col
             None => cols.push(Column {
                 label,
                 rows: vec![row],
+                samples: samples.clone(),
             }),
         }
     }
     cols
 }
 
-fn fmt_value(v: f64) -> String {
-    if v.abs() >= 1e6 {
-        format!("{:.3e}", v)
-    } else if v.fract() == 0.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.3}")
-    }
+/// The rows of `key`'s scenario and workload in column `c`.
+fn rows_of(c: &Column, scenario: &str, workload: &str) -> Vec<SummaryRow> {
+    c.rows
+        .iter()
+        .filter(|r| r.scenario == scenario && r.workload == workload)
+        .cloned()
+        .collect()
 }
 
-/// Relative change from `base` to `v`, as `+12.5%`.
-fn change(base: f64, v: f64) -> String {
-    if base == 0.0 {
-        if v == 0.0 {
-            "=".into()
-        } else {
-            "new".into()
-        }
-    } else {
-        format!("{:+.1}%", (v - base) / base.abs() * 100.0)
-    }
-}
-
-/// Renders the columns side by side: per workload, one line per metric that
-/// any column has, each later column with its change against the first.
-pub fn render(cols: &[Column]) -> String {
-    let mut workloads: Vec<(String, String, String)> = Vec::new();
-    for c in cols {
-        for r in &c.rows {
-            let key = (r.workload.clone(), r.kind.clone(), r.target.clone());
-            if !workloads.iter().any(|w| w.0 == key.0) {
-                workloads.push(key);
+/// Judges every metric of every later column against the first column
+/// that has the same scenario and workload.
+pub fn assessments(cols: &[Column], tolerance: f64) -> Vec<(usize, Assessment)> {
+    let mut out = Vec::new();
+    for (scenario, workload, _, _) in sections(cols) {
+        let present: Vec<(usize, Vec<SummaryRow>)> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, rows_of(c, &scenario, &workload)))
+            .filter(|(_, r)| !r.is_empty())
+            .collect();
+        let Some((first, base)) = present.first() else {
+            continue;
+        };
+        for (i, rows) in &present[1..] {
+            let key = Key::of(&rows[0]);
+            for metric in METRICS {
+                let b = side_of(&cols[*first], base, &Key::of(&base[0]));
+                let n = side_of(&cols[*i], rows, &key);
+                if let Some(a) = gate::assess(&key, metric, b, n, tolerance) {
+                    out.push((*i, a));
+                }
             }
         }
     }
+    out
+}
+
+fn side_of<'a>(c: &'a Column, rows: &'a [SummaryRow], key: &Key) -> Side<'a> {
+    Side {
+        rows,
+        samples: c
+            .samples
+            .as_ref()
+            .and_then(|s| s.get(&(key.variant.clone(), key.workload.clone())))
+            .map(Vec::as_slice),
+    }
+}
+
+/// (scenario, workload, kind, target) in first-seen order: rows are never
+/// matched across scenarios.
+fn sections(cols: &[Column]) -> Vec<(String, String, String, String)> {
+    let mut out: Vec<(String, String, String, String)> = Vec::new();
+    for r in cols.iter().flat_map(|c| &c.rows) {
+        if !out.iter().any(|s| s.0 == r.scenario && s.1 == r.workload) {
+            out.push((
+                r.scenario.clone(),
+                r.workload.clone(),
+                r.kind.clone(),
+                r.target.clone(),
+            ));
+        }
+    }
+    out
+}
+
+fn median_of(rows: &[SummaryRow], metric: &Metric) -> Option<f64> {
+    let v: Vec<f64> = rows.iter().filter_map(|r| r.metric(metric.name)).collect();
+    crate::stats::quantile(&v, 0.5)
+}
+
+/// Renders the columns side by side: per scenario and workload, one line per
+/// metric that any column has; each later column shows its figure, the
+/// change against the first with its interval, and the verdict.
+pub fn render(cols: &[Column], tolerance: f64) -> String {
+    let judged = assessments(cols, tolerance);
+    let all = sections(cols);
+    let scenarios = {
+        let mut s: Vec<&str> = all.iter().map(|s| s.0.as_str()).collect();
+        s.dedup();
+        s.len()
+    };
     let mut out = String::new();
-    for (wi, (workload, kind, target)) in workloads.iter().enumerate() {
-        if wi > 0 {
+    for (si, (scenario, workload, kind, target)) in all.iter().enumerate() {
+        if si > 0 {
             out.push('\n');
         }
-        let _ = writeln!(out, "{workload} ({kind} -> {target})");
+        let in_scenario = if scenarios > 1 {
+            format!(" in {scenario}")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "{workload} ({kind} -> {target}){in_scenario}");
+        let present: Vec<(usize, Vec<SummaryRow>)> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, rows_of(c, scenario, workload)))
+            .filter(|(_, r)| !r.is_empty())
+            .collect();
+        let most = present.iter().map(|(_, r)| r.len()).max().unwrap_or(0);
+        if most > 1 {
+            let _ = writeln!(out, "  medians of up to {most} repetitions");
+        }
         let mut table: Vec<Vec<String>> = vec![std::iter::once("metric".to_string())
-            .chain(cols.iter().map(|c| c.label.clone()))
+            .chain(present.iter().map(|(i, _)| cols[*i].label.clone()))
             .collect()];
         for metric in METRICS {
-            let values: Vec<Option<f64>> = cols
+            let values: Vec<Option<f64>> = present
                 .iter()
-                .map(|c| {
-                    c.rows
-                        .iter()
-                        .find(|r| &r.workload == workload)
-                        .and_then(|r| r.metric(metric.name))
-                })
+                .map(|(_, rows)| median_of(rows, metric))
                 .collect();
             if values.iter().all(Option::is_none) {
                 continue;
             }
-            let first = values[0];
             let mut line = vec![metric.name.to_string()];
-            for (i, v) in values.iter().enumerate() {
-                line.push(match (v, first, i) {
-                    (None, _, _) => "-".into(),
-                    (Some(v), Some(base), i) if i > 0 => {
-                        format!("{} ({})", fmt_value(*v), change(base, *v))
-                    }
-                    (Some(v), _, _) => fmt_value(*v),
+            for ((i, rows), v) in present.iter().zip(&values) {
+                let Some(v) = v else {
+                    line.push("-".into());
+                    continue;
+                };
+                let judged_here = judged.iter().find(|(c, a)| {
+                    c == i
+                        && a.metric == metric.name
+                        && a.variant == rows[0].variant
+                        && a.workload == *workload
+                        && a.scenario == *scenario
+                });
+                line.push(match judged_here {
+                    Some((_, a)) => format!(
+                        "{} {} {}",
+                        fmt_metric(metric.name, *v),
+                        fmt_change(a),
+                        a.verdict
+                    ),
+                    None => fmt_metric(metric.name, *v),
                 });
             }
             table.push(line);
@@ -179,107 +293,30 @@ pub fn render(cols: &[Column]) -> String {
     out
 }
 
-/// A figure clearly worse than in the baseline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Regression {
-    pub variant: String,
-    pub workload: String,
-    pub metric: String,
-    pub baseline: f64,
-    pub now: f64,
-}
-
-/// Compares rows with baseline rows of the same variant and workload. A
-/// metric regresses when it is worse by more than `tolerance` (relative, 0.25
-/// = 25 %) *and* by more than the metric's noise floor.
-pub fn regressions(baseline: &[SummaryRow], now: &[SummaryRow], tolerance: f64) -> Vec<Regression> {
-    let mut out = Vec::new();
-    for row in now.iter().filter(|r| !r.interrupted) {
-        let Some(base) = baseline
-            .iter()
-            .find(|b| b.workload == row.workload && b.variant == row.variant)
-        else {
-            continue;
-        };
-        for metric in METRICS {
-            let (Some(b), Some(n)) = (base.metric(metric.name), row.metric(metric.name)) else {
-                continue;
-            };
-            let worse = match metric.better {
-                Better::Lower => n > b * (1.0 + tolerance) && n - b > metric.floor,
-                Better::Higher => n < b * (1.0 - tolerance) && b - n > metric.floor,
-            };
-            if worse {
-                out.push(Regression {
-                    variant: row.variant.clone(),
-                    workload: row.workload.clone(),
-                    metric: metric.name.to_string(),
-                    baseline: b,
-                    now: n,
-                });
-            }
-        }
-    }
-    out
-}
-
-impl Regression {
-    pub fn describe(&self) -> String {
-        let variant = if self.variant == "default" {
-            String::new()
-        } else {
-            format!(" [{}]", self.variant)
-        };
-        format!(
-            "{}.{}{variant}: {} → {} ({})",
-            self.workload,
-            self.metric,
-            fmt_value(self.baseline),
-            fmt_value(self.now),
-            change(self.baseline, self.now)
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn row(workload: &str, p99: f64, loss: f64, hit: Option<f64>) -> SummaryRow {
+    fn row(scenario: &str, workload: &str, p99: f64, hit: Option<f64>) -> SummaryRow {
         SummaryRow {
+            scenario: scenario.into(),
             workload: workload.into(),
             variant: "default".into(),
+            kind: "http".into(),
+            target: "proxy".into(),
             latency_p99_ms: Some(p99),
-            loss_percent: Some(loss),
             cache_hit_ratio: hit,
+            cache_hits: hit.map(|h| (h * 100.0) as u64),
+            received: Some(100),
+            sent: Some(100),
+            throughput_bps: Some(5.87e7),
             ..Default::default()
         }
     }
 
     #[test]
-    fn regressions_need_both_tolerance_and_floor() {
-        let base = [row("a", 10.0, 0.0, Some(0.9))];
-        // p99 +20 %: within a 25 % tolerance. Loss +0.5 point: below the 1-point floor.
-        assert!(regressions(&base, &[row("a", 12.0, 0.5, Some(0.9))], 0.25).is_empty());
-        // p99 +50 % and +5 ms: a regression. Hit ratio 0.9 → 0.5: one too.
-        let r = regressions(&base, &[row("a", 15.0, 0.0, Some(0.5))], 0.25);
-        let names: Vec<&str> = r.iter().map(|x| x.metric.as_str()).collect();
-        assert_eq!(names, ["latency_p99_ms", "cache_hit_ratio"]);
-        // A tiny value doubling (0.2 → 0.4 ms) is noise under the 1 ms floor.
-        let small = [row("a", 0.2, 0.0, None)];
-        assert!(regressions(&small, &[row("a", 0.4, 0.0, None)], 0.25).is_empty());
-        // Better figures and unmatched workloads never regress.
-        assert!(regressions(
-            &base,
-            &[row("a", 1.0, 0.0, Some(1.0)), row("b", 99.0, 50.0, None)],
-            0.25
-        )
-        .is_empty());
-    }
-
-    #[test]
     fn columns_group_runs_and_variants() {
-        let mut r1 = row("a", 1.0, 0.0, None);
+        let mut r1 = row("basic", "a", 1.0, None);
         r1.variant = "cache.enabled=true".into();
         let mut r2 = r1.clone();
         r2.variant = "cache.enabled=false".into();
@@ -288,8 +325,9 @@ mod tests {
             vec![
                 (None, r1.clone()),
                 (None, r2),
-                (None, row("b", 1.0, 0.0, None)),
+                (None, row("basic", "b", 1.0, None)),
             ],
+            None,
         );
         let labels: Vec<&str> = cols.iter().map(|c| c.label.as_str()).collect();
         assert_eq!(
@@ -303,30 +341,85 @@ mod tests {
         let hist = columns(
             "history",
             vec![(Some("r1".into()), r1.clone()), (Some("r2".into()), r1)],
+            None,
         );
         assert_eq!(hist.len(), 2);
     }
 
     #[test]
-    fn table_shows_changes_against_the_first_column() {
+    fn table_shows_changes_intervals_verdicts_and_units() {
         let cols = vec![
             Column {
                 label: "on".into(),
-                rows: vec![row("page", 2.0, 0.0, Some(0.9))],
+                rows: vec![row("s", "page", 2.0, Some(0.9))],
+                samples: None,
             },
             Column {
                 label: "off".into(),
-                rows: vec![row("page", 3.0, 0.0, Some(0.0))],
+                rows: vec![row("s", "page", 3.0, Some(0.0))],
+                samples: None,
             },
         ];
-        let text = render(&cols);
-        assert!(text.starts_with("page ("), "{text}");
-        assert!(text.contains("latency_p99_ms"), "{text}");
-        assert!(text.contains("3 (+50.0%)"), "{text}");
-        assert!(text.contains("0 (-100.0%)"), "{text}");
+        let text = render(&cols, 0.25);
+        assert!(text.starts_with("page (http -> proxy)\n"), "{text}");
+        assert!(
+            text.contains("58.70 Mbit/s"),
+            "units as in the summary: {text}"
+        );
+        let hit = text
+            .lines()
+            .find(|l| l.contains("cache_hit_ratio"))
+            .unwrap();
+        // 90 of 100 hits, then 0 of 100: Newcombe's interval, clearly worse.
+        assert!(
+            hit.contains("0.000 -100.0% [") && hit.ends_with("worse"),
+            "{hit}"
+        );
+        let p99 = text.lines().find(|l| l.contains("latency_p99_ms")).unwrap();
+        assert!(
+            p99.ends_with("3.000 +50.0% inconclusive"),
+            "one value each: {p99}"
+        );
         assert!(
             !text.contains("jitter_ms"),
             "metrics no column has are left out"
         );
+    }
+
+    #[test]
+    fn rows_of_different_scenarios_are_never_compared() {
+        let cols = columns(
+            "history",
+            vec![
+                (Some("r1".into()), row("basic", "page", 1.0, None)),
+                (Some("r2".into()), row("cache", "page", 9.0, None)),
+            ],
+            None,
+        );
+        let text = render(&cols, 0.25);
+        assert!(text.contains("page (http -> proxy) in basic"), "{text}");
+        assert!(text.contains("page (http -> proxy) in cache"), "{text}");
+        assert!(!text.contains('%'), "no change across scenarios: {text}");
+    }
+
+    #[test]
+    fn sample_files_are_refused_with_the_summary_to_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("basic");
+        std::fs::create_dir(&sub).unwrap();
+        let p = sub.join("udp_packets.csv");
+        std::fs::write(
+            &p,
+            "variant,workload,flow,seq,send_offset_ms,rtt_ms,status\ndefault,qos,0,0,0.0,0.2,ok\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", read_summary(&p).unwrap_err());
+        assert!(e.contains("per-datagram"), "{e}");
+        assert!(
+            e.contains(&dir.path().join("basic.csv").display().to_string()),
+            "{e}"
+        );
+        let samples = read_samples(&dir.path().join("basic.csv")).unwrap();
+        assert_eq!(samples[&("default".into(), "qos".into())], [0.2]);
     }
 }

@@ -3,6 +3,8 @@
 pub mod atomic;
 pub mod compare;
 pub mod csv_stream;
+pub mod gate;
+pub mod junit;
 pub mod plan;
 pub mod progress;
 pub mod summary;

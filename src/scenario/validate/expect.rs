@@ -35,10 +35,12 @@ const HTTP_ONLY: &[&str] = &[
     "proxy_bytes_from_cache",
 ];
 
-/// Summary columns that hold numbers, and so can be used in `[expect]`.
+/// Summary columns that hold numbers, and so can be used in `[expect]`
+/// (the repetition number is a label, not a measurement).
 fn numeric_metrics() -> Vec<String> {
     let row = serde_json::to_value(crate::metrics::SummaryRow::default()).unwrap_or_default();
     let text = [
+        "repetition",
         "scenario",
         "variant",
         "workload",

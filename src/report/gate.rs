@@ -1,0 +1,676 @@
+//! Judging a change metric by metric: which statistics apply to which
+//! metric (repetitions, per-request samples, counts), the host check that
+//! keeps a busier machine from looking like a regression, and the gate
+//! built on them. Pure: rows and samples in, assessments out.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::metrics::SummaryRow;
+use crate::stats::{
+    judge, proportion_change, sample_change, Change, Direction, Statistic, Threshold, Verdict,
+};
+
+/// Fewest per-request or per-datagram samples a single run needs for a
+/// latency verdict; fewer (a one-request workload) is inconclusive.
+pub const MIN_SAMPLES: usize = 20;
+/// Fewest requests or datagrams behind a rate (requests/s, throughput) for
+/// it to be judged at all: a rate from a tiny workload is mostly start-up.
+pub const MIN_RATE_COUNT: u64 = 50;
+
+/// How a metric's uncertainty is known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    /// A latency statistic: with one run, the per-request/per-datagram
+    /// samples give its interval.
+    Latency(Statistic),
+    /// `k` of `n` (loss, errors, hits): binomial intervals with one run.
+    Proportion,
+    /// A rate or an aggregate (throughput, jitter): only repetitions tell
+    /// its spread.
+    Aggregate,
+}
+
+/// A metric that comparisons show and gates can check.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    pub name: &'static str,
+    pub direction: Direction,
+    /// Changes smaller than this (in the metric's unit) are never a regression.
+    pub floor: f64,
+    pub kind: Kind,
+}
+
+const fn m(name: &'static str, direction: Direction, floor: f64, kind: Kind) -> Metric {
+    Metric {
+        name,
+        direction,
+        floor,
+        kind,
+    }
+}
+
+use Direction::{HigherIsBetter as Higher, LowerIsBetter as Lower};
+
+/// The figures people compare, in display order.
+pub const METRICS: &[Metric] = &[
+    m("loss_percent", Lower, 1.0, Kind::Proportion),
+    m(
+        "latency_p50_ms",
+        Lower,
+        0.5,
+        Kind::Latency(Statistic::Median),
+    ),
+    m(
+        "latency_p90_ms",
+        Lower,
+        0.5,
+        Kind::Latency(Statistic::Quantile(0.9)),
+    ),
+    m(
+        "latency_p99_ms",
+        Lower,
+        1.0,
+        Kind::Latency(Statistic::Quantile(0.99)),
+    ),
+    m("jitter_ms", Lower, 0.5, Kind::Aggregate),
+    m("ipdv_mean_ms", Lower, 0.5, Kind::Aggregate),
+    m("throughput_bps", Higher, 0.0, Kind::Aggregate),
+    m("requests_per_s", Higher, 0.0, Kind::Aggregate),
+    m("errors", Lower, 1.0, Kind::Proportion),
+    m("cache_hit_ratio", Higher, 0.05, Kind::Proportion),
+    // What reached the origin: what a far origin makes expensive. Shown,
+    // not gated by default (coalescing races make 1 fetch or 2).
+    m("proxy_upstream_fetches", Lower, 5.0, Kind::Aggregate),
+];
+
+/// Metrics a baseline gate checks unless the scenario's `[gate]` says
+/// otherwise: what a code change moves and a busier host does not fake
+/// (tails, jitter and rates are shown but too host-bound to fail a build on).
+pub const DEFAULT_GATED: &[&str] = &[
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "loss_percent",
+    "errors",
+    "cache_hit_ratio",
+];
+
+pub fn metric(name: &str) -> Option<&'static Metric> {
+    METRICS.iter().find(|m| m.name == name)
+}
+
+/// Rows are matched by scenario, variant and workload.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Key {
+    pub scenario: String,
+    pub variant: String,
+    pub workload: String,
+}
+
+impl Key {
+    pub fn of(row: &SummaryRow) -> Key {
+        Key {
+            scenario: row.scenario.clone(),
+            variant: row.variant.clone(),
+            workload: row.workload.clone(),
+        }
+    }
+
+    /// `scenario.variant.workload` (JUnit's classname).
+    pub fn dotted(&self) -> String {
+        format!("{}.{}.{}", self.scenario, self.variant, self.workload)
+    }
+}
+
+/// Per-request (HTTP) or per-datagram (UDP RTT) latencies of one run, in ms,
+/// by variant and workload (one scenario's sample files).
+pub type Samples = HashMap<(String, String), Vec<f64>>;
+
+/// One side of a comparison: the repetitions of one key and, for a single
+/// run, its latency samples.
+#[derive(Debug, Clone, Copy)]
+pub struct Side<'a> {
+    pub rows: &'a [SummaryRow],
+    pub samples: Option<&'a [f64]>,
+}
+
+impl Side<'_> {
+    fn values(&self, metric: &str) -> Vec<f64> {
+        self.rows.iter().filter_map(|r| r.metric(metric)).collect()
+    }
+}
+
+/// One metric of one key judged against its reference.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Assessment {
+    pub scenario: String,
+    pub variant: String,
+    pub workload: String,
+    pub metric: String,
+    /// The reference's and the compared figure: medians over repetitions.
+    pub baseline: f64,
+    pub now: f64,
+    /// The change with its interval, when the data allowed one.
+    pub change: Option<Change>,
+    pub verdict: Verdict,
+    /// Why this verdict, in words.
+    pub reason: String,
+}
+
+impl Assessment {
+    /// Relative change of the medians, as a fraction (`None` from 0).
+    pub fn relative(&self) -> Option<f64> {
+        (self.baseline != 0.0).then(|| (self.now - self.baseline) / self.baseline.abs())
+    }
+}
+
+/// A stable seed per key and metric, so the same files give the same intervals.
+fn seed_of(parts: &[&str]) -> u64 {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    crate::stats::quantile(v, 0.5)
+}
+
+/// The counts behind a proportion metric: (`k`, `n`) summed over the rows.
+fn counts(metric: &str, rows: &[SummaryRow]) -> Option<(u64, u64)> {
+    let mut k = 0;
+    let mut n = 0;
+    for r in rows {
+        let (a, b) = match metric {
+            "loss_percent" => (r.lost?, r.sent?),
+            "errors" => (r.errors?, r.requests?),
+            "cache_hit_ratio" => (r.cache_hits?, r.received?),
+            _ => return None,
+        };
+        k += a;
+        n += b;
+    }
+    (n > 0).then_some((k, n))
+}
+
+/// Judges `metric` of `now` against `base` with the practical threshold
+/// `tolerance` (fraction) and the metric's floor. `None` when either side
+/// lacks the metric.
+pub fn assess(
+    key: &Key,
+    metric: &Metric,
+    base: Side,
+    now: Side,
+    tolerance: f64,
+) -> Option<Assessment> {
+    let (bv, nv) = (base.values(metric.name), now.values(metric.name));
+    let (b, n) = (median(&bv)?, median(&nv)?);
+    let threshold = Threshold {
+        relative: tolerance,
+        absolute: metric.floor,
+    };
+    let seed = seed_of(&[&key.scenario, &key.variant, &key.workload, metric.name]);
+    let outcome = change_of(metric, base, now, &bv, &nv, seed);
+    let (change, verdict, reason) = match outcome {
+        Ok(c) => {
+            let (v, why) = judge(&c, metric.direction, threshold);
+            (Some(c), v, why)
+        }
+        Err(why) => (None, Verdict::Inconclusive, why),
+    };
+    Some(Assessment {
+        scenario: key.scenario.clone(),
+        variant: key.variant.clone(),
+        workload: key.workload.clone(),
+        metric: metric.name.to_string(),
+        baseline: b,
+        now: n,
+        change,
+        verdict,
+        reason,
+    })
+}
+
+/// Picks the method: repetition values when both sides have several, else
+/// what one run knows (samples for latency, counts for proportions); rates
+/// of tiny workloads and single aggregates are not enough data.
+fn change_of(
+    metric: &Metric,
+    base: Side,
+    now: Side,
+    bv: &[f64],
+    nv: &[f64],
+    seed: u64,
+) -> Result<Change, String> {
+    if matches!(metric.name, "requests_per_s" | "throughput_bps") {
+        let tiny = |s: &Side| s.rows.iter().any(|r| r.sent.unwrap_or(0) < MIN_RATE_COUNT);
+        if tiny(&base) || tiny(&now) {
+            return Err(format!(
+                "a rate from fewer than {MIN_RATE_COUNT} requests or datagrams is mostly start-up time"
+            ));
+        }
+    }
+    if bv.len() > 1 || nv.len() > 1 {
+        return sample_change(bv, nv, Statistic::Median, "repetitions", seed);
+    }
+    match metric.kind {
+        Kind::Latency(stat) => {
+            let (Some(bs), Some(ns)) = (base.samples, now.samples) else {
+                return Err(
+                    "one run each and no per-request samples beside the summary; use `repeat` ≥ 4"
+                        .into(),
+                );
+            };
+            if bs.len() < MIN_SAMPLES || ns.len() < MIN_SAMPLES {
+                return Err(format!(
+                    "one run each with {} and {} samples; a latency needs {MIN_SAMPLES} or `repeat` ≥ 4",
+                    bs.len(),
+                    ns.len()
+                ));
+            }
+            sample_change(bs, ns, stat, "samples of one run", seed)
+        }
+        Kind::Proportion => {
+            let (Some(bc), Some(nc)) = (
+                counts(metric.name, base.rows),
+                counts(metric.name, now.rows),
+            ) else {
+                return Err("no counts to judge".into());
+            };
+            let scale = match metric.name {
+                "loss_percent" => 100.0,
+                // errors: judged as the share of failed requests, in requests per 100.
+                "errors" => 100.0,
+                _ => 1.0,
+            };
+            proportion_change(bc, nc, scale).ok_or_else(|| "no counts to judge".into())
+        }
+        Kind::Aggregate => Err("one value each; use `repeat` ≥ 4 to judge it".into()),
+    }
+}
+
+/// A figure in the unit the run summary uses (`52.92 Mbit/s`, `0.885`).
+pub fn fmt_metric(metric: &str, v: f64) -> String {
+    match metric {
+        "throughput_bps" => super::summary::rate(Some(v)),
+        "requests_per_s" => format!("{v:.1}"),
+        "loss_percent" => format!("{v:.2}"),
+        "errors" => format!("{v:.0}"),
+        _ => format!("{v:.3}"),
+    }
+}
+
+/// `+161.8% [+150.2, +171.9]`, or an absolute change in the metric's unit
+/// when the base is 0; without an interval, the change of the medians alone.
+pub fn fmt_change(a: &Assessment) -> String {
+    let unit = match a.metric.as_str() {
+        "loss_percent" => " pts",
+        "errors" => " per 100 req",
+        _ => "",
+    };
+    match &a.change {
+        Some(c) => match &c.relative {
+            Some(r) => format!(
+                "{:+.1}% [{:+.1}, {:+.1}]",
+                r.estimate * 100.0,
+                r.low * 100.0,
+                r.high * 100.0
+            ),
+            None => format!(
+                "{:+.2}{unit} [{:+.2}, {:+.2}]",
+                c.absolute.estimate, c.absolute.low, c.absolute.high
+            ),
+        },
+        None => match a.relative() {
+            Some(r) => format!("{:+.1}%", r * 100.0),
+            None if a.now == a.baseline => "=".to_string(),
+            None => format!("{:+.3}", a.now - a.baseline),
+        },
+    }
+}
+
+/// One line for a judged metric: `qos.latency_p50_ms: 0.210 → 2.250,
+/// +971.4% [+950.2, +990.1] worse (why)`.
+pub fn describe(a: &Assessment) -> String {
+    let variant = if a.variant == "default" {
+        String::new()
+    } else {
+        format!(" [{}]", a.variant)
+    };
+    format!(
+        "{}.{}{variant}: {} → {}, {} {} ({})",
+        a.workload,
+        a.metric,
+        fmt_metric(&a.metric, a.baseline),
+        fmt_metric(&a.metric, a.now),
+        fmt_change(a),
+        a.verdict,
+        a.reason
+    )
+}
+
+/// What the gate checks: metrics (all workloads, or `workload.metric`) and
+/// the workloads that measure the host rather than the system under test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateConfig {
+    /// `(workload, metric)`; a `None` workload means every workload.
+    pub metrics: Vec<(Option<String>, String)>,
+    /// Control workloads: their latency change says how much the host changed.
+    pub controls: Vec<String>,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        GateConfig {
+            metrics: DEFAULT_GATED
+                .iter()
+                .map(|m| (None, m.to_string()))
+                .collect(),
+            controls: Vec::new(),
+        }
+    }
+}
+
+impl GateConfig {
+    fn gates(&self, workload: &str, metric: &str) -> bool {
+        self.metrics
+            .iter()
+            .any(|(w, m)| m == metric && w.as_deref().map_or(true, |w| w == workload))
+    }
+}
+
+/// The outcome of a baseline check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateReport {
+    /// Every gated metric of every key present on both sides.
+    pub assessments: Vec<Assessment>,
+    /// The host check: control workloads' latency against the baseline's.
+    pub host: Vec<Assessment>,
+    /// Why worse verdicts were turned inconclusive, when the host itself changed.
+    pub host_changed: Option<String>,
+}
+
+impl GateReport {
+    pub fn worse(&self) -> impl Iterator<Item = &Assessment> {
+        self.assessments
+            .iter()
+            .filter(|a| a.verdict == Verdict::Worse)
+    }
+
+    pub fn inconclusive(&self) -> impl Iterator<Item = &Assessment> {
+        self.assessments
+            .iter()
+            .filter(|a| a.verdict == Verdict::Inconclusive)
+    }
+
+    pub fn failed(&self) -> bool {
+        self.worse().next().is_some()
+    }
+}
+
+/// The host counts as slower when a control's median latency rose
+/// significantly by more than this (relative, and absolute in ms).
+const HOST_THRESHOLD: Threshold = Threshold {
+    relative: 0.10,
+    absolute: 0.02,
+};
+
+/// Groups rows by key, keeping the first-seen order of keys.
+pub fn group(rows: &[SummaryRow]) -> Vec<(Key, Vec<SummaryRow>)> {
+    let mut out: Vec<(Key, Vec<SummaryRow>)> = Vec::new();
+    for r in rows {
+        let k = Key::of(r);
+        match out.iter_mut().find(|(key, _)| *key == k) {
+            Some((_, v)) => v.push(r.clone()),
+            None => out.push((k, vec![r.clone()])),
+        }
+    }
+    out
+}
+
+fn side<'a>(rows: &'a [SummaryRow], samples: Option<&'a Samples>, key: &Key) -> Side<'a> {
+    Side {
+        rows,
+        samples: samples
+            .and_then(|s| s.get(&(key.variant.clone(), key.workload.clone())))
+            .map(Vec::as_slice),
+    }
+}
+
+/// Checks `now` against `baseline`: every gated metric of every key both
+/// have, judged with `tolerance`; then, if a control workload shows the host
+/// itself slower, `worse` verdicts become `inconclusive` (never a failure).
+pub fn gate(
+    baseline: &[SummaryRow],
+    now: &[SummaryRow],
+    samples: (Option<&Samples>, Option<&Samples>),
+    config: &GateConfig,
+    tolerance: f64,
+) -> GateReport {
+    let now: Vec<SummaryRow> = now.iter().filter(|r| !r.interrupted).cloned().collect();
+    let base_groups = group(baseline);
+    let mut assessments = Vec::new();
+    let mut host = Vec::new();
+    for (key, rows) in group(&now) {
+        let Some((_, brows)) = base_groups.iter().find(|(k, _)| *k == key) else {
+            continue;
+        };
+        let b = side(brows, samples.0, &key);
+        let n = side(&rows, samples.1, &key);
+        if config.controls.contains(&key.workload) {
+            let control = Metric {
+                floor: HOST_THRESHOLD.absolute,
+                ..METRICS[1]
+            };
+            if let Some(a) = assess(&key, &control, b, n, HOST_THRESHOLD.relative) {
+                host.push(a);
+            }
+            continue;
+        }
+        for metric in METRICS
+            .iter()
+            .filter(|m| config.gates(&key.workload, m.name))
+        {
+            if let Some(a) = assess(&key, metric, b, n, tolerance) {
+                assessments.push(a);
+            }
+        }
+    }
+    let host_changed = host_slower(&host);
+    if let Some(why) = &host_changed {
+        for a in assessments
+            .iter_mut()
+            .filter(|a| a.verdict == Verdict::Worse)
+        {
+            a.verdict = Verdict::Inconclusive;
+            a.reason = format!("worse, but the host itself was slower ({why})");
+        }
+    }
+    GateReport {
+        assessments,
+        host,
+        host_changed,
+    }
+}
+
+/// A description of the host's slowdown, if a control shows one: its
+/// latency rose significantly (its interval clear of zero) by more than
+/// [`HOST_THRESHOLD`] in its estimate.
+fn host_slower(host: &[Assessment]) -> Option<String> {
+    let slower: Vec<String> = host
+        .iter()
+        .filter(|a| {
+            let Some(c) = &a.change else { return false };
+            let significant =
+                c.absolute.low > 0.0 && c.p_value.map_or(true, |p| p < crate::stats::ALPHA);
+            significant
+                && c.absolute.estimate > HOST_THRESHOLD.absolute
+                && c.relative
+                    .map_or(true, |r| r.estimate > HOST_THRESHOLD.relative)
+        })
+        .map(|a| {
+            format!(
+                "control {}.{} {:.3} → {:.3} ms",
+                a.workload, a.metric, a.baseline, a.now
+            )
+        })
+        .collect();
+    (!slower.is_empty()).then(|| slower.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(workload: &str, rep: u32, p50: f64) -> SummaryRow {
+        SummaryRow {
+            scenario: "s".into(),
+            variant: "default".into(),
+            workload: workload.into(),
+            repetition: rep,
+            latency_p50_ms: Some(p50),
+            latency_p90_ms: Some(p50 * 1.5),
+            sent: Some(1000),
+            lost: Some(0),
+            loss_percent: Some(0.0),
+            ..Default::default()
+        }
+    }
+
+    fn reps(workload: &str, values: &[f64]) -> Vec<SummaryRow> {
+        (1..)
+            .zip(values)
+            .map(|(i, &v)| row(workload, i, v))
+            .collect()
+    }
+
+    #[test]
+    fn a_real_slowdown_fails_and_noise_does_not() {
+        let base = reps("udp", &[0.20, 0.22, 0.21, 0.19, 0.20]);
+        let noisy = reps("udp", &[0.25, 0.18, 0.23, 0.21, 0.40]);
+        let slow = reps("udp", &[2.2, 2.3, 2.25, 2.4, 2.21]);
+        let cfg = GateConfig::default();
+        let r = gate(&base, &noisy, (None, None), &cfg, 0.25);
+        assert!(!r.failed(), "{r:#?}");
+        let r = gate(&base, &slow, (None, None), &cfg, 0.25);
+        let worse: Vec<&str> = r.worse().map(|a| a.metric.as_str()).collect();
+        assert_eq!(worse, ["latency_p50_ms", "latency_p90_ms"]);
+        let loss = r
+            .assessments
+            .iter()
+            .find(|a| a.metric == "loss_percent")
+            .unwrap();
+        assert_eq!(loss.verdict, Verdict::Same);
+    }
+
+    #[test]
+    fn a_slower_host_makes_worse_inconclusive() {
+        let mut base = reps("udp", &[0.20, 0.22, 0.21, 0.19, 0.20]);
+        base.extend(reps("direct", &[0.10, 0.11, 0.10, 0.09, 0.10]));
+        let mut now = reps("udp", &[2.2, 2.3, 2.25, 2.4, 2.21]);
+        now.extend(reps("direct", &[1.1, 1.3, 0.9, 1.2, 1.0]));
+        let cfg = GateConfig {
+            controls: vec!["direct".into()],
+            ..GateConfig::default()
+        };
+        let r = gate(&base, &now, (None, None), &cfg, 0.25);
+        assert!(!r.failed(), "{r:#?}");
+        assert!(r.host_changed.as_deref().unwrap().contains("direct"));
+        assert_eq!(r.inconclusive().count(), 2);
+        assert!(
+            r.assessments.iter().all(|a| a.workload == "udp"),
+            "controls are not gated"
+        );
+    }
+
+    #[test]
+    fn single_runs_use_samples_and_counts() {
+        let base = vec![row("page", 1, 0.3)];
+        let now = vec![row("page", 1, 2.3)];
+        // No samples: nothing to say about latency.
+        let r = gate(&base, &now, (None, None), &GateConfig::default(), 0.25);
+        assert!(!r.failed());
+        let p50 = r
+            .assessments
+            .iter()
+            .find(|a| a.metric == "latency_p50_ms")
+            .unwrap();
+        assert_eq!(p50.verdict, Verdict::Inconclusive);
+        // With samples: 100 requests each, 2 ms apart.
+        let key = ("default".to_string(), "page".to_string());
+        let bs: Samples = [(
+            key.clone(),
+            (0..100).map(|i| 0.3 + f64::from(i % 7) * 0.01).collect(),
+        )]
+        .into();
+        let ns: Samples = [(
+            key,
+            (0..100).map(|i| 2.3 + f64::from(i % 7) * 0.01).collect(),
+        )]
+        .into();
+        let r = gate(
+            &base,
+            &now,
+            (Some(&bs), Some(&ns)),
+            &GateConfig::default(),
+            0.25,
+        );
+        assert!(r.worse().any(|a| a.metric == "latency_p50_ms"), "{r:#?}");
+        // A one-request workload: inconclusive, never worse.
+        let one: Samples = [(("default".to_string(), "page".to_string()), vec![9.0])].into();
+        let r = gate(
+            &base,
+            &now,
+            (Some(&bs), Some(&one)),
+            &GateConfig::default(),
+            0.25,
+        );
+        assert!(!r.failed());
+    }
+
+    #[test]
+    fn tiny_workloads_rates_are_inconclusive() {
+        let mut b = row("page", 1, 1.0);
+        b.sent = Some(1);
+        b.requests_per_s = Some(800.0);
+        let mut n = b.clone();
+        n.requests_per_s = Some(200.0);
+        let key = Key::of(&b);
+        let a = assess(
+            &key,
+            metric("requests_per_s").unwrap(),
+            Side {
+                rows: &[b],
+                samples: None,
+            },
+            Side {
+                rows: &[n],
+                samples: None,
+            },
+            0.25,
+        )
+        .unwrap();
+        assert_eq!(a.verdict, Verdict::Inconclusive);
+        assert!(a.reason.contains("start-up"), "{}", a.reason);
+    }
+
+    #[test]
+    fn gate_config_narrows_by_workload() {
+        let cfg = GateConfig {
+            metrics: vec![
+                (Some("a".into()), "latency_p50_ms".into()),
+                (None, "errors".into()),
+            ],
+            controls: vec![],
+        };
+        assert!(cfg.gates("a", "latency_p50_ms"));
+        assert!(!cfg.gates("b", "latency_p50_ms"));
+        assert!(cfg.gates("b", "errors"));
+    }
+}
