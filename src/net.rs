@@ -24,6 +24,10 @@ pub async fn bind_udp(addr: SocketAddr, hint: &str) -> Result<UdpSocket, Error> 
     })
 }
 
+/// Largest UDP payload over IPv4 (65 535 − 8 bytes of UDP header − 20 of IP
+/// header): the biggest datagram a probe sends or the proxy forwards.
+pub const MAX_DATAGRAM: usize = 65_507;
+
 /// Kernel buffer size netrun asks for on every UDP socket it opens.
 pub const UDP_BUFFER: usize = 4 << 20;
 

@@ -61,6 +61,53 @@ pub fn closing(mut r: Response<Body>) -> Response<Body> {
     r
 }
 
+/// Why a request body could not be read to its end.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Longer than the limit; the rest was not read.
+    TooLarge,
+    /// Not received within the time allowed (a client trickling it).
+    TooSlow,
+    /// The stream broke off or was malformed.
+    Broken(BoxError),
+}
+
+/// Reads and discards a request body, bounded in size and in time (a client
+/// trickling a body is the slowloris attack one step later), so the next
+/// request on the connection is read correctly.
+pub async fn discard_body(body: Incoming, limit: u64, timeout: Duration) -> Result<(), BodyError> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    match tokio::time::timeout(timeout, http_body_util::Limited::new(body, limit).collect()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if is_body_too_large(&*e) => Err(BodyError::TooLarge),
+        Ok(Err(e)) => Err(BodyError::Broken(e)),
+        Err(_) => Err(BodyError::TooSlow),
+    }
+}
+
+/// Whether a body limit (`http_body_util::Limited`) cut a body off somewhere
+/// in this error chain (hyper wraps the body's error in its own).
+pub fn is_body_too_large(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Adds one to a service's counter (statistics only: no ordering needed).
+pub fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Adds `n` to a service's counter.
+pub fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
 /// Limits that keep one client from exhausting a server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpLimits {

@@ -18,7 +18,7 @@ use futures_util::TryStreamExt;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body as _, Frame, SizeHint};
-use http_body_util::{BodyExt, Limited, StreamBody};
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Incoming;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
@@ -29,7 +29,8 @@ use tokio_util::task::TaskTracker;
 use super::path::{self, SafePath};
 use super::{OriginConfig, LOG_TARGET};
 use crate::server::{
-    self, closing, empty, full, text, Body, BoxError, ConnStats, Handler, HttpLimits,
+    self, bump, closing, empty, full, text, Body, BodyError, BoxError, ConnStats, Handler,
+    HttpLimits,
 };
 use crate::throttle::Throttle;
 
@@ -102,10 +103,6 @@ struct Counters {
     not_modified: AtomicU64,
     refused_paths: AtomicU64,
     limit_hits: AtomicU64,
-}
-
-fn bump(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Starts serving `config.www` on `listener` until `shutdown` is cancelled.
@@ -340,17 +337,16 @@ impl Files {
     /// Reads and discards a body, bounded in size and in time (a client
     /// trickling a body is the slowloris attack one step later).
     async fn read_body(&self, body: Incoming, peer: SocketAddr) -> Result<(), Response<Body>> {
-        let limit = usize::try_from(self.limits.max_body_size).unwrap_or(usize::MAX);
-        let read = Limited::new(body, limit).collect();
-        match tokio::time::timeout(self.limits.header_timeout, read).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                Err(self.body_too_large(peer))
+        let limits = &self.limits;
+        match server::discard_body(body, limits.max_body_size, limits.header_timeout).await {
+            Ok(()) => Ok(()),
+            Err(BodyError::TooLarge) => Err(self.body_too_large(peer)),
+            Err(BodyError::Broken(_)) => {
+                Err(closing(text(StatusCode::BAD_REQUEST, "400 Bad Request\n")))
             }
-            Ok(Err(_)) => Err(closing(text(StatusCode::BAD_REQUEST, "400 Bad Request\n"))),
-            Err(_) => {
+            Err(BodyError::TooSlow) => {
                 bump(&self.counters.limit_hits);
-                tracing::warn!(target: LOG_TARGET, %peer, timeout = ?self.limits.header_timeout, "request body too slow (408)");
+                tracing::warn!(target: LOG_TARGET, %peer, timeout = ?limits.header_timeout, "request body too slow (408)");
                 Err(closing(text(
                     StatusCode::REQUEST_TIMEOUT,
                     "408 Request Timeout\n",

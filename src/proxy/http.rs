@@ -26,7 +26,8 @@ use hyper_util::rt::TokioExecutor;
 use super::cache::{self, CacheControl, CachedResponse, Clock, Store};
 use super::coalesce::{self, Flights, Role};
 use super::impair::{Direction, Impairment};
-use super::{add, bump, Counters, ProxyConfig};
+use super::{Counters, ProxyConfig};
+use crate::server::{self, add, bump, is_body_too_large, BodyError};
 use crate::server::{closing, empty, full, text, Body, BoxError, Handler};
 
 const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
@@ -297,15 +298,14 @@ impl ProxyService {
         {
             return Ok(());
         }
-        let read = self.limited(body).collect();
-        match tokio::time::timeout(self.body_timeout, read).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) if is_body_too_large(&*e) => Err(self.body_too_large()),
-            Ok(Err(e)) => Err(closing(text(
+        match server::discard_body(body, self.max_body, self.body_timeout).await {
+            Ok(()) => Ok(()),
+            Err(BodyError::TooLarge) => Err(self.body_too_large()),
+            Err(BodyError::Broken(e)) => Err(closing(text(
                 StatusCode::BAD_REQUEST,
                 format!("request body could not be read ({e})\n"),
             ))),
-            Err(_) => Err(closing(text(
+            Err(BodyError::TooSlow) => Err(closing(text(
                 StatusCode::REQUEST_TIMEOUT,
                 format!(
                     "request body not received within {}\n",
@@ -971,19 +971,6 @@ fn error_response(e: &UpstreamError) -> Response<Body> {
     } else {
         resp
     }
-}
-
-/// Whether `--max-body-size` cut off the client's body somewhere in this
-/// error chain (hyper wraps the body's error in its own).
-fn is_body_too_large(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(e);
-    while let Some(s) = source {
-        if s.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = s.source();
-    }
-    false
 }
 
 /// Says what went wrong with an upstream exchange, from the error chain.

@@ -236,16 +236,6 @@ pub(crate) struct Counters {
     pub origin_link_http_delayed: AtomicU64,
 }
 
-/// Adds one to a counter.
-pub(crate) fn bump(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Adds `n` to a counter.
-pub(crate) fn add(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
-}
-
 impl Counters {
     fn snapshot(&self) -> ProxyStats {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);

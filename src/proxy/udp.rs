@@ -28,10 +28,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::impair::{Direction, Impairment, Link, Verdict};
-use super::{add, bump, Counters, UdpForwardConfig};
-
-/// Largest UDP payload (IPv4: 65535 − 8 − 20).
-const MAX_DATAGRAM: usize = 65_507;
+use super::{Counters, UdpForwardConfig};
+use crate::net::MAX_DATAGRAM;
+use crate::server::{add, bump};
 
 pub(crate) struct Forwarder {
     socket: Arc<UdpSocket>,

@@ -16,8 +16,8 @@
 pub const MAGIC: u32 = 0x4E52_5550;
 /// Bytes taken by the header; the smallest accepted datagram size.
 pub const HEADER_LEN: usize = 32;
-/// Largest UDP payload over IPv4.
-pub const MAX_DATAGRAM: usize = 65_507;
+/// The largest accepted datagram size.
+pub use crate::net::MAX_DATAGRAM;
 /// Byte used for padding after the header.
 pub const PAD: u8 = 0xA5;
 
