@@ -282,9 +282,9 @@ pub struct HttpProbeArgs {
     /// Base URL (http://HOST:PORT/PATH).
     #[arg(value_name = "URL")]
     pub url: String,
-    /// Total requests (with --duration: an upper bound).
-    #[arg(long, default_value_t = 1)]
-    pub requests: u64,
+    /// Total requests; default 1, or with --duration: no limit (run for the duration).
+    #[arg(long)]
+    pub requests: Option<u64>,
     /// Parallel clients (closed loop), or the most requests in flight (open loop).
     #[arg(long, default_value_t = 1)]
     pub concurrency: u32,

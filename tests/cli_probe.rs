@@ -62,6 +62,32 @@ fn udp_json_summary() {
 }
 
 #[test]
+fn udp_ends_soon_after_every_reply_is_in() {
+    let addr = echo_thread();
+    let out = netrun()
+        .args(["probe", "udp", &addr.to_string()])
+        .args([
+            "--count",
+            "5",
+            "--interval",
+            "1ms",
+            "--timeout",
+            "60s",
+            "--json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["received"], 5);
+    // Every reply in: no waiting out the 60 s timeout (3 × the largest RTT instead).
+    let took = v["duration_s"].as_f64().unwrap();
+    assert!(took < 30.0, "took {took} s");
+}
+
+#[test]
 fn udp_table_by_default() {
     let addr = echo_thread();
     netrun()

@@ -166,6 +166,32 @@ async fn duration_stops_starting_requests() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_count_a_run_lasts_its_duration() {
+    use netrun::workload::http::UNTIL_DURATION;
+    let server = http_server().await;
+    let mut cfg = config(server.addr, &["/"], UNTIL_DURATION, 2);
+    cfg.rate = Some(100.0);
+    cfg.duration = Some(Duration::from_millis(300));
+    assert_eq!(cfg.planned_requests(), 30);
+    let (report, _) = probe(&cfg).await;
+    let n = report.summary().requests.unwrap();
+    // The schedule holds 30 requests in 300 ms; a loaded machine may start a
+    // few late, but far more than one is sent and the run lasts the duration.
+    assert!((2..=30).contains(&n), "{n} requests");
+    assert!(
+        report.duration >= Duration::from_millis(250),
+        "{:?}",
+        report.duration
+    );
+    // Without a duration there is nothing to end the run: refused.
+    cfg.duration = None;
+    assert_eq!(
+        cfg.validate().map_err(|e| e.setting),
+        Err(netrun::workload::Setting::Requests)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancellation_returns_what_was_gathered() {
     let server = http_server().await;
     let cfg = config(server.addr, &["/"], 1_000_000, 2);

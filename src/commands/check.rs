@@ -11,6 +11,9 @@ pub fn check(args: CheckArgs) -> anyhow::Result<Outcome> {
             println!();
         }
         print!("{}", plan::render(s));
+        for w in s.warnings() {
+            eprintln!("warning: {w}");
+        }
     }
     match error {
         None => Ok(Outcome::Success),

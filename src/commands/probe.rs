@@ -23,6 +23,7 @@ use crate::report::csv_stream::CsvStream;
 use crate::report::progress;
 use crate::report::table::render_summary;
 use crate::shutdown;
+use crate::workload::http::UNTIL_DURATION;
 use crate::workload::{run_http, run_udp, HttpProbeConfig, UdpProbeConfig};
 
 const VARIANT: &str = "default";
@@ -99,7 +100,12 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
         } else {
             args.paths.clone()
         },
-        requests: args.requests,
+        // With a duration and no count, run until the duration ends.
+        requests: match (args.requests, args.duration) {
+            (Some(n), _) => n,
+            (None, Some(_)) => UNTIL_DURATION,
+            (None, None) => 1,
+        },
         concurrency: args.concurrency,
         keep_alive: !args.no_keep_alive,
         rate: args.rate,

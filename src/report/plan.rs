@@ -6,6 +6,7 @@ use std::fmt::Write;
 use crate::proxy::Link;
 use crate::scenario::{Scenario, Service, WorkloadKind};
 use crate::units::{format_duration, BitRate};
+use crate::workload::http::UNTIL_DURATION;
 
 fn service(s: &Service) -> String {
     let port = |a: &std::net::SocketAddr| {
@@ -95,9 +96,13 @@ pub fn render(s: &Scenario) -> String {
         for w in &p.workloads {
             let what = match &w.kind {
                 WorkloadKind::Http(h) => {
+                    let count = if h.requests == UNTIL_DURATION {
+                        "requests until the duration ends".to_string()
+                    } else {
+                        format!("{} requests", h.requests)
+                    };
                     let mut t = format!(
-                        "{} requests, concurrency {}, keep-alive {}, ",
-                        h.requests,
+                        "{count}, concurrency {}, keep-alive {}, ",
                         h.concurrency,
                         if h.keep_alive { "on" } else { "off" }
                     );

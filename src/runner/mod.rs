@@ -407,7 +407,9 @@ impl VariantCtx<'_> {
             workload: &w.name,
         };
         let total = match &w.kind {
-            WorkloadKind::Http(h) => h.requests,
+            WorkloadKind::Http(h) => h
+                .probe_config(self.services.http_addr(w.target))
+                .planned_requests(),
             WorkloadKind::Udp(u) => u.count.saturating_mul(u64::from(u.flows)),
         };
         self.observer.event(&Event::WorkloadStarted {

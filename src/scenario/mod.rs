@@ -29,6 +29,42 @@ pub struct Scenario {
     pub expect: Vec<Expectation>,
 }
 
+impl Scenario {
+    /// Settings that are valid but probably not what was meant, for `check`:
+    /// an open-loop HTTP workload whose `requests` run out long (under half)
+    /// before its `duration` ends.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for v in &self.variants {
+            for w in &v.plan.workloads {
+                let WorkloadKind::Http(h) = &w.kind else {
+                    continue;
+                };
+                let (Some(rate), Some(d)) = (h.rate, h.duration) else {
+                    continue;
+                };
+                if h.requests == crate::workload::http::UNTIL_DURATION {
+                    continue;
+                }
+                let ends = h.requests as f64 / rate;
+                if ends < d.as_secs_f64() / 2.0 {
+                    let msg = format!(
+                        "{}: `workload.{}.requests` = {} at {rate} req/s ends after {ends:.1}s, long before `duration` ({}); remove `requests` to run for the whole duration",
+                        self.source.display(),
+                        w.name,
+                        h.requests,
+                        crate::units::format_duration(d)
+                    );
+                    if !out.contains(&msg) {
+                        out.push(msg);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 /// One combination of `[matrix]` values and the plan it produces.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variant {

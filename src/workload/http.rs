@@ -57,10 +57,19 @@ pub struct HttpProbeConfig {
     pub timeout: Duration,
 }
 
+/// `requests` meaning "no count limit": the workload runs until its
+/// `duration` ends (as `wrk -d` and `oha -z` do).
+pub const UNTIL_DURATION: u64 = u64::MAX;
+
 impl HttpProbeConfig {
     pub fn validate(&self) -> Result<(), SettingError> {
         if self.requests == 0 {
             return Err(Setting::Requests.error("requests must be at least 1"));
+        }
+        if self.requests == UNTIL_DURATION && self.duration.is_none() {
+            return Err(Setting::Requests.error(
+                "give a number of requests, or a duration to run for (--duration / `duration`)",
+            ));
         }
         if self.concurrency == 0 {
             return Err(Setting::Concurrency.error("concurrency must be at least 1"));
@@ -90,6 +99,19 @@ impl HttpProbeConfig {
 
     fn open_loop(&self) -> bool {
         self.rate.is_some()
+    }
+
+    /// How many requests the workload should make, for progress bars: the
+    /// count, or for a duration-bound run, rate × duration (0 when a closed
+    /// loop's count is unknown in advance).
+    pub fn planned_requests(&self) -> u64 {
+        if self.requests != UNTIL_DURATION {
+            return self.requests;
+        }
+        match (self.rate, self.duration) {
+            (Some(r), Some(d)) => (r * d.as_secs_f64()).ceil() as u64,
+            _ => 0,
+        }
     }
 }
 
@@ -229,7 +251,7 @@ pub async fn run_http(
 ) -> anyhow::Result<HttpReport> {
     config.validate().map_err(Error::from)?;
     let cfg = Arc::new(config.clone());
-    progress.set_total(config.requests);
+    progress.set_total(config.planned_requests());
     let started_at = SystemTime::now();
     let start = Instant::now();
     let deadline = config.duration.map(|d| start + d);

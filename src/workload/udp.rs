@@ -209,7 +209,7 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
 
     let started_at = SystemTime::now();
     let start = Instant::now();
-    let (end_tx, end_rx) = watch::channel(None::<Instant>);
+    let (end_tx, end_rx) = watch::channel(None::<SendEnd>);
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
 
     let mut tasks = Vec::with_capacity(flows as usize);
@@ -236,8 +236,13 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
                 senders, run_id, count, size, interval, start, &cancel, &progress,
             );
             // Always open the reply window, even after an error, so the
-            // receivers end.
-            let _ = end_tx.send(Some(Instant::now()));
+            // receivers end (after an error, not knowing what was sent,
+            // they wait the whole timeout).
+            let sent = result.as_ref().map_or(u64::MAX, |p| p.sent);
+            let _ = end_tx.send(Some(SendEnd {
+                at: Instant::now(),
+                sent,
+            }));
             result
         })
     };
@@ -349,7 +354,37 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
     })
 }
 
-/// Receives one flow's replies until `timeout` after the last send.
+/// The pacer is done: when, and how many datagrams each flow sent.
+#[derive(Debug, Clone, Copy)]
+struct SendEnd {
+    at: Instant,
+    sent: u64,
+}
+
+/// How long to keep listening once every datagram is answered, in multiples
+/// of the largest RTT seen: late duplicates still get counted (irtt waits 3×).
+const GRACE_RTTS: u32 = 3;
+
+/// When a flow stops listening: `timeout` after the last send, or sooner,
+/// [`GRACE_RTTS`] × the largest RTT after the last reply once every
+/// datagram sent has its reply.
+fn listen_until(
+    end: SendEnd,
+    timeout: Duration,
+    answered: u64,
+    last_reply: Option<Instant>,
+    max_rtt: Duration,
+) -> Instant {
+    let full = end.at + timeout;
+    if answered < end.sent {
+        return full;
+    }
+    let from = last_reply.map_or(end.at, |r| r.max(end.at));
+    (from + max_rtt * GRACE_RTTS).min(full)
+}
+
+/// Receives one flow's replies until `timeout` after the last send, or
+/// until shortly after every datagram is answered.
 #[allow(clippy::too_many_arguments)]
 async fn receive_flow(
     flow: u32,
@@ -358,15 +393,21 @@ async fn receive_flow(
     count: u64,
     timeout: Duration,
     start: Instant,
-    mut end_rx: watch::Receiver<Option<Instant>>,
+    mut end_rx: watch::Receiver<Option<SendEnd>>,
     tx: mpsc::UnboundedSender<Event>,
 ) -> anyhow::Result<Received> {
     let mut tracker = FlowTracker::new(count, timeout);
     let mut foreign = 0u64;
     let mut last_reply_ns = None;
+    // Datagrams with a reply (in time or late), the last reply, the largest RTT.
+    let mut answered = 0u64;
+    let mut last_reply = None::<Instant>;
+    let mut max_rtt = Duration::ZERO;
     let mut buf = vec![0u8; 65_536];
     loop {
-        let deadline = end_rx.borrow().map(|end| end + timeout);
+        let deadline = end_rx
+            .borrow()
+            .map(|end| listen_until(end, timeout, answered, last_reply, max_rtt));
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
         // Cancellation stops the sender, not this loop: replies to what was
         // already sent get their full `timeout`, so an interrupted run does
@@ -400,6 +441,11 @@ async fn receive_flow(
                         last_reply_ns = last_reply_ns.max(Some(recv_ns));
                     }
                     ReplyClass::Late | ReplyClass::Dup => {}
+                }
+                if matches!(class, ReplyClass::Ok | ReplyClass::Reordered | ReplyClass::Late) {
+                    answered += 1;
+                    last_reply = Some(Instant::now());
+                    max_rtt = max_rtt.max(Duration::from_nanos(recv_ns.saturating_sub(h.send_ns)));
                 }
                 let _ = tx.send(Event { flow, seq: h.seq, send_ns: h.send_ns, rtt_ns: recv_ns.saturating_sub(h.send_ns), class });
             }
@@ -534,5 +580,34 @@ fn send(
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Ok(()),
             Err(e) => return Err(e).context("cannot send UDP datagram"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_ends_a_grace_after_the_last_reply_never_past_the_timeout() {
+        let t0 = Instant::now();
+        let end = SendEnd { at: t0, sent: 10 };
+        let timeout = Duration::from_secs(2);
+        let rtt = Duration::from_millis(1);
+        // Replies missing: the whole timeout.
+        assert_eq!(listen_until(end, timeout, 9, Some(t0), rtt), t0 + timeout);
+        // All in: 3 × the largest RTT after the last reply.
+        let last = t0 + Duration::from_millis(5);
+        assert_eq!(
+            listen_until(end, timeout, 10, Some(last), rtt),
+            last + rtt * 3
+        );
+        // A huge RTT never stretches it past the timeout.
+        assert_eq!(
+            listen_until(end, timeout, 10, Some(last), Duration::from_secs(5)),
+            t0 + timeout
+        );
+        // Nothing sent (cancelled before the first send): done at once.
+        let none = SendEnd { at: t0, sent: 0 };
+        assert_eq!(listen_until(none, timeout, 0, None, Duration::ZERO), t0);
     }
 }

@@ -8,6 +8,7 @@ use super::workload::{duration, Keys};
 use crate::scenario::diag::ScenarioErrors;
 use crate::scenario::raw;
 use crate::scenario::HttpWorkload;
+use crate::workload::http::UNTIL_DURATION;
 
 const DEFAULT_PATHS: &[&str] = &["/index.html"];
 const DEFAULT_REQUESTS: u64 = 100;
@@ -53,7 +54,11 @@ pub(super) fn resolve(
     };
     HttpWorkload {
         paths: paths(w, keys, errs),
-        requests: keys.count(&w.requests, "requests", DEFAULT_REQUESTS, errs),
+        // With a duration and no count, the workload runs for the duration.
+        requests: match (&w.requests, &w.duration) {
+            (None, Some(_)) => UNTIL_DURATION,
+            _ => keys.count(&w.requests, "requests", DEFAULT_REQUESTS, errs),
+        },
         concurrency,
         keep_alive: w.keep_alive.as_ref().map_or(true, |k| *k.get_ref()),
         rate,
@@ -125,6 +130,24 @@ mod tests {
         assert_eq!(h.duration, Some(Duration::from_secs(2)));
         assert_eq!(h.concurrency, 4);
         assert!(!h.keep_alive);
+    }
+
+    #[test]
+    fn a_duration_without_requests_runs_for_the_duration() {
+        let h = workload("rate = 50.0\nduration = \"2s\"");
+        assert_eq!(h.requests, crate::workload::http::UNTIL_DURATION);
+        assert!(valid(&http("rate = 50.0\nduration = \"2s\""))
+            .warnings()
+            .is_empty());
+        // 10 requests at 50/s end after 0.2 s of a 2 s duration: a warning.
+        let s = valid(&http("rate = 50.0\nduration = \"2s\"\nrequests = 10"));
+        let w = s.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("`workload.w.requests` = 10"), "{w:?}");
+        assert!(w[0].contains("remove `requests`"), "{w:?}");
+        // 100 at 50/s fill the 2 s: no warning.
+        let s = valid(&http("rate = 50.0\nduration = \"2s\"\nrequests = 100"));
+        assert!(s.warnings().is_empty());
     }
 
     #[test]
