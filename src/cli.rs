@@ -153,6 +153,11 @@ pub struct ProxyArgs {
     /// Freshness lifetime when the origin gives none.
     #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
     pub cache_ttl: Duration,
+    /// Response bytes held beyond the cache (bodies being read for it,
+    /// evicted ones still being sent to slow readers); past it, misses are
+    /// streamed uncached. Default: a quarter of --cache-size.
+    #[arg(long, value_name = "BYTES")]
+    pub max_inflight: Option<ByteSize>,
     /// Upstream answer deadline; past it, 504.
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub upstream_timeout: Duration,
@@ -162,6 +167,10 @@ pub struct ProxyArgs {
     /// A UDP session with no traffic for this long is closed.
     #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
     pub udp_idle_timeout: Duration,
+    /// Most datagram bytes held back by --delay/--jitter/--rate at once;
+    /// datagrams past it are tail-dropped (counted).
+    #[arg(long, value_name = "BYTES", default_value = "32MiB")]
+    pub udp_delay_buffer: ByteSize,
     #[command(flatten)]
     pub limits: HttpLimitArgs,
     #[command(flatten)]

@@ -201,6 +201,7 @@ async fn eviction_keeps_the_byte_bound() {
         c.cache = Some(CacheConfig {
             capacity,
             default_ttl: Duration::from_secs(60),
+            ..CacheConfig::default()
         })
     })
     .await;
@@ -324,6 +325,7 @@ async fn large_bodies_are_streamed_byte_exact() {
         c.cache = Some(CacheConfig {
             capacity: 1024 * 1024, // per-entry bound 128KiB < 2MiB
             default_ttl: Duration::from_secs(60),
+            ..CacheConfig::default()
         })
     })
     .await;
@@ -468,6 +470,7 @@ async fn idle_udp_sessions_expire() {
         c.udp = UdpForwardConfig {
             max_sessions: 16,
             idle_timeout: Duration::from_millis(100),
+            ..UdpForwardConfig::default()
         }
     })
     .await;
@@ -504,6 +507,7 @@ async fn udp_session_table_bound_holds() {
         c.udp = UdpForwardConfig {
             max_sessions: 4,
             idle_timeout: Duration::from_secs(60),
+            ..UdpForwardConfig::default()
         }
     })
     .await;

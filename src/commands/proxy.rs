@@ -21,9 +21,12 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
     let upstream_udp = net::resolve(&args.udp_upstream, "--udp-upstream").await?;
     let http = net::bind_tcp(args.http, "--http").await?;
     let udp = net::bind_udp(args.udp, "--udp").await?;
-    let cache = (!args.no_cache).then_some(CacheConfig {
-        capacity: args.cache_size.bytes(),
-        default_ttl: args.cache_ttl,
+    let cache = (!args.no_cache).then(|| {
+        let mut c = CacheConfig::new(args.cache_size.bytes(), args.cache_ttl);
+        if let Some(n) = args.max_inflight {
+            c.max_inflight = n.bytes();
+        }
+        c
     });
     let config = ProxyConfig {
         upstream_http,
@@ -33,6 +36,7 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
         udp: UdpForwardConfig {
             max_sessions: args.udp_max_sessions.max(1),
             idle_timeout: args.udp_idle_timeout,
+            delay_buffer: args.udp_delay_buffer.bytes(),
         },
         limits: (&args.limits).into(),
     };
@@ -114,8 +118,8 @@ fn print_stats(s: &ProxyStats) {
         s.bytes_from_cache, s.bytes_from_upstream, s.upstream_fetches, s.upstream_errors
     );
     println!(
-        "cache: {} stored, {} evicted, {} entries, {} bytes held",
-        s.stored, s.evictions, s.cache_entries, s.cache_bytes
+        "cache: {} stored, {} evicted, {} entries, {} bytes held; {} streamed past the memory bound",
+        s.stored, s.evictions, s.cache_entries, s.cache_bytes, s.streamed_over_limit
     );
     println!(
         "udp: {} datagrams ({} bytes) to upstream, {} datagrams ({} bytes) to clients",
@@ -133,8 +137,8 @@ fn print_stats(s: &ProxyStats) {
         s.udp_send_errors
     );
     println!(
-        "impairment clients_proxy: {} datagrams dropped, {} datagrams delayed, {} http messages delayed",
-        s.udp_dropped_impairment, s.udp_delayed_impairment, s.http_delayed
+        "impairment clients_proxy: {} datagrams dropped, {} datagrams delayed ({} dropped with the delay buffer full), {} http messages delayed",
+        s.udp_dropped_impairment, s.udp_delayed_impairment, s.udp_dropped_delay_full, s.http_delayed
     );
     println!(
         "impairment proxy_origin: {} datagrams dropped, {} datagrams delayed, {} http messages delayed",

@@ -538,15 +538,17 @@ pub struct Inserted {
 pub struct Store {
     capacity: u64,
     max_entry: u64,
-    entries: HashMap<String, Slot>,
-    /// Use order: the smallest tick is the least recently used.
-    order: BTreeMap<u64, String>,
+    entries: HashMap<Arc<str>, Slot>,
+    /// Use order: the smallest tick is the least recently used. Keys are
+    /// shared with `entries`, so marking a hit copies no string.
+    order: BTreeMap<u64, Arc<str>>,
     tick: u64,
     used: u64,
 }
 
 #[derive(Debug)]
 struct Slot {
+    key: Arc<str>,
     entry: Arc<CachedResponse>,
     weight: u64,
     tick: u64,
@@ -597,7 +599,7 @@ impl Store {
         let slot = self.entries.get_mut(key)?;
         self.order.remove(&slot.tick);
         slot.tick = tick;
-        self.order.insert(tick, key.to_string());
+        self.order.insert(tick, slot.key.clone());
         Some(slot.entry.clone())
     }
 
@@ -621,10 +623,12 @@ impl Store {
             }
         }
         self.tick += 1;
-        self.order.insert(self.tick, key.to_string());
+        let key: Arc<str> = Arc::from(key);
+        self.order.insert(self.tick, key.clone());
         self.entries.insert(
-            key.to_string(),
+            key.clone(),
             Slot {
+                key,
                 entry,
                 weight,
                 tick: self.tick,

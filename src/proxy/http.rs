@@ -3,6 +3,7 @@
 //! keep-alive pool, strips hop-by-hop headers both ways, and labels every
 //! response (`X-Cache`, `Cache-Status`, `Via`). Cache rules live in `cache.rs`.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -12,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -23,12 +24,16 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use super::budget::{Budget, ChargedBuf};
 use super::cache::{self, CacheControl, CachedResponse, Clock, Store};
 use super::coalesce::{self, Flights, Role};
 use super::impair::{Direction, Impairment};
 use super::{Counters, ProxyConfig};
 use crate::server::{self, add, bump, is_body_too_large, BodyError};
 use crate::server::{closing, empty, full, text, Body, BoxError, Handler};
+
+/// Largest read buffer of an upstream connection.
+const UPSTREAM_READ_BUFFER: usize = 16 * 1024;
 
 const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
@@ -81,6 +86,8 @@ struct CacheState {
     flights: Flights<Shared>,
     default_ttl: Duration,
     max_entry: u64,
+    /// Bounds the bodies held in memory, stored or in flight.
+    budget: Arc<Budget>,
 }
 
 pub(crate) struct ProxyService {
@@ -168,6 +175,10 @@ impl ProxyService {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)
+            // Each streamed response holds at most about one read buffer
+            // for a client that does not read; hyper's default lets it grow
+            // to 400 KiB per connection.
+            .http1_max_buf_size(UPSTREAM_READ_BUFFER)
             .build(connector);
         let cache = config.cache.map(|c| {
             let store = Store::new(c.capacity);
@@ -176,6 +187,7 @@ impl ProxyService {
                 store: Mutex::new(store),
                 flights: Flights::new(),
                 default_ttl: c.default_ttl,
+                budget: Budget::new(c.capacity.saturating_add(c.max_inflight), counters.clone()),
             }
         });
         ProxyService {
@@ -403,7 +415,7 @@ impl ProxyService {
         };
         let (mut rparts, rbody) = resp.into_parts();
         strip_hop_by_hop(&mut rparts.headers);
-        let body = self.upstream_body(None, rbody);
+        let body = self.upstream_body(VecDeque::new(), rbody);
         (label(Response::from_parts(rparts, body), lbl, param), lbl)
     }
 
@@ -600,10 +612,14 @@ impl ProxyService {
         // Not to be stored (too large, no-store, private, 5xx...): stream it
         // through untouched, holding no more of it in memory than in flight.
         if verdict.is_err() {
-            let resp = self.stream(rparts, None, body, &param);
+            let resp = self.stream(rparts, VecDeque::new(), body, &param);
             return (resp, Label::Miss, Shared::FetchYourself);
         }
-        match buffer(body, cache.max_entry, deadline, &self.counters).await {
+        let buf = ChargedBuf::new(
+            &cache.budget,
+            content_length(&rparts.headers).filter(|&n| n <= cache.max_entry),
+        );
+        match buffer(body, buf, cache.max_entry, deadline, &self.counters).await {
             Buffered::Complete(bytes) => {
                 let entry = Arc::new(CachedResponse::new(
                     rparts.status,
@@ -629,10 +645,10 @@ impl ProxyService {
                 let resp = label(error_response(&e), Label::Miss, &param);
                 (resp, Label::Miss, Shared::Failed(e))
             }
-            Buffered::Overflow(prefix, rest) => {
-                // Chunked and larger than an entry may be: stream the rest.
+            Buffered::Overflow(prefix, next, rest) => {
+                // Too large for an entry, or for the memory left: stream the rest.
                 self.store_remove(cache, key);
-                let resp = self.stream(rparts, Some(prefix), rest, &param);
+                let resp = self.stream(rparts, VecDeque::from([prefix, next]), rest, &param);
                 (resp, Label::Miss, Shared::FetchYourself)
             }
         }
@@ -641,7 +657,7 @@ impl ProxyService {
     fn stream(
         &self,
         rparts: http::response::Parts,
-        prefix: Option<Bytes>,
+        prefix: VecDeque<Bytes>,
         rest: Body,
         param: &str,
     ) -> Response<Body> {
@@ -649,7 +665,7 @@ impl ProxyService {
         label(Response::from_parts(rparts, body), Label::Miss, param)
     }
 
-    fn upstream_body(&self, prefix: Option<Bytes>, rest: Body) -> Body {
+    fn upstream_body(&self, prefix: VecDeque<Bytes>, rest: Body) -> Body {
         UpstreamBody::new(prefix, rest, self.timeout, self.counters.clone()).boxed()
     }
 
@@ -1006,19 +1022,21 @@ fn describe(e: &hyper_util::client::legacy::Error) -> String {
 enum Buffered {
     /// The whole body, within the bound.
     Complete(Bytes),
-    /// Over the bound: what was read so far, and the rest still to stream.
-    Overflow(Bytes, Body),
+    /// Over a bound: what was read so far, the frame that did not fit, and
+    /// the rest still to stream.
+    Overflow(Bytes, Bytes, Body),
     Failed(UpstreamError),
 }
 
-/// Reads a body whole if it fits in `limit` bytes, by `deadline`.
+/// Reads a body whole into `buf` if it fits in `limit` bytes and in the
+/// memory budget `buf` is charged to, by `deadline`.
 async fn buffer(
     mut body: Body,
+    mut buf: ChargedBuf,
     limit: u64,
     deadline: tokio::time::Instant,
     counters: &Counters,
 ) -> Buffered {
-    let mut buf = BytesMut::new();
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => {
@@ -1038,9 +1056,14 @@ async fn buffer(
         };
         if let Ok(data) = frame.into_data() {
             add(&counters.bytes_from_upstream, data.len() as u64);
-            buf.extend_from_slice(&data);
-            if buf.len() as u64 > limit {
-                return Buffered::Overflow(buf.freeze(), body);
+            if buf.len() as u64 + data.len() as u64 > limit {
+                // Larger than an entry may be (chunked, so not known before).
+                return Buffered::Overflow(buf.freeze(), data, body);
+            }
+            if !buf.extend(&data) {
+                // Holding it would go past the memory bound: stream the rest.
+                bump(&counters.streamed_over_limit);
+                return Buffered::Overflow(buf.freeze(), data, body);
             }
         }
     }
@@ -1051,7 +1074,8 @@ async fn buffer(
 /// sends nothing for `idle` mid-body ends it with an error (the client sees
 /// the body cut short) instead of holding the client until shutdown.
 struct UpstreamBody {
-    prefix: Option<Bytes>,
+    /// Already read from the upstream, sent first.
+    prefix: VecDeque<Bytes>,
     inner: Body,
     counters: Arc<Counters>,
     idle: Duration,
@@ -1062,7 +1086,12 @@ struct UpstreamBody {
 }
 
 impl UpstreamBody {
-    fn new(prefix: Option<Bytes>, inner: Body, idle: Duration, counters: Arc<Counters>) -> Self {
+    fn new(
+        prefix: VecDeque<Bytes>,
+        inner: Body,
+        idle: Duration,
+        counters: Arc<Counters>,
+    ) -> Self {
         UpstreamBody {
             prefix,
             inner,
@@ -1082,7 +1111,7 @@ impl http_body::Body for UpstreamBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if let Some(p) = self.prefix.take() {
+        if let Some(p) = self.prefix.pop_front() {
             return Poll::Ready(Some(Ok(Frame::data(p))));
         }
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
@@ -1120,16 +1149,16 @@ impl http_body::Body for UpstreamBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.prefix.is_none() && self.inner.is_end_stream()
+        self.prefix.is_empty() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
         let inner = self.inner.size_hint();
-        let Some(p) = &self.prefix else {
+        if self.prefix.is_empty() {
             return inner;
-        };
+        }
         // Saturating: the inner hint comes from the upstream's Content-Length.
-        let n = p.len() as u64;
+        let n: u64 = self.prefix.iter().map(|p| p.len() as u64).sum();
         let mut hint = SizeHint::new();
         if let Some(u) = inner.upper() {
             hint.set_upper(u.saturating_add(n));

@@ -3,6 +3,7 @@
 //! upstream socket per client ([`udp`]). [`spawn`] starts both on bound
 //! sockets; the returned [`ProxyHandle`] gives the addresses and counters.
 
+mod budget;
 pub mod cache;
 mod coalesce;
 mod http;
@@ -64,24 +65,51 @@ pub struct CacheConfig {
     pub capacity: u64,
     /// Freshness lifetime when the origin gives none.
     pub default_ttl: Duration,
+    /// Response bytes the proxy may hold beyond `capacity`: bodies being
+    /// read for the cache, and bodies of evicted entries still being sent to
+    /// slow readers. Bodies in memory never total more than `capacity +
+    /// max_inflight`; a miss that would go past it is streamed, not stored.
+    pub max_inflight: u64,
+}
+
+impl CacheConfig {
+    /// A cache of `capacity` bytes with the default in-flight bound.
+    pub fn new(capacity: u64, default_ttl: Duration) -> Self {
+        CacheConfig {
+            capacity,
+            default_ttl,
+            max_inflight: Self::default_inflight(capacity),
+        }
+    }
+
+    /// The default of `--max-inflight`: a quarter of the capacity. With the
+    /// buffers of `--max-connections` open connections (about 90 KiB each,
+    /// measured) the proxy then stays within twice its capacity plus 64 MiB.
+    pub fn default_inflight(capacity: u64) -> u64 {
+        capacity / 4
+    }
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig {
-            capacity: 64 << 20,
-            default_ttl: Duration::from_secs(60),
-        }
+        CacheConfig::new(64 << 20, Duration::from_secs(60))
     }
 }
 
-/// Bounds of the UDP session table.
+/// Default of `--udp-delay-buffer`: about 4 s of a 64 Mbit/s stream, 512
+/// maximum-size datagrams.
+pub const DEFAULT_UDP_DELAY_BUFFER: u64 = 32 << 20;
+
+/// Bounds of the UDP session table and of the delay line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UdpForwardConfig {
     /// Client addresses served at once; datagrams from new clients past it are dropped.
     pub max_sessions: usize,
     /// A session with no traffic either way for this long is closed.
     pub idle_timeout: Duration,
+    /// Most payload bytes the impairment's delay line holds at once, both
+    /// directions together; datagrams past it are tail-dropped (counted).
+    pub delay_buffer: u64,
 }
 
 impl Default for UdpForwardConfig {
@@ -89,6 +117,7 @@ impl Default for UdpForwardConfig {
         UdpForwardConfig {
             max_sessions: 1024,
             idle_timeout: Duration::from_secs(60),
+            delay_buffer: DEFAULT_UDP_DELAY_BUFFER,
         }
     }
 }
@@ -161,6 +190,13 @@ pub struct ProxyStats {
     pub cache_bytes: u64,
     /// Entries the cache holds now.
     pub cache_entries: u64,
+    /// Bytes of response bodies held in memory now: stored entries, bodies
+    /// being read for the cache, evicted ones still being sent (never more
+    /// than the cache's capacity plus `max_inflight`).
+    pub response_bytes_held: u64,
+    /// Cacheable responses streamed uncached because reading them whole
+    /// would have gone past that bound.
+    pub streamed_over_limit: u64,
     /// Datagrams forwarded client → upstream.
     pub udp_datagrams_to_upstream: u64,
     /// Payload bytes forwarded client → upstream.
@@ -188,6 +224,11 @@ pub struct ProxyStats {
     /// Datagrams the clients ↔ proxy link held back (delay, jitter or rate)
     /// before forwarding them, both directions.
     pub udp_delayed_impairment: u64,
+    /// Datagrams tail-dropped because the delay line held
+    /// `--udp-delay-buffer` bytes already.
+    pub udp_dropped_delay_full: u64,
+    /// Payload bytes the delay line holds now (never more than its bound).
+    pub udp_delay_bytes: u64,
     /// HTTP messages the clients ↔ proxy link delayed: request heads on the
     /// way in plus response heads on the way back.
     pub http_delayed: u64,
@@ -218,6 +259,8 @@ pub(crate) struct Counters {
     pub evictions: AtomicU64,
     pub cache_bytes: AtomicU64,
     pub cache_entries: AtomicU64,
+    pub response_bytes_held: AtomicU64,
+    pub streamed_over_limit: AtomicU64,
     pub udp_datagrams_to_upstream: AtomicU64,
     pub udp_bytes_to_upstream: AtomicU64,
     pub udp_datagrams_to_client: AtomicU64,
@@ -230,6 +273,8 @@ pub(crate) struct Counters {
     pub udp_dropped_buffer_full: AtomicU64,
     pub udp_dropped_impairment: AtomicU64,
     pub udp_delayed_impairment: AtomicU64,
+    pub udp_dropped_delay_full: AtomicU64,
+    pub udp_delay_bytes: AtomicU64,
     pub http_delayed: AtomicU64,
     pub origin_link_udp_dropped: AtomicU64,
     pub origin_link_udp_delayed: AtomicU64,
@@ -255,6 +300,8 @@ impl Counters {
             evictions: g(&self.evictions),
             cache_bytes: g(&self.cache_bytes),
             cache_entries: g(&self.cache_entries),
+            response_bytes_held: g(&self.response_bytes_held),
+            streamed_over_limit: g(&self.streamed_over_limit),
             udp_datagrams_to_upstream: g(&self.udp_datagrams_to_upstream),
             udp_bytes_to_upstream: g(&self.udp_bytes_to_upstream),
             udp_datagrams_to_client: g(&self.udp_datagrams_to_client),
@@ -267,6 +314,8 @@ impl Counters {
             udp_dropped_buffer_full: g(&self.udp_dropped_buffer_full),
             udp_dropped_impairment: g(&self.udp_dropped_impairment),
             udp_delayed_impairment: g(&self.udp_delayed_impairment),
+            udp_dropped_delay_full: g(&self.udp_dropped_delay_full),
+            udp_delay_bytes: g(&self.udp_delay_bytes),
             http_delayed: g(&self.http_delayed),
             origin_link_udp_dropped: g(&self.origin_link_udp_dropped),
             origin_link_udp_delayed: g(&self.origin_link_udp_delayed),

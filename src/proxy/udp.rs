@@ -71,6 +71,7 @@ impl Forwarder {
             line: DelayLine {
                 tx,
                 counters: counters.clone(),
+                limit: config.delay_buffer,
             },
             line_rx: Some(rx),
             socket,
@@ -401,13 +402,28 @@ impl Ord for Held {
 struct DelayLine {
     tx: mpsc::Sender<Held>,
     counters: Arc<Counters>,
+    /// Most payload bytes held at once (`--udp-delay-buffer`), whatever the
+    /// delay and the datagrams' sizes: a long delay would otherwise grow the
+    /// proxy by the whole traffic of that delay.
+    limit: u64,
 }
 
 impl DelayLine {
-    /// Queues a copy of `payload` for `dest` in `delay`; never waits. The
-    /// line counts it as delayed once held, or as a buffer-full drop if it is
-    /// swamped.
+    /// Queues a copy of `payload` for `dest` in `delay`; never waits. Past
+    /// the byte limit the datagram is tail-dropped (counted), as a router
+    /// with a full queue would; the line counts it as delayed once held, or
+    /// as a buffer-full drop if its channel is swamped.
     fn hold(&self, delay: Duration, by: DelayedBy, payload: &[u8], dest: Dest) {
+        let n = payload.len() as u64;
+        let reserved = self.counters.udp_delay_bytes.fetch_update(
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+            |held| (held + n <= self.limit).then_some(held + n),
+        );
+        if reserved.is_err() {
+            bump(&self.counters.udp_dropped_delay_full);
+            return;
+        }
         let held = Held {
             due: Instant::now() + delay,
             seq: 0,
@@ -416,9 +432,15 @@ impl DelayLine {
             by,
         };
         if self.tx.try_send(held).is_err() {
+            release(&self.counters, n);
             bump(&self.counters.udp_dropped_buffer_full);
         }
     }
+}
+
+/// Gives back the delay line's byte budget of a datagram sent or dropped.
+fn release(counters: &Counters, n: u64) {
+    counters.udp_delay_bytes.fetch_sub(n, Ordering::Relaxed);
 }
 
 /// The delay line's task: keeps held datagrams in a heap by due time and
@@ -447,6 +469,7 @@ async fn run_delay_line(
             m = rx.recv() => match m {
                 Some(mut h) => {
                     if heap.len() >= LINE_MAX_HELD {
+                        release(&counters, h.payload.len() as u64);
                         bump(&counters.udp_dropped_buffer_full);
                         continue;
                     }
@@ -468,6 +491,7 @@ async fn run_delay_line(
 
 fn send_held(counters: &Counters, h: Held) {
     let n = h.payload.len() as u64;
+    release(counters, n);
     match h.dest {
         Dest::Upstream(sock) => {
             if let Sent::Yes = send_or_drop(counters, sock.try_send(&h.payload)) {
@@ -564,6 +588,7 @@ mod tests {
         let line = DelayLine {
             tx,
             counters: counters.clone(),
+            limit: 1 << 20,
         };
         let stop = CancellationToken::new();
         let task = tokio::spawn(run_delay_line(rx, counters.clone(), stop.clone()));

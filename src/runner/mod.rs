@@ -361,6 +361,7 @@ fn attach_proxy_counters(
                     + s.origin_link_udp_dropped
                     + s.udp_dropped_table_full
                     + s.udp_dropped_buffer_full
+                    + s.udp_dropped_delay_full
                     + s.udp_send_errors
             };
             let delta = |f: fn(&ProxyStats) -> u64| f(&a).saturating_sub(f(&b));

@@ -5,6 +5,26 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+/// The candidate `word` was most likely meant to be, when one is close
+/// enough to be a typo (Jaro-Winkler similarity from `strsim`, which favours a
+/// shared beginning, as in `latency_p99` → `latency_p99_ms`).
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score >= 0.84)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// ` (did you mean `x`?)`, or nothing.
+pub fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    did_you_mean(word, candidates).map_or_else(String::new, |c| format!(" (did you mean `{c}`?)"))
+}
+
 /// One problem in a scenario file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diagnostic {
@@ -110,3 +130,23 @@ impl fmt::Display for ScenarioErrors {
 }
 
 impl std::error::Error for ScenarioErrors {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn near_misses_are_suggested_and_strangers_are_not() {
+        let metrics = ["latency_p99_ms", "latency_p90_ms", "loss_percent", "errors"];
+        assert_eq!(did_you_mean("latency_p99", metrics), Some("latency_p99_ms"));
+        assert_eq!(did_you_mean("los_percent", metrics), Some("loss_percent"));
+        assert_eq!(did_you_mean("eror", metrics), Some("errors"));
+        assert_eq!(did_you_mean("throughput", metrics), None);
+        assert_eq!(did_you_mean("qos", ["page"]), None);
+        assert_eq!(
+            suggestion("pgae", ["page", "qos"]),
+            " (did you mean `page`?)"
+        );
+        assert_eq!(suggestion("x", Vec::<&str>::new()), "");
+    }
+}

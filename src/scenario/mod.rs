@@ -167,10 +167,8 @@ pub struct CacheSettings {
 impl CacheSettings {
     /// The proxy's cache configuration; `None` when the cache is off.
     pub fn proxy_cache(&self) -> Option<CacheConfig> {
-        self.enabled.then_some(CacheConfig {
-            capacity: self.capacity.bytes(),
-            default_ttl: self.ttl,
-        })
+        self.enabled
+            .then_some(CacheConfig::new(self.capacity.bytes(), self.ttl))
     }
 }
 

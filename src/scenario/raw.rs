@@ -224,8 +224,30 @@ fn set_knob(
 }
 
 fn unknown_matrix_key(key: &str) -> String {
+    // Compare the last part only, among the keys of the same section: the
+    // shared `cache.` would otherwise make any cache key look close.
+    let (section, field) = key.rsplit_once('.').unwrap_or(("", key));
+    let fields: Vec<&str> = if section.starts_with("workload.") {
+        MATRIX_WORKLOAD_KEYS.to_vec()
+    } else if section == "impair" || section.starts_with("links.") {
+        LINK_KNOBS.to_vec()
+    } else {
+        MATRIX_KEYS
+            .iter()
+            .filter_map(|k| match k.rsplit_once('.') {
+                Some((s, f)) if s == section => Some(f),
+                None if section.is_empty() => Some(*k),
+                _ => None,
+            })
+            .collect()
+    };
+    let hint = match super::diag::did_you_mean(field, fields) {
+        Some(f) if section.is_empty() => format!(" (did you mean `{f}`?)"),
+        Some(f) => format!(" (did you mean `{section}.{f}`?)"),
+        None => String::new(),
+    };
     format!(
-        "`{key}` cannot be varied; use one of {} (<knob>: {}), or workload.<name>.<{}>",
+        "`{key}` cannot be varied{hint}; use one of {} (<knob>: {}), or workload.<name>.<{}>",
         MATRIX_KEYS.join(", "),
         LINK_KNOBS.join("|"),
         MATRIX_WORKLOAD_KEYS.join("|")

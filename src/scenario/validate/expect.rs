@@ -1,7 +1,7 @@
 //! `[expect]`: `"<workload>.<metric>" = "<op> <number>"` thresholds, checked
 //! against the workloads and the summary columns that kind of workload fills.
 
-use crate::scenario::diag::ScenarioErrors;
+use crate::scenario::diag::{suggestion, ScenarioErrors};
 use crate::scenario::raw;
 use crate::scenario::{CompareOp, Expectation};
 
@@ -118,13 +118,15 @@ fn check_subject(
     if kind.is_none() {
         let names: Vec<&str> = workloads.iter().map(|(w, _)| w.as_str()).collect();
         problems.push(format!(
-            "no workload is named `{workload}`; workloads: {}",
+            "no workload is named `{workload}`{}; workloads: {}",
+            suggestion(workload, names.iter().copied()),
             names.join(", ")
         ));
     }
     if !metrics.iter().any(|m| m == metric) {
         problems.push(format!(
-            "`{metric}` is not a metric; use one of {}",
+            "`{metric}` is not a metric{}; use one of {}",
+            suggestion(metric, metrics.iter().map(String::as_str)),
             metrics.join(", ")
         ));
     } else if let Some(kind) = kind {
@@ -226,6 +228,21 @@ mod tests {
         );
         let m = problem(&expect("\"w.speed\" = \"< 1\""), "expect.\"w.speed\"");
         assert!(m.starts_with("`speed` is not a metric; use one of "), "{m}");
+        let m = problem(
+            &expect("\"w.latency_p99\" = \"< 1\""),
+            "expect.\"w.latency_p99\"",
+        );
+        assert!(
+            m.starts_with(
+                "`latency_p99` is not a metric (did you mean `latency_p99_ms`?); use one of "
+            ),
+            "{m}"
+        );
+        let m = problem(&expect("\"ww.errors\" = \"< 1\""), "expect.\"ww.errors\"");
+        assert_eq!(
+            m,
+            "no workload is named `ww` (did you mean `w`?); workloads: w"
+        );
         let m = problem(
             &expect("\"w.jitter_ms\" = \"< 1\""),
             "expect.\"w.jitter_ms\"",

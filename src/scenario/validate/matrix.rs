@@ -167,6 +167,21 @@ mod tests {
             "matrix.cache.colour",
         );
         assert!(m.contains("cannot be varied"), "{m}");
+        let m = problem(
+            &format!("{}[matrix]\n\"impair.jiter\" = [1]\n", http("")),
+            "matrix.impair.jiter",
+        );
+        assert!(
+            m.starts_with(
+                "`impair.jiter` cannot be varied (did you mean `impair.jitter`?); use one of"
+            ),
+            "{m}"
+        );
+        let m = problem(
+            &format!("{}[matrix]\n\"workload.w.requets\" = [1]\n", http("")),
+            "matrix.workload.w.requets",
+        );
+        assert!(m.contains("(did you mean `workload.w.requests`?)"), "{m}");
     }
 
     #[test]
