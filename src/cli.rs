@@ -39,7 +39,8 @@ pub enum Command {
     /// Run the origin alone: static files over HTTP plus a UDP echo service.
     Serve(ServeArgs),
     /// Run the caching HTTP proxy and UDP forwarder alone.
-    Proxy(ProxyArgs),
+    // Boxed: its flags (limits, two links) make it far larger than the others.
+    Proxy(Box<ProxyArgs>),
     /// Measure a UDP echo service or an HTTP server.
     #[command(subcommand)]
     Probe(ProbeCommand),

@@ -1086,12 +1086,7 @@ struct UpstreamBody {
 }
 
 impl UpstreamBody {
-    fn new(
-        prefix: VecDeque<Bytes>,
-        inner: Body,
-        idle: Duration,
-        counters: Arc<Counters>,
-    ) -> Self {
+    fn new(prefix: VecDeque<Bytes>, inner: Body, idle: Duration, counters: Arc<Counters>) -> Self {
         UpstreamBody {
             prefix,
             inner,
