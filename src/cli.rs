@@ -61,6 +61,10 @@ pub struct RunArgs {
     /// whole 95% interval is not past it (and past the metric's floor) never fails the run.
     #[arg(long, value_name = "PCT", default_value_t = 25.0)]
     pub tolerance: f64,
+    /// Run each variant N times (overrides the scenario's `repeat`), each
+    /// with fresh services, interleaved A B A B.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: Option<u32>,
     /// Write the expectations and gated baseline metrics as JUnit XML to FILE.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,

@@ -27,9 +27,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     check_tolerance(args.tolerance)?;
     // Every file is validated before any runs, so a typo in the third file
     // does not surface after two long runs.
-    let (scenarios, error) = scenario::load_all(&args.scenarios);
+    let (mut scenarios, error) = scenario::load_all(&args.scenarios);
     if let Some(e) = error {
         return Err(e.into());
+    }
+    if let Some(n) = args.repeat {
+        for s in &mut scenarios {
+            s.repeat = n;
+        }
     }
     let baselines = match &args.baseline {
         Some(b) => {
@@ -144,21 +149,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
 fn print_run(run: &ScenarioRun) {
     println!();
     print!("{}", summary::render(&run.rows));
+    let repeated = run.rows.iter().any(|r| r.repetition > 1);
     for e in &run.expectations {
         let actual = e
             .actual
             .map_or("(empty)".to_string(), |a| format!("{a:.3}"));
+        let mut at = String::new();
+        if e.variant != "default" {
+            at.push_str(&format!(", variant {}", e.variant));
+        }
+        if repeated {
+            at.push_str(&format!(", repetition {}", e.repetition));
+        }
         println!(
-            "  {} {}.{} {} (measured {actual}{})",
+            "  {} {}.{} {} (measured {actual}{at})",
             if e.passed { "pass" } else { "FAIL" },
             e.workload,
             e.metric,
             e.expected,
-            if e.variant == "default" {
-                String::new()
-            } else {
-                format!(", variant {}", e.variant)
-            }
         );
     }
     println!();
@@ -250,19 +258,29 @@ struct Baseline {
     samples: Option<Samples>,
 }
 
-/// What the scenario gates; workloads aimed straight at the origin measure
-/// the host (no proxy in the path), so they are its controls.
+/// What the scenario gates: its `[gate]`, else the default metrics, with
+/// workloads aimed straight at the origin (no proxy in the path) as the
+/// host's controls.
 fn gate_config(s: &Scenario) -> GateConfig {
     let mut cfg = GateConfig::default();
-    if let Some(v) = s.variants.first() {
-        cfg.controls = v
-            .plan
-            .workloads
-            .iter()
-            .filter(|w| w.target == scenario::Target::Origin)
-            .map(|w| w.name.clone())
-            .collect();
+    if let Some(m) = &s.gate.metrics {
+        cfg.metrics.clone_from(m);
     }
+    cfg.controls = match &s.gate.control {
+        Some(c) => c.clone(),
+        None => s
+            .variants
+            .first()
+            .map(|v| {
+                v.plan
+                    .workloads
+                    .iter()
+                    .filter(|w| w.target == scenario::Target::Origin)
+                    .map(|w| w.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
     cfg
 }
 

@@ -47,7 +47,12 @@ impl Suite {
             let measured = e
                 .actual
                 .map_or("(empty)".to_string(), |a| format!("{a:.3}"));
-            let name = format!("{} {}", e.metric, e.expected);
+            let repeated = expectations.iter().any(|x| x.repetition > 1);
+            let name = if repeated {
+                format!("{} {} (repetition {})", e.metric, e.expected, e.repetition)
+            } else {
+                format!("{} {}", e.metric, e.expected)
+            };
             cases.push(Case {
                 classname: format!("{scenario}.{}.{}", e.variant, e.workload),
                 name,
@@ -204,6 +209,7 @@ mod tests {
     fn cases_read_back_with_a_real_parser() {
         let expectations = [ExpectationResult {
             variant: "default".into(),
+            repetition: 1,
             workload: "qos".into(),
             metric: "loss_percent".into(),
             expected: "<= 1".into(),

@@ -7,5 +7,6 @@ pub mod gate;
 pub mod junit;
 pub mod plan;
 pub mod progress;
+pub mod stats_csv;
 pub mod summary;
 pub mod table;

@@ -27,6 +27,7 @@ pub fn rate(bps: Option<f64>) -> String {
 /// Renders rows as an aligned table.
 pub fn render(rows: &[SummaryRow]) -> String {
     let show_variant = rows.iter().any(|r| r.variant != "default");
+    let show_rep = rows.iter().any(|r| r.repetition > 1);
     let mut header = vec![
         "workload",
         "kind",
@@ -43,6 +44,9 @@ pub fn render(rows: &[SummaryRow]) -> String {
         "errors",
         "hit ratio",
     ];
+    if show_rep {
+        header.insert(0, "rep");
+    }
     if show_variant {
         header.insert(0, "variant");
     }
@@ -68,13 +72,17 @@ pub fn render(rows: &[SummaryRow]) -> String {
             count(r.errors),
             num(r.cache_hit_ratio, 2),
         ];
+        if show_rep {
+            line.insert(0, r.repetition.to_string());
+        }
         if show_variant {
             line.insert(0, r.variant.clone());
         }
         table.push(line);
     }
     // Names left-aligned, numbers right-aligned.
-    aligned(&table, if show_variant { 4 } else { 3 }, "")
+    let left = 3 + usize::from(show_variant) + usize::from(show_rep);
+    aligned(&table, left, "")
 }
 
 /// Lays `table` out in columns two spaces apart: the first `left` columns

@@ -7,6 +7,8 @@ use crate::scenario::Scenario;
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ExpectationResult {
     pub variant: String,
+    /// The repetition of the variant whose row was checked, from 1.
+    pub repetition: u32,
     pub workload: String,
     pub metric: String,
     /// As written: `<= 1`.
@@ -24,6 +26,7 @@ pub fn check_expectations(s: &Scenario, rows: &[SummaryRow]) -> Vec<ExpectationR
             let actual = row.metric(&e.metric);
             out.push(ExpectationResult {
                 variant: row.variant.clone(),
+                repetition: row.repetition,
                 workload: e.workload.clone(),
                 metric: e.metric.clone(),
                 expected: e.text.clone(),

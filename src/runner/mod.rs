@@ -27,7 +27,9 @@ use crate::metrics::SummaryRow;
 use crate::net::{bind_tcp, bind_udp};
 use crate::origin::{self, OriginConfig, OriginHandle};
 use crate::proxy::{self, ProxyConfig, ProxyHandle, ProxyStats};
-use crate::scenario::{Mode, Plan, Scenario, Service, Target, Variant, Workload, WorkloadKind};
+use crate::scenario::{
+    Mode, Order, Plan, Scenario, Service, Target, Variant, Workload, WorkloadKind,
+};
 use crate::server::HttpLimits;
 use crate::workload::http::run_http;
 use crate::workload::udp::run_udp;
@@ -80,17 +82,21 @@ pub async fn run_scenario(
 
     let mut rows = Vec::new();
     let mut failure = None;
-    for (index, variant) in scenario.variants.iter().enumerate() {
+    for (index, repetition) in schedule(scenario) {
         if cancel.is_cancelled() {
             break;
         }
-        crate::logging::capture_note(&format!("# variant {}", variant.label));
+        let variant = &scenario.variants[index];
+        crate::logging::capture_note(&format!(
+            "# variant {}, repetition {repetition}",
+            variant.label
+        ));
         let pos = VariantPos {
             scenario: &scenario.name,
             index,
             count: scenario.variants.len(),
             label: &variant.label,
-            repetition: 1,
+            repetition,
         };
         let (mut r, err) = run_variant(scenario, variant, pos, &outputs, observer, cancel).await;
         rows.append(&mut r);
@@ -140,6 +146,25 @@ pub async fn run_scenario(
         summary_csv: outputs.summary.clone(),
         results_dir: outputs.dir.clone(),
     })
+}
+
+/// The runs of a scenario, in order: `(variant index, repetition from 1)`.
+/// Round after round, every variant once per round, so a machine that slows
+/// down halfway hurts every variant alike; `shuffled` draws each round's
+/// order from the scenario's seed.
+pub fn schedule(scenario: &Scenario) -> Vec<(usize, u32)> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(scenario.order_seed);
+    let mut out = Vec::new();
+    for repetition in 1..=scenario.repeat.max(1) {
+        let mut round: Vec<usize> = (0..scenario.variants.len()).collect();
+        if scenario.order == Order::Shuffled {
+            round.shuffle(&mut rng);
+        }
+        out.extend(round.into_iter().map(|v| (v, repetition)));
+    }
+    out
 }
 
 /// A run id that sorts by time: `20261125T171500Z-1a2b`.
@@ -432,6 +457,7 @@ impl VariantCtx<'_> {
                     && self.variant.plan.topology.proxy.is_spawned())
                 .then_some(self.variant.plan.cache.enabled);
                 row.started_at = started_at;
+                row.repetition = self.pos.repetition;
                 self.observer
                     .event(&Event::WorkloadFinished { at, row: &row });
                 Ok(row)

@@ -49,6 +49,8 @@ impl<T: serde::Serialize> RowFile<T> {
 pub struct Outputs {
     pub dir: PathBuf,
     pub summary: PathBuf,
+    /// `<out>/<name>.stats.csv`: the spread of each metric over the repetitions.
+    pub stats: PathBuf,
     pub history: PathBuf,
     pub packets: Arc<RowFile<UdpPacketRow>>,
     pub requests: Arc<RowFile<HttpRequestRow>>,
@@ -61,6 +63,7 @@ impl Outputs {
             .with_context(|| format!("cannot create results folder {}", dir.display()))?;
         Ok(Outputs {
             summary: out.join(format!("{scenario}.csv")),
+            stats: out.join(format!("{scenario}.stats.csv")),
             history: out.join("history.csv"),
             packets: RowFile::create(&dir.join("udp_packets.csv"), UDP_PACKET_COLUMNS)?,
             requests: RowFile::create(&dir.join("http_requests.csv"), HTTP_REQUEST_COLUMNS)?,
@@ -77,6 +80,7 @@ impl Outputs {
         self.packets.commit()?;
         self.requests.commit()?;
         write_csv(&self.summary, rows)?;
+        write_csv(&self.stats, &crate::report::stats_csv::stats_rows(rows))?;
         append_history(&self.history, rows, run_id, timestamp)
     }
 }

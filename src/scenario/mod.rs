@@ -27,6 +27,41 @@ pub struct Scenario {
     pub variants: Vec<Variant>,
     /// `[expect]` thresholds, checked against every variant.
     pub expect: Vec<Expectation>,
+    /// Runs of each variant, each with fresh services (`repeat`, default 1).
+    pub repeat: u32,
+    /// In which order the repetitions of the variants run.
+    pub order: Order,
+    /// Seed of the `shuffled` order (the scenario's `seed`).
+    pub order_seed: u64,
+    /// `[gate]`: what a baseline check judges.
+    pub gate: GateSettings,
+}
+
+/// The order of the variants' repetitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Round after round, every variant once per round in file order: A B A B.
+    Interleaved,
+    /// Round after round, every variant once per round in a seeded random order.
+    Shuffled,
+}
+
+impl Order {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Order::Interleaved => "interleaved",
+            Order::Shuffled => "shuffled",
+        }
+    }
+}
+
+/// `[gate]`, resolved: `None` means the default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GateSettings {
+    /// `(workload, metric)`: a `None` workload is every workload.
+    pub metrics: Option<Vec<(Option<String>, String)>>,
+    /// Host-control workloads; `None`: those with `target = "origin"`.
+    pub control: Option<Vec<String>>,
 }
 
 impl Scenario {

@@ -30,6 +30,22 @@ pub struct Scenario {
     pub workload: Vec<Spanned<Workload>>,
     pub matrix: Option<Spanned<Matrix>>,
     pub expect: Option<BTreeMap<String, Spanned<String>>>,
+    /// Runs of each variant (`repeat = 5`).
+    pub repeat: S<i64>,
+    /// `interleaved` (A B A B) or `shuffled` (each round in a seeded random order).
+    pub order: S<String>,
+    pub gate: Option<Gate>,
+}
+
+/// `[gate]`: what `--baseline` checks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gate {
+    /// `metric` (every workload) or `workload.metric`; replaces the default list.
+    pub metrics: S<Vec<String>>,
+    /// Workloads that measure the host (not gated; a slower host makes
+    /// `worse` verdicts inconclusive).
+    pub control: S<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -9,6 +9,7 @@ mod http;
 mod links;
 mod matrix;
 mod plan;
+mod repeat;
 mod topology;
 mod udp;
 mod workload;
@@ -37,6 +38,8 @@ pub(super) fn validate(path: &Path, source: &str) -> Result<Scenario, ScenarioEr
         return Err(errs);
     };
     let expect = expect::resolve(&raw, &mut errs);
+    let (repeat, order) = repeat::resolve(&raw, &mut errs);
+    let gate = repeat::resolve_gate(&raw, &variants, &mut errs);
     if !errs.is_empty() {
         errs.errors
             .sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
@@ -46,8 +49,12 @@ pub(super) fn validate(path: &Path, source: &str) -> Result<Scenario, ScenarioEr
         name,
         description: raw.description.clone().unwrap_or_default(),
         source: path.to_path_buf(),
+        order_seed: variants.first().map_or(1, |v| v.plan.links.seed()),
         variants,
         expect,
+        repeat,
+        order,
+        gate,
     })
 }
 
