@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::proxy::Link;
-use crate::scenario::{Scenario, Service, WorkloadKind};
+use crate::scenario::{HttpWorkload, Scenario, Service, UdpWorkload, Variant, WorkloadKind};
 use crate::units::{format_duration, BitRate};
 use crate::workload::http::UNTIL_DURATION;
 
@@ -49,99 +49,106 @@ pub fn render(s: &Scenario) -> String {
         );
     }
     for v in &s.variants {
-        let p = &v.plan;
-        let _ = writeln!(o);
-        let _ = writeln!(o, "variant {}", v.label);
-        let _ = writeln!(o, "  mode     {}", p.mode.as_str());
-        let _ = writeln!(o, "  seed     {}", p.links.seed());
-        let _ = writeln!(o, "  origin   {}", service(&p.topology.origin));
-        if p.topology.origin.is_spawned() {
-            let _ = writeln!(o, "  www      {}", p.topology.www.display());
-        }
-        let _ = writeln!(o, "  proxy    {}", service(&p.topology.proxy));
-        let c = &p.cache;
-        if c.enabled {
-            let _ = writeln!(
-                o,
-                "  cache    on, capacity {}, ttl {}",
-                c.capacity,
-                format_duration(c.ttl)
-            );
-        } else {
-            let _ = writeln!(
-                o,
-                "  cache    off (capacity {}, ttl {})",
-                c.capacity,
-                format_duration(c.ttl)
-            );
-        }
-        for (name, i) in [
-            (Link::ClientsProxy, &p.links.clients_proxy),
-            (Link::ProxyOrigin, &p.links.proxy_origin),
-        ] {
-            let what = if i.is_none() {
-                "clean".to_string()
-            } else {
-                format!(
-                    "delay {}, jitter {}, loss {}%, rate {}",
-                    format_duration(i.delay),
-                    format_duration(i.jitter),
-                    i.loss_percent,
-                    BitRate(i.rate_bps)
-                )
-            };
-            let _ = writeln!(o, "  link     {:<14}{what}", name.as_str());
-        }
-        let _ = writeln!(o, "  workloads");
-        for w in &p.workloads {
-            let what = match &w.kind {
-                WorkloadKind::Http(h) => {
-                    let count = if h.requests == UNTIL_DURATION {
-                        "requests until the duration ends".to_string()
-                    } else {
-                        format!("{} requests", h.requests)
-                    };
-                    let mut t = format!(
-                        "{count}, concurrency {}, keep-alive {}, ",
-                        h.concurrency,
-                        if h.keep_alive { "on" } else { "off" }
-                    );
-                    match h.rate {
-                        Some(r) => {
-                            let _ = write!(t, "open loop {r} req/s, ");
-                        }
-                        None => t.push_str("closed loop, "),
-                    }
-                    if let Some(d) = h.duration {
-                        let _ = write!(t, "for at most {}, ", format_duration(d));
-                    }
-                    let _ = write!(
-                        t,
-                        "timeout {}, paths {}",
-                        format_duration(h.timeout),
-                        h.paths.join(" ")
-                    );
-                    t
-                }
-                WorkloadKind::Udp(u) => format!(
-                    "{} datagrams × {} B every {}, {} flow{}, timeout {}",
-                    u.count,
-                    u.size,
-                    format_duration(u.interval),
-                    u.flows,
-                    if u.flows == 1 { "" } else { "s" },
-                    format_duration(u.timeout)
-                ),
-            };
-            let _ = writeln!(
-                o,
-                "    {:<12} {:<4} -> {:<6}  {}",
-                w.name,
-                w.kind.as_str(),
-                w.target.as_str(),
-                what
-            );
-        }
+        variant(&mut o, v);
     }
     o
+}
+
+/// A variant's settings and its workloads, one per line.
+fn variant(o: &mut String, v: &Variant) {
+    let p = &v.plan;
+    let _ = writeln!(o);
+    let _ = writeln!(o, "variant {}", v.label);
+    let _ = writeln!(o, "  mode     {}", p.mode.as_str());
+    let _ = writeln!(o, "  seed     {}", p.links.seed());
+    let _ = writeln!(o, "  origin   {}", service(&p.topology.origin));
+    if p.topology.origin.is_spawned() {
+        let _ = writeln!(o, "  www      {}", p.topology.www.display());
+    }
+    let _ = writeln!(o, "  proxy    {}", service(&p.topology.proxy));
+    let c = &p.cache;
+    let (on, open, close) = if c.enabled {
+        ("on", ", ", "")
+    } else {
+        ("off", " (", ")")
+    };
+    let _ = writeln!(
+        o,
+        "  cache    {on}{open}capacity {}, ttl {}{close}",
+        c.capacity,
+        format_duration(c.ttl)
+    );
+    for (name, i) in [
+        (Link::ClientsProxy, &p.links.clients_proxy),
+        (Link::ProxyOrigin, &p.links.proxy_origin),
+    ] {
+        let what = if i.is_none() {
+            "clean".to_string()
+        } else {
+            format!(
+                "delay {}, jitter {}, loss {}%, rate {}",
+                format_duration(i.delay),
+                format_duration(i.jitter),
+                i.loss_percent,
+                BitRate(i.rate_bps)
+            )
+        };
+        let _ = writeln!(o, "  link     {:<14}{what}", name.as_str());
+    }
+    let _ = writeln!(o, "  workloads");
+    for w in &p.workloads {
+        let what = match &w.kind {
+            WorkloadKind::Http(h) => http(h),
+            WorkloadKind::Udp(u) => udp(u),
+        };
+        let _ = writeln!(
+            o,
+            "    {:<12} {:<4} -> {:<6}  {}",
+            w.name,
+            w.kind.as_str(),
+            w.target.as_str(),
+            what
+        );
+    }
+}
+
+fn http(h: &HttpWorkload) -> String {
+    let count = if h.requests == UNTIL_DURATION {
+        "requests until the duration ends".to_string()
+    } else {
+        format!("{} requests", h.requests)
+    };
+    let mut t = format!(
+        "{count}, concurrency {}, keep-alive {}, ",
+        h.concurrency,
+        if h.keep_alive { "on" } else { "off" }
+    );
+    match h.rate {
+        Some(r) => {
+            let _ = write!(t, "open loop {r} req/s, ");
+        }
+        None => t.push_str("closed loop, "),
+    }
+    if let Some(d) = h.duration {
+        let _ = write!(t, "for at most {}, ", format_duration(d));
+    }
+    let _ = write!(
+        t,
+        "timeout {}, paths {}",
+        format_duration(h.timeout),
+        h.paths.join(" ")
+    );
+    t
+}
+
+fn udp(u: &UdpWorkload) -> String {
+    format!(
+        "{} datagrams × {} B every {}, {} flow{}, timeout {}",
+        u.count,
+        u.size,
+        format_duration(u.interval),
+        u.flows,
+        if u.flows == 1 { "" } else { "s" },
+        format_duration(u.timeout)
+    )
 }
