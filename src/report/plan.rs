@@ -64,6 +64,8 @@ fn variant(o: &mut String, v: &Variant) {
     let _ = writeln!(o, "  origin   {}", service(&p.topology.origin));
     if p.topology.origin.is_spawned() {
         let _ = writeln!(o, "  www      {}", p.topology.www.display());
+        let max_age = p.origin_max_age.map_or("none".to_string(), format_duration);
+        let _ = writeln!(o, "  max-age  {max_age} (the origin's Cache-Control)");
     }
     let _ = writeln!(o, "  proxy    {}", service(&p.topology.proxy));
     let c = &p.cache;
@@ -72,11 +74,13 @@ fn variant(o: &mut String, v: &Variant) {
     } else {
         ("off", " (", ")")
     };
+    let ttl = c
+        .ttl
+        .map_or(String::new(), |t| format!(", ttl {}", format_duration(t)));
     let _ = writeln!(
         o,
-        "  cache    {on}{open}capacity {}, ttl {}{close}",
-        c.capacity,
-        format_duration(c.ttl)
+        "  cache    {on}{open}capacity {}{ttl}{close}",
+        c.capacity
     );
     for (name, i) in [
         (Link::ClientsProxy, &p.links.clients_proxy),

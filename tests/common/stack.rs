@@ -32,6 +32,7 @@ pub async fn origin_and_proxy_with(
         OriginConfig {
             www,
             limits: HttpLimits::default(),
+            max_age: Some(origin::DEFAULT_MAX_AGE),
         },
         token.clone(),
     )
