@@ -41,7 +41,8 @@ pub enum Command {
     /// Run the origin alone: static files over HTTP plus a UDP echo service.
     Serve(ServeArgs),
     /// Run the caching HTTP proxy and UDP forwarder alone.
-    Proxy(ProxyArgs),
+    // Boxed: its flags (limits, two links) make it far larger than the others.
+    Proxy(Box<ProxyArgs>),
     /// Measure a UDP echo service or an HTTP server.
     #[command(subcommand)]
     Probe(ProbeCommand),
@@ -60,7 +61,7 @@ pub struct RunArgs {
     pub baseline: Option<PathBuf>,
     /// With --baseline: the practical threshold in percent; a change whose
     /// whole 95% interval is not past it (and past the metric's floor) never fails the run.
-    #[arg(long, value_name = "PCT", default_value_t = 25.0)]
+    #[arg(long, value_name = "PCT", default_value_t = 25.0, value_parser = parse_percentage)]
     pub tolerance: f64,
     /// Run each variant N times (overrides the scenario's `repeat`), each
     /// with fresh services, interleaved A B A B.
@@ -93,7 +94,7 @@ pub struct CompareArgs {
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub out: PathBuf,
     /// Practical threshold in percent: smaller changes are `same`.
-    #[arg(long, value_name = "PCT", default_value_t = 25.0)]
+    #[arg(long, value_name = "PCT", default_value_t = 25.0, value_parser = parse_percentage)]
     pub tolerance: f64,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -198,17 +199,19 @@ pub struct ProxyArgs {
     pub limits: HttpLimitArgs,
     #[command(flatten)]
     pub impair: ImpairArgs,
+    #[command(flatten)]
+    pub upstream_impair: UpstreamImpairArgs,
 }
 
-/// Link impairments, applied by the proxy in each direction.
+/// Impairments of the clients ↔ proxy link, applied by the proxy in each direction.
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Impairments (each direction)")]
+#[command(next_help_heading = "Impairments, clients <-> proxy link (each direction)")]
 pub struct ImpairArgs {
     /// One-way delay added to every datagram and HTTP message (a round trip gets twice it).
-    #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = parse_link_duration)]
     pub delay: Duration,
     /// Random variation of the delay: uniform within ±DUR, never below zero.
-    #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = parse_link_duration)]
     pub jitter: Duration,
     /// Percentage of datagrams dropped (UDP only; 0 to 100).
     #[arg(long, value_name = "PCT", default_value_t = 0.0, value_parser = parse_percent)]
@@ -217,9 +220,41 @@ pub struct ImpairArgs {
     /// datagrams past 1s of backlog are tail-dropped.
     #[arg(long, value_name = "RATE", default_value = "0")]
     pub rate: BitRate,
-    /// Seed of the impairments' random generator (same seed, same decisions).
+    /// Seed of the impairments' random generators, both links (same seed, same decisions).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
+}
+
+/// Impairments of the proxy ↔ origin link: only what the proxy sends
+/// upstream (misses, revalidations, bypassed requests, UDP) and the answers
+/// cross it; a cache hit never does.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Impairments, proxy <-> origin link (each direction)")]
+pub struct UpstreamImpairArgs {
+    /// One-way delay added to every request sent upstream, every response head and datagram coming back.
+    #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = parse_link_duration)]
+    pub upstream_delay: Duration,
+    /// Random variation of the upstream delay: uniform within ±DUR, never below zero.
+    #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = parse_link_duration)]
+    pub upstream_jitter: Duration,
+    /// Percentage of datagrams dropped between proxy and origin (UDP only; 0 to 100).
+    #[arg(long, value_name = "PCT", default_value_t = 0.0, value_parser = parse_percent)]
+    pub upstream_loss: f64,
+    /// Rate of the proxy <-> origin link (e.g. 20Mbit/s; 0 is unlimited) for datagrams
+    /// and response bodies coming from upstream.
+    #[arg(long, value_name = "RATE", default_value = "0")]
+    pub upstream_rate: BitRate,
+}
+
+/// A link's delay or jitter: a duration of at most 24h, as everywhere else.
+fn parse_link_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > crate::workload::MAX_DURATION {
+        return Err(format!(
+            "`{s}` is too long; a link's delay or jitter is at most 24h"
+        ));
+    }
+    Ok(d)
 }
 
 /// `--max-age`: a duration, or none.
@@ -239,11 +274,18 @@ fn parse_max_age(s: &str) -> Result<MaxAge, String> {
     Ok(MaxAge(Some(d)))
 }
 
-fn parse_percent(s: &str) -> Result<f64, String> {
-    let v: f64 = s
+/// A percentage, with or without its `%` sign: `1.5` or `1.5%`.
+fn parse_percentage(s: &str) -> Result<f64, String> {
+    s.trim()
         .trim_end_matches('%')
+        .trim_end()
         .parse()
-        .map_err(|_| format!("`{s}` is not a number; write a percentage such as 1.5"))?;
+        .map_err(|_| format!("`{s}` is not a number; write a percentage such as 1.5 or 1.5%"))
+}
+
+/// A loss percentage, 0 to 100.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v = parse_percentage(s)?;
     if (0.0..=100.0).contains(&v) {
         Ok(v)
     } else {
@@ -267,7 +309,7 @@ pub struct UdpProbeArgs {
     #[arg(value_name = "ADDR")]
     pub addr: String,
     /// Datagrams per flow.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, value_name = "N", default_value_t = 20)]
     pub count: u64,
     /// Bytes per datagram, header included.
     #[arg(long, value_name = "BYTES", default_value = "128")]
@@ -279,7 +321,7 @@ pub struct UdpProbeArgs {
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Parallel senders, each with its own socket.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1)]
     pub flows: u32,
     /// Write one row per datagram to this CSV file.
     #[arg(long, value_name = "FILE")]
@@ -298,10 +340,10 @@ pub struct HttpProbeArgs {
     #[arg(value_name = "URL")]
     pub url: String,
     /// Total requests; default 1, or with --duration: no limit (run for the duration).
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub requests: Option<u64>,
     /// Parallel clients (closed loop), or the most requests in flight (open loop).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1)]
     pub concurrency: u32,
     /// Open a new connection for every request.
     #[arg(long)]
@@ -313,7 +355,7 @@ pub struct HttpProbeArgs {
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Paths to request in turn instead of the URL's own path (repeatable).
-    #[arg(long = "path", value_name = "P")]
+    #[arg(long = "path", value_name = "PATH")]
     pub paths: Vec<String>,
     /// Per-request deadline; past it, the request counts as a timeout error.
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
@@ -337,5 +379,65 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn percentages_take_an_optional_percent_sign() {
+        assert_eq!(parse_percentage("25"), Ok(25.0));
+        assert_eq!(parse_percentage("25%"), Ok(25.0));
+        assert_eq!(parse_percentage(" 1.5 % "), Ok(1.5));
+        assert!(parse_percentage("lots").is_err());
+        assert_eq!(parse_percent("1.5%"), Ok(1.5));
+        assert!(parse_percent("150%").is_err());
+        let cli = Cli::try_parse_from(["netrun", "run", "a.toml", "--tolerance", "25%"]).unwrap();
+        match cli.command {
+            Some(Command::Run(r)) => assert_eq!(r.tolerance, 25.0),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Every value placeholder in `--help` is one of a small set of names
+    /// (counts are all `N`, durations `DUR`, sizes `BYTES`, ...).
+    #[test]
+    fn help_value_names_are_consistent() {
+        const NAMES: &[&str] = &[
+            "N",
+            "DUR",
+            "BYTES",
+            "ADDR",
+            "DIR",
+            "FILE",
+            "PCT",
+            "RATE",
+            "PATH",
+            "URL",
+            "SCENARIO",
+            "FILE|DIR",
+            "CSV|SCENARIO",
+            "DUR|none",
+            "DIR|CSV",
+        ];
+        fn walk(cmd: &clap::Command, bad: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if !arg.get_action().takes_values() {
+                    continue;
+                }
+                let names: Vec<String> = arg
+                    .get_value_names()
+                    .map(|v| v.iter().map(|s| s.to_string()).collect())
+                    .unwrap_or_else(|| vec![arg.get_id().as_str().to_uppercase()]);
+                for n in names {
+                    if !NAMES.contains(&n.as_str()) {
+                        bad.push(format!("{} --{}: <{n}>", cmd.get_name(), arg.get_id()));
+                    }
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, bad);
+            }
+        }
+        let mut bad = Vec::new();
+        walk(&Cli::command(), &mut bad);
+        assert!(bad.is_empty(), "{bad:#?}");
     }
 }

@@ -1,6 +1,7 @@
 //! The summary row: one per variant and workload. Its field names are the
-//! public CSV columns and JSON keys (design.md, "Results"); the design's
-//! columns come first, in order, and netrun's additions follow.
+//! public CSV columns and JSON keys (README, "Results"); the first thirty
+//! are the original contract, in order, and later additions follow them, so
+//! scripts that read columns by position keep working.
 
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +71,7 @@ pub struct SummaryRow {
     /// `cache_hits / responses`.
     pub cache_hit_ratio: Option<f64>,
 
-    // ---- netrun additions (after the design's columns) ----
+    // ---- later additions (after the original columns, never between them) ----
     /// 99.9th percentile latency, milliseconds (HTTP).
     pub latency_p999_ms: Option<f64>,
     /// Open loop: mean time from actual send to last byte (no schedule correction), milliseconds.
@@ -89,17 +90,29 @@ pub struct SummaryRow {
     pub proxy_upstream_fetches: Option<u64>,
     /// Body bytes the proxy served from its cache during the workload.
     pub proxy_bytes_from_cache: Option<u64>,
-    /// Datagrams the proxy dropped during the workload (impairment, session table full, send errors).
+    /// Datagrams the proxy dropped during the workload: both links'
+    /// impairments, session table full, full buffers, send errors.
     pub proxy_dropped: Option<u64>,
     /// `true` when Ctrl-C stopped this workload before it finished.
     pub interrupted: bool,
-    /// What the proxy's impairment held back during the workload: datagrams
-    /// delayed (UDP, both directions) or HTTP messages delayed (requests
-    /// plus responses).
+    /// What the proxy's impairments held back during the workload, both
+    /// links together (`clients_proxy_delayed + proxy_origin_delayed`):
+    /// datagrams delayed (UDP, both directions) or HTTP messages delayed
+    /// (requests plus response heads).
     pub proxy_delayed: Option<u64>,
     /// Which repetition of the variant this row is, from 1 (`repeat = N`);
     /// 0 in files written before repetitions existed.
     pub repetition: u32,
+    /// Datagrams or HTTP messages the clients ↔ proxy link held back during
+    /// the workload (each crossing counts: a request and its response are 2).
+    pub clients_proxy_delayed: Option<u64>,
+    /// Datagrams the clients ↔ proxy link dropped during the workload (UDP).
+    pub clients_proxy_dropped: Option<u64>,
+    /// Datagrams or HTTP messages the proxy ↔ origin link held back during
+    /// the workload: only upstream traffic crosses it, never a cache hit.
+    pub proxy_origin_delayed: Option<u64>,
+    /// Datagrams the proxy ↔ origin link dropped during the workload (UDP).
+    pub proxy_origin_dropped: Option<u64>,
 }
 
 impl SummaryRow {
