@@ -109,6 +109,10 @@ pub struct ServeArgs {
     /// Folder of static files to serve.
     #[arg(long, value_name = "DIR", default_value = "www")]
     pub www: PathBuf,
+    /// Cache-Control: max-age sent with every file, so caches know how long to reuse it;
+    /// "none" sends no Cache-Control (caches then use heuristics from Last-Modified)
+    #[arg(long, value_name = "DUR|none", default_value = "60s", value_parser = parse_max_age)]
+    pub max_age: MaxAge,
     #[command(flatten)]
     pub limits: HttpLimitArgs,
 }
@@ -154,9 +158,10 @@ pub struct ProxyArgs {
     /// Cache capacity in bytes (e.g. 64MiB).
     #[arg(long, value_name = "BYTES", default_value = "64MiB")]
     pub cache_size: ByteSize,
-    /// Freshness lifetime when the origin gives none.
-    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
-    pub cache_ttl: Duration,
+    /// Freshness for responses that give none (no max-age, s-maxage or Expires), instead of
+    /// RFC 9111's heuristic from Last-Modified. A deviation from the RFC; off by default
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub cache_ttl: Option<Duration>,
     /// Response bytes held beyond the cache (bodies being read for it,
     /// evicted ones still being sent to slow readers); past it, misses are
     /// streamed uncached. Default: a quarter of --cache-size.
@@ -201,6 +206,23 @@ pub struct ImpairArgs {
     /// Seed of the impairments' random generator (same seed, same decisions).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
+}
+
+/// `--max-age`: a duration, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxAge(pub Option<Duration>);
+
+fn parse_max_age(s: &str) -> Result<MaxAge, String> {
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(MaxAge(None));
+    }
+    let d = parse_duration(s).map_err(|e| format!("{e}; or \"none\" to send no Cache-Control"))?;
+    if d > Duration::from_secs(1 << 31) {
+        return Err(format!(
+            "`{s}` is too long; HTTP caches count at most 2^31 seconds"
+        ));
+    }
+    Ok(MaxAge(Some(d)))
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {

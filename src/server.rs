@@ -297,75 +297,101 @@ pub async fn serve<H: Handler>(
         };
         stats.accepted.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let shutdown = shutdown.clone();
-        let stats = stats.clone();
-        let limits = limits.clone();
+        let conn = Connection {
+            handler: handler.clone(),
+            limits: limits.clone(),
+            shutdown: shutdown.clone(),
+            stats: stats.clone(),
+            name,
+        };
         tracker.spawn(async move {
             let _permit = permit;
-            // Requests seen on this connection: a head timeout after some
-            // requests is an idle keep-alive connection closing, not an attack.
-            let served = Arc::new(AtomicU64::new(0));
-            let seen = served.clone();
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let handler = handler.clone();
-                seen.fetch_add(1, Ordering::Relaxed);
-                async move {
-                    let resp = match host_problem(&req) {
-                        None => handler.handle(req, peer).await,
-                        Some(why) => {
-                            tracing::debug!(server = name, %peer, "bad request (400): {why}");
-                            closing(text(
-                                http::StatusCode::BAD_REQUEST,
-                                format!("400 Bad Request: {why}\n"),
-                            ))
-                        }
-                    };
-                    Ok::<_, std::convert::Infallible>(resp)
-                }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                // hyper's read buffer cannot go below 8 KiB; the exact head
-                // limit (431 past it, request line included) is max_header_size.
-                .max_buf_size(limits.max_header_size.max(8192))
-                .max_header_size(limits.max_header_size)
-                .keep_alive(true);
-            let write_stalled = Arc::new(AtomicBool::new(false));
-            let io = WriteTimeout::new(stream, limits.write_timeout, write_stalled.clone());
-            let conn = builder.serve_connection(TokioIo::new(io), service);
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                if write_stalled.load(Ordering::Relaxed) {
-                    stats.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(server = name, %peer, timeout = ?limits.write_timeout,
-                        "closed connection: the client stopped reading the response (write timeout)");
-                    return;
-                }
-                let idle = e.is_timeout() && served.load(Ordering::Relaxed) > 0;
-                if idle {
-                    tracing::debug!(server = name, %peer, "closed idle keep-alive connection");
-                    return;
-                }
-                stats.errors.fetch_add(1, Ordering::Relaxed);
-                if e.is_timeout() {
-                    tracing::warn!(server = name, %peer, "closed connection: request head not received in time");
-                } else if e.is_parse_too_large() {
-                    tracing::warn!(server = name, %peer, "refused request: header too large (431)");
-                } else {
-                    tracing::debug!(server = name, %peer, error = %e, "connection error");
-                }
+            conn.serve(stream, peer).await;
+        });
+    }
+}
+
+/// What one connection's task needs from its server.
+struct Connection<H> {
+    handler: Arc<H>,
+    limits: HttpLimits,
+    shutdown: CancellationToken,
+    stats: Arc<ConnStats>,
+    name: &'static str,
+}
+
+impl<H: Handler> Connection<H> {
+    /// Serves requests on `stream` until the client closes, a limit is hit,
+    /// or shutdown asks it to finish its current request.
+    async fn serve(self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let Connection {
+            handler,
+            limits,
+            shutdown,
+            stats,
+            name,
+        } = self;
+        // Requests seen on this connection: a head timeout after some
+        // requests is an idle keep-alive connection closing, not an attack.
+        let served = Arc::new(AtomicU64::new(0));
+        let seen = served.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let handler = handler.clone();
+            seen.fetch_add(1, Ordering::Relaxed);
+            async move {
+                let resp = match host_problem(&req) {
+                    None => handler.handle(req, peer).await,
+                    Some(why) => {
+                        tracing::debug!(server = name, %peer, "bad request (400): {why}");
+                        closing(text(
+                            http::StatusCode::BAD_REQUEST,
+                            format!("400 Bad Request: {why}\n"),
+                        ))
+                    }
+                };
+                Ok::<_, std::convert::Infallible>(resp)
             }
         });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            // hyper's read buffer cannot go below 8 KiB; the exact head
+            // limit (431 past it, request line included) is max_header_size.
+            .max_buf_size(limits.max_header_size.max(8192))
+            .max_header_size(limits.max_header_size)
+            .keep_alive(true);
+        let write_stalled = Arc::new(AtomicBool::new(false));
+        let io = WriteTimeout::new(stream, limits.write_timeout, write_stalled.clone());
+        let conn = builder.serve_connection(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        let result = tokio::select! {
+            r = conn.as_mut() => r,
+            _ = shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        let Err(e) = result else { return };
+        if write_stalled.load(Ordering::Relaxed) {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(server = name, %peer, timeout = ?limits.write_timeout,
+                "closed connection: the client stopped reading the response (write timeout)");
+            return;
+        }
+        let idle = e.is_timeout() && served.load(Ordering::Relaxed) > 0;
+        if idle {
+            tracing::debug!(server = name, %peer, "closed idle keep-alive connection");
+            return;
+        }
+        stats.errors.fetch_add(1, Ordering::Relaxed);
+        if e.is_timeout() {
+            tracing::warn!(server = name, %peer, "closed connection: request head not received in time");
+        } else if e.is_parse_too_large() {
+            tracing::warn!(server = name, %peer, "refused request: header too large (431)");
+        } else {
+            tracing::debug!(server = name, %peer, error = %e, "connection error");
+        }
     }
 }
 

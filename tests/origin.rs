@@ -602,6 +602,7 @@ async fn spawn_refuses_a_missing_or_non_folder_www() {
         let config = netrun::origin::OriginConfig {
             www: bad.clone(),
             limits: HttpLimits::default(),
+            max_age: None,
         };
         let err = netrun::origin::spawn(http, udp, config, Default::default())
             .await

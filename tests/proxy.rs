@@ -181,7 +181,7 @@ async fn request_no_cache_forces_revalidation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_errors_are_not_cached() {
+async fn server_errors_without_explicit_freshness_are_not_cached() {
     let (up, proxy) = setup().await;
     for _ in 0..3 {
         let r = get(proxy.http(), "/error").await;
@@ -200,7 +200,7 @@ async fn eviction_keeps_the_byte_bound() {
     let proxy = start_proxy(upstream.addr, udp_echo().await, |c| {
         c.cache = Some(CacheConfig {
             capacity,
-            default_ttl: Duration::from_secs(60),
+            default_ttl: None,
             ..CacheConfig::default()
         })
     })
@@ -324,7 +324,7 @@ async fn large_bodies_are_streamed_byte_exact() {
     let proxy = start_proxy(upstream.addr, udp_echo().await, |c| {
         c.cache = Some(CacheConfig {
             capacity: 1024 * 1024, // per-entry bound 128KiB < 2MiB
-            default_ttl: Duration::from_secs(60),
+            default_ttl: None,
             ..CacheConfig::default()
         })
     })

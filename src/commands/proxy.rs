@@ -50,11 +50,14 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
     };
     let handle = proxy::spawn_with_hooks(http, udp, config, hooks, shutdown.clone()).await?;
     let cache_desc = match cache {
-        Some(c) => format!(
-            "cache {} ttl {}",
-            ByteSize(c.capacity),
-            format_duration(c.default_ttl)
-        ),
+        Some(c) => match c.default_ttl {
+            Some(ttl) => format!(
+                "cache {} ttl {}",
+                ByteSize(c.capacity),
+                format_duration(ttl)
+            ),
+            None => format!("cache {}", ByteSize(c.capacity)),
+        },
         None => "cache off".to_string(),
     };
     println!(

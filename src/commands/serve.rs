@@ -30,6 +30,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
     let config = OriginConfig {
         www: args.www,
         limits: (&args.limits).into(),
+        max_age: args.max_age.0,
     };
     let origin = origin::spawn(http, udp, config, token.clone()).await?;
     println!(

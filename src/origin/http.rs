@@ -121,6 +121,9 @@ pub async fn spawn(
         root: root.clone(),
         limits: config.limits.clone(),
         counters: counters.clone(),
+        cache_control: config
+            .max_age
+            .and_then(|a| HeaderValue::from_str(&format!("max-age={}", a.as_secs())).ok()),
         client_warnings: Throttle::new(Duration::from_secs(1)),
     });
     tracker.spawn(server::serve(
@@ -174,6 +177,8 @@ struct Files {
     root: PathBuf,
     limits: HttpLimits,
     counters: Arc<Counters>,
+    /// `Cache-Control` for every file answer, from `max_age`.
+    cache_control: Option<HeaderValue>,
     /// Warnings a client can trigger at will (refused or unresolvable
     /// paths) are logged at most once a second.
     client_warnings: Throttle,
@@ -259,7 +264,13 @@ impl Files {
         match self.lookup(&safe, parts.method != Method::HEAD).await {
             Lookup::File(found) => {
                 let (file, meta, content) = *found;
-                serve_file(&parts.headers, &file, &meta, content)
+                serve_file(
+                    &parts.headers,
+                    &file,
+                    &meta,
+                    content,
+                    self.cache_control.as_ref(),
+                )
             }
             Lookup::Redirect => {
                 let mut location = format!("{uri_path}/");
@@ -474,12 +485,16 @@ fn serve_file(
     file: &Path,
     meta: &std::fs::Metadata,
     content: Content,
+    cache_control: Option<&HeaderValue>,
 ) -> Response<Body> {
     let len = meta.len();
     let modified = meta.modified().ok();
     let etag = modified.map(|m| etag_for(len, m));
 
     let mut headers = HeaderMap::new();
+    if let Some(cc) = cache_control {
+        headers.insert(header::CACHE_CONTROL, cc.clone());
+    }
     if let Some(tag) = &etag {
         if let Ok(v) = HeaderValue::from_str(tag) {
             headers.insert(header::ETAG, v);

@@ -32,7 +32,15 @@ pub struct OriginConfig {
     /// Folder of static files; must exist. Resolved to its canonical path at spawn.
     pub www: PathBuf,
     pub limits: HttpLimits,
+    /// `Cache-Control: max-age` sent with every file (and 304), so caches
+    /// know how long to reuse it; `None` sends no `Cache-Control`, leaving
+    /// caches to their heuristics from `Last-Modified`.
+    pub max_age: Option<Duration>,
 }
+
+/// The origin's default `max-age`, as a static server configured for a
+/// cache would send: a minute, so scenarios see their repeated requests hit.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// A running origin (HTTP files + UDP echo).
 pub struct OriginHandle {

@@ -76,48 +76,167 @@ impl Clock for ManualClock {
     }
 }
 
-/// The `Cache-Control` directives the proxy acts on (request or response).
+/// The cache directives the proxy acts on, from a request's `Cache-Control`
+/// or from the field that governs a response (see [`CacheControl::for_response`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CacheControl {
     pub no_store: bool,
+    /// Bare `no-cache`: every use must be revalidated.
     pub no_cache: bool,
+    /// `no-cache="a, b"`: the named fields are never served without
+    /// revalidation, so the stored copy goes without them.
+    pub no_cache_fields: Vec<HeaderName>,
+    /// Bare `private`: a shared cache stores nothing.
     pub private: bool,
+    /// `private="a, b"`: a shared cache stores the response without those fields.
+    pub private_fields: Vec<HeaderName>,
     pub public: bool,
+    /// `must-revalidate` or `proxy-revalidate`: never served stale.
     pub must_revalidate: bool,
+    /// `must-understand`: `no-store` may be ignored for a status the cache understands.
+    pub must_understand: bool,
     /// `max-age` in seconds (an unparsable value counts as 0: stale at once).
     pub max_age: Option<u64>,
     /// `s-maxage` in seconds; for a shared cache it overrides `max-age`.
     pub s_maxage: Option<u64>,
+    /// RFC 5861 `stale-while-revalidate`, seconds past freshness.
+    pub stale_while_revalidate: Option<u64>,
+    /// RFC 5861 `stale-if-error`, seconds past freshness.
+    pub stale_if_error: Option<u64>,
+    /// Request `max-stale` (bare: any staleness, [`MAX_DELTA_SECONDS`]).
+    pub max_stale: Option<u64>,
+    /// Request `min-fresh`.
+    pub min_fresh: Option<u64>,
+    /// Request `only-if-cached`: 504 rather than going upstream.
+    pub only_if_cached: bool,
+    /// The directives came from a targeted field (RFC 9213), which replaces
+    /// `Cache-Control` and `Expires` for this cache.
+    pub targeted: bool,
 }
+
+/// `Netrun-Cache-Control`: cache directives for netrun alone (RFC 9213).
+pub const NETRUN_CACHE_CONTROL: HeaderName = HeaderName::from_static("netrun-cache-control");
+/// `CDN-Cache-Control` (RFC 9213): directives for every CDN-like cache.
+pub const CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
 
 impl CacheControl {
     /// Parses every `Cache-Control` line of `headers`. Directive names are
-    /// case-insensitive; unknown directives are ignored; `private="x"` and
-    /// `no-cache="x"` count as the bare directive (the safer reading).
+    /// case-insensitive; unknown directives are ignored.
     pub fn parse(headers: &HeaderMap) -> Self {
         let mut cc = CacheControl::default();
         for value in headers.get_all(header::CACHE_CONTROL) {
             let Ok(text) = value.to_str() else { continue };
             for directive in split_list(text) {
                 let (name, arg) = match directive.split_once('=') {
-                    Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
+                    Some((n, a)) => (n.trim(), Some(a.trim())),
                     None => (directive, None),
                 };
-                let seconds = || Some(arg.and_then(delta_seconds).unwrap_or(0));
-                match name.to_ascii_lowercase().as_str() {
-                    "no-store" => cc.no_store = true,
-                    "no-cache" => cc.no_cache = true,
-                    "private" => cc.private = true,
-                    "public" => cc.public = true,
-                    "must-revalidate" | "proxy-revalidate" => cc.must_revalidate = true,
-                    "max-age" => cc.max_age = seconds(),
-                    "s-maxage" => cc.s_maxage = seconds(),
-                    _ => {}
-                }
+                cc.apply(&name.to_ascii_lowercase(), arg);
             }
         }
         cc
     }
+
+    /// The directives that govern a stored response for this cache: the
+    /// first valid targeted field, most specific first (`Netrun-Cache-Control`,
+    /// then `CDN-Cache-Control`), else `Cache-Control` (RFC 9213 §2.2). An
+    /// invalid targeted field is ignored as if absent.
+    pub fn for_response(headers: &HeaderMap) -> Self {
+        [NETRUN_CACHE_CONTROL, CDN_CACHE_CONTROL]
+            .iter()
+            .find_map(|name| Self::parse_targeted(headers, name))
+            .unwrap_or_else(|| Self::parse(headers))
+    }
+
+    /// Reads one Cache-Control directive (`arg` as written, quotes included).
+    fn apply(&mut self, name: &str, arg: Option<&str>) {
+        let unquoted = arg.map(|a| a.trim_matches('"'));
+        let seconds = || Some(unquoted.and_then(delta_seconds).unwrap_or(0));
+        match name {
+            "no-store" => self.no_store = true,
+            "no-cache" => match unquoted.map(field_names) {
+                Some(names) => self.no_cache_fields.extend(names),
+                None => self.no_cache = true,
+            },
+            "private" => match unquoted.map(field_names) {
+                Some(names) => self.private_fields.extend(names),
+                None => self.private = true,
+            },
+            "public" => self.public = true,
+            "must-revalidate" | "proxy-revalidate" => self.must_revalidate = true,
+            "must-understand" => self.must_understand = true,
+            "max-age" => self.max_age = seconds(),
+            "s-maxage" => self.s_maxage = seconds(),
+            "stale-while-revalidate" => self.stale_while_revalidate = seconds(),
+            "stale-if-error" => self.stale_if_error = seconds(),
+            "max-stale" => {
+                self.max_stale =
+                    Some(unquoted.map_or(MAX_DELTA_SECONDS, |a| delta_seconds(a).unwrap_or(0)))
+            }
+            "min-fresh" => self.min_fresh = seconds(),
+            "only-if-cached" => self.only_if_cached = true,
+            _ => {}
+        }
+    }
+
+    /// A targeted field is a Structured Field Dictionary (RFC 9213 §2.1):
+    /// `None` when it is absent, does not parse, or holds a directive of the
+    /// wrong type (`max-age="10"`), so the next field down applies.
+    fn parse_targeted(headers: &HeaderMap, name: &HeaderName) -> Option<Self> {
+        let lines: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().ok())
+            .collect::<Option<_>>()?;
+        if lines.is_empty() {
+            return None;
+        }
+        let dict: sfv::Dictionary = sfv::Parser::new(&lines.join(", ")).parse().ok()?;
+        let mut cc = CacheControl {
+            targeted: true,
+            ..CacheControl::default()
+        };
+        for (key, entry) in &dict {
+            let sfv::ListEntry::Item(item) = entry else {
+                return None;
+            };
+            let name = key.as_str();
+            let value = &item.bare_item;
+            match name {
+                "max-age" | "s-maxage" | "stale-while-revalidate" | "stale-if-error" => {
+                    let n = i64::from(value.as_integer()?);
+                    let n = u64::try_from(n).ok()?.min(MAX_DELTA_SECONDS).to_string();
+                    cc.apply(name, Some(&n));
+                }
+                "no-cache" | "private" if value.as_string().is_some() => {
+                    let list = value.as_string()?.as_str();
+                    cc.apply(name, Some(list));
+                }
+                "no-store" | "no-cache" | "private" | "public" | "must-revalidate"
+                | "proxy-revalidate" | "must-understand" => match value.as_boolean() {
+                    Some(true) => cc.apply(name, None),
+                    Some(false) => {}
+                    None => return None,
+                },
+                _ => {}
+            }
+        }
+        Some(cc)
+    }
+
+    /// Whether these directives forbid serving the response stale, even
+    /// when the origin is unreachable (RFC 9111 §4.2.4; `s-maxage` implies
+    /// `proxy-revalidate` for a shared cache).
+    pub fn forbids_stale(&self) -> bool {
+        self.no_cache || self.must_revalidate || self.s_maxage.is_some()
+    }
+}
+
+/// The header names of a qualified `no-cache="a, b"` / `private="a"`.
+fn field_names(list: &str) -> Vec<HeaderName> {
+    list.split(',')
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect()
 }
 
 /// The largest delta-seconds value a cache must handle (RFC 9111 §1.2.2):
@@ -164,13 +283,16 @@ pub enum NotStored {
     NoStore,
     /// `private`: meant for one user, and this is a shared cache.
     Private,
-    /// A status the cache never stores (5xx, 206, 304, 1xx) or one that needs
+    /// A status the cache never stores (206, 304, 1xx) or one that needs
     /// explicit freshness it did not have.
     Status(u16),
     /// The body is larger than the per-entry bound.
     TooLarge,
     /// `Vary: *` can never match a later request.
     VaryAll,
+    /// The request carried `Authorization` and the response did not say it
+    /// may be shared (`public`, `must-revalidate` or `s-maxage`, RFC 9111 §3.5).
+    Authorization,
     /// `Set-Cookie`: a session handed to one client must never be replayed
     /// to another (nginx and Varnish do not store these either).
     SetCookie,
@@ -182,9 +304,10 @@ pub enum NotStored {
 
 /// Headers that decide whether and how a response is shared; an origin that
 /// lists one in `Connection` gets its response forwarded, never stored.
-const CACHING_HEADERS: [&str; 8] = [
+const CACHING_HEADERS: [&str; 9] = [
     "cache-control",
     "cdn-cache-control",
+    "netrun-cache-control",
     "surrogate-control",
     "pragma",
     "expires",
@@ -197,15 +320,24 @@ const CACHING_HEADERS: [&str; 8] = [
 /// not on its status or size: also applied to a 304 that refreshes an entry.
 /// `response_headers` are as the origin sent them, hop-by-hop ones included.
 pub fn shareable(
-    request_cc: &CacheControl,
+    status: StatusCode,
+    request: &RequestFacts,
     response_cc: &CacheControl,
     response_headers: &HeaderMap,
 ) -> Result<(), NotStored> {
-    if request_cc.no_store || response_cc.no_store {
+    // must-understand lets a cache that knows the status ignore no-store.
+    let understood = status.canonical_reason().is_some();
+    let no_store = response_cc.no_store && !(response_cc.must_understand && understood);
+    if request.cc.no_store || no_store {
         return Err(NotStored::NoStore);
     }
     if response_cc.private {
         return Err(NotStored::Private);
+    }
+    if request.authorization
+        && !(response_cc.public || response_cc.must_revalidate || response_cc.s_maxage.is_some())
+    {
+        return Err(NotStored::Authorization);
     }
     if response_headers.contains_key(header::SET_COOKIE)
         || response_headers.contains_key("set-cookie2")
@@ -224,8 +356,8 @@ pub fn shareable(
     Ok(())
 }
 
-/// Statuses that may be stored with the default TTL when the origin gives no
-/// freshness (RFC 9110 §15.1's "heuristically cacheable" list).
+/// Statuses that may be stored and given heuristic freshness when the origin
+/// gives none (RFC 9110 §15.1's "heuristically cacheable" list).
 fn heuristically_cacheable(status: StatusCode) -> bool {
     matches!(
         status.as_u16(),
@@ -233,29 +365,35 @@ fn heuristically_cacheable(status: StatusCode) -> bool {
     )
 }
 
-/// Decides whether a GET response may be stored by this shared cache.
+/// Whether the response says how long it is fresh (RFC 9111 §4.2.1).
+fn explicit_freshness(cc: &CacheControl, headers: &HeaderMap) -> bool {
+    cc.max_age.is_some()
+        || cc.s_maxage.is_some()
+        || (!cc.targeted && headers.contains_key(header::EXPIRES))
+}
+
+/// Decides whether a GET response may be stored by this shared cache
+/// (RFC 9111 §3). `response_cc` is [`CacheControl::for_response`]'s;
 /// `response_headers` are as the origin sent them (before hop-by-hop
 /// stripping); `body_len` is the body size if known; `max_entry` the
 /// per-entry bound.
 pub fn storable(
     status: StatusCode,
-    request_cc: &CacheControl,
+    request: &RequestFacts,
     response_cc: &CacheControl,
     response_headers: &HeaderMap,
     body_len: Option<u64>,
     max_entry: u64,
 ) -> Result<(), NotStored> {
-    shareable(request_cc, response_cc, response_headers)?;
+    shareable(status, request, response_cc, response_headers)?;
     let code = status.as_u16();
-    // Never: server errors (a transient failure must not be replayed),
-    // partial content (we do not assemble ranges), 304 (no body), 1xx.
-    if status.is_server_error() || code == 206 || code == 304 || status.is_informational() {
+    // Never: partial content (ranges are served from complete responses),
+    // 304 (no body), 1xx (not final).
+    if code == 206 || code == 304 || status.is_informational() {
         return Err(NotStored::Status(code));
     }
-    let explicit = response_cc.max_age.is_some()
-        || response_cc.s_maxage.is_some()
-        || response_headers.contains_key(header::EXPIRES);
-    if !explicit && !heuristically_cacheable(status) {
+    let explicit = explicit_freshness(response_cc, response_headers);
+    if !explicit && !heuristically_cacheable(status) && !response_cc.public {
         return Err(NotStored::Status(code));
     }
     if response_headers
@@ -273,14 +411,34 @@ pub fn storable(
     Ok(())
 }
 
+/// What the storing request tells the rules.
+#[derive(Debug, Default, Clone)]
+pub struct RequestFacts {
+    /// Its `Cache-Control` (with `Pragma: no-cache`).
+    pub cc: CacheControl,
+    /// It carried `Authorization`.
+    pub authorization: bool,
+}
+
+/// The longest heuristic freshness given, however old `Last-Modified` is.
+pub const HEURISTIC_MAX: Duration = Duration::from_secs(24 * 3600);
+
+/// The share of the time since `Last-Modified` given as heuristic freshness.
+const HEURISTIC_FRACTION: u32 = 10;
+
 /// How long a response stays fresh after it was generated (RFC 9111
 /// §4.2.1): `s-maxage`, else `max-age`, else `Expires − Date` (with the
 /// `response_time` standing in for a missing `Date`; an unparsable `Expires`
-/// means already stale), else `default_ttl`.
+/// means already stale; a targeted field's directives replace `Expires`).
+/// With none of those: `default_ttl` if the operator set one (a deviation
+/// from the RFC), else heuristic freshness for a heuristically cacheable or
+/// `public` response: a tenth of the time since `Last-Modified`, at most
+/// [`HEURISTIC_MAX`] (§4.2.2). Anything else is stale at once.
 pub fn freshness_lifetime(
+    status: StatusCode,
     cc: &CacheControl,
     headers: &HeaderMap,
-    default_ttl: Duration,
+    default_ttl: Option<Duration>,
     response_time: SystemTime,
 ) -> Duration {
     if let Some(s) = cc.s_maxage {
@@ -289,17 +447,29 @@ pub fn freshness_lifetime(
     if let Some(s) = cc.max_age {
         return Duration::from_secs(s);
     }
-    if let Some(expires) = headers.get(header::EXPIRES) {
+    let date = || {
+        headers
+            .get(header::DATE)
+            .and_then(http_date)
+            .unwrap_or(response_time)
+    };
+    if let (false, Some(expires)) = (cc.targeted, headers.get(header::EXPIRES)) {
         let Some(expires) = http_date(expires) else {
             return Duration::ZERO;
         };
-        let date = headers
-            .get(header::DATE)
-            .and_then(http_date)
-            .unwrap_or(response_time);
-        return expires.duration_since(date).unwrap_or(Duration::ZERO);
+        return expires.duration_since(date()).unwrap_or(Duration::ZERO);
     }
-    default_ttl
+    if let Some(ttl) = default_ttl {
+        return ttl;
+    }
+    if !(heuristically_cacheable(status) || cc.public) {
+        return Duration::ZERO;
+    }
+    let Some(modified) = headers.get(header::LAST_MODIFIED).and_then(http_date) else {
+        return Duration::ZERO;
+    };
+    let since = date().duration_since(modified).unwrap_or(Duration::ZERO);
+    (since / HEURISTIC_FRACTION).min(HEURISTIC_MAX)
 }
 
 /// The age of a response when it arrived (RFC 9111 §4.2.3): the larger of
@@ -322,13 +492,42 @@ pub fn initial_age(
     apparent.max(corrected)
 }
 
-fn http_date(v: &HeaderValue) -> Option<SystemTime> {
-    httpdate::parse_http_date(v.to_str().ok()?).ok()
+/// Parses an HTTP date leniently, as caches in the field do: the formats of
+/// RFC 9110 §5.6.7 in any letter case, with a weekday that need not match
+/// the date (`Thu Aug  8 02:01:18 2050` is a Monday). Spacing, digits and
+/// the zone stay strict: anything else is invalid.
+pub fn http_date(v: &HeaderValue) -> Option<SystemTime> {
+    let text = v.to_str().ok()?.trim();
+    if let Ok(t) = httpdate::parse_http_date(text) {
+        return Some(t);
+    }
+    // `AUG` → `Aug`, `gMT` → `GMT`, keeping every space where it was.
+    let mut cased = String::with_capacity(text.len());
+    let mut prev_alpha = false;
+    for c in text.chars() {
+        let alpha = c.is_ascii_alphabetic();
+        cased.push(if alpha && !prev_alpha {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        });
+        prev_alpha = alpha;
+    }
+    let cased = cased.replace("Gmt", "GMT");
+    let day_end = cased
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(cased.len());
+    ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+        .iter()
+        .find_map(|wd| httpdate::parse_http_date(&format!("{wd}{}", &cased[day_end..])).ok())
 }
 
-/// The `Age` header as seconds, if valid, clamped to [`MAX_DELTA_SECONDS`].
+/// The `Age` header as seconds, clamped to [`MAX_DELTA_SECONDS`]: the first
+/// member when it is a list or repeated (`Age: 7200, 0` is 7200), none when
+/// that member is not a valid delta-seconds.
 pub fn age_header(headers: &HeaderMap) -> Option<u64> {
-    delta_seconds(headers.get(header::AGE)?.to_str().ok()?)
+    let first = headers.get(header::AGE)?.to_str().ok()?;
+    delta_seconds(first.split(',').next()?)
 }
 
 /// The cache key: method, host and path with query. HEAD is answered from
@@ -356,6 +555,9 @@ pub struct CachedResponse {
     /// to the origin: each the combined value of all its lines, normalised
     /// (see [`vary_value`]).
     pub vary: Vec<(HeaderName, Option<Vec<u8>>)>,
+    /// The directives that govern it ([`CacheControl::for_response`]): when
+    /// it may be served stale.
+    pub cc: CacheControl,
 }
 
 /// Fixed bookkeeping cost per entry, so many tiny entries still count.
@@ -369,16 +571,16 @@ impl CachedResponse {
         headers: HeaderMap,
         body: Bytes,
         request_headers: &HeaderMap,
-        default_ttl: Duration,
+        default_ttl: Option<Duration>,
         request_time: SystemTime,
         response_time: SystemTime,
         now: Instant,
     ) -> Self {
-        let cc = CacheControl::parse(&headers);
+        let cc = CacheControl::for_response(&headers);
         let lifetime = if cc.no_cache {
             Duration::ZERO
         } else {
-            freshness_lifetime(&cc, &headers, default_ttl, response_time)
+            freshness_lifetime(status, &cc, &headers, default_ttl, response_time)
         };
         let initial_age = initial_age(
             age_header(&headers),
@@ -390,6 +592,12 @@ impl CachedResponse {
         // would count it again after a 304 refresh merges headers.
         let mut headers = headers;
         headers.remove(header::AGE);
+        // Fields named by `no-cache="..."` may not be served unrevalidated,
+        // and those named by `private="..."` not stored by a shared cache:
+        // the stored copy goes without both.
+        for name in cc.no_cache_fields.iter().chain(&cc.private_fields) {
+            headers.remove(name);
+        }
         let vary = vary_names(&headers)
             .into_iter()
             .map(|name| {
@@ -405,6 +613,46 @@ impl CachedResponse {
             initial_age,
             lifetime,
             vary,
+            cc,
+        }
+    }
+
+    /// How long it has been stale (zero while fresh).
+    pub fn staleness(&self, now: Instant) -> Duration {
+        self.age(now).saturating_sub(self.lifetime)
+    }
+
+    /// Whether a stale entry may be served while a background request
+    /// revalidates it (RFC 5861 §3).
+    pub fn may_serve_while_revalidating(&self, now: Instant) -> bool {
+        !self.cc.forbids_stale()
+            && self
+                .cc
+                .stale_while_revalidate
+                .is_some_and(|s| self.staleness(now) < Duration::from_secs(s))
+    }
+
+    /// Whether a stale entry may stand in for an upstream that failed.
+    /// `disconnected`: the upstream could not be reached at all, which RFC
+    /// 9111 §4.2.4 lets a cache answer stale unless the response forbids it;
+    /// otherwise (a 500, 502, 503 or 504) only `stale-if-error` allows it,
+    /// from the response or the request (RFC 5861 §4), within its window.
+    pub fn may_serve_on_error(
+        &self,
+        request_cc: &CacheControl,
+        now: Instant,
+        disconnected: bool,
+    ) -> bool {
+        if self.cc.forbids_stale() {
+            return false;
+        }
+        let window = match (self.cc.stale_if_error, request_cc.stale_if_error) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        match window {
+            Some(s) => self.staleness(now) < Duration::from_secs(s),
+            None => disconnected,
         }
     }
 
@@ -459,7 +707,7 @@ impl CachedResponse {
         &self,
         not_modified_headers: &HeaderMap,
         request_headers: &HeaderMap,
-        default_ttl: Duration,
+        default_ttl: Option<Duration>,
         request_time: SystemTime,
         response_time: SystemTime,
         now: Instant,
@@ -673,7 +921,8 @@ mod tests {
         CacheControl::parse(&headers(&[("cache-control", v)]))
     }
 
-    const TTL: Duration = Duration::from_secs(60);
+    /// No `--cache-ttl`: the RFC rules alone.
+    const TTL: Option<Duration> = None;
 
     fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
@@ -686,7 +935,17 @@ mod tests {
     #[test]
     fn parses_cache_control() {
         let c = cc("Public, MAX-AGE=30, s-maxage=\"10\", private=\"set-cookie, x\"");
-        assert!(c.public && c.private);
+        assert!(
+            c.public && !c.private,
+            "a qualified private is not the bare one"
+        );
+        assert_eq!(
+            c.private_fields,
+            [
+                HeaderName::from_static("set-cookie"),
+                HeaderName::from_static("x")
+            ]
+        );
         assert_eq!(c.max_age, Some(30));
         assert_eq!(c.s_maxage, Some(10));
         assert!(!c.no_store && !c.no_cache);
@@ -707,40 +966,52 @@ mod tests {
         let now = at(0);
         let h = HeaderMap::new();
         assert_eq!(
-            freshness_lifetime(&cc("max-age=30"), &h, TTL, now),
+            freshness_lifetime(StatusCode::OK, &cc("max-age=30"), &h, TTL, now),
             Duration::from_secs(30)
         );
         assert_eq!(
-            freshness_lifetime(&cc("max-age=30, s-maxage=5"), &h, TTL, now),
+            freshness_lifetime(StatusCode::OK, &cc("max-age=30, s-maxage=5"), &h, TTL, now),
             Duration::from_secs(5),
             "s-maxage wins for a shared cache"
         );
         // Expires − Date: 100 − 40 = 60s, whatever the local clock says.
         let h = headers(&[("expires", &date(100)), ("date", &date(40))]);
         assert_eq!(
-            freshness_lifetime(&cc(""), &h, TTL, at(1000)),
+            freshness_lifetime(StatusCode::OK, &cc(""), &h, TTL, at(1000)),
             Duration::from_secs(60)
         );
         // max-age beats Expires.
         assert_eq!(
-            freshness_lifetime(&cc("max-age=7"), &h, TTL, now),
+            freshness_lifetime(StatusCode::OK, &cc("max-age=7"), &h, TTL, now),
             Duration::from_secs(7)
         );
         // No Date: Expires − response time (100 − 30 = 70s).
         let h = headers(&[("expires", &date(100))]);
         assert_eq!(
-            freshness_lifetime(&cc(""), &h, TTL, at(30)),
+            freshness_lifetime(StatusCode::OK, &cc(""), &h, TTL, at(30)),
             Duration::from_secs(70)
         );
         // Expires in the past, or invalid: already stale.
         let h = headers(&[("expires", &date(10)), ("date", &date(40))]);
-        assert_eq!(freshness_lifetime(&cc(""), &h, TTL, now), Duration::ZERO);
-        let h = headers(&[("expires", "0")]);
-        assert_eq!(freshness_lifetime(&cc(""), &h, TTL, now), Duration::ZERO);
-        // Nothing said: the default TTL.
         assert_eq!(
-            freshness_lifetime(&cc("public"), &HeaderMap::new(), TTL, now),
-            TTL
+            freshness_lifetime(StatusCode::OK, &cc(""), &h, TTL, now),
+            Duration::ZERO
+        );
+        let h = headers(&[("expires", "0")]);
+        assert_eq!(
+            freshness_lifetime(StatusCode::OK, &cc(""), &h, TTL, now),
+            Duration::ZERO
+        );
+        // Nothing said and nothing to base a heuristic on: stale at once,
+        // unless the operator opted into a default TTL.
+        assert_eq!(
+            freshness_lifetime(StatusCode::OK, &cc("public"), &HeaderMap::new(), TTL, now),
+            Duration::ZERO
+        );
+        let ttl = Some(Duration::from_secs(60));
+        assert_eq!(
+            freshness_lifetime(StatusCode::OK, &cc("public"), &HeaderMap::new(), ttl, now),
+            Duration::from_secs(60)
         );
     }
 
@@ -924,32 +1195,52 @@ mod tests {
     fn storability_rules() {
         let ok = StatusCode::OK;
         let none = CacheControl::default();
+        let req = RequestFacts::default();
         let h = HeaderMap::new();
         let max = 1000;
-        assert_eq!(storable(ok, &none, &none, &h, Some(10), max), Ok(()));
+        assert_eq!(storable(ok, &req, &none, &h, Some(10), max), Ok(()));
         assert_eq!(
-            storable(ok, &none, &cc("no-store"), &h, Some(10), max),
+            storable(ok, &req, &cc("no-store"), &h, Some(10), max),
             Err(NotStored::NoStore)
         );
         assert_eq!(
-            storable(ok, &cc("no-store"), &none, &h, Some(10), max),
+            storable(
+                ok,
+                &RequestFacts {
+                    cc: cc("no-store"),
+                    authorization: false
+                },
+                &none,
+                &h,
+                Some(10),
+                max
+            ),
             Err(NotStored::NoStore)
         );
         assert_eq!(
-            storable(ok, &none, &cc("private, max-age=60"), &h, Some(10), max),
+            storable(ok, &req, &cc("private, max-age=60"), &h, Some(10), max),
             Err(NotStored::Private)
         );
+        // Server errors: only with explicit freshness (501 is heuristically cacheable).
         for code in [500, 502, 503, 504] {
             let s = StatusCode::from_u16(code).unwrap();
             assert_eq!(
-                storable(s, &none, &cc("max-age=60"), &h, Some(10), max),
+                storable(s, &req, &cc("max-age=60"), &h, Some(10), max),
+                Ok(())
+            );
+            assert_eq!(
+                storable(s, &req, &none, &h, Some(10), max),
                 Err(NotStored::Status(code))
             );
         }
         assert_eq!(
+            storable(StatusCode::NOT_IMPLEMENTED, &req, &none, &h, Some(10), max),
+            Ok(())
+        );
+        assert_eq!(
             storable(
                 StatusCode::PARTIAL_CONTENT,
-                &none,
+                &req,
                 &cc("max-age=60"),
                 &h,
                 Some(10),
@@ -958,34 +1249,27 @@ mod tests {
             Err(NotStored::Status(206))
         );
         assert_eq!(
-            storable(ok, &none, &none, &h, Some(1001), max),
+            storable(ok, &req, &none, &h, Some(1001), max),
             Err(NotStored::TooLarge)
         );
-        assert_eq!(storable(ok, &none, &none, &h, Some(1000), max), Ok(()));
+        assert_eq!(storable(ok, &req, &none, &h, Some(1000), max), Ok(()));
         // 404 is cacheable by default; 403 only with explicit freshness.
         assert_eq!(
-            storable(StatusCode::NOT_FOUND, &none, &none, &h, None, max),
+            storable(StatusCode::NOT_FOUND, &req, &none, &h, None, max),
             Ok(())
         );
         assert_eq!(
-            storable(StatusCode::FORBIDDEN, &none, &none, &h, None, max),
+            storable(StatusCode::FORBIDDEN, &req, &none, &h, None, max),
             Err(NotStored::Status(403))
         );
         assert_eq!(
-            storable(
-                StatusCode::FORBIDDEN,
-                &none,
-                &cc("max-age=5"),
-                &h,
-                None,
-                max
-            ),
+            storable(StatusCode::FORBIDDEN, &req, &cc("max-age=5"), &h, None, max),
             Ok(())
         );
         assert_eq!(
             storable(
                 ok,
-                &none,
+                &req,
                 &none,
                 &headers(&[("vary", "accept, *")]),
                 None,
@@ -1063,20 +1347,290 @@ mod tests {
     }
 
     #[test]
+    fn heuristic_freshness_is_a_tenth_of_the_age_of_last_modified_capped() {
+        let h = headers(&[("last-modified", &date(0)), ("date", &date(1000))]);
+        let ok = StatusCode::OK;
+        assert_eq!(
+            freshness_lifetime(ok, &cc(""), &h, TTL, at(1000)),
+            Duration::from_secs(100)
+        );
+        // Only for heuristically cacheable statuses, or with `public`.
+        let created = StatusCode::CREATED;
+        assert_eq!(
+            freshness_lifetime(created, &cc(""), &h, TTL, at(1000)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            freshness_lifetime(created, &cc("public"), &h, TTL, at(1000)),
+            Duration::from_secs(100)
+        );
+        // A year-old file gets at most a day.
+        let h = headers(&[("last-modified", &date(0)), ("date", &date(365 * 86400))]);
+        assert_eq!(
+            freshness_lifetime(ok, &cc(""), &h, TTL, at(0)),
+            HEURISTIC_MAX
+        );
+        // Explicit freshness wins over the heuristic, even a zero one.
+        let h = headers(&[("last-modified", &date(0)), ("date", &date(1000))]);
+        assert_eq!(
+            freshness_lifetime(ok, &cc("max-age=0"), &h, TTL, at(1000)),
+            Duration::ZERO
+        );
+        // --cache-ttl replaces the heuristic, not explicit freshness.
+        let ttl = Some(Duration::from_secs(7));
+        assert_eq!(
+            freshness_lifetime(ok, &cc(""), &h, ttl, at(1000)),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            freshness_lifetime(ok, &cc("max-age=3"), &h, ttl, at(1000)),
+            Duration::from_secs(3)
+        );
+    }
+
+    #[test]
+    fn a_response_with_neither_freshness_nor_last_modified_is_stale_at_once() {
+        let clock = ManualClock::new();
+        let e = CachedResponse::new(
+            StatusCode::OK,
+            headers(&[("date", &httpdate::fmt_http_date(clock.wall()))]),
+            Bytes::from_static(b"x"),
+            &HeaderMap::new(),
+            TTL,
+            clock.wall(),
+            clock.wall(),
+            clock.now(),
+        );
+        assert!(!e.is_fresh(clock.now()));
+    }
+
+    #[test]
+    fn age_lists_count_their_first_member() {
+        assert_eq!(age_header(&headers(&[("age", "7200, 0")])), Some(7200));
+        assert_eq!(age_header(&headers(&[("age", "0, 7200")])), Some(0));
+        assert_eq!(
+            age_header(&headers(&[("age", "7200"), ("age", "0")])),
+            Some(7200)
+        );
+        assert_eq!(age_header(&headers(&[("age", "abc, 5")])), None);
+    }
+
+    #[test]
+    fn targeted_fields_replace_cache_control_and_expires() {
+        let resp = |pairs: &[(&str, &str)]| CacheControl::for_response(&headers(pairs));
+        // CDN-Cache-Control wins over Cache-Control, both ways.
+        let c = resp(&[
+            ("cache-control", "max-age=3600"),
+            ("cdn-cache-control", "max-age=1"),
+        ]);
+        assert_eq!((c.max_age, c.targeted), (Some(1), true));
+        let c = resp(&[
+            ("cache-control", "no-store"),
+            ("cdn-cache-control", "max-age=60"),
+        ]);
+        assert!(!c.no_store);
+        let c = resp(&[
+            ("cache-control", "max-age=60"),
+            ("cdn-cache-control", "no-store"),
+        ]);
+        assert!(c.no_store);
+        let c = resp(&[
+            ("cache-control", "max-age=60"),
+            ("cdn-cache-control", "private"),
+        ]);
+        assert!(c.private);
+        // Netrun-Cache-Control is more specific still.
+        let c = resp(&[
+            ("cdn-cache-control", "max-age=60"),
+            ("netrun-cache-control", "max-age=5"),
+        ]);
+        assert_eq!(c.max_age, Some(5));
+        // An invalid field (bad syntax, or a string where a number goes) is ignored.
+        for bad in ["max-age=10000, &&&&&", "max-age=\"10000\"", "max-age=-1"] {
+            let c = resp(&[("cache-control", "no-store"), ("cdn-cache-control", bad)]);
+            assert!(c.no_store && !c.targeted, "{bad}");
+        }
+        // Expires does not count when a targeted field governs.
+        let h = headers(&[
+            ("cdn-cache-control", "max-age=0"),
+            ("expires", &date(10_000)),
+            ("date", &date(0)),
+        ]);
+        let c = CacheControl::for_response(&h);
+        assert_eq!(
+            freshness_lifetime(StatusCode::OK, &c, &h, TTL, at(0)),
+            Duration::ZERO
+        );
+        let h = headers(&[
+            ("cdn-cache-control", "foo"),
+            ("expires", &date(10_000)),
+            ("date", &date(0)),
+        ]);
+        let c = CacheControl::for_response(&h);
+        assert_eq!(
+            freshness_lifetime(StatusCode::OK, &c, &h, TTL, at(0)),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn qualified_no_cache_and_private_drop_only_the_named_fields() {
+        let clock = ManualClock::new();
+        let e = CachedResponse::new(
+            StatusCode::OK,
+            headers(&[
+                ("cache-control", "max-age=60, no-cache=\"a\", private=\"B\""),
+                ("a", "1"),
+                ("b", "2"),
+                ("c", "3"),
+            ]),
+            Bytes::new(),
+            &HeaderMap::new(),
+            TTL,
+            clock.wall(),
+            clock.wall(),
+            clock.now(),
+        );
+        assert!(
+            e.is_fresh(clock.now()),
+            "a qualified no-cache does not force revalidation"
+        );
+        assert!(!e.headers.contains_key("a") && !e.headers.contains_key("b"));
+        assert_eq!(e.headers["c"], "3");
+        let req = RequestFacts::default();
+        let h = HeaderMap::new();
+        assert_eq!(
+            storable(StatusCode::OK, &req, &cc("private=\"x\""), &h, None, 100),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn stale_serving_windows() {
+        let clock = ManualClock::new();
+        let none = CacheControl::default();
+        let e = entry(
+            "max-age=10, stale-while-revalidate=5, stale-if-error=20",
+            b"x",
+            &clock,
+        );
+        clock.advance(Duration::from_secs(12));
+        assert!(!e.is_fresh(clock.now()));
+        assert_eq!(e.staleness(clock.now()), Duration::from_secs(2));
+        assert!(e.may_serve_while_revalidating(clock.now()));
+        assert!(e.may_serve_on_error(&none, clock.now(), false));
+        clock.advance(Duration::from_secs(5));
+        assert!(
+            !e.may_serve_while_revalidating(clock.now()),
+            "past the window"
+        );
+        assert!(e.may_serve_on_error(&none, clock.now(), false));
+        clock.advance(Duration::from_secs(20));
+        assert!(
+            !e.may_serve_on_error(&none, clock.now(), true),
+            "past stale-if-error"
+        );
+        // Without stale-if-error: stale only when the upstream is unreachable.
+        let e = entry("max-age=1", b"x", &clock);
+        clock.advance(Duration::from_secs(100));
+        assert!(!e.may_serve_on_error(&none, clock.now(), false));
+        assert!(e.may_serve_on_error(&none, clock.now(), true));
+        // A request's stale-if-error counts too.
+        assert!(e.may_serve_on_error(&cc("stale-if-error=200"), clock.now(), false));
+        // must-revalidate, proxy-revalidate, s-maxage and no-cache forbid it.
+        for forbid in [
+            "max-age=1, must-revalidate",
+            "max-age=1, proxy-revalidate",
+            "s-maxage=1",
+            "no-cache",
+        ] {
+            let e = entry(
+                &format!("{forbid}, stale-if-error=999, stale-while-revalidate=999"),
+                b"x",
+                &clock,
+            );
+            clock.advance(Duration::from_secs(2));
+            assert!(!e.may_serve_on_error(&none, clock.now(), true), "{forbid}");
+            assert!(!e.may_serve_while_revalidating(clock.now()), "{forbid}");
+        }
+    }
+
+    #[test]
+    fn must_understand_and_authorization_rules() {
+        let h = HeaderMap::new();
+        let req = RequestFacts::default();
+        let mu = cc("max-age=60, no-store, must-understand");
+        assert_eq!(storable(StatusCode::OK, &req, &mu, &h, None, 100), Ok(()));
+        let unknown = StatusCode::from_u16(599).unwrap();
+        assert_eq!(
+            storable(unknown, &req, &mu, &h, None, 100),
+            Err(NotStored::NoStore)
+        );
+        let auth = RequestFacts {
+            authorization: true,
+            ..RequestFacts::default()
+        };
+        assert_eq!(
+            storable(StatusCode::OK, &auth, &cc("max-age=60"), &h, None, 100),
+            Err(NotStored::Authorization)
+        );
+        for ok in [
+            "max-age=60, public",
+            "max-age=60, must-revalidate",
+            "s-maxage=60",
+        ] {
+            assert_eq!(
+                storable(StatusCode::OK, &auth, &cc(ok), &h, None, 100),
+                Ok(()),
+                "{ok}"
+            );
+        }
+    }
+
+    #[test]
+    fn dates_are_read_leniently_but_not_loosely() {
+        let v = |s: &str| http_date(&HeaderValue::from_str(s).unwrap());
+        let want = v("Thu, 18 Aug 2050 02:01:18 GMT").unwrap();
+        assert_eq!(v("Thu, 18 AUG 2050 02:01:18 gMT"), Some(want));
+        assert_eq!(v("thu, 18 Aug 2050 02:01:18 GMT"), Some(want));
+        assert_eq!(
+            v("Mon, 18 Aug 2050 02:01:18 GMT"),
+            Some(want),
+            "wrong weekday"
+        );
+        assert!(
+            v("Thu Aug  8 02:01:18 2050").is_some(),
+            "asctime, wrong weekday"
+        );
+        for bad in [
+            "Thu, 18 Aug 2050 02:01:18 UTC",
+            "Thu, 18 Aug 50 02:01:18 GMT",
+            "Thu, 18 Aug 2050  02:01:18 GMT",
+            "Thu, 18-Aug-2050 02:01:18 GMT",
+            "Thu, 18 Aug 2050 2:01:18 GMT",
+            "0",
+        ] {
+            assert_eq!(v(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn cookies_and_connection_listed_cache_headers_are_never_shared() {
         let none = CacheControl::default();
+        let req = RequestFacts::default();
+        let ok = StatusCode::OK;
         let h = headers(&[("set-cookie", "session=1")]);
-        assert_eq!(shareable(&none, &none, &h), Err(NotStored::SetCookie));
+        assert_eq!(shareable(ok, &req, &none, &h), Err(NotStored::SetCookie));
         let h = headers(&[("connection", "close, Cache-Control")]);
         assert_eq!(
-            shareable(&none, &none, &h),
+            shareable(ok, &req, &none, &h),
             Err(NotStored::HopByHopCacheHeader)
         );
         let h = headers(&[("connection", "x-trace"), ("x-trace", "1")]);
-        assert_eq!(shareable(&none, &none, &h), Ok(()));
+        assert_eq!(shareable(ok, &req, &none, &h), Ok(()));
         let ok = storable(
             StatusCode::OK,
-            &none,
+            &req,
             &none,
             &headers(&[("set-cookie", "a=b")]),
             None,

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use super::budget::{Budget, ChargedBuf};
-use super::cache::{self, CacheControl, CachedResponse, Clock, Store};
+use super::cache::{self, CacheControl, CachedResponse, Clock, RequestFacts, Store};
 use super::coalesce::{self, Flights, Role};
 use super::impair::{Direction, Impairment};
 use super::{Counters, ProxyConfig};
@@ -68,6 +68,17 @@ struct UpstreamError {
     message: String,
 }
 
+impl UpstreamError {
+    /// The upstream gave no answer at all (refused, reset, silent): the
+    /// cache is disconnected, so RFC 9111 §4.2.4 lets it answer stale.
+    fn disconnected(&self) -> bool {
+        matches!(
+            self.status,
+            StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT
+        )
+    }
+}
+
 /// What a coalescing leader hands to the requests waiting on it.
 #[derive(Clone)]
 enum Shared {
@@ -83,7 +94,8 @@ enum Shared {
 struct CacheState {
     store: Mutex<Store>,
     flights: Flights<Shared>,
-    default_ttl: Duration,
+    /// `--cache-ttl`: freshness for responses that give none (off by default).
+    default_ttl: Option<Duration>,
     max_entry: u64,
     /// Bounds the bodies held in memory, stored or in flight.
     budget: Arc<Budget>,
@@ -102,6 +114,8 @@ pub(crate) struct ProxyService {
     counters: Arc<Counters>,
     clock: Arc<dyn Clock>,
     impair: Arc<dyn Impairment>,
+    /// The service itself, for revalidations that outlive a request.
+    me: Weak<ProxyService>,
     /// This instance's `Via` pseudonym: seen again in a request, it means
     /// the request came round a forwarding loop.
     via_token: String,
@@ -168,7 +182,7 @@ impl ProxyService {
         clock: Arc<dyn Clock>,
         impair: Arc<dyn Impairment>,
         via_token: String,
-    ) -> Self {
+    ) -> Arc<Self> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
@@ -189,7 +203,7 @@ impl ProxyService {
                 budget: Budget::new(c.capacity.saturating_add(c.max_inflight), counters.clone()),
             }
         });
-        ProxyService {
+        Arc::new_cyclic(|me| ProxyService {
             upstream: config.upstream_http,
             authority: config.upstream_http.to_string(),
             client,
@@ -200,8 +214,9 @@ impl ProxyService {
             counters,
             clock,
             impair,
+            me: me.clone(),
             via_token,
-        }
+        })
     }
 
     async fn route(&self, req: Request<Incoming>) -> (Response<Body>, Label) {
@@ -238,10 +253,7 @@ impl ProxyService {
             return (resp, lbl);
         }
         let req_cc = request_cache_control(&parts.headers);
-        if req_cc.no_store
-            || parts.headers.contains_key(header::AUTHORIZATION)
-            || parts.headers.contains_key(header::RANGE)
-        {
+        if req_cc.no_store {
             let body = self.limited(body);
             return self
                 .forward(parts, body, Label::Bypass, "fwd=request")
@@ -257,17 +269,34 @@ impl ProxyService {
         // header the client named in `Connection` never reaches the origin,
         // so it must not select a `Vary` variant either.
         strip_hop_by_hop(&mut parts.headers);
+        self.through_cache(parts, cache, &key, &req_cc).await
+    }
 
+    /// A GET or HEAD the cache may answer: fresh or allowed-stale hits are
+    /// served from the store, the rest goes upstream (revalidating what is
+    /// held), one fetch per key at a time.
+    async fn through_cache(
+        &self,
+        parts: Parts,
+        cache: &CacheState,
+        key: &str,
+        req_cc: &CacheControl,
+    ) -> (Response<Body>, Label) {
         let now = self.clock.now();
         let entry = cache
             .store
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&key);
+            .get(key);
         let (stale, kind) = match entry {
             Some(e) if e.matches_vary(&parts.headers) => {
-                if usable(&e, &req_cc, now) {
-                    let param = format!("hit; ttl={}", e.ttl(now).as_secs());
+                if usable(&e, req_cc, now) {
+                    let param = hit_param(&e, now, "");
+                    return (self.serve_entry(&parts, &e, Label::Hit, &param), Label::Hit);
+                }
+                if !req_cc.no_cache && e.may_serve_while_revalidating(now) {
+                    self.revalidate_in_background(&parts, key, e.clone());
+                    let param = hit_param(&e, now, "; detail=stale-while-revalidate");
                     return (self.serve_entry(&parts, &e, Label::Hit, &param), Label::Hit);
                 }
                 let kind = if req_cc.no_cache { "request" } else { "stale" };
@@ -276,15 +305,113 @@ impl ProxyService {
             Some(_) => (None, "vary-miss"),
             None => (None, "uri-miss"),
         };
+        if req_cc.only_if_cached {
+            let resp = text(
+                StatusCode::GATEWAY_TIMEOUT,
+                "not in the cache, and the request said only-if-cached\n",
+            );
+            let param = format!("fwd={kind}; detail=only-if-cached");
+            return (label(resp, Label::Miss, &param), Label::Miss);
+        }
         if parts.method == Method::HEAD {
-            // Not worth fetching a whole body to store: ask upstream for the head only.
-            let param = format!("fwd={kind}");
-            let mut parts = parts;
-            strip_body_framing(&mut parts.headers);
+            return self.head_through(parts, cache, key, stale, kind).await;
+        }
+        if stale.is_none() && parts.headers.contains_key(header::RANGE) {
+            // Nothing to cut the range from: the upstream answers it (206s
+            // are not stored).
+            let param = format!("fwd={kind}; detail=range");
             return self.forward(parts, empty(), Label::Miss, &param).await;
         }
-        self.fetch_coalesced(&parts, cache, &key, stale, &req_cc, kind)
+        self.fetch_coalesced(&parts, cache, key, stale, req_cc, kind)
             .await
+    }
+
+    /// A HEAD that the cache cannot answer goes upstream as HEAD (not worth
+    /// fetching a body to store). A `200` that agrees with a stored entry's
+    /// validators and length freshens it, like a 304 would; one that does
+    /// not means the stored body is outdated (RFC 9111 §4.3.5).
+    async fn head_through(
+        &self,
+        mut parts: Parts,
+        cache: &CacheState,
+        key: &str,
+        stale: Option<Arc<CachedResponse>>,
+        kind: &str,
+    ) -> (Response<Body>, Label) {
+        let param = format!("fwd={kind}");
+        strip_body_framing(&mut parts.headers);
+        let Some(e) = stale else {
+            return self.forward(parts, empty(), Label::Miss, &param).await;
+        };
+        let headers = upstream_request_headers(&parts.headers, parts.version, &self.via_token);
+        let request_time = self.clock.wall();
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let path = path_and_query(&parts.uri);
+        let resp = match self
+            .send(Method::HEAD, path, headers, empty(), deadline)
+            .await
+        {
+            Ok(r) => r,
+            Err(err) => {
+                return (
+                    label(error_response(&err), Label::Miss, &param),
+                    Label::Miss,
+                )
+            }
+        };
+        let (mut rparts, _) = resp.into_parts();
+        strip_hop_by_hop(&mut rparts.headers);
+        if rparts.status != StatusCode::OK {
+            return (
+                label(Response::from_parts(rparts, empty()), Label::Miss, &param),
+                Label::Miss,
+            );
+        }
+        if !same_representation(&e, &rparts.headers) {
+            self.store_remove(cache, key);
+            return (
+                label(Response::from_parts(rparts, empty()), Label::Miss, &param),
+                Label::Miss,
+            );
+        }
+        let fresh = Arc::new(e.refreshed(
+            &rparts.headers,
+            &parts.headers,
+            cache.default_ttl,
+            request_time,
+            self.clock.wall(),
+            self.clock.now(),
+        ));
+        self.store_insert(cache, key, fresh.clone());
+        let param = format!("{param}; fwd-status=200; detail=head-freshened");
+        (
+            self.serve_entry(&parts, &fresh, Label::Miss, &param),
+            Label::Miss,
+        )
+    }
+
+    /// Refreshes a stale entry upstream while the client has already been
+    /// answered from it (`stale-while-revalidate`); skipped when a fetch of
+    /// the key is already under way.
+    fn revalidate_in_background(&self, parts: &Parts, key: &str, stale: Arc<CachedResponse>) {
+        let Some(me) = self.me.upgrade() else { return };
+        let mut req = Request::new(());
+        *req.uri_mut() = parts.uri.clone();
+        *req.version_mut() = parts.version;
+        *req.headers_mut() = parts.headers.clone();
+        req.headers_mut().remove(header::RANGE);
+        let (parts, ()) = req.into_parts();
+        let key = key.to_string();
+        tokio::spawn(async move {
+            let Some(cache) = &me.cache else { return };
+            if let Role::Lead(leader) = cache.flights.join(&key) {
+                let req_cc = request_cache_control(&parts.headers);
+                let (_, _, shared) = me
+                    .fetch_and_store(&parts, cache, &key, Some(stale), &req_cc, "stale")
+                    .await;
+                leader.finish(shared);
+            }
+        });
     }
 
     /// The client's body, cut off past `--max-body-size`.
@@ -465,6 +592,17 @@ impl ProxyService {
                             return (self.serve_entry(parts, &e, Label::Hit, &param), Label::Hit);
                         }
                         Shared::Failed(err) => {
+                            let now = self.clock.now();
+                            if let Some(e) = stale
+                                .as_ref()
+                                .filter(|e| e.may_serve_on_error(req_cc, now, err.disconnected()))
+                            {
+                                let param = hit_param(e, now, "; detail=stale-if-error");
+                                return (
+                                    self.serve_entry(parts, e, Label::Hit, &param),
+                                    Label::Hit,
+                                );
+                            }
                             let param = format!("fwd={kind}; detail=coalesced");
                             return (
                                 label(error_response(&err), Label::Miss, &param),
@@ -504,6 +642,7 @@ impl ProxyService {
             header::IF_MATCH,
             header::IF_UNMODIFIED_SINCE,
             header::IF_RANGE,
+            header::RANGE,
         ] {
             headers.remove(h);
         }
@@ -535,6 +674,15 @@ impl ProxyService {
         {
             Ok(r) => r,
             Err(e) => {
+                let now = self.clock.now();
+                if let Some(s) = stale
+                    .as_ref()
+                    .filter(|s| s.may_serve_on_error(req_cc, now, e.disconnected()))
+                {
+                    let param = hit_param(s, now, "; detail=stale-if-error");
+                    let resp = self.serve_entry(parts, s, Label::Hit, &param);
+                    return (resp, Label::Hit, Shared::Failed(e));
+                }
                 let param = format!("fwd={kind}");
                 return (
                     label(error_response(&e), Label::Miss, &param),
@@ -549,6 +697,13 @@ impl ProxyService {
         // `Cache-Control: private` it named in `Connection` is still private.
         let origin_said = rparts.headers.clone();
         strip_hop_by_hop(&mut rparts.headers);
+        if let Some(answer) = self.stale_for_server_error(parts, &stale, req_cc, rparts.status) {
+            return answer;
+        }
+        let request = RequestFacts {
+            cc: req_cc.clone(),
+            authorization: parts.headers.contains_key(header::AUTHORIZATION),
+        };
 
         if let (true, StatusCode::NOT_MODIFIED, Some(e)) = (conditional, rparts.status, &stale) {
             bump(&self.counters.revalidated_unmodified);
@@ -564,8 +719,8 @@ impl ProxyService {
             // `Set-Cookie`): then this client gets it and nobody else does.
             let verdict = cache::storable(
                 e.status,
-                req_cc,
-                &CacheControl::parse(&origin_said),
+                &request,
+                &CacheControl::for_response(&origin_said),
                 &origin_said,
                 None,
                 cache.max_entry,
@@ -591,8 +746,8 @@ impl ProxyService {
 
         let verdict = cache::storable(
             rparts.status,
-            req_cc,
-            &CacheControl::parse(&origin_said),
+            &request,
+            &CacheControl::for_response(&origin_said),
             &origin_said,
             content_length(&rparts.headers),
             cache.max_entry,
@@ -652,6 +807,32 @@ impl ProxyService {
         }
     }
 
+    /// A stale entry in place of a 500, 502, 503 or 504 from the upstream,
+    /// when `stale-if-error` allows it (RFC 5861 §4); the error's body is dropped.
+    fn stale_for_server_error(
+        &self,
+        parts: &Parts,
+        stale: &Option<Arc<CachedResponse>>,
+        req_cc: &CacheControl,
+        status: StatusCode,
+    ) -> Option<(Response<Body>, Label, Shared)> {
+        if !matches!(status.as_u16(), 500 | 502 | 503 | 504) {
+            return None;
+        }
+        let e = stale.as_ref()?;
+        let now = self.clock.now();
+        if !e.may_serve_on_error(req_cc, now, false) {
+            return None;
+        }
+        let param = hit_param(
+            e,
+            now,
+            &format!("; fwd-status={}; detail=stale-if-error", status.as_u16()),
+        );
+        let resp = self.serve_entry(parts, e, Label::Hit, &param);
+        Some((resp, Label::Hit, Shared::FetchYourself))
+    }
+
     fn stream(
         &self,
         rparts: http::response::Parts,
@@ -684,18 +865,40 @@ impl ProxyService {
             headers.insert(header::AGE, HeaderValue::from(age));
         }
         let not_modified = e.status == StatusCode::OK && not_modified(&parts.headers, e);
+        let total = e.body.len();
+        let range = if parts.method == Method::GET && e.status == StatusCode::OK {
+            requested_range(&parts.headers, e)
+        } else {
+            RangeAnswer::Full
+        };
         let (status, body) = if not_modified {
             headers.remove(header::CONTENT_LENGTH);
             (StatusCode::NOT_MODIFIED, empty())
+        } else if let RangeAnswer::Unsatisfiable = range {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
+                headers.insert(header::CONTENT_RANGE, v);
+            }
+            (StatusCode::RANGE_NOT_SATISFIABLE, empty())
         } else {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(e.body.len()));
+            let (status, bytes) = match range {
+                RangeAnswer::Part(first, last) => {
+                    let v = format!("bytes {first}-{last}/{total}");
+                    if let Ok(v) = HeaderValue::from_str(&v) {
+                        headers.insert(header::CONTENT_RANGE, v);
+                    }
+                    (StatusCode::PARTIAL_CONTENT, e.body.slice(first..=last))
+                }
+                _ => (e.status, e.body.clone()),
+            };
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
             if parts.method == Method::HEAD {
-                (e.status, empty())
+                (status, empty())
             } else {
                 if lbl == Label::Hit {
-                    add(&self.counters.bytes_from_cache, e.body.len() as u64);
+                    add(&self.counters.bytes_from_cache, bytes.len() as u64);
                 }
-                (e.status, full(e.body.clone()))
+                (status, full(bytes))
             }
         };
         let mut resp = Response::new(body);
@@ -786,13 +989,48 @@ impl ProxyService {
     }
 }
 
-/// A fresh entry the request may use as is.
+/// An entry the request may use without going upstream: fresh enough for
+/// its `max-age` and `min-fresh`, or stale within its `max-stale` when the
+/// response does not forbid that (RFC 9111 §5.2.1).
 fn usable(e: &CachedResponse, req_cc: &CacheControl, now: Instant) -> bool {
-    e.is_fresh(now)
-        && !req_cc.no_cache
-        && req_cc
-            .max_age
-            .map_or(true, |max| e.age(now) < Duration::from_secs(max))
+    let secs = Duration::from_secs;
+    if req_cc.no_cache || req_cc.max_age.is_some_and(|max| e.age(now) >= secs(max)) {
+        return false;
+    }
+    if e.is_fresh(now) {
+        return req_cc.min_fresh.map_or(true, |m| e.ttl(now) >= secs(m));
+    }
+    req_cc
+        .max_stale
+        .is_some_and(|m| !e.cc.forbids_stale() && e.staleness(now) <= secs(m))
+}
+
+/// `Cache-Status` for an answer from the store: `hit; ttl=N`, negative when
+/// the entry is stale (RFC 9211 §2.4), then `extra`.
+fn hit_param(e: &CachedResponse, now: Instant, extra: &str) -> String {
+    let ttl = if e.is_fresh(now) {
+        e.ttl(now).as_secs().to_string()
+    } else {
+        format!("-{}", e.staleness(now).as_secs())
+    };
+    format!("hit; ttl={ttl}{extra}")
+}
+
+/// Whether a `200` to a HEAD describes the stored body: no validator or
+/// length it carries differs from the stored one (RFC 9111 §4.3.5).
+fn same_representation(e: &CachedResponse, head: &HeaderMap) -> bool {
+    [header::ETAG, header::LAST_MODIFIED, header::CONTENT_LENGTH]
+        .iter()
+        .all(|name| match (head.get(name), e.headers.get(name)) {
+            (Some(new), Some(old)) => new == old,
+            (Some(new), None) if name == header::CONTENT_LENGTH => {
+                new.to_str()
+                    .ok()
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    == Some(e.body.len())
+            }
+            _ => true,
+        })
 }
 
 /// Request `Cache-Control`, with HTTP/1.0 `Pragma: no-cache` as `no-cache`.
@@ -823,10 +1061,71 @@ fn not_modified(req: &HeaderMap, e: &CachedResponse) -> bool {
     let since = req
         .get(header::IF_MODIFIED_SINCE)
         .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
+    // Without Last-Modified, the stored Date stands in (RFC 9111 §4.3.2).
     let modified = e
         .last_modified()
+        .or_else(|| e.headers.get(header::DATE))
         .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
     matches!((since, modified), (Some(s), Some(m)) if m <= s)
+}
+
+/// What a GET's `Range` asks of a stored complete response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RangeAnswer {
+    /// No range, one that is ignored (several ranges, bad syntax, another
+    /// unit, an `If-Range` that does not match): the whole response.
+    Full,
+    /// Bytes `first..=last`.
+    Part(usize, usize),
+    /// A range past the end: 416.
+    Unsatisfiable,
+}
+
+/// Reads a single `bytes=` range (RFC 9110 §14.1.2): `a-b`, `a-` or `-n`,
+/// honoured only when `If-Range`, if sent, names the stored response by
+/// its strong ETag or exact `Last-Modified` (§13.1.5).
+fn requested_range(req: &HeaderMap, e: &CachedResponse) -> RangeAnswer {
+    let Some(spec) = req.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return RangeAnswer::Full;
+    };
+    if let Some(if_range) = req.get(header::IF_RANGE) {
+        let strong_etag = e.etag().filter(|t| !t.as_bytes().starts_with(b"W/"));
+        let matches = if if_range.as_bytes().starts_with(b"\"") {
+            strong_etag == Some(if_range)
+        } else {
+            e.last_modified() == Some(if_range)
+        };
+        if !matches {
+            return RangeAnswer::Full;
+        }
+    }
+    let Some(set) = spec.trim().strip_prefix("bytes=") else {
+        return RangeAnswer::Full;
+    };
+    let Some((a, b)) = set.trim().split_once('-') else {
+        return RangeAnswer::Full;
+    };
+    let len = e.body.len();
+    let num = |t: &str| -> Option<usize> {
+        let t = t.trim();
+        (!t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| t.parse().unwrap_or(usize::MAX))
+    };
+    let (first, last) = match (num(a), num(b), b.trim().is_empty()) {
+        (None, Some(n), _) if a.trim().is_empty() => {
+            if n == 0 || len == 0 {
+                return RangeAnswer::Unsatisfiable;
+            }
+            (len.saturating_sub(n), len - 1)
+        }
+        (Some(f), None, true) => (f, len.saturating_sub(1)),
+        (Some(f), Some(l), _) if l >= f => (f, l.min(len.saturating_sub(1))),
+        _ => return RangeAnswer::Full,
+    };
+    if first >= len {
+        return RangeAnswer::Unsatisfiable;
+    }
+    RangeAnswer::Part(first, last)
 }
 
 fn path_and_query(uri: &Uri) -> &str {

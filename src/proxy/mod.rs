@@ -63,8 +63,11 @@ pub struct CacheConfig {
     /// One entry may use at most an eighth of it; larger responses are
     /// streamed through uncached.
     pub capacity: u64,
-    /// Freshness lifetime when the origin gives none.
-    pub default_ttl: Duration,
+    /// `--cache-ttl`: freshness for a response that gives none (no
+    /// `max-age`, `s-maxage` or `Expires`), instead of the RFC's heuristic
+    /// from `Last-Modified`. Off (`None`) by default: a deviation from RFC
+    /// 9111 that an operator opts into.
+    pub default_ttl: Option<Duration>,
     /// Response bytes the proxy may hold beyond `capacity`: bodies being
     /// read for the cache, and bodies of evicted entries still being sent to
     /// slow readers. Bodies in memory never total more than `capacity +
@@ -74,7 +77,7 @@ pub struct CacheConfig {
 
 impl CacheConfig {
     /// A cache of `capacity` bytes with the default in-flight bound.
-    pub fn new(capacity: u64, default_ttl: Duration) -> Self {
+    pub fn new(capacity: u64, default_ttl: Option<Duration>) -> Self {
         CacheConfig {
             capacity,
             default_ttl,
@@ -92,7 +95,7 @@ impl CacheConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig::new(64 << 20, Duration::from_secs(60))
+        CacheConfig::new(64 << 20, None)
     }
 }
 
@@ -401,13 +404,13 @@ pub async fn spawn_with_hooks(
     let conn_stats = Arc::new(ConnStats::default());
     let tracker = TaskTracker::new();
 
-    let handler = Arc::new(http::ProxyService::new(
+    let handler = http::ProxyService::new(
         &config,
         counters.clone(),
         hooks.clock.clone(),
         hooks.impair.clone(),
         via_token.clone(),
-    ));
+    );
     tracker.spawn(server::serve(
         http,
         handler,

@@ -196,6 +196,7 @@ impl Services {
                 let config = OriginConfig {
                     www: plan.topology.www.clone(),
                     limits: HttpLimits::default(),
+                    max_age: plan.origin_max_age,
                 };
                 let h = origin::spawn(l, u, config, token.clone())
                     .await

@@ -115,6 +115,9 @@ pub struct Variant {
 pub struct Plan {
     pub mode: Mode,
     pub topology: Topology,
+    /// `[origin] max_age`: the spawned origin's `Cache-Control: max-age`
+    /// (`None`: it sends none).
+    pub origin_max_age: Option<Duration>,
     pub cache: CacheSettings,
     /// Link impairments the proxy applies in each direction (and the seed of
     /// their random generator): the proxy's own type, so nothing converts it.
@@ -170,8 +173,9 @@ impl Service {
 pub struct CacheSettings {
     pub enabled: bool,
     pub capacity: ByteSize,
-    /// Freshness lifetime when the origin gives none.
-    pub ttl: Duration,
+    /// `cache.ttl`: freshness for responses that give none, instead of the
+    /// RFC's heuristic (a deviation, off by default).
+    pub ttl: Option<Duration>,
 }
 
 impl CacheSettings {

@@ -22,6 +22,7 @@ pub struct Scenario {
     pub seed: S<i64>,
     pub mode: S<String>,
     pub topology: Option<Topology>,
+    pub origin: Option<Origin>,
     pub cache: Option<Cache>,
     pub impair: Option<Impair>,
     #[serde(default)]
@@ -64,6 +65,14 @@ pub struct Endpoint {
     pub udp: S<i64>,
     pub address: S<String>,
     pub udp_address: S<String>,
+}
+
+/// `[origin]`: how the spawned origin answers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Origin {
+    /// A duration, or `"none"` for no `Cache-Control` at all.
+    pub max_age: S<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

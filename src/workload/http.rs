@@ -289,43 +289,12 @@ pub async fn run_http(
     drop(tx);
 
     // The collector: the only place samples are aggregated.
-    let mut latency = LatencyStats::new();
-    let mut service = LatencyStats::new();
-    let mut status_counts = BTreeMap::new();
-    let mut errors_by_class = BTreeMap::<String, u64>::new();
-    let (mut requests, mut responses, mut errors, mut bytes, mut hits) = (0, 0, 0, 0, 0);
-    let mut marked = 0;
+    let mut tally = Tally::default();
     while let Some(s) = rx.recv().await {
-        requests += 1;
-        bytes += s.bytes;
-        match (s.status, s.error) {
-            (Some(code), _) => {
-                responses += 1;
-                *status_counts.entry(code).or_insert(0) += 1;
-                if code >= 500 {
-                    errors += 1;
-                }
-                if s.cache == CacheMark::Hit {
-                    hits += 1;
-                }
-                if s.cache != CacheMark::None {
-                    marked += 1;
-                }
-                latency.record(s.latency);
-                if config.open_loop() {
-                    service.record(s.service);
-                }
-            }
-            (None, class) => {
-                errors += 1;
-                *errors_by_class
-                    .entry(class.unwrap_or("other").to_string())
-                    .or_insert(0) += 1;
-            }
-        }
+        tally.add(&s, config.open_loop());
         progress.advance(1);
-        if requests % 16 == 0 {
-            progress.replies(responses, Some(errors));
+        if tally.requests % 16 == 0 {
+            progress.replies(tally.responses, Some(tally.errors));
         }
         on_request(HttpRequestRow {
             variant: String::new(),
@@ -339,23 +308,77 @@ pub async fn run_http(
             error: s.error.map(str::to_string),
         });
     }
-    progress.replies(responses, Some(errors));
+    progress.replies(tally.responses, Some(tally.errors));
+    Ok(tally.report(started_at, start.elapsed(), cancel.is_cancelled()))
+}
 
-    Ok(HttpReport {
-        started_at,
-        duration: start.elapsed(),
-        requests,
-        responses,
-        errors,
-        bytes,
-        cache_hits: hits,
-        cache_marked: marked,
-        latency: latency.summary(),
-        service: service.summary(),
-        status_counts,
-        errors_by_class,
-        interrupted: cancel.is_cancelled(),
-    })
+/// Aggregates the samples of a run into its report: counts by outcome,
+/// status and error class, and the latency statistics.
+#[derive(Debug, Default)]
+struct Tally {
+    latency: LatencyStats,
+    service: LatencyStats,
+    status_counts: BTreeMap<u16, u64>,
+    errors_by_class: BTreeMap<String, u64>,
+    requests: u64,
+    responses: u64,
+    errors: u64,
+    bytes: u64,
+    hits: u64,
+    marked: u64,
+}
+
+impl Tally {
+    /// Counts one finished request. Latency is over responses only; the
+    /// service time only means something apart from it in an open loop.
+    fn add(&mut self, s: &Sample, open_loop: bool) {
+        self.requests += 1;
+        self.bytes += s.bytes;
+        match (s.status, s.error) {
+            (Some(code), _) => {
+                self.responses += 1;
+                *self.status_counts.entry(code).or_insert(0) += 1;
+                if code >= 500 {
+                    self.errors += 1;
+                }
+                if s.cache == CacheMark::Hit {
+                    self.hits += 1;
+                }
+                if s.cache != CacheMark::None {
+                    self.marked += 1;
+                }
+                self.latency.record(s.latency);
+                if open_loop {
+                    self.service.record(s.service);
+                }
+            }
+            (None, class) => {
+                self.errors += 1;
+                *self
+                    .errors_by_class
+                    .entry(class.unwrap_or("other").to_string())
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+
+    fn report(self, started_at: SystemTime, duration: Duration, interrupted: bool) -> HttpReport {
+        HttpReport {
+            started_at,
+            duration,
+            requests: self.requests,
+            responses: self.responses,
+            errors: self.errors,
+            bytes: self.bytes,
+            cache_hits: self.hits,
+            cache_marked: self.marked,
+            latency: self.latency.summary(),
+            service: self.service.summary(),
+            status_counts: self.status_counts,
+            errors_by_class: self.errors_by_class,
+            interrupted,
+        }
+    }
 }
 
 /// Open loop: hands out request `i` stamped with `start + i / rate`. Tokio's
@@ -537,4 +560,56 @@ fn classify_hyper(e: hyper::Error) -> &'static str {
         return "reset";
     }
     "other"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(status: Option<u16>, cache: CacheMark, error: Option<&'static str>) -> Sample {
+        Sample {
+            client: 0,
+            path: 0,
+            status,
+            bytes: 100,
+            latency: Duration::from_millis(10),
+            service: Duration::from_millis(4),
+            cache,
+            error,
+        }
+    }
+
+    #[test]
+    fn the_tally_counts_each_outcome_once() {
+        let mut t = Tally::default();
+        t.add(&sample(Some(200), CacheMark::Hit, None), false);
+        t.add(&sample(Some(200), CacheMark::Miss, None), false);
+        t.add(&sample(Some(503), CacheMark::None, None), false);
+        t.add(&sample(None, CacheMark::None, Some("timeout")), false);
+        t.add(&sample(None, CacheMark::None, None), false);
+        let r = t.report(SystemTime::UNIX_EPOCH, Duration::from_secs(1), false);
+        assert_eq!(
+            (r.requests, r.responses, r.errors, r.bytes),
+            (5, 3, 3, 500),
+            "5xx and transport failures are both errors"
+        );
+        assert_eq!((r.cache_hits, r.cache_marked), (1, 2));
+        assert_eq!(r.latency.map(|l| l.count), Some(3), "responses only");
+        assert_eq!(r.service, None, "closed loop: no separate service time");
+        assert_eq!(r.status_counts, BTreeMap::from([(200, 2), (503, 1)]));
+        assert_eq!(
+            r.errors_by_class,
+            BTreeMap::from([("other".to_string(), 1), ("timeout".to_string(), 1)])
+        );
+    }
+
+    #[test]
+    fn an_open_loop_tally_keeps_service_time_apart_from_latency() {
+        let mut t = Tally::default();
+        t.add(&sample(Some(200), CacheMark::None, None), true);
+        let r = t.report(SystemTime::UNIX_EPOCH, Duration::from_secs(1), true);
+        assert_eq!(r.latency.map(|l| l.max_ms), Some(10.0));
+        assert_eq!(r.service.map(|l| l.max_ms), Some(4.0));
+        assert!(r.interrupted());
+    }
 }

@@ -186,26 +186,7 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
     progress.set_total(config.count * u64::from(flows));
     progress.replies(0, None);
 
-    let bind: SocketAddr = if config.target.is_ipv4() {
-        "0.0.0.0:0".parse().expect("valid address")
-    } else {
-        "[::]:0".parse().expect("valid address")
-    };
-    let mut senders = Vec::with_capacity(flows as usize);
-    let mut receivers = Vec::with_capacity(flows as usize);
-    for _ in 0..flows {
-        let socket = std::net::UdpSocket::bind(bind)
-            .with_context(|| format!("cannot open a UDP socket ({bind})"))?;
-        // Connected: the kernel keeps other senders' datagrams away, and a
-        // closed port shows up as ICMP errors we can ignore.
-        socket
-            .connect(config.target)
-            .with_context(|| format!("cannot reach {}", config.target))?;
-        socket.set_nonblocking(true)?;
-        crate::net::grow_udp_buffers(&socket, crate::net::UDP_BUFFER);
-        senders.push(socket.try_clone()?);
-        receivers.push(tokio::net::UdpSocket::from_std(socket)?);
-    }
+    let (senders, receivers) = open_sockets(config)?;
 
     let started_at = SystemTime::now();
     let start = Instant::now();
@@ -247,7 +228,64 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
         })
     };
 
-    // The collector: the only place rows are handed out.
+    collect_replies(&mut rx, on_packet, progress).await;
+
+    let paced = pacer.await.context("the UDP pacing thread failed")??;
+    let mut flows_rx = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        flows_rx.push(t.await.context("a UDP receive task failed")??);
+    }
+    let run = RunTimes {
+        started_at,
+        duration: start.elapsed(),
+        interrupted: cancel.is_cancelled(),
+    };
+    Ok(summarise(config, run, &paced, &flows_rx, on_packet))
+}
+
+/// When a run started, how long it took, and whether it was cut short.
+struct RunTimes {
+    started_at: SystemTime,
+    duration: Duration,
+    interrupted: bool,
+}
+
+/// One connected socket per flow: a blocking one for the pacing thread and
+/// its clone for the flow's receive task.
+fn open_sockets(
+    config: &UdpProbeConfig,
+) -> anyhow::Result<(Vec<std::net::UdpSocket>, Vec<tokio::net::UdpSocket>)> {
+    let flows = config.flows;
+    let bind: SocketAddr = if config.target.is_ipv4() {
+        "0.0.0.0:0".parse().expect("valid address")
+    } else {
+        "[::]:0".parse().expect("valid address")
+    };
+    let mut senders = Vec::with_capacity(flows as usize);
+    let mut receivers = Vec::with_capacity(flows as usize);
+    for _ in 0..flows {
+        let socket = std::net::UdpSocket::bind(bind)
+            .with_context(|| format!("cannot open a UDP socket ({bind})"))?;
+        // Connected: the kernel keeps other senders' datagrams away, and a
+        // closed port shows up as ICMP errors we can ignore.
+        socket
+            .connect(config.target)
+            .with_context(|| format!("cannot reach {}", config.target))?;
+        socket.set_nonblocking(true)?;
+        crate::net::grow_udp_buffers(&socket, crate::net::UDP_BUFFER);
+        senders.push(socket.try_clone()?);
+        receivers.push(tokio::net::UdpSocket::from_std(socket)?);
+    }
+    Ok((senders, receivers))
+}
+
+/// The collector: the only place reply rows are handed out, as the receive
+/// tasks classify them.
+async fn collect_replies(
+    rx: &mut mpsc::UnboundedReceiver<Event>,
+    on_packet: &mut (dyn FnMut(UdpPacketRow) + Send),
+    progress: &dyn Progress,
+) {
     let mut received = 0u64;
     while let Some(ev) = rx.recv().await {
         let status = match ev.class {
@@ -275,16 +313,17 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
         });
     }
     progress.replies(received, None);
+}
 
-    let paced = pacer.await.context("the UDP pacing thread failed")??;
-    let mut flows_rx = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        flows_rx.push(t.await.context("a UDP receive task failed")??);
-    }
-    let interrupted = cancel.is_cancelled();
-    let duration = start.elapsed();
-
-    // Lost rows, then the statistics, both in flow and sequence order.
+/// After the run: a row for each datagram never answered, then the
+/// statistics over every flow, both in flow and sequence order.
+fn summarise(
+    config: &UdpProbeConfig,
+    run: RunTimes,
+    paced: &Paced,
+    flows_rx: &[Received],
+    on_packet: &mut (dyn FnMut(UdpPacketRow) + Send),
+) -> UdpReport {
     let mut counts = FlowCounts::default();
     let mut lost = 0;
     let mut foreign = 0;
@@ -292,7 +331,7 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
     let mut latency = LatencyStats::new();
     let (mut jitter_sum, mut jitter_flows) = (0.0, 0u32);
     let (mut abs_d_sum, mut pairs) = (0.0, 0u64);
-    for (flow, r) in (0u32..).zip(&flows_rx) {
+    for (flow, r) in (0u32..).zip(flows_rx) {
         for seq in 0..paced.sent {
             if r.tracker.unanswered(seq) {
                 on_packet(UdpPacketRow {
@@ -325,7 +364,7 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
         pairs += acc.pairs();
     }
 
-    let sent = paced.sent * u64::from(flows);
+    let sent = paced.sent * u64::from(config.flows);
     let first_send_ns = paced.send_ns.iter().filter_map(|v| v.first()).min();
     let throughput_bps = match (first_send_ns, last_reply_ns) {
         (Some(&first), Some(last)) => qos::throughput_bps(
@@ -335,9 +374,9 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
         _ => None,
     };
     let paced_run = !config.interval.is_zero();
-    Ok(UdpReport {
-        started_at,
-        duration,
+    UdpReport {
+        started_at: run.started_at,
+        duration: run.duration,
         sent,
         counts,
         lost,
@@ -350,8 +389,8 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
         pacing_mean_ms: (paced_run && sent > 0)
             .then(|| qos::ns_to_ms(paced.lateness_sum_ns / sent as f64)),
         pacing_max_ms: (paced_run && sent > 0).then(|| qos::ns_to_ms(paced.lateness_max_ns as f64)),
-        interrupted,
-    })
+        interrupted: run.interrupted,
+    }
 }
 
 /// The pacer is done: when, and how many datagrams each flow sent.

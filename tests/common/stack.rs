@@ -22,6 +22,7 @@ pub async fn origin_and_proxy(
         OriginConfig {
             www,
             limits: HttpLimits::default(),
+            max_age: Some(origin::DEFAULT_MAX_AGE),
         },
         token.clone(),
     )

@@ -83,6 +83,7 @@ pub async fn start(www: &Path, limits: HttpLimits) -> Origin {
     let config = OriginConfig {
         www: www.to_path_buf(),
         limits,
+        max_age: None,
     };
     let handle = origin::spawn(http, udp, config, token.clone())
         .await

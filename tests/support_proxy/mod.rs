@@ -237,11 +237,7 @@ async fn answer(
             &[("cache-control", "private, max-age=60")],
             "mine",
         ),
-        "/error" => whole(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &[("cache-control", "max-age=60")],
-            "boom",
-        ),
+        "/error" => whole(StatusCode::INTERNAL_SERVER_ERROR, &[], "boom"),
         "/short" => {
             if inm.as_deref() == Some("\"short-v1\"") {
                 whole(
@@ -308,9 +304,13 @@ async fn answer(
                 vec![b'z'; n],
             )
         }
+        // Like `netrun serve`'s default: a minute of explicit freshness.
         _ => whole(
             StatusCode::OK,
-            &[("content-type", "text/html")],
+            &[
+                ("content-type", "text/html"),
+                ("cache-control", "max-age=60"),
+            ],
             format!("<html>{path}</html>"),
         ),
     }

@@ -21,6 +21,7 @@ pub(super) fn resolve_plan(
     let before = errs.errors.len();
     let mode = resolve_mode(r, errs);
     let topology = resolve_topology(r.topology.clone().unwrap_or_default(), dir, errs);
+    let origin_max_age = resolve_max_age(r.origin.as_ref(), errs);
     let cache = resolve_cache(r);
     let impair = resolve_impair(r, errs);
     let workloads = resolve_workloads(r, topology.as_ref(), errs);
@@ -30,6 +31,7 @@ pub(super) fn resolve_plan(
     Some(Plan {
         mode,
         topology: topology?,
+        origin_max_age,
         cache,
         impair,
         workloads,
@@ -56,8 +58,29 @@ fn resolve_cache(r: &raw::Scenario) -> CacheSettings {
     CacheSettings {
         enabled: c.enabled.map_or(true, |v| *v.get_ref()),
         capacity: c.capacity.map_or(ByteSize(64 << 20), |v| *v.get_ref()),
-        ttl: c.ttl.map_or(Duration::from_secs(60), |v| v.get_ref().0),
+        ttl: c.ttl.map(|v| v.get_ref().0),
     }
+}
+
+/// `[origin] max_age`: a duration, or `"none"`; the origin's default when absent.
+fn resolve_max_age(o: Option<&raw::Origin>, errs: &mut ScenarioErrors) -> Option<Duration> {
+    let Some(v) = o.and_then(|o| o.max_age.as_ref()) else {
+        return Some(crate::origin::DEFAULT_MAX_AGE);
+    };
+    let text = v.get_ref().trim();
+    if text.eq_ignore_ascii_case("none") {
+        return None;
+    }
+    let longest = Duration::from_secs(crate::proxy::cache::MAX_DELTA_SECONDS);
+    let problem = match crate::units::parse_duration(text) {
+        Ok(d) if d <= longest => return Some(d),
+        Ok(_) => {
+            format!("`{text}` is too long; HTTP caches count at most 2^31 seconds (about 68 years)")
+        }
+        Err(e) => format!("{e}; or \"none\" to send no Cache-Control"),
+    };
+    errs.push(Some(v.span()), "origin.max_age", problem);
+    None
 }
 
 /// `[impair]` and `seed`, as the proxy's link model takes them.
@@ -137,7 +160,8 @@ mod tests {
         assert_eq!(p.mode, Mode::Sequential);
         assert!(p.cache.enabled);
         assert_eq!(p.cache.capacity.bytes(), 64 << 20);
-        assert_eq!(p.cache.ttl, std::time::Duration::from_secs(60));
+        assert_eq!(p.cache.ttl, None, "no invented freshness unless asked");
+        assert_eq!(p.origin_max_age, Some(crate::origin::DEFAULT_MAX_AGE));
         assert!(p.impair.is_none());
         assert_eq!(p.impair.seed, 1);
     }

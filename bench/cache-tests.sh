@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Runs the HTTP Working Group's cache test suite (github.com/http-tests/cache-tests,
+# the suite behind cache-tests.fyi) against `netrun proxy`, at a pinned version,
+# and prints netrun's figures beside the published nginx, Varnish, Squid and
+# Traffic Server results of that same version. Loopback only.
+#
+#   bench/cache-tests.sh                      # default proxy flags
+#   bench/cache-tests.sh --cache-ttl 60s      # extra flags go to `netrun proxy`
+#   bench/cache-tests.sh -i freshness-none    # one test, with the suite's request/response dump
+#
+# Environment:
+#   CACHE_TESTS_DIR   where the suite is installed (default target/cache-tests)
+#   CACHE_TESTS_SRC   a local git clone or mirror of http-tests/cache-tests to take the
+#                     pinned commit from, when github.com cannot be reached
+#   NETRUN            the netrun binary to test (default: cargo build, target/debug/netrun)
+#
+# Exit status: 0 when no required test fails outright, 1 when one does, 3 when the
+# suite cannot be installed or started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The suite's version: package.json says 0.4.5 for years, so the commit pins it.
+SUITE_REPO=https://github.com/http-tests/cache-tests
+SUITE_COMMIT=b55b8bda3dbb8c927c04e85bd8d496a8caa3e4ba # 2026-07-20, version 0.4.5
+# The one package its command-line client needs (for the interim-response tests).
+UNDICI_VERSION=7.30.2
+
+DIR=${CACHE_TESTS_DIR:-target/cache-tests}
+SUITE=$DIR/suite-$SUITE_COMMIT
+ONE_TEST=""
+if [[ ${1:-} == "-i" ]]; then
+    ONE_TEST=${2:?"-i needs a test id, e.g. -i freshness-none"}
+    shift 2
+fi
+
+die() { echo "cache-tests: $*" >&2; exit 3; }
+
+# node 20.18 or later (undici 7); as root on Debian, install it when missing.
+node_ok() {
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 &&
+        node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>20||(a===20&&b>=18)?0:1)'
+}
+if ! node_ok; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+    fi
+    node_ok || die "needs node 20.18 or later and npm on PATH (https://nodejs.org)"
+fi
+
+install_suite() {
+    [[ -f $SUITE/.installed ]] && return 0
+    rm -rf "$SUITE" && mkdir -p "$SUITE"
+    if [[ -n ${CACHE_TESTS_SRC:-} ]]; then
+        git -C "$CACHE_TESTS_SRC" archive "$SUITE_COMMIT" | tar -x -C "$SUITE" ||
+            die "commit $SUITE_COMMIT not found in CACHE_TESTS_SRC=$CACHE_TESTS_SRC"
+    else
+        curl -fsSL --retry 2 "https://codeload.github.com/http-tests/cache-tests/tar.gz/$SUITE_COMMIT" |
+            tar -xz --strip-components=1 -C "$SUITE" ||
+            die "could not download $SUITE_REPO at $SUITE_COMMIT; set CACHE_TESTS_SRC to a local clone"
+    fi
+    [[ -f $SUITE/tests/index.mjs ]] || die "$SUITE holds no tests/index.mjs: not the cache-tests suite"
+    # undici goes next to the suite, not into it: node finds it walking up, and
+    # the suite's own package.json (linters, site tooling) is never installed.
+    echo '{"private": true}' >"$DIR/package.json"
+    (cd "$DIR" && npm install --no-save --no-package-lock --ignore-scripts --no-audit --no-fund \
+        --loglevel=error "undici@$UNDICI_VERSION" >/dev/null) || die "npm could not install undici@$UNDICI_VERSION"
+    touch "$SUITE/.installed"
+}
+install_suite
+DIR=$(cd "$DIR" && pwd)
+SUITE=$DIR/suite-$SUITE_COMMIT
+
+if [[ -z ${NETRUN:-} ]]; then
+    cargo build --quiet --locked
+    NETRUN=target/debug/netrun
+fi
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Waits (up to 10 s) for a line matching $2 in log $1 and prints it.
+wait_line() {
+    for _ in $(seq 100); do
+        if grep -m1 -E "$2" "$1" 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "cache-tests: gave up waiting for '$2' in $1:" >&2
+    cat "$1" >&2
+    exit 3
+}
+
+# The suite's origin listens on every interface when given a port; a preload
+# keeps it on loopback.
+cat >"$WORK/loopback.mjs" <<'EOF'
+import net from 'node:net'
+const listen = net.Server.prototype.listen
+net.Server.prototype.listen = function (...args) {
+  const portOnly = ['number', 'string'].includes(typeof args[0]) && typeof args[1] !== 'string'
+  if (portOnly) args.splice(1, 0, '127.0.0.1')
+  return listen.apply(this, args)
+}
+EOF
+(cd "$SUITE" && exec env npm_config_protocol=http npm_config_port=0 npm_config_pidfile="$WORK/server.pid" \
+    node --import "$WORK/loopback.mjs" test-engine/server/server.mjs) >"$WORK/origin.log" 2>&1 &
+PIDS+=($!)
+ORIGIN=$(wait_line "$WORK/origin.log" '^Listening on' | sed -E 's#.*//([^/]+)/.*#\1#')
+
+"$NETRUN" proxy --http 127.0.0.1:0 --udp 127.0.0.1:0 --upstream "$ORIGIN" \
+    --udp-upstream 127.0.0.1:9 "$@" >"$WORK/proxy.log" 2>&1 &
+PIDS+=($!)
+PROXY=$(wait_line "$WORK/proxy.log" '^proxy http://' | sed -E 's#^proxy http://([^ ]+) .*#\1#')
+echo "suite $SUITE_REPO at ${SUITE_COMMIT:0:7} (0.4.5, 2026-07-20); origin $ORIGIN; netrun proxy $PROXY ${*:-(default flags)}"
+
+RESULTS=$DIR/results.json
+cd "$SUITE"
+if [[ -n $ONE_TEST ]]; then
+    npm_config_base="http://$PROXY" npm_config_id="$ONE_TEST" timeout 120 node --no-warnings test-engine/cli.mjs
+    exit 0
+fi
+start=$(date +%s)
+npm_config_base="http://$PROXY" npm_package_config_id="" timeout 600 \
+    node --no-warnings test-engine/cli.mjs >"$RESULTS" || die "the suite's client failed; see $RESULTS"
+echo "ran in $(($(date +%s) - start)) s; results in $RESULTS"
+echo
+node "$OLDPWD/bench/cache-tests-summary.mjs" "$SUITE" "$RESULTS" "netrun proxy ${*:-}"
