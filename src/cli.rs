@@ -414,7 +414,6 @@ mod tests {
             "SCENARIO",
             "FILE|DIR",
             "CSV|SCENARIO",
-            "DIR|CSV",
             "DUR|none",
             "DIR|CSV",
         ];
