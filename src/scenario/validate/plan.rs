@@ -111,6 +111,22 @@ fn resolve_impair(r: &raw::Scenario, errs: &mut ScenarioErrors) -> LinkConfig {
             );
         }
     }
+    // The README caps every duration at 24h; a longer delay would hold
+    // each datagram and message for days.
+    for (value, key) in [(&i.delay, "impair.delay"), (&i.jitter, "impair.jitter")] {
+        if let Some(v) = value {
+            if v.get_ref().0 > crate::workload::MAX_DURATION {
+                errs.push(
+                    Some(v.span()),
+                    key,
+                    format!(
+                        "{} is too long; at most 24h is accepted",
+                        crate::units::format_duration(v.get_ref().0)
+                    ),
+                );
+            }
+        }
+    }
     LinkConfig {
         delay: i.delay.as_ref().map_or(Duration::ZERO, |v| v.get_ref().0),
         jitter: i.jitter.as_ref().map_or(Duration::ZERO, |v| v.get_ref().0),
