@@ -233,6 +233,7 @@ mod tests {
             latency_ms: 4.5,
             cache: crate::metrics::CacheMark::Miss,
             error: Some("timeout".into()),
+            start_offset_ms: Some(2.25),
         };
         fn round_trip<T>(dir: &Path, row: &T) -> T
         where
@@ -241,7 +242,7 @@ mod tests {
             let path = dir.join("rows.csv");
             let file = RowFile::<T>::create(&path).unwrap();
             file.push(row);
-            file.commit().unwrap();
+            file.commit_to(&path).unwrap();
             let mut r = csv::Reader::from_path(&path).unwrap();
             r.deserialize().next().unwrap().unwrap()
         }
