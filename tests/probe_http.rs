@@ -235,3 +235,32 @@ async fn bad_configs_name_the_setting() {
     let err = anyhow::Error::from(netrun::Error::from(cfg.validate().unwrap_err()));
     assert_eq!(netrun::error::exit_code(&err), netrun::error::EXIT_INPUT);
 }
+
+/// Coordinated omission: in an open loop, requests scheduled while the server
+/// stalls wait behind the stalled one, and latency (from the scheduled start)
+/// must show that wait; the service time (from the actual send) must not.
+/// One client, so everything scheduled during the 500 ms stall queues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_loop_charges_a_stall_to_latency_but_not_to_service_time() {
+    let server = http_server().await;
+    let mut c = config(server.addr, &["/stall-once"], 200, 1);
+    c.rate = Some(200.0);
+    let (report, _) = probe(&c).await;
+    let s = report.summary();
+    assert_eq!((s.requests, s.errors), (Some(200), Some(0)));
+    let latency_p99 = s.latency_p99_ms.unwrap();
+    let service_p99 = s.service_p99_ms.unwrap();
+    // About 100 requests were due during the stall: far more than the 1% a p99 may hide.
+    assert!(latency_p99 >= 400.0, "latency p99 {latency_p99} ms");
+    assert!(
+        s.latency_p90_ms.unwrap() >= 100.0,
+        "latency p90 {:?} ms",
+        s.latency_p90_ms
+    );
+    // Only the stalled request itself took long to serve: 1 in 200 is under the p99.
+    assert!(
+        service_p99 < latency_p99 / 2.0,
+        "service p99 {service_p99} ms vs latency p99 {latency_p99} ms"
+    );
+    assert!(s.service_mean_ms.unwrap() < s.latency_mean_ms.unwrap());
+}

@@ -664,3 +664,59 @@ fn compare_puts_variants_side_by_side() {
         .code(2)
         .stderr(predicates::str::contains("does not exist"));
 }
+
+/// The summary's percentile columns hold the percentiles of the very RTTs
+/// written to udp_packets.csv: each one checked against the sorted samples
+/// (within a rank and the histogram's 0.1 % precision), so a swap of p90 and
+/// p99 cannot pass. Jittered delay spreads the RTTs over several ms.
+#[test]
+fn percentile_columns_match_the_per_packet_rtts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = scenario(
+        dir.path(),
+        "pct",
+        "[impair]\ndelay = \"2ms\"\njitter = \"2ms\"\n[[workload]]\nkind = \"udp\"\nname = \"q\"\ncount = 300\ninterval = \"1ms\"\n",
+    );
+    netrun()
+        .arg(&file)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .code(0);
+    let (_, packets) = read_csv(&dir.path().join("pct/udp_packets.csv"));
+    let mut rtts: Vec<f64> = packets
+        .iter()
+        .filter(|p| p["status"] == "ok" || p["status"] == "reordered")
+        .map(|p| num(p, "rtt_ms"))
+        .collect();
+    rtts.sort_by(f64::total_cmp);
+    let n = rtts.len();
+    assert!(n >= 250, "{n} replies");
+    let (_, rows) = read_csv(&dir.path().join("pct.csv"));
+    let row = row(&rows, "q");
+    assert_eq!(num(row, "received") as usize, n);
+    let near = |got: f64, lo: f64, hi: f64| got >= lo * 0.999 - 0.002 && got <= hi * 1.001 + 0.002;
+    assert!(
+        near(num(row, "latency_min_ms"), rtts[0], rtts[0]),
+        "{row:?}"
+    );
+    assert!(
+        near(num(row, "latency_max_ms"), rtts[n - 1], rtts[n - 1]),
+        "{row:?}"
+    );
+    for (col, q) in [
+        ("latency_p50_ms", 0.50),
+        ("latency_p90_ms", 0.90),
+        ("latency_p99_ms", 0.99),
+    ] {
+        // Nearest rank, give or take one.
+        let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+        let (lo, hi) = (rtts[rank.saturating_sub(2)], rtts[rank.min(n - 1)]);
+        let got = num(row, col);
+        assert!(near(got, lo, hi), "{col} = {got}, samples {lo}..{hi}");
+    }
+    // The columns are distinct measurements, in order.
+    assert!(num(row, "latency_p50_ms") < num(row, "latency_p90_ms"));
+    assert!(num(row, "latency_p90_ms") < num(row, "latency_p99_ms"));
+}

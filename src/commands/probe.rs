@@ -16,7 +16,6 @@ use serde::Serialize;
 use crate::cli::{HttpProbeArgs, UdpProbeArgs};
 use crate::error::{Error, Outcome};
 use crate::metrics::records::Tagged;
-use crate::metrics::records::{HTTP_REQUEST_COLUMNS, UDP_PACKET_COLUMNS};
 use crate::metrics::{HttpRequestRow, SummaryRow, UdpPacketRow};
 use crate::net;
 use crate::report::csv_stream::CsvStream;
@@ -43,7 +42,7 @@ pub async fn udp(args: UdpProbeArgs) -> anyhow::Result<Outcome> {
     let mut csv = args
         .csv
         .as_ref()
-        .map(|p| CsvStream::create(p, UDP_PACKET_COLUMNS))
+        .map(CsvStream::create::<UdpPacketRow>)
         .transpose()?;
     let progress = progress_bar(args.quiet || args.json, "udp");
     let cancel = shutdown::cancelled_on_signal();
@@ -116,7 +115,7 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
     let mut csv = args
         .csv
         .as_ref()
-        .map(|p| CsvStream::create(p, HTTP_REQUEST_COLUMNS))
+        .map(CsvStream::create::<HttpRequestRow>)
         .transpose()?;
     let progress = progress_bar(args.quiet || args.json, "http");
     let cancel = shutdown::cancelled_on_signal();

@@ -4,12 +4,13 @@
 use serde::{Deserialize, Serialize};
 
 /// What became of one probe datagram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PacketStatus {
     /// Reply received in sequence and in time.
     Ok,
     /// No reply by `timeout` after the last send.
+    #[default]
     Lost,
     /// Reply received after its own timeout.
     Late,
@@ -19,8 +20,8 @@ pub enum PacketStatus {
     Reordered,
 }
 
-/// One row of `udp_packets.csv`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One row of `udp_packets.csv`; its fields, in order, are the file's columns.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct UdpPacketRow {
     pub variant: String,
     pub workload: String,
@@ -36,7 +37,7 @@ pub struct UdpPacketRow {
 }
 
 /// Cache verdict reported by the proxy's `X-Cache` header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum CacheMark {
     #[serde(rename = "HIT")]
     Hit,
@@ -46,6 +47,7 @@ pub enum CacheMark {
     Bypass,
     /// No `X-Cache` header (not through netrun's proxy) or no response.
     #[serde(rename = "-")]
+    #[default]
     None,
 }
 
@@ -60,8 +62,8 @@ impl CacheMark {
     }
 }
 
-/// One row of `http_requests.csv`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One row of `http_requests.csv`; its fields, in order, are the file's columns.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct HttpRequestRow {
     pub variant: String,
     pub workload: String,
@@ -78,30 +80,6 @@ pub struct HttpRequestRow {
     /// Error class (`refused`, `reset`, `timeout`, `bad_response`, …); empty on success.
     pub error: Option<String>,
 }
-
-/// Columns of `udp_packets.csv` (the field names of [`UdpPacketRow`]).
-pub const UDP_PACKET_COLUMNS: &[&str] = &[
-    "variant",
-    "workload",
-    "flow",
-    "seq",
-    "send_offset_ms",
-    "rtt_ms",
-    "status",
-];
-
-/// Columns of `http_requests.csv` (the field names of [`HttpRequestRow`]).
-pub const HTTP_REQUEST_COLUMNS: &[&str] = &[
-    "variant",
-    "workload",
-    "client",
-    "path",
-    "status",
-    "bytes",
-    "latency_ms",
-    "cache",
-    "error",
-];
 
 /// Per-sample rows carry the variant and workload they belong to; the
 /// workload engines leave both empty and the runner fills them.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use super::atomic::AtomicFile;
+use super::atomic::{header_of, AtomicFile};
 
 /// A CSV file being written row by row. Write errors are kept (the producer
 /// is a callback that cannot fail) and returned by [`CsvStream::commit`].
@@ -18,16 +18,19 @@ pub struct CsvStream {
 }
 
 impl CsvStream {
-    /// Creates the file (under a temporary name) and writes `header` at once,
-    /// so a run that produced no rows still leaves a valid CSV.
-    pub fn create(path: impl AsRef<Path>, header: &[&str]) -> anyhow::Result<Self> {
+    /// Creates the file (under a temporary name) for rows of type `T` and
+    /// writes their header at once (the field names, in order, so columns
+    /// cannot be mislabelled), so a run that produced no rows still leaves a
+    /// valid CSV.
+    pub fn create<T: Serialize + Default>(path: impl AsRef<Path>) -> anyhow::Result<Self> {
         let path = path.as_ref().to_path_buf();
+        let header = header_of::<T>()?;
         let file = AtomicFile::create(&path)?;
         let mut writer = csv::WriterBuilder::new()
             .has_headers(false)
             .from_writer(file);
         writer
-            .write_record(header)
+            .write_record(&header)
             .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(CsvStream {
             path,
@@ -36,7 +39,7 @@ impl CsvStream {
         })
     }
 
-    /// Appends a row; its fields must follow the header given to `create`.
+    /// Appends a row of the type given to `create`.
     pub fn write<T: Serialize>(&mut self, row: &T) {
         if self.error.is_none() {
             if let Err(e) = self.writer.serialize(row) {

@@ -397,7 +397,7 @@ fn attach_proxy_counters(
 
 /// A row callback that labels each row with its variant and workload and
 /// streams it into `file`.
-fn tagger<'a, T: Tagged + serde::Serialize>(
+fn tagger<'a, T: Tagged + serde::Serialize + Default>(
     file: &'a RowFile<T>,
     variant: &'a str,
     workload: &'a str,

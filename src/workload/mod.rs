@@ -168,4 +168,32 @@ mod tests {
         assert_eq!(got, want);
         assert_eq!(latency_columns(None), SummaryRow::default());
     }
+
+    /// Known samples through the whole chain: histogram, summary, row, CSV
+    /// file, and back by column name. 1..=1000 µs are held exactly.
+    #[test]
+    fn known_samples_land_in_their_percentile_columns_of_the_csv() {
+        let mut stats = crate::metrics::qos::LatencyStats::new();
+        for us in (1..=1000u64).rev() {
+            stats.record(Duration::from_micros(us));
+        }
+        let row = latency_columns(stats.summary().as_ref());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.csv");
+        crate::report::atomic::write_csv(&path, &[row]).unwrap();
+        let mut r = csv::Reader::from_path(&path).unwrap();
+        let header = r.headers().unwrap().clone();
+        let record = r.records().next().unwrap().unwrap();
+        let col = |name: &str| -> f64 {
+            let i = header.iter().position(|h| h == name).unwrap();
+            record[i].parse().unwrap()
+        };
+        assert_eq!(col("latency_min_ms"), 0.001);
+        assert_eq!(col("latency_p50_ms"), 0.5);
+        assert_eq!(col("latency_p90_ms"), 0.9);
+        assert_eq!(col("latency_p99_ms"), 0.99);
+        assert_eq!(col("latency_p999_ms"), 0.999);
+        assert_eq!(col("latency_max_ms"), 1.0);
+        assert!((col("latency_mean_ms") - 0.5005).abs() <= 0.001);
+    }
 }

@@ -136,10 +136,12 @@ impl Drop for TestHttp {
 }
 
 /// Answers by path: `/hit` 200 with `X-Cache: HIT`, `/miss` 200 with
-/// `X-Cache: MISS`, `/error` 500, `/slow` after 2 s, anything else 200 with
+/// `X-Cache: MISS`, `/error` 500, `/slow` after 2 s, `/stall-once` after
+/// 500 ms the first time and at once after that, anything else 200 with
 /// the body `hello` (5 bytes).
 struct TestHandler {
     requests: Arc<AtomicU64>,
+    stalled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Handler for TestHandler {
@@ -150,7 +152,11 @@ impl Handler for TestHandler {
     ) -> impl std::future::Future<Output = Response<Body>> + Send {
         self.requests.fetch_add(1, Ordering::SeqCst);
         let path = req.uri().path().to_string();
+        let stall = path == "/stall-once" && !self.stalled.swap(true, Ordering::SeqCst);
         async move {
+            if stall {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
             let builder = Response::builder();
             match path.as_str() {
                 "/hit" => builder
@@ -181,6 +187,7 @@ pub async fn http_server() -> TestHttp {
         listener,
         Arc::new(TestHandler {
             requests: requests.clone(),
+            stalled: Arc::default(),
         }),
         HttpLimits::default(),
         shutdown.clone(),
