@@ -59,7 +59,18 @@ impl AtomicFile {
 
     /// Flushes, syncs and renames the file into place.
     pub fn commit(self) -> anyhow::Result<()> {
-        let path = self.path;
+        let path = self.path.clone();
+        self.commit_to(path)
+    }
+
+    /// [`AtomicFile::commit`], under another name (on the same file system:
+    /// an interrupted run's files go beside the complete ones).
+    pub fn commit_to(self, path: impl AsRef<Path>) -> anyhow::Result<()> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create folder {}", dir.display()))?;
+        }
         let tmp = self
             .writer
             .into_inner()

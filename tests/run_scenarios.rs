@@ -488,12 +488,14 @@ fn interrupted_run_keeps_complete_csvs() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let code = child.wait().expect("wait").code();
     assert_eq!(code, Some(130), "{rest:?}");
-    let (_, rows) = read_csv(&dir.path().join("long.csv"));
+    // Partial results go beside where complete ones would be.
+    assert!(!dir.path().join("long.csv").exists());
+    let (_, rows) = read_csv(&dir.path().join("long.interrupted.csv"));
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["interrupted"], "true");
     let sent = num(&rows[0], "sent") as usize;
     assert!(sent < 100_000);
-    let (_, packets) = read_csv(&dir.path().join("long/udp_packets.csv"));
+    let (_, packets) = read_csv(&dir.path().join("long.interrupted/udp_packets.csv"));
     assert_eq!(packets.len(), sent, "one row per datagram sent");
 }
 

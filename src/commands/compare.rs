@@ -16,7 +16,7 @@ use crate::scenario;
 
 pub async fn compare(args: CompareArgs) -> anyhow::Result<Outcome> {
     super::run::check_tolerance(args.tolerance)?;
-    let cancel = crate::shutdown::cancelled_on_signal();
+    let cancel = super::interrupt_on_signal();
     let mut cols: Vec<Column> = Vec::new();
     for input in &args.inputs {
         let is_scenario = input.extension().is_some_and(|e| e == "toml");

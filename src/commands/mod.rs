@@ -41,3 +41,15 @@ impl From<&HttpLimitArgs> for HttpLimits {
         }
     }
 }
+
+/// Ctrl-C (or SIGTERM) for a measuring command: the first stops it and says
+/// a second quits at once; the second ends every wait, and the results
+/// gathered so far are written (exit 130 either way).
+fn interrupt_on_signal() -> crate::shutdown::Interrupt {
+    crate::shutdown::interrupt_on_signal(
+        || {
+            eprintln!("stopping: waiting for replies in flight, then writing the results (Ctrl-C again to quit at once)")
+        },
+        || eprintln!("quitting: writing what was gathered"),
+    )
+}

@@ -21,7 +21,6 @@ use crate::net;
 use crate::report::csv_stream::CsvStream;
 use crate::report::progress;
 use crate::report::table::render_summary;
-use crate::shutdown;
 use crate::workload::http::UNTIL_DURATION;
 use crate::workload::{run_http, run_udp, HttpProbeConfig, UdpProbeConfig};
 
@@ -45,7 +44,7 @@ pub async fn udp(args: UdpProbeArgs) -> anyhow::Result<Outcome> {
         .map(CsvStream::create::<UdpPacketRow>)
         .transpose()?;
     let progress = progress_bar(args.quiet || args.json, "udp");
-    let cancel = shutdown::cancelled_on_signal();
+    let cancel = super::interrupt_on_signal();
 
     let mut on_packet = |mut row: UdpPacketRow| {
         if let Some(csv) = csv.as_mut() {
@@ -118,7 +117,7 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
         .map(CsvStream::create::<HttpRequestRow>)
         .transpose()?;
     let progress = progress_bar(args.quiet || args.json, "http");
-    let cancel = shutdown::cancelled_on_signal();
+    let cancel = super::interrupt_on_signal();
 
     let mut on_request = |mut row: HttpRequestRow| {
         if let Some(csv) = csv.as_mut() {
@@ -126,7 +125,7 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
             csv.write(&row);
         }
     };
-    let result = run_http(&config, &mut on_request, &progress, &cancel).await;
+    let result = run_http(&config, &mut on_request, &progress, cancel.stop_token()).await;
     progress.finish_and_clear();
     let report = result?;
     if let Some(csv) = csv {

@@ -44,7 +44,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         None => None,
     };
 
-    let cancel = crate::shutdown::cancelled_on_signal();
+    let cancel = super::interrupt_on_signal();
     let mp = progress::multi(args.quiet || args.json);
     // Without bars to watch (stdout is not a terminal), a line per workload start and end.
     let announce = !args.json && !args.quiet && mp.is_hidden();
@@ -54,7 +54,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let mut runs: Vec<ScenarioRun> = Vec::new();
     let mut gates: Vec<Option<GateReport>> = Vec::new();
     for (i, s) in scenarios.iter().enumerate() {
-        if cancel.is_cancelled() {
+        if cancel.is_stopped() {
             break;
         }
         if !args.json {
@@ -112,7 +112,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         println!("{}", serde_json::to_string_pretty(&doc)?);
     }
 
-    if cancel.is_cancelled() || runs.iter().any(|r| r.interrupted) {
+    if cancel.is_stopped() || runs.iter().any(|r| r.interrupted) {
         eprintln!("interrupted: the results gathered so far were written");
         return Ok(Outcome::Interrupted);
     }

@@ -50,7 +50,12 @@ impl CsvStream {
 
     /// Flushes and renames the file into place, or reports the first write error.
     pub fn commit(self) -> anyhow::Result<()> {
-        let path = self.path;
+        let path = self.path.clone();
+        self.commit_to(&path)
+    }
+
+    /// [`CsvStream::commit`] under another name.
+    pub fn commit_to(self, path: &Path) -> anyhow::Result<()> {
         if let Some(e) = self.error {
             return Err(e).with_context(|| format!("cannot write {}", path.display()));
         }
@@ -58,6 +63,6 @@ impl CsvStream {
             .writer
             .into_inner()
             .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error()))?;
-        file.commit()
+        file.commit_to(path)
     }
 }

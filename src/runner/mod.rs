@@ -3,13 +3,17 @@
 //! rows and per-sample rows, stop the services, then write the results.
 //!
 //! Ctrl-C cancels the workloads only: the services keep running until the
-//! workloads have returned what they gathered, then everything is written.
+//! workloads have returned what they gathered, then everything is written
+//! (a second Ctrl-C ends the waiting). An interrupted run's files go beside
+//! the last complete run's, under `<name>.interrupted`.
 
 pub mod events;
 mod expect;
 pub mod output;
 
 use std::net::SocketAddr;
+
+use crate::shutdown::Interrupt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -64,8 +68,10 @@ pub async fn run_scenario(
     scenario: &Scenario,
     out: &std::path::Path,
     observer: &Arc<dyn Observer>,
-    cancel: &CancellationToken,
+    cancel: impl Into<Interrupt>,
 ) -> anyhow::Result<ScenarioRun> {
+    let cancel: Interrupt = cancel.into();
+    let cancel = &cancel;
     let run_id = new_run_id();
     observer.event(&Event::RunStarted {
         scenario,
@@ -83,7 +89,7 @@ pub async fn run_scenario(
     let mut rows = Vec::new();
     let mut failure = None;
     for (index, repetition) in schedule(scenario) {
-        if cancel.is_cancelled() {
+        if cancel.is_stopped() {
             break;
         }
         let variant = &scenario.variants[index];
@@ -116,10 +122,14 @@ pub async fn run_scenario(
             return Err(e);
         }
     }
-    // Whatever happened, keep what was gathered.
+    // Whatever happened, keep what was gathered; an interrupted run's
+    // results go beside those of the last complete run, never over them.
+    let interrupted = cancel.is_stopped() || rows.iter().any(|r| r.interrupted);
+    let place = outputs.place(interrupted);
     let timestamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let written = outputs.finish(&rows, &run_id, &timestamp);
-    let log_written = log.map_or(Ok(()), |l| l.commit());
+    let written = outputs.finish(&place, &rows, &run_id, &timestamp);
+    let log_written = log.map_or(Ok(()), |l| l.commit_to(place.services_log()));
+    outputs.tidy(&place);
     if let Some(e) = failure {
         if let Err(w) = written.and(log_written) {
             tracing::error!("also failed to write the results: {w:#}");
@@ -129,7 +139,6 @@ pub async fn run_scenario(
     written?;
     log_written?;
 
-    let interrupted = cancel.is_cancelled() || rows.iter().any(|r| r.interrupted);
     let expectations = if interrupted {
         Vec::new()
     } else {
@@ -143,8 +152,8 @@ pub async fn run_scenario(
         rows,
         expectations,
         interrupted,
-        summary_csv: outputs.summary.clone(),
-        results_dir: outputs.dir.clone(),
+        summary_csv: place.summary,
+        results_dir: place.dir,
     })
 }
 
@@ -258,16 +267,16 @@ impl Services {
         self.proxy.as_ref().map(|p| p.stats())
     }
 
-    async fn stop(self) {
+    async fn stop(self, grace: Duration) {
         self.token.cancel();
         if let Some(p) = self.proxy {
-            if !p.wait(SERVICE_GRACE).await {
-                tracing::warn!("the proxy did not stop within {SERVICE_GRACE:?}");
+            if !p.wait(grace).await && !grace.is_zero() {
+                tracing::warn!("the proxy did not stop within {grace:?}");
             }
         }
         if let Some(o) = self.origin {
-            if !o.wait(SERVICE_GRACE).await {
-                tracing::warn!("the origin did not stop within {SERVICE_GRACE:?}");
+            if !o.wait(grace).await && !grace.is_zero() {
+                tracing::warn!("the origin did not stop within {grace:?}");
             }
         }
     }
@@ -281,7 +290,7 @@ async fn run_variant(
     pos: VariantPos<'_>,
     outputs: &Outputs,
     observer: &Arc<dyn Observer>,
-    cancel: &CancellationToken,
+    cancel: &Interrupt,
 ) -> (Vec<SummaryRow>, Option<anyhow::Error>) {
     let plan = &variant.plan;
     let services = match Services::start(scenario, plan).await {
@@ -303,7 +312,7 @@ async fn run_variant(
     match plan.mode {
         Mode::Sequential => {
             for w in &plan.workloads {
-                if cancel.is_cancelled() {
+                if cancel.is_stopped() {
                     break;
                 }
                 let before = services.proxy_stats();
@@ -348,7 +357,13 @@ async fn run_variant(
             }
         }
     }
-    services.stop().await;
+    // After a second Ctrl-C nothing is waited for.
+    let grace = if cancel.is_aborted() {
+        Duration::ZERO
+    } else {
+        SERVICE_GRACE
+    };
+    services.stop(grace).await;
     observer.event(&Event::VariantFinished {
         variant: pos,
         rows: &rows,
@@ -415,7 +430,7 @@ struct VariantCtx<'a> {
     outputs: &'a Outputs,
     services: &'a Services,
     observer: &'a Arc<dyn Observer>,
-    cancel: &'a CancellationToken,
+    cancel: &'a Interrupt,
 }
 
 impl VariantCtx<'_> {
@@ -475,7 +490,7 @@ impl VariantCtx<'_> {
             WorkloadKind::Http(h) => {
                 let config = h.probe_config(self.services.http_addr(w.target));
                 let mut sink = tagger(&self.outputs.requests, label, &w.name);
-                let report = run_http(&config, &mut sink, progress, self.cancel)
+                let report = run_http(&config, &mut sink, progress, self.cancel.stop_token())
                     .await
                     .with_context(|| format!("workload `{}` failed", w.name))?;
                 Ok(report.summary())

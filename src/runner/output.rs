@@ -37,10 +37,28 @@ impl<T: serde::Serialize + Default> RowFile<T> {
         }
     }
 
-    /// Flushes and renames the file into place.
-    pub fn commit(&self) -> anyhow::Result<()> {
+    /// Flushes and renames the file into place at `path`.
+    pub fn commit_to(&self, path: &Path) -> anyhow::Result<()> {
         let stream = self.stream.lock().ok().and_then(|mut g| g.take());
-        stream.map_or(Ok(()), CsvStream::commit)
+        stream.map_or(Ok(()), |s| s.commit_to(path))
+    }
+}
+
+/// Where a run's results end up: `<out>/<name>.csv` and `<out>/<name>/`
+/// for a complete run, `<out>/<name>.interrupted.csv` and
+/// `<out>/<name>.interrupted/` for an interrupted one, so a Ctrl-C never
+/// replaces the results of the last complete run.
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub summary: PathBuf,
+    /// The spread over repetitions, `<name>[.interrupted].stats.csv`.
+    pub stats: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl Place {
+    pub fn services_log(&self) -> PathBuf {
+        self.dir.join("services.log")
     }
 }
 
@@ -53,6 +71,8 @@ pub struct Outputs {
     pub history: PathBuf,
     pub packets: Arc<RowFile<UdpPacketRow>>,
     pub requests: Arc<RowFile<HttpRequestRow>>,
+    out: PathBuf,
+    scenario: String,
 }
 
 impl Outputs {
@@ -67,19 +87,55 @@ impl Outputs {
             packets: RowFile::create(&dir.join("udp_packets.csv"))?,
             requests: RowFile::create(&dir.join("http_requests.csv"))?,
             dir,
+            out: out.to_path_buf(),
+            scenario: scenario.to_string(),
         })
+    }
+
+    /// Where the results go, complete or interrupted.
+    pub fn place(&self, interrupted: bool) -> Place {
+        if interrupted {
+            let name = format!("{}.interrupted", self.scenario);
+            Place {
+                summary: self.out.join(format!("{name}.csv")),
+                stats: self.out.join(format!("{name}.stats.csv")),
+                dir: self.out.join(name),
+            }
+        } else {
+            Place {
+                summary: self.summary.clone(),
+                stats: self.stats.clone(),
+                dir: self.dir.clone(),
+            }
+        }
     }
 
     pub fn services_log(&self) -> PathBuf {
         self.dir.join("services.log")
     }
 
-    /// Writes the summary and appends it to the history; commits the sample files.
-    pub fn finish(&self, rows: &[SummaryRow], run_id: &str, timestamp: &str) -> anyhow::Result<()> {
-        self.packets.commit()?;
-        self.requests.commit()?;
-        write_csv(&self.summary, rows)?;
-        write_csv(&self.stats, &crate::report::stats_csv::stats_rows(rows))?;
+    /// Removes the complete run's folder if this run made it only to hold
+    /// its temporary files and wrote elsewhere (a first run, interrupted).
+    pub fn tidy(&self, place: &Place) {
+        if place.dir != self.dir {
+            let _ = fs::remove_dir(&self.dir);
+        }
+    }
+
+    /// Writes the summary at `place` and appends it to the history (whose
+    /// rows say whether they were interrupted); commits the sample files.
+    pub fn finish(
+        &self,
+        place: &Place,
+        rows: &[SummaryRow],
+        run_id: &str,
+        timestamp: &str,
+    ) -> anyhow::Result<()> {
+        self.packets.commit_to(&place.dir.join("udp_packets.csv"))?;
+        self.requests
+            .commit_to(&place.dir.join("http_requests.csv"))?;
+        write_csv(&place.summary, rows)?;
+        write_csv(&place.stats, &crate::report::stats_csv::stats_rows(rows))?;
         append_history(&self.history, rows, run_id, timestamp)
     }
 }

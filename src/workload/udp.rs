@@ -28,6 +28,7 @@ use crate::error::Error;
 use crate::metrics::qos::{self, FlowCounts, FlowTracker, JitterAcc, LatencyStats, ReplyClass};
 use crate::metrics::summary::round3;
 use crate::metrics::{PacketStatus, SummaryRow, UdpPacketRow};
+use crate::shutdown::Interrupt;
 use crate::workload::probe::{self, ProbeHeader, HEADER_LEN, MAX_DATAGRAM};
 
 /// Most datagrams one run tracks (count × flows): 17 bytes of state each,
@@ -172,14 +173,18 @@ struct Received {
     last_reply_ns: Option<u64>,
 }
 
-/// Runs the probe to completion (or until `cancel`), streaming per-datagram
-/// rows to `on_packet`.
+/// Runs the probe to completion (or until stopped), streaming per-datagram
+/// rows to `on_packet`. A stop (`cancel`, or an [`Interrupt`]'s first
+/// signal) ends the sending and still waits for replies in flight; an abort
+/// (its second) ends that wait too.
 pub async fn run_udp<P: Progress + Clone + 'static>(
     config: &UdpProbeConfig,
     on_packet: &mut (dyn FnMut(UdpPacketRow) + Send),
     progress: &P,
-    cancel: &CancellationToken,
+    cancel: impl Into<Interrupt>,
 ) -> anyhow::Result<UdpReport> {
+    let interrupt: Interrupt = cancel.into();
+    let cancel = interrupt.stop_token();
     config.validate().map_err(Error::from)?;
     let run_id: u64 = rand::random();
     let flows = config.flows;
@@ -204,6 +209,7 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
             start,
             end_rx.clone(),
             tx.clone(),
+            interrupt.clone(),
         )));
     }
     drop(tx);
@@ -434,6 +440,7 @@ async fn receive_flow(
     start: Instant,
     mut end_rx: watch::Receiver<Option<SendEnd>>,
     tx: mpsc::UnboundedSender<Event>,
+    interrupt: Interrupt,
 ) -> anyhow::Result<Received> {
     let mut tracker = FlowTracker::new(count, timeout);
     let mut foreign = 0u64;
@@ -448,11 +455,13 @@ async fn receive_flow(
             .borrow()
             .map(|end| listen_until(end, timeout, answered, last_reply, max_rtt));
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
-        // Cancellation stops the sender, not this loop: replies to what was
+        // A stop ends the sender, not this loop: replies to what was
         // already sent get their full `timeout`, so an interrupted run does
-        // not count as lost what was merely still in flight.
+        // not count as lost what was merely still in flight. An abort (the
+        // second Ctrl-C) ends the wait.
         tokio::select! {
             biased;
+            _ = interrupt.aborted() => break,
             _ = tokio::time::sleep_until(deadline.map_or(far, Into::into)), if deadline.is_some() => break,
             changed = end_rx.changed(), if deadline.is_none() => {
                 // The pacer always signals before it ends; a dropped sender
