@@ -37,6 +37,12 @@ impl<T: serde::Serialize + Default> RowFile<T> {
         }
     }
 
+    /// Flushes and renames the file into place.
+    pub fn commit(&self) -> anyhow::Result<()> {
+        let stream = self.stream.lock().ok().and_then(|mut g| g.take());
+        stream.map_or(Ok(()), CsvStream::commit)
+    }
+
     /// Flushes and renames the file into place at `path`.
     pub fn commit_to(&self, path: &Path) -> anyhow::Result<()> {
         let stream = self.stream.lock().ok().and_then(|mut g| g.take());
