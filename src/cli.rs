@@ -36,6 +36,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Side-by-side table of variants or runs from summary CSVs or scenarios.
     Compare(CompareArgs),
+    /// Rebuild the HTML report of results on disk; several inputs share axes.
+    Report(ReportArgs),
     /// Run the origin alone: static files over HTTP plus a UDP echo service.
     Serve(ServeArgs),
     /// Run the caching HTTP proxy and UDP forwarder alone.
@@ -96,6 +98,18 @@ pub struct CompareArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// A scenario's results folder (results/NAME/), its summary
+    /// (results/NAME.csv) or the history (results/history.csv).
+    #[arg(value_name = "DIR|CSV", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Where to write the report (default: beside the input,
+    /// results/NAME/report.html).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

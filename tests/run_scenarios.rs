@@ -184,10 +184,18 @@ fn basic_scenario_writes_every_result_file() {
             "bytes",
             "latency_ms",
             "cache",
-            "error"
+            "error",
+            "start_offset_ms"
         ]
     );
     assert_eq!(requests.len(), 102);
+    assert!(
+        requests
+            .iter()
+            .all(|r| r["start_offset_ms"].parse::<f64>().is_ok_and(|t| t >= 0.0)),
+        "every request has its start time"
+    );
+    assert!(dir.join("run.json").is_file() && dir.join("report.html").is_file());
     let first = requests
         .iter()
         .find(|r| r["workload"] == "page")

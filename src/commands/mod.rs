@@ -5,6 +5,7 @@ mod check;
 mod compare;
 mod probe;
 mod proxy;
+mod report;
 mod run;
 mod serve;
 
@@ -17,6 +18,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Some(Command::Run(args)) => run::run(args).await,
         Some(Command::Check(args)) => check::check(args),
         Some(Command::Compare(args)) => compare::compare(args).await,
+        Some(Command::Report(args)) => report::report(args),
         Some(Command::Serve(args)) => serve::serve(args).await,
         Some(Command::Proxy(args)) => proxy::proxy(args).await,
         Some(Command::Probe(ProbeCommand::Udp(args))) => probe::udp(args).await,

@@ -2,7 +2,7 @@
 //! another, print a summary table (or JSON) and decide the exit code.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar};
@@ -12,6 +12,8 @@ use crate::error::{Error, Outcome};
 use crate::metrics::SummaryRow;
 use crate::report::compare;
 use crate::report::gate::{self, GateConfig, GateReport, Samples};
+use crate::report::html::run_info::{BaselineFinding, BaselineInfo, ExpectationInfo};
+use crate::report::html::{self, RunInfo};
 use crate::report::junit::{self, Suite};
 use crate::report::{progress, summary};
 use crate::runner::{self, Event, Observer, ScenarioRun, WorkloadPos};
@@ -53,6 +55,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
 
     let mut runs: Vec<ScenarioRun> = Vec::new();
     let mut gates: Vec<Option<GateReport>> = Vec::new();
+    let mut pages: Vec<Option<PathBuf>> = Vec::new();
     for (i, s) in scenarios.iter().enumerate() {
         if cancel.is_stopped() {
             break;
@@ -74,6 +77,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 args.tolerance / 100.0,
             )
         });
+        let baseline = args
+            .baseline
+            .as_ref()
+            .zip(report.as_ref())
+            .map(|(b, g)| baseline_info(b, args.tolerance, g));
+        let page = write_report(s, &run, baseline);
         if !args.json {
             if !view.mp.is_hidden() {
                 // The finished bars stay on screen; the cursor is still on
@@ -84,9 +93,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             if let Some(r) = &report {
                 print_gate(r, args.tolerance);
             }
+            if let Some(path) = &page {
+                println!("report: {}", path.display());
+            }
         }
         runs.push(run);
         gates.push(report);
+        pages.push(page);
     }
     if let Some(path) = &args.junit {
         let suites: Vec<Suite> = runs
@@ -98,7 +111,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     }
     if args.json {
         let doc = serde_json::json!({
-            "runs": runs.iter().zip(&gates).map(|(r, g)| serde_json::json!({
+            "runs": runs.iter().zip(&gates).zip(&pages).map(|((r, g), page)| serde_json::json!({
                 "scenario": r.scenario,
                 "run_id": r.run_id,
                 "interrupted": r.interrupted,
@@ -107,6 +120,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 "expectations": r.expectations,
                 "regressions": g.as_ref().map(|g| g.worse().collect::<Vec<_>>()).unwrap_or_default(),
                 "baseline": g,
+                "report": page,
             })).collect::<Vec<_>>()
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -421,5 +435,55 @@ impl Observer for LiveView {
             | Event::VariantFinished { .. }
             | Event::ExpectationsChecked { .. } => {}
         }
+    }
+}
+
+/// Writes `run.json` and `report.html` beside the results. A report that
+/// cannot be written is a warning, not a failed run: the CSVs stand.
+fn write_report(
+    s: &Scenario,
+    run: &ScenarioRun,
+    baseline: Option<BaselineInfo>,
+) -> Option<PathBuf> {
+    let expectations = run
+        .expectations
+        .iter()
+        .map(|e| ExpectationInfo {
+            variant: e.variant.clone(),
+            repetition: e.repetition,
+            workload: e.workload.clone(),
+            metric: e.metric.clone(),
+            expected: e.expected.clone(),
+            actual: e.actual,
+            passed: e.passed,
+        })
+        .collect();
+    let info = RunInfo::new(s, &run.run_id, run.interrupted, expectations, baseline);
+    match html::after_run(&info, &run.summary_csv, &run.results_dir) {
+        Ok(path) => Some(path),
+        Err(e) => {
+            eprintln!("warning: cannot write the report: {e:#}");
+            None
+        }
+    }
+}
+
+/// The baseline check as the report shows it: every gated figure's verdict.
+fn baseline_info(source: &Path, tolerance: f64, gate: &GateReport) -> BaselineInfo {
+    BaselineInfo {
+        source: source.display().to_string(),
+        tolerance_percent: tolerance,
+        findings: gate
+            .assessments
+            .iter()
+            .map(|a| BaselineFinding {
+                variant: a.variant.clone(),
+                workload: a.workload.clone(),
+                metric: a.metric.clone(),
+                verdict: a.verdict.as_str().to_string(),
+                text: gate::describe(a),
+            })
+            .collect(),
+        host_changed: gate.host_changed.clone(),
     }
 }

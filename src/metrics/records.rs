@@ -79,6 +79,11 @@ pub struct HttpRequestRow {
     pub cache: CacheMark,
     /// Error class (`refused`, `reset`, `timeout`, `bad_response`, …); empty on success.
     pub error: Option<String>,
+    /// Start of the request (its scheduled start in open loop, else the
+    /// send) since the workload started, milliseconds; empty in files
+    /// written before netrun recorded it.
+    #[serde(default)]
+    pub start_offset_ms: Option<f64>,
 }
 
 /// Per-sample rows carry the variant and workload they belong to; the

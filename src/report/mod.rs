@@ -4,6 +4,7 @@ pub mod atomic;
 pub mod compare;
 pub mod csv_stream;
 pub mod gate;
+pub mod html;
 pub mod junit;
 pub mod plan;
 pub mod progress;

@@ -3,7 +3,9 @@
 
 use std::fmt::Write;
 
-use crate::scenario::{HttpWorkload, Scenario, Service, UdpWorkload, Variant, WorkloadKind};
+use crate::scenario::{
+    HttpWorkload, Plan, Scenario, Service, UdpWorkload, Variant, Workload, WorkloadKind,
+};
 use crate::units::{format_duration, BitRate};
 use crate::workload::http::UNTIL_DURATION;
 
@@ -55,18 +57,38 @@ pub fn render(s: &Scenario) -> String {
 
 /// A variant's settings and its workloads, one per line.
 fn variant(o: &mut String, v: &Variant) {
-    let p = &v.plan;
     let _ = writeln!(o);
     let _ = writeln!(o, "variant {}", v.label);
-    let _ = writeln!(o, "  mode     {}", p.mode.as_str());
-    let _ = writeln!(o, "  seed     {}", p.impair.seed);
-    let _ = writeln!(o, "  origin   {}", service(&p.topology.origin));
-    if p.topology.origin.is_spawned() {
-        let _ = writeln!(o, "  www      {}", p.topology.www.display());
-        let max_age = p.origin_max_age.map_or("none".to_string(), format_duration);
-        let _ = writeln!(o, "  max-age  {max_age} (the origin's Cache-Control)");
+    for (key, value) in settings(&v.plan) {
+        let _ = writeln!(o, "  {key:<8} {value}");
     }
-    let _ = writeln!(o, "  proxy    {}", service(&p.topology.proxy));
+    let _ = writeln!(o, "  workloads");
+    for w in &v.plan.workloads {
+        let _ = writeln!(
+            o,
+            "    {:<12} {:<4} -> {:<6}  {}",
+            w.name,
+            w.kind.as_str(),
+            w.target.as_str(),
+            workload_text(w)
+        );
+    }
+}
+
+/// A variant's settings other than its workloads, as `(key, text)` lines:
+/// what `check` prints and what the HTML report shows.
+pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
+    let mut out = vec![
+        ("mode", p.mode.as_str().to_string()),
+        ("seed", p.impair.seed.to_string()),
+        ("origin", service(&p.topology.origin)),
+    ];
+    if p.topology.origin.is_spawned() {
+        out.push(("www", p.topology.www.display().to_string()));
+        let max_age = p.origin_max_age.map_or("none".to_string(), format_duration);
+        out.push(("max-age", format!("{max_age} (the origin's Cache-Control)")));
+    }
+    out.push(("proxy", service(&p.topology.proxy)));
     let c = &p.cache;
     let (on, open, close) = if c.enabled {
         ("on", ", ", "")
@@ -76,34 +98,29 @@ fn variant(o: &mut String, v: &Variant) {
     let ttl = c
         .ttl
         .map_or(String::new(), |t| format!(", ttl {}", format_duration(t)));
-    let _ = writeln!(
-        o,
-        "  cache    {on}{open}capacity {}{ttl}{close}",
-        c.capacity
-    );
+    out.push((
+        "cache",
+        format!("{on}{open}capacity {}{ttl}{close}", c.capacity),
+    ));
     let i = &p.impair;
-    let _ = writeln!(
-        o,
-        "  impair   delay {}, jitter {}, loss {}%, rate {}",
-        format_duration(i.delay),
-        format_duration(i.jitter),
-        i.loss_percent,
-        BitRate(i.rate_bps)
-    );
-    let _ = writeln!(o, "  workloads");
-    for w in &p.workloads {
-        let what = match &w.kind {
-            WorkloadKind::Http(h) => http(h),
-            WorkloadKind::Udp(u) => udp(u),
-        };
-        let _ = writeln!(
-            o,
-            "    {:<12} {:<4} -> {:<6}  {}",
-            w.name,
-            w.kind.as_str(),
-            w.target.as_str(),
-            what
-        );
+    out.push((
+        "impair",
+        format!(
+            "delay {}, jitter {}, loss {}%, rate {}",
+            format_duration(i.delay),
+            format_duration(i.jitter),
+            i.loss_percent,
+            BitRate(i.rate_bps)
+        ),
+    ));
+    out
+}
+
+/// One workload's resolved settings in a line (kind, target and name aside).
+pub fn workload_text(w: &Workload) -> String {
+    match &w.kind {
+        WorkloadKind::Http(h) => http(h),
+        WorkloadKind::Udp(u) => udp(u),
     }
 }
 

@@ -233,6 +233,7 @@ mod tests {
             latency_ms: 4.5,
             cache: crate::metrics::CacheMark::Miss,
             error: Some("timeout".into()),
+            start_offset_ms: Some(2.25),
         };
         fn round_trip<T>(dir: &Path, row: &T) -> T
         where

@@ -229,6 +229,8 @@ struct Sample {
     bytes: u64,
     latency: Duration,
     service: Duration,
+    /// The request's start: its scheduled start in open loop, else the send.
+    started: Instant,
     cache: CacheMark,
     error: Option<&'static str>,
 }
@@ -306,6 +308,9 @@ pub async fn run_http(
             latency_ms: round3(qos::ns_to_ms(s.latency.as_nanos() as f64)),
             cache: s.cache,
             error: s.error.map(str::to_string),
+            start_offset_ms: Some(round3(qos::ns_to_ms(
+                s.started.saturating_duration_since(start).as_nanos() as f64,
+            ))),
         });
     }
     progress.replies(tally.responses, Some(tally.errors));
@@ -436,13 +441,15 @@ async fn worker(
             r = attempt => r,
         };
         let end = Instant::now();
+        let started = ticket.scheduled.unwrap_or(sent_at).min(sent_at);
         let mut sample = Sample {
             client,
             path,
             status: None,
             bytes: 0,
-            latency: end - ticket.scheduled.unwrap_or(sent_at).min(sent_at),
+            latency: end - started,
             service: end - sent_at,
+            started,
             cache: CacheMark::None,
             error: None,
         };
@@ -574,6 +581,7 @@ mod tests {
             bytes: 100,
             latency: Duration::from_millis(10),
             service: Duration::from_millis(4),
+            started: Instant::now(),
             cache,
             error,
         }

@@ -1,0 +1,294 @@
+//! Loading a report's inputs from disk: the summary CSV (or the history),
+//! the per-sample CSVs, `run.json` and `<name>.stats.csv`. Everything the
+//! report shows comes from these files, so a report rebuilt later matches the
+//! one written at the end of the run.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::run_info::RunInfo;
+use crate::metrics::{CacheMark, HttpRequestRow, PacketStatus, SummaryRow, UdpPacketRow};
+use crate::report::compare::read_summary;
+
+/// One run loaded from disk (for the history: one `run_id`).
+#[derive(Debug, Clone, Default)]
+pub struct RunData {
+    /// How the run is named when several are drawn together.
+    pub label: String,
+    pub info: Option<RunInfo>,
+    pub rows: Vec<SummaryRow>,
+    /// From `<name>.stats.csv` when repetitions wrote one.
+    pub stats: Vec<StatRow>,
+    /// Per variant and workload, in the order first seen.
+    pub udp: Vec<UdpSamples>,
+    pub http: Vec<HttpSamples>,
+    /// The files read, for the report's footer.
+    pub files: Vec<PathBuf>,
+}
+
+/// The datagrams of one variant's UDP workload.
+#[derive(Debug, Clone, Default)]
+pub struct UdpSamples {
+    pub variant: String,
+    pub workload: String,
+    pub samples: Vec<UdpSample>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UdpSample {
+    pub flow: u32,
+    pub seq: u64,
+    /// Send time since the workload started, ms.
+    pub send_ms: f64,
+    pub rtt_ms: Option<f64>,
+    pub status: PacketStatus,
+}
+
+/// The requests of one variant's HTTP workload.
+#[derive(Debug, Clone, Default)]
+pub struct HttpSamples {
+    pub variant: String,
+    pub workload: String,
+    pub samples: Vec<HttpSample>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HttpSample {
+    /// Start since the workload started, ms (absent in older files).
+    pub start_ms: Option<f64>,
+    pub latency_ms: f64,
+    pub status: Option<u16>,
+    pub cache: CacheMark,
+}
+
+/// One line of `<name>.stats.csv`: a metric over the repetitions of one
+/// variant's workload. Columns are matched by name; unknown ones are ignored.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
+pub struct StatRow {
+    pub scenario: String,
+    pub variant: String,
+    pub workload: String,
+    pub metric: String,
+    pub n: Option<u64>,
+    pub mean: Option<f64>,
+    pub median: Option<f64>,
+    pub stddev: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    #[serde(alias = "ci95_low", alias = "ci_lo", alias = "ci_lower")]
+    pub ci_low: Option<f64>,
+    #[serde(alias = "ci95_high", alias = "ci_hi", alias = "ci_upper")]
+    pub ci_high: Option<f64>,
+}
+
+/// What a path given to `netrun report` is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A summary CSV (`results/NAME.csv`) with its folder `results/NAME/`.
+    Run { summary: PathBuf, dir: PathBuf },
+    /// `results/history.csv`: summary rows of many runs, no samples.
+    History(PathBuf),
+}
+
+impl Input {
+    /// Recognises a scenario's results folder, its summary CSV or the
+    /// history; anything else is an error saying what to give instead.
+    pub fn resolve(path: &Path) -> anyhow::Result<Input> {
+        let hint = "give a scenario's results folder (results/NAME/), its summary (results/NAME.csv) or results/history.csv";
+        if path.is_dir() {
+            let name = path
+                .file_name()
+                .with_context(|| format!("{}: {hint}", path.display()))?;
+            let summary = path.with_file_name(format!("{}.csv", name.to_string_lossy()));
+            if !summary.is_file() {
+                anyhow::bail!(
+                    "{} has no summary beside it ({} does not exist); {hint}",
+                    path.display(),
+                    summary.display()
+                );
+            }
+            return Ok(Input::Run {
+                summary,
+                dir: path.to_path_buf(),
+            });
+        }
+        if !path.is_file() {
+            anyhow::bail!("{} does not exist; {hint}", path.display());
+        }
+        let mut reader = csv::Reader::from_path(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let headers = reader
+            .headers()
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let has = |c: &str| headers.iter().any(|h| h == c);
+        if has("seq") || has("latency_ms") {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            anyhow::bail!(
+                "{} holds per-sample rows, not a summary; give its folder ({}) or the summary beside it",
+                path.display(),
+                dir.display()
+            );
+        }
+        if !has("workload") || !has("kind") {
+            anyhow::bail!("{} is not a netrun summary CSV; {hint}", path.display());
+        }
+        if has("run_id") {
+            return Ok(Input::History(path.to_path_buf()));
+        }
+        Ok(Input::Run {
+            summary: path.to_path_buf(),
+            dir: path.with_extension(""),
+        })
+    }
+
+    /// The runs this input holds (a history holds one per `run_id`).
+    pub fn load(&self, label: &str) -> anyhow::Result<Vec<RunData>> {
+        match self {
+            Input::Run { summary, dir } => Ok(vec![load_run(label, summary, dir)?]),
+            Input::History(path) => load_history(path),
+        }
+    }
+}
+
+/// Loads one run: the summary, and whatever of the folder's files exist.
+pub fn load_run(label: &str, summary: &Path, dir: &Path) -> anyhow::Result<RunData> {
+    let rows: Vec<SummaryRow> = read_summary(summary)?.into_iter().map(|(_, r)| r).collect();
+    let mut run = RunData {
+        label: label.to_string(),
+        rows,
+        files: vec![summary.to_path_buf()],
+        ..RunData::default()
+    };
+    run.info = RunInfo::read(dir)?;
+    if run.info.is_some() {
+        run.files.push(dir.join(super::run_info::RUN_JSON));
+    }
+    let stats = stats_path(summary);
+    if stats.is_file() {
+        run.stats = read_rows(&stats)?;
+        run.files.push(stats);
+    }
+    let packets = dir.join("udp_packets.csv");
+    if packets.is_file() {
+        run.udp = group_udp(&packets)?;
+        run.files.push(packets);
+    }
+    let requests = dir.join("http_requests.csv");
+    if requests.is_file() {
+        run.http = group_http(&requests)?;
+        run.files.push(requests);
+    }
+    Ok(run)
+}
+
+/// `results/NAME.csv` → `results/NAME.stats.csv`.
+pub fn stats_path(summary: &Path) -> PathBuf {
+    let stem = summary
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    summary.with_file_name(format!("{stem}.stats.csv"))
+}
+
+/// One run per `run_id` of the history, oldest first.
+fn load_history(path: &Path) -> anyhow::Result<Vec<RunData>> {
+    let mut runs: Vec<RunData> = Vec::new();
+    for (run_id, row) in read_summary(path)? {
+        let label = run_id.unwrap_or_else(|| "?".into());
+        match runs.iter_mut().find(|r| r.label == label) {
+            Some(r) => r.rows.push(row),
+            None => runs.push(RunData {
+                label,
+                rows: vec![row],
+                files: vec![path.to_path_buf()],
+                ..RunData::default()
+            }),
+        }
+    }
+    Ok(runs)
+}
+
+fn read_rows<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
+    let mut out = Vec::new();
+    each_row(path, |r| out.push(r))?;
+    Ok(out)
+}
+
+/// Streams a CSV's rows into `f`, so a million datagrams never sit in
+/// memory as rows of strings.
+fn each_row<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    mut f: impl FnMut(T),
+) -> anyhow::Result<()> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    for (i, rec) in reader.deserialize().enumerate() {
+        f(rec.with_context(|| format!("{}: row {} cannot be read", path.display(), i + 2))?);
+    }
+    Ok(())
+}
+
+/// The position of `(variant, workload)` in `groups`, added when new.
+fn slot<G>(
+    index: &mut HashMap<(String, String), usize>,
+    groups: &mut Vec<G>,
+    variant: &str,
+    workload: &str,
+    new: impl FnOnce() -> G,
+) -> usize {
+    if let Some(i) = index.get(&(variant.to_string(), workload.to_string())) {
+        return *i;
+    }
+    groups.push(new());
+    index.insert(
+        (variant.to_string(), workload.to_string()),
+        groups.len() - 1,
+    );
+    groups.len() - 1
+}
+
+fn group_udp(path: &Path) -> anyhow::Result<Vec<UdpSamples>> {
+    let mut index = HashMap::new();
+    let mut out: Vec<UdpSamples> = Vec::new();
+    each_row(path, |r: UdpPacketRow| {
+        let i = slot(&mut index, &mut out, &r.variant, &r.workload, || {
+            UdpSamples {
+                variant: r.variant.clone(),
+                workload: r.workload.clone(),
+                samples: Vec::new(),
+            }
+        });
+        out[i].samples.push(UdpSample {
+            flow: r.flow,
+            seq: r.seq,
+            send_ms: r.send_offset_ms,
+            rtt_ms: r.rtt_ms,
+            status: r.status,
+        });
+    })?;
+    Ok(out)
+}
+
+fn group_http(path: &Path) -> anyhow::Result<Vec<HttpSamples>> {
+    let mut index = HashMap::new();
+    let mut out: Vec<HttpSamples> = Vec::new();
+    each_row(path, |r: HttpRequestRow| {
+        let i = slot(&mut index, &mut out, &r.variant, &r.workload, || {
+            HttpSamples {
+                variant: r.variant.clone(),
+                workload: r.workload.clone(),
+                samples: Vec::new(),
+            }
+        });
+        out[i].samples.push(HttpSample {
+            start_ms: r.start_offset_ms,
+            latency_ms: r.latency_ms,
+            status: r.status,
+            cache: r.cache,
+        });
+    })?;
+    Ok(out)
+}

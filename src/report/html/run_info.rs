@@ -1,0 +1,192 @@
+//! `run.json`: what a run was asked to do and what it ran on, written beside
+//! the sample CSVs so a report rebuilt from disk shows the same settings,
+//! verdicts and host facts as the one made at the end of the run.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::report::atomic::AtomicFile;
+use crate::report::plan;
+use crate::scenario::Scenario;
+
+/// File name of the run description inside `results/<name>/`.
+pub const RUN_JSON: &str = "run.json";
+
+/// The contents of `run.json`. Every field is optional on reading
+/// (`#[serde(default)]`) so files from older or newer netruns still load.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunInfo {
+    pub scenario: String,
+    pub description: String,
+    /// The scenario file, as given on the command line.
+    pub source: String,
+    pub run_id: String,
+    /// RFC 3339 UTC, when the run finished (its results were written).
+    pub finished_at: String,
+    pub netrun_version: String,
+    pub host: HostInfo,
+    pub interrupted: bool,
+    pub variants: Vec<VariantInfo>,
+    pub expectations: Vec<ExpectationInfo>,
+    /// Present when the run was checked against `--baseline`.
+    pub baseline: Option<BaselineInfo>,
+}
+
+/// What the run ran on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostInfo {
+    /// Logical cores the OS reports.
+    pub cores: usize,
+    pub os: String,
+    pub arch: String,
+}
+
+impl HostInfo {
+    pub fn this_host() -> Self {
+        HostInfo {
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            os: std::env::consts::OS.to_string(),
+            arch: std::env::consts::ARCH.to_string(),
+        }
+    }
+}
+
+/// One variant's resolved settings, as `netrun check` prints them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VariantInfo {
+    pub label: String,
+    /// The `[matrix]` keys and values of this variant.
+    pub overrides: Vec<(String, String)>,
+    /// `(key, text)`: mode, seed, origin, proxy, cache, impair.
+    pub settings: Vec<(String, String)>,
+    pub workloads: Vec<WorkloadInfo>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkloadInfo {
+    pub name: String,
+    pub kind: String,
+    pub target: String,
+    /// The resolved settings in one line.
+    pub settings: String,
+}
+
+/// One `[expect]` threshold checked against one variant.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExpectationInfo {
+    pub variant: String,
+    /// The repetition of the variant, from 1.
+    pub repetition: u32,
+    pub workload: String,
+    pub metric: String,
+    /// As written: `<= 1`.
+    pub expected: String,
+    pub actual: Option<f64>,
+    pub passed: bool,
+}
+
+/// The `--baseline` check of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BaselineInfo {
+    /// The baseline file or folder given.
+    pub source: String,
+    /// Figures worse by more than this (percent) and the noise floor fail the run.
+    pub tolerance_percent: f64,
+    /// Every gated figure with its verdict.
+    pub findings: Vec<BaselineFinding>,
+    /// Why worse verdicts counted as inconclusive, when the host itself changed.
+    pub host_changed: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BaselineFinding {
+    pub variant: String,
+    pub workload: String,
+    pub metric: String,
+    /// `worse`, `better`, `same` or `inconclusive`.
+    pub verdict: String,
+    /// The whole finding as the terminal prints it.
+    pub text: String,
+}
+
+impl RunInfo {
+    /// The description of a finished run of `scenario`.
+    pub fn new(
+        scenario: &Scenario,
+        run_id: &str,
+        interrupted: bool,
+        expectations: Vec<ExpectationInfo>,
+        baseline: Option<BaselineInfo>,
+    ) -> Self {
+        let variants = scenario
+            .variants
+            .iter()
+            .map(|v| VariantInfo {
+                label: v.label.clone(),
+                overrides: v.overrides.clone(),
+                settings: plan::settings(&v.plan)
+                    .into_iter()
+                    .map(|(k, t)| (k.to_string(), t))
+                    .collect(),
+                workloads: v
+                    .plan
+                    .workloads
+                    .iter()
+                    .map(|w| WorkloadInfo {
+                        name: w.name.clone(),
+                        kind: w.kind.as_str().to_string(),
+                        target: w.target.as_str().to_string(),
+                        settings: plan::workload_text(w),
+                    })
+                    .collect(),
+            })
+            .collect();
+        RunInfo {
+            scenario: scenario.name.clone(),
+            description: scenario.description.clone(),
+            source: scenario.source.display().to_string(),
+            run_id: run_id.to_string(),
+            finished_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                .to_string(),
+            netrun_version: env!("CARGO_PKG_VERSION").to_string(),
+            host: HostInfo::this_host(),
+            interrupted,
+            variants,
+            expectations,
+            baseline,
+        }
+    }
+
+    /// Writes `dir/run.json` atomically.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = dir.join(RUN_JSON);
+        let mut file = AtomicFile::create(&path)?;
+        serde_json::to_writer_pretty(&mut file, self)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        std::io::Write::write_all(&mut file, b"\n")?;
+        file.commit()
+    }
+
+    /// Reads `dir/run.json`; `None` when there is none (results of an older
+    /// netrun), an error when it exists but cannot be read.
+    pub fn read(dir: &Path) -> anyhow::Result<Option<Self>> {
+        let path = dir.join(RUN_JSON);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let info = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a netrun run description", path.display()))?;
+        Ok(Some(info))
+    }
+}
