@@ -60,7 +60,7 @@ pub struct RunArgs {
     pub baseline: Option<PathBuf>,
     /// With --baseline: the practical threshold in percent; a change whose
     /// whole 95% interval is not past it (and past the metric's floor) never fails the run.
-    #[arg(long, value_name = "PCT", default_value_t = 25.0)]
+    #[arg(long, value_name = "PCT", default_value_t = 25.0, value_parser = parse_percentage)]
     pub tolerance: f64,
     /// Run each variant N times (overrides the scenario's `repeat`), each
     /// with fresh services, interleaved A B A B.
@@ -93,7 +93,7 @@ pub struct CompareArgs {
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub out: PathBuf,
     /// Practical threshold in percent: smaller changes are `same`.
-    #[arg(long, value_name = "PCT", default_value_t = 25.0)]
+    #[arg(long, value_name = "PCT", default_value_t = 25.0, value_parser = parse_percentage)]
     pub tolerance: f64,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -239,11 +239,18 @@ fn parse_max_age(s: &str) -> Result<MaxAge, String> {
     Ok(MaxAge(Some(d)))
 }
 
-fn parse_percent(s: &str) -> Result<f64, String> {
-    let v: f64 = s
+/// A percentage, with or without its `%` sign: `1.5` or `1.5%`.
+fn parse_percentage(s: &str) -> Result<f64, String> {
+    s.trim()
         .trim_end_matches('%')
+        .trim_end()
         .parse()
-        .map_err(|_| format!("`{s}` is not a number; write a percentage such as 1.5"))?;
+        .map_err(|_| format!("`{s}` is not a number; write a percentage such as 1.5 or 1.5%"))
+}
+
+/// A loss percentage, 0 to 100.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v = parse_percentage(s)?;
     if (0.0..=100.0).contains(&v) {
         Ok(v)
     } else {
@@ -267,7 +274,7 @@ pub struct UdpProbeArgs {
     #[arg(value_name = "ADDR")]
     pub addr: String,
     /// Datagrams per flow.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, value_name = "N", default_value_t = 20)]
     pub count: u64,
     /// Bytes per datagram, header included.
     #[arg(long, value_name = "BYTES", default_value = "128")]
@@ -279,7 +286,7 @@ pub struct UdpProbeArgs {
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Parallel senders, each with its own socket.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1)]
     pub flows: u32,
     /// Write one row per datagram to this CSV file.
     #[arg(long, value_name = "FILE")]
@@ -298,10 +305,10 @@ pub struct HttpProbeArgs {
     #[arg(value_name = "URL")]
     pub url: String,
     /// Total requests; default 1, or with --duration: no limit (run for the duration).
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub requests: Option<u64>,
     /// Parallel clients (closed loop), or the most requests in flight (open loop).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1)]
     pub concurrency: u32,
     /// Open a new connection for every request.
     #[arg(long)]
@@ -313,7 +320,7 @@ pub struct HttpProbeArgs {
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Paths to request in turn instead of the URL's own path (repeatable).
-    #[arg(long = "path", value_name = "P")]
+    #[arg(long = "path", value_name = "PATH")]
     pub paths: Vec<String>,
     /// Per-request deadline; past it, the request counts as a timeout error.
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
@@ -337,5 +344,64 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn percentages_take_an_optional_percent_sign() {
+        assert_eq!(parse_percentage("25"), Ok(25.0));
+        assert_eq!(parse_percentage("25%"), Ok(25.0));
+        assert_eq!(parse_percentage(" 1.5 % "), Ok(1.5));
+        assert!(parse_percentage("lots").is_err());
+        assert_eq!(parse_percent("1.5%"), Ok(1.5));
+        assert!(parse_percent("150%").is_err());
+        let cli = Cli::try_parse_from(["netrun", "run", "a.toml", "--tolerance", "25%"]).unwrap();
+        match cli.command {
+            Some(Command::Run(r)) => assert_eq!(r.tolerance, 25.0),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Every value placeholder in `--help` is one of a small set of names
+    /// (counts are all `N`, durations `DUR`, sizes `BYTES`, ...).
+    #[test]
+    fn help_value_names_are_consistent() {
+        const NAMES: &[&str] = &[
+            "N",
+            "DUR",
+            "BYTES",
+            "ADDR",
+            "DIR",
+            "FILE",
+            "PCT",
+            "RATE",
+            "PATH",
+            "URL",
+            "SCENARIO",
+            "FILE|DIR",
+            "CSV|SCENARIO",
+            "DUR|none",
+        ];
+        fn walk(cmd: &clap::Command, bad: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if !arg.get_action().takes_values() {
+                    continue;
+                }
+                let names: Vec<String> = arg
+                    .get_value_names()
+                    .map(|v| v.iter().map(|s| s.to_string()).collect())
+                    .unwrap_or_else(|| vec![arg.get_id().as_str().to_uppercase()]);
+                for n in names {
+                    if !NAMES.contains(&n.as_str()) {
+                        bad.push(format!("{} --{}: <{n}>", cmd.get_name(), arg.get_id()));
+                    }
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, bad);
+            }
+        }
+        let mut bad = Vec::new();
+        walk(&Cli::command(), &mut bad);
+        assert!(bad.is_empty(), "{bad:#?}");
     }
 }

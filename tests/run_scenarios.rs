@@ -7,7 +7,7 @@ use std::process::{Command as StdCommand, Stdio};
 
 use assert_cmd::Command;
 
-/// The design's summary columns, in order (netrun's additions follow them).
+/// The original summary columns, in order (later additions follow them).
 const SUMMARY_COLUMNS: &[&str] = &[
     "scenario",
     "variant",

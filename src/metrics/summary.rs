@@ -1,6 +1,7 @@
 //! The summary row: one per variant and workload. Its field names are the
-//! public CSV columns and JSON keys (design.md, "Results"); the design's
-//! columns come first, in order, and netrun's additions follow.
+//! public CSV columns and JSON keys (README, "Results"); the first thirty
+//! are the original contract, in order, and later additions follow them, so
+//! scripts that read columns by position keep working.
 
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +71,7 @@ pub struct SummaryRow {
     /// `cache_hits / responses`.
     pub cache_hit_ratio: Option<f64>,
 
-    // ---- netrun additions (after the design's columns) ----
+    // ---- later additions (after the original columns, never between them) ----
     /// 99.9th percentile latency, milliseconds (HTTP).
     pub latency_p999_ms: Option<f64>,
     /// Open loop: mean time from actual send to last byte (no schedule correction), milliseconds.

@@ -242,7 +242,7 @@ mod tests {
             let path = dir.join("rows.csv");
             let file = RowFile::<T>::create(&path).unwrap();
             file.push(row);
-            file.commit().unwrap();
+            file.commit_to(&path).unwrap();
             let mut r = csv::Reader::from_path(&path).unwrap();
             r.deserialize().next().unwrap().unwrap()
         }
