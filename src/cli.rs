@@ -415,6 +415,7 @@ mod tests {
             "FILE|DIR",
             "CSV|SCENARIO",
             "DUR|none",
+            "DIR|CSV",
         ];
         fn walk(cmd: &clap::Command, bad: &mut Vec<String>) {
             for arg in cmd.get_arguments() {
