@@ -41,7 +41,8 @@ pub enum Command {
     /// Run the origin alone: static files over HTTP plus a UDP echo service.
     Serve(ServeArgs),
     /// Run the caching HTTP proxy and UDP forwarder alone.
-    Proxy(ProxyArgs),
+    // Boxed: its flags (limits, two links) make it far larger than the others.
+    Proxy(Box<ProxyArgs>),
     /// Measure a UDP echo service or an HTTP server.
     #[command(subcommand)]
     Probe(ProbeCommand),
@@ -198,17 +199,19 @@ pub struct ProxyArgs {
     pub limits: HttpLimitArgs,
     #[command(flatten)]
     pub impair: ImpairArgs,
+    #[command(flatten)]
+    pub upstream_impair: UpstreamImpairArgs,
 }
 
-/// Link impairments, applied by the proxy in each direction.
+/// Impairments of the clients ↔ proxy link, applied by the proxy in each direction.
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Impairments (each direction)")]
+#[command(next_help_heading = "Impairments, clients <-> proxy link (each direction)")]
 pub struct ImpairArgs {
     /// One-way delay added to every datagram and HTTP message (a round trip gets twice it).
-    #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = parse_link_duration)]
     pub delay: Duration,
     /// Random variation of the delay: uniform within ±DUR, never below zero.
-    #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = parse_link_duration)]
     pub jitter: Duration,
     /// Percentage of datagrams dropped (UDP only; 0 to 100).
     #[arg(long, value_name = "PCT", default_value_t = 0.0, value_parser = parse_percent)]
@@ -217,9 +220,41 @@ pub struct ImpairArgs {
     /// datagrams past 1s of backlog are tail-dropped.
     #[arg(long, value_name = "RATE", default_value = "0")]
     pub rate: BitRate,
-    /// Seed of the impairments' random generator (same seed, same decisions).
+    /// Seed of the impairments' random generators, both links (same seed, same decisions).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
+}
+
+/// Impairments of the proxy ↔ origin link: only what the proxy sends
+/// upstream (misses, revalidations, bypassed requests, UDP) and the answers
+/// cross it; a cache hit never does.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Impairments, proxy <-> origin link (each direction)")]
+pub struct UpstreamImpairArgs {
+    /// One-way delay added to every request sent upstream, every response head and datagram coming back.
+    #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = parse_link_duration)]
+    pub upstream_delay: Duration,
+    /// Random variation of the upstream delay: uniform within ±DUR, never below zero.
+    #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = parse_link_duration)]
+    pub upstream_jitter: Duration,
+    /// Percentage of datagrams dropped between proxy and origin (UDP only; 0 to 100).
+    #[arg(long, value_name = "PCT", default_value_t = 0.0, value_parser = parse_percent)]
+    pub upstream_loss: f64,
+    /// Rate of the proxy <-> origin link (e.g. 20Mbit/s; 0 is unlimited) for datagrams
+    /// and response bodies coming from upstream.
+    #[arg(long, value_name = "RATE", default_value = "0")]
+    pub upstream_rate: BitRate,
+}
+
+/// A link's delay or jitter: a duration of at most 24h, as everywhere else.
+fn parse_link_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > crate::workload::MAX_DURATION {
+        return Err(format!(
+            "`{s}` is too long; a link's delay or jitter is at most 24h"
+        ));
+    }
+    Ok(d)
 }
 
 /// `--max-age`: a duration, or none.

@@ -25,8 +25,23 @@ fn help_lists_the_flags() {
                 .and(predicate::str::contains("--jitter"))
                 .and(predicate::str::contains("--loss"))
                 .and(predicate::str::contains("--rate"))
-                .and(predicate::str::contains("--seed")),
+                .and(predicate::str::contains("--seed"))
+                .and(predicate::str::contains("--upstream-delay"))
+                .and(predicate::str::contains("--upstream-jitter"))
+                .and(predicate::str::contains("--upstream-loss"))
+                .and(predicate::str::contains("--upstream-rate")),
         );
+}
+
+#[test]
+fn a_link_delay_over_24h_is_refused_naming_the_flag() {
+    Command::new(env!("CARGO_BIN_EXE_netrun"))
+        .args(["proxy", "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
+        .args(["--upstream-delay", "25h"])
+        .timeout(Duration::from_secs(10))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--upstream-delay").and(predicate::str::contains("24h")));
 }
 
 #[test]
@@ -74,6 +89,7 @@ async fn serves_miss_then_hit_and_prints_counters_on_ctrl_c() {
         ])
         .arg(upstream.addr.to_string())
         .args(["--delay", "2ms", "--jitter", "1ms", "--seed", "9"])
+        .args(["--upstream-delay", "5ms", "--upstream-rate", "1Gbit/s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -93,7 +109,11 @@ async fn serves_miss_then_hit_and_prints_counters_on_ctrl_c() {
         "no --cache-ttl unless asked: {first}"
     );
     assert!(
-        first.contains("delay 2ms ±1ms loss 0% rate unlimited seed 9"),
+        first.contains("clients_proxy delay 2ms ±1ms loss 0% rate unlimited seed 9"),
+        "{first}"
+    );
+    assert!(
+        first.contains("proxy_origin delay 5ms loss 0% rate 1Gbit/s seed 9"),
         "{first}"
     );
     let addr: std::net::SocketAddr = first
@@ -121,7 +141,20 @@ async fn serves_miss_then_hit_and_prints_counters_on_ctrl_c() {
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).await.unwrap();
     assert!(rest.contains("2 requests, 1 hits, 1 misses"), "{rest}");
-    assert!(rest.contains("4 http messages delayed"), "{rest}");
+    // Both exchanges cross the clients' link both ways; only the miss
+    // crossed the origin's link (request up, response head back).
+    assert!(
+        rest.contains(
+            "clients_proxy: 0 datagrams dropped, 0 datagrams delayed (0 dropped with the delay buffer full), 4 http messages delayed"
+        ),
+        "{rest}"
+    );
+    assert!(
+        rest.contains(
+            "proxy_origin: 0 datagrams dropped, 0 datagrams delayed, 2 http messages delayed"
+        ),
+        "{rest}"
+    );
     let mut log = String::new();
     child
         .stderr

@@ -252,7 +252,10 @@ fn impairments_show_in_the_measurements_and_the_proxy_counters() {
         .assert()
         .code(0);
     let (header, rows) = read_csv(&out.path().join("impair.csv"));
-    assert_eq!(header.last().map(String::as_str), Some("repetition"));
+    assert_eq!(
+        header.last().map(String::as_str),
+        Some("proxy_origin_dropped")
+    );
     let variant = |v: &str| {
         rows.iter()
             .find(|r| r["variant"] == v)
@@ -263,8 +266,18 @@ fn impairments_show_in_the_measurements_and_the_proxy_counters() {
         // 5 ms ± 2 ms each way: no round trip under 6 ms.
         assert!(num(r, "latency_min_ms") >= 6.0, "{v}: {r:?}");
         assert!(num(r, "proxy_delayed") > 0.0, "{v}: {r:?}");
-        // Loopback loses nothing by itself: every loss is an injected drop.
+        // Loopback loses nothing by itself: every loss is an injected drop,
+        // all of it on the clients' link (`[impair]` is its shorthand).
         assert_eq!(r["lost"], r["proxy_dropped"], "{v}: {r:?}");
+        assert_eq!(r["lost"], r["clients_proxy_dropped"], "{v}: {r:?}");
+        assert_eq!(r["proxy_delayed"], r["clients_proxy_delayed"], "{v}: {r:?}");
+        assert_eq!(
+            (
+                num(r, "proxy_origin_dropped"),
+                num(r, "proxy_origin_delayed")
+            ),
+            (0.0, 0.0)
+        );
     }
     assert_eq!(variant("impair.loss_percent=0.0")["lost"], "0");
     let lossy = variant("impair.loss_percent=5.0");
@@ -675,6 +688,66 @@ fn compare_puts_variants_side_by_side() {
         .stderr(predicates::str::contains("does not exist"));
 }
 
+/// `links.proxy_origin` in a scenario: request by request in
+/// http_requests.csv, cache off pays the origin's distance on every request,
+/// cache on only on misses; the summary counts what each link injected.
+#[test]
+fn the_origin_link_shows_request_by_request_with_the_cache_on_and_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = scenario(
+        dir.path(),
+        "far",
+        "[links.proxy_origin]\ndelay = \"10ms\"\n\
+         [[workload]]\nkind = \"http\"\nname = \"page\"\nrequests = 12\n\
+         paths = [\"/index.html\", \"/style.css\", \"/img/logo.png\"]\n\
+         [[workload]]\nkind = \"http\"\nname = \"direct\"\ntarget = \"origin\"\nrequests = 5\n\
+         [matrix]\n\"cache.enabled\" = [true, false]\n",
+    );
+    let out = dir.path().join("results");
+    netrun()
+        .arg(&file)
+        .args(["--quiet", "--out"])
+        .arg(&out)
+        .assert()
+        .code(0);
+    let (_, requests) = read_csv(&out.join("far/http_requests.csv"));
+    let page = |variant: &str, cache: &str| -> Vec<f64> {
+        requests
+            .iter()
+            .filter(|r| r["variant"] == variant && r["workload"] == "page" && r["cache"] == cache)
+            .map(|r| num(r, "latency_ms"))
+            .collect()
+    };
+    let off = page("cache.enabled=false", "BYPASS");
+    assert_eq!(off.len(), 12, "{requests:?}");
+    assert!(off.iter().all(|&ms| ms >= 20.0), "cache off: {off:?}");
+    let misses = page("cache.enabled=true", "MISS");
+    let hits = page("cache.enabled=true", "HIT");
+    assert_eq!((misses.len(), hits.len()), (3, 9), "{requests:?}");
+    assert!(misses.iter().all(|&ms| ms >= 20.0), "misses: {misses:?}");
+    // Hits never cross the origin's link (the counters below say so
+    // exactly); in time, most are at loopback speed even on a busy host.
+    let fast = hits.iter().filter(|&&ms| ms < 20.0).count();
+    assert!(fast * 2 > hits.len(), "hits: {hits:?}");
+
+    let (_, rows) = read_csv(&out.join("far.csv"));
+    let row = |variant: &str, workload: &str| {
+        rows.iter()
+            .find(|r| r["variant"] == variant && r["workload"] == workload)
+            .unwrap_or_else(|| panic!("no row {variant} {workload}"))
+    };
+    let on = row("cache.enabled=true", "page");
+    assert_eq!(num(on, "proxy_upstream_fetches"), 3.0, "{on:?}");
+    // A request up and its response head back, per fetch.
+    assert_eq!(num(on, "proxy_origin_delayed"), 6.0, "{on:?}");
+    assert_eq!(num(on, "clients_proxy_delayed"), 0.0, "{on:?}");
+    assert_eq!(num(on, "proxy_delayed"), 6.0, "{on:?}");
+    let off = row("cache.enabled=false", "page");
+    assert_eq!(num(off, "proxy_origin_delayed"), 24.0, "{off:?}");
+    // The direct path crosses neither link: no proxy columns at all.
+    let direct = row("cache.enabled=false", "direct");
+    assert_eq!(direct["proxy_origin_delayed"], "", "{direct:?}");
+}
 /// The summary's percentile columns hold the percentiles of the very RTTs
 /// written to udp_packets.csv: each one checked against the sorted samples
 /// (within a rank and the histogram's 0.1 % precision), so a swap of p90 and

@@ -20,7 +20,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Some(Command::Compare(args)) => compare::compare(args).await,
         Some(Command::Report(args)) => report::report(args),
         Some(Command::Serve(args)) => serve::serve(args).await,
-        Some(Command::Proxy(args)) => proxy::proxy(args).await,
+        Some(Command::Proxy(args)) => proxy::proxy(*args).await,
         Some(Command::Probe(ProbeCommand::Udp(args))) => probe::udp(args).await,
         Some(Command::Probe(ProbeCommand::Http(args))) => probe::http(args).await,
         None if !cli.run.scenarios.is_empty() => run::run(cli.run).await,

@@ -4,14 +4,12 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use std::sync::Arc;
-
-use crate::cli::{ImpairArgs, ProxyArgs};
+use crate::cli::{ImpairArgs, ProxyArgs, UpstreamImpairArgs};
 use crate::error::Outcome;
 use crate::net;
 
 use crate::proxy::{
-    self, CacheConfig, LinkConfig, LinkModel, ProxyConfig, ProxyHooks, ProxyStats, UdpForwardConfig,
+    self, CacheConfig, LinkConfig, ProxyConfig, ProxyHooks, ProxyStats, UdpForwardConfig,
 };
 use crate::units::{format_duration, ByteSize};
 
@@ -44,10 +42,8 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
     };
     let shutdown = CancellationToken::new();
     let link = LinkConfig::from(&args.impair);
-    let hooks = ProxyHooks {
-        impair: Arc::new(LinkModel::new(link)),
-        ..ProxyHooks::default()
-    };
+    let upstream_link = LinkConfig::from((&args.upstream_impair, args.impair.seed));
+    let hooks = ProxyHooks::links(link, upstream_link);
     let handle = proxy::spawn_with_hooks(http, udp, config, hooks, shutdown.clone()).await?;
     let cache_desc = match cache {
         Some(c) => match c.default_ttl {
@@ -67,7 +63,7 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
         handle.udp_addr(),
         upstream_udp,
         cache_desc,
-        link
+        describe_links(&link, &upstream_link)
     );
 
     crate::shutdown::signal().await;
@@ -91,6 +87,28 @@ impl From<&ImpairArgs> for LinkConfig {
             seed: a.seed,
         }
     }
+}
+
+/// The proxy ↔ origin link's knobs, seeded like the clients' link.
+impl From<(&UpstreamImpairArgs, u64)> for LinkConfig {
+    fn from((a, seed): (&UpstreamImpairArgs, u64)) -> Self {
+        LinkConfig {
+            delay: a.upstream_delay,
+            jitter: a.upstream_jitter,
+            loss_percent: a.upstream_loss,
+            rate_bps: a.upstream_rate.bits_per_sec(),
+            seed,
+        }
+    }
+}
+
+/// `no impairment`, or each link by its scenario name:
+/// `clients_proxy delay 2ms ... proxy_origin no impairment`.
+fn describe_links(clients: &LinkConfig, origin: &LinkConfig) -> String {
+    if clients.is_none() && origin.is_none() {
+        return "no impairment".to_string();
+    }
+    format!("clients_proxy {clients}  proxy_origin {origin}")
 }
 
 fn print_stats(s: &ProxyStats) {
@@ -122,7 +140,11 @@ fn print_stats(s: &ProxyStats) {
         s.udp_send_errors
     );
     println!(
-        "impairment: {} datagrams dropped, {} datagrams delayed ({} dropped with the delay buffer full), {} http messages delayed",
+        "impairment clients_proxy: {} datagrams dropped, {} datagrams delayed ({} dropped with the delay buffer full), {} http messages delayed",
         s.udp_dropped_impairment, s.udp_delayed_impairment, s.udp_dropped_delay_full, s.http_delayed
+    );
+    println!(
+        "impairment proxy_origin: {} datagrams dropped, {} datagrams delayed, {} http messages delayed",
+        s.origin_link_udp_dropped, s.origin_link_udp_delayed, s.origin_link_http_delayed
     );
 }

@@ -90,17 +90,29 @@ pub struct SummaryRow {
     pub proxy_upstream_fetches: Option<u64>,
     /// Body bytes the proxy served from its cache during the workload.
     pub proxy_bytes_from_cache: Option<u64>,
-    /// Datagrams the proxy dropped during the workload (impairment, session table full, send errors).
+    /// Datagrams the proxy dropped during the workload: both links'
+    /// impairments, session table full, full buffers, send errors.
     pub proxy_dropped: Option<u64>,
     /// `true` when Ctrl-C stopped this workload before it finished.
     pub interrupted: bool,
-    /// What the proxy's impairment held back during the workload: datagrams
-    /// delayed (UDP, both directions) or HTTP messages delayed (requests
-    /// plus responses).
+    /// What the proxy's impairments held back during the workload, both
+    /// links together (`clients_proxy_delayed + proxy_origin_delayed`):
+    /// datagrams delayed (UDP, both directions) or HTTP messages delayed
+    /// (requests plus response heads).
     pub proxy_delayed: Option<u64>,
     /// Which repetition of the variant this row is, from 1 (`repeat = N`);
     /// 0 in files written before repetitions existed.
     pub repetition: u32,
+    /// Datagrams or HTTP messages the clients ↔ proxy link held back during
+    /// the workload (each crossing counts: a request and its response are 2).
+    pub clients_proxy_delayed: Option<u64>,
+    /// Datagrams the clients ↔ proxy link dropped during the workload (UDP).
+    pub clients_proxy_dropped: Option<u64>,
+    /// Datagrams or HTTP messages the proxy ↔ origin link held back during
+    /// the workload: only upstream traffic crosses it, never a cache hit.
+    pub proxy_origin_delayed: Option<u64>,
+    /// Datagrams the proxy ↔ origin link dropped during the workload (UDP).
+    pub proxy_origin_dropped: Option<u64>,
 }
 
 impl SummaryRow {

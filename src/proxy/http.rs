@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -113,7 +114,10 @@ pub(crate) struct ProxyService {
     body_timeout: Duration,
     counters: Arc<Counters>,
     clock: Arc<dyn Clock>,
+    /// The clients ↔ proxy link.
     impair: Arc<dyn Impairment>,
+    /// The proxy ↔ origin link: crossed only by what goes upstream.
+    origin_link: Arc<dyn Impairment>,
     /// The service itself, for revalidations that outlive a request.
     me: Weak<ProxyService>,
     /// This instance's `Via` pseudonym: seen again in a request, it means
@@ -169,11 +173,7 @@ impl ProxyService {
     /// jitter) going `dir`. Loss and rate do not apply to HTTP: TCP would
     /// retransmit what a link lost.
     async fn impair_delay(&self, dir: Direction) {
-        let delay = self.impair.http_delay(dir);
-        if !delay.is_zero() {
-            bump(&self.counters.http_delayed);
-            tokio::time::sleep(delay).await;
-        }
+        link_delay(&self.impair, dir, &self.counters.http_delayed).await;
     }
 
     pub(crate) fn new(
@@ -181,6 +181,7 @@ impl ProxyService {
         counters: Arc<Counters>,
         clock: Arc<dyn Clock>,
         impair: Arc<dyn Impairment>,
+        origin_link: Arc<dyn Impairment>,
         via_token: String,
     ) -> Arc<Self> {
         let mut connector = HttpConnector::new();
@@ -214,6 +215,7 @@ impl ProxyService {
             counters,
             clock,
             impair,
+            origin_link,
             me: me.clone(),
             via_token,
         })
@@ -837,14 +839,14 @@ impl ProxyService {
         &self,
         rparts: http::response::Parts,
         prefix: VecDeque<Bytes>,
-        rest: Incoming,
+        rest: Body,
         param: &str,
     ) -> Response<Body> {
         let body = self.upstream_body(prefix, rest);
         label(Response::from_parts(rparts, body), Label::Miss, param)
     }
 
-    fn upstream_body(&self, prefix: VecDeque<Bytes>, rest: Incoming) -> Body {
+    fn upstream_body(&self, prefix: VecDeque<Bytes>, rest: Body) -> Body {
         UpstreamBody::new(prefix, rest, self.timeout, self.counters.clone()).boxed()
     }
 
@@ -914,7 +916,7 @@ impl ProxyService {
         mut headers: HeaderMap,
         body: Body,
         deadline: tokio::time::Instant,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<Body>, UpstreamError> {
         bump(&self.counters.upstream_fetches);
         let uri: Uri = match format!("http://{}{}", self.authority, path_and_query).parse() {
             Ok(u) => u,
@@ -932,7 +934,9 @@ impl ProxyService {
         *req.method_mut() = method;
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
-        let result = match tokio::time::timeout_at(deadline, self.client.request(req)).await {
+        // The link's delays count against the deadline: the proxy's timer
+        // runs from when it sends, as it would over a real path.
+        let result = match tokio::time::timeout_at(deadline, self.over_origin_link(req)).await {
             Ok(Ok(resp)) => return Ok(resp),
             Err(_) => UpstreamError {
                 status: StatusCode::GATEWAY_TIMEOUT,
@@ -961,6 +965,37 @@ impl ProxyService {
         Err(result)
     }
 
+    /// One exchange with the upstream across the proxy ↔ origin link: the
+    /// request waits for the link's delay going up, the response head for
+    /// its delay coming back, and the body is paced at the link's rate. Only
+    /// upstream traffic calls this, so a cache hit never pays the link.
+    async fn over_origin_link(
+        &self,
+        req: Request<Body>,
+    ) -> Result<Response<Body>, hyper_util::client::legacy::Error> {
+        let link = &self.origin_link;
+        link_delay(
+            link,
+            Direction::ToUpstream,
+            &self.counters.origin_link_http_delayed,
+        )
+        .await;
+        let resp = self.client.request(req).await?;
+        link_delay(
+            link,
+            Direction::ToClient,
+            &self.counters.origin_link_http_delayed,
+        )
+        .await;
+        let resp = resp.map(|body| body.map_err(BoxError::from).boxed());
+        Ok(if link.paces_http_bodies(Direction::ToClient) {
+            let link = link.clone();
+            resp.map(|body| PacedBody::new(body, link).boxed())
+        } else {
+            resp
+        })
+    }
+
     fn store_insert(&self, cache: &CacheState, key: &str, entry: Arc<CachedResponse>) -> bool {
         let mut store = cache.store.lock().unwrap_or_else(|e| e.into_inner());
         let r = store.insert(key, entry);
@@ -986,6 +1021,16 @@ impl ProxyService {
         self.counters
             .cache_entries
             .store(store.len() as u64, Relaxed);
+    }
+}
+
+/// Holds an HTTP message back for `link`'s delay (and jitter) going `dir`,
+/// counting it in `delayed` when it waits.
+async fn link_delay(link: &Arc<dyn Impairment>, dir: Direction, delayed: &AtomicU64) {
+    let delay = link.http_delay(dir);
+    if !delay.is_zero() {
+        bump(delayed);
+        tokio::time::sleep(delay).await;
     }
 }
 
@@ -1278,14 +1323,14 @@ enum Buffered {
     Complete(Bytes),
     /// Over a bound: what was read so far, the frame that did not fit, and
     /// the rest still to stream.
-    Overflow(Bytes, Bytes, Incoming),
+    Overflow(Bytes, Bytes, Body),
     Failed(UpstreamError),
 }
 
 /// Reads a body whole into `buf` if it fits in `limit` bytes and in the
 /// memory budget `buf` is charged to, by `deadline`.
 async fn buffer(
-    mut body: Incoming,
+    mut body: Body,
     mut buf: ChargedBuf,
     limit: u64,
     deadline: tokio::time::Instant,
@@ -1330,7 +1375,7 @@ async fn buffer(
 struct UpstreamBody {
     /// Already read from the upstream, sent first.
     prefix: VecDeque<Bytes>,
-    inner: Incoming,
+    inner: Body,
     counters: Arc<Counters>,
     idle: Duration,
     /// Fires `idle` after the body started waiting for the upstream; armed
@@ -1340,12 +1385,7 @@ struct UpstreamBody {
 }
 
 impl UpstreamBody {
-    fn new(
-        prefix: VecDeque<Bytes>,
-        inner: Incoming,
-        idle: Duration,
-        counters: Arc<Counters>,
-    ) -> Self {
+    fn new(prefix: VecDeque<Bytes>, inner: Body, idle: Duration, counters: Arc<Counters>) -> Self {
         UpstreamBody {
             prefix,
             inner,
@@ -1379,7 +1419,7 @@ impl http_body::Body for UpstreamBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 let this = &mut *self;

@@ -1,7 +1,8 @@
 //! Link impairments (delay, jitter, loss, rate) the proxy applies in each
-//! direction. The forwarders ask an [`Impairment`] about every datagram and
-//! HTTP message; [`LinkModel`] is the seeded model behind `[impair]` and the
-//! `netrun proxy --delay/--jitter/--loss/--rate` flags. Its decisions are pure
+//! direction, on each of its two links ([`Link`]: clients ↔ proxy, proxy ↔
+//! origin). The forwarders ask an [`Impairment`] about every datagram and
+//! HTTP message; [`LinkModel`] is the seeded model behind `[links.*]` and the
+//! `netrun proxy --delay/--upstream-delay/...` flags. Its decisions are pure
 //! functions of the seed, the traffic and an injected clock, so they are
 //! unit-tested without sleeping; the forwarders only carry them out.
 
@@ -37,6 +38,39 @@ impl Direction {
     }
 }
 
+/// The links the proxy models. The names are the scenario's
+/// (`[links.clients_proxy]`, `[links.proxy_origin]`) and stay stable: they
+/// will also name kernel-shaped links between network namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Link {
+    /// Between the clients and the proxy: every exchange through the proxy
+    /// crosses it, cache hits included.
+    ClientsProxy,
+    /// Between the proxy and the origin: only what the proxy sends upstream
+    /// (misses, revalidations, bypassed requests, UDP) and the answers.
+    ProxyOrigin,
+}
+
+impl Link {
+    /// The scenario name of the link.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Link::ClientsProxy => "clients_proxy",
+            Link::ProxyOrigin => "proxy_origin",
+        }
+    }
+
+    /// Mixed into the seed so two links with the same seed draw independent
+    /// sequences. Zero for the clients' link: its decisions are the ones
+    /// `[impair]` always gave for a seed.
+    fn seed_salt(self) -> u64 {
+        match self {
+            Link::ClientsProxy => 0,
+            Link::ProxyOrigin => 0x0F0F_0F0F_F0F0_F0F0,
+        }
+    }
+}
+
 /// What to do with one datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -54,6 +88,13 @@ pub trait Impairment: Send + Sync + 'static {
     /// Decides the fate of a datagram of `len` bytes going `dir`.
     fn datagram(&self, _dir: Direction, _len: usize) -> Verdict {
         Verdict::Forward
+    }
+
+    /// [`Impairment::datagram`] for a datagram that reaches this link at
+    /// `at`, later than now: it is still crossing the link before (the other
+    /// side of the proxy), so a rate-limited link queues it from then.
+    fn datagram_arriving(&self, dir: Direction, len: usize, _at: Instant) -> Verdict {
+        self.datagram(dir, len)
     }
 
     /// Extra delay before an HTTP message (request head upstream, response
@@ -144,6 +185,7 @@ pub const MAX_QUEUE: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct LinkModel {
     config: LinkConfig,
+    link: Link,
     /// One generator and queue per direction, so traffic one way does not
     /// change the decisions taken the other way.
     dirs: [Mutex<DirState>; 2],
@@ -214,18 +256,31 @@ impl DirState {
 }
 
 impl LinkModel {
+    /// The clients ↔ proxy link (what `[impair]` always was).
     pub fn new(config: LinkConfig) -> Self {
+        Self::on(Link::ClientsProxy, config)
+    }
+
+    /// The model of `link`: its own random sequences for the same seed.
+    pub fn on(link: Link, config: LinkConfig) -> Self {
+        let seed = config.seed ^ link.seed_salt();
         LinkModel {
             config,
+            link,
             dirs: [
-                Mutex::new(DirState::new(config.seed, Direction::ToUpstream)),
-                Mutex::new(DirState::new(config.seed, Direction::ToClient)),
+                Mutex::new(DirState::new(seed, Direction::ToUpstream)),
+                Mutex::new(DirState::new(seed, Direction::ToClient)),
             ],
         }
     }
 
     pub fn config(&self) -> &LinkConfig {
         &self.config
+    }
+
+    /// Which link this models.
+    pub fn link(&self) -> Link {
+        self.link
     }
 
     fn state(&self, dir: Direction) -> std::sync::MutexGuard<'_, DirState> {
@@ -246,6 +301,10 @@ impl LinkModel {
 impl Impairment for LinkModel {
     fn datagram(&self, dir: Direction, len: usize) -> Verdict {
         self.datagram_at(dir, len, Instant::now())
+    }
+
+    fn datagram_arriving(&self, dir: Direction, len: usize, at: Instant) -> Verdict {
+        self.datagram_at(dir, len, at)
     }
 
     fn http_delay(&self, dir: Direction) -> Duration {
@@ -310,6 +369,45 @@ mod tests {
         // The directions draw independent sequences.
         let m = LinkModel::new(c);
         assert_ne!(a, decisions(&m, Direction::ToClient, 1000));
+    }
+
+    #[test]
+    fn each_link_draws_its_own_sequence_for_one_seed() {
+        let c = LinkConfig {
+            loss_percent: 30.0,
+            ..cfg()
+        };
+        let clients = LinkModel::new(c);
+        assert_eq!(clients.link(), Link::ClientsProxy);
+        let origin = LinkModel::on(Link::ProxyOrigin, c);
+        let a = decisions(&clients, Direction::ToUpstream, 1000);
+        assert_ne!(a, decisions(&origin, Direction::ToUpstream, 1000));
+        // The clients' link keeps the decisions `[impair]` gave for a seed.
+        let again = LinkModel::on(Link::ClientsProxy, c);
+        assert_eq!(a, decisions(&again, Direction::ToUpstream, 1000));
+    }
+
+    #[test]
+    fn a_datagram_arriving_later_queues_from_its_arrival() {
+        let m = LinkModel::on(
+            Link::ProxyOrigin,
+            LinkConfig {
+                rate_bps: 1e6,
+                ..cfg()
+            },
+        );
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        // Arrives in 50 ms: the link is idle then, only its own 10 ms.
+        assert_eq!(
+            m.datagram_arriving(Direction::ToClient, 1250, t0 + ms(50)),
+            Verdict::Delay(ms(10))
+        );
+        // The next one at 55 ms waits for the first to finish (at 60 ms).
+        assert_eq!(
+            m.datagram_arriving(Direction::ToClient, 1250, t0 + ms(55)),
+            Verdict::Delay(ms(15))
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::server::{self, ConnStats, HttpLimits};
 
 pub use cache::{Clock, ManualClock, SystemClock};
-pub use impair::{Impairment, LinkConfig, LinkModel, NoImpairment};
+pub use impair::{Impairment, Link, LinkConfig, LinkModel, NoImpairment};
 
 /// Everything the proxy needs besides its sockets.
 #[derive(Debug, Clone)]
@@ -126,11 +126,15 @@ impl Default for UdpForwardConfig {
 }
 
 /// Optional collaborators: the clock the cache reads (tests inject a
-/// [`ManualClock`]) and the link impairment (none by default).
+/// [`ManualClock`]) and the impairment of each link (none by default).
 #[derive(Clone)]
 pub struct ProxyHooks {
     pub clock: Arc<dyn Clock>,
+    /// The clients ↔ proxy link: every exchange crosses it, hits included.
     pub impair: Arc<dyn Impairment>,
+    /// The proxy ↔ origin link: only what goes upstream (and its answers)
+    /// crosses it; a cache hit never does.
+    pub origin_link: Arc<dyn Impairment>,
 }
 
 impl Default for ProxyHooks {
@@ -138,6 +142,18 @@ impl Default for ProxyHooks {
         ProxyHooks {
             clock: Arc::new(SystemClock),
             impair: Arc::new(NoImpairment),
+            origin_link: Arc::new(NoImpairment),
+        }
+    }
+}
+
+impl ProxyHooks {
+    /// The seeded models of both links, the real clock.
+    pub fn links(clients_proxy: LinkConfig, proxy_origin: LinkConfig) -> Self {
+        ProxyHooks {
+            impair: Arc::new(LinkModel::on(Link::ClientsProxy, clients_proxy)),
+            origin_link: Arc::new(LinkModel::on(Link::ProxyOrigin, proxy_origin)),
+            ..ProxyHooks::default()
         }
     }
 }
@@ -205,10 +221,10 @@ pub struct ProxyStats {
     /// Datagrams dropped because a socket's send buffer was full: the
     /// forwarder never waits for one client's socket, so others are not held back.
     pub udp_dropped_buffer_full: u64,
-    /// Datagrams dropped by the impairment model (random loss, or the
-    /// rate-limited link's queue overflowing).
+    /// Datagrams dropped by the clients ↔ proxy link (random loss, or the
+    /// rate-limited link's queue overflowing), both directions.
     pub udp_dropped_impairment: u64,
-    /// Datagrams the impairment model held back (delay, jitter or rate)
+    /// Datagrams the clients ↔ proxy link held back (delay, jitter or rate)
     /// before forwarding them, both directions.
     pub udp_delayed_impairment: u64,
     /// Datagrams tail-dropped because the delay line held
@@ -216,9 +232,16 @@ pub struct ProxyStats {
     pub udp_dropped_delay_full: u64,
     /// Payload bytes the delay line holds now (never more than its bound).
     pub udp_delay_bytes: u64,
-    /// HTTP messages the impairment model delayed: request heads on the way
-    /// upstream plus response heads on the way back.
+    /// HTTP messages the clients ↔ proxy link delayed: request heads on the
+    /// way in plus response heads on the way back.
     pub http_delayed: u64,
+    /// Datagrams dropped by the proxy ↔ origin link, both directions.
+    pub origin_link_udp_dropped: u64,
+    /// Datagrams the proxy ↔ origin link held back, both directions.
+    pub origin_link_udp_delayed: u64,
+    /// HTTP messages the proxy ↔ origin link delayed: requests sent upstream
+    /// plus the response heads coming back.
+    pub origin_link_http_delayed: u64,
 }
 
 /// Live counters, updated with relaxed atomics in the hot path.
@@ -256,6 +279,9 @@ pub(crate) struct Counters {
     pub udp_dropped_delay_full: AtomicU64,
     pub udp_delay_bytes: AtomicU64,
     pub http_delayed: AtomicU64,
+    pub origin_link_udp_dropped: AtomicU64,
+    pub origin_link_udp_delayed: AtomicU64,
+    pub origin_link_http_delayed: AtomicU64,
 }
 
 impl Counters {
@@ -294,6 +320,9 @@ impl Counters {
             udp_dropped_delay_full: g(&self.udp_dropped_delay_full),
             udp_delay_bytes: g(&self.udp_delay_bytes),
             http_delayed: g(&self.http_delayed),
+            origin_link_udp_dropped: g(&self.origin_link_udp_dropped),
+            origin_link_udp_delayed: g(&self.origin_link_udp_delayed),
+            origin_link_http_delayed: g(&self.origin_link_http_delayed),
         }
     }
 }
@@ -409,6 +438,7 @@ pub async fn spawn_with_hooks(
         counters.clone(),
         hooks.clock.clone(),
         hooks.impair.clone(),
+        hooks.origin_link.clone(),
         via_token.clone(),
     );
     tracker.spawn(server::serve(
@@ -427,6 +457,7 @@ pub async fn spawn_with_hooks(
         config.udp,
         counters.clone(),
         hooks.impair,
+        hooks.origin_link,
     );
     tracker.spawn(forwarder.run(shutdown.clone(), tracker.clone()));
 

@@ -6,10 +6,12 @@
 //! fit is dropped and counted, as a router would, so one stuck client cannot
 //! hold back the others.
 //!
-//! Datagrams the impairment model delays go through one delay line per
-//! forwarder ([`DelayLine`]): a single task with a heap ordered by due time,
-//! not a task or timer per datagram. Its precision is the runtime timer's
-//! (about a millisecond); undelayed datagrams never pass through it.
+//! Every datagram crosses two links ([`Links`]): clients ↔ proxy and proxy ↔
+//! origin, in the order it travels. Datagrams either link delays go through
+//! one delay line per forwarder ([`DelayLine`]): a single task with a heap
+//! ordered by due time, not a task or timer per datagram. Its precision is
+//! the runtime timer's (about a millisecond); undelayed datagrams never pass
+//! through it.
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, HashMap};
@@ -25,7 +27,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::impair::{Direction, Impairment, Verdict};
+use super::impair::{Direction, Impairment, Link, Verdict};
 use super::{Counters, UdpForwardConfig};
 use crate::net::MAX_DATAGRAM;
 use crate::server::{add, bump};
@@ -35,7 +37,7 @@ pub(crate) struct Forwarder {
     upstream: SocketAddr,
     config: UdpForwardConfig,
     counters: Arc<Counters>,
-    impair: Arc<dyn Impairment>,
+    links: Links,
     /// Reference point for the sessions' last-activity stamps.
     epoch: Instant,
     /// The table-full warning was logged since the table last had room.
@@ -60,6 +62,7 @@ impl Forwarder {
         config: UdpForwardConfig,
         counters: Arc<Counters>,
         impair: Arc<dyn Impairment>,
+        origin_link: Arc<dyn Impairment>,
     ) -> Self {
         // Bursts from many clients land on this one socket.
         crate::net::grow_udp_buffers(&*socket, crate::net::UDP_BUFFER);
@@ -74,8 +77,12 @@ impl Forwarder {
             socket,
             upstream,
             config,
+            links: Links {
+                clients: impair,
+                origin: origin_link,
+                counters: counters.clone(),
+            },
             counters,
-            impair,
             epoch: Instant::now(),
             full_warned: AtomicBool::new(false),
         }
@@ -156,17 +163,13 @@ impl Forwarder {
             return;
         };
         session.last_active.store(self.stamp(), Ordering::Relaxed);
-        match self.impair.datagram(Direction::ToUpstream, payload.len()) {
-            Verdict::Forward => {}
-            Verdict::Drop => {
-                bump(&self.counters.udp_dropped_impairment);
-                return;
-            }
-            Verdict::Delay(d) => {
-                self.line
-                    .hold(d, payload, Dest::Upstream(session.upstream.clone()));
-                return;
-            }
+        let Some((delay, by)) = self.links.cross(Direction::ToUpstream, payload.len()) else {
+            return;
+        };
+        if !delay.is_zero() {
+            let dest = Dest::Upstream(session.upstream.clone());
+            self.line.hold(delay, by, payload, dest);
+            return;
         }
         match send_or_drop(&self.counters, session.upstream.try_send(payload)) {
             Sent::Yes => {
@@ -206,7 +209,7 @@ impl Forwarder {
             client,
             last_active: session.last_active.clone(),
             counters: self.counters.clone(),
-            impair: self.impair.clone(),
+            links: self.links.clone(),
             epoch: self.epoch,
             line: self.line.clone(),
         };
@@ -244,7 +247,7 @@ struct Relay {
     client: SocketAddr,
     last_active: Arc<AtomicU64>,
     counters: Arc<Counters>,
-    impair: Arc<dyn Impairment>,
+    links: Links,
     epoch: Instant,
     line: DelayLine,
 }
@@ -267,17 +270,13 @@ impl Relay {
             };
             self.last_active
                 .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-            match self.impair.datagram(Direction::ToClient, n) {
-                Verdict::Forward => {}
-                Verdict::Drop => {
-                    bump(&self.counters.udp_dropped_impairment);
-                    continue;
-                }
-                Verdict::Delay(d) => {
-                    let dest = Dest::Client(self.client_socket.clone(), self.client);
-                    self.line.hold(d, &buf[..n], dest);
-                    continue;
-                }
+            let Some((delay, by)) = self.links.cross(Direction::ToClient, n) else {
+                continue;
+            };
+            if !delay.is_zero() {
+                let dest = Dest::Client(self.client_socket.clone(), self.client);
+                self.line.hold(delay, by, &buf[..n], dest);
+                continue;
             }
             // The listening socket is shared by every session: waiting on it
             // here would let one client's burst hold back the others' replies.
@@ -293,6 +292,62 @@ impl Relay {
                 }
             }
         }
+    }
+}
+
+/// The two links every datagram crosses, and the counters of what each did.
+#[derive(Clone)]
+struct Links {
+    /// Clients ↔ proxy.
+    clients: Arc<dyn Impairment>,
+    /// Proxy ↔ origin.
+    origin: Arc<dyn Impairment>,
+    counters: Arc<Counters>,
+}
+
+/// Which links held a datagram back: each counts it as delayed once the
+/// delay line holds it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct DelayedBy {
+    clients: bool,
+    origin: bool,
+}
+
+impl Links {
+    /// Takes a datagram of `len` bytes across both links going `dir`, in
+    /// the order it meets them: the second link sees it arrive once the
+    /// first has delayed it, so its rate queue starts from then. `None`:
+    /// a link dropped it (counted on that link). Otherwise the total delay
+    /// (zero: forward now) and which links delayed it.
+    fn cross(&self, dir: Direction, len: usize) -> Option<(Duration, DelayedBy)> {
+        let order = match dir {
+            Direction::ToUpstream => [Link::ClientsProxy, Link::ProxyOrigin],
+            Direction::ToClient => [Link::ProxyOrigin, Link::ClientsProxy],
+        };
+        let now = std::time::Instant::now();
+        let mut total = Duration::ZERO;
+        let mut by = DelayedBy::default();
+        for link in order {
+            let (model, dropped) = match link {
+                Link::ClientsProxy => (&self.clients, &self.counters.udp_dropped_impairment),
+                Link::ProxyOrigin => (&self.origin, &self.counters.origin_link_udp_dropped),
+            };
+            match model.datagram_arriving(dir, len, now + total) {
+                Verdict::Forward => {}
+                Verdict::Drop => {
+                    bump(dropped);
+                    return None;
+                }
+                Verdict::Delay(d) => {
+                    total += d;
+                    match link {
+                        Link::ClientsProxy => by.clients = true,
+                        Link::ProxyOrigin => by.origin = true,
+                    }
+                }
+            }
+        }
+        Some((total, by))
     }
 }
 
@@ -318,6 +373,7 @@ struct Held {
     seq: u64,
     payload: Bytes,
     dest: Dest,
+    by: DelayedBy,
 }
 
 impl PartialEq for Held {
@@ -357,7 +413,7 @@ impl DelayLine {
     /// the byte limit the datagram is tail-dropped (counted), as a router
     /// with a full queue would; the line counts it as delayed once held, or
     /// as a buffer-full drop if its channel is swamped.
-    fn hold(&self, delay: Duration, payload: &[u8], dest: Dest) {
+    fn hold(&self, delay: Duration, by: DelayedBy, payload: &[u8], dest: Dest) {
         let n = payload.len() as u64;
         let reserved = self.counters.udp_delay_bytes.fetch_update(
             Ordering::Relaxed,
@@ -373,6 +429,7 @@ impl DelayLine {
             seq: 0,
             payload: Bytes::copy_from_slice(payload),
             dest,
+            by,
         };
         if self.tx.try_send(held).is_err() {
             release(&self.counters, n);
@@ -416,7 +473,12 @@ async fn run_delay_line(
                         bump(&counters.udp_dropped_buffer_full);
                         continue;
                     }
-                    bump(&counters.udp_delayed_impairment);
+                    if h.by.clients {
+                        bump(&counters.udp_delayed_impairment);
+                    }
+                    if h.by.origin {
+                        bump(&counters.origin_link_udp_delayed);
+                    }
                     h.seq = seq;
                     seq += 1;
                     heap.push(h);
@@ -474,6 +536,7 @@ fn send_or_drop(counters: &Counters, r: std::io::Result<usize>) -> Sent {
 
 #[cfg(test)]
 mod tests {
+    use super::super::impair::{LinkConfig, LinkModel};
     use super::*;
 
     /// A send that would block is dropped and counted at once; the loop
@@ -533,6 +596,10 @@ mod tests {
         for (ms, name) in [(40, "c"), (10, "a"), (25, "b")] {
             line.hold(
                 Duration::from_millis(ms),
+                DelayedBy {
+                    clients: true,
+                    origin: false,
+                },
                 name.as_bytes(),
                 Dest::Upstream(sock.clone()),
             );
@@ -573,6 +640,7 @@ mod tests {
             seq,
             payload: Bytes::new(),
             dest: Dest::Upstream(s.clone()),
+            by: DelayedBy::default(),
         };
         let mut heap: BinaryHeap<Held> = [held(5, 0), held(1, 1), held(5, 2), held(1, 3)]
             .into_iter()
@@ -582,5 +650,54 @@ mod tests {
             popped.push(h.seq);
         }
         assert_eq!(popped, [1, 3, 0, 2]);
+    }
+
+    fn links(clients: LinkConfig, origin: LinkConfig) -> Links {
+        Links {
+            clients: Arc::new(LinkModel::on(Link::ClientsProxy, clients)),
+            origin: Arc::new(LinkModel::on(Link::ProxyOrigin, origin)),
+            counters: Arc::new(Counters::default()),
+        }
+    }
+
+    #[test]
+    fn a_datagram_pays_both_links_and_a_drop_counts_on_its_link() {
+        let ms = Duration::from_millis;
+        let delay = |d| LinkConfig {
+            delay: d,
+            ..LinkConfig::default()
+        };
+        let l = links(delay(ms(3)), delay(ms(5)));
+        let both = DelayedBy {
+            clients: true,
+            origin: true,
+        };
+        assert_eq!(l.cross(Direction::ToUpstream, 10), Some((ms(8), both)));
+        assert_eq!(l.cross(Direction::ToClient, 10), Some((ms(8), both)));
+
+        let only_origin = links(LinkConfig::default(), delay(ms(5)));
+        let (d, by) = only_origin.cross(Direction::ToClient, 10).unwrap();
+        assert_eq!((d, by.clients, by.origin), (ms(5), false, true));
+
+        let lossy = LinkConfig {
+            loss_percent: 100.0,
+            ..LinkConfig::default()
+        };
+        let l = links(LinkConfig::default(), lossy);
+        assert_eq!(l.cross(Direction::ToUpstream, 10), None);
+        assert_eq!(
+            l.counters.origin_link_udp_dropped.load(Ordering::Relaxed),
+            1
+        );
+        assert_eq!(l.counters.udp_dropped_impairment.load(Ordering::Relaxed), 0);
+        // The clients' link meets a reply last, an upstream datagram first.
+        let l = links(lossy, lossy);
+        assert_eq!(l.cross(Direction::ToClient, 10), None);
+        assert_eq!(
+            l.counters.origin_link_udp_dropped.load(Ordering::Relaxed),
+            1
+        );
+        assert_eq!(l.cross(Direction::ToUpstream, 10), None);
+        assert_eq!(l.counters.udp_dropped_impairment.load(Ordering::Relaxed), 1);
     }
 }

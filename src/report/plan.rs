@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use crate::proxy::Link;
+
 use crate::scenario::{
     HttpWorkload, Plan, Scenario, Service, UdpWorkload, Variant, Workload, WorkloadKind,
 };
@@ -80,7 +82,7 @@ fn variant(o: &mut String, v: &Variant) {
 pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
     let mut out = vec![
         ("mode", p.mode.as_str().to_string()),
-        ("seed", p.impair.seed.to_string()),
+        ("seed", p.links.seed().to_string()),
         ("origin", service(&p.topology.origin)),
     ];
     if p.topology.origin.is_spawned() {
@@ -102,17 +104,23 @@ pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
         "cache",
         format!("{on}{open}capacity {}{ttl}{close}", c.capacity),
     ));
-    let i = &p.impair;
-    out.push((
-        "impair",
-        format!(
-            "delay {}, jitter {}, loss {}%, rate {}",
-            format_duration(i.delay),
-            format_duration(i.jitter),
-            i.loss_percent,
-            BitRate(i.rate_bps)
-        ),
-    ));
+    for (name, i) in [
+        (Link::ClientsProxy, &p.links.clients_proxy),
+        (Link::ProxyOrigin, &p.links.proxy_origin),
+    ] {
+        let what = if i.is_none() {
+            "clean".to_string()
+        } else {
+            format!(
+                "delay {}, jitter {}, loss {}%, rate {}",
+                format_duration(i.delay),
+                format_duration(i.jitter),
+                i.loss_percent,
+                BitRate(i.rate_bps)
+            )
+        };
+        out.push(("link", format!("{:<14}{what}", name.as_str())));
+    }
     out
 }
 

@@ -31,7 +31,7 @@ use crate::metrics::records::Tagged;
 use crate::metrics::SummaryRow;
 use crate::net::{bind_tcp, bind_udp};
 use crate::origin::{self, OriginConfig, OriginHandle};
-use crate::proxy::{self, LinkModel, ProxyConfig, ProxyHandle, ProxyHooks, ProxyStats};
+use crate::proxy::{self, ProxyConfig, ProxyHandle, ProxyStats};
 use crate::scenario::{
     Mode, Order, Plan, Scenario, Service, Target, Variant, Workload, WorkloadKind,
 };
@@ -227,10 +227,7 @@ impl Services {
                     cache: plan.cache.proxy_cache(),
                     ..ProxyConfig::new(origin_http, udp_upstream)
                 };
-                let hooks = ProxyHooks {
-                    impair: Arc::new(LinkModel::new(plan.impair)),
-                    ..ProxyHooks::default()
-                };
+                let hooks = plan.links.proxy_hooks();
                 let h = proxy::spawn_with_hooks(l, u, config, hooks, token.clone())
                     .await
                     .context("cannot start the proxy")?;
@@ -392,21 +389,32 @@ fn attach_proxy_counters(
                 Some(a.upstream_fetches.saturating_sub(b.upstream_fetches));
             row.proxy_bytes_from_cache =
                 Some(a.bytes_from_cache.saturating_sub(b.bytes_from_cache));
-            row.proxy_delayed = Some(a.http_delayed.saturating_sub(b.http_delayed));
+            let clients = a.http_delayed.saturating_sub(b.http_delayed);
+            let origin = a
+                .origin_link_http_delayed
+                .saturating_sub(b.origin_link_http_delayed);
+            row.clients_proxy_delayed = Some(clients);
+            row.proxy_origin_delayed = Some(origin);
+            row.proxy_delayed = Some(clients + origin);
         }
         WorkloadKind::Udp(_) => {
             let drops = |s: &ProxyStats| {
                 s.udp_dropped_impairment
+                    + s.origin_link_udp_dropped
                     + s.udp_dropped_table_full
                     + s.udp_dropped_buffer_full
                     + s.udp_dropped_delay_full
                     + s.udp_send_errors
             };
-            row.proxy_dropped = Some(drops(&a).saturating_sub(drops(&b)));
-            row.proxy_delayed = Some(
-                a.udp_delayed_impairment
-                    .saturating_sub(b.udp_delayed_impairment),
-            );
+            let delta = |f: fn(&ProxyStats) -> u64| f(&a).saturating_sub(f(&b));
+            row.proxy_dropped = Some(delta(drops));
+            row.clients_proxy_dropped = Some(delta(|s| s.udp_dropped_impairment));
+            row.proxy_origin_dropped = Some(delta(|s| s.origin_link_udp_dropped));
+            let clients = delta(|s| s.udp_delayed_impairment);
+            let origin = delta(|s| s.origin_link_udp_delayed);
+            row.clients_proxy_delayed = Some(clients);
+            row.proxy_origin_delayed = Some(origin);
+            row.proxy_delayed = Some(clients + origin);
         }
     }
 }

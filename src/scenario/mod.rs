@@ -119,10 +119,35 @@ pub struct Plan {
     /// (`None`: it sends none).
     pub origin_max_age: Option<Duration>,
     pub cache: CacheSettings,
-    /// Link impairments the proxy applies in each direction (and the seed of
-    /// their random generator): the proxy's own type, so nothing converts it.
-    pub impair: LinkConfig,
+    /// The impairments of the proxy's links, each in each direction (and the
+    /// seed of their random generators).
+    pub links: Links,
     pub workloads: Vec<Workload>,
+}
+
+/// The links a scenario impairs, each as the proxy's own [`LinkConfig`] so
+/// nothing converts it. Both carry the scenario's seed; the proxy gives each
+/// link its own random sequences (`LinkModel::on`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Links {
+    /// `[links.clients_proxy]` (or `[impair]`): every exchange through the
+    /// proxy crosses it, cache hits included.
+    pub clients_proxy: LinkConfig,
+    /// `[links.proxy_origin]`: only what the proxy sends upstream and the
+    /// answers cross it.
+    pub proxy_origin: LinkConfig,
+}
+
+impl Links {
+    /// The scenario's `seed`.
+    pub fn seed(&self) -> u64 {
+        self.clients_proxy.seed
+    }
+
+    /// The proxy's hooks with both links' seeded models.
+    pub fn proxy_hooks(&self) -> crate::proxy::ProxyHooks {
+        crate::proxy::ProxyHooks::links(self.clients_proxy, self.proxy_origin)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

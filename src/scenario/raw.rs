@@ -24,7 +24,9 @@ pub struct Scenario {
     pub topology: Option<Topology>,
     pub origin: Option<Origin>,
     pub cache: Option<Cache>,
-    pub impair: Option<Impair>,
+    /// Shorthand for `[links.clients_proxy]`.
+    pub impair: S<Impair>,
+    pub links: Option<Links>,
     #[serde(default)]
     pub workload: Vec<Spanned<Workload>>,
     pub matrix: Option<Spanned<Matrix>>,
@@ -83,6 +85,17 @@ pub struct Cache {
     pub ttl: S<HumanDuration>,
 }
 
+/// `[links.<name>]`: the impairments of each named link.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Links {
+    pub clients_proxy: S<Impair>,
+    pub proxy_origin: S<Impair>,
+    /// Refused on loopback: it will shape real links between namespaces.
+    pub clients_origin: S<Impair>,
+}
+
+/// The knobs of one link (`[impair]` or `[links.<name>]`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Impair {
@@ -121,11 +134,13 @@ pub const MATRIX_KEYS: &[&str] = &[
     "cache.enabled",
     "cache.capacity",
     "cache.ttl",
-    "impair.delay",
-    "impair.jitter",
-    "impair.loss_percent",
-    "impair.rate",
+    "impair.<knob>",
+    "links.clients_proxy.<knob>",
+    "links.proxy_origin.<knob>",
 ];
+
+/// The knobs of a link, the `<knob>` of `impair.<knob>` and `links.<name>.<knob>`.
+pub const LINK_KNOBS: &[&str] = &["delay", "jitter", "loss_percent", "rate"];
 
 /// Workload keys a `[matrix]` entry may vary as `workload.<name>.<key>`.
 pub const MATRIX_WORKLOAD_KEYS: &[&str] = &[
@@ -172,15 +187,17 @@ impl Scenario {
                     _ => Err(unknown_matrix_key(key)),
                 }
             }
-            ["impair", field] => {
-                let i = self.impair.get_or_insert_with(Default::default);
-                match *field {
-                    "delay" => set(&mut i.delay, value),
-                    "jitter" => set(&mut i.jitter, value),
-                    "loss_percent" => set(&mut i.loss_percent, value),
-                    "rate" => set(&mut i.rate, value),
-                    _ => Err(unknown_matrix_key(key)),
-                }
+            ["impair", field] => set_knob(&mut self.impair, field, key, value),
+            ["links", link, field] => {
+                let links = self.links.get_or_insert_with(Default::default);
+                let slot = match *link {
+                    "clients_proxy" => &mut links.clients_proxy,
+                    "proxy_origin" => &mut links.proxy_origin,
+                    // Accepted here so validation refuses it with its reason.
+                    "clients_origin" => &mut links.clients_origin,
+                    _ => return Err(unknown_matrix_key(key)),
+                };
+                set_knob(slot, field, key, value)
             }
             ["workload", name, field] => {
                 let w = self
@@ -212,12 +229,33 @@ impl Scenario {
     }
 }
 
+/// Sets one knob of a link table, creating the table (placed at the matrix
+/// value, so a conflict with another table points there) if the file has none.
+fn set_knob(
+    table: &mut S<Impair>,
+    field: &str,
+    key: &str,
+    value: &Spanned<toml::Value>,
+) -> Result<(), String> {
+    let t = table.get_or_insert_with(|| Spanned::new(value.span(), Impair::default()));
+    let i = t.get_mut();
+    match field {
+        "delay" => set(&mut i.delay, value),
+        "jitter" => set(&mut i.jitter, value),
+        "loss_percent" => set(&mut i.loss_percent, value),
+        "rate" => set(&mut i.rate, value),
+        _ => Err(unknown_matrix_key(key)),
+    }
+}
+
 fn unknown_matrix_key(key: &str) -> String {
     // Compare the last part only, among the keys of the same section: the
     // shared `cache.` would otherwise make any cache key look close.
     let (section, field) = key.rsplit_once('.').unwrap_or(("", key));
     let fields: Vec<&str> = if section.starts_with("workload.") {
         MATRIX_WORKLOAD_KEYS.to_vec()
+    } else if section == "impair" || section.starts_with("links.") {
+        LINK_KNOBS.to_vec()
     } else {
         MATRIX_KEYS
             .iter()
@@ -234,8 +272,9 @@ fn unknown_matrix_key(key: &str) -> String {
         None => String::new(),
     };
     format!(
-        "`{key}` cannot be varied{hint}; use one of {}, or workload.<name>.<{}>",
+        "`{key}` cannot be varied{hint}; use one of {} (<knob>: {}), or workload.<name>.<{}>",
         MATRIX_KEYS.join(", "),
+        LINK_KNOBS.join("|"),
         MATRIX_WORKLOAD_KEYS.join("|")
     )
 }

@@ -15,6 +15,16 @@ pub async fn origin_and_proxy(
     hooks: ProxyHooks,
     token: &CancellationToken,
 ) -> (OriginHandle, ProxyHandle) {
+    origin_and_proxy_with(hooks, |_| {}, token).await
+}
+
+/// [`origin_and_proxy`] with the proxy's configuration changed by `edit`
+/// (e.g. the cache turned off).
+pub async fn origin_and_proxy_with(
+    hooks: ProxyHooks,
+    edit: impl FnOnce(&mut ProxyConfig),
+    token: &CancellationToken,
+) -> (OriginHandle, ProxyHandle) {
     let www = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www");
     let origin = origin::spawn(
         TcpListener::bind("127.0.0.1:0").await.expect("bind"),
@@ -28,10 +38,12 @@ pub async fn origin_and_proxy(
     )
     .await
     .expect("origin");
+    let mut config = ProxyConfig::new(origin.http_addr(), origin.udp_addr());
+    edit(&mut config);
     let proxy = proxy::spawn_with_hooks(
         TcpListener::bind("127.0.0.1:0").await.expect("bind"),
         UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
-        ProxyConfig::new(origin.http_addr(), origin.udp_addr()),
+        config,
         hooks,
         token.clone(),
     )

@@ -62,7 +62,7 @@ pub struct VariantInfo {
     pub label: String,
     /// The `[matrix]` keys and values of this variant.
     pub overrides: Vec<(String, String)>,
-    /// `(key, text)`: mode, seed, origin, proxy, cache, impair.
+    /// `(key, text)`: mode, seed, origin, proxy, cache, one line per link.
     pub settings: Vec<(String, String)>,
     pub workloads: Vec<WorkloadInfo>,
 }

@@ -18,6 +18,8 @@ const UDP_ONLY: &[&str] = &[
     "pacing_mean_ms",
     "pacing_max_ms",
     "proxy_dropped",
+    "clients_proxy_dropped",
+    "proxy_origin_dropped",
 ];
 /// Summary columns that only an HTTP workload fills.
 const HTTP_ONLY: &[&str] = &[

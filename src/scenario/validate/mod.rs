@@ -1,11 +1,12 @@
 //! raw → resolved: checks every value, fills every default, expands the
 //! matrix, and collects every problem with its position. One file per thing
-//! decided: the variants (`matrix.rs`), a variant's plan (`plan.rs`) and
-//! topology (`topology.rs`), each workload (`workload.rs`, with the rules of
+//! decided: the variants (`matrix.rs`), a variant's plan (`plan.rs`), links
+//! (`links.rs`) and topology (`topology.rs`), each workload (`workload.rs`, with the rules of
 //! each kind in `http.rs` and `udp.rs`) and the thresholds (`expect.rs`).
 
 mod expect;
 mod http;
+mod links;
 mod matrix;
 mod plan;
 mod repeat;
@@ -48,7 +49,7 @@ pub(super) fn validate(path: &Path, source: &str) -> Result<Scenario, ScenarioEr
         name,
         description: raw.description.clone().unwrap_or_default(),
         source: path.to_path_buf(),
-        order_seed: variants.first().map_or(1, |v| v.plan.impair.seed),
+        order_seed: variants.first().map_or(1, |v| v.plan.links.seed()),
         variants,
         expect,
         repeat,

@@ -1,4 +1,4 @@
-//! One variant's plan: seed, mode, cache and impairment settings, and its
+//! One variant's plan: mode, cache settings, links (`links.rs`), and its
 //! workloads (each checked in `workload.rs`), with the defaults filled in.
 
 use std::path::Path;
@@ -7,7 +7,6 @@ use std::time::Duration;
 use super::span;
 use super::topology::resolve_topology;
 use super::workload::resolve_workload;
-use crate::proxy::LinkConfig;
 use crate::scenario::diag::ScenarioErrors;
 use crate::scenario::raw;
 use crate::scenario::{CacheSettings, Mode, Plan, Workload};
@@ -23,7 +22,7 @@ pub(super) fn resolve_plan(
     let topology = resolve_topology(r.topology.clone().unwrap_or_default(), dir, errs);
     let origin_max_age = resolve_max_age(r.origin.as_ref(), errs);
     let cache = resolve_cache(r);
-    let impair = resolve_impair(r, errs);
+    let links = super::links::resolve_links(r, errs);
     let workloads = resolve_workloads(r, topology.as_ref(), errs);
     if errs.errors.len() > before {
         return None;
@@ -33,7 +32,7 @@ pub(super) fn resolve_plan(
         topology: topology?,
         origin_max_age,
         cache,
-        impair,
+        links,
         workloads,
     })
 }
@@ -83,43 +82,6 @@ fn resolve_max_age(o: Option<&raw::Origin>, errs: &mut ScenarioErrors) -> Option
     None
 }
 
-/// `[impair]` and `seed`, as the proxy's link model takes them.
-fn resolve_impair(r: &raw::Scenario, errs: &mut ScenarioErrors) -> LinkConfig {
-    let seed = match &r.seed {
-        Some(s) if *s.get_ref() < 0 => {
-            errs.push(
-                Some(s.span()),
-                "seed",
-                format!("{} is negative; use a number ≥ 0", s.get_ref()),
-            );
-            0
-        }
-        Some(s) => *s.get_ref() as u64,
-        None => 1,
-    };
-    let i = r.impair.clone().unwrap_or_default();
-    // Jitter may exceed the delay: the model clamps each delay at zero
-    // (documented in README, "Impairments"). Durations and rates cannot be
-    // negative once parsed; only the loss percentage needs a range check.
-    if let Some(l) = &i.loss_percent {
-        let v = *l.get_ref();
-        if !(0.0..=100.0).contains(&v) {
-            errs.push(
-                Some(l.span()),
-                "impair.loss_percent",
-                format!("{v} is out of range; use a percentage from 0 to 100"),
-            );
-        }
-    }
-    LinkConfig {
-        delay: i.delay.as_ref().map_or(Duration::ZERO, |v| v.get_ref().0),
-        jitter: i.jitter.as_ref().map_or(Duration::ZERO, |v| v.get_ref().0),
-        loss_percent: i.loss_percent.as_ref().map_or(0.0, |v| *v.get_ref()),
-        rate_bps: i.rate.as_ref().map_or(0.0, |v| v.get_ref().bits_per_sec()),
-        seed,
-    }
-}
-
 fn resolve_workloads(
     r: &raw::Scenario,
     topology: Option<&crate::scenario::Topology>,
@@ -162,8 +124,9 @@ mod tests {
         assert_eq!(p.cache.capacity.bytes(), 64 << 20);
         assert_eq!(p.cache.ttl, None, "no invented freshness unless asked");
         assert_eq!(p.origin_max_age, Some(crate::origin::DEFAULT_MAX_AGE));
-        assert!(p.impair.is_none());
-        assert_eq!(p.impair.seed, 1);
+        assert!(p.links.clients_proxy.is_none());
+        assert!(p.links.proxy_origin.is_none());
+        assert_eq!(p.links.seed(), 1);
     }
 
     #[test]
@@ -172,7 +135,7 @@ mod tests {
             "seed = 7\n[impair]\ndelay = \"10ms\"\njitter = \"2ms\"\nloss_percent = 1.5\nrate = \"1Mbit/s\"\n{}",
             http("")
         ));
-        let l = s.variants[0].plan.impair;
+        let l = s.variants[0].plan.links.clients_proxy;
         assert_eq!(l.delay, std::time::Duration::from_millis(10));
         assert_eq!(l.jitter, std::time::Duration::from_millis(2));
         assert_eq!(l.loss_percent, 1.5);
