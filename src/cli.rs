@@ -416,6 +416,7 @@ mod tests {
             "CSV|SCENARIO",
             "DIR|CSV",
             "DUR|none",
+            "DIR|CSV",
         ];
         fn walk(cmd: &clap::Command, bad: &mut Vec<String>) {
             for arg in cmd.get_arguments() {
