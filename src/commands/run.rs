@@ -251,7 +251,7 @@ fn print_gate(r: &GateReport, tolerance: f64) {
         );
     }
     if let Some(why) = &r.host_changed {
-        println!("  host: slower than when the baseline was made ({why}); worse figures count as inconclusive");
+        println!("  host: slower than when the baseline was made ({why}); worse figures it could explain count as inconclusive");
     }
 }
 

@@ -402,14 +402,31 @@ pub fn gate(
             }
         }
     }
-    let host_changed = host_slower(&host);
+    let slower = host_slower(&host);
+    let host_changed = (!slower.is_empty()).then(|| {
+        slower
+            .iter()
+            .map(|a| {
+                format!(
+                    "control {}.{} {:.3} → {:.3} ms",
+                    a.workload, a.metric, a.baseline, a.now
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
     if let Some(why) = &host_changed {
+        let slowdown = HostSlowdown::of(&slower);
         for a in assessments
             .iter_mut()
             .filter(|a| a.verdict == Verdict::Worse)
         {
-            a.verdict = Verdict::Inconclusive;
-            a.reason = format!("worse, but the host itself was slower ({why})");
+            if slowdown.explains(a, tolerance) {
+                a.verdict = Verdict::Inconclusive;
+                a.reason = format!(
+                    "worse, but the host itself was slower ({why}), which could explain it"
+                );
+            }
         }
     }
     GateReport {
@@ -419,12 +436,59 @@ pub fn gate(
     }
 }
 
-/// A description of the host's slowdown, if a control shows one: its
-/// latency rose significantly (its interval clear of zero) by more than
-/// [`HOST_THRESHOLD`] in its estimate.
-fn host_slower(host: &[Assessment]) -> Option<String> {
-    let slower: Vec<String> = host
-        .iter()
+/// How much slower the host got, at most (the upper ends of the slower
+/// controls' intervals): relative and in ms.
+#[derive(Debug, Clone, Copy, Default)]
+struct HostSlowdown {
+    relative: f64,
+    absolute: f64,
+}
+
+/// A path through the proxy crosses the host's scheduler about twice as
+/// often as a direct one, so a host slowdown is assumed to hit it this many
+/// times as hard.
+const HOST_AMPLIFICATION: f64 = 2.0;
+
+impl HostSlowdown {
+    fn of(slower: &[&Assessment]) -> HostSlowdown {
+        let mut h = HostSlowdown::default();
+        for c in slower.iter().filter_map(|a| a.change.as_ref()) {
+            h.absolute = h.absolute.max(c.absolute.high);
+            h.relative = h.relative.max(c.relative.map_or(0.0, |r| r.high));
+        }
+        h
+    }
+
+    /// Whether a `worse` verdict could be the host's doing: a latency or
+    /// rate whose change, at its lower bound, is not clearly beyond what the
+    /// slowdown (amplified) plus the tolerance account for. Counts (loss,
+    /// errors, hit ratio) are not the host's doing.
+    fn explains(&self, a: &Assessment, tolerance: f64) -> bool {
+        let Some(m) = metric(&a.metric) else {
+            return true;
+        };
+        if m.kind == Kind::Proportion {
+            return false;
+        }
+        let Some(c) = &a.change else {
+            return true;
+        };
+        let orient = |i: &crate::stats::Interval| match m.direction {
+            crate::stats::Direction::LowerIsBetter => i.low,
+            crate::stats::Direction::HigherIsBetter => -i.high,
+        };
+        let beyond_abs = orient(&c.absolute) > m.floor + HOST_AMPLIFICATION * self.absolute;
+        let beyond_rel = c.relative.as_ref().map_or(true, |r| {
+            orient(r) > (1.0 + HOST_AMPLIFICATION * self.relative) * (1.0 + tolerance) - 1.0
+        });
+        !(beyond_abs && beyond_rel)
+    }
+}
+
+/// The controls whose latency rose significantly (interval clear of zero)
+/// by more than [`HOST_THRESHOLD`] in its estimate.
+fn host_slower(host: &[Assessment]) -> Vec<&Assessment> {
+    host.iter()
         .filter(|a| {
             let Some(c) = &a.change else { return false };
             let significant =
@@ -434,14 +498,7 @@ fn host_slower(host: &[Assessment]) -> Option<String> {
                 && c.relative
                     .map_or(true, |r| r.estimate > HOST_THRESHOLD.relative)
         })
-        .map(|a| {
-            format!(
-                "control {}.{} {:.3} → {:.3} ms",
-                a.workload, a.metric, a.baseline, a.now
-            )
-        })
-        .collect();
-    (!slower.is_empty()).then(|| slower.join(", "))
+        .collect()
 }
 
 #[cfg(test)]

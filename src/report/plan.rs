@@ -38,6 +38,14 @@ pub fn render(s: &Scenario) -> String {
     }
     let n = s.variants.len();
     let _ = writeln!(o, "  {} variant{}", n, if n == 1 { "" } else { "s" });
+    if s.repeat > 1 {
+        let _ = writeln!(
+            o,
+            "  repeat   {} times each, {}",
+            s.repeat,
+            s.order.as_str()
+        );
+    }
     if s.expect.is_empty() {
         let _ = writeln!(o, "  expect   (none)");
     }
