@@ -521,3 +521,51 @@ impl VariantCtx<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(repeat: u32, order: &str) -> Scenario {
+        let mut s = crate::scenario::parse(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/unit.toml"),
+            &format!(
+                "order = \"{order}\"\nseed = 3\n[[workload]]\nkind = \"udp\"\nname = \"q\"\n\
+                 [matrix]\n\"workload.q.count\" = [1, 2, 3]\n"
+            ),
+        )
+        .unwrap();
+        s.repeat = repeat;
+        s
+    }
+
+    #[test]
+    fn repetitions_run_round_after_round() {
+        assert_eq!(
+            schedule(&scenario(2, "interleaved")),
+            [(0, 1), (1, 1), (2, 1), (0, 2), (1, 2), (2, 2)]
+        );
+        assert_eq!(
+            schedule(&scenario(1, "interleaved")),
+            [(0, 1), (1, 1), (2, 1)]
+        );
+    }
+
+    #[test]
+    fn shuffled_rounds_are_seeded_and_complete() {
+        let a = schedule(&scenario(20, "shuffled"));
+        assert_eq!(
+            a,
+            schedule(&scenario(20, "shuffled")),
+            "same seed, same order"
+        );
+        for (round, chunk) in (1..).zip(a.chunks(3)) {
+            let mut variants: Vec<usize> = chunk.iter().map(|&(v, _)| v).collect();
+            variants.sort_unstable();
+            assert_eq!(variants, [0, 1, 2], "every variant once per round");
+            assert!(chunk.iter().all(|&(_, r)| r == round));
+        }
+        let interleaved: Vec<(usize, u32)> = schedule(&scenario(20, "interleaved"));
+        assert_ne!(a, interleaved, "20 rounds of 3 are not all in file order");
+    }
+}
