@@ -414,6 +414,7 @@ mod tests {
             "SCENARIO",
             "FILE|DIR",
             "CSV|SCENARIO",
+            "DIR|CSV",
             "DUR|none",
             "DIR|CSV",
         ];

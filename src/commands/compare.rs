@@ -16,6 +16,13 @@ use crate::scenario;
 
 pub async fn compare(args: CompareArgs) -> anyhow::Result<Outcome> {
     super::run::check_tolerance(args.tolerance)?;
+    if args
+        .inputs
+        .iter()
+        .any(|i| i.extension().is_some_and(|e| e == "toml"))
+    {
+        super::run::check_out(&args.out)?;
+    }
     let cancel = super::interrupt_on_signal();
     let mut cols: Vec<Column> = Vec::new();
     for input in &args.inputs {

@@ -27,6 +27,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         .into());
     }
     check_tolerance(args.tolerance)?;
+    check_out(&args.out)?;
     // Every file is validated before any runs, so a typo in the third file
     // does not surface after two long runs.
     let (mut scenarios, error) = scenario::load_all(&args.scenarios);
@@ -253,6 +254,23 @@ fn print_gate(r: &GateReport, tolerance: f64) {
     if let Some(why) = &r.host_changed {
         println!("  host: slower than when the baseline was made ({why}); worse figures it could explain count as inconclusive");
     }
+}
+
+/// `--out` must be a folder netrun can write in: found before anything
+/// runs, as invalid input (exit 2), not after a long run as a failure.
+pub fn check_out(out: &Path) -> Result<(), Error> {
+    let refuse = |why: String| {
+        Error::input(format!(
+            "--out {}: {why}; give a folder that exists or can be created, and can be written to",
+            out.display()
+        ))
+    };
+    if out.exists() && !out.is_dir() {
+        return Err(refuse("is not a folder".to_string()));
+    }
+    std::fs::create_dir_all(out).map_err(|e| refuse(format!("cannot be created ({e})")))?;
+    tempfile::tempfile_in(out).map_err(|e| refuse(format!("cannot be written to ({e})")))?;
+    Ok(())
 }
 
 /// The `--tolerance` range, shared with `compare`.

@@ -352,15 +352,43 @@ impl CompareOp {
     }
 }
 
+/// Largest scenario file read: a scenario is a page of TOML, and a path
+/// such as `/dev/zero` must not be read without end.
+pub const MAX_FILE_SIZE: u64 = 1 << 20;
+
 /// Reads and validates a scenario file. Every problem found is reported at once.
 pub fn load(path: &Path) -> Result<Scenario, crate::Error> {
-    let source = std::fs::read_to_string(path).map_err(|e| {
+    let source = read_text(path)?;
+    parse(path, &source).map_err(|e| crate::Error::InvalidFile(Box::new(e)))
+}
+
+/// The file's text: at most [`MAX_FILE_SIZE`] bytes of UTF-8.
+fn read_text(path: &Path) -> Result<String, crate::Error> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| {
         crate::Error::input(format!(
             "cannot read scenario {}: {e}; check the path (scenarios live in scenarios/)",
             path.display()
         ))
-    })?;
-    parse(path, &source).map_err(|e| crate::Error::InvalidFile(Box::new(e)))
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(crate::Error::input(format!(
+            "scenario {} is larger than 1 MiB; a scenario file is a short TOML text (see scenarios/)",
+            path.display()
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        crate::Error::input(format!(
+            "scenario {} is not UTF-8 text (invalid byte at offset {}); a scenario file is TOML text",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }
 
 /// Reads every file, so that all broken ones are reported together: the

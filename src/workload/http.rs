@@ -74,6 +74,8 @@ impl HttpProbeConfig {
         if self.concurrency == 0 {
             return Err(Setting::Concurrency.error("concurrency must be at least 1"));
         }
+        // One connection per worker.
+        super::check_sockets(Setting::Concurrency, u64::from(self.concurrency), 1)?;
         if let Some(rate) = self.rate {
             // Below one request per 1000 s the schedule stops making sense.
             if !(rate.is_finite() && (0.001..=10_000_000.0).contains(&rate)) {

@@ -70,6 +70,30 @@ pub enum Setting {
     Duration,
 }
 
+/// File descriptors netrun keeps for itself (listeners, result files,
+/// the runtime) when sockets are counted against the open-file limit.
+pub const RESERVED_FDS: u64 = 64;
+
+/// Refuses `n` of `setting` when each needs `per` sockets and together they
+/// would not fit the process's open-file limit: the run would otherwise fail
+/// half-way with "too many open files".
+pub fn check_sockets(setting: Setting, n: u64, per: u64) -> Result<(), SettingError> {
+    let Some(limit) = crate::net::open_file_limit() else {
+        return Ok(());
+    };
+    let needed = n.saturating_mul(per);
+    if needed.saturating_add(RESERVED_FDS) <= limit {
+        return Ok(());
+    }
+    let most = limit.saturating_sub(RESERVED_FDS) / per.max(1);
+    Err(setting.error(format!(
+        "{} = {n} needs {needed} sockets, more than this process may open: its open-file limit \
+         (RLIMIT_NOFILE) is {limit}, {RESERVED_FDS} of them kept for netrun itself; use at most \
+         {most}, or raise the limit (`ulimit -n`)",
+        setting.name()
+    )))
+}
+
 impl Setting {
     /// The name used in messages and scenario files (`timeout`, `count`, …).
     pub fn name(self) -> &'static str {

@@ -69,6 +69,8 @@ impl UdpProbeConfig {
         if self.flows == 0 {
             return Err(Setting::Flows.error("flows must be at least 1"));
         }
+        // One socket per flow.
+        super::check_sockets(Setting::Flows, u64::from(self.flows), 1)?;
         check_duration(Setting::Timeout, self.timeout, false)?;
         check_duration(Setting::Interval, self.interval, true)?;
         let total = self.count.saturating_mul(u64::from(self.flows));

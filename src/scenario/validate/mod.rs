@@ -9,6 +9,7 @@ mod http;
 mod links;
 mod matrix;
 mod plan;
+mod read;
 mod repeat;
 mod topology;
 mod udp;
@@ -25,13 +26,15 @@ use super::Scenario;
 
 pub(super) fn validate(path: &Path, source: &str) -> Result<Scenario, ScenarioErrors> {
     let mut errs = ScenarioErrors::new(path, source);
-    let raw = match read(source) {
-        Ok(r) => r,
-        Err((span, key, message)) => {
-            errs.push(span, key, message);
-            return Err(errs);
-        }
+    let (raw, problems) = read::read(source);
+    let read_keys: Vec<String> = problems.iter().map(|(_, k, _)| k.clone()).collect();
+    for (span, key, message) in problems {
+        errs.push(span, key, message);
+    }
+    let Some(raw) = raw else {
+        return Err(errs);
     };
+    let read_errors = errs.errors.len();
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = resolve_name(&raw, path, &mut errs);
     let Some(variants) = matrix::variants(&raw, path, source, dir, &mut errs) else {
@@ -41,6 +44,14 @@ pub(super) fn validate(path: &Path, source: &str) -> Result<Scenario, ScenarioEr
     let (repeat, order) = repeat::resolve(&raw, &mut errs);
     let gate = repeat::resolve_gate(&raw, &variants, &mut errs);
     if !errs.is_empty() {
+        // A key the reader refused was read as absent: what the rules then
+        // say about it (missing, default) is not news.
+        let later = errs.errors.split_off(read_errors);
+        errs.errors.extend(later.into_iter().filter(|d| {
+            !read_keys
+                .iter()
+                .any(|k| !k.is_empty() && (d.key == *k || d.key.ends_with(&format!(".{k}"))))
+        }));
         errs.errors
             .sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
         return Err(errs);
@@ -55,23 +66,6 @@ pub(super) fn validate(path: &Path, source: &str) -> Result<Scenario, ScenarioEr
         repeat,
         order,
         gate,
-    })
-}
-
-/// The file as TOML, or where and why the TOML reader gave up.
-fn read(source: &str) -> Result<raw::Scenario, (Option<Range<usize>>, String, String)> {
-    toml::from_str(source).map_err(|e: toml::de::Error| {
-        let key = e
-            .span()
-            .map(|sp| key_before(source, sp.start))
-            .unwrap_or_default();
-        let message = e
-            .message()
-            .trim()
-            .replace("expected i64", "expected a whole number")
-            .replace("expected f64", "expected a number")
-            .replace('\n', "; ");
-        (e.span(), key, message)
     })
 }
 
@@ -107,6 +101,9 @@ fn resolve_name(raw: &raw::Scenario, path: &Path, errs: &mut ScenarioErrors) -> 
     name
 }
 
+/// Longest scenario name, in bytes.
+const MAX_NAME: usize = 200;
+
 /// Scenario names become file names under `--out`.
 fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
@@ -124,12 +121,17 @@ fn check_name(name: &str) -> Result<(), &'static str> {
     if name.eq_ignore_ascii_case("history") {
         return Err("is taken by history.csv");
     }
+    // The longest file made from it, `<name>.interrupted.stats.csv`, must
+    // fit the file system's 255-byte limit on a name.
+    if name.len() > MAX_NAME {
+        return Err("is too long (at most 200 bytes)");
+    }
     Ok(())
 }
 
 /// The key written just before a value at `offset` (`interval = "10 parsecs"` → `interval`),
 /// so type errors from the TOML reader can name it.
-fn key_before(source: &str, offset: usize) -> String {
+pub(super) fn key_before(source: &str, offset: usize) -> String {
     let line_start = source[..offset.min(source.len())]
         .rfind('\n')
         .map_or(0, |i| i + 1);

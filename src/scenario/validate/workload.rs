@@ -114,7 +114,7 @@ pub(super) fn resolve_workload(
     if errs.errors.len() > before {
         return None;
     }
-    if let Err(e) = engine_check(&kind) {
+    if let Err(e) = engine_check(&kind).and_then(|()| sockets_check(&kind, target, topology)) {
         place_engine_error(e, w, wsp, &keys, errs);
         return None;
     }
@@ -165,6 +165,35 @@ fn engine_check(kind: &WorkloadKind) -> Result<(), SettingError> {
     }
 }
 
+/// In a scenario the services run in the same process as the workload, so
+/// each connection through a spawned proxy holds four sockets (client,
+/// proxy's accepted and upstream ones, origin's accepted one), each UDP flow
+/// two (client and proxy session): all must fit the open-file limit.
+fn sockets_check(
+    kind: &WorkloadKind,
+    target: Target,
+    topology: Option<&Topology>,
+) -> Result<(), SettingError> {
+    let spawned = |s: fn(&Topology) -> &crate::scenario::Service| {
+        topology.map_or(true, |t| s(t).is_spawned())
+    };
+    let (proxy, origin) = (spawned(|t| &t.proxy), spawned(|t| &t.origin));
+    match kind {
+        WorkloadKind::Http(h) => {
+            let per = 1 + match target {
+                Target::Proxy if proxy => 2 + u64::from(origin),
+                Target::Origin if origin => 1,
+                _ => 0,
+            };
+            crate::workload::check_sockets(Setting::Concurrency, u64::from(h.concurrency), per)
+        }
+        WorkloadKind::Udp(u) => {
+            let per = 1 + u64::from(target == Target::Proxy && proxy);
+            crate::workload::check_sockets(Setting::Flows, u64::from(u.flows), per)
+        }
+    }
+}
+
 /// Reports an engine's refusal at the key that set the value (or the
 /// workload, for settings a scenario names differently).
 fn place_engine_error(
@@ -181,6 +210,8 @@ fn place_engine_error(
         Setting::Duration => (true, span(&w.duration)),
         Setting::Rate => (true, span(&w.rate)),
         Setting::Count => (true, span(&w.count)),
+        Setting::Concurrency => (true, span(&w.concurrency)),
+        Setting::Flows => (true, span(&w.flows)),
         _ => (false, None),
     };
     let key = if keyed {
