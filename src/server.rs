@@ -23,6 +23,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::interim::InterimIo;
+
 /// Error type of response bodies (file reads, upstream streams).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Response body type used by every netrun HTTP service.
@@ -335,9 +337,15 @@ impl<H: Handler> Connection<H> {
         // requests is an idle keep-alive connection closing, not an attack.
         let served = Arc::new(AtomicU64::new(0));
         let seen = served.clone();
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        // Handlers reach the connection's writer to send 1xx responses.
+        let stream = InterimIo::new(stream);
+        let interim = stream.interim();
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let handler = handler.clone();
             seen.fetch_add(1, Ordering::Relaxed);
+            if req.version() == http::Version::HTTP_11 {
+                req.extensions_mut().insert(interim.clone());
+            }
             async move {
                 let resp = match host_problem(&req) {
                     None => handler.handle(req, peer).await,

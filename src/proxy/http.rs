@@ -29,6 +29,7 @@ use super::cache::{self, CacheControl, CachedResponse, Clock, RequestFacts, Stor
 use super::coalesce::{self, Flights, Role};
 use super::impair::{Direction, Impairment};
 use super::{Counters, ProxyConfig};
+use crate::interim::Interim;
 use crate::server::{self, add, bump, is_body_too_large, BodyError};
 use crate::server::{closing, empty, full, text, Body, BoxError, Handler};
 
@@ -350,7 +351,14 @@ impl ProxyService {
         let deadline = tokio::time::Instant::now() + self.timeout;
         let path = path_and_query(&parts.uri);
         let resp = match self
-            .send(Method::HEAD, path, headers, empty(), deadline)
+            .send(
+                Method::HEAD,
+                path,
+                headers,
+                empty(),
+                deadline,
+                parts.extensions.get::<Interim>(),
+            )
             .await
         {
             Ok(r) => r,
@@ -534,6 +542,7 @@ impl ProxyService {
                 headers,
                 body,
                 deadline,
+                parts.extensions.get::<Interim>(),
             )
             .await
         {
@@ -671,6 +680,7 @@ impl ProxyService {
                 headers,
                 empty(),
                 deadline,
+                parts.extensions.get::<Interim>(),
             )
             .await
         {
@@ -916,6 +926,7 @@ impl ProxyService {
         mut headers: HeaderMap,
         body: Body,
         deadline: tokio::time::Instant,
+        interim: Option<&Interim>,
     ) -> Result<Response<Body>, UpstreamError> {
         bump(&self.counters.upstream_fetches);
         let uri: Uri = match format!("http://{}{}", self.authority, path_and_query).parse() {
@@ -934,6 +945,15 @@ impl ProxyService {
         *req.method_mut() = method;
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
+        if let Some(interim) = interim.cloned() {
+            // 1xx from the upstream go on to the client (RFC 9110 §15.2),
+            // hop-by-hop headers removed; they are never stored.
+            hyper::ext::on_informational(&mut req, move |res| {
+                let mut headers = res.headers().clone();
+                strip_hop_by_hop(&mut headers);
+                interim.send(res.status(), &headers);
+            });
+        }
         // The link's delays count against the deadline: the proxy's timer
         // runs from when it sends, as it would over a real path.
         let result = match tokio::time::timeout_at(deadline, self.over_origin_link(req)).await {

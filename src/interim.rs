@@ -1,0 +1,169 @@
+//! Interim (1xx) responses on a server connection. hyper's HTTP/1 server
+//! cannot send them, so the connection's writing half is shared: hyper writes
+//! through [`InterimIo`], and a handler holding the request's [`Interim`]
+//! puts a `103 Early Hints` (or `102`) on the wire before its final response.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, BytesMut};
+use http::{HeaderMap, StatusCode};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+/// The writing half, shared by hyper and the request's [`Interim`].
+struct Writer {
+    half: OwnedWriteHalf,
+    /// Interim responses accepted but not yet on the wire: written before
+    /// anything hyper writes next, so they always precede the final head.
+    pending: BytesMut,
+    /// hyper wrote since its last flush: a response may be half written,
+    /// and an interim response now would land in the middle of it.
+    mid_message: bool,
+}
+
+impl Writer {
+    /// Writes out `pending` (Ready once it is empty).
+    fn drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.pending.is_empty() {
+            match Pin::new(&mut self.half).poll_write(cx, &self.pending) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => self.pending.advance(n),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn lock(w: &Mutex<Writer>) -> std::sync::MutexGuard<'_, Writer> {
+    w.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A TCP connection whose writes can be shared with [`Interim`] handles.
+pub struct InterimIo {
+    read: OwnedReadHalf,
+    writer: Arc<Mutex<Writer>>,
+}
+
+impl InterimIo {
+    pub fn new(stream: TcpStream) -> Self {
+        let (read, half) = stream.into_split();
+        InterimIo {
+            read,
+            writer: Arc::new(Mutex::new(Writer {
+                half,
+                pending: BytesMut::new(),
+                mid_message: false,
+            })),
+        }
+    }
+
+    /// A handle for one request on this connection.
+    pub fn interim(&self) -> Interim {
+        Interim {
+            writer: self.writer.clone(),
+        }
+    }
+}
+
+impl AsyncRead for InterimIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.read).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for InterimIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut w = lock(&self.writer);
+        std::task::ready!(w.drain(cx))?;
+        w.mid_message = true;
+        Pin::new(&mut w.half).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let mut w = lock(&self.writer);
+        std::task::ready!(w.drain(cx))?;
+        w.mid_message = true;
+        Pin::new(&mut w.half).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        lock(&self.writer).half.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut w = lock(&self.writer);
+        std::task::ready!(w.drain(cx))?;
+        let r = Pin::new(&mut w.half).poll_flush(cx);
+        // hyper flushes once its buffer is empty: nothing of its is in flight.
+        if matches!(r, Poll::Ready(Ok(()))) {
+            w.mid_message = false;
+        }
+        r
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut w = lock(&self.writer);
+        std::task::ready!(w.drain(cx))?;
+        Pin::new(&mut w.half).poll_shutdown(cx)
+    }
+}
+
+/// Sends interim responses to the client of one request (present in the
+/// request's extensions for HTTP/1.1 clients only: 1.0 ones do not expect
+/// them, RFC 9110 §15.2).
+#[derive(Clone)]
+pub struct Interim {
+    writer: Arc<Mutex<Writer>>,
+}
+
+impl Interim {
+    /// Puts a 1xx response on the wire now if the socket takes it, else just
+    /// before the final response. Never blocks. Returns false (and drops it)
+    /// when it cannot be placed safely: not a 1xx, `100`/`101` (the server's
+    /// own business), or hyper in the middle of writing something.
+    pub fn send(&self, status: StatusCode, headers: &HeaderMap) -> bool {
+        if !status.is_informational()
+            || status == StatusCode::CONTINUE
+            || status == StatusCode::SWITCHING_PROTOCOLS
+        {
+            return false;
+        }
+        let mut w = lock(&self.writer);
+        if w.mid_message {
+            return false;
+        }
+        let reason = status.canonical_reason().unwrap_or("Informational");
+        let mut head = format!("HTTP/1.1 {} {reason}\r\n", status.as_u16()).into_bytes();
+        for (name, value) in headers {
+            head.extend_from_slice(name.as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        w.pending.extend_from_slice(&head);
+        // One attempt now; what the socket does not take goes out before
+        // hyper's next write.
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        let _ = w.drain(&mut cx);
+        true
+    }
+}
