@@ -56,6 +56,9 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
         },
         None => "cache off".to_string(),
     };
+    // Listening for signals before the start line is printed: a signal sent
+    // as soon as it is read is then never the default kill.
+    let signalled = crate::shutdown::cancelled_on_signal();
     println!(
         "proxy http://{} -> {}  udp {} -> {}  {}  {}",
         handle.http_addr(),
@@ -66,7 +69,7 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
         describe_links(&link, &upstream_link)
     );
 
-    crate::shutdown::signal().await;
+    signalled.cancelled().await;
     tracing::info!(target: "netrun::proxy", "signal received, shutting down");
     shutdown.cancel();
     let (clean, stats) = handle.wait_with_stats(GRACE).await;
