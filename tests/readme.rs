@@ -200,3 +200,28 @@ fn the_quick_start_sample_shows_the_real_table_and_verdicts() {
     };
     assert_eq!(rows(&sample), rows(&printed), "{printed}");
 }
+
+/// ARCHITECTURE.md names every top-level module of `src/`, as `name.rs` or `name/`.
+#[test]
+fn the_architecture_map_names_every_module() {
+    let map = std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(root().join("src")).expect("src/") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let shown = if path.is_dir() {
+            format!("`{name}/`")
+        } else if name.ends_with(".rs") {
+            format!("`{name}`")
+        } else {
+            continue;
+        };
+        if !map.contains(&shown) {
+            missing.push(shown);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md does not name {missing:?}"
+    );
+}

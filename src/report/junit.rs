@@ -10,7 +10,7 @@ use quick_xml::events::BytesText;
 use quick_xml::Writer;
 
 use super::gate::{GateReport, Key};
-use crate::runner::ExpectationResult;
+use crate::scenario::ExpectationResult;
 use crate::stats::Verdict;
 
 /// One test case.

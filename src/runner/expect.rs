@@ -1,22 +1,7 @@
 //! `[expect]` thresholds checked against the summary rows of every variant.
 
 use crate::metrics::SummaryRow;
-use crate::scenario::Scenario;
-
-/// One expectation checked against one variant's row.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ExpectationResult {
-    pub variant: String,
-    /// The repetition of the variant whose row was checked, from 1.
-    pub repetition: u32,
-    pub workload: String,
-    pub metric: String,
-    /// As written: `<= 1`.
-    pub expected: String,
-    /// The measured value; `None` when the metric was empty for this workload.
-    pub actual: Option<f64>,
-    pub passed: bool,
-}
+use crate::scenario::{ExpectationResult, Scenario};
 
 /// Checks every expectation against every variant that ran the workload.
 pub fn check_expectations(s: &Scenario, rows: &[SummaryRow]) -> Vec<ExpectationResult> {

@@ -22,8 +22,9 @@ use anyhow::Context;
 use futures_util::future::join_all;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::scenario::ExpectationResult;
 pub use events::{Event, Observer, ProgressCounts, Silent, VariantPos, WorkloadPos};
-pub use expect::{check_expectations, ExpectationResult};
+pub use expect::check_expectations;
 pub use output::{Outputs, RowFile};
 
 use crate::metrics::records::Tagged;

@@ -318,6 +318,22 @@ pub struct Expectation {
     pub text: String,
 }
 
+/// One expectation checked against one variant's row (the runner checks;
+/// reports print and export the results).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ExpectationResult {
+    pub variant: String,
+    /// The repetition of the variant whose row was checked, from 1.
+    pub repetition: u32,
+    pub workload: String,
+    pub metric: String,
+    /// As written: `<= 1`.
+    pub expected: String,
+    /// The measured value; `None` when the metric was empty for this workload.
+    pub actual: Option<f64>,
+    pub passed: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompareOp {
     Lt,
