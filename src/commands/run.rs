@@ -111,23 +111,42 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         junit::write(path, &suites)?;
     }
     if args.json {
-        let doc = serde_json::json!({
-            "runs": runs.iter().zip(&gates).zip(&pages).map(|((r, g), page)| serde_json::json!({
-                "scenario": r.scenario,
-                "run_id": r.run_id,
-                "interrupted": r.interrupted,
-                "summary_csv": r.summary_csv,
-                "rows": r.rows,
-                "expectations": r.expectations,
-                "regressions": g.as_ref().map(|g| g.worse().collect::<Vec<_>>()).unwrap_or_default(),
-                "baseline": g,
-                "report": page,
-            })).collect::<Vec<_>>()
-        });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        print_json(&runs, &gates, &pages)?;
     }
+    outcome(cancel.is_stopped(), &runs, &gates)
+}
 
-    if cancel.is_stopped() || runs.iter().any(|r| r.interrupted) {
+/// `--json`: every run with its rows, expectations, baseline verdicts and report.
+fn print_json(
+    runs: &[ScenarioRun],
+    gates: &[Option<GateReport>],
+    pages: &[Option<PathBuf>],
+) -> anyhow::Result<()> {
+    let doc = serde_json::json!({
+        "runs": runs.iter().zip(gates).zip(pages).map(|((r, g), page)| serde_json::json!({
+            "scenario": r.scenario,
+            "run_id": r.run_id,
+            "interrupted": r.interrupted,
+            "summary_csv": r.summary_csv,
+            "rows": r.rows,
+            "expectations": r.expectations,
+            "regressions": g.as_ref().map(|g| g.worse().collect::<Vec<_>>()).unwrap_or_default(),
+            "baseline": g,
+            "report": page,
+        })).collect::<Vec<_>>()
+    });
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
+}
+
+/// How the run ends: interrupted (130), no reply at all (3), an expectation
+/// or gate failed (1), or success (0).
+fn outcome(
+    stopped: bool,
+    runs: &[ScenarioRun],
+    gates: &[Option<GateReport>],
+) -> anyhow::Result<Outcome> {
+    if stopped || runs.iter().any(|r| r.interrupted) {
         eprintln!("interrupted: the results gathered so far were written");
         return Ok(Outcome::Interrupted);
     }
