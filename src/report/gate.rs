@@ -76,6 +76,9 @@ pub struct Assessment {
     pub verdict: Verdict,
     /// Why this verdict, in words.
     pub reason: String,
+    /// A latency judged from the samples of one run on each side: its
+    /// interval says nothing of the noise between runs.
+    pub one_run: bool,
 }
 
 impl Assessment {
@@ -154,6 +157,7 @@ pub fn assess(
         change,
         verdict,
         reason,
+        one_run: matches!(metric.kind, Kind::Latency(_)) && bv.len() <= 1 && nv.len() <= 1,
     })
 }
 
@@ -402,6 +406,25 @@ pub fn gate(
             }
         }
     }
+    // One run each: the samples' interval misses the noise between runs,
+    // which only a control measured in the same runs can stand in for.
+    let noise = HostSlowdown::of(&host.iter().collect::<Vec<_>>());
+    for a in assessments
+        .iter_mut()
+        .filter(|a| a.verdict == Verdict::Worse && a.one_run)
+    {
+        if host.is_empty() {
+            a.verdict = Verdict::Inconclusive;
+            a.reason = "worse within one run, but with one run each and no host control the noise \
+                        between runs is unknown; use `repeat` ≥ 4 or a `target = \"origin\"` control"
+                .to_string();
+        } else if noise.explains(a, tolerance) {
+            a.verdict = Verdict::Inconclusive;
+            a.reason = "worse within one run, but not beyond what the control's change \
+                        (run-to-run noise) could explain"
+                .to_string();
+        }
+    }
     let slower = host_slower(&host);
     let host_changed = (!slower.is_empty()).then(|| {
         slower
@@ -598,6 +621,24 @@ mod tests {
             &GateConfig::default(),
             0.25,
         );
+        assert!(!r.failed(), "no control: run-to-run noise unknown, {r:#?}");
+        assert!(r
+            .assessments
+            .iter()
+            .any(|a| a.reason.contains("no host control")));
+        // A steady control measured in the same runs: now it counts.
+        let (mut base, mut now, mut bs, mut ns) = (base, now, bs, ns);
+        base.push(row("direct", 1, 0.1));
+        now.push(row("direct", 1, 0.1));
+        let steady: Vec<f64> = (0..100).map(|i| 0.1 + f64::from(i % 5) * 0.001).collect();
+        let control = ("default".to_string(), "direct".to_string());
+        bs.insert(control.clone(), steady.clone());
+        ns.insert(control, steady);
+        let cfg = GateConfig {
+            controls: vec!["direct".into()],
+            ..GateConfig::default()
+        };
+        let r = gate(&base, &now, (Some(&bs), Some(&ns)), &cfg, 0.25);
         assert!(r.worse().any(|a| a.metric == "latency_p50_ms"), "{r:#?}");
         // A one-request workload: inconclusive, never worse.
         let one: Samples = [(("default".to_string(), "page".to_string()), vec![9.0])].into();

@@ -202,6 +202,7 @@ mod tests {
             change: None,
             verdict,
             reason: "because <reasons> & more".into(),
+            one_run: false,
         }
     }
 
