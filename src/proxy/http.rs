@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -91,6 +91,24 @@ enum Shared {
     /// An answer that was not stored: it may be meant for one user (`private`,
     /// `no-store`, `Vary: *`, another variant), so each waiter fetches its own.
     FetchYourself,
+}
+/// One fill of a cache key from the upstream: what the steps after the
+/// exchange (refresh on 304, store or stream) need to know about it.
+struct Fill<'a> {
+    parts: &'a Parts,
+    cache: &'a CacheState,
+    key: &'a str,
+    /// How the request was forwarded, for `Cache-Status` (`fwd=...`).
+    kind: &'a str,
+    request: RequestFacts,
+    /// The origin's fields before hop-by-hop stripping: storability is
+    /// decided on them, conservatively.
+    origin_said: HeaderMap,
+    request_time: SystemTime,
+    response_time: SystemTime,
+    deadline: tokio::time::Instant,
+    /// A stored entry was being revalidated or replaced.
+    had_stale: bool,
 }
 
 struct CacheState {
@@ -632,8 +650,9 @@ impl ProxyService {
         }
     }
 
-    /// Fetches a GET upstream (conditionally if `stale` has validators),
-    /// stores what may be stored, and answers the client.
+    /// Fills (or revalidates) `key` from the upstream and decides what the
+    /// cache keeps: a failed exchange may be answered from `stale`, a 304
+    /// refreshes it, any other answer is stored or streamed through.
     async fn fetch_and_store(
         &self,
         parts: &Parts,
@@ -643,34 +662,7 @@ impl ProxyService {
         req_cc: &CacheControl,
         kind: &str,
     ) -> (Response<Body>, Label, Shared) {
-        let mut headers = upstream_request_headers(&parts.headers, parts.version, &self.via_token);
-        strip_body_framing(&mut headers);
-        // The cache wants the whole representation; the client's own
-        // conditionals are answered from it afterwards.
-        for h in [
-            header::IF_NONE_MATCH,
-            header::IF_MODIFIED_SINCE,
-            header::IF_MATCH,
-            header::IF_UNMODIFIED_SINCE,
-            header::IF_RANGE,
-            header::RANGE,
-        ] {
-            headers.remove(h);
-        }
-        let mut conditional = false;
-        if let Some(e) = &stale {
-            if let Some(etag) = e.etag() {
-                headers.insert(header::IF_NONE_MATCH, etag.clone());
-                conditional = true;
-            }
-            if let Some(lm) = e.last_modified() {
-                headers.insert(header::IF_MODIFIED_SINCE, lm.clone());
-                conditional = true;
-            }
-        }
-        if conditional {
-            bump(&self.counters.revalidations);
-        }
+        let (headers, conditional) = self.fill_request_headers(parts, stale.as_deref());
         let request_time = self.clock.wall();
         let deadline = tokio::time::Instant::now() + self.timeout;
         let resp = match self
@@ -685,97 +677,170 @@ impl ProxyService {
             .await
         {
             Ok(r) => r,
-            Err(e) => {
-                let now = self.clock.now();
-                if let Some(s) = stale
-                    .as_ref()
-                    .filter(|s| s.may_serve_on_error(req_cc, now, e.disconnected()))
-                {
-                    let param = hit_param(s, now, "; detail=stale-if-error");
-                    let resp = self.serve_entry(parts, s, Label::Hit, &param);
-                    return (resp, Label::Hit, Shared::Failed(e));
-                }
-                let param = format!("fwd={kind}");
-                return (
-                    label(error_response(&e), Label::Miss, &param),
-                    Label::Miss,
-                    Shared::Failed(e),
-                );
-            }
+            Err(e) => return self.answer_fetch_error(parts, stale.as_ref(), req_cc, kind, e),
         };
-        let response_time = self.clock.wall();
         let (mut rparts, body) = resp.into_parts();
-        // Whether to store is decided on what the origin said: a
-        // `Cache-Control: private` it named in `Connection` is still private.
-        let origin_said = rparts.headers.clone();
+        let fill = Fill {
+            parts,
+            cache,
+            key,
+            kind,
+            request: RequestFacts {
+                cc: req_cc.clone(),
+                authorization: parts.headers.contains_key(header::AUTHORIZATION),
+            },
+            // Whether to store is decided on what the origin said: a
+            // `Cache-Control: private` it named in `Connection` is still private.
+            origin_said: rparts.headers.clone(),
+            request_time,
+            response_time: self.clock.wall(),
+            deadline,
+            had_stale: stale.is_some(),
+        };
         strip_hop_by_hop(&mut rparts.headers);
         if let Some(answer) = self.stale_for_server_error(parts, &stale, req_cc, rparts.status) {
             return answer;
         }
-        let request = RequestFacts {
-            cc: req_cc.clone(),
-            authorization: parts.headers.contains_key(header::AUTHORIZATION),
-        };
-
-        if let (true, StatusCode::NOT_MODIFIED, Some(e)) = (conditional, rparts.status, &stale) {
-            bump(&self.counters.revalidated_unmodified);
-            let fresh = Arc::new(e.refreshed(
-                &rparts.headers,
-                &parts.headers,
-                cache.default_ttl,
-                request_time,
-                response_time,
-                self.clock.now(),
-            ));
-            // A 304 may change the entry's storability (a new `private`, a
-            // `Set-Cookie`): then this client gets it and nobody else does.
-            let verdict = cache::storable(
-                e.status,
-                &request,
-                &CacheControl::for_response(&origin_said),
-                &origin_said,
-                None,
-                cache.max_entry,
-            );
-            let stored = if verdict.is_ok() {
-                self.store_insert(cache, key, fresh.clone())
-            } else {
-                self.store_remove(cache, key);
-                false
-            };
-            let param = format!("fwd={kind}; fwd-status=304");
-            let shared = if stored {
-                Shared::Stored(fresh.clone())
-            } else {
-                Shared::FetchYourself
-            };
-            return (
-                self.serve_entry(parts, &fresh, Label::Hit, &param),
-                Label::Hit,
-                shared,
-            );
+        match (conditional, rparts.status, &stale) {
+            (true, StatusCode::NOT_MODIFIED, Some(e)) => {
+                self.refresh_not_modified(&fill, e, &rparts.headers)
+            }
+            _ => self.store_or_stream(&fill, rparts, body).await,
         }
+    }
 
+    /// The upstream request of a fill: the client's conditionals and ranges
+    /// removed (the cache wants the whole representation and answers them
+    /// itself afterwards), the stale entry's validators added. Also returns
+    /// whether the request is a revalidation.
+    fn fill_request_headers(
+        &self,
+        parts: &Parts,
+        stale: Option<&CachedResponse>,
+    ) -> (HeaderMap, bool) {
+        let mut headers = upstream_request_headers(&parts.headers, parts.version, &self.via_token);
+        strip_body_framing(&mut headers);
+        for h in [
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_MATCH,
+            header::IF_UNMODIFIED_SINCE,
+            header::IF_RANGE,
+            header::RANGE,
+        ] {
+            headers.remove(h);
+        }
+        let mut conditional = false;
+        if let Some(e) = stale {
+            if let Some(etag) = e.etag() {
+                headers.insert(header::IF_NONE_MATCH, etag.clone());
+                conditional = true;
+            }
+            if let Some(lm) = e.last_modified() {
+                headers.insert(header::IF_MODIFIED_SINCE, lm.clone());
+                conditional = true;
+            }
+        }
+        if conditional {
+            bump(&self.counters.revalidations);
+        }
+        (headers, conditional)
+    }
+
+    /// The upstream could not be asked: the stale entry where the response
+    /// or the request allows it (RFC 5861 `stale-if-error`), else a 502/504.
+    fn answer_fetch_error(
+        &self,
+        parts: &Parts,
+        stale: Option<&Arc<CachedResponse>>,
+        req_cc: &CacheControl,
+        kind: &str,
+        e: UpstreamError,
+    ) -> (Response<Body>, Label, Shared) {
+        let now = self.clock.now();
+        if let Some(s) = stale.filter(|s| s.may_serve_on_error(req_cc, now, e.disconnected())) {
+            let param = hit_param(s, now, "; detail=stale-if-error");
+            let resp = self.serve_entry(parts, s, Label::Hit, &param);
+            return (resp, Label::Hit, Shared::Failed(e));
+        }
+        let param = format!("fwd={kind}");
+        (
+            label(error_response(&e), Label::Miss, &param),
+            Label::Miss,
+            Shared::Failed(e),
+        )
+    }
+
+    /// A 304 to a revalidation: the stored entry refreshed with its fields,
+    /// kept while still storable, and served.
+    fn refresh_not_modified(
+        &self,
+        fill: &Fill<'_>,
+        stored: &CachedResponse,
+        not_modified: &HeaderMap,
+    ) -> (Response<Body>, Label, Shared) {
+        bump(&self.counters.revalidated_unmodified);
+        let fresh = Arc::new(stored.refreshed(
+            not_modified,
+            &fill.parts.headers,
+            fill.cache.default_ttl,
+            fill.request_time,
+            fill.response_time,
+            self.clock.now(),
+        ));
+        // A 304 may change the entry's storability (a new `private`, a
+        // `Set-Cookie`): then this client gets it and nobody else does.
+        let verdict = cache::storable(
+            stored.status,
+            &fill.request,
+            &CacheControl::for_response(&fill.origin_said),
+            &fill.origin_said,
+            None,
+            fill.cache.max_entry,
+        );
+        let kept = if verdict.is_ok() {
+            self.store_insert(fill.cache, fill.key, fresh.clone())
+        } else {
+            self.store_remove(fill.cache, fill.key);
+            false
+        };
+        let param = format!("fwd={}; fwd-status=304", fill.kind);
+        let shared = if kept {
+            Shared::Stored(fresh.clone())
+        } else {
+            Shared::FetchYourself
+        };
+        let resp = self.serve_entry(fill.parts, &fresh, Label::Hit, &param);
+        (resp, Label::Hit, shared)
+    }
+
+    /// Any other answer to a fill: stored when RFC 9111 allows it and it fits
+    /// both an entry and the memory budget, else streamed through untouched,
+    /// holding no more of it in memory than is in flight.
+    async fn store_or_stream(
+        &self,
+        fill: &Fill<'_>,
+        rparts: http::response::Parts,
+        body: Body,
+    ) -> (Response<Body>, Label, Shared) {
+        let cache = fill.cache;
         let verdict = cache::storable(
             rparts.status,
-            &request,
-            &CacheControl::for_response(&origin_said),
-            &origin_said,
+            &fill.request,
+            &CacheControl::for_response(&fill.origin_said),
+            &fill.origin_said,
             content_length(&rparts.headers),
             cache.max_entry,
         );
-        let fwd_status = if stale.is_some() {
-            format!("; fwd-status={}", rparts.status.as_u16())
-        } else {
-            String::new()
-        };
-        if stale.is_some() && verdict.is_err() {
-            self.store_remove(cache, key); // the old entry is outdated
+        if fill.had_stale && verdict.is_err() {
+            self.store_remove(cache, fill.key); // the old entry is outdated
         }
-        let param = format!("fwd={kind}{fwd_status}");
-
-        // Not to be stored (too large, no-store, private, 5xx...): stream it
-        // through untouched, holding no more of it in memory than in flight.
+        let param = if fill.had_stale {
+            format!("fwd={}; fwd-status={}", fill.kind, rparts.status.as_u16())
+        } else {
+            format!("fwd={}", fill.kind)
+        };
+        // Not to be stored (too large, no-store, private, 5xx...).
         if verdict.is_err() {
             let resp = self.stream(rparts, VecDeque::new(), body, &param);
             return (resp, Label::Miss, Shared::FetchYourself);
@@ -784,25 +849,24 @@ impl ProxyService {
             &cache.budget,
             content_length(&rparts.headers).filter(|&n| n <= cache.max_entry),
         );
-        match buffer(body, buf, cache.max_entry, deadline, &self.counters).await {
+        match buffer(body, buf, cache.max_entry, fill.deadline, &self.counters).await {
             Buffered::Complete(bytes) => {
                 let entry = Arc::new(CachedResponse::new(
                     rparts.status,
                     rparts.headers,
                     bytes,
-                    &parts.headers,
+                    &fill.parts.headers,
                     cache.default_ttl,
-                    request_time,
-                    response_time,
+                    fill.request_time,
+                    fill.response_time,
                     self.clock.now(),
                 ));
-                let stored = self.store_insert(cache, key, entry.clone());
-                let (param, shared) = if stored {
+                let (param, shared) = if self.store_insert(cache, fill.key, entry.clone()) {
                     (format!("{param}; stored"), Shared::Stored(entry.clone()))
                 } else {
                     (param, Shared::FetchYourself)
                 };
-                let resp = self.serve_entry(parts, &entry, Label::Miss, &param);
+                let resp = self.serve_entry(fill.parts, &entry, Label::Miss, &param);
                 (resp, Label::Miss, shared)
             }
             Buffered::Failed(e) => {
@@ -812,7 +876,7 @@ impl ProxyService {
             }
             Buffered::Overflow(prefix, next, rest) => {
                 // Too large for an entry, or for the memory left: stream the rest.
-                self.store_remove(cache, key);
+                self.store_remove(cache, fill.key);
                 let resp = self.stream(rparts, VecDeque::from([prefix, next]), rest, &param);
                 (resp, Label::Miss, Shared::FetchYourself)
             }
