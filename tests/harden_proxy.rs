@@ -4,34 +4,10 @@
 
 mod support_proxy;
 
-use std::time::Duration;
-
 use netrun::proxy::{self, ProxyConfig};
 use support_proxy::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
-
-const LIMIT: Duration = Duration::from_secs(10);
-
-async fn setup() -> (Upstream, TestProxy) {
-    let upstream = Upstream::start().await;
-    let echo = udp_echo().await;
-    let proxy = start_proxy(upstream.addr, echo, |_| {}).await;
-    (upstream, proxy)
-}
-
-/// Sends raw bytes on a new connection and reads until the server closes.
-async fn raw(addr: std::net::SocketAddr, request: &str) -> String {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(request.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(LIMIT, s.read_to_end(&mut out))
-        .await
-        .expect("server did not close the connection")
-        .unwrap();
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 fn status_line(response: &str) -> &str {
     response.lines().next().unwrap_or("")

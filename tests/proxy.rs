@@ -13,25 +13,6 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
-async fn setup() -> (Upstream, TestProxy) {
-    let upstream = Upstream::start().await;
-    let echo = udp_echo().await;
-    let proxy = start_proxy(upstream.addr, echo, |_| {}).await;
-    (upstream, proxy)
-}
-
-/// Sends raw bytes on a new connection and reads until the server closes.
-async fn raw(addr: std::net::SocketAddr, request: &str) -> String {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(request.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(LIMIT, s.read_to_end(&mut out))
-        .await
-        .expect("server did not close the connection")
-        .unwrap();
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn miss_then_hit() {
     let (up, proxy) = setup().await;

@@ -116,6 +116,21 @@ pub struct SummaryRow {
 }
 
 impl SummaryRow {
+    /// Columns that label or flag a row rather than measure something: every
+    /// other column is a metric that `[expect]`, `[gate]` and the stats file
+    /// can name.
+    pub const LABEL_COLUMNS: &'static [&'static str] = &[
+        "scenario",
+        "variant",
+        "repetition",
+        "workload",
+        "kind",
+        "target",
+        "cache",
+        "started_at",
+        "interrupted",
+    ];
+
     /// A numeric column by its CSV name (`latency_p99_ms`); `None` when empty
     /// or not a number column.
     pub fn metric(&self, name: &str) -> Option<f64> {

@@ -35,19 +35,6 @@ pub struct StatsRow {
     pub ci_method: String,
 }
 
-/// Summary columns that are labels or flags, not measurements.
-const NOT_MEASURED: &[&str] = &[
-    "scenario",
-    "variant",
-    "workload",
-    "kind",
-    "target",
-    "cache",
-    "started_at",
-    "interrupted",
-    "repetition",
-];
-
 /// The stats rows of a run's summary rows (interrupted rows left out), in
 /// the order variants and workloads first appear, metrics in column order.
 pub fn stats_rows(rows: &[SummaryRow]) -> Vec<StatsRow> {
@@ -71,7 +58,7 @@ pub fn stats_rows(rows: &[SummaryRow]) -> Vec<StatsRow> {
             .collect();
         for metric in columns
             .iter()
-            .filter(|c| !NOT_MEASURED.contains(&c.as_str()))
+            .filter(|c| !SummaryRow::LABEL_COLUMNS.contains(&c.as_str()))
         {
             let values: Vec<f64> = group.iter().filter_map(|r| r.metric(metric)).collect();
             let Some(d) = Describe::of(&values) else {

@@ -379,3 +379,24 @@ pub async fn eventually(what: &str, limit: Duration, mut cond: impl FnMut() -> b
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// The test upstream, a UDP echo and a proxy with default settings in front.
+pub async fn setup() -> (Upstream, TestProxy) {
+    let upstream = Upstream::start().await;
+    let echo = udp_echo().await;
+    let proxy = start_proxy(upstream.addr, echo, |_| {}).await;
+    (upstream, proxy)
+}
+
+/// Sends raw bytes on a new connection and reads until the server closes.
+pub async fn raw(addr: SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("server did not close the connection")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}

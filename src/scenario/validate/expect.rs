@@ -39,21 +39,10 @@ const HTTP_ONLY: &[&str] = &[
 /// (the repetition number is a label, not a measurement).
 fn numeric_metrics() -> Vec<String> {
     let row = serde_json::to_value(crate::metrics::SummaryRow::default()).unwrap_or_default();
-    let text = [
-        "repetition",
-        "scenario",
-        "variant",
-        "workload",
-        "kind",
-        "target",
-        "cache",
-        "started_at",
-        "interrupted",
-    ];
     row.as_object()
         .map(|m| {
             m.keys()
-                .filter(|k| !text.contains(&k.as_str()))
+                .filter(|k| !crate::metrics::SummaryRow::LABEL_COLUMNS.contains(&k.as_str()))
                 .cloned()
                 .collect()
         })
