@@ -803,3 +803,39 @@ fn percentile_columns_match_the_per_packet_rtts() {
     assert!(num(row, "latency_p50_ms") < num(row, "latency_p90_ms"));
     assert!(num(row, "latency_p90_ms") < num(row, "latency_p99_ms"));
 }
+
+/// The shipped showcase: with the origin 20 ms away, cache off every request
+/// pays the round trip to it; cache on, only the few misses do.
+#[test]
+fn the_cdn_showcase_shows_what_the_cache_saves() {
+    let out = tempfile::tempdir().expect("tempdir");
+    netrun()
+        .current_dir(root())
+        .args(["scenarios/cdn.toml", "--quiet", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(0);
+    let (_, rows) = read_csv(&out.path().join("cdn.csv"));
+    let variant = |v: &str| {
+        rows.iter()
+            .find(|r| r["variant"] == v)
+            .unwrap_or_else(|| panic!("no variant {v}"))
+    };
+    let (on, off) = (
+        variant("cache.enabled=true"),
+        variant("cache.enabled=false"),
+    );
+    // Cache off: 20 ms up and 20 ms back for every one of the 60 requests.
+    assert!(num(off, "latency_min_ms") >= 40.0, "{off:?}");
+    assert_eq!(num(off, "proxy_upstream_fetches"), 60.0, "{off:?}");
+    assert_eq!(num(off, "proxy_origin_delayed"), 120.0, "{off:?}");
+    // Cache on: one fetch per object (concurrent misses coalesce).
+    assert!(num(on, "proxy_upstream_fetches") <= 12.0, "{on:?}");
+    assert!(num(on, "cache_hit_ratio") >= 0.8, "{on:?}");
+    assert_eq!(
+        num(on, "proxy_origin_delayed"),
+        2.0 * num(on, "proxy_upstream_fetches"),
+        "{on:?}"
+    );
+    assert_eq!(num(on, "clients_proxy_delayed"), 0.0, "{on:?}");
+}
