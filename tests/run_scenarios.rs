@@ -224,6 +224,48 @@ fn basic_scenario_writes_every_result_file() {
     assert_no_temp_files(&dir);
 }
 
+/// The shipped CI gate scenario runs whole: every repetition of every
+/// workload has its row (labelled 1..=5), the stats file has a line per
+/// workload and metric, and a gate of the run against itself has nothing to
+/// report as worse (identical figures are `same`, whatever the machine did).
+#[test]
+fn shipped_ci_scenario_runs_its_repetitions() {
+    let out = tempfile::tempdir().expect("tempdir");
+    netrun()
+        .current_dir(root())
+        .args(["scenarios/ci.toml", "--quiet", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(0);
+    let (_, rows) = read_csv(&out.path().join("ci.csv"));
+    assert_eq!(rows.len(), 4 * 5, "four workloads, five repetitions each");
+    for w in ["udp", "http", "udp_direct", "http_direct"] {
+        let mut reps: Vec<&str> = rows
+            .iter()
+            .filter(|r| r["workload"] == w)
+            .map(|r| r["repetition"].as_str())
+            .collect();
+        reps.sort_unstable();
+        assert_eq!(reps, ["1", "2", "3", "4", "5"], "{w}");
+    }
+    let (_, stats) = read_csv(&out.path().join("ci.stats.csv"));
+    let p50 = stats
+        .iter()
+        .find(|r| r["workload"] == "http" && r["metric"] == "latency_p50_ms")
+        .expect("a stats line for http latency_p50_ms");
+    assert_eq!(p50["n"], "5");
+    let compared = netrun()
+        .current_dir(root())
+        .args(["compare", "--tolerance", "5%"])
+        .arg(out.path().join("ci.csv"))
+        .arg(out.path().join("ci.csv"))
+        .assert()
+        .code(0);
+    let table = String::from_utf8_lossy(&compared.get_output().stdout).into_owned();
+    assert!(table.contains("same"), "{table}");
+    assert!(!table.contains("worse"), "{table}");
+}
+
 #[test]
 fn shipped_scenarios_run() {
     for name in ["udp_qos", "load", "cache", "impair"] {
