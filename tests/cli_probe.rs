@@ -124,11 +124,11 @@ fn udp_csv_has_a_row_per_datagram() {
     assert_eq!(lines.len(), 6, "{text}");
     assert_eq!(
         lines[0],
-        "variant,workload,flow,seq,send_offset_ms,rtt_ms,status"
+        "variant,workload,flow,seq,send_offset_ms,rtt_ms,status,repetition"
     );
     assert!(lines[1..]
         .iter()
-        .all(|l| l.starts_with("default,probe,0,") && l.ends_with(",ok")));
+        .all(|l| l.starts_with("default,probe,0,") && l.ends_with(",ok,1")));
 }
 
 #[test]

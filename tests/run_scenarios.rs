@@ -165,7 +165,8 @@ fn basic_scenario_writes_every_result_file() {
             "seq",
             "send_offset_ms",
             "rtt_ms",
-            "status"
+            "status",
+            "repetition"
         ]
     );
     assert_eq!(packets.len(), 20);
@@ -185,10 +186,12 @@ fn basic_scenario_writes_every_result_file() {
             "latency_ms",
             "cache",
             "error",
-            "start_offset_ms"
+            "start_offset_ms",
+            "repetition"
         ]
     );
     assert_eq!(requests.len(), 102);
+    assert!(requests.iter().all(|r| r["repetition"] == "1"));
     assert!(
         requests
             .iter()
@@ -247,6 +250,17 @@ fn shipped_ci_scenario_runs_its_repetitions() {
             .collect();
         reps.sort_unstable();
         assert_eq!(reps, ["1", "2", "3", "4", "5"], "{w}");
+    }
+    // Each sample names its repetition: 200 requests and 200 datagrams each.
+    for (file, workload) in [("http_requests.csv", "http"), ("udp_packets.csv", "udp")] {
+        let (_, samples) = read_csv(&out.path().join("ci").join(file));
+        for rep in ["1", "2", "3", "4", "5"] {
+            let n = samples
+                .iter()
+                .filter(|r| r["workload"] == workload && r["repetition"] == rep)
+                .count();
+            assert_eq!(n, 200, "{file}: {workload} repetition {rep}");
+        }
     }
     let (_, stats) = read_csv(&out.path().join("ci.stats.csv"));
     let p50 = stats

@@ -48,7 +48,7 @@ pub async fn udp(args: UdpProbeArgs) -> anyhow::Result<Outcome> {
 
     let mut on_packet = |mut row: UdpPacketRow| {
         if let Some(csv) = csv.as_mut() {
-            row.tag(VARIANT, WORKLOAD);
+            row.tag(VARIANT, WORKLOAD, 1);
             csv.write(&row);
         }
     };
@@ -121,7 +121,7 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
 
     let mut on_request = |mut row: HttpRequestRow| {
         if let Some(csv) = csv.as_mut() {
-            row.tag(VARIANT, WORKLOAD);
+            row.tag(VARIANT, WORKLOAD, 1);
             csv.write(&row);
         }
     };

@@ -34,6 +34,10 @@ pub struct UdpPacketRow {
     /// Round-trip time, milliseconds; empty when lost.
     pub rtt_ms: Option<f64>,
     pub status: PacketStatus,
+    /// Which repetition of the variant sent it, from 1 (the summary's
+    /// `repetition`); empty in files written before netrun recorded it.
+    #[serde(default)]
+    pub repetition: Option<u32>,
 }
 
 /// Cache verdict reported by the proxy's `X-Cache` header.
@@ -84,24 +88,30 @@ pub struct HttpRequestRow {
     /// written before netrun recorded it.
     #[serde(default)]
     pub start_offset_ms: Option<f64>,
+    /// Which repetition of the variant made it, from 1 (the summary's
+    /// `repetition`); empty in files written before netrun recorded it.
+    #[serde(default)]
+    pub repetition: Option<u32>,
 }
 
-/// Per-sample rows carry the variant and workload they belong to; the
-/// workload engines leave both empty and the runner fills them.
+/// Per-sample rows carry the variant, workload and repetition they belong
+/// to; the workload engines leave them empty and the runner fills them.
 pub trait Tagged {
-    fn tag(&mut self, variant: &str, workload: &str);
+    fn tag(&mut self, variant: &str, workload: &str, repetition: u32);
 }
 
 impl Tagged for UdpPacketRow {
-    fn tag(&mut self, variant: &str, workload: &str) {
+    fn tag(&mut self, variant: &str, workload: &str, repetition: u32) {
         variant.clone_into(&mut self.variant);
         workload.clone_into(&mut self.workload);
+        self.repetition = Some(repetition);
     }
 }
 
 impl Tagged for HttpRequestRow {
-    fn tag(&mut self, variant: &str, workload: &str) {
+    fn tag(&mut self, variant: &str, workload: &str, repetition: u32) {
         variant.clone_into(&mut self.variant);
         workload.clone_into(&mut self.workload);
+        self.repetition = Some(repetition);
     }
 }

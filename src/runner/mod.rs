@@ -419,15 +419,17 @@ fn attach_proxy_counters(
     }
 }
 
-/// A row callback that labels each row with its variant and workload and
+/// A row callback that labels each row with its variant, workload and
+/// repetition and
 /// streams it into `file`.
 fn tagger<'a, T: Tagged + serde::Serialize + Default>(
     file: &'a RowFile<T>,
     variant: &'a str,
     workload: &'a str,
+    repetition: u32,
 ) -> impl FnMut(T) + Send + 'a {
     move |mut row: T| {
-        row.tag(variant, workload);
+        row.tag(variant, workload, repetition);
         file.push(&row);
     }
 }
@@ -498,7 +500,7 @@ impl VariantCtx<'_> {
         match &w.kind {
             WorkloadKind::Http(h) => {
                 let config = h.probe_config(self.services.http_addr(w.target));
-                let mut sink = tagger(&self.outputs.requests, label, &w.name);
+                let mut sink = tagger(&self.outputs.requests, label, &w.name, self.pos.repetition);
                 let report = run_http(&config, &mut sink, progress, self.cancel.stop_token())
                     .await
                     .with_context(|| format!("workload `{}` failed", w.name))?;
@@ -513,7 +515,7 @@ impl VariantCtx<'_> {
                     )
                 })?;
                 let config = u.probe_config(addr);
-                let mut sink = tagger(&self.outputs.packets, label, &w.name);
+                let mut sink = tagger(&self.outputs.packets, label, &w.name, self.pos.repetition);
                 let report = run_udp(&config, &mut sink, progress, self.cancel)
                     .await
                     .with_context(|| format!("workload `{}` failed", w.name))?;

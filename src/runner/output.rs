@@ -222,6 +222,7 @@ mod tests {
             send_offset_ms: 1.5,
             rtt_ms: Some(0.25),
             status: crate::metrics::PacketStatus::Reordered,
+            repetition: Some(1),
         };
         let http = HttpRequestRow {
             variant: "v".into(),
@@ -234,6 +235,7 @@ mod tests {
             cache: crate::metrics::CacheMark::Miss,
             error: Some("timeout".into()),
             start_offset_ms: Some(2.25),
+            repetition: Some(1),
         };
         fn round_trip<T>(dir: &Path, row: &T) -> T
         where

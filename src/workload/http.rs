@@ -313,6 +313,7 @@ pub async fn run_http(
             start_offset_ms: Some(round3(qos::ns_to_ms(
                 s.started.saturating_duration_since(start).as_nanos() as f64,
             ))),
+            repetition: None,
         });
     }
     progress.replies(tally.responses, Some(tally.errors));

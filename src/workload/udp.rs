@@ -318,6 +318,7 @@ async fn collect_replies(
             send_offset_ms: round3(qos::ns_to_ms(ev.send_ns as f64)),
             rtt_ms: Some(round3(qos::ns_to_ms(ev.rtt_ns as f64))),
             status,
+            repetition: None,
         });
     }
     progress.replies(received, None);
@@ -352,6 +353,7 @@ fn summarise(
                     )),
                     rtt_ms: None,
                     status: PacketStatus::Lost,
+                    repetition: None,
                 });
             }
         }

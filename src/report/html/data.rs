@@ -34,12 +34,14 @@ pub struct UdpSamples {
     pub variant: String,
     pub workload: String,
     pub samples: Vec<UdpSample>,
+    /// The file has a `repetition` column: no need to infer repetitions.
+    pub recorded_reps: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct UdpSample {
-    /// Which repetition of the variant sent it, from 0 (the sample files
-    /// hold no repetition column: see [`split_udp_repetitions`]).
+    /// Which repetition of the variant sent it, from 0 (from the file's
+    /// `repetition` column, or inferred by [`split_udp_repetitions`] in older files).
     pub rep: u32,
     pub flow: u32,
     pub seq: u64,
@@ -55,11 +57,14 @@ pub struct HttpSamples {
     pub variant: String,
     pub workload: String,
     pub samples: Vec<HttpSample>,
+    /// The file has a `repetition` column: no need to infer repetitions.
+    pub recorded_reps: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HttpSample {
-    /// Which repetition of the variant made it, from 0 (see [`split_http_repetitions`]).
+    /// Which repetition of the variant made it, from 0 (from the file's
+    /// `repetition` column, or inferred by [`split_http_repetitions`] in older files).
     pub rep: u32,
     /// Start since the workload started, ms (absent in older files).
     pub start_ms: Option<f64>,
@@ -179,13 +184,16 @@ pub fn load_run(label: &str, summary: &Path, dir: &Path) -> anyhow::Result<RunDa
     let packets = dir.join("udp_packets.csv");
     if packets.is_file() {
         run.udp = group_udp(&packets)?;
-        run.udp.iter_mut().for_each(split_udp_repetitions);
+        run.udp
+            .iter_mut()
+            .filter(|g| !g.recorded_reps)
+            .for_each(split_udp_repetitions);
         run.files.push(packets);
     }
     let requests = dir.join("http_requests.csv");
     if requests.is_file() {
         run.http = group_http(&requests)?;
-        for group in &mut run.http {
+        for group in run.http.iter_mut().filter(|g| !g.recorded_reps) {
             split_http_repetitions(group, &run.rows);
         }
         run.files.push(requests);
@@ -268,10 +276,12 @@ fn group_udp(path: &Path) -> anyhow::Result<Vec<UdpSamples>> {
                 variant: r.variant.clone(),
                 workload: r.workload.clone(),
                 samples: Vec::new(),
+                recorded_reps: false,
             }
         });
+        out[i].recorded_reps |= r.repetition.is_some();
         out[i].samples.push(UdpSample {
-            rep: 0,
+            rep: r.repetition.map_or(0, |n| n.saturating_sub(1)),
             flow: r.flow,
             seq: r.seq,
             send_ms: r.send_offset_ms,
@@ -291,10 +301,12 @@ fn group_http(path: &Path) -> anyhow::Result<Vec<HttpSamples>> {
                 variant: r.variant.clone(),
                 workload: r.workload.clone(),
                 samples: Vec::new(),
+                recorded_reps: false,
             }
         });
+        out[i].recorded_reps |= r.repetition.is_some();
         out[i].samples.push(HttpSample {
-            rep: 0,
+            rep: r.repetition.map_or(0, |n| n.saturating_sub(1)),
             start_ms: r.start_offset_ms,
             latency_ms: r.latency_ms,
             status: r.status,
@@ -365,6 +377,7 @@ mod tests {
                 udp(0, 0, PacketStatus::Ok),
                 udp(0, 1, PacketStatus::Lost),
             ],
+            recorded_reps: false,
         };
         split_udp_repetitions(&mut g);
         let reps: Vec<u32> = g.samples.iter().map(|s| s.rep).collect();
@@ -388,6 +401,7 @@ mod tests {
             variant: "v".into(),
             workload: "w".into(),
             samples: vec![req; 5],
+            recorded_reps: false,
         };
         split_http_repetitions(&mut h, &[row(2, 3), row(1, 2)]);
         let reps: Vec<u32> = h.samples.iter().map(|s| s.rep).collect();

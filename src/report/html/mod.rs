@@ -932,6 +932,7 @@ mod tests {
                 variant: "default".into(),
                 workload: "flood".into(),
                 samples,
+                recorded_reps: false,
             }],
             ..RunData::default()
         };
