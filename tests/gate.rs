@@ -2,9 +2,13 @@
 //! binary. Only timing-free outcomes are asserted (counts, hit ratios,
 //! orders, file contents), so these pass on a loaded machine.
 
+#[path = "common/csv.rs"]
+mod common_csv;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use common_csv::read_csv;
 
 fn netrun() -> Command {
     Command::cargo_bin("netrun").expect("netrun binary")
@@ -20,25 +24,6 @@ fn scenario(dir: &Path, name: &str, head: &str, body: &str) -> PathBuf {
     );
     std::fs::write(&p, text).expect("write scenario");
     p
-}
-
-fn read_csv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let header: Vec<String> = r
-        .headers()
-        .expect("header")
-        .iter()
-        .map(String::from)
-        .collect();
-    r.records()
-        .map(|rec| {
-            header
-                .iter()
-                .cloned()
-                .zip(rec.expect("record").iter().map(String::from))
-                .collect()
-        })
-        .collect()
 }
 
 const UDP: &str = "[[workload]]\nkind = \"udp\"\nname = \"q\"\ncount = 5\ninterval = \"1ms\"\n";

@@ -3,11 +3,15 @@
 //! variant on it, and whose table holds the summary CSV's numbers; Chromium
 //! renders it; `netrun report` rebuilds it and draws two runs on shared axes.
 
-use std::collections::{BTreeSet, HashMap};
+#[path = "common/csv.rs"]
+mod common_csv;
+
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use assert_cmd::Command;
+use common_csv::read_csv;
 use scraper::{ElementRef, Html, Selector};
 
 fn root() -> PathBuf {
@@ -45,27 +49,6 @@ fn shipped() -> &'static Path {
 
 fn sel(s: &str) -> Selector {
     Selector::parse(s).expect("selector")
-}
-
-type Row = HashMap<String, String>;
-
-fn read_csv(path: &Path) -> Vec<Row> {
-    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let header: Vec<String> = r
-        .headers()
-        .expect("header")
-        .iter()
-        .map(String::from)
-        .collect();
-    r.records()
-        .map(|rec| {
-            header
-                .iter()
-                .cloned()
-                .zip(rec.expect("record").iter().map(String::from))
-                .collect()
-        })
-        .collect()
 }
 
 /// Elements that would make a browser fetch something, and attributes that

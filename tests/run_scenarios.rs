@@ -1,11 +1,15 @@
 //! End-to-end runs of scenario files through the real binary: results checked
 //! row by row against the scenario and the CSV contract.
 
+#[path = "common/csv.rs"]
+mod common_csv;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
 
 use assert_cmd::Command;
+use common_csv::read_csv_with_header as read_csv;
 
 /// The original summary columns, in order (later additions follow them).
 const SUMMARY_COLUMNS: &[&str] = &[
@@ -49,29 +53,7 @@ fn netrun() -> Command {
     Command::cargo_bin("netrun").expect("netrun binary")
 }
 
-type Table = Vec<std::collections::HashMap<String, String>>;
-
-fn read_csv(path: &Path) -> (Vec<String>, Table) {
-    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let header: Vec<String> = r
-        .headers()
-        .expect("header")
-        .iter()
-        .map(String::from)
-        .collect();
-    let rows = r
-        .records()
-        .map(|rec| {
-            let rec = rec.expect("record");
-            header
-                .iter()
-                .cloned()
-                .zip(rec.iter().map(String::from))
-                .collect()
-        })
-        .collect();
-    (header, rows)
-}
+type Table = Vec<common_csv::Row>;
 
 fn row<'a>(rows: &'a Table, workload: &str) -> &'a std::collections::HashMap<String, String> {
     rows.iter()
