@@ -423,6 +423,14 @@ fn rtt_over_time(
     Ok(())
 }
 
+/// The label of a millisecond axis, saying when it is logarithmic.
+fn ms_axis(quantity: &str, scale: Scale) -> String {
+    match scale {
+        Scale::Log => format!("{quantity} (ms, log scale)"),
+        _ => format!("{quantity} (ms)"),
+    }
+}
+
 /// The RTT distribution of every reply as a CDF.
 fn rtt_cdf(o: &mut String, w: &WorkloadId, found: &Found<UdpSamples>) -> anyhow::Result<()> {
     let sorted: Vec<Vec<f64>> = found
@@ -433,14 +441,7 @@ fn rtt_cdf(o: &mut String, w: &WorkloadId, found: &Found<UdpSamples>) -> anyhow:
     let x_scale = spread_scale(&refs);
     let chart = XyChart {
         title: format!("{}: RTT distribution (CDF)", w.name),
-        x_desc: format!(
-            "RTT (ms{})",
-            if x_scale == Scale::Log {
-                ", log scale"
-            } else {
-                ""
-            }
-        ),
+        x_desc: ms_axis("RTT", x_scale),
         y_desc: "fraction of replies ≤ RTT".into(),
         x_scale,
         y_scale: Scale::Linear,
@@ -572,14 +573,7 @@ fn latency_cdf(o: &mut String, w: &WorkloadId, found: &Found<HttpSamples>) -> an
     let x_scale = spread_scale(&refs);
     let chart = XyChart {
         title: format!("{}: latency distribution, tail stretched", w.name),
-        x_desc: format!(
-            "latency (ms{})",
-            if x_scale == Scale::Log {
-                ", log scale"
-            } else {
-                ""
-            }
-        ),
+        x_desc: ms_axis("latency", x_scale),
         y_desc: "requests ≤ latency (percentile)".into(),
         x_scale,
         y_scale: Scale::Tail,
