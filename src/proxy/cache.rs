@@ -1451,26 +1451,19 @@ mod tests {
             assert!(c.no_store && !c.targeted, "{bad}");
         }
         // Expires does not count when a targeted field governs.
-        let h = headers(&[
-            ("cdn-cache-control", "max-age=0"),
-            ("expires", &date(10_000)),
-            ("date", &date(0)),
-        ]);
-        let c = CacheControl::for_response(&h);
-        assert_eq!(
-            freshness_lifetime(StatusCode::OK, &c, &h, TTL, at(0)),
-            Duration::ZERO
-        );
-        let h = headers(&[
-            ("cdn-cache-control", "foo"),
-            ("expires", &date(10_000)),
-            ("date", &date(0)),
-        ]);
-        let c = CacheControl::for_response(&h);
-        assert_eq!(
-            freshness_lifetime(StatusCode::OK, &c, &h, TTL, at(0)),
-            Duration::ZERO
-        );
+        for targeted in ["max-age=0", "foo"] {
+            let h = headers(&[
+                ("cdn-cache-control", targeted),
+                ("expires", &date(10_000)),
+                ("date", &date(0)),
+            ]);
+            let c = CacheControl::for_response(&h);
+            assert_eq!(
+                freshness_lifetime(StatusCode::OK, &c, &h, TTL, at(0)),
+                Duration::ZERO,
+                "{targeted}"
+            );
+        }
     }
 
     #[test]
