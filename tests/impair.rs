@@ -10,7 +10,7 @@ use indicatif::ProgressBar;
 use netrun::origin::OriginHandle;
 use netrun::proxy::{LinkConfig, LinkModel, ProxyHandle, ProxyHooks};
 use netrun::workload::http::{run_http, HttpProbeConfig};
-use netrun::workload::udp::{run_udp, UdpProbeConfig, UdpReport};
+use netrun::workload::udp::UdpReport;
 use tokio_util::sync::CancellationToken;
 
 #[path = "common/stack.rs"]
@@ -56,22 +56,7 @@ async fn udp(
     interval: Duration,
     timeout: Duration,
 ) -> UdpReport {
-    let config = UdpProbeConfig {
-        target: s.proxy.udp_addr(),
-        count,
-        size,
-        interval,
-        timeout,
-        flows: 1,
-    };
-    run_udp(
-        &config,
-        &mut |_| {},
-        &ProgressBar::hidden(),
-        &CancellationToken::new(),
-    )
-    .await
-    .expect("probe")
+    common_stack::udp_probe(s.proxy.udp_addr(), count, size, interval, timeout).await
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use netrun::metrics::records::{CacheMark, HttpRequestRow};
 use netrun::origin::OriginHandle;
 use netrun::proxy::{LinkConfig, ProxyConfig, ProxyHandle, ProxyHooks};
 use netrun::workload::http::{run_http, HttpProbeConfig, HttpReport};
-use netrun::workload::udp::{run_udp, UdpProbeConfig, UdpReport};
+use netrun::workload::udp::UdpReport;
 use tokio_util::sync::CancellationToken;
 
 #[path = "common/stack.rs"]
@@ -93,22 +93,7 @@ async fn http(
 
 /// `count` datagrams every `interval`; the probe waits `timeout` for the last replies.
 async fn udp(s: &Stack, count: u64, interval: Duration, timeout: Duration) -> UdpReport {
-    let config = UdpProbeConfig {
-        target: s.proxy.udp_addr(),
-        count,
-        size: 64,
-        interval,
-        timeout,
-        flows: 1,
-    };
-    run_udp(
-        &config,
-        &mut |_| {},
-        &ProgressBar::hidden(),
-        &CancellationToken::new(),
-    )
-    .await
-    .expect("probe")
+    common_stack::udp_probe(s.proxy.udp_addr(), count, 64, interval, timeout).await
 }
 
 fn latencies(rows: &[HttpRequestRow], mark: CacheMark) -> Vec<f64> {

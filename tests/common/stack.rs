@@ -2,11 +2,16 @@
 //! origin on free loopback ports, behind a proxy with the given hooks (clock,
 //! impairments). Included with `#[path]`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use indicatif::ProgressBar;
 
 use netrun::origin::{self, OriginConfig, OriginHandle};
 use netrun::proxy::{self, ProxyConfig, ProxyHandle, ProxyHooks};
 use netrun::server::HttpLimits;
+use netrun::workload::udp::{run_udp, UdpProbeConfig, UdpReport};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
@@ -50,4 +55,32 @@ pub async fn origin_and_proxy_with(
     .await
     .expect("proxy");
     (origin, proxy)
+}
+
+/// One UDP probe flow of `count` datagrams of `size` bytes to `target`,
+/// samples discarded: the tests read the report.
+#[allow(dead_code)] // not every suite that includes this file probes UDP
+pub async fn udp_probe(
+    target: SocketAddr,
+    count: u64,
+    size: usize,
+    interval: Duration,
+    timeout: Duration,
+) -> UdpReport {
+    let config = UdpProbeConfig {
+        target,
+        count,
+        size,
+        interval,
+        timeout,
+        flows: 1,
+    };
+    run_udp(
+        &config,
+        &mut |_| {},
+        &ProgressBar::hidden(),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("probe")
 }
