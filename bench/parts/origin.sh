@@ -7,11 +7,17 @@
 source "$(dirname "$0")/../lib.sh"
 need nginx wrk python3 curl
 
+# nginx's workers run as an unprivileged user: they must be able to enter
+# $WORK and its parents (mktemp -d makes them 0700).
+d=$WORK
+while [ "$d" != / ] && [ -d "$d" ]; do
+    stat -c %A "$d" | grep -q 'x$' && break
+    chmod a+x "$d"
+    d=$(dirname "$d")
+done
 WWW=$WORK/www
 mkdir -p "$WWW"
-# nginx's workers run as an unprivileged user: they must be able to enter
-# $WORK (mktemp -d makes it 0700).
-chmod a+rx "$WORK" "$WWW"
+chmod a+rx "$WWW"
 # A 1 KiB text file and a 1 MiB binary one, written fresh for the run.
 python3 -c 'import sys; sys.stdout.write(("netrun origin benchmark " * 64)[:1024])' >"$WWW/1k.txt"
 head -c 1048576 /dev/urandom >"$WWW/1m.bin"
