@@ -221,3 +221,27 @@ fn without_root_a_netns_run_and_cleanup_exit_2_saying_why() {
         .unwrap();
     assert!(String::from_utf8_lossy(&check.stderr).contains("cannot run here"));
 }
+
+#[test]
+fn check_says_which_knob_the_kernel_applies_and_which_stays_in_process() {
+    let out = Command::new(NETRUN)
+        .args(["check", "scenarios/netns.toml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let delay = match netrun::netns::netem_available() {
+        Some(false) => "in-process (no sch_netem)",
+        Some(true) => "kernel netem",
+        None => "kernel netem if the kernel has it, else in-process",
+    };
+    for line in [
+        format!("link     clients_proxy  rate 20Mbit/s: kernel tbf; delay 5ms: {delay}\n"),
+        "link     proxy_origin   rate 100Mbit/s: kernel tbf\n".to_string(),
+        "link     clients_origin rate 10Mbit/s: kernel tbf\n".to_string(),
+        "hosts    netns: clients, proxy and origin each in a network namespace".to_string(),
+    ] {
+        assert!(stdout.contains(&line), "no {line:?} in\n{stdout}");
+    }
+}

@@ -179,8 +179,8 @@ mod tests {
                 "20000000bit",
                 "burst",
                 "10000",
-                "latency",
-                "50ms"
+                "limit",
+                "1514000"
             ])]
         );
     }
