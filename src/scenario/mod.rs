@@ -3,6 +3,7 @@
 //! filled), one [`Plan`] per `[matrix]` variant. Nothing downstream re-checks.
 
 mod diag;
+pub mod segment;
 pub mod raw;
 mod validate;
 
