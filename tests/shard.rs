@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use common_csv::{read_csv_with_header, Row};use predicates::str::contains;
+use common_csv::{read_csv_with_header, Row};
+use predicates::prelude::PredicateBooleanExt;
+use predicates::str::contains;
 
 fn netrun() -> Command {
     Command::cargo_bin("netrun").expect("netrun binary")
