@@ -46,7 +46,9 @@ impl Part {
     /// ranges follow each other and cover `0..len` exactly once.
     pub fn range(self, len: usize) -> Range<usize> {
         let len64 = len as u64;
-        let before: u64 = (1..self.k).map(|k| Part { k, n: self.n }.share(len64)).sum();
+        let before: u64 = (1..self.k)
+            .map(|k| Part { k, n: self.n }.share(len64))
+            .sum();
         let start = usize::try_from(before).unwrap_or(len);
         let end = usize::try_from(before + self.share(len64)).unwrap_or(len);
         start..end

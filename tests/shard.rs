@@ -40,7 +40,11 @@ fn scenario(dir: &Path, extra: &str) -> PathBuf {
 
 fn run(file: &Path, out: &Path, shard: Option<&str>) {
     let mut cmd = netrun();
-    cmd.arg("run").arg(file).arg("--out").arg(out).arg("--quiet");
+    cmd.arg("run")
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .arg("--quiet");
     if let Some(s) = shard {
         cmd.arg("--shard").arg(s);
     }
@@ -121,7 +125,11 @@ fn three_shards_merged_look_like_the_unsharded_run() {
         "requests",
         "interrupted",
     ];
-    assert_eq!(keys(&mrows, &label), keys(&wrows, &label), "rows in run order");
+    assert_eq!(
+        keys(&mrows, &label),
+        keys(&wrows, &label),
+        "rows in run order"
+    );
 
     let (sh, srows) = read_csv_with_header(&whole.join("sh.stats.csv"));
     let (msh, msrows) = read_csv_with_header(&merged.join("sh.stats.csv"));
@@ -134,9 +142,17 @@ fn three_shards_merged_look_like_the_unsharded_run() {
             .collect()
     };
     assert_eq!(det(&msrows), det(&srows), "stats over all 3 repetitions");
-    assert!(det(&msrows).iter().all(|k| k[3] == "3"), "{:?}", det(&msrows));
+    assert!(
+        det(&msrows).iter().all(|k| k[3] == "3"),
+        "{:?}",
+        det(&msrows)
+    );
 
-    for sample in ["sh/http_requests.csv", "sh/udp_packets.csv", "sh/histograms.csv"] {
+    for sample in [
+        "sh/http_requests.csv",
+        "sh/udp_packets.csv",
+        "sh/histograms.csv",
+    ] {
         let (h1, r1) = read_csv_with_header(&whole.join(sample));
         let (h2, r2) = read_csv_with_header(&merged.join(sample));
         assert_eq!(h2, h1, "{sample} columns");
@@ -149,7 +165,10 @@ fn three_shards_merged_look_like_the_unsharded_run() {
         .filter(|r| r["workload"] == "h")
         .map(|r| r["count"].as_str())
         .collect();
-    assert_eq!(http_hist, ["12"; 6], "one histogram per HTTP row, every response");
+    assert_eq!(
+        http_hist, ["12"; 6],
+        "one histogram per HTTP row, every response"
+    );
 
     let (_, history) = read_csv_with_header(&merged.join("history.csv"));
     assert_eq!(history.len(), 12);
@@ -167,9 +186,16 @@ fn three_shards_merged_look_like_the_unsharded_run() {
     assert_eq!(positions, [0, 1, 2, 3, 4, 5]);
     assert_eq!(info["merged_from"].as_array().unwrap().len(), 3);
     assert_eq!(info["shard"], serde_json::Value::Null);
-    assert_eq!(info["expectations"].as_array().unwrap().len(), 6, "each run's check");
+    assert_eq!(
+        info["expectations"].as_array().unwrap().len(),
+        6,
+        "each run's check"
+    );
     let report = std::fs::read_to_string(merged.join("sh/report.html")).unwrap();
-    assert!(report.contains("cache.enabled=false"), "both variants drawn");
+    assert!(
+        report.contains("cache.enabled=false"),
+        "both variants drawn"
+    );
 
     refusals(tmp.path(), &file, &whole, &shards);
 }

@@ -51,7 +51,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     if let Some(part) = args.shard {
         let units: usize = shares.iter().map(Vec::len).sum();
         if units == 0 && !args.json {
-            println!("shard {part}: no units to run (the files hold fewer than {} runs of a variant)", part.n);
+            println!(
+                "shard {part}: no units to run (the files hold fewer than {} runs of a variant)",
+                part.n
+            );
         }
     }
     let baselines = match &args.baseline {
@@ -85,14 +88,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 println!("  {}", s.description);
             }
             if let Some(part) = args.shard {
-                println!("  shard {part}: {} of {} runs", shares[i].len(), runner::schedule(s).len());
+                println!(
+                    "  shard {part}: {} of {} runs",
+                    shares[i].len(),
+                    runner::schedule(s).len()
+                );
             }
             if let Some(part) = args.segment {
                 println!("  segment {part}: this agent's share of every workload's load");
             }
         }
-        let run =
-            runner::run_scenario_units(s, &shares[i], &args.out, &observer, &cancel).await?;
+        let run = runner::run_scenario_units(s, &shares[i], &args.out, &observer, &cancel).await?;
         let report = baselines.as_ref().map(|b| {
             let now_samples = compare::read_samples_dir(&run.results_dir);
             gate::gate(
@@ -113,7 +119,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             segment: args.segment,
             positions: &shares[i],
         };
+        let mut run = run;
         let page = write_report(&whole[i], &run, baseline, &split);
+        // An agent's share says nothing about the whole's thresholds: they
+        // are in run.json, and `netrun merge` judges the added-up rows.
+        let judged_later = args.segment.is_some() && !run.expectations.is_empty();
+        if judged_later {
+            run.expectations.clear();
+        }
         if !args.json {
             if !view.mp.is_hidden() {
                 // The finished bars stay on screen; the cursor is still on
@@ -121,6 +134,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 println!();
             }
             print_run(&run);
+            if judged_later {
+                println!(
+                    "  expectations: judged on the whole run by `netrun merge` of every segment"
+                );
+            }
             if let Some(r) = &report {
                 print_gate(r, args.tolerance);
             }

@@ -149,7 +149,10 @@ mod tests {
             SummaryRow {
                 workload: "w".into(),
                 kind: "http".into(),
-                started_at: format!("2026-01-01T00:00:0{lo}Z").chars().take(20).collect(),
+                started_at: format!("2026-01-01T00:00:0{lo}Z")
+                    .chars()
+                    .take(20)
+                    .collect(),
                 duration_s: Some(secs),
                 sent: Some(n + 1),
                 received: Some(n),
@@ -172,16 +175,25 @@ mod tests {
             record_ms(&mut hist, us as f64 / 1000.0);
         }
         let m = add_rows(&[&a, &b], &hist);
-        assert_eq!((m.sent, m.received, m.errors), (Some(302), Some(300), Some(2)));
+        assert_eq!(
+            (m.sent, m.received, m.errors),
+            (Some(302), Some(300), Some(2))
+        );
         assert_eq!(m.requests_per_s, Some(101.0 + 100.5));
         assert_eq!(m.cache_hits, Some(150));
         assert_eq!(m.cache_hit_ratio, Some(0.5));
         assert_eq!(m.duration_s, Some(2.0));
-        assert_eq!((m.latency_min_ms, m.latency_max_ms), (Some(0.001), Some(0.3)));
+        assert_eq!(
+            (m.latency_min_ms, m.latency_max_ms),
+            (Some(0.001), Some(0.3))
+        );
         // The median of 1..=300 µs, not the mean of the agents' medians.
         assert_eq!(m.latency_p50_ms, Some(0.15));
         assert_eq!(m.latency_p99_ms, Some(0.297));
-        assert_eq!(m.latency_p90_ms, None, "empty in the agents' rows, empty here");
+        assert_eq!(
+            m.latency_p90_ms, None,
+            "empty in the agents' rows, empty here"
+        );
         // 150.5 µs, rounded to the µs as every ms column is.
         let mean = m.latency_mean_ms.unwrap_or_default();
         assert!((mean - 0.1505).abs() < 0.000_6, "{mean}");

@@ -231,7 +231,11 @@ fn check_shards(parts: &[RunPart]) -> Result<(), String> {
             .info
             .shard
             .map(|s| {
-                let have: BTreeSet<u32> = parts.iter().filter_map(|p| p.info.shard).map(|p| p.k).collect();
+                let have: BTreeSet<u32> = parts
+                    .iter()
+                    .filter_map(|p| p.info.shard)
+                    .map(|p| p.k)
+                    .collect();
                 let gone: Vec<String> = (1..=s.n)
                     .filter(|k| !have.contains(k))
                     .map(|k| format!("{k}/{}", s.n))

@@ -82,8 +82,7 @@ fn merge_group(g: &Group, out: &Path, run_id: &str) -> anyhow::Result<Merged> {
 
     let summary_csv = out.join(format!("{}.csv", g.scenario));
     let dir = out.join(&g.scenario);
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     write_csv(dir.join("http_requests.csv"), &http)?;
     write_csv(dir.join("udp_packets.csv"), &udp)?;
     write_csv(dir.join(HISTOGRAMS_CSV), &hists)?;
@@ -150,7 +149,11 @@ fn read_rows<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<
     let mut out = Vec::new();
     for (i, row) in r.deserialize().enumerate() {
         out.push(row.map_err(|e| {
-            crate::Error::input(format!("{}: row {} cannot be read: {e}", path.display(), i + 2))
+            crate::Error::input(format!(
+                "{}: row {} cannot be read: {e}",
+                path.display(),
+                i + 2
+            ))
         })?);
     }
     Ok(out)
@@ -310,7 +313,11 @@ fn join_logs(parts: &[Loaded<'_>], to: &Path) -> anyhow::Result<()> {
     let mut file = crate::report::atomic::AtomicFile::create(to)?;
     for l in parts {
         let text = std::fs::read_to_string(l.part.dir.join("services.log")).unwrap_or_default();
-        let head = format!("# netrun merge: {} of {}\n", l.part.label(), l.part.input.display());
+        let head = format!(
+            "# netrun merge: {} of {}\n",
+            l.part.label(),
+            l.part.input.display()
+        );
         std::io::Write::write_all(&mut file, head.as_bytes())?;
         std::io::Write::write_all(&mut file, text.as_bytes())?;
     }
@@ -325,7 +332,8 @@ fn merged_info(g: &Group, rows: &[SummaryRow], run_id: &str) -> RunInfo {
     let mut info = g.parts[0].info.clone();
     info.run_id = run_id.to_string();
     info.finished_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    info.interrupted = g.parts.iter().any(|p| p.info.interrupted) || rows.iter().any(|r| r.interrupted);
+    info.interrupted =
+        g.parts.iter().any(|p| p.info.interrupted) || rows.iter().any(|r| r.interrupted);
     info.shard = None;
     info.segment = None;
     info.baseline = None;
@@ -343,8 +351,11 @@ fn merged_info(g: &Group, rows: &[SummaryRow], run_id: &str) -> RunInfo {
     let order = g.order();
     info.expectations = match g.kind {
         Kind::Shards => {
-            let mut e: Vec<ExpectationInfo> =
-                g.parts.iter().flat_map(|p| p.info.expectations.clone()).collect();
+            let mut e: Vec<ExpectationInfo> = g
+                .parts
+                .iter()
+                .flat_map(|p| p.info.expectations.clone())
+                .collect();
             e.sort_by_key(|e| position(&order, &e.variant, Some(e.repetition)));
             e
         }

@@ -30,7 +30,6 @@ pub use output::{Outputs, RowFile};
 use crate::metrics::histogram;
 use crate::metrics::records::Tagged;
 use crate::metrics::{HttpRequestRow, SummaryRow, UdpPacketRow};
-use hdrhistogram::Histogram;
 use crate::net::{bind_tcp, bind_udp};
 use crate::origin::{self, OriginConfig, OriginHandle};
 use crate::proxy::{self, ProxyConfig, ProxyHandle, ProxyStats};
@@ -40,6 +39,7 @@ use crate::scenario::{
 use crate::server::HttpLimits;
 use crate::workload::http::run_http;
 use crate::workload::udp::run_udp;
+use hdrhistogram::Histogram;
 
 /// How long services get to finish in-flight work when a variant ends.
 const SERVICE_GRACE: Duration = Duration::from_secs(5);

@@ -3,8 +3,8 @@
 //! filled), one [`Plan`] per `[matrix]` variant. Nothing downstream re-checks.
 
 mod diag;
-pub mod segment;
 pub mod raw;
+pub mod segment;
 mod validate;
 
 use std::net::{IpAddr, SocketAddr};

@@ -136,10 +136,14 @@ mod tests {
             "[[workload]]\nkind = \"udp\"\nname = \"u\"\n",
         )
         .unwrap();
-        let e = segment(&spawned, Part { k: 1, n: 2 }).unwrap_err().to_string();
+        let e = segment(&spawned, Part { k: 1, n: 2 })
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--segment 1/2") && e.contains("address"), "{e}");
         let small = scenario("[[workload]]\nkind = \"http\"\nname = \"h\"\nrequests = 2\n");
-        let e = segment(&small, Part { k: 1, n: 3 }).unwrap_err().to_string();
+        let e = segment(&small, Part { k: 1, n: 3 })
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`workload.h.concurrency` = 1"), "{e}");
     }
 }
