@@ -164,9 +164,19 @@ fn check(scenario: String, mut parts: Vec<RunPart>) -> Result<Group, Error> {
     let first = &parts[0];
     let refuse = |what: String| Error::input(format!("scenario `{scenario}`: {what}"));
     for p in &parts[1..] {
-        if p.info.scenario_digest != first.info.scenario_digest
-            || p.info.units_total != first.info.units_total
+        if p.info.scenario_digest == first.info.scenario_digest
+            && p.info.units_total != first.info.units_total
         {
+            return Err(refuse(format!(
+                "{} has {} runs in all and {} has {} (a different --repeat?); merge only \
+                 folders of one sharded run",
+                first.input.display(),
+                first.info.units_total,
+                p.input.display(),
+                p.info.units_total
+            )));
+        }
+        if p.info.scenario_digest != first.info.scenario_digest {
             return Err(refuse(format!(
                 "{} and {} ran different versions of the scenario file (digest {} against {}); \
                  merge only folders of runs of the same file",
