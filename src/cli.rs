@@ -439,6 +439,7 @@ mod tests {
             "DIR|CSV",
             "DUR|none",
             "DIR|CSV",
+            "K/N",
         ];
         fn walk(cmd: &clap::Command, bad: &mut Vec<String>) {
             for arg in cmd.get_arguments() {
