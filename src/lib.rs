@@ -14,6 +14,7 @@ pub mod logging;
 pub mod merge;
 pub mod metrics;
 pub mod net;
+pub mod netns;
 pub mod origin;
 pub mod proxy;
 pub mod report;

@@ -1,13 +1,13 @@
 //! `--segment K/N`: three agents (separate `netrun` processes, each in its
-//! own network namespace when root, else on loopback) load one running
-//! origin with a third of the scenario's load each; `netrun merge` adds them
+//! own network namespace joined to the origin's by a veth when root, else
+//! on loopback) load one running origin with a third of the scenario's load each; `netrun merge` adds them
 //! up: the scenario's request count, and percentiles from the added
 //! histograms that match the merged per-request CSV.
 
+#[path = "common/agents.rs"]
+mod agents;
 #[path = "common/csv.rs"]
 mod common_csv;
-#[path = "common/netns.rs"]
-mod netns;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -35,9 +35,14 @@ struct Origin {
 }
 
 impl Origin {
-    fn start(ip: std::net::IpAddr) -> Origin {
+    fn start(agents: Option<&agents::Agents>) -> Origin {
         let www = Path::new(env!("CARGO_MANIFEST_DIR")).join("www");
-        let mut child = StdCommand::new(bin())
+        let ip = agents.map_or("127.0.0.1".parse().unwrap(), agents::Agents::origin_ip);
+        let mut cmd = match agents {
+            Some(a) => a.in_origin(&bin()),
+            None => StdCommand::new(bin()),
+        };
+        let mut child = cmd
             .arg("serve")
             .arg("--http")
             .arg(format!("{ip}:0"))
@@ -112,7 +117,7 @@ fn num(r: &Row, col: &str) -> f64 {
 
 #[test]
 fn three_agents_add_up_to_the_scenario_with_exact_percentiles() {
-    let agents = match netns::Agents::setup(3) {
+    let agents = match agents::Agents::setup(3) {
         Ok(a) => {
             println!(
                 "agents in their own network namespaces, origin at {}",
@@ -125,10 +130,7 @@ fn three_agents_add_up_to_the_scenario_with_exact_percentiles() {
             None
         }
     };
-    let ip = agents
-        .as_ref()
-        .map_or("127.0.0.1".parse().unwrap(), netns::Agents::origin_ip);
-    let origin = Origin::start(ip);
+    let origin = Origin::start(agents.as_ref());
     let tmp = tempfile::tempdir().unwrap();
     let file = scenario(tmp.path(), &origin);
 
@@ -139,7 +141,7 @@ fn three_agents_add_up_to_the_scenario_with_exact_percentiles() {
     let children: Vec<Child> = (1..=3)
         .map(|k| {
             let mut cmd = match &agents {
-                Some(a) => a.command(k, &bin()),
+                Some(a) => a.in_agent(k, &bin()),
                 None => StdCommand::new(bin()),
             };
             cmd.arg("run")
