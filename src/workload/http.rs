@@ -460,7 +460,9 @@ fn duration_ms(d: Duration) -> f64 {
 /// One worker thread per core, never more than there are connections.
 fn worker_threads(concurrency: u32) -> u32 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    u32::try_from(cores).unwrap_or(1).clamp(1, concurrency.max(1))
+    u32::try_from(cores)
+        .unwrap_or(1)
+        .clamp(1, concurrency.max(1))
 }
 
 /// The connections of one worker thread, until their tickets run out.
@@ -551,7 +553,9 @@ async fn worker(
             bytes: 0,
             latency: end - started,
             service: end - sent_at,
-            late: ticket.scheduled.map(|due| sent_at.saturating_duration_since(due)),
+            late: ticket
+                .scheduled
+                .map(|due| sent_at.saturating_duration_since(due)),
             started,
             cache: CacheMark::None,
             error: None,
@@ -723,6 +727,29 @@ mod tests {
             r.errors_by_class,
             BTreeMap::from([("other".to_string(), 1), ("timeout".to_string(), 1)])
         );
+    }
+
+    #[test]
+    fn an_open_loop_tally_reports_mean_and_largest_lateness_errors_included() {
+        let mut t = Tally::default();
+        for (ms, error) in [(2, None), (4, None), (0, Some("reset"))] {
+            let mut s = sample(error.is_none().then_some(200), CacheMark::None, error);
+            s.late = Some(Duration::from_millis(ms));
+            t.add(&s, true);
+        }
+        let row = t
+            .report(SystemTime::UNIX_EPOCH, Duration::from_secs(1), false)
+            .summary();
+        assert_eq!(
+            (row.pacing_mean_ms, row.pacing_max_ms),
+            (Some(2.0), Some(4.0))
+        );
+        let mut closed = Tally::default();
+        closed.add(&sample(Some(200), CacheMark::None, None), false);
+        let row = closed
+            .report(SystemTime::UNIX_EPOCH, Duration::from_secs(1), false)
+            .summary();
+        assert_eq!((row.pacing_mean_ms, row.pacing_max_ms), (None, None));
     }
 
     #[test]
