@@ -46,6 +46,9 @@ pub enum Command {
     /// Measure a UDP echo service or an HTTP server.
     #[command(subcommand)]
     Probe(ProbeCommand),
+    /// Remove the network namespaces (with their veths and qdiscs) that a
+    /// crashed or killed `hosts = "netns"` run left behind; needs root.
+    Cleanup,
 }
 
 #[derive(Debug, Clone, Args)]

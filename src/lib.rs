@@ -13,6 +13,7 @@ pub mod interim;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod netns;
 pub mod origin;
 pub mod proxy;
 pub mod report;

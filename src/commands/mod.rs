@@ -2,6 +2,7 @@
 //! prints what the user asked for.
 
 mod check;
+mod cleanup;
 mod compare;
 mod probe;
 mod proxy;
@@ -17,6 +18,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Some(Command::Run(args)) => run::run(args).await,
         Some(Command::Check(args)) => check::check(args),
+        Some(Command::Cleanup) => cleanup::cleanup(),
         Some(Command::Compare(args)) => compare::compare(args).await,
         Some(Command::Report(args)) => report::report(args),
         Some(Command::Serve(args)) => serve::serve(args).await,
