@@ -104,9 +104,10 @@ fn a_kernel_shaped_link_gives_its_rate_and_udp_crosses_the_namespaces() {
         return;
     };
     // `warm` fills the proxy's cache, so `dl` measures the shaped link
-    // alone rather than the upstream fetch too.
+    // alone rather than the upstream fetch too (and the origin's link, whose
+    // delay only UDP through the proxy and `warm` cross).
     let dir = scenario(
-        "[links.clients_proxy]\nrate = \"20Mbit/s\"\n\
+        "[links.clients_proxy]\nrate = \"20Mbit/s\"\n[links.proxy_origin]\ndelay = \"3ms\"\n\
          [[workload]]\nkind = \"http\"\nname = \"warm\"\npaths = [\"/big.bin\"]\nrequests = 1\n\
          [[workload]]\nkind = \"http\"\nname = \"dl\"\npaths = [\"/big.bin\"]\nrequests = 1\n\
          [[workload]]\nkind = \"udp\"\nname = \"echo\"\ncount = 200\ninterval = \"1ms\"\n\
@@ -144,6 +145,14 @@ fn a_kernel_shaped_link_gives_its_rate_and_udp_crosses_the_namespaces() {
         assert_eq!(r["received"], r["sent"], "{r:?}");
         assert_eq!(r["lost"], "0", "{r:?}");
         assert_eq!(r["topology"], "netns", "{r:?}");
+    }
+    // The origin's link delays each datagram both ways: in-process without
+    // netem (the proxy counts it), by the kernel with it.
+    let echo = row("echo");
+    let p50: f64 = echo["latency_p50_ms"].parse().unwrap();
+    assert!(p50 >= 6.0, "{echo:?}");
+    if netrun::netns::netem_available() == Some(false) {
+        assert_eq!(echo["proxy_origin_delayed"], "400", "{echo:?}");
     }
     let run_json = std::fs::read_to_string(dir.path().join("out/netns/run.json")).unwrap();
     assert!(
@@ -197,29 +206,55 @@ fn netrun_cleanup_removes_what_a_killed_run_left() {
     assert_eq!(namespaces_of(pid), Vec::<String>::new());
 }
 
+/// `netrun args…` in `dir` as an unprivileged user: as is when not root,
+/// through `setpriv` as `nobody` when root; `None` when neither can be done.
+fn unprivileged(dir: &Path, args: &[&str]) -> Option<std::process::Output> {
+    // SAFETY: geteuid has no preconditions.
+    let mut cmd = if unsafe { libc::geteuid() } != 0 {
+        Command::new(NETRUN)
+    } else {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", NETRUN]);
+        c
+    };
+    match cmd.args(args).current_dir(dir).output() {
+        Ok(out) => Some(out),
+        Err(e) => {
+            eprintln!("skipped the not-root checks: cannot run netrun unprivileged ({e})");
+            None
+        }
+    }
+}
+
 #[test]
 fn without_root_a_netns_run_and_cleanup_exit_2_saying_why() {
-    let Some(why) = skip_reason() else {
-        eprintln!("skipped the not-root half: running as root");
+    let dir = scenario(LONG);
+    // The unprivileged user reads the scenario and makes `out` (a temporary
+    // folder is 0700).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let Some(run) = unprivileged(dir.path(), &["run", "netns.toml", "--out", "out"]) else {
         return;
     };
-    let dir = scenario(LONG);
-    let out = Command::new(NETRUN)
-        .args(["run", "netns.toml", "--out", "out"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&why), "{stderr}");
-    let out = Command::new(NETRUN).arg("cleanup").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let check = Command::new(NETRUN)
-        .args(["check", "netns.toml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&check.stderr).contains("cannot run here"));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("hosts = \"netns\" needs root to manage network namespaces")
+            && stderr.contains("run it with sudo, or use hosts = \"loopback\""),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("out/netns.csv").exists());
+    let cleanup = unprivileged(dir.path(), &["cleanup"]).unwrap();
+    let stderr = String::from_utf8_lossy(&cleanup.stderr);
+    assert_eq!(cleanup.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`netrun cleanup` needs root"), "{stderr}");
+    let check = unprivileged(dir.path(), &["check", "netns.toml"]).unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("cannot run here: hosts = \"netns\" needs root"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -244,4 +279,29 @@ fn check_says_which_knob_the_kernel_applies_and_which_stays_in_process() {
     ] {
         assert!(stdout.contains(&line), "no {line:?} in\n{stdout}");
     }
+}
+
+#[test]
+fn delay_on_the_clients_origin_link_needs_netem() {
+    let Some(()) = root_only("delay_on_the_clients_origin_link_needs_netem") else {
+        return;
+    };
+    if netrun::netns::netem_available() != Some(false) {
+        eprintln!(
+            "skipped delay_on_the_clients_origin_link_needs_netem: this kernel has sch_netem"
+        );
+        return;
+    }
+    let dir = scenario(&format!("[links.clients_origin]\ndelay = \"5ms\"\n{LONG}"));
+    let out = Command::new(NETRUN)
+        .args(["run", "netns.toml", "--out", "out"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("links.clients_origin sets delay") && stderr.contains("no sch_netem"),
+        "{stderr}"
+    );
 }

@@ -29,10 +29,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     check_tolerance(args.tolerance)?;
     check_out(&args.out)?;
     // Every file is validated before any runs, so a typo in the third file
-    // does not surface after two long runs.
+    // does not surface after two long runs (nor a scenario this machine
+    // cannot run: network namespaces without root).
     let (mut scenarios, error) = scenario::load_all(&args.scenarios);
     if let Some(e) = error {
         return Err(e.into());
+    }
+    for s in &scenarios {
+        runner::preflight(s)?;
     }
     if let Some(n) = args.repeat {
         for s in &mut scenarios {

@@ -9,7 +9,7 @@ use crate::scenario::{Hosts, Links, Plan, Scenario};
 /// Before anything runs: namespaces can be made here, and every knob has
 /// something to apply it (delay on the clients ↔ origin link needs netem:
 /// no netrun process sits on that path).
-pub(super) fn preflight(scenario: &Scenario) -> Result<(), Error> {
+pub fn preflight(scenario: &Scenario) -> Result<(), Error> {
     let netns_plans: Vec<&Plan> = scenario
         .variants
         .iter()

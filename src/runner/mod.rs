@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::scenario::ExpectationResult;
 pub use events::{Event, Observer, ProgressCounts, Silent, VariantPos, WorkloadPos};
 pub use expect::check_expectations;
+pub use hosts::preflight;
 pub use output::{Outputs, RowFile};
 
 use crate::metrics::records::Tagged;
