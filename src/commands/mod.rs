@@ -4,6 +4,7 @@
 mod check;
 mod cleanup;
 mod compare;
+mod merge;
 mod probe;
 mod proxy;
 mod report;
@@ -21,6 +22,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Some(Command::Cleanup) => cleanup::cleanup(),
         Some(Command::Compare(args)) => compare::compare(args).await,
         Some(Command::Report(args)) => report::report(args),
+        Some(Command::Merge(args)) => merge::merge(args),
         Some(Command::Serve(args)) => serve::serve(args).await,
         Some(Command::Proxy(args)) => proxy::proxy(*args).await,
         Some(Command::Probe(ProbeCommand::Udp(args))) => probe::udp(args).await,

@@ -29,8 +29,9 @@ pub use expect::check_expectations;
 pub use hosts::preflight;
 pub use output::{Outputs, RowFile};
 
+use crate::metrics::histogram;
 use crate::metrics::records::Tagged;
-use crate::metrics::SummaryRow;
+use crate::metrics::{HttpRequestRow, SummaryRow, UdpPacketRow};
 use crate::net::{bind_tcp, bind_udp};
 use crate::netns::{self, Role};
 use crate::origin::{self, OriginConfig, OriginHandle};
@@ -41,6 +42,7 @@ use crate::scenario::{
 use crate::server::HttpLimits;
 use crate::workload::http::run_http;
 use crate::workload::udp::run_udp;
+use hdrhistogram::Histogram;
 
 /// How long services get to finish in-flight work when a variant ends.
 const SERVICE_GRACE: Duration = Duration::from_secs(5);
@@ -74,6 +76,21 @@ pub async fn run_scenario(
     observer: &Arc<dyn Observer>,
     cancel: impl Into<Interrupt>,
 ) -> anyhow::Result<ScenarioRun> {
+    let all: Vec<usize> = (0..schedule(scenario).len()).collect();
+    run_scenario_units(scenario, &all, out, observer, cancel).await
+}
+
+/// Runs only these units of the scenario (positions in [`schedule`], in
+/// order: a `--shard`'s share) and writes their results under `out`.
+pub async fn run_scenario_units(
+    scenario: &Scenario,
+    positions: &[usize],
+    out: &std::path::Path,
+    observer: &Arc<dyn Observer>,
+    cancel: impl Into<Interrupt>,
+) -> anyhow::Result<ScenarioRun> {
+    let units = schedule(scenario);
+    let units = positions.iter().filter_map(|&p| units.get(p).copied());
     let cancel: Interrupt = cancel.into();
     let cancel = &cancel;
     hosts::preflight(scenario)?;
@@ -93,7 +110,7 @@ pub async fn run_scenario(
 
     let mut rows = Vec::new();
     let mut failure = None;
-    for (index, repetition) in schedule(scenario) {
+    for (index, repetition) in units {
         if cancel.is_stopped() {
             break;
         }
@@ -182,7 +199,7 @@ pub fn schedule(scenario: &Scenario) -> Vec<(usize, u32)> {
 }
 
 /// A run id that sorts by time: `20261125T171500Z-1a2b`.
-fn new_run_id() -> String {
+pub fn new_run_id() -> String {
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     format!("{compact}-{:04x}", rand::random::<u16>())
@@ -525,7 +542,7 @@ impl VariantCtx<'_> {
             None => self.measure(w, &progress).await,
         };
         match measured {
-            Ok(mut row) => {
+            Ok((mut row, hist)) => {
                 row.scenario.clone_from(&self.scenario.name);
                 row.variant.clone_from(&self.variant.label);
                 row.workload.clone_from(&w.name);
@@ -536,6 +553,7 @@ impl VariantCtx<'_> {
                 .then_some(self.variant.plan.cache.enabled);
                 row.started_at = started_at;
                 row.repetition = self.pos.repetition;
+                self.outputs.keep_histogram(&row, &hist);
                 row.topology = self.variant.plan.topology.hosts.as_str().to_string();
                 self.observer
                     .event(&Event::WorkloadFinished { at, row: &row });
@@ -550,21 +568,29 @@ impl VariantCtx<'_> {
     }
 
     /// Drives the workload's engine against its target, streaming its
-    /// per-sample rows into the variant's files.
+    /// per-sample rows into the variant's files and recording their
+    /// latencies into the row's histogram (kept for `netrun merge`).
     async fn measure(
         &self,
         w: &Workload,
         progress: &events::ProgressEvents,
-    ) -> anyhow::Result<SummaryRow> {
+    ) -> anyhow::Result<(SummaryRow, Histogram<u64>)> {
         let label = &self.variant.label;
+        let mut hist = histogram::latency_histogram();
         match &w.kind {
             WorkloadKind::Http(h) => {
                 let config = h.probe_config(self.services.http_addr(w.target));
-                let mut sink = tagger(&self.outputs.requests, label, &w.name, self.pos.repetition);
+                let mut tag = tagger(&self.outputs.requests, label, &w.name, self.pos.repetition);
+                let mut sink = |row: HttpRequestRow| {
+                    if let Some(ms) = histogram::http_latency_ms(&row) {
+                        histogram::record_ms(&mut hist, ms);
+                    }
+                    tag(row);
+                };
                 let report = run_http(&config, &mut sink, progress, self.cancel.stop_token())
                     .await
                     .with_context(|| format!("workload `{}` failed", w.name))?;
-                Ok(report.summary())
+                Ok((report.summary(), hist))
             }
             WorkloadKind::Udp(u) => {
                 let addr = self.services.udp_addr(w.target).with_context(|| {
@@ -575,11 +601,17 @@ impl VariantCtx<'_> {
                     )
                 })?;
                 let config = u.probe_config(addr);
-                let mut sink = tagger(&self.outputs.packets, label, &w.name, self.pos.repetition);
+                let mut tag = tagger(&self.outputs.packets, label, &w.name, self.pos.repetition);
+                let mut sink = |row: UdpPacketRow| {
+                    if let Some(ms) = histogram::udp_latency_ms(&row) {
+                        histogram::record_ms(&mut hist, ms);
+                    }
+                    tag(row);
+                };
                 let report = run_udp(&config, &mut sink, progress, self.cancel)
                     .await
                     .with_context(|| format!("workload `{}` failed", w.name))?;
-                Ok(report.summary())
+                Ok((report.summary(), hist))
             }
         }
     }

@@ -4,6 +4,7 @@
 
 mod diag;
 pub mod raw;
+pub mod segment;
 mod validate;
 
 use std::net::{IpAddr, SocketAddr};
