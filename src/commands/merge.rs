@@ -6,8 +6,10 @@ use crate::error::Outcome;
 use crate::report::summary;
 
 pub fn merge(args: MergeArgs) -> anyhow::Result<Outcome> {
+    // Every folder is checked before --out is made or written to.
+    let groups = crate::merge::plan(&args.inputs, &args.out)?;
     super::run::check_out(&args.out)?;
-    let merged = crate::merge::merge(&args.inputs, &args.out)?;
+    let merged = crate::merge::write(&groups, &args.out)?;
     let mut failed = false;
     for m in &merged {
         println!(

@@ -623,3 +623,36 @@ fn baseline_info(source: &Path, tolerance: f64, gate: &GateReport) -> BaselineIn
         host_changed: gate.host_changed.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(variants: usize, repeat: u32) -> Scenario {
+        let values: Vec<String> = (1..=variants).map(|c| c.to_string()).collect();
+        let mut s = scenario::parse(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/unit.toml"),
+            &format!(
+                "[[workload]]\nkind = \"udp\"\nname = \"q\"\n[matrix]\n\"workload.q.count\" = [{}]\n",
+                values.join(", ")
+            ),
+        )
+        .unwrap();
+        s.repeat = repeat;
+        s
+    }
+
+    /// Two files of 4 and 3 runs: 7 units cut into 3, 2, 2 across the files.
+    #[test]
+    fn shards_cut_the_units_of_all_files_in_order() {
+        let files = [scenario(2, 2), scenario(3, 1)];
+        let share = |k| shard_shares(&files, Some(Part { k, n: 3 }));
+        assert_eq!(share(1), [vec![0, 1, 2], vec![]]);
+        assert_eq!(share(2), [vec![3], vec![0]]);
+        assert_eq!(share(3), [vec![], vec![1, 2]]);
+        assert_eq!(
+            shard_shares(&files, None),
+            [vec![0, 1, 2, 3], vec![0, 1, 2]]
+        );
+    }
+}

@@ -20,7 +20,8 @@ use crate::report::html::run_info::{ExpectationInfo, RunInfo, UnitInfo};
 use crate::report::html::{self};
 use crate::runner::output::{append_history, HISTOGRAMS_CSV};
 use crate::scenario::CompareOp;
-use inputs::{Group, Kind, RunPart};
+pub use inputs::Group;
+use inputs::{Kind, RunPart};
 
 /// What was merged for one scenario.
 #[derive(Debug, Clone)]
@@ -38,20 +39,29 @@ pub struct Merged {
     pub report: Result<PathBuf, String>,
 }
 
-/// Merges the runs found in `inputs` (results folders) into `out`, one
-/// scenario at a time. Invalid inputs (a folder given twice, `out` among
-/// them, overlapping or missing shards, mixed scenario versions) are
-/// refused with an input error before anything is written.
-pub fn merge(inputs: &[PathBuf], out: &Path) -> anyhow::Result<Vec<Merged>> {
-    let groups = inputs::collect(inputs, out)?;
+/// The checked parts of every scenario in `inputs` (results folders).
+/// Invalid inputs (a folder given twice, `out` among them, overlapping or
+/// missing shards, mixed scenario versions) are refused with an input
+/// error; nothing is written.
+pub fn plan(inputs: &[PathBuf], out: &Path) -> Result<Vec<Group>, crate::Error> {
+    inputs::collect(inputs, out)
+}
+
+/// Merges each scenario's parts into `out`, one scenario at a time.
+pub fn write(groups: &[Group], out: &Path) -> anyhow::Result<Vec<Merged>> {
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create --out {}", out.display()))?;
     let run_id = format!("merged-{}", crate::runner::new_run_id());
     let mut done = Vec::new();
-    for g in &groups {
+    for g in groups {
         done.push(merge_group(g, out, &run_id)?);
     }
     Ok(done)
+}
+
+/// [`plan`], then [`write`].
+pub fn merge(inputs: &[PathBuf], out: &Path) -> anyhow::Result<Vec<Merged>> {
+    write(&plan(inputs, out)?, out)
 }
 
 /// Reads every part of one scenario, joins them and writes the result.

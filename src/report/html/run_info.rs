@@ -55,7 +55,8 @@ pub struct RunInfo {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct UnitInfo {
-    /// From 0, in the whole scenario's run order (`netrun check` lists it).
+    /// From 0, in the whole scenario's run order (rounds of variants, as
+    /// `repeat` and `order` make it).
     pub position: usize,
     pub variant: String,
     pub repetition: u32,
