@@ -22,6 +22,7 @@ pub mod server;
 pub mod shutdown;
 pub mod stats;
 pub mod throttle;
+pub mod timer;
 pub mod units;
 pub mod workload;
 

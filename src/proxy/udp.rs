@@ -8,13 +8,12 @@
 //!
 //! Every datagram crosses two links ([`Links`]): clients ↔ proxy and proxy ↔
 //! origin, in the order it travels. Datagrams either link delays go through
-//! one delay line per forwarder ([`DelayLine`]): a single task with a heap
-//! ordered by due time, not a task or timer per datagram. Its precision is
-//! the runtime timer's (about a millisecond); undelayed datagrams never pass
-//! through it.
+//! the proxy's delay line ([`DelayLine`]): its precise timer thread
+//! ([`crate::timer`]) holds them by due time and sends each within tens of
+//! microseconds of it, not a task or timer per datagram; undelayed
+//! datagrams never pass through it.
 
-use std::cmp::Ordering as CmpOrdering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,7 +21,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -31,6 +29,7 @@ use super::impair::{Direction, Impairment, Link, Verdict};
 use super::{Counters, UdpForwardConfig};
 use crate::net::MAX_DATAGRAM;
 use crate::server::{add, bump};
+use crate::timer::Timer;
 
 pub(crate) struct Forwarder {
     socket: Arc<UdpSocket>,
@@ -44,8 +43,6 @@ pub(crate) struct Forwarder {
     full_warned: AtomicBool,
     /// Where delayed datagrams wait, both directions.
     line: DelayLine,
-    /// The delay line's input, taken by `run` to start its task.
-    line_rx: Option<mpsc::Receiver<Held>>,
 }
 
 struct Session {
@@ -63,17 +60,16 @@ impl Forwarder {
         counters: Arc<Counters>,
         impair: Arc<dyn Impairment>,
         origin_link: Arc<dyn Impairment>,
+        timer: Timer<Held>,
     ) -> Self {
         // Bursts from many clients land on this one socket.
         crate::net::grow_udp_buffers(&*socket, crate::net::UDP_BUFFER);
-        let (tx, rx) = mpsc::channel(LINE_CHANNEL);
         Forwarder {
             line: DelayLine {
-                tx,
+                timer,
                 counters: counters.clone(),
                 limit: config.delay_buffer,
             },
-            line_rx: Some(rx),
             socket,
             upstream,
             config,
@@ -93,10 +89,7 @@ impl Forwarder {
     }
 
     /// Forwards until `shutdown`, then closes every session.
-    pub(crate) async fn run(mut self, shutdown: CancellationToken, tracker: TaskTracker) {
-        if let Some(rx) = self.line_rx.take() {
-            tracker.spawn(run_delay_line(rx, self.counters.clone(), shutdown.clone()));
-        }
+    pub(crate) async fn run(self, shutdown: CancellationToken, tracker: TaskTracker) {
         let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
         // Sweeping at a quarter of the idle time closes a session at most
         // 25% late, without a timer per session.
@@ -121,6 +114,7 @@ impl Forwarder {
         for (_, s) in sessions.drain() {
             s.stop.cancel();
         }
+        self.line.discard();
         self.counters
             .udp_sessions_active
             .store(0, Ordering::Relaxed);
@@ -351,12 +345,17 @@ impl Links {
     }
 }
 
-/// Datagrams waiting to enter the delay line's heap. Past it (a flood far
-/// beyond what the line drains) datagrams are dropped as a full buffer.
-const LINE_CHANNEL: usize = 4096;
-
-/// Most datagrams held at once; past it new ones are dropped as a full buffer.
+/// Most entries the proxy's timer holds at once (datagrams and delayed
+/// HTTP messages); past it new datagrams are dropped as a full buffer.
 const LINE_MAX_HELD: usize = 65_536;
+
+/// The precise timer behind a proxy's delays: it sends each held datagram
+/// when due, and wakes delayed HTTP messages ([`Timer::sleep`]).
+pub(crate) fn delay_timer(counters: Arc<Counters>) -> Timer<Held> {
+    Timer::new("netrun-delay", LINE_MAX_HELD, move |h| {
+        send_held(&counters, h)
+    })
+}
 
 /// Where a held datagram goes once due.
 enum Dest {
@@ -367,40 +366,15 @@ enum Dest {
 }
 
 /// A datagram waiting in the delay line.
-struct Held {
-    due: Instant,
-    /// Arrival order at the line: equal due times leave in that order.
-    seq: u64,
+pub(crate) struct Held {
     payload: Bytes,
     dest: Dest,
-    by: DelayedBy,
-}
-
-impl PartialEq for Held {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == CmpOrdering::Equal
-    }
-}
-
-impl Eq for Held {}
-
-impl PartialOrd for Held {
-    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Held {
-    /// Reversed, so the max-heap pops the earliest due datagram first.
-    fn cmp(&self, other: &Self) -> CmpOrdering {
-        (other.due, other.seq).cmp(&(self.due, self.seq))
-    }
 }
 
 /// The sending side of a forwarder's delay line.
 #[derive(Clone)]
 struct DelayLine {
-    tx: mpsc::Sender<Held>,
+    timer: Timer<Held>,
     counters: Arc<Counters>,
     /// Most payload bytes held at once (`--udp-delay-buffer`), whatever the
     /// delay and the datagrams' sizes: a long delay would otherwise grow the
@@ -412,8 +386,9 @@ impl DelayLine {
     /// Queues a copy of `payload` for `dest` in `delay`; never waits. Past
     /// the byte limit the datagram is tail-dropped (counted), as a router
     /// with a full queue would; the line counts it as delayed once held, or
-    /// as a buffer-full drop if its channel is swamped.
+    /// as a buffer-full drop if the timer holds too many entries.
     fn hold(&self, delay: Duration, by: DelayedBy, payload: &[u8], dest: Dest) {
+        let due = std::time::Instant::now() + delay;
         let n = payload.len() as u64;
         let reserved = self.counters.udp_delay_bytes.fetch_update(
             Ordering::Relaxed,
@@ -425,68 +400,34 @@ impl DelayLine {
             return;
         }
         let held = Held {
-            due: Instant::now() + delay,
-            seq: 0,
             payload: Bytes::copy_from_slice(payload),
             dest,
-            by,
         };
-        if self.tx.try_send(held).is_err() {
+        if self.timer.at(due, held).is_err() {
             release(&self.counters, n);
             bump(&self.counters.udp_dropped_buffer_full);
+            return;
         }
+        if by.clients {
+            bump(&self.counters.udp_delayed_impairment);
+        }
+        if by.origin {
+            bump(&self.counters.origin_link_udp_delayed);
+        }
+    }
+
+    /// Drops the datagrams still held (at shutdown), giving back their bytes.
+    fn discard(&self) {
+        self.timer.retain(|h| {
+            release(&self.counters, h.payload.len() as u64);
+            false
+        });
     }
 }
 
 /// Gives back the delay line's byte budget of a datagram sent or dropped.
 fn release(counters: &Counters, n: u64) {
     counters.udp_delay_bytes.fetch_sub(n, Ordering::Relaxed);
-}
-
-/// The delay line's task: keeps held datagrams in a heap by due time and
-/// sends each once due, sleeping until the earliest. Datagrams still held at
-/// shutdown are discarded.
-async fn run_delay_line(
-    mut rx: mpsc::Receiver<Held>,
-    counters: Arc<Counters>,
-    shutdown: CancellationToken,
-) {
-    let mut heap: BinaryHeap<Held> = BinaryHeap::new();
-    let mut seq = 0u64;
-    loop {
-        let next = heap.peek().map(|h| h.due);
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
-                let now = Instant::now();
-                while heap.peek().is_some_and(|h| h.due <= now) {
-                    if let Some(h) = heap.pop() {
-                        send_held(&counters, h);
-                    }
-                }
-            }
-            m = rx.recv() => match m {
-                Some(mut h) => {
-                    if heap.len() >= LINE_MAX_HELD {
-                        release(&counters, h.payload.len() as u64);
-                        bump(&counters.udp_dropped_buffer_full);
-                        continue;
-                    }
-                    if h.by.clients {
-                        bump(&counters.udp_delayed_impairment);
-                    }
-                    if h.by.origin {
-                        bump(&counters.origin_link_udp_delayed);
-                    }
-                    h.seq = seq;
-                    seq += 1;
-                    heap.push(h);
-                }
-                None => return,
-            },
-        }
-    }
 }
 
 fn send_held(counters: &Counters, h: Held) {
@@ -575,7 +516,9 @@ mod tests {
     }
 
     /// Held datagrams leave by due time, whatever order they came in, from
-    /// one task; each is counted as delayed and then as sent.
+    /// the timer's thread, never before it; each is counted as delayed and
+    /// then as sent. At shutdown what is still held is dropped and its bytes
+    /// given back.
     #[tokio::test(flavor = "current_thread")]
     async fn the_delay_line_releases_datagrams_by_due_time() {
         let target = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -584,72 +527,66 @@ mod tests {
         sock.writable().await.unwrap();
         let sock = Arc::new(sock);
         let counters = Arc::new(Counters::default());
-        let (tx, rx) = mpsc::channel(LINE_CHANNEL);
         let line = DelayLine {
-            tx,
+            timer: delay_timer(counters.clone()),
             counters: counters.clone(),
             limit: 1 << 20,
         };
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(run_delay_line(rx, counters.clone(), stop.clone()));
-        let t0 = Instant::now();
+        let by = DelayedBy {
+            clients: true,
+            origin: false,
+        };
+        let t0 = std::time::Instant::now();
         for (ms, name) in [(40, "c"), (10, "a"), (25, "b")] {
             line.hold(
                 Duration::from_millis(ms),
-                DelayedBy {
-                    clients: true,
-                    origin: false,
-                },
+                by,
                 name.as_bytes(),
                 Dest::Upstream(sock.clone()),
             );
         }
         let mut buf = [0u8; 8];
         let mut order = Vec::new();
-        for _ in 0..3 {
+        for want in [10, 25, 40] {
             let n = target.recv(&mut buf).await.unwrap();
+            // Never early: at least the asked delay after the hold.
+            assert!(t0.elapsed() >= Duration::from_millis(want));
             order.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
         assert_eq!(order, ["a", "b", "c"]);
-        assert!(t0.elapsed() >= Duration::from_millis(40));
         assert_eq!(counters.udp_delayed_impairment.load(Ordering::Relaxed), 3);
         assert_eq!(
             counters.udp_datagrams_to_upstream.load(Ordering::Relaxed),
             3
         );
-        stop.cancel();
-        task.await.unwrap();
+        assert_eq!(counters.udp_delay_bytes.load(Ordering::Relaxed), 0);
+
+        line.hold(Duration::from_secs(60), by, b"late", Dest::Upstream(sock));
+        assert_eq!(counters.udp_delay_bytes.load(Ordering::Relaxed), 4);
+        line.discard();
+        assert!(line.timer.is_empty());
+        assert_eq!(counters.udp_delay_bytes.load(Ordering::Relaxed), 0);
     }
 
-    #[test]
-    fn held_datagrams_order_by_due_time_then_arrival() {
-        let sock = || {
-            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            s.set_nonblocking(true).unwrap();
-            s
+    /// Past `--udp-delay-buffer` bytes held, datagrams are tail-dropped.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_delay_line_holds_at_most_its_byte_limit() {
+        let target = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let counters = Arc::new(Counters::default());
+        let line = DelayLine {
+            timer: delay_timer(counters.clone()),
+            counters: counters.clone(),
+            limit: 10,
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let _guard = rt.enter();
-        let s = Arc::new(UdpSocket::from_std(sock()).unwrap());
-        let t = Instant::now();
-        let held = |ms: u64, seq: u64| Held {
-            due: t + Duration::from_millis(ms),
-            seq,
-            payload: Bytes::new(),
-            dest: Dest::Upstream(s.clone()),
-            by: DelayedBy::default(),
-        };
-        let mut heap: BinaryHeap<Held> = [held(5, 0), held(1, 1), held(5, 2), held(1, 3)]
-            .into_iter()
-            .collect();
-        let mut popped = Vec::new();
-        while let Some(h) = heap.pop() {
-            popped.push(h.seq);
+        let to = target.local_addr().unwrap();
+        for _ in 0..3 {
+            let dest = Dest::Client(sock.clone(), to);
+            line.hold(Duration::from_secs(60), DelayedBy::default(), b"1234", dest);
         }
-        assert_eq!(popped, [1, 3, 0, 2]);
+        assert_eq!(counters.udp_dropped_delay_full.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.udp_delay_bytes.load(Ordering::Relaxed), 8);
+        assert_eq!(line.timer.len(), 2);
     }
 
     fn links(clients: LinkConfig, origin: LinkConfig) -> Links {
