@@ -2,104 +2,75 @@
 # netrun benchmarks against reference tools, in one run on this machine.
 # Loopback only; every load is bounded in time. Not part of CI.
 #
-#   bench/run.sh            # builds release, installs nginx + wrk if missing, prints a table
-#   DURATION=10s bench/run.sh
+#   bench/run.sh                  # every part; installs nginx, wrk, irtt, hyperfine, oha if missing
+#   bench/run.sh origin udp       # only these parts (bench/parts/<name>.sh)
+#   DURATION=10s bench/run.sh     # longer wrk/oha runs (default 5s)
+#   QUICK=1 bench/run.sh          # a short smoke run of every part (numbers not meaningful)
 #
-# Each line compares netrun with a reference measured in the same run and
+# Each row compares netrun with a reference measured in the same run and
 # reports the ratio, so a noisy shared machine affects both sides alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-5s}
-CONNS=${CONNS:-32}
-THREADS=${THREADS:-2}
+# Every part under bench/parts/, in this order first (the rest alphabetically).
+ORDER=(origin cache loadgen openloop delay udp startup rss)
+PARTS=()
+for p in "${ORDER[@]}"; do [ -f "bench/parts/$p.sh" ] && PARTS+=("$p"); done
+for f in bench/parts/*.sh; do
+    [ -e "$f" ] || continue
+    p=$(basename "$f" .sh)
+    [[ " ${PARTS[*]} " == *" $p "* ]] || PARTS+=("$p")
+done
+if [ "$#" -gt 0 ]; then PARTS=("$@"); fi
+for p in "${PARTS[@]}"; do
+    if [ ! -f "bench/parts/$p.sh" ]; then
+        echo "unknown part '$p'; parts: $(cd bench/parts && ls -- *.sh | sed 's/\.sh$//' | tr '\n' ' ')" >&2
+        exit 2
+    fi
+done
 
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need wrk || ! need nginx; then
-    apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null
+missing=()
+for tool in nginx wrk irtt hyperfine; do need "$tool" || missing+=("$tool"); done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "== installing ${missing[*]} (Debian)" >&2
+    pkgs=$(printf '%s\n' "${missing[@]}" | sed 's/^nginx$/nginx-light/' | tr '\n' ' ')
+    # shellcheck disable=SC2086
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! need oha; then
+    echo "== installing oha (cargo install oha --locked; a few minutes)" >&2
+    cargo install oha --locked --quiet
 fi
 
-cargo build --release --quiet
-NETRUN=target/release/netrun
+echo "== building netrun (release)" >&2
+cargo build --release --locked --quiet
+export NETRUN=$PWD/target/release/netrun
+export DURATION=${DURATION:-5s}
 WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+export WORK
+trap 'rm -rf "$WORK"' EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 3; }
+ROWS=()
+for p in "${PARTS[@]}"; do
+    echo "== $p" >&2
+    mkdir -p "$WORK/$p"
+    status=0
+    out=$(WORK="$WORK/$p" bash "bench/parts/$p.sh") || status=$?
+    if [ "$status" -ne 0 ]; then
+        ROWS+=("| $p | could not measure (exit $status; see above) | - | - | - | - |")
+    fi
+    if [ -n "$out" ]; then
+        while IFS= read -r line; do ROWS+=("$line"); done <<<"$out"
+    fi
+done
 
-# --- services ---------------------------------------------------------------
-NGINX_PORT=$(free_port); ORIGIN_PORT=$(free_port); ORIGIN_UDP=$(free_port)
-PROXY_PORT=$(free_port); PROXY_UDP=$(free_port)
-WWW=$(realpath www)
-cat > "$WORK/nginx.conf" <<CONF
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 1024; }
-http {
-    access_log $WORK/nginx-access.log;   # netrun logs every request too
-    include /etc/nginx/mime.types;
-    server { listen 127.0.0.1:$NGINX_PORT; root $WWW; }
-}
-CONF
-nginx -c "$WORK/nginx.conf" -g 'daemon off;' & PIDS+=($!)
-$NETRUN serve --http 127.0.0.1:$ORIGIN_PORT --udp 127.0.0.1:$ORIGIN_UDP --www www >/dev/null 2>"$WORK/serve.log" & PIDS+=($!)
-$NETRUN proxy --http 127.0.0.1:$PROXY_PORT --udp 127.0.0.1:$PROXY_UDP \
-    --upstream 127.0.0.1:$ORIGIN_PORT --udp-upstream 127.0.0.1:$ORIGIN_UDP >/dev/null 2>"$WORK/proxy.log" & PIDS+=($!)
-wait_port "$NGINX_PORT"; wait_port "$ORIGIN_PORT"; wait_port "$PROXY_PORT"
-# RUST_LOG is not set: the services log one line per request at info, as users run them.
-
-# The median of three wrk runs: one noisy neighbour spike does not decide a row.
-wrk_rps() {
-    for _ in 1 2 3; do wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" "$1" | awk '/Requests\/sec/ {print $2}'; done \
-        | sort -g | sed -n 2p
-}
-ratio() { python3 -c "print(f'{float($1)/float($2):.2f}')"; }
-
-declare -a ROWS
-row() { ROWS+=("| $1 | $2 | $3 | $4 |"); }
-
-# 1. Static file serving: netrun serve vs nginx, 584-byte index.html, wrk load.
-N=$(wrk_rps "http://127.0.0.1:$NGINX_PORT/index.html")
-S=$(wrk_rps "http://127.0.0.1:$ORIGIN_PORT/index.html")
-row "origin: GET /index.html (wrk, $CONNS conns)" "$S req/s" "nginx $N req/s" "$(ratio "$S" "$N")"
-
-# 2. Proxy cache hits: netrun proxy (every request a HIT) vs nginx serving the file.
-curl -s -o /dev/null "http://127.0.0.1:$PROXY_PORT/index.html"
-P=$(wrk_rps "http://127.0.0.1:$PROXY_PORT/index.html")
-row "proxy: cache HIT /index.html (wrk, $CONNS conns)" "$P req/s" "nginx $N req/s" "$(ratio "$P" "$N")"
-
-# 3. Large file: 1 MiB through the origin vs nginx (throughput).
-NL=$(wrk_rps "http://127.0.0.1:$NGINX_PORT/data/large.bin")
-SL=$(wrk_rps "http://127.0.0.1:$ORIGIN_PORT/data/large.bin")
-row "origin: GET 1 MiB file (wrk)" "$SL req/s" "nginx $NL req/s" "$(ratio "$SL" "$NL")"
-
-# 4. Load generator: netrun probe http vs wrk, both against nginx.
-REQS=${REQS:-100000}
-G=$($NETRUN probe http "http://127.0.0.1:$NGINX_PORT/index.html" --requests "$REQS" --concurrency "$CONNS" --json --quiet \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests_per_s"])')
-row "load generator: probe http vs wrk against nginx" "$G req/s" "wrk $N req/s" "$(ratio "$G" "$N")"
-
-# 5. UDP: 50k datagrams paced at 20k/s (one every 50 µs), to the origin's echo
-#    directly and through the proxy's forwarder (the reference: one hop less).
-udp_run() {
-    $NETRUN probe udp "$1" --count 50000 --interval 50us --timeout 1s --json --quiet \
-        | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["received"], d["loss_percent"], d["latency_p50_ms"], d["latency_p99_ms"], d["pacing_mean_ms"])'
-}
-read -r UR UL U50 U99 UPACE <<<"$(udp_run 127.0.0.1:$ORIGIN_UDP)"
-read -r PR PL P50 P99 PPACE <<<"$(udp_run 127.0.0.1:$PROXY_UDP)"
-row "udp: echo direct, 20k datagrams/s" "loss $UL %, p50 $U50 ms, p99 $U99 ms (pacing $UPACE ms)" "-" "-"
-row "udp: through the proxy forwarder" "loss $PL %, p50 $P50 ms, p99 $P99 ms (pacing $PPACE ms)" "direct echo p50 $U50 ms" "$(ratio "$P50" "$U50") × p50"
-
+cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 echo
-echo "netrun $(git describe --always --dirty 2>/dev/null || echo '?') · $(nproc) cores · wrk -t$THREADS -c$CONNS -d$DURATION · $(date -u +%Y-%m-%d)"
+echo "netrun $(git describe --always --dirty 2>/dev/null || echo '?') · $(date -u +%Y-%m-%d) · $(nproc) cores ($cpu) · $(uname -sr) · duration $DURATION per wrk/oha run, median of 3"
+echo "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') · $(wrk --version 2>&1 | head -1 | awk '{print $2}' | sed 's/^debian\///') wrk · oha $(oha --version | awk '{print $2}') · irtt $(irtt version 2>/dev/null | awk 'NR==1 {print $2}')"
 echo
-echo "| benchmark | netrun | reference | ratio |"
-echo "|---|---|---|---|"
+echo "| measure | netrun | reference | ratio | target | met |"
+echo "|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"

@@ -1,0 +1,159 @@
+# Shared helpers for bench/run.sh and bench/parts/*.sh (sourced, not run).
+# Every part starts its own services on free loopback ports, prints markdown
+# table rows on stdout and diagnostics on stderr; everything it starts is
+# killed when it exits.
+# shellcheck shell=bash
+
+set -euo pipefail
+
+NETRUN=${NETRUN:-target/release/netrun}
+DURATION=${DURATION:-5s}
+QUICK=${QUICK:-0}
+if [ -z "${WORK:-}" ]; then
+    WORK=$(mktemp -d)
+    _BENCH_OWN_WORK=1
+fi
+export NETRUN WORK DURATION QUICK
+
+PIDS=()
+_bench_cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [ "${_BENCH_OWN_WORK:-0}" = 1 ]; then rm -rf "$WORK"; fi
+}
+trap _bench_cleanup EXIT
+
+log() { echo "[$(basename "${0:-bench}")] $*" >&2; }
+
+# need CMD...: exit 3 (could not measure) when a tool is missing.
+need() {
+    local c
+    for c in "$@"; do
+        if ! command -v "$c" >/dev/null 2>&1; then
+            echo "missing tool: $c (bench/run.sh installs nginx, wrk, irtt, hyperfine and oha)" >&2
+            exit 3
+        fi
+    done
+}
+
+# free_port: a port free for both TCP and UDP on 127.0.0.1 (the kernel's choice).
+free_port() {
+    python3 - <<'PY'
+import socket
+while True:
+    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", p)); u.close(); t.close(); print(p); break
+    except OSError:
+        t.close(); u.close()
+PY
+}
+
+# wait_tcp PORT: until 127.0.0.1:PORT accepts, at most 10 s.
+wait_tcp() {
+    local _
+    for _ in $(seq 200); do
+        if (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    echo "127.0.0.1:$1 never accepted a connection" >&2
+    exit 3
+}
+
+# spawn CMD...: run in the background, killed when the part exits.
+spawn() {
+    "$@" &
+    PIDS+=($!)
+}
+
+# nginx_start NAME CONF_BODY: nginx in the foreground with CONF_BODY inside
+# http{}, worker_processes auto, access log to a file (the equal-work rule:
+# netrun's services log every request to a file too).
+nginx_start() {
+    local name=$1 body=$2
+    mkdir -p "$WORK/$name"
+    cat >"$WORK/$name.conf" <<CONF
+worker_processes auto;
+pid $WORK/$name/nginx.pid;
+error_log $WORK/$name/error.log;
+events { worker_connections 4096; }
+http {
+    access_log $WORK/$name/access.log;
+    include /etc/nginx/mime.types;
+    client_body_temp_path $WORK/$name/body;
+    proxy_temp_path $WORK/$name/proxy;
+    fastcgi_temp_path $WORK/$name/fastcgi;
+    uwsgi_temp_path $WORK/$name/uwsgi;
+    scgi_temp_path $WORK/$name/scgi;
+    $body
+}
+CONF
+    spawn nginx -c "$WORK/$name.conf" -g 'daemon off;'
+}
+
+# to_ms VALUE: wrk's latency ("812.00us", "1.20ms", "2.00s") in milliseconds.
+to_ms() {
+    python3 -c '
+import re, sys
+v = sys.argv[1]
+m = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", v)
+if not m: print("nan"); sys.exit()
+scale = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[m.group(2)]
+print("%.3f" % (float(m.group(1)) * scale))' "$1"
+}
+
+# wrk_once URL CONNS: "rps p50_ms p99_ms" of one wrk run.
+wrk_once() {
+    local out rps p50 p99
+    out=$(wrk -t2 -c"$2" -d"$DURATION" --latency "$1")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    echo "$rps $p50 $p99"
+}
+
+# The median of three runs (by requests/s): one noisy-neighbour spike does
+# not decide a row.
+_median3() { sort -g | sed -n 2p; }
+
+# wrk_stats URL CONNS: "rps p50_ms p99_ms" of the median of three wrk runs.
+wrk_stats() {
+    local _
+    for _ in 1 2 3; do wrk_once "$1" "$2"; done | _median3
+}
+
+# wrk_rps URL CONNS: median requests/s of three wrk runs.
+wrk_rps() { wrk_stats "$1" "$2" | awk '{print $1}'; }
+
+# oha_once URL CONNS [oha args]: "rps p50_ms p99_ms" of one oha run.
+oha_once() {
+    local url=$1 conns=$2
+    shift 2
+    oha --no-tui --output-format json -c "$conns" -z "$DURATION" "$@" "$url" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+p = d["latencyPercentiles"]
+print("%.1f %.3f %.3f" % (d["summary"]["requestsPerSec"], p["p50"] * 1000, p["p99"] * 1000))'
+}
+
+# oha_stats URL CONNS [oha args]: the median of three oha runs.
+oha_stats() {
+    local _
+    for _ in 1 2 3; do oha_once "$@"; done | _median3
+}
+
+# ratio A B: A/B with two decimals ("-" when either is missing).
+ratio() {
+    python3 -c '
+import sys
+try: print(f"{float(sys.argv[1]) / float(sys.argv[2]):.2f}")
+except (ValueError, ZeroDivisionError): print("-")' "$1" "$2"
+}
+
+# at_least VALUE TARGET / at_most VALUE TARGET: "yes" or "no".
+at_least() { python3 -c 'import sys; print("yes" if float(sys.argv[1]) >= float(sys.argv[2]) else "no")' "$1" "$2"; }
+at_most() { python3 -c 'import sys; print("yes" if float(sys.argv[1]) <= float(sys.argv[2]) else "no")' "$1" "$2"; }
+
+# row MEASURE NETRUN REFERENCE RATIO TARGET MET: one markdown table row.
+row() { echo "| $1 | $2 | $3 | $4 | $5 | $6 |"; }
