@@ -4,6 +4,9 @@
 //! thread's timer slack at its minimum, on Linux) until a short window
 //! before the earliest deadline, then yields in a loop until it: the spin is
 //! bounded to that window, and an empty timer blocks without using the CPU.
+//! Where the OS allows it (Linux, root or `CAP_SYS_NICE`), the thread takes
+//! the lowest real-time priority instead: its sleeps then end on time even on
+//! a busy host, so it never spins.
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
@@ -274,6 +277,15 @@ impl<T: Send + 'static> Drop for Timer<T> {
 /// next deadline and yields in a loop for the rest.
 fn run<T>(shared: Arc<Shared<T>>, mut handler: Handler<T>) {
     minimal_timer_slack();
+    // Measured through the proxy on a loaded 2-core host: real-time without
+    // a spin was the best at 20k datagrams/s, where a normal thread's spin
+    // competed with the traffic it was timing.
+    let spin = if real_time_priority() {
+        Duration::ZERO
+    } else {
+        SPIN
+    };
+    tracing::debug!(target: "netrun::timer", name = %shared.name, ?spin, "timer thread started");
     let mut due: Vec<Job<T>> = Vec::new();
     let mut st = shared.lock();
     loop {
@@ -310,11 +322,11 @@ fn run<T>(shared: Arc<Shared<T>>, mut handler: Handler<T>) {
                 st = shared.wake.wait(st).unwrap_or_else(|e| e.into_inner());
                 st.parked = false;
             }
-            Some(d) if d - now > SPIN => {
+            Some(d) if d - now > spin => {
                 st.parked = true;
                 st = shared
                     .wake
-                    .wait_timeout(st, d - now - SPIN)
+                    .wait_timeout(st, d - now - spin)
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
                 st.parked = false;
@@ -338,6 +350,24 @@ fn spin_until<T>(shared: &Shared<T>, due: Instant) {
         // Lets the other threads of a busy host run; returns at once otherwise.
         thread::yield_now();
     }
+}
+
+/// Moves this thread to the lowest real-time priority (`SCHED_FIFO` 1),
+/// where a woken sleeper runs at once instead of waiting for a busy core's
+/// time slice. True if granted; an unprivileged process stays as it was.
+/// The thread never spins then, so it cannot starve the host: it uses the
+/// CPU only to run due jobs (and Linux caps real-time threads at 95 % of a
+/// core anyway).
+fn real_time_priority() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 1 };
+        // SAFETY: sets this thread's own scheduling policy from a valid,
+        // initialised parameter; failure (EPERM) changes nothing.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 }
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
 }
 
 /// Asks Linux to fire this thread's sleeps on time instead of up to 50 µs

@@ -13,6 +13,7 @@
 //! microseconds of it, not a task or timer per datagram; undelayed
 //! datagrams never pass through it.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,9 +28,9 @@ use tokio_util::task::TaskTracker;
 
 use super::impair::{Direction, Impairment, Link, Verdict};
 use super::{Counters, UdpForwardConfig};
-use crate::net::MAX_DATAGRAM;
 use crate::server::{add, bump};
 use crate::timer::Timer;
+use crate::udp_batch::{self, RecvBatch};
 
 pub(crate) struct Forwarder {
     socket: Arc<UdpSocket>,
@@ -97,18 +98,27 @@ impl Forwarder {
             (self.config.idle_timeout / 4).clamp(Duration::from_millis(5), Duration::from_secs(1));
         let mut sweep = tokio::time::interval(every);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+        // Up to 32 datagrams per system call each way: a busy forwarder
+        // drains its queue in batches instead of one readiness round each.
+        let mut batch = RecvBatch::new();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = sweep.tick() => self.sweep(&mut sessions),
-                r = self.socket.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => self.forward(&buf[..n], from, &mut sessions, &tracker).await,
-                    Err(e) => {
-                        // ICMP errors reported on the listening socket: nothing to do.
+                r = self.socket.readable() => {
+                    if let Err(e) = r {
                         tracing::debug!(target: "netrun::proxy", error = %e, "udp receive failed");
+                        continue;
                     }
-                },
+                    match batch.try_recv(&self.socket) {
+                        Ok(_) => self.forward_batch(&batch, &mut sessions, &tracker).await,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => {
+                            // ICMP errors reported on the listening socket: nothing to do.
+                            tracing::debug!(target: "netrun::proxy", error = %e, "udp receive failed");
+                        }
+                    }
+                }
             }
         }
         for (_, s) in sessions.drain() {
@@ -120,13 +130,45 @@ impl Forwarder {
             .store(0, Ordering::Relaxed);
     }
 
+    /// Forwards a batch from clients: each datagram crosses the links, the
+    /// undelayed ones leave together, one send per run of the same session.
+    async fn forward_batch(
+        &self,
+        batch: &RecvBatch,
+        sessions: &mut HashMap<SocketAddr, Session>,
+        tracker: &TaskTracker,
+    ) {
+        // (index in the batch, session socket) of what leaves now.
+        let mut now: Vec<(usize, Arc<UdpSocket>)> = Vec::with_capacity(batch.len());
+        for (i, (payload, from)) in batch.iter().enumerate() {
+            if let Some(sock) = self.forward(payload, from, sessions, tracker).await {
+                now.push((i, sock));
+            }
+        }
+        let payloads: Vec<&[u8]> = batch.iter().map(|(p, _)| p).collect();
+        for run in now.chunk_by(|a, b| Arc::ptr_eq(&a.1, &b.1)) {
+            let msgs: Vec<(&[u8], Option<SocketAddr>)> =
+                run.iter().map(|(i, _)| (payloads[*i], None)).collect();
+            send_now(
+                &self.counters,
+                &run[0].1,
+                &msgs,
+                &self.counters.udp_datagrams_to_upstream,
+                &self.counters.udp_bytes_to_upstream,
+            );
+        }
+    }
+
+    /// Takes one datagram from a client across the links: the session's
+    /// upstream socket when it is to leave now; `None` when it was dropped
+    /// or is held by the delay line.
     async fn forward(
         &self,
         payload: &[u8],
         from: SocketAddr,
         sessions: &mut HashMap<SocketAddr, Session>,
         tracker: &TaskTracker,
-    ) {
+    ) -> Option<Arc<UdpSocket>> {
         if !sessions.contains_key(&from) {
             if sessions.len() >= self.config.max_sessions {
                 bump(&self.counters.udp_dropped_table_full);
@@ -135,7 +177,7 @@ impl Forwarder {
                     tracing::warn!(target: "netrun::proxy", client = %from, limit = self.config.max_sessions,
                         "udp session table full; datagrams from new clients are dropped (raise --udp-max-sessions)");
                 }
-                return;
+                return None;
             }
             match self.open(from, tracker).await {
                 Ok(s) => {
@@ -149,32 +191,19 @@ impl Forwarder {
                 Err(e) => {
                     bump(&self.counters.udp_send_errors);
                     tracing::warn!(target: "netrun::proxy", client = %from, error = %e, "cannot open a udp session");
-                    return;
+                    return None;
                 }
             }
         }
-        let Some(session) = sessions.get(&from) else {
-            return;
-        };
+        let session = sessions.get(&from)?;
         session.last_active.store(self.stamp(), Ordering::Relaxed);
-        let Some((delay, by)) = self.links.cross(Direction::ToUpstream, payload.len()) else {
-            return;
-        };
+        let (delay, by) = self.links.cross(Direction::ToUpstream, payload.len())?;
         if !delay.is_zero() {
             let dest = Dest::Upstream(session.upstream.clone());
             self.line.hold(delay, by, payload, dest);
-            return;
+            return None;
         }
-        match send_or_drop(&self.counters, session.upstream.try_send(payload)) {
-            Sent::Yes => {
-                bump(&self.counters.udp_datagrams_to_upstream);
-                add(&self.counters.udp_bytes_to_upstream, payload.len() as u64);
-            }
-            Sent::BufferFull => {}
-            Sent::Failed(e) => {
-                tracing::debug!(target: "netrun::proxy", client = %from, error = %e, "udp send upstream failed");
-            }
-        }
+        Some(session.upstream.clone())
     }
 
     /// A socket connected to the upstream (so only its replies arrive) and
@@ -246,46 +275,62 @@ struct Relay {
     line: DelayLine,
 }
 
+thread_local! {
+    /// One receive batch per runtime thread, shared by the sessions' relays:
+    /// a relay uses it only between two awaits, and a batch per session
+    /// would cost 2 MiB each.
+    static RELAY_BATCH: RefCell<RecvBatch> = RefCell::new(RecvBatch::new());
+}
+
 impl Relay {
     async fn run(self, stop: CancellationToken) {
-        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         loop {
-            let n = tokio::select! {
+            tokio::select! {
                 _ = stop.cancelled() => return,
-                r = self.upstream.recv(&mut buf) => match r {
-                    Ok(n) => n,
-                    Err(e) => {
-                        // Typically ECONNREFUSED: an earlier datagram met a closed port.
-                        bump(&self.counters.udp_send_errors);
-                        tracing::debug!(target: "netrun::proxy", client = %self.client, error = %e, "udp upstream error");
-                        continue;
-                    }
+                r = self.upstream.readable() => if let Err(e) = r {
+                    tracing::debug!(target: "netrun::proxy", client = %self.client, error = %e, "udp upstream error");
+                    continue;
                 },
-            };
-            self.last_active
-                .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-            let Some((delay, by)) = self.links.cross(Direction::ToClient, n) else {
-                continue;
-            };
-            if !delay.is_zero() {
-                let dest = Dest::Client(self.client_socket.clone(), self.client);
-                self.line.hold(delay, by, &buf[..n], dest);
-                continue;
             }
-            // The listening socket is shared by every session: waiting on it
-            // here would let one client's burst hold back the others' replies.
-            let sent = self.client_socket.try_send_to(&buf[..n], self.client);
-            match send_or_drop(&self.counters, sent) {
-                Sent::Yes => {
-                    bump(&self.counters.udp_datagrams_to_client);
-                    add(&self.counters.udp_bytes_to_client, n as u64);
-                }
-                Sent::BufferFull => {}
-                Sent::Failed(e) => {
-                    tracing::debug!(target: "netrun::proxy", client = %self.client, error = %e, "udp send to client failed");
-                }
+            RELAY_BATCH.with(|b| self.relay(&mut b.borrow_mut()));
+        }
+    }
+
+    /// Relays what the upstream socket holds (a batch) to the client.
+    fn relay(&self, batch: &mut RecvBatch) {
+        match batch.try_recv(&self.upstream) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) => {
+                // Typically ECONNREFUSED: an earlier datagram met a closed port.
+                bump(&self.counters.udp_send_errors);
+                tracing::debug!(target: "netrun::proxy", client = %self.client, error = %e, "udp upstream error");
+                return;
             }
         }
+        self.last_active
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let mut now: Vec<(&[u8], Option<SocketAddr>)> = Vec::with_capacity(batch.len());
+        for (payload, _) in batch.iter() {
+            let Some((delay, by)) = self.links.cross(Direction::ToClient, payload.len()) else {
+                continue;
+            };
+            if delay.is_zero() {
+                now.push((payload, Some(self.client)));
+            } else {
+                let dest = Dest::Client(self.client_socket.clone(), self.client);
+                self.line.hold(delay, by, payload, dest);
+            }
+        }
+        // The listening socket is shared by every session: waiting on it
+        // here would let one client's burst hold back the others' replies.
+        send_now(
+            &self.counters,
+            &self.client_socket,
+            &now,
+            &self.counters.udp_datagrams_to_client,
+            &self.counters.udp_bytes_to_client,
+        );
     }
 }
 
@@ -433,17 +478,60 @@ fn release(counters: &Counters, n: u64) {
 fn send_held(counters: &Counters, h: Held) {
     let n = h.payload.len() as u64;
     release(counters, n);
-    match h.dest {
-        Dest::Upstream(sock) => {
-            if let Sent::Yes = send_or_drop(counters, sock.try_send(&h.payload)) {
-                bump(&counters.udp_datagrams_to_upstream);
-                add(&counters.udp_bytes_to_upstream, n);
-            }
+    let (r, sent, bytes) = match &h.dest {
+        Dest::Upstream(sock) => (
+            sock.try_send(&h.payload),
+            &counters.udp_datagrams_to_upstream,
+            &counters.udp_bytes_to_upstream,
+        ),
+        Dest::Client(sock, to) => (
+            sock.try_send_to(&h.payload, *to),
+            &counters.udp_datagrams_to_client,
+            &counters.udp_bytes_to_client,
+        ),
+    };
+    match send_or_drop(counters, r) {
+        Sent::Yes => {
+            bump(sent);
+            add(bytes, n);
         }
-        Dest::Client(sock, to) => {
-            if let Sent::Yes = send_or_drop(counters, sock.try_send_to(&h.payload, to)) {
-                bump(&counters.udp_datagrams_to_client);
-                add(&counters.udp_bytes_to_client, n);
+        Sent::BufferFull => {}
+        Sent::Failed(e) => {
+            tracing::debug!(target: "netrun::proxy", error = %e, "udp send of a delayed datagram failed");
+        }
+    }
+}
+
+/// Sends `msgs` on `sock` at once, never waiting, counting each in `sent`
+/// and `bytes`: what does not fit in the socket's buffer is dropped and
+/// counted, as a router would, so one stuck client cannot hold back others.
+fn send_now(
+    counters: &Counters,
+    sock: &UdpSocket,
+    msgs: &[(&[u8], Option<SocketAddr>)],
+    sent: &AtomicU64,
+    bytes: &AtomicU64,
+) {
+    let mut i = 0;
+    while i < msgs.len() {
+        match udp_batch::try_send(sock, &msgs[i..]) {
+            Ok(k) => {
+                let k = k.max(1).min(msgs.len() - i);
+                add(sent, k as u64);
+                add(
+                    bytes,
+                    msgs[i..i + k].iter().map(|(p, _)| p.len() as u64).sum(),
+                );
+                i += k;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                add(&counters.udp_dropped_buffer_full, (msgs.len() - i) as u64);
+                return;
+            }
+            Err(e) => {
+                bump(&counters.udp_send_errors);
+                tracing::debug!(target: "netrun::proxy", to = ?msgs[i].1, error = %e, "udp send failed");
+                i += 1;
             }
         }
     }
