@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::shard::Part;
 use crate::units::{parse_duration, BitRate, ByteSize};
 
 /// Run network scenarios on loopback and measure their quality of service.
@@ -38,6 +39,8 @@ pub enum Command {
     Compare(CompareArgs),
     /// Rebuild the HTML report of results on disk; several inputs share axes.
     Report(ReportArgs),
+    /// Join the results folders of `--shard` or `--segment` runs into one run.
+    Merge(MergeArgs),
     /// Run the origin alone: static files over HTTP plus a UDP echo service.
     Serve(ServeArgs),
     /// Run the caching HTTP proxy and UDP forwarder alone.
@@ -46,6 +49,9 @@ pub enum Command {
     /// Measure a UDP echo service or an HTTP server.
     #[command(subcommand)]
     Probe(ProbeCommand),
+    /// Remove the network namespaces (with their veths and qdiscs) that a
+    /// crashed or killed `hosts = "netns"` run left behind; needs root.
+    Cleanup,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -76,6 +82,15 @@ pub struct RunArgs {
     /// Print a JSON summary on stdout instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Run only the K-th of N shares of the (scenario, variant, repetition)
+    /// units of all files given (K from 1); `netrun merge` joins the shards.
+    #[arg(long, value_name = "K/N", conflicts_with = "segment")]
+    pub shard: Option<Part>,
+    /// Apply the K-th of N shares of every workload's load (requests, rate,
+    /// concurrency, flows or count; K from 1) to external services;
+    /// `netrun merge` adds the N agents' results up.
+    #[arg(long, value_name = "K/N")]
+    pub segment: Option<Part>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -111,6 +126,16 @@ pub struct ReportArgs {
     /// results/NAME/report.html).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// Results folders (each a run's --out) of the shards or segments.
+    #[arg(value_name = "DIR", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Where the merged results go (not one of the inputs).
+    #[arg(long, value_name = "DIR", required = true)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -417,6 +442,7 @@ mod tests {
             "DIR|CSV",
             "DUR|none",
             "DIR|CSV",
+            "K/N",
         ];
         fn walk(cmd: &clap::Command, bad: &mut Vec<String>) {
             for arg in cmd.get_arguments() {

@@ -1,7 +1,7 @@
 use crate::cli::CheckArgs;
 use crate::error::Outcome;
 use crate::report::plan;
-use crate::scenario;
+use crate::scenario::{self, Hosts};
 
 /// Validates every file (reporting every broken one) and prints the resolved plans.
 pub fn check(args: CheckArgs) -> anyhow::Result<Outcome> {
@@ -13,6 +13,13 @@ pub fn check(args: CheckArgs) -> anyhow::Result<Outcome> {
         print!("{}", plan::render(s));
         for w in s.warnings() {
             eprintln!("warning: {w}");
+        }
+        let netns = s
+            .variants
+            .iter()
+            .any(|v| v.plan.topology.hosts == Hosts::Netns);
+        if let Some(why) = netns.then(crate::netns::cmd::netns_unavailable).flatten() {
+            eprintln!("warning: {}: cannot run here: {why}", s.source.display());
         }
     }
     match error {

@@ -2,7 +2,9 @@
 //! prints what the user asked for.
 
 mod check;
+mod cleanup;
 mod compare;
+mod merge;
 mod probe;
 mod proxy;
 mod report;
@@ -17,8 +19,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Some(Command::Run(args)) => run::run(args).await,
         Some(Command::Check(args)) => check::check(args),
+        Some(Command::Cleanup) => cleanup::cleanup(),
         Some(Command::Compare(args)) => compare::compare(args).await,
         Some(Command::Report(args)) => report::report(args),
+        Some(Command::Merge(args)) => merge::merge(args),
         Some(Command::Serve(args)) => serve::serve(args).await,
         Some(Command::Proxy(args)) => proxy::proxy(*args).await,
         Some(Command::Probe(ProbeCommand::Udp(args))) => probe::udp(args).await,

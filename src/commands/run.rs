@@ -12,12 +12,13 @@ use crate::error::{Error, Outcome};
 use crate::metrics::SummaryRow;
 use crate::report::compare;
 use crate::report::gate::{self, GateConfig, GateReport, Samples};
-use crate::report::html::run_info::{BaselineFinding, BaselineInfo, ExpectationInfo};
+use crate::report::html::run_info::{BaselineFinding, BaselineInfo, ExpectationInfo, UnitInfo};
 use crate::report::html::{self, RunInfo};
 use crate::report::junit::{self, Suite};
 use crate::report::{progress, summary};
 use crate::runner::{self, Event, Observer, ScenarioRun, WorkloadPos};
 use crate::scenario::{self, Scenario};
+use crate::shard::Part;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     if args.scenarios.is_empty() {
@@ -29,14 +30,35 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     check_tolerance(args.tolerance)?;
     check_out(&args.out)?;
     // Every file is validated before any runs, so a typo in the third file
-    // does not surface after two long runs.
+    // does not surface after two long runs (nor a scenario this machine
+    // cannot run: network namespaces without root).
     let (mut scenarios, error) = scenario::load_all(&args.scenarios);
     if let Some(e) = error {
         return Err(e.into());
     }
+    for s in &scenarios {
+        runner::preflight(s)?;
+    }
     if let Some(n) = args.repeat {
         for s in &mut scenarios {
             s.repeat = n;
+        }
+    }
+    // The whole scenarios describe the run (run.json); a segment runs its share.
+    let whole = scenarios.clone();
+    if let Some(part) = args.segment {
+        for s in &mut scenarios {
+            *s = scenario::segment::segment(s, part)?;
+        }
+    }
+    let shares = shard_shares(&scenarios, args.shard);
+    if let Some(part) = args.shard {
+        let units: usize = shares.iter().map(Vec::len).sum();
+        if units == 0 && !args.json {
+            println!(
+                "shard {part}: no units to run (the files hold fewer than {} runs of a variant)",
+                part.n
+            );
         }
     }
     let baselines = match &args.baseline {
@@ -61,13 +83,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         if cancel.is_stopped() {
             break;
         }
+        if shares[i].is_empty() {
+            continue;
+        }
         if !args.json {
             println!("scenario {} ({})", s.name, s.source.display());
             if !s.description.is_empty() {
                 println!("  {}", s.description);
             }
+            if let Some(part) = args.shard {
+                println!(
+                    "  shard {part}: {} of {} runs",
+                    shares[i].len(),
+                    runner::schedule(s).len()
+                );
+            }
+            if let Some(part) = args.segment {
+                println!("  segment {part}: this agent's share of every workload's load");
+            }
         }
-        let run = runner::run_scenario(s, &args.out, &observer, &cancel).await?;
+        let run = runner::run_scenario_units(s, &shares[i], &args.out, &observer, &cancel).await?;
         let report = baselines.as_ref().map(|b| {
             let now_samples = compare::read_samples_dir(&run.results_dir);
             gate::gate(
@@ -83,7 +118,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             .as_ref()
             .zip(report.as_ref())
             .map(|(b, g)| baseline_info(b, args.tolerance, g));
-        let page = write_report(s, &run, baseline);
+        let split = Split {
+            shard: args.shard,
+            segment: args.segment,
+            positions: &shares[i],
+        };
+        let mut run = run;
+        let page = write_report(&whole[i], &run, baseline, &split);
+        // An agent's share says nothing about the whole's thresholds: they
+        // are in run.json, and `netrun merge` judges the added-up rows.
+        let judged_later = args.segment.is_some() && !run.expectations.is_empty();
+        if judged_later {
+            run.expectations.clear();
+        }
         if !args.json {
             if !view.mp.is_hidden() {
                 // The finished bars stay on screen; the cursor is still on
@@ -91,6 +138,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 println!();
             }
             print_run(&run);
+            if judged_later {
+                println!(
+                    "  expectations: judged on the whole run by `netrun merge` of every segment"
+                );
+            }
             if let Some(r) = &report {
                 print_gate(r, args.tolerance);
             }
@@ -475,12 +527,40 @@ impl Observer for LiveView {
     }
 }
 
+/// Which part of the whole a run was: its `--shard` and the positions it
+/// ran, its `--segment`.
+struct Split<'a> {
+    shard: Option<Part>,
+    segment: Option<Part>,
+    positions: &'a [usize],
+}
+
+/// Each scenario's share of a `--shard`: the positions (in its run order)
+/// of the units it runs. The units of all files, in order, are cut into N
+/// contiguous shares (sizes differ by at most one, the larger first).
+fn shard_shares(scenarios: &[Scenario], shard: Option<Part>) -> Vec<Vec<usize>> {
+    let lens: Vec<usize> = scenarios
+        .iter()
+        .map(|s| runner::schedule(s).len())
+        .collect();
+    let mine = shard.unwrap_or(Part::WHOLE).range(lens.iter().sum());
+    let mut first = 0;
+    lens.iter()
+        .map(|&len| {
+            let positions = (0..len).filter(|p| mine.contains(&(first + p))).collect();
+            first += len;
+            positions
+        })
+        .collect()
+}
+
 /// Writes `run.json` and `report.html` beside the results. A report that
 /// cannot be written is a warning, not a failed run: the CSVs stand.
 fn write_report(
     s: &Scenario,
     run: &ScenarioRun,
     baseline: Option<BaselineInfo>,
+    split: &Split<'_>,
 ) -> Option<PathBuf> {
     let expectations = run
         .expectations
@@ -495,7 +575,26 @@ fn write_report(
             passed: e.passed,
         })
         .collect();
-    let info = RunInfo::new(s, &run.run_id, run.interrupted, expectations, baseline);
+    let mut info = RunInfo::new(s, &run.run_id, run.interrupted, expectations, baseline);
+    let schedule = runner::schedule(s);
+    info.units = split
+        .positions
+        .iter()
+        .filter_map(|&position| {
+            let &(variant, repetition) = schedule.get(position)?;
+            Some(UnitInfo {
+                position,
+                variant: s.variants.get(variant)?.label.clone(),
+                repetition,
+            })
+        })
+        .collect();
+    info.units_total = schedule.len();
+    info.shard = split.shard;
+    info.segment = split.segment;
+    info.scenario_digest = std::fs::read(&s.source)
+        .map(|b| crate::shard::digest(&b))
+        .unwrap_or_default();
     match html::after_run(&info, &run.summary_csv, &run.results_dir) {
         Ok(path) => Some(path),
         Err(e) => {
@@ -522,5 +621,38 @@ fn baseline_info(source: &Path, tolerance: f64, gate: &GateReport) -> BaselineIn
             })
             .collect(),
         host_changed: gate.host_changed.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(variants: usize, repeat: u32) -> Scenario {
+        let values: Vec<String> = (1..=variants).map(|c| c.to_string()).collect();
+        let mut s = scenario::parse(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/unit.toml"),
+            &format!(
+                "[[workload]]\nkind = \"udp\"\nname = \"q\"\n[matrix]\n\"workload.q.count\" = [{}]\n",
+                values.join(", ")
+            ),
+        )
+        .unwrap();
+        s.repeat = repeat;
+        s
+    }
+
+    /// Two files of 4 and 3 runs: 7 units cut into 3, 2, 2 across the files.
+    #[test]
+    fn shards_cut_the_units_of_all_files_in_order() {
+        let files = [scenario(2, 2), scenario(3, 1)];
+        let share = |k| shard_shares(&files, Some(Part { k, n: 3 }));
+        assert_eq!(share(1), [vec![0, 1, 2], vec![]]);
+        assert_eq!(share(2), [vec![3], vec![0]]);
+        assert_eq!(share(3), [vec![], vec![1, 2]]);
+        assert_eq!(
+            shard_shares(&files, None),
+            [vec![0, 1, 2, 3], vec![0, 1, 2]]
+        );
     }
 }

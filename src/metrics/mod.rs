@@ -1,5 +1,6 @@
 //! Measurements: pure QoS maths, per-sample records and the summary row.
 
+pub mod histogram;
 pub mod judged;
 pub mod qos;
 pub mod records;

@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 
 /// Highest latency the histogram holds: one hour, in microseconds. Larger
 /// values saturate (they still count, at this value).
-const HIST_MAX_US: u64 = 3_600_000_000;
+pub const HIST_MAX_US: u64 = 3_600_000_000;
 
 /// Streaming latency statistics: O(1) memory whatever the sample count.
 /// Percentiles come from an HdrHistogram with microsecond resolution and 3

@@ -113,6 +113,9 @@ pub struct SummaryRow {
     pub proxy_origin_delayed: Option<u64>,
     /// Datagrams the proxy ↔ origin link dropped during the workload (UDP).
     pub proxy_origin_dropped: Option<u64>,
+    /// Where the hosts ran (`[topology] hosts`): `loopback` or `netns`;
+    /// empty outside scenarios (`probe`).
+    pub topology: String,
 }
 
 impl SummaryRow {
@@ -129,6 +132,7 @@ impl SummaryRow {
         "cache",
         "started_at",
         "interrupted",
+        "topology",
     ];
 
     /// A numeric column by its CSV name (`latency_p99_ms`); `None` when empty

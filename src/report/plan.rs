@@ -6,7 +6,7 @@ use std::fmt::Write;
 use crate::proxy::Link;
 
 use crate::scenario::{
-    HttpWorkload, Plan, Scenario, Service, UdpWorkload, Variant, Workload, WorkloadKind,
+    Hosts, HttpWorkload, Plan, Scenario, Service, UdpWorkload, Variant, Workload, WorkloadKind,
 };
 use crate::units::{format_duration, BitRate};
 use crate::workload::http::UNTIL_DURATION;
@@ -88,11 +88,25 @@ fn variant(o: &mut String, v: &Variant) {
 /// A variant's settings other than its workloads, as `(key, text)` lines:
 /// what `check` prints and what the HTML report shows.
 pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
+    let netns = p.topology.hosts == Hosts::Netns;
     let mut out = vec![
         ("mode", p.mode.as_str().to_string()),
         ("seed", p.links.seed().to_string()),
-        ("origin", service(&p.topology.origin)),
     ];
+    if netns {
+        out.push((
+            "hosts",
+            format!(
+                "netns: clients, proxy and origin each in a network namespace, listening \
+                 on all its addresses; the clients reach the proxy at {}, the origin at {} \
+                 (the proxy reaches it at {})",
+                crate::netns::proxy_addr(),
+                crate::netns::origin_addr_for_clients(),
+                crate::netns::origin_addr_for_proxy()
+            ),
+        ));
+    }
+    out.push(("origin", service(&p.topology.origin)));
     if p.topology.origin.is_spawned() {
         out.push(("www", p.topology.www.display().to_string()));
         let max_age = p.origin_max_age.map_or("none".to_string(), format_duration);
@@ -112,6 +126,19 @@ pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
         "cache",
         format!("{on}{open}capacity {}{ttl}{close}", c.capacity),
     ));
+    if netns {
+        // Which knob the kernel applies and which stays in-process.
+        let netem = crate::netns::netem_available();
+        for (name, i, proxy_on_path) in [
+            ("clients_proxy", &p.links.clients_proxy, true),
+            ("proxy_origin", &p.links.proxy_origin, true),
+            ("clients_origin", &p.links.clients_origin, false),
+        ] {
+            let what = crate::netns::shape::describe(i, netem, proxy_on_path);
+            out.push(("link", format!("{name:<15}{what}")));
+        }
+        return out;
+    }
     for (name, i) in [
         (Link::ClientsProxy, &p.links.clients_proxy),
         (Link::ProxyOrigin, &p.links.proxy_origin),

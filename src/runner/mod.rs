@@ -9,6 +9,7 @@
 
 pub mod events;
 mod expect;
+mod hosts;
 pub mod output;
 
 use std::net::SocketAddr;
@@ -25,11 +26,14 @@ use tokio_util::sync::CancellationToken;
 pub use crate::scenario::ExpectationResult;
 pub use events::{Event, Observer, ProgressCounts, Silent, VariantPos, WorkloadPos};
 pub use expect::check_expectations;
+pub use hosts::preflight;
 pub use output::{Outputs, RowFile};
 
+use crate::metrics::histogram;
 use crate::metrics::records::Tagged;
-use crate::metrics::SummaryRow;
+use crate::metrics::{HttpRequestRow, SummaryRow, UdpPacketRow};
 use crate::net::{bind_tcp, bind_udp};
+use crate::netns::{self, Role};
 use crate::origin::{self, OriginConfig, OriginHandle};
 use crate::proxy::{self, ProxyConfig, ProxyHandle, ProxyStats};
 use crate::scenario::{
@@ -38,6 +42,7 @@ use crate::scenario::{
 use crate::server::HttpLimits;
 use crate::workload::http::run_http;
 use crate::workload::udp::run_udp;
+use hdrhistogram::Histogram;
 
 /// How long services get to finish in-flight work when a variant ends.
 const SERVICE_GRACE: Duration = Duration::from_secs(5);
@@ -71,8 +76,24 @@ pub async fn run_scenario(
     observer: &Arc<dyn Observer>,
     cancel: impl Into<Interrupt>,
 ) -> anyhow::Result<ScenarioRun> {
+    let all: Vec<usize> = (0..schedule(scenario).len()).collect();
+    run_scenario_units(scenario, &all, out, observer, cancel).await
+}
+
+/// Runs only these units of the scenario (positions in [`schedule`], in
+/// order: a `--shard`'s share) and writes their results under `out`.
+pub async fn run_scenario_units(
+    scenario: &Scenario,
+    positions: &[usize],
+    out: &std::path::Path,
+    observer: &Arc<dyn Observer>,
+    cancel: impl Into<Interrupt>,
+) -> anyhow::Result<ScenarioRun> {
+    let units = schedule(scenario);
+    let units = positions.iter().filter_map(|&p| units.get(p).copied());
     let cancel: Interrupt = cancel.into();
     let cancel = &cancel;
+    hosts::preflight(scenario)?;
     let run_id = new_run_id();
     observer.event(&Event::RunStarted {
         scenario,
@@ -89,7 +110,7 @@ pub async fn run_scenario(
 
     let mut rows = Vec::new();
     let mut failure = None;
-    for (index, repetition) in schedule(scenario) {
+    for (index, repetition) in units {
         if cancel.is_stopped() {
             break;
         }
@@ -178,7 +199,7 @@ pub fn schedule(scenario: &Scenario) -> Vec<(usize, u32)> {
 }
 
 /// A run id that sorts by time: `20261125T171500Z-1a2b`.
-fn new_run_id() -> String {
+pub fn new_run_id() -> String {
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     format!("{compact}-{:04x}", rand::random::<u16>())
@@ -196,43 +217,78 @@ struct Services {
 }
 
 impl Services {
-    async fn start(scenario: &Scenario, plan: &Plan) -> anyhow::Result<Services> {
+    /// Starts the services the plan asks for: here, or each in its network
+    /// namespace of `ns` (where the plan has them listen on every address),
+    /// reached at the address of the link the caller comes over.
+    async fn start(
+        scenario: &Scenario,
+        plan: &Plan,
+        ns: Option<&netns::Hosts>,
+    ) -> anyhow::Result<Services> {
         let token = CancellationToken::new();
-        let file = scenario.source.display();
-        let (origin, origin_http, origin_udp) = match plan.topology.origin {
-            Service::Spawn { http, udp } => {
-                let l = bind_tcp(http, &format!("topology.origin.http in {file}")).await?;
-                let u = bind_udp(udp, &format!("topology.origin.udp in {file}")).await?;
-                let config = OriginConfig {
-                    www: plan.topology.www.clone(),
-                    limits: HttpLimits::default(),
-                    max_age: plan.origin_max_age,
-                };
-                let h = origin::spawn(l, u, config, token.clone())
-                    .await
-                    .context("cannot start the origin")?;
-                let (a, b) = (h.http_addr(), h.udp_addr());
-                (Some(h), a, Some(b))
-            }
-            Service::External { http, udp } => (None, http, udp),
+        let file = scenario.source.display().to_string();
+        let at = |ip: fn() -> std::net::IpAddr, a: SocketAddr| match ns {
+            Some(_) => SocketAddr::new(ip(), a.port()),
+            None => a,
         };
+        // (the clients' view, the proxy's view) of the origin.
+        let (origin, (origin_http, upstream_http), (origin_udp, upstream_udp)) =
+            match plan.topology.origin {
+                Service::Spawn { http, udp } => {
+                    let config = OriginConfig {
+                        www: plan.topology.www.clone(),
+                        limits: HttpLimits::default(),
+                        max_age: plan.origin_max_age,
+                    };
+                    let start = async {
+                        let l = bind_tcp(http, &format!("topology.origin.http in {file}")).await?;
+                        let u = bind_udp(udp, &format!("topology.origin.udp in {file}")).await?;
+                        origin::spawn(l, u, config, token.clone())
+                            .await
+                            .context("cannot start the origin")
+                    };
+                    let h = match ns {
+                        Some(ns) => ns.runtime(Role::Origin).enter(start).await??,
+                        None => start.await?,
+                    };
+                    let (a, b) = (h.http_addr(), h.udp_addr());
+                    let clients = netns::origin_addr_for_clients;
+                    let proxy = netns::origin_addr_for_proxy;
+                    (
+                        Some(h),
+                        (at(clients, a), at(proxy, a)),
+                        (Some(at(clients, b)), Some(at(proxy, b))),
+                    )
+                }
+                Service::External { http, udp } => (None, (http, http), (udp, udp)),
+            };
         let (proxy, proxy_http, proxy_udp) = match plan.topology.proxy {
             Service::Spawn { http, udp } => {
-                let l = bind_tcp(http, &format!("topology.proxy.http in {file}")).await?;
-                let u = bind_udp(udp, &format!("topology.proxy.udp in {file}")).await?;
                 // Validation guarantees a UDP upstream whenever a UDP workload goes
                 // through the proxy; without one, the proxy's UDP side is unused.
-                let udp_upstream = origin_udp.unwrap_or(SocketAddr::new(origin_http.ip(), 9));
+                let udp_upstream = upstream_udp.unwrap_or(SocketAddr::new(upstream_http.ip(), 9));
                 let config = ProxyConfig {
                     cache: plan.cache.proxy_cache(),
-                    ..ProxyConfig::new(origin_http, udp_upstream)
+                    ..ProxyConfig::new(upstream_http, udp_upstream)
                 };
-                let hooks = plan.links.proxy_hooks();
-                let h = proxy::spawn_with_hooks(l, u, config, hooks, token.clone())
-                    .await
-                    .context("cannot start the proxy")?;
+                let hooks = hosts::in_process(plan).proxy_hooks();
+                let start = async {
+                    let l = bind_tcp(http, &format!("topology.proxy.http in {file}")).await?;
+                    let u = bind_udp(udp, &format!("topology.proxy.udp in {file}")).await?;
+                    proxy::spawn_with_hooks(l, u, config, hooks, token.clone())
+                        .await
+                        .context("cannot start the proxy")
+                };
+                let h = match ns {
+                    Some(ns) => ns.runtime(Role::Proxy).enter(start).await??,
+                    None => start.await?,
+                };
                 let (a, b) = (h.http_addr(), h.udp_addr());
-                (Some(h), a, Some(b))
+                (
+                    Some(h),
+                    at(netns::proxy_addr, a),
+                    Some(at(netns::proxy_addr, b)),
+                )
             }
             Service::External { http, udp } => (None, http, udp),
         };
@@ -291,9 +347,21 @@ async fn run_variant(
     cancel: &Interrupt,
 ) -> (Vec<SummaryRow>, Option<anyhow::Error>) {
     let plan = &variant.plan;
-    let services = match Services::start(scenario, plan).await {
+    let ns = match hosts::create(plan).await {
+        Ok(ns) => ns,
+        Err(e) => {
+            return (
+                Vec::new(),
+                Some(e.context("cannot make the network namespaces")),
+            )
+        }
+    };
+    let services = match Services::start(scenario, plan, ns.as_ref()).await {
         Ok(s) => s,
-        Err(e) => return (Vec::new(), Some(e)),
+        Err(e) => {
+            hosts::remove(ns).await;
+            return (Vec::new(), Some(e));
+        }
     };
     observer.event(&Event::VariantStarted(pos));
     let ctx = VariantCtx {
@@ -302,6 +370,7 @@ async fn run_variant(
         pos,
         outputs,
         services: &services,
+        clients: ns.as_ref().map(|h| h.runtime(Role::Clients)),
         observer,
         cancel,
     };
@@ -362,6 +431,7 @@ async fn run_variant(
         SERVICE_GRACE
     };
     services.stop(grace).await;
+    hosts::remove(ns).await;
     observer.event(&Event::VariantFinished {
         variant: pos,
         rows: &rows,
@@ -440,6 +510,8 @@ struct VariantCtx<'a> {
     pos: VariantPos<'a>,
     outputs: &'a Outputs,
     services: &'a Services,
+    /// With network namespaces: the clients' runtime, where workloads run.
+    clients: Option<&'a netns::NsRuntime>,
     observer: &'a Arc<dyn Observer>,
     cancel: &'a Interrupt,
 }
@@ -465,8 +537,12 @@ impl VariantCtx<'_> {
         });
         let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         let progress = events::ProgressEvents::new(self.observer.clone(), at, total);
-        match self.measure(w, &progress).await {
-            Ok(mut row) => {
+        let measured = match self.clients {
+            Some(rt) => rt.enter(self.measure(w, &progress)).await.and_then(|r| r),
+            None => self.measure(w, &progress).await,
+        };
+        match measured {
+            Ok((mut row, hist)) => {
                 row.scenario.clone_from(&self.scenario.name);
                 row.variant.clone_from(&self.variant.label);
                 row.workload.clone_from(&w.name);
@@ -477,6 +553,8 @@ impl VariantCtx<'_> {
                 .then_some(self.variant.plan.cache.enabled);
                 row.started_at = started_at;
                 row.repetition = self.pos.repetition;
+                self.outputs.keep_histogram(&row, &hist);
+                row.topology = self.variant.plan.topology.hosts.as_str().to_string();
                 self.observer
                     .event(&Event::WorkloadFinished { at, row: &row });
                 Ok(row)
@@ -490,21 +568,29 @@ impl VariantCtx<'_> {
     }
 
     /// Drives the workload's engine against its target, streaming its
-    /// per-sample rows into the variant's files.
+    /// per-sample rows into the variant's files and recording their
+    /// latencies into the row's histogram (kept for `netrun merge`).
     async fn measure(
         &self,
         w: &Workload,
         progress: &events::ProgressEvents,
-    ) -> anyhow::Result<SummaryRow> {
+    ) -> anyhow::Result<(SummaryRow, Histogram<u64>)> {
         let label = &self.variant.label;
+        let mut hist = histogram::latency_histogram();
         match &w.kind {
             WorkloadKind::Http(h) => {
                 let config = h.probe_config(self.services.http_addr(w.target));
-                let mut sink = tagger(&self.outputs.requests, label, &w.name, self.pos.repetition);
+                let mut tag = tagger(&self.outputs.requests, label, &w.name, self.pos.repetition);
+                let mut sink = |row: HttpRequestRow| {
+                    if let Some(ms) = histogram::http_latency_ms(&row) {
+                        histogram::record_ms(&mut hist, ms);
+                    }
+                    tag(row);
+                };
                 let report = run_http(&config, &mut sink, progress, self.cancel.stop_token())
                     .await
                     .with_context(|| format!("workload `{}` failed", w.name))?;
-                Ok(report.summary())
+                Ok((report.summary(), hist))
             }
             WorkloadKind::Udp(u) => {
                 let addr = self.services.udp_addr(w.target).with_context(|| {
@@ -515,11 +601,17 @@ impl VariantCtx<'_> {
                     )
                 })?;
                 let config = u.probe_config(addr);
-                let mut sink = tagger(&self.outputs.packets, label, &w.name, self.pos.repetition);
+                let mut tag = tagger(&self.outputs.packets, label, &w.name, self.pos.repetition);
+                let mut sink = |row: UdpPacketRow| {
+                    if let Some(ms) = histogram::udp_latency_ms(&row) {
+                        histogram::record_ms(&mut hist, ms);
+                    }
+                    tag(row);
+                };
                 let report = run_udp(&config, &mut sink, progress, self.cancel)
                     .await
                     .with_context(|| format!("workload `{}` failed", w.name))?;
-                Ok(report.summary())
+                Ok((report.summary(), hist))
             }
         }
     }

@@ -8,7 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
+use crate::metrics::histogram::HistogramRow;
 use crate::metrics::{HttpRequestRow, SummaryRow, UdpPacketRow};
+
+/// The latency histograms of a run, one per summary row, inside `<out>/<name>/`.
+pub const HISTOGRAMS_CSV: &str = "histograms.csv";
 use crate::report::atomic::{header_of, write_csv, AtomicFile};
 use crate::report::csv_stream::CsvStream;
 
@@ -77,6 +81,9 @@ pub struct Outputs {
     pub history: PathBuf,
     pub packets: Arc<RowFile<UdpPacketRow>>,
     pub requests: Arc<RowFile<HttpRequestRow>>,
+    /// Each finished workload's latency histogram, written at the end
+    /// as `histograms.csv` in the order of the summary rows.
+    histograms: Mutex<Vec<HistogramRow>>,
     out: PathBuf,
     scenario: String,
 }
@@ -92,6 +99,7 @@ impl Outputs {
             history: out.join("history.csv"),
             packets: RowFile::create(&dir.join("udp_packets.csv"))?,
             requests: RowFile::create(&dir.join("http_requests.csv"))?,
+            histograms: Mutex::new(Vec::new()),
             dir,
             out: out.to_path_buf(),
             scenario: scenario.to_string(),
@@ -120,6 +128,34 @@ impl Outputs {
         self.dir.join("services.log")
     }
 
+    /// Keeps the latency histogram of a finished workload's row.
+    pub fn keep_histogram(&self, row: &SummaryRow, hist: &hdrhistogram::Histogram<u64>) {
+        let kept = HistogramRow::new(&row.variant, &row.workload, row.repetition, hist);
+        if let Ok(mut all) = self.histograms.lock() {
+            all.push(kept);
+        }
+    }
+
+    /// The kept histograms in the order of `rows` (parallel workloads
+    /// finish in any order).
+    fn histogram_rows(&self, rows: &[SummaryRow]) -> Vec<HistogramRow> {
+        let mut kept = self
+            .histograms
+            .lock()
+            .map(|mut h| std::mem::take(&mut *h))
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(kept.len());
+        for r in rows {
+            let same = |h: &HistogramRow| {
+                h.variant == r.variant && h.workload == r.workload && h.repetition == r.repetition
+            };
+            if let Some(i) = kept.iter().position(same) {
+                out.push(kept.swap_remove(i));
+            }
+        }
+        out
+    }
+
     /// Removes the complete run's folder if this run made it only to hold
     /// its temporary files and wrote elsewhere (a first run, interrupted).
     pub fn tidy(&self, place: &Place) {
@@ -140,6 +176,7 @@ impl Outputs {
         self.packets.commit_to(&place.dir.join("udp_packets.csv"))?;
         self.requests
             .commit_to(&place.dir.join("http_requests.csv"))?;
+        write_csv(place.dir.join(HISTOGRAMS_CSV), &self.histogram_rows(rows))?;
         write_csv(&place.summary, rows)?;
         write_csv(&place.stats, &crate::report::stats_csv::stats_rows(rows))?;
         append_history(&self.history, rows, run_id, timestamp)

@@ -4,6 +4,7 @@
 
 mod diag;
 pub mod raw;
+pub mod segment;
 mod validate;
 
 use std::net::{IpAddr, SocketAddr};
@@ -136,6 +137,9 @@ pub struct Links {
     /// `[links.proxy_origin]`: only what the proxy sends upstream and the
     /// answers cross it.
     pub proxy_origin: LinkConfig,
+    /// `[links.clients_origin]` (`hosts = "netns"` only): the clients' direct
+    /// path to the origin, shaped by the kernel alone (no netrun process is on it).
+    pub clients_origin: LinkConfig,
 }
 
 impl Links {
@@ -169,11 +173,32 @@ impl Mode {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Topology {
+    /// Where the services and the clients run.
+    pub hosts: Hosts,
     pub host: IpAddr,
     /// The origin's folder, absolute (resolved against the scenario file).
     pub www: PathBuf,
     pub origin: Service,
     pub proxy: Service,
+}
+
+/// `[topology] hosts`: where the origin, the proxy and the clients run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Hosts {
+    /// All in this process, on the loopback interface.
+    #[default]
+    Loopback,
+    /// Each in its own network namespace, joined by veth pairs (`netns`).
+    Netns,
+}
+
+impl Hosts {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hosts::Loopback => "loopback",
+            Hosts::Netns => "netns",
+        }
+    }
 }
 
 /// A service netrun starts, or one already running elsewhere.

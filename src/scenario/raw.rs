@@ -52,6 +52,8 @@ pub struct Gate {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Topology {
+    /// `loopback` (default) or `netns`.
+    pub hosts: S<String>,
     pub host: S<String>,
     pub www: S<String>,
     pub origin: S<Endpoint>,
@@ -91,7 +93,7 @@ pub struct Cache {
 pub struct Links {
     pub clients_proxy: S<Impair>,
     pub proxy_origin: S<Impair>,
-    /// Refused on loopback: it will shape real links between namespaces.
+    /// Only with `hosts = "netns"`: on loopback the direct path has no link.
     pub clients_origin: S<Impair>,
 }
 
@@ -137,6 +139,7 @@ pub const MATRIX_KEYS: &[&str] = &[
     "impair.<knob>",
     "links.clients_proxy.<knob>",
     "links.proxy_origin.<knob>",
+    "links.clients_origin.<knob>",
 ];
 
 /// The knobs of a link, the `<knob>` of `impair.<knob>` and `links.<name>.<knob>`.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::report::atomic::AtomicFile;
 use crate::report::plan;
 use crate::scenario::Scenario;
+use crate::shard::Part;
 
 /// File name of the run description inside `results/<name>/`.
 pub const RUN_JSON: &str = "run.json";
@@ -33,6 +34,32 @@ pub struct RunInfo {
     pub expectations: Vec<ExpectationInfo>,
     /// Present when the run was checked against `--baseline`.
     pub baseline: Option<BaselineInfo>,
+    /// A digest of the scenario file's text (FNV-1a, 64 bits, hex):
+    /// `netrun merge` refuses to join runs of different versions of a file.
+    pub scenario_digest: String,
+    /// The (variant, repetition) units this run ran, with their positions
+    /// in the whole scenario's run order (`--shard` runs some of them).
+    pub units: Vec<UnitInfo>,
+    /// How many units the whole scenario has: variants × repetitions.
+    pub units_total: usize,
+    /// `--shard K/N` of this run.
+    pub shard: Option<Part>,
+    /// `--segment K/N`: this run applied the K-th share of every workload's
+    /// load (the settings above are the whole scenario's).
+    pub segment: Option<Part>,
+    /// The results folders `netrun merge` joined into this run.
+    pub merged_from: Vec<String>,
+}
+
+/// One run of one variant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UnitInfo {
+    /// From 0, in the whole scenario's run order (rounds of variants, as
+    /// `repeat` and `order` make it).
+    pub position: usize,
+    pub variant: String,
+    pub repetition: u32,
 }
 
 /// What the run ran on.
@@ -163,6 +190,7 @@ impl RunInfo {
             variants,
             expectations,
             baseline,
+            ..RunInfo::default()
         }
     }
 

@@ -1,7 +1,7 @@
 //! The links a variant impairs: `[links.clients_proxy]` (or its shorthand
 //! `[impair]`, not both), `[links.proxy_origin]`, and the seed their models
-//! draw from. `[links.clients_origin]` is refused: on loopback the direct
-//! path has nothing to shape; it will apply between network namespaces.
+//! draw from. `[links.clients_origin]` needs `hosts = "netns"`: on loopback
+//! the direct path has nothing to shape.
 
 use std::time::Duration;
 
@@ -16,14 +16,24 @@ use crate::workload::MAX_DURATION;
 pub(super) fn resolve_links(r: &raw::Scenario, errs: &mut ScenarioErrors) -> Links {
     let seed = resolve_seed(r, errs);
     let links = r.links.clone().unwrap_or_default();
-    if let Some(t) = &links.clients_origin {
+    let netns = r
+        .topology
+        .as_ref()
+        .and_then(|t| t.hosts.as_ref())
+        .is_some_and(|h| h.get_ref() == "netns");
+    let mut clients_origin = links
+        .clients_origin
+        .as_ref()
+        .map(|t| (t, "links.clients_origin"));
+    if let (Some((t, _)), false) = (clients_origin, netns) {
         errs.push(
             Some(t.span()),
             "links.clients_origin",
-            "applies to real links between network namespaces, a coming feature; on \
-             loopback `target = \"origin\"` stays the clean path comparisons lean on. To put \
-             the origin far away, use [links.proxy_origin]",
+            "shapes the real link between the clients' and the origin's network namespaces: \
+             set [topology] hosts = \"netns\". On loopback `target = \"origin\"` stays the \
+             clean path comparisons lean on; to put the origin far away, use [links.proxy_origin]",
         );
+        clients_origin = None;
     }
     let clients = match (&r.impair, &links.clients_proxy) {
         (Some(short), Some(long)) => {
@@ -57,6 +67,7 @@ pub(super) fn resolve_links(r: &raw::Scenario, errs: &mut ScenarioErrors) -> Lin
             seed,
             errs,
         ),
+        clients_origin: resolve_link(clients_origin, seed, errs),
     }
 }
 
@@ -184,7 +195,16 @@ mod tests {
             &format!("[links.clients_origin]\ndelay = \"3ms\"\n{}", http("")),
             "links.clients_origin",
         );
-        assert!(m.contains("network namespaces"), "{m}");
+        assert!(m.contains("hosts = \"netns\""), "{m}");
+    }
+
+    #[test]
+    fn the_clients_origin_link_is_resolved_with_netns_hosts() {
+        let s = valid(&format!(
+            "[topology]\nhosts = \"netns\"\n[links.clients_origin]\nrate = \"5Mbit/s\"\n{}",
+            http("")
+        ));
+        assert_eq!(s.variants[0].plan.links.clients_origin.rate_bps, 5e6);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `[topology]`: which services to start and on which ports, or where the
-//! running ones are; the origin's site folder.
+//! running ones are; the origin's site folder; whether the hosts share the
+//! loopback or each get a network namespace.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
@@ -9,7 +10,7 @@ use toml::Spanned;
 use super::span;
 use crate::scenario::diag::ScenarioErrors;
 use crate::scenario::raw::{self, S};
-use crate::scenario::{Service, Topology};
+use crate::scenario::{Hosts, Service, Topology};
 
 pub(super) fn resolve_topology(
     t: raw::Topology,
@@ -17,7 +18,10 @@ pub(super) fn resolve_topology(
     errs: &mut ScenarioErrors,
 ) -> Option<Topology> {
     let before = errs.errors.len();
+    let hosts = resolve_hosts(&t, errs);
     let host: IpAddr = match &t.host {
+        // Every address of a service's own namespace.
+        None if hosts == Hosts::Netns => IpAddr::from([0, 0, 0, 0]),
         None => IpAddr::from([127, 0, 0, 1]),
         Some(h) => match h.get_ref().parse() {
             Ok(ip) => ip,
@@ -48,11 +52,48 @@ pub(super) fn resolve_topology(
         return None;
     }
     Some(Topology {
+        hosts,
         host,
         www: std::fs::canonicalize(&www).unwrap_or(www),
         origin: origin?,
         proxy: proxy?,
     })
+}
+
+/// `hosts`: `loopback` or `netns`. With namespaces netrun starts both
+/// services itself and picks their addresses, so `host` and running
+/// services (`address`) do not apply.
+fn resolve_hosts(t: &raw::Topology, errs: &mut ScenarioErrors) -> Hosts {
+    let hosts = match t.hosts.as_ref().map(|h| (h.get_ref().as_str(), h.span())) {
+        None | Some(("loopback", _)) => return Hosts::Loopback,
+        Some(("netns", _)) => Hosts::Netns,
+        Some((other, sp)) => {
+            errs.push(
+                Some(sp),
+                "topology.hosts",
+                format!("`{other}` is not a way to place the hosts; use \"loopback\" or \"netns\""),
+            );
+            return Hosts::Loopback;
+        }
+    };
+    if let Some(h) = &t.host {
+        errs.push(
+            Some(h.span()),
+            "topology.host",
+            "with hosts = \"netns\" each host has netrun's own addresses (198.18.x.x); remove `host`",
+        );
+    }
+    for (which, e) in [("origin", &t.origin), ("proxy", &t.proxy)] {
+        if let Some(e) = e.as_ref().filter(|e| e.get_ref().address.is_some()) {
+            errs.push(
+                Some(e.span()),
+                format!("topology.{which}.address"),
+                "with hosts = \"netns\" netrun starts the origin and the proxy in their namespaces; \
+                 remove `address`, or use hosts = \"loopback\" for a running service",
+            );
+        }
+    }
+    hosts
 }
 
 /// A spawned origin serves files from `www`: it must be a readable folder.
@@ -208,6 +249,7 @@ mod tests {
     fn services_are_started_on_free_loopback_ports_by_default() {
         let s = valid(&http(""));
         let t = &s.variants[0].plan.topology;
+        assert_eq!(t.hosts, crate::scenario::Hosts::Loopback);
         assert_eq!(t.host.to_string(), "127.0.0.1");
         assert!(t.www.ends_with("www"), "{}", t.www.display());
         for svc in [t.origin, t.proxy] {
@@ -285,5 +327,26 @@ mod tests {
             "www = \"no-such-folder\"\norigin = { address = \"127.0.0.1:8000\" }\nproxy = { address = \"127.0.0.1:8080\" }"
         ))
         .is_empty());
+    }
+
+    #[test]
+    fn netns_hosts_start_both_services_at_netruns_own_addresses() {
+        let s = valid(&topo("hosts = \"netns\""));
+        assert_eq!(
+            s.variants[0].plan.topology.hosts,
+            crate::scenario::Hosts::Netns
+        );
+        let m = problem(&topo("hosts = \"vm\""), "topology.hosts");
+        assert!(m.contains("\"loopback\" or \"netns\""), "{m}");
+        let m = problem(
+            &topo("hosts = \"netns\"\nhost = \"127.0.0.1\""),
+            "topology.host",
+        );
+        assert!(m.contains("remove `host`"), "{m}");
+        let m = problem(
+            &topo("hosts = \"netns\"\norigin = { address = \"127.0.0.1:8000\" }"),
+            "topology.origin.address",
+        );
+        assert!(m.contains("remove `address`"), "{m}");
     }
 }

@@ -1,0 +1,23 @@
+//! `netrun cleanup`: removes what a `hosts = "netns"` run could not remove
+//! itself (killed with SIGKILL, a crash): the `netrun-*` namespaces of
+//! processes that are gone, and with them their veths and qdiscs.
+
+use crate::error::{Error, Outcome};
+use crate::netns;
+
+pub fn cleanup() -> anyhow::Result<Outcome> {
+    if let Some(why) = netns::cmd::unavailable("`netrun cleanup`") {
+        return Err(Error::input(why).into());
+    }
+    let removed = netns::cleanup()?;
+    if removed.is_empty() {
+        println!(
+            "nothing to remove: no {}* network namespace is left behind",
+            netns::PREFIX
+        );
+    }
+    for name in removed {
+        println!("removed network namespace {name} (with its veths and qdiscs)");
+    }
+    Ok(Outcome::Success)
+}

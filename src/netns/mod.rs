@@ -1,0 +1,261 @@
+//! `[topology] hosts = "netns"`: the clients, the proxy and the origin each
+//! in their own network namespace, joined point to point by one veth pair
+//! per link and shaped there by `tc`; removed on drop, and by [`cleanup`]
+//! after a crash (every name starts with [`PREFIX`] and its owner's pid).
+
+pub mod cmd;
+pub mod enter;
+pub mod shape;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use anyhow::Context;
+
+pub use enter::{InNs, NsRuntime};
+
+use crate::proxy::LinkConfig;
+
+/// Every namespace netrun makes is named `netrun-<pid>-<n>-<role>`.
+pub const PREFIX: &str = "netrun-";
+
+/// A host of the topology, each in its own namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Clients,
+    Proxy,
+    Origin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Clients, Role::Proxy, Role::Origin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Clients => "clients",
+            Role::Proxy => "proxy",
+            Role::Origin => "origin",
+        }
+    }
+}
+
+/// The three links: their scenario names, their two ends, and the subnet
+/// each gets (`198.18.<n>.0/24`, the first end `.1`, the second `.2`).
+/// 198.18.0.0/15 is reserved for benchmarking network devices (RFC 2544):
+/// no real network uses it, and these addresses exist only in the namespaces.
+pub const LINKS: [(&str, Role, Role, u8); 3] = [
+    ("clients_proxy", Role::Clients, Role::Proxy, 1),
+    ("proxy_origin", Role::Proxy, Role::Origin, 2),
+    ("clients_origin", Role::Clients, Role::Origin, 3),
+];
+
+/// `second`'s address on link `subnet` (see [`LINKS`]).
+fn address(subnet: u8, second: bool) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, subnet, if second { 2 } else { 1 })
+}
+
+/// The proxy, as the clients reach it.
+pub fn proxy_addr() -> IpAddr {
+    address(1, true).into()
+}
+
+/// The origin, as the proxy reaches it.
+pub fn origin_addr_for_proxy() -> IpAddr {
+    address(2, true).into()
+}
+
+/// The origin, as the clients reach it directly.
+pub fn origin_addr_for_clients() -> IpAddr {
+    address(3, true).into()
+}
+
+/// What the kernel applies on each link, in [`LINKS`] order.
+pub type KernelLinks = [LinkConfig; 3];
+
+/// The namespaces of one run of a variant, with a runtime in each; dropping
+/// it stops the runtimes and deletes the namespaces (their veths and qdiscs
+/// go with them).
+pub struct Hosts {
+    names: Vec<(Role, String)>,
+    runtimes: Vec<(Role, NsRuntime)>,
+}
+
+impl Hosts {
+    /// Makes the namespaces, links, addresses and qdiscs (runs `ip` and
+    /// `tc`: blocking, a few dozen milliseconds). Whatever was made before a
+    /// failure is removed again.
+    pub fn create(kernel: &KernelLinks) -> anyhow::Result<Hosts> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let base = format!("{PREFIX}{}-{n}", std::process::id());
+        let mut hosts = Hosts {
+            names: Vec::new(),
+            runtimes: Vec::new(),
+        };
+        for role in Role::ALL {
+            let name = format!("{base}-{}", role.as_str());
+            cmd::run("ip", &["netns", "add", &name])?;
+            hosts.names.push((role, name.clone()));
+            cmd::run("ip", &["-n", &name, "link", "set", "lo", "up"])?;
+        }
+        for ((_, a, b, subnet), shape) in LINKS.iter().zip(kernel) {
+            hosts.link(*a, *b, *subnet, shape)?;
+        }
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(2));
+        for (role, name) in &hosts.names {
+            let rt = NsRuntime::new(&ns_path(name), role.as_str(), threads)?;
+            hosts.runtimes.push((*role, rt));
+        }
+        Ok(hosts)
+    }
+
+    /// One veth pair between `a` and `b`, each end named after the host it
+    /// leads to, addressed, up, and shaped on its egress.
+    fn link(&self, a: Role, b: Role, subnet: u8, kernel: &LinkConfig) -> anyhow::Result<()> {
+        let (na, nb) = (self.name(a), self.name(b));
+        let (dev_a, dev_b) = (iface(b), iface(a));
+        cmd::run(
+            "ip",
+            &[
+                "-n", na, "link", "add", &dev_a, "type", "veth", "peer", "name", &dev_b, "netns",
+                nb,
+            ],
+        )?;
+        for (ns, dev, second) in [(na, &dev_a, false), (nb, &dev_b, true)] {
+            let addr = format!("{}/24", address(subnet, second));
+            cmd::run("ip", &["-n", ns, "addr", "add", &addr, "dev", dev])?;
+            cmd::run("ip", &["-n", ns, "link", "set", dev, "up"])?;
+            for args in shape::tc_commands(dev, kernel) {
+                let mut full = vec!["-n", ns];
+                full.extend(args.iter().map(String::as_str));
+                cmd::run("tc", &full)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn name(&self, role: Role) -> &str {
+        self.names
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map_or("", |(_, n)| n.as_str())
+    }
+
+    /// The namespaces' names (`netrun-<pid>-<n>-<role>`).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(|(_, n)| n.as_str())
+    }
+
+    /// The runtime living in `role`'s namespace.
+    pub fn runtime(&self, role: Role) -> &NsRuntime {
+        self.runtimes
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, rt)| rt)
+            .unwrap_or_else(|| unreachable!("Hosts::create makes a runtime per role"))
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        self.runtimes.clear();
+        for (_, name) in self.names.drain(..).rev() {
+            if let Err(e) = cmd::run("ip", &["netns", "del", &name]) {
+                tracing::warn!("cannot remove network namespace {name}: {e:#}");
+            }
+        }
+    }
+}
+
+/// The interface that leads to `to`.
+fn iface(to: Role) -> String {
+    format!("{PREFIX}{}", to.as_str())
+}
+
+fn ns_path(name: &str) -> PathBuf {
+    PathBuf::from("/run/netns").join(name)
+}
+
+/// Removes the namespaces netrun left behind (a crash, `kill -9`): every
+/// `netrun-*` namespace whose owning process is gone (a running netrun's
+/// are left alone). Their veths and qdiscs go with them. Returns the names
+/// removed.
+pub fn cleanup() -> anyhow::Result<Vec<String>> {
+    let list = cmd::run("ip", &["netns", "list"]).context("cannot list network namespaces")?;
+    let mut removed = Vec::new();
+    for name in leftovers(&list, |pid| {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    }) {
+        cmd::run("ip", &["netns", "del", &name])?;
+        removed.push(name);
+    }
+    Ok(removed)
+}
+
+/// The netrun namespaces in `ip netns list` output whose owner is not
+/// `alive` (names without a pid are always leftovers).
+fn leftovers(list: &str, alive: impl Fn(u32) -> bool) -> Vec<String> {
+    list.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| name.starts_with(PREFIX))
+        .filter(|name| {
+            let pid = name[PREFIX.len()..]
+                .split('-')
+                .next()
+                .and_then(|p| p.parse::<u32>().ok());
+            !pid.is_some_and(&alive)
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether the kernel has `sch_netem`; `None` when it cannot be told (no
+/// root, no `tc`). Probed once per process in a scratch namespace.
+pub fn netem_available() -> Option<bool> {
+    static PROBED: OnceLock<Option<bool>> = OnceLock::new();
+    *PROBED.get_or_init(|| {
+        if std::path::Path::new("/sys/module/sch_netem").exists() {
+            return Some(true);
+        }
+        if cmd::unavailable("probing sch_netem").is_some() {
+            return None;
+        }
+        let name = format!("{PREFIX}{}-probe", std::process::id());
+        cmd::run("ip", &["netns", "add", &name]).ok()?;
+        let probe = cmd::run(
+            "tc",
+            &[
+                "-n", &name, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms",
+            ],
+        );
+        if let Err(e) = cmd::run("ip", &["netns", "del", &name]) {
+            tracing::warn!("cannot remove network namespace {name}: {e:#}");
+        }
+        Some(probe.is_ok())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleanup_leaves_running_owners_alone() {
+        let list = "netrun-10-0-clients (id: 3)\nnetrun-10-0-proxy\nnetrun-20-1-origin (id: 5)\n\
+                    other\nnetrun-stray\n";
+        assert_eq!(
+            leftovers(list, |pid| pid == 10),
+            ["netrun-20-1-origin", "netrun-stray"]
+        );
+    }
+
+    #[test]
+    fn each_link_has_its_own_subnet_in_the_benchmarking_range() {
+        assert_eq!(proxy_addr().to_string(), "198.18.1.2");
+        assert_eq!(origin_addr_for_proxy().to_string(), "198.18.2.2");
+        assert_eq!(origin_addr_for_clients().to_string(), "198.18.3.2");
+        assert!(iface(Role::Clients).len() <= 15, "IFNAMSIZ");
+    }
+}

@@ -1,0 +1,307 @@
+//! `[topology] hosts = "netns"`: a kernel-shaped link measured end to end,
+//! UDP across the namespaces, and nothing left behind after a normal run,
+//! Ctrl-C, or `kill -9` followed by `netrun cleanup`. These need root and
+//! iproute2 (CI runs as root); elsewhere they check the refusal instead and
+//! say why the rest was skipped.
+
+#[path = "common/csv.rs"]
+mod csv_files;
+#[path = "common/netns.rs"]
+mod netns_support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use csv_files::read_csv;
+use netns_support::{namespaces_of, root_links, skip_reason, Leftovers};
+
+const NETRUN: &str = env!("CARGO_BIN_EXE_netrun");
+
+/// `None` (and a line saying why) when these tests cannot run here.
+fn root_only(test: &str) -> Option<()> {
+    match skip_reason() {
+        Some(why) => {
+            eprintln!("skipped {test}: {why}");
+            None
+        }
+        None => Some(()),
+    }
+}
+
+/// A folder with `www/big.bin` (1 MiB) and `netns.toml` made of `body`.
+fn scenario(body: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("www")).unwrap();
+    std::fs::write(dir.path().join("www/big.bin"), vec![7u8; 1 << 20]).unwrap();
+    std::fs::write(
+        dir.path().join("netns.toml"),
+        format!("name = \"netns\"\n[topology]\nhosts = \"netns\"\nwww = \"www\"\n{body}"),
+    )
+    .unwrap();
+    dir
+}
+
+/// A long UDP workload: the run is still going when a test stops it.
+const LONG: &str =
+    "[[workload]]\nkind = \"udp\"\nname = \"long\"\ncount = 60000\ninterval = \"1ms\"\n";
+
+/// Starts `netrun run` on `dir`'s scenario and waits until its workload has
+/// started (so its namespaces exist).
+fn start_long_run(dir: &Path) -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(NETRUN)
+        .args(["run", "netns.toml", "--out", "out"])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("started long") => break,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = child.kill();
+                panic!("the run never started its workload: {e}");
+            }
+        }
+    }
+    (child, rx)
+}
+
+/// Waits for `child` to end, at most a minute.
+fn wait(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("netrun did not end within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_kernel_shaped_link_gives_its_rate_and_udp_crosses_the_namespaces() {
+    let Some(()) = root_only("a_kernel_shaped_link_gives_its_rate_and_udp_crosses_the_namespaces")
+    else {
+        return;
+    };
+    // `warm` fills the proxy's cache, so `dl` measures the shaped link
+    // alone rather than the upstream fetch too (and the origin's link, whose
+    // delay only UDP through the proxy and `warm` cross).
+    let dir = scenario(
+        "[links.clients_proxy]\nrate = \"20Mbit/s\"\n[links.proxy_origin]\ndelay = \"3ms\"\n\
+         [[workload]]\nkind = \"http\"\nname = \"warm\"\npaths = [\"/big.bin\"]\nrequests = 1\n\
+         [[workload]]\nkind = \"http\"\nname = \"dl\"\npaths = [\"/big.bin\"]\nrequests = 1\n\
+         [[workload]]\nkind = \"udp\"\nname = \"echo\"\ncount = 200\ninterval = \"1ms\"\n\
+         [[workload]]\nkind = \"udp\"\nname = \"direct\"\ntarget = \"origin\"\ncount = 50\ninterval = \"1ms\"\n",
+    );
+    let child = Command::new(NETRUN)
+        .args(["run", "netns.toml", "--out", "out"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _leftovers = Leftovers(child.id());
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = read_csv(&dir.path().join("out/netns.csv"));
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["workload"] == name)
+            .unwrap_or_else(|| panic!("no row {name}: {rows:?}"))
+    };
+    let dl = row("dl");
+    let mbps = dl["throughput_bps"].parse::<f64>().unwrap() / 1e6;
+    eprintln!("1 MiB over a 20Mbit/s tbf link: {mbps:.2} Mbit/s");
+    assert!((17.0..=21.0).contains(&mbps), "{mbps} Mbit/s: {dl:?}");
+    assert_eq!(dl["proxy_hits"], "1", "{dl:?}");
+    for name in ["echo", "direct"] {
+        let r = row(name);
+        assert_eq!(r["received"], r["sent"], "{r:?}");
+        assert_eq!(r["lost"], "0", "{r:?}");
+        assert_eq!(r["topology"], "netns", "{r:?}");
+    }
+    // The origin's link delays each datagram both ways: in-process without
+    // netem (the proxy counts it), by the kernel with it.
+    let echo = row("echo");
+    let p50: f64 = echo["latency_p50_ms"].parse().unwrap();
+    assert!(p50 >= 6.0, "{echo:?}");
+    if netrun::netns::netem_available() == Some(false) {
+        assert_eq!(echo["proxy_origin_delayed"], "400", "{echo:?}");
+    }
+    let run_json = std::fs::read_to_string(dir.path().join("out/netns/run.json")).unwrap();
+    assert!(
+        run_json.contains("netns: clients, proxy and origin"),
+        "{run_json}"
+    );
+    assert_eq!(namespaces_of(pid), Vec::<String>::new());
+    assert_eq!(root_links(), Vec::<String>::new());
+}
+
+#[test]
+fn ctrl_c_removes_the_namespaces() {
+    let Some(()) = root_only("ctrl_c_removes_the_namespaces") else {
+        return;
+    };
+    let dir = scenario(LONG);
+    let (mut child, _lines) = start_long_run(dir.path());
+    let pid = child.id();
+    let _leftovers = Leftovers(pid);
+    assert_eq!(namespaces_of(pid).len(), 3, "{:?}", namespaces_of(pid));
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGINT) }, 0);
+    let status = wait(&mut child);
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert_eq!(namespaces_of(pid), Vec::<String>::new());
+    assert_eq!(root_links(), Vec::<String>::new());
+}
+
+#[test]
+fn netrun_cleanup_removes_what_a_killed_run_left() {
+    let Some(()) = root_only("netrun_cleanup_removes_what_a_killed_run_left") else {
+        return;
+    };
+    let dir = scenario(LONG);
+    let (mut child, _lines) = start_long_run(dir.path());
+    let pid = child.id();
+    let _leftovers = Leftovers(pid);
+    child.kill().unwrap(); // SIGKILL: nothing of netrun's runs after it
+    wait(&mut child);
+    let left = namespaces_of(pid);
+    assert_eq!(left.len(), 3, "{left:?}");
+    let out = Command::new(NETRUN).arg("cleanup").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for name in &left {
+        assert!(
+            stdout.contains(&format!("removed network namespace {name}")),
+            "{stdout}"
+        );
+    }
+    assert_eq!(namespaces_of(pid), Vec::<String>::new());
+}
+
+/// `netrun args…` in `dir` as an unprivileged user: as is when not root,
+/// through `setpriv` as `nobody` when root; `None` when neither can be done.
+fn unprivileged(dir: &Path, args: &[&str]) -> Option<std::process::Output> {
+    // SAFETY: geteuid has no preconditions.
+    let mut cmd = if unsafe { libc::geteuid() } != 0 {
+        Command::new(NETRUN)
+    } else {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", NETRUN]);
+        c
+    };
+    match cmd.args(args).current_dir(dir).output() {
+        Ok(out) => Some(out),
+        Err(e) => {
+            eprintln!("skipped the not-root checks: cannot run netrun unprivileged ({e})");
+            None
+        }
+    }
+}
+
+#[test]
+fn without_root_a_netns_run_and_cleanup_exit_2_saying_why() {
+    let dir = scenario(LONG);
+    // The unprivileged user reads the scenario and makes `out` (a temporary
+    // folder is 0700).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let Some(run) = unprivileged(dir.path(), &["run", "netns.toml", "--out", "out"]) else {
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("hosts = \"netns\" needs root to manage network namespaces")
+            && stderr.contains("run it with sudo, or use hosts = \"loopback\""),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("out/netns.csv").exists());
+    let cleanup = unprivileged(dir.path(), &["cleanup"]).unwrap();
+    let stderr = String::from_utf8_lossy(&cleanup.stderr);
+    assert_eq!(cleanup.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`netrun cleanup` needs root"), "{stderr}");
+    let check = unprivileged(dir.path(), &["check", "netns.toml"]).unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("cannot run here: hosts = \"netns\" needs root"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_says_which_knob_the_kernel_applies_and_which_stays_in_process() {
+    let out = Command::new(NETRUN)
+        .args(["check", "scenarios/netns.toml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let delay = match netrun::netns::netem_available() {
+        Some(false) => "in-process (no sch_netem)",
+        Some(true) => "kernel netem",
+        None => "kernel netem if the kernel has it, else in-process",
+    };
+    for line in [
+        format!("link     clients_proxy  rate 20Mbit/s: kernel tbf; delay 5ms: {delay}\n"),
+        "link     proxy_origin   rate 100Mbit/s: kernel tbf\n".to_string(),
+        "link     clients_origin rate 10Mbit/s: kernel tbf\n".to_string(),
+        "hosts    netns: clients, proxy and origin each in a network namespace".to_string(),
+    ] {
+        assert!(stdout.contains(&line), "no {line:?} in\n{stdout}");
+    }
+}
+
+#[test]
+fn delay_on_the_clients_origin_link_needs_netem() {
+    let Some(()) = root_only("delay_on_the_clients_origin_link_needs_netem") else {
+        return;
+    };
+    if netrun::netns::netem_available() != Some(false) {
+        eprintln!(
+            "skipped delay_on_the_clients_origin_link_needs_netem: this kernel has sch_netem"
+        );
+        return;
+    }
+    let dir = scenario(&format!("[links.clients_origin]\ndelay = \"5ms\"\n{LONG}"));
+    let out = Command::new(NETRUN)
+        .args(["run", "netns.toml", "--out", "out"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("links.clients_origin sets delay") && stderr.contains("no sch_netem"),
+        "{stderr}"
+    );
+}
