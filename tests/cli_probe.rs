@@ -1,7 +1,8 @@
 //! `netrun probe` from the command line: JSON and CSV outputs, exit codes
 //! and messages.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::thread;
 
 use assert_cmd::Command;
@@ -19,6 +20,78 @@ fn echo_thread() -> SocketAddr {
         }
     });
     addr
+}
+
+/// A minimal keep-alive HTTP/1.1 server on std threads: every request
+/// (a GET without a body) gets `200 ok`. One thread per connection, which
+/// ends when the client closes.
+fn http_thread() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n @ 1..) = conn.read(&mut chunk) {
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        if conn.write_all(reply).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn http_json(args: &[&str]) -> serde_json::Value {
+    let url = format!("http://{}/", http_thread());
+    let out = netrun()
+        .args(["probe", "http", &url, "--json"])
+        .args(args)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).unwrap()
+}
+
+#[test]
+fn http_open_loop_reports_its_pacing_error_and_closed_loop_leaves_it_empty() {
+    let open = http_json(&["--requests", "20", "--rate", "400", "--concurrency", "2"]);
+    assert_eq!(
+        (open["requests"].as_u64(), open["errors"].as_u64()),
+        (Some(20), Some(0))
+    );
+    let mean = open["pacing_mean_ms"]
+        .as_f64()
+        .expect("pacing_mean_ms in open loop");
+    let max = open["pacing_max_ms"]
+        .as_f64()
+        .expect("pacing_max_ms in open loop");
+    assert!(mean >= 0.0 && max + 1e-3 >= mean, "{mean} / {max}");
+    assert!(open["service_mean_ms"].as_f64().is_some());
+
+    let closed = http_json(&["--requests", "20", "--concurrency", "2"]);
+    assert_eq!(closed["requests"].as_u64(), Some(20));
+    assert!(closed["pacing_mean_ms"].is_null(), "{closed}");
+    assert!(closed["pacing_max_ms"].is_null(), "{closed}");
+}
+
+#[test]
+fn http_open_loop_table_shows_the_pacing_lines() {
+    let url = format!("http://{}/", http_thread());
+    netrun()
+        .args(["probe", "http", &url, "--requests", "10", "--rate", "500"])
+        .assert()
+        .success()
+        .stdout(contains("pacing_mean_ms").and(contains("pacing_max_ms")));
 }
 
 fn closed_port() -> SocketAddr {

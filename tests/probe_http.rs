@@ -67,6 +67,11 @@ async fn closed_loop_counts_are_exact() {
         s.service_mean_ms.is_none(),
         "closed loop has no separate service time"
     );
+    assert_eq!(
+        (s.pacing_mean_ms, s.pacing_max_ms),
+        (None, None),
+        "closed loop has no schedule to be late against"
+    );
     assert_eq!(rows.len(), 20);
     assert_eq!(rows.iter().filter(|r| r.path == "/hit").count(), 10);
     assert!(rows
@@ -263,4 +268,55 @@ async fn an_open_loop_charges_a_stall_to_latency_but_not_to_service_time() {
         "service p99 {service_p99} ms vs latency p99 {latency_p99} ms"
     );
     assert!(s.service_mean_ms.unwrap() < s.latency_mean_ms.unwrap());
+}
+
+/// Open loop: the pacing columns are filled like UDP's, and latency (from
+/// the scheduled start) is never below the service time (from the actual
+/// send) at any point of the distribution: each request's latency is its
+/// service time plus how late it left, so the order statistics keep the order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_loop_reports_its_pacing_and_latency_covers_service_time() {
+    let server = http_server().await;
+    let mut c = config(server.addr, &["/"], 60, 3);
+    c.rate = Some(300.0);
+    let (report, rows) = probe(&c).await;
+    let s = report.summary();
+    assert_eq!((s.requests, s.errors), (Some(60), Some(0)));
+    let (mean, max) = (s.pacing_mean_ms.unwrap(), s.pacing_max_ms.unwrap());
+    assert!(
+        mean >= 0.0 && max + 1e-3 >= mean,
+        "pacing {mean} / {max} ms"
+    );
+    let (l, v) = (report.latency.unwrap(), report.service.unwrap());
+    assert_eq!((l.count, v.count), (60, 60));
+    for (what, lat, svc) in [
+        ("min", l.min_ms, v.min_ms),
+        ("mean", l.mean_ms, v.mean_ms),
+        ("p50", l.p50_ms, v.p50_ms),
+        ("p90", l.p90_ms, v.p90_ms),
+        ("p99", l.p99_ms, v.p99_ms),
+        ("max", l.max_ms, v.max_ms),
+    ] {
+        assert!(
+            lat + 1e-9 >= svc,
+            "{what}: latency {lat} ms < service {svc} ms"
+        );
+    }
+    // The mean lateness is the gap between the two means (rounding aside).
+    assert!(
+        (l.mean_ms - v.mean_ms - mean).abs() <= 0.01,
+        "latency mean {} - service mean {} vs pacing mean {mean}",
+        l.mean_ms,
+        v.mean_ms
+    );
+    // Rows start at their scheduled instants: i / 300 s from the run's start.
+    let mut offsets: Vec<f64> = rows.iter().filter_map(|r| r.start_offset_ms).collect();
+    offsets.sort_by(f64::total_cmp);
+    for (i, got) in offsets.iter().enumerate() {
+        let due = i as f64 * 1000.0 / 300.0;
+        assert!(
+            (got - due).abs() <= 0.01,
+            "request {i} starts at {got} ms, due {due} ms"
+        );
+    }
 }

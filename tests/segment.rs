@@ -240,6 +240,24 @@ fn three_agents_add_up_to_the_scenario_with_exact_percentiles() {
         .assert()
         .code(2)
         .stderr(contains("segment 3/3 is missing"));
+    // A copy of an agent's folder is the same segment twice.
+    let copy = tmp.path().join("agent1-copy");
+    let cp = StdCommand::new("cp")
+        .arg("-r")
+        .arg(&outs[0])
+        .arg(&copy)
+        .status()
+        .expect("cp");
+    assert!(cp.success());
+    netrun()
+        .arg("merge")
+        .args(&outs)
+        .arg(&copy)
+        .arg("--out")
+        .arg(tmp.path().join("twice"))
+        .assert()
+        .code(2)
+        .stderr(contains("segment 1/3 is given twice"));
     drop(origin);
     drop(agents);
 }

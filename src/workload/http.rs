@@ -28,6 +28,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
 
+use anyhow::Context as _;
+
+use super::udp::wait_until;
 use super::{check_duration, Progress, Setting, SettingError};
 use crate::error::Error;
 use crate::metrics::qos::{self, LatencyStats, LatencySummary};
@@ -139,6 +142,10 @@ pub struct HttpReport {
     pub latency: Option<LatencySummary>,
     /// Open loop only: from the actual send to the last body byte.
     pub service: Option<LatencySummary>,
+    /// Open loop only: mean and largest lateness of the actual sends
+    /// against their schedule (pacer wake-up, or waiting for a free connection).
+    pub pacing_mean: Option<Duration>,
+    pub pacing_max: Option<Duration>,
     status_counts: BTreeMap<u16, u64>,
     errors_by_class: BTreeMap<String, u64>,
     interrupted: bool,
@@ -165,6 +172,8 @@ impl HttpReport {
                 .then(|| round3(self.cache_hits as f64 / self.responses as f64)),
             service_mean_ms: self.service.map(|s| round3(s.mean_ms)),
             service_p99_ms: self.service.map(|s| round3(s.p99_ms)),
+            pacing_mean_ms: self.pacing_mean.map(duration_ms),
+            pacing_max_ms: self.pacing_max.map(duration_ms),
             interrupted: self.interrupted,
             ..super::latency_columns(self.latency.as_ref())
         }
@@ -191,14 +200,17 @@ struct Ticket {
     scheduled: Option<Instant>,
 }
 
-/// Where workers take their next request from.
+/// Where one worker thread's connections take their next request from.
+#[derive(Clone)]
 enum Tickets {
+    /// Closed loop: a counter shared by every thread.
     Closed {
-        next: AtomicU64,
+        next: Arc<AtomicU64>,
         total: u64,
         deadline: Option<Instant>,
     },
-    Open(Mutex<mpsc::Receiver<Ticket>>),
+    /// Open loop: this thread's queue, filled by the pacing thread.
+    Open(Arc<Mutex<mpsc::Receiver<Ticket>>>),
 }
 
 impl Tickets {
@@ -231,6 +243,8 @@ struct Sample {
     bytes: u64,
     latency: Duration,
     service: Duration,
+    /// Open loop: how late the request left against its schedule.
+    late: Option<Duration>,
     /// The request's start: its scheduled start in open loop, else the send.
     started: Instant,
     cache: CacheMark,
@@ -244,9 +258,23 @@ struct Response {
     cache: CacheMark,
 }
 
+/// Samples travel to the collector in batches of this many: one channel
+/// hand-off (and one wake-up of the collector) per batch, not per request.
+const BATCH: usize = 256;
+/// A partial batch is handed over once its first sample is this old, so
+/// slow runs still show progress.
+const BATCH_AGE: Duration = Duration::from_millis(50);
+
 /// Runs the load to completion (or until `cancel`), streaming per-request
 /// rows to `on_request` (their `variant` and `workload` are empty: the
 /// caller fills them). Requests in flight at cancellation are dropped, not counted.
+///
+/// Threads: the connections are spread over one single-threaded runtime per
+/// core (as wrk's threads), so a request's wake-ups stay on its thread; in
+/// open loop a pacing thread releases each request at its scheduled instant
+/// (sleep, then spin: tokio's timer is a millisecond late). The samples come
+/// back in batches to the collector (this function), which keeps the
+/// histograms and calls `on_request`.
 pub async fn run_http(
     config: &HttpProbeConfig,
     on_request: &mut (dyn FnMut(HttpRequestRow) + Send),
@@ -260,64 +288,88 @@ pub async fn run_http(
     let start = Instant::now();
     let deadline = config.duration.map(|d| start + d);
 
-    let tickets = match config.rate {
-        None => Tickets::Closed {
-            next: AtomicU64::new(0),
-            total: config.requests,
-            deadline,
-        },
-        Some(rate) => {
-            let (tx, rx) = mpsc::channel(1024);
-            tokio::spawn(schedule(
-                tx,
-                config.requests,
-                rate,
+    let threads = worker_threads(config.concurrency);
+    let counter = Arc::new(AtomicU64::new(0));
+    let mut queues = Vec::new();
+    let (tx, mut rx) = mpsc::channel::<Vec<Sample>>(64);
+    let mut handles = Vec::with_capacity(threads as usize);
+    for thread in 0..threads {
+        let tickets = if config.open_loop() {
+            let (qtx, qrx) = mpsc::channel(1024);
+            queues.push(qtx);
+            Tickets::Open(Arc::new(Mutex::new(qrx)))
+        } else {
+            Tickets::Closed {
+                next: counter.clone(),
+                total: config.requests,
                 deadline,
-                cancel.clone(),
-            ));
-            Tickets::Open(Mutex::new(rx))
-        }
-    };
-    let tickets = Arc::new(tickets);
-
-    let (tx, mut rx) = mpsc::channel::<Sample>(4096);
-    for client in 0..config.concurrency {
-        tokio::spawn(worker(
-            client,
-            cfg.clone(),
-            tickets.clone(),
-            tx.clone(),
-            cancel.clone(),
-        ));
+            }
+        };
+        let clients: Vec<u32> = (thread..config.concurrency)
+            .step_by(threads as usize)
+            .collect();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start an HTTP worker runtime")?;
+        let (cfg, tx, cancel) = (cfg.clone(), tx.clone(), cancel.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("netrun-http-{thread}"))
+            .spawn(move || {
+                runtime.block_on(worker_thread(clients, cfg, tickets, tx, cancel));
+            })
+            .context("cannot start an HTTP worker thread")?;
+        handles.push(handle);
     }
     drop(tx);
+    let pacer = config.rate.map(|rate| {
+        let (total, cancel) = (config.requests, cancel.clone());
+        std::thread::Builder::new()
+            .name("netrun-http-pacer".into())
+            .spawn(move || schedule(queues, total, rate, start, deadline, &cancel))
+    });
+    if let Some(Err(e)) = pacer {
+        // Without a pacer the queues are closed: the workers end at once.
+        return Err(anyhow::Error::new(e).context("cannot start the HTTP pacing thread"));
+    }
 
     // The collector: the only place samples are aggregated.
     let mut tally = Tally::default();
-    while let Some(s) = rx.recv().await {
-        tally.add(&s, config.open_loop());
-        progress.advance(1);
-        if tally.requests % 16 == 0 {
-            progress.replies(tally.responses, Some(tally.errors));
+    while let Some(batch) = rx.recv().await {
+        for s in &batch {
+            tally.add(s, config.open_loop());
+            on_request(HttpRequestRow {
+                variant: String::new(),
+                workload: String::new(),
+                client: s.client,
+                path: config.paths[s.path].clone(),
+                status: s.status,
+                bytes: s.bytes,
+                latency_ms: round3(qos::ns_to_ms(s.latency.as_nanos() as f64)),
+                cache: s.cache,
+                error: s.error.map(str::to_string),
+                start_offset_ms: Some(round3(qos::ns_to_ms(
+                    s.started.saturating_duration_since(start).as_nanos() as f64,
+                ))),
+                repetition: None,
+            });
         }
-        on_request(HttpRequestRow {
-            variant: String::new(),
-            workload: String::new(),
-            client: s.client,
-            path: config.paths[s.path].clone(),
-            status: s.status,
-            bytes: s.bytes,
-            latency_ms: round3(qos::ns_to_ms(s.latency.as_nanos() as f64)),
-            cache: s.cache,
-            error: s.error.map(str::to_string),
-            start_offset_ms: Some(round3(qos::ns_to_ms(
-                s.started.saturating_duration_since(start).as_nanos() as f64,
-            ))),
-            repetition: None,
-        });
+        progress.advance(batch.len() as u64);
+        progress.replies(tally.responses, Some(tally.errors));
     }
-    progress.replies(tally.responses, Some(tally.errors));
-    Ok(tally.report(started_at, start.elapsed(), cancel.is_cancelled()))
+    let duration = start.elapsed();
+    // Every sender is gone, so the threads are ending: joining waits for
+    // little more than their runtimes' teardown.
+    let joined = tokio::task::spawn_blocking(move || {
+        let workers_ok = handles.into_iter().all(|h| h.join().is_ok());
+        let pacer_ok = pacer.map_or(true, |p| p.is_ok_and(|h| h.join().is_ok()));
+        workers_ok && pacer_ok
+    })
+    .await;
+    if !matches!(joined, Ok(true)) {
+        anyhow::bail!("an HTTP worker or pacing thread failed");
+    }
+    Ok(tally.report(started_at, duration, cancel.is_cancelled()))
 }
 
 /// Aggregates the samples of a run into its report: counts by outcome,
@@ -334,6 +386,10 @@ struct Tally {
     bytes: u64,
     hits: u64,
     marked: u64,
+    /// Open loop: sum, largest and count of the sends' lateness.
+    late_sum: Duration,
+    late_max: Duration,
+    late_n: u64,
 }
 
 impl Tally {
@@ -342,6 +398,11 @@ impl Tally {
     fn add(&mut self, s: &Sample, open_loop: bool) {
         self.requests += 1;
         self.bytes += s.bytes;
+        if let Some(late) = s.late {
+            self.late_sum += late;
+            self.late_max = self.late_max.max(late);
+            self.late_n += 1;
+        }
         match (s.status, s.error) {
             (Some(code), _) => {
                 self.responses += 1;
@@ -382,6 +443,8 @@ impl Tally {
             cache_marked: self.marked,
             latency: self.latency.summary(),
             service: self.service.summary(),
+            pacing_mean: (self.late_n > 0).then(|| self.late_sum.div_f64(self.late_n as f64)),
+            pacing_max: (self.late_n > 0).then_some(self.late_max),
             status_counts: self.status_counts,
             errors_by_class: self.errors_by_class,
             interrupted,
@@ -389,58 +452,96 @@ impl Tally {
     }
 }
 
-/// Open loop: hands out request `i` stamped with `start + i / rate`. Tokio's
-/// timer wakes within about a millisecond; since tickets carry their
-/// scheduled instant, not the wake-up time, that delay is charged to latency.
-async fn schedule(
-    tx: mpsc::Sender<Ticket>,
-    total: u64,
-    rate: f64,
-    deadline: Option<Instant>,
+/// A duration in milliseconds, to the microsecond.
+fn duration_ms(d: Duration) -> f64 {
+    round3(qos::ns_to_ms(d.as_nanos() as f64))
+}
+
+/// One worker thread per core, never more than there are connections.
+fn worker_threads(concurrency: u32) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    u32::try_from(cores)
+        .unwrap_or(1)
+        .clamp(1, concurrency.max(1))
+}
+
+/// The connections of one worker thread, until their tickets run out.
+async fn worker_thread(
+    clients: Vec<u32>,
+    cfg: Arc<HttpProbeConfig>,
+    tickets: Tickets,
+    tx: mpsc::Sender<Vec<Sample>>,
     cancel: CancellationToken,
 ) {
-    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for client in clients {
+        set.spawn(worker(
+            client,
+            cfg.clone(),
+            tickets.clone(),
+            tx.clone(),
+            cancel.clone(),
+        ));
+    }
+    while set.join_next().await.is_some() {}
+}
+
+/// Open loop: releases request `i` at `start + i / rate` to the worker
+/// threads in turn, sleeping then spinning to the instant as the UDP pacer
+/// does. Tickets carry their scheduled instant, so however late a request
+/// actually leaves is charged to its latency and shows as the pacing error.
+fn schedule(
+    queues: Vec<mpsc::Sender<Ticket>>,
+    total: u64,
+    rate: f64,
+    start: Instant,
+    deadline: Option<Instant>,
+    cancel: &CancellationToken,
+) {
+    let threads = queues.len().max(1) as u64;
     for index in 0..total {
         let due = start + Duration::from_secs_f64(index as f64 / rate);
-        if deadline.is_some_and(|d| due >= d) {
+        if deadline.is_some_and(|d| due >= d) || !wait_until(due, cancel) {
             break;
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = tokio::time::sleep_until(due.into()) => {}
         }
         let ticket = Ticket {
             index,
             scheduled: Some(due),
         };
-        if tx.send(ticket).await.is_err() {
+        // A full queue (the server is far behind) holds the pacer back; the
+        // tickets still carry their own schedule.
+        let queue = &queues[(index % threads) as usize];
+        if queue.blocking_send(ticket).is_err() {
             break;
         }
     }
 }
 
-/// The one worker loop, for both modes.
+/// The one worker loop, for both modes: one connection, requests one after
+/// another, samples handed to the collector a batch at a time.
 async fn worker(
     client: u32,
     cfg: Arc<HttpProbeConfig>,
-    tickets: Arc<Tickets>,
-    tx: mpsc::Sender<Sample>,
+    tickets: Tickets,
+    tx: mpsc::Sender<Vec<Sample>>,
     cancel: CancellationToken,
 ) {
     let mut conn: Option<SendRequest<Empty<Bytes>>> = None;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch_since = Instant::now();
     loop {
         let ticket = tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => break,
             t = tickets.next() => match t {
                 Some(t) => t,
-                None => return,
+                None => break,
             },
         };
         let path = (ticket.index % cfg.paths.len() as u64) as usize;
         let sent_at = Instant::now();
         let attempt = tokio::time::timeout(cfg.timeout, request(&mut conn, &cfg, &cfg.paths[path]));
         let outcome = tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => break,
             r = attempt => r,
         };
         let end = Instant::now();
@@ -452,6 +553,9 @@ async fn worker(
             bytes: 0,
             latency: end - started,
             service: end - sent_at,
+            late: ticket
+                .scheduled
+                .map(|due| sent_at.saturating_duration_since(due)),
             started,
             cache: CacheMark::None,
             error: None,
@@ -471,9 +575,19 @@ async fn worker(
                 sample.error = Some("timeout");
             }
         }
-        if tx.send(sample).await.is_err() {
-            return;
+        if batch.is_empty() {
+            batch_since = end;
         }
+        batch.push(sample);
+        if batch.len() >= BATCH || end - batch_since >= BATCH_AGE {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if tx.send(full).await.is_err() {
+                return;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch).await;
     }
 }
 
@@ -584,6 +698,7 @@ mod tests {
             bytes: 100,
             latency: Duration::from_millis(10),
             service: Duration::from_millis(4),
+            late: None,
             started: Instant::now(),
             cache,
             error,
@@ -612,6 +727,29 @@ mod tests {
             r.errors_by_class,
             BTreeMap::from([("other".to_string(), 1), ("timeout".to_string(), 1)])
         );
+    }
+
+    #[test]
+    fn an_open_loop_tally_reports_mean_and_largest_lateness_errors_included() {
+        let mut t = Tally::default();
+        for (ms, error) in [(2, None), (4, None), (0, Some("reset"))] {
+            let mut s = sample(error.is_none().then_some(200), CacheMark::None, error);
+            s.late = Some(Duration::from_millis(ms));
+            t.add(&s, true);
+        }
+        let row = t
+            .report(SystemTime::UNIX_EPOCH, Duration::from_secs(1), false)
+            .summary();
+        assert_eq!(
+            (row.pacing_mean_ms, row.pacing_max_ms),
+            (Some(2.0), Some(4.0))
+        );
+        let mut closed = Tally::default();
+        closed.add(&sample(Some(200), CacheMark::None, None), false);
+        let row = closed
+            .report(SystemTime::UNIX_EPOCH, Duration::from_secs(1), false)
+            .summary();
+        assert_eq!((row.pacing_mean_ms, row.pacing_max_ms), (None, None));
     }
 
     #[test]

@@ -591,7 +591,7 @@ fn pace(
 }
 
 /// Sleeps, then spins, until `due`. False when cancelled first.
-fn wait_until(due: Instant, cancel: &CancellationToken) -> bool {
+pub(super) fn wait_until(due: Instant, cancel: &CancellationToken) -> bool {
     loop {
         if cancel.is_cancelled() {
             return false;

@@ -15,8 +15,6 @@ const UDP_ONLY: &[&str] = &[
     "jitter_ms",
     "ipdv_mean_ms",
     "foreign",
-    "pacing_mean_ms",
-    "pacing_max_ms",
     "proxy_dropped",
     "clients_proxy_dropped",
     "proxy_origin_dropped",
