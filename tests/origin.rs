@@ -616,3 +616,76 @@ async fn spawn_refuses_a_missing_or_non_folder_www() {
         );
     }
 }
+
+/// Plain names are looked up inline beneath the www folder; anything with a
+/// symlink on the way takes the canonicalizing path. Both must give the
+/// answers the rules promise: symlinks that stay inside are served (with the
+/// target's content type), ones that leave are refused, odd file types are
+/// never opened, and a file changed on disk is served anew.
+#[tokio::test]
+async fn inline_and_symlink_lookups_agree_with_the_rules() {
+    let (site, origin) = start_site().await;
+    let www = &site.www;
+    std::os::unix::fs::symlink("style.css", www.join("alias.txt")).unwrap();
+    std::os::unix::fs::symlink("docs", www.join("manual")).unwrap();
+    std::os::unix::fs::symlink("../..", www.join("docs/up")).unwrap();
+    let css = std::fs::read(www.join("style.css")).unwrap();
+
+    let alias = get(origin.http(), "/alias.txt").await;
+    assert_eq!(alias.status, 200);
+    assert!(alias.body == css);
+    // The content type follows the file the link leads to.
+    assert_eq!(alias.header("content-type"), "text/css; charset=utf-8");
+    let manual = get(origin.http(), "/manual/").await;
+    assert_eq!(manual.status, 200);
+    assert!(manual.body == std::fs::read(www.join("docs/index.html")).unwrap());
+    assert_eq!(get(origin.http(), "/manual").await.status, 301);
+    // Out through a link to a folder, at any depth: refused, never a redirect.
+    for p in [
+        "/outside/secret.txt",
+        "/docs/up/secret.txt",
+        "/outside",
+        "/docs/up/",
+    ] {
+        let r = get(origin.http(), p).await;
+        assert_eq!(r.status, 403, "{p}");
+        assert!(!String::from_utf8_lossy(&r.body).contains(&site.marker));
+    }
+
+    // A FIFO is never opened (opening one for reading would wait for a writer).
+    let fifo = www.join("pipe.txt");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    assert_eq!(get(origin.http(), "/pipe.txt").await.status, 404);
+
+    // HEAD: the length and validators of GET, no body.
+    let head = request(origin.http(), "HEAD", "/data/large.bin", &[]).await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), (1u64 << 20).to_string());
+    assert!(head.body.is_empty());
+
+    // Rewritten in place with the same size, then replaced by a rename:
+    // every request sees what is on disk now.
+    let path = www.join("hello.txt");
+    let before = get(origin.http(), "/hello.txt").await.body;
+    for round in 0..3u8 {
+        let mut next = before.to_vec();
+        next[0] = b'0' + round;
+        std::fs::write(&path, &next).unwrap();
+        assert!(
+            get(origin.http(), "/hello.txt").await.body == next,
+            "round {round}"
+        );
+    }
+    let tmp = www.join("hello.new");
+    std::fs::write(&tmp, "replaced\n").unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    assert_eq!(
+        &get(origin.http(), "/hello.txt").await.body[..],
+        b"replaced\n"
+    );
+    // A file replaced by a symlink leading out is refused at once.
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink("../secret.txt", &path).unwrap();
+    assert_eq!(get(origin.http(), "/hello.txt").await.status, 403);
+}

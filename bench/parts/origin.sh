@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Origin speed: `netrun serve` against nginx serving the same folder, in one
+# run: a 1 KiB file at 1, 50 and 200 keep-alive connections and a 1 MiB file
+# at 50, requests/s and p99. Equal work: nginx runs `worker_processes auto`
+# with its access log in a file; netrun's per-request log lines (stderr at
+# the default level) are redirected to a file too.
+source "$(dirname "$0")/../lib.sh"
+need nginx wrk python3 curl
+
+# nginx's workers run as an unprivileged user: they must be able to enter
+# $WORK and its parents (mktemp -d makes them 0700).
+d=$WORK
+while [ "$d" != / ] && [ -d "$d" ]; do
+    stat -c %A "$d" | grep -q 'x$' && break
+    chmod a+x "$d"
+    d=$(dirname "$d")
+done
+WWW=$WORK/www
+mkdir -p "$WWW"
+chmod a+rx "$WWW"
+# A 1 KiB text file and a 1 MiB binary one, written fresh for the run.
+python3 -c 'import sys; sys.stdout.write(("netrun origin benchmark " * 64)[:1024])' >"$WWW/1k.txt"
+head -c 1048576 /dev/urandom >"$WWW/1m.bin"
+
+NGINX_PORT=$(free_port)
+ORIGIN_PORT=$(free_port)
+ORIGIN_UDP=$(free_port)
+nginx_start origin "server { listen 127.0.0.1:$NGINX_PORT; root $WWW; }"
+spawn "$NETRUN" serve --http "127.0.0.1:$ORIGIN_PORT" --udp "127.0.0.1:$ORIGIN_UDP" \
+    --www "$WWW" >/dev/null 2>"$WORK/serve.log"
+wait_tcp "$NGINX_PORT"
+wait_tcp "$ORIGIN_PORT"
+# Both must really serve the files, or the figures compare error pages.
+for port in "$NGINX_PORT" "$ORIGIN_PORT"; do
+    for f in 1k.txt:1024 1m.bin:1048576; do
+        got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$port/${f%%:*}")
+        if [ "$got" != "200 ${f#*:}" ]; then
+            echo "127.0.0.1:$port/${f%%:*} answered '$got', expected '200 ${f#*:}'" >&2
+            exit 3
+        fi
+    done
+done
+
+# wrk needs at least as many connections as threads.
+origin_stats() {
+    local url=$1 conns=$2 threads=2 _
+    [ "$conns" -lt 2 ] && threads=1
+    for _ in 1 2 3; do
+        local out rps p99
+        out=$(wrk -t"$threads" -c"$conns" -d"$DURATION" --latency "$url")
+        rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+        p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+        echo "$rps $p99"
+    done | sort -g | sed -n 2p
+}
+
+measure() {
+    local label=$1 file=$2 conns=$3 target=$4 n ng
+    log "$label: netrun, then nginx"
+    n=$(origin_stats "http://127.0.0.1:$ORIGIN_PORT/$file" "$conns")
+    ng=$(origin_stats "http://127.0.0.1:$NGINX_PORT/$file" "$conns")
+    local n_rps=${n% *} n_p99=${n#* } ng_rps=${ng% *} ng_p99=${ng#* } r
+    r=$(ratio "$n_rps" "$ng_rps")
+    row "origin $label: req/s" "$n_rps" "$ng_rps (nginx)" "$r" "≥ $target" "$(at_least "$r" "$target")"
+    r=$(ratio "$n_p99" "$ng_p99")
+    row "origin $label: p99 ms" "$n_p99" "$ng_p99 (nginx)" "$r" "≤ 1.5" "$(at_most "$r" 1.5)"
+}
+
+measure "1 KiB, 1 conn" 1k.txt 1 1.0
+measure "1 KiB, 50 conns" 1k.txt 50 1.0
+measure "1 KiB, 200 conns" 1k.txt 200 1.0
+measure "1 MiB, 50 conns" 1m.bin 50 0.9
+
+# The equal-work rule held: both wrote a line per request.
+log "log lines: netrun $(grep -c ' request' "$WORK/serve.log" || true), nginx $(wc -l <"$WORK/origin/access.log")"
