@@ -9,15 +9,25 @@ pub fn cleanup() -> anyhow::Result<Outcome> {
     if let Some(why) = netns::cmd::unavailable("`netrun cleanup`") {
         return Err(Error::input(why).into());
     }
-    let removed = netns::cleanup()?;
-    if removed.is_empty() {
+    let done = netns::cleanup()?;
+    if done.removed.is_empty() && done.failed.is_empty() {
         println!(
             "nothing to remove: no {}* network namespace is left behind",
             netns::PREFIX
         );
     }
-    for name in removed {
+    for name in &done.removed {
         println!("removed network namespace {name} (with its veths and qdiscs)");
+    }
+    for (name, e) in &done.failed {
+        eprintln!("error: cannot remove network namespace {name}: {e:#}");
+    }
+    if !done.failed.is_empty() {
+        return Err(Error::Runtime(format!(
+            "{} network namespace(s) could not be removed; see `ip netns list`",
+            done.failed.len()
+        ))
+        .into());
     }
     Ok(Outcome::Success)
 }

@@ -178,20 +178,30 @@ fn ns_path(name: &str) -> PathBuf {
     PathBuf::from("/run/netns").join(name)
 }
 
+/// What [`cleanup`] did: the namespaces removed, and those it could not
+/// remove with the reason.
+#[derive(Debug, Default)]
+pub struct Cleanup {
+    pub removed: Vec<String>,
+    pub failed: Vec<(String, anyhow::Error)>,
+}
+
 /// Removes the namespaces netrun left behind (a crash, `kill -9`): every
 /// `netrun-*` namespace whose owning process is gone (a running netrun's
-/// are left alone). Their veths and qdiscs go with them. Returns the names
-/// removed.
-pub fn cleanup() -> anyhow::Result<Vec<String>> {
+/// are left alone). Their veths and qdiscs go with them. One that cannot
+/// be removed does not stop the others.
+pub fn cleanup() -> anyhow::Result<Cleanup> {
     let list = cmd::run("ip", &["netns", "list"]).context("cannot list network namespaces")?;
-    let mut removed = Vec::new();
+    let mut done = Cleanup::default();
     for name in leftovers(&list, |pid| {
         std::path::Path::new(&format!("/proc/{pid}")).exists()
     }) {
-        cmd::run("ip", &["netns", "del", &name])?;
-        removed.push(name);
+        match cmd::run("ip", &["netns", "del", &name]) {
+            Ok(_) => done.removed.push(name),
+            Err(e) => done.failed.push((name, e)),
+        }
     }
-    Ok(removed)
+    Ok(done)
 }
 
 /// The netrun namespaces in `ip netns list` output whose owner is not
