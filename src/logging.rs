@@ -9,13 +9,17 @@
 //! milliseconds bring ([`Batched`]): under load one `write` carries dozens
 //! of request lines instead of one each, off the threads serving requests.
 
+use std::cell::RefCell;
+use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -47,11 +51,13 @@ pub fn init(verbose: u8, console: Console) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("warn,netrun={level}")));
     let stderr = tracing_subscriber::fmt::layer()
+        .with_timer(Rfc3339Micros)
         .with_writer(StderrWriter)
         .with_ansi(io::stderr().is_terminal())
         .with_target(false)
         .with_filter(filter);
     let capture = tracing_subscriber::fmt::layer()
+        .with_timer(Rfc3339Micros)
         .with_writer(CaptureWriter)
         .with_ansi(false)
         // netrun::origin… or netrun::proxy…: which service said it.
@@ -117,6 +123,32 @@ impl Write for CaptureLine {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// The timestamps tracing writes by default (RFC 3339, microseconds, UTC:
+/// `2026-11-26T17:28:22.513609Z`), with the date and time of day worked
+/// out once a second per thread instead of once per line.
+struct Rfc3339Micros;
+
+thread_local! {
+    /// The second last formatted, and its text up to the seconds.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+impl FormatTime for Rfc3339Micros {
+    fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
+        let now = SystemTime::now();
+        let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        SECOND.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            if cell.0 != since.as_secs() {
+                let text = humantime::format_rfc3339_seconds(now).to_string();
+                cell.1 = text.trim_end_matches('Z').to_string();
+                cell.0 = since.as_secs();
+            }
+            write!(w, "{}.{:06}Z", cell.1, since.subsec_micros())
+        })
     }
 }
 
@@ -232,5 +264,30 @@ impl Write for StderrLine {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_with_microseconds() {
+        let mut out = String::new();
+        Rfc3339Micros
+            .format_time(&mut Writer::new(&mut out))
+            .unwrap();
+        let parsed = humantime::parse_rfc3339(&out).unwrap();
+        let back = humantime::format_rfc3339_micros(parsed).to_string();
+        assert_eq!(out, back);
+        let age = SystemTime::now().duration_since(parsed).unwrap();
+        assert!(age < Duration::from_secs(60), "{out}");
+        // The same second again comes from the cached prefix.
+        let mut again = String::new();
+        Rfc3339Micros
+            .format_time(&mut Writer::new(&mut again))
+            .unwrap();
+        assert_eq!(again.len(), out.len());
+        assert!(humantime::parse_rfc3339(&again).is_ok(), "{again}");
     }
 }
