@@ -21,46 +21,11 @@ use crate::scenario::{self, Scenario};
 use crate::shard::Part;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
-    if args.scenarios.is_empty() {
-        return Err(Error::input(
-            "no scenario given; try `netrun run scenarios/basic.toml` (files are TOML, see `netrun check`)",
-        )
-        .into());
-    }
-    check_tolerance(args.tolerance)?;
-    check_out(&args.out)?;
-    // Every file is validated before any runs, so a typo in the third file
-    // does not surface after two long runs (nor a scenario this machine
-    // cannot run: network namespaces without root).
-    let (mut scenarios, error) = scenario::load_all(&args.scenarios);
-    if let Some(e) = error {
-        return Err(e.into());
-    }
-    for s in &scenarios {
-        runner::preflight(s)?;
-    }
-    if let Some(n) = args.repeat {
-        for s in &mut scenarios {
-            s.repeat = n;
-        }
-    }
-    // The whole scenarios describe the run (run.json); a segment runs its share.
-    let whole = scenarios.clone();
-    if let Some(part) = args.segment {
-        for s in &mut scenarios {
-            *s = scenario::segment::segment(s, part)?;
-        }
-    }
-    let shares = shard_shares(&scenarios, args.shard);
-    if let Some(part) = args.shard {
-        let units: usize = shares.iter().map(Vec::len).sum();
-        if units == 0 && !args.json {
-            println!(
-                "shard {part}: no units to run (the files hold fewer than {} runs of a variant)",
-                part.n
-            );
-        }
-    }
+    let Prepared {
+        whole,
+        scenarios,
+        shares,
+    } = prepare(&args)?;
     let baselines = match &args.baseline {
         Some(b) => {
             refuse_own_baseline(b, &args.out, &scenarios)?;
@@ -87,20 +52,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             continue;
         }
         if !args.json {
-            println!("scenario {} ({})", s.name, s.source.display());
-            if !s.description.is_empty() {
-                println!("  {}", s.description);
-            }
-            if let Some(part) = args.shard {
-                println!(
-                    "  shard {part}: {} of {} runs",
-                    shares[i].len(),
-                    runner::schedule(s).len()
-                );
-            }
-            if let Some(part) = args.segment {
-                println!("  segment {part}: this agent's share of every workload's load");
-            }
+            print_header(s, &args, shares[i].len());
         }
         let run = runner::run_scenario_units(s, &shares[i], &args.out, &observer, &cancel).await?;
         let report = baselines.as_ref().map(|b| {
@@ -166,6 +118,81 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         print_json(&runs, &gates, &pages)?;
     }
     outcome(cancel.is_stopped(), &runs, &gates)
+}
+
+/// The scenarios to run, checked before anything runs: `whole` as the
+/// files say (with `--repeat`), `scenarios` as this run applies them (a
+/// `--segment`'s share), and each one's `--shard` share of its runs.
+struct Prepared {
+    whole: Vec<Scenario>,
+    scenarios: Vec<Scenario>,
+    shares: Vec<Vec<usize>>,
+}
+
+fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
+    if args.scenarios.is_empty() {
+        return Err(Error::input(
+            "no scenario given; try `netrun run scenarios/basic.toml` (files are TOML, see `netrun check`)",
+        )
+        .into());
+    }
+    check_tolerance(args.tolerance)?;
+    check_out(&args.out)?;
+    // Every file is validated before any runs, so a typo in the third file
+    // does not surface after two long runs (nor a scenario this machine
+    // cannot run: network namespaces without root).
+    let (mut scenarios, error) = scenario::load_all(&args.scenarios);
+    if let Some(e) = error {
+        return Err(e.into());
+    }
+    for s in &scenarios {
+        runner::preflight(s)?;
+    }
+    if let Some(n) = args.repeat {
+        for s in &mut scenarios {
+            s.repeat = n;
+        }
+    }
+    // The whole scenarios describe the run (run.json); a segment runs its share.
+    let whole = scenarios.clone();
+    if let Some(part) = args.segment {
+        for s in &mut scenarios {
+            *s = scenario::segment::segment(s, part)?;
+        }
+    }
+    let shares = shard_shares(&scenarios, args.shard);
+    if let Some(part) = args.shard {
+        let units: usize = shares.iter().map(Vec::len).sum();
+        if units == 0 && !args.json {
+            println!(
+                "shard {part}: no units to run (the files hold fewer than {} runs of a variant)",
+                part.n
+            );
+        }
+    }
+    Ok(Prepared {
+        whole,
+        scenarios,
+        shares,
+    })
+}
+
+/// The lines that open a scenario's run: its name and file, description,
+/// and which share of the runs or of the load this is.
+fn print_header(s: &Scenario, args: &RunArgs, runs: usize) {
+    println!("scenario {} ({})", s.name, s.source.display());
+    if !s.description.is_empty() {
+        println!("  {}", s.description);
+    }
+    if let Some(part) = args.shard {
+        println!(
+            "  shard {part}: {runs} of {} runs",
+            runner::schedule(s).len()
+        );
+    }
+    if let Some(part) = args.segment {
+        println!("  segment {part}: this agent's share of every workload's load");
+    }
 }
 
 /// `--json`: every run with its rows, expectations, baseline verdicts and report.

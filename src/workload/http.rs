@@ -21,8 +21,8 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{CONNECTION, HOST, USER_AGENT};
-use hyper::Request;
+use hyper::header::{HeaderValue, CONNECTION, HOST, USER_AGENT};
+use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Mutex};
@@ -284,16 +284,25 @@ pub async fn run_http(
     config.validate().map_err(Error::from)?;
     let cfg = Arc::new(config.clone());
     progress.set_total(config.planned_requests());
+    let threads = worker_threads(config.concurrency);
+    let runtimes = (0..threads)
+        .map(|_| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        })
+        .collect::<io::Result<Vec<_>>>()
+        .context("cannot start an HTTP worker runtime")?;
+    let mut streams = preconnect(config, cancel).await;
+    // The clock starts once the threads' runtimes and connections are up.
     let started_at = SystemTime::now();
     let start = Instant::now();
     let deadline = config.duration.map(|d| start + d);
-
-    let threads = worker_threads(config.concurrency);
     let counter = Arc::new(AtomicU64::new(0));
     let mut queues = Vec::new();
     let (tx, mut rx) = mpsc::channel::<Vec<Sample>>(64);
     let mut handles = Vec::with_capacity(threads as usize);
-    for thread in 0..threads {
+    for (thread, runtime) in (0..threads).zip(runtimes) {
         let tickets = if config.open_loop() {
             let (qtx, qrx) = mpsc::channel(1024);
             queues.push(qtx);
@@ -305,13 +314,11 @@ pub async fn run_http(
                 deadline,
             }
         };
-        let clients: Vec<u32> = (thread..config.concurrency)
+        let clients: Vec<(u32, Option<std::net::TcpStream>)> = (thread..config.concurrency)
             .step_by(threads as usize)
+            .map(|client| (client, None))
             .collect();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start an HTTP worker runtime")?;
+        let clients = take_streams(clients, &mut streams);
         let (cfg, tx, cancel) = (cfg.clone(), tx.clone(), cancel.clone());
         let handle = std::thread::Builder::new()
             .name(format!("netrun-http-{thread}"))
@@ -465,18 +472,94 @@ fn worker_threads(concurrency: u32) -> u32 {
         .clamp(1, concurrency.max(1))
 }
 
+/// Keep-alive: opens every worker's connection before the clock starts, as
+/// wrk does, so the first requests do not carry a TCP handshake. A
+/// connection that fails here is `None`: its worker connects on its first
+/// request, where a failure counts as that request's error.
+async fn preconnect(
+    cfg: &HttpProbeConfig,
+    cancel: &CancellationToken,
+) -> Vec<Option<std::net::TcpStream>> {
+    let none = || (0..cfg.concurrency).map(|_| None).collect();
+    if !cfg.keep_alive {
+        return none();
+    }
+    let attempts = (0..cfg.concurrency).map(|_| async {
+        let stream = tokio::time::timeout(cfg.timeout, TcpStream::connect(cfg.target))
+            .await
+            .ok()?
+            .ok()?;
+        let _ = stream.set_nodelay(true);
+        // Handed to another runtime: std's stream, still non-blocking.
+        stream.into_std().ok()
+    });
+    tokio::select! {
+        _ = cancel.cancelled() => none(),
+        streams = futures_util::future::join_all(attempts) => streams,
+    }
+}
+
+/// Gives each client its pre-opened connection (client `i` gets `streams[i]`).
+fn take_streams(
+    mut clients: Vec<(u32, Option<std::net::TcpStream>)>,
+    streams: &mut [Option<std::net::TcpStream>],
+) -> Vec<(u32, Option<std::net::TcpStream>)> {
+    for (client, stream) in &mut clients {
+        *stream = streams.get_mut(*client as usize).and_then(Option::take);
+    }
+    clients
+}
+
+/// What every request of a run shares, parsed once: the paths as URIs
+/// (`None`: not a valid request target, each such request fails as `other`)
+/// and the header values.
+struct RequestParts {
+    uris: Vec<Option<Uri>>,
+    host: Option<HeaderValue>,
+    agent: HeaderValue,
+    connection: HeaderValue,
+}
+
+impl RequestParts {
+    fn new(cfg: &HttpProbeConfig) -> Self {
+        RequestParts {
+            uris: cfg.paths.iter().map(|p| p.parse().ok()).collect(),
+            host: HeaderValue::from_str(&cfg.authority).ok(),
+            agent: HeaderValue::from_static(concat!("netrun/", env!("CARGO_PKG_VERSION"))),
+            connection: HeaderValue::from_static(if cfg.keep_alive {
+                "keep-alive"
+            } else {
+                "close"
+            }),
+        }
+    }
+
+    fn request(&self, path: usize) -> Option<Request<Empty<Bytes>>> {
+        let mut req = Request::new(Empty::new());
+        *req.uri_mut() = self.uris.get(path)?.clone()?;
+        let headers = req.headers_mut();
+        headers.insert(HOST, self.host.clone()?);
+        headers.insert(USER_AGENT, self.agent.clone());
+        headers.insert(CONNECTION, self.connection.clone());
+        Some(req)
+    }
+}
+
 /// The connections of one worker thread, until their tickets run out.
 async fn worker_thread(
-    clients: Vec<u32>,
+    clients: Vec<(u32, Option<std::net::TcpStream>)>,
     cfg: Arc<HttpProbeConfig>,
     tickets: Tickets,
     tx: mpsc::Sender<Vec<Sample>>,
     cancel: CancellationToken,
 ) {
+    let parts = Arc::new(RequestParts::new(&cfg));
     let mut set = tokio::task::JoinSet::new();
-    for client in clients {
+    for (client, stream) in clients {
         set.spawn(worker(
             client,
+            stream,
+            parts.clone(),
             cfg.clone(),
             tickets.clone(),
             tx.clone(),
@@ -521,17 +604,25 @@ fn schedule(
 /// another, samples handed to the collector a batch at a time.
 async fn worker(
     client: u32,
+    stream: Option<std::net::TcpStream>,
+    parts: Arc<RequestParts>,
     cfg: Arc<HttpProbeConfig>,
     tickets: Tickets,
     tx: mpsc::Sender<Vec<Sample>>,
     cancel: CancellationToken,
 ) {
-    let mut conn: Option<SendRequest<Empty<Bytes>>> = None;
+    let mut conn = match stream.map(TcpStream::from_std) {
+        Some(Ok(s)) => handshake(s).await.ok(),
+        _ => None,
+    };
     let mut batch = Vec::with_capacity(BATCH);
     let mut batch_since = Instant::now();
+    // One cancellation future for the whole loop, not one per request.
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let ticket = tokio::select! {
-            _ = cancel.cancelled() => break,
+            _ = &mut cancelled => break,
             t = tickets.next() => match t {
                 Some(t) => t,
                 None => break,
@@ -539,9 +630,9 @@ async fn worker(
         };
         let path = (ticket.index % cfg.paths.len() as u64) as usize;
         let sent_at = Instant::now();
-        let attempt = tokio::time::timeout(cfg.timeout, request(&mut conn, &cfg, &cfg.paths[path]));
+        let attempt = tokio::time::timeout(cfg.timeout, request(&mut conn, &cfg, &parts, path));
         let outcome = tokio::select! {
-            _ = cancel.cancelled() => break,
+            _ = &mut cancelled => break,
             r = attempt => r,
         };
         let end = Instant::now();
@@ -596,7 +687,8 @@ async fn worker(
 async fn request(
     conn: &mut Option<SendRequest<Empty<Bytes>>>,
     cfg: &HttpProbeConfig,
-    path: &str,
+    parts: &RequestParts,
+    path: usize,
 ) -> Result<Response, &'static str> {
     // A kept-alive connection the server has closed meanwhile is replaced.
     let reusable = match conn.take() {
@@ -607,19 +699,7 @@ async fn request(
         Some(s) => s,
         None => connect(cfg.target).await?,
     };
-    let req = Request::get(path)
-        .header(HOST, &cfg.authority)
-        .header(USER_AGENT, concat!("netrun/", env!("CARGO_PKG_VERSION")))
-        .header(
-            CONNECTION,
-            if cfg.keep_alive {
-                "keep-alive"
-            } else {
-                "close"
-            },
-        )
-        .body(Empty::<Bytes>::new())
-        .map_err(|_| "other")?;
+    let req = parts.request(path).ok_or("other")?;
     let resp = sender.send_request(req).await.map_err(classify_hyper)?;
     let status = resp.status().as_u16();
     let cache = CacheMark::from_header(resp.headers().get("x-cache").and_then(|v| v.to_str().ok()));
@@ -646,6 +726,11 @@ async fn connect(target: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, &'stat
         .await
         .map_err(|e| classify_io(&e))?;
     let _ = stream.set_nodelay(true);
+    handshake(stream).await
+}
+
+/// Starts HTTP/1.1 on an open connection (no network round trip).
+async fn handshake(stream: TcpStream) -> Result<SendRequest<Empty<Bytes>>, &'static str> {
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(classify_hyper)?;

@@ -136,6 +136,9 @@ fn run_facts(run: &RunData) -> String {
             netrun_version,
             host,
             source,
+            shard,
+            segment,
+            merged_from,
             ..
         }) => {
             if let Some(s) = started {
@@ -151,6 +154,17 @@ fn run_facts(run: &RunData) -> String {
                 escape(&host.os),
                 escape(&host.arch)
             ));
+            if let Some(p) = shard {
+                parts.push(format!("shard {p} of the runs"));
+            }
+            if let Some(p) = segment {
+                parts.push(format!(
+                    "segment {p} of the load (settings are the whole's)"
+                ));
+            }
+            if !merged_from.is_empty() {
+                parts.push(format!("merged from {}", escape(&merged_from.join(", "))));
+            }
         }
         None => {
             if let Some(s) = started {
