@@ -689,3 +689,32 @@ async fn inline_and_symlink_lookups_agree_with_the_rules() {
     std::os::unix::fs::symlink("../secret.txt", &path).unwrap();
     assert_eq!(get(origin.http(), "/hello.txt").await.status, 403);
 }
+
+/// Small files settled on disk are kept in memory between requests; each
+/// use is checked against the disk, so a rewrite of the same size, a rename
+/// over it or a symlink put in its place is seen by the very next request.
+#[tokio::test]
+async fn kept_small_files_follow_the_disk() {
+    let (site, origin) = start_site().await;
+    let path = site.www.join("hello.txt");
+    let first = std::fs::read(&path).unwrap();
+    // Only files unchanged for a second are kept (a write always moves
+    // ctime to now): let the copy settle, then serve it twice (read, kept).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..2 {
+        assert!(get(origin.http(), "/hello.txt").await.body == first);
+    }
+    let mut same_size = first.clone();
+    same_size[0] ^= 0x20;
+    std::fs::write(&path, &same_size).unwrap();
+    assert!(get(origin.http(), "/hello.txt").await.body == same_size);
+    let tmp = site.www.join("hello.new");
+    std::fs::write(&tmp, &first).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    assert!(get(origin.http(), "/hello.txt").await.body == first);
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink("../secret.txt", &path).unwrap();
+    let r = get(origin.http(), "/hello.txt").await;
+    assert_eq!(r.status, 403);
+    assert!(!String::from_utf8_lossy(&r.body).contains(&site.marker));
+}

@@ -25,26 +25,32 @@ fn netrun() -> Command {
 const SHIPPED: &[&str] = &["basic", "udp_qos", "load", "cache", "cdn", "ci", "impair"];
 
 /// Every shipped scenario run once (shared by the tests of this file).
+/// The folder lives under cargo's per-target scratch folder, emptied first:
+/// a `static` is never dropped, so a `TempDir` here would leak a folder of
+/// results into /tmp on every test run.
 fn shipped() -> &'static Path {
-    static OUT: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static OUT: OnceLock<PathBuf> = OnceLock::new();
     OUT.get_or_init(|| {
-        let out = tempfile::tempdir().expect("tempdir");
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("report-shipped");
+        if out.exists() {
+            std::fs::remove_dir_all(&out).expect("empty the shared results folder");
+        }
+        std::fs::create_dir_all(&out).expect("shared results folder");
         for name in SHIPPED {
             netrun()
                 .current_dir(root())
                 .arg(format!("scenarios/{name}.toml"))
                 .args(["--quiet", "--out"])
-                .arg(out.path())
+                .arg(&out)
                 .assert()
                 .code(0)
                 .stdout(predicates::str::contains(format!(
                     "report: {}",
-                    out.path().join(name).join("report.html").display()
+                    out.join(name).join("report.html").display()
                 )));
         }
         out
     })
-    .path()
 }
 
 fn sel(s: &str) -> Selector {

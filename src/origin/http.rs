@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::hot::{HotFiles, Stamp};
 use super::path::{self, SafePath};
 use super::{OriginConfig, LOG_TARGET};
 use crate::server::{
@@ -118,6 +119,7 @@ pub async fn spawn(
     let conns = Arc::new(ConnStats::default());
     let files = Arc::new(Files {
         dir: open_root(&root),
+        hot: HotFiles::default(),
         root: root.clone(),
         limits: config.limits.clone(),
         counters: counters.clone(),
@@ -178,6 +180,8 @@ struct Files {
     /// The www folder, opened once: fast lookups resolve beneath it. `None`
     /// if it could not be opened so (every lookup then takes the slow path).
     dir: Option<OwnedFd>,
+    /// Small files served lately, each checked against the disk per use.
+    hot: HotFiles,
     limits: HttpLimits,
     counters: Arc<Counters>,
     /// `Cache-Control` for every file answer, from `max_age`.
@@ -380,13 +384,18 @@ impl Files {
 
     /// Finds the file for a checked path and opens it. The common case (a
     /// plain file or folder, no symlink on the way) is answered inline by
-    /// [`lookup_fast`]; everything else takes one trip to the blocking pool
+    /// [`Fast::lookup`]; everything else takes one trip to the blocking pool
     /// (each `tokio::fs` call is a trip of its own; a small page would
     /// otherwise take five), where canonicalizing after the join resolves
     /// every symlink, so the prefix check sees where the path really leads.
     async fn lookup(&self, safe: &SafePath, want_body: bool) -> Lookup {
         if let Some(dir) = &self.dir {
-            if let Some(found) = lookup_fast(dir.as_fd(), &self.root, safe, want_body) {
+            let fast = Fast {
+                dir: dir.as_fd(),
+                root: &self.root,
+                hot: &self.hot,
+            };
+            if let Some(found) = fast.lookup(safe, want_body) {
                 return found;
             }
         }
@@ -401,7 +410,7 @@ impl Files {
     }
 }
 
-/// Opens the canonical www folder for [`lookup_fast`] (`O_PATH`: a handle
+/// Opens the canonical www folder for [`Fast::lookup`] (`O_PATH`: a handle
 /// to resolve names beneath, not to read).
 fn open_root(root: &Path) -> Option<OwnedFd> {
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
@@ -427,43 +436,85 @@ fn beneath() -> ResolveFlags {
 /// ([`lookup_blocking`]), which decides every case this one does not:
 /// symlinks anywhere on the path, odd file types, permission and other
 /// errors, kernels without `openat2` (Linux < 5.6).
-fn lookup_fast(
-    dir: BorrowedFd<'_>,
-    root: &Path,
-    safe: &SafePath,
-    want_body: bool,
-) -> Option<Lookup> {
-    let rel = safe.relative();
-    let (kind, meta) = match stat_beneath(dir, &rel) {
-        Ok(found) => found,
-        // Missing whichever way the path is resolved: the slow path says 404 too.
-        Err(e) if e == rustix::io::Errno::NOENT || e == rustix::io::Errno::NOTDIR => {
-            return Some(Lookup::NotFound)
+struct Fast<'a> {
+    dir: BorrowedFd<'a>,
+    root: &'a Path,
+    hot: &'a HotFiles,
+}
+
+impl Fast<'_> {
+    fn lookup(&self, safe: &SafePath, want_body: bool) -> Option<Lookup> {
+        let rel = safe.relative();
+        let (kind, stamp) = match stat_beneath(self.dir, &rel) {
+            Ok(found) => found,
+            // Missing whichever way the path is resolved: the slow path says 404 too.
+            Err(e) if e == rustix::io::Errno::NOENT || e == rustix::io::Errno::NOTDIR => {
+                return Some(Lookup::NotFound)
+            }
+            Err(_) => return None,
+        };
+        if kind == FileType::RegularFile && !safe.trailing_slash {
+            return self.open(rel, stamp, want_body);
         }
-        Err(_) => return None,
-    };
-    if kind == FileType::RegularFile && !safe.trailing_slash {
-        return open_fast(dir, root, rel, meta, want_body);
+        if kind != FileType::Directory {
+            return None;
+        }
+        // The folder itself must be reachable without a symlink before its
+        // existence is told by a redirect.
+        open_beneath(self.dir, &rel, OFlags::PATH | OFlags::DIRECTORY).ok()?;
+        if !safe.trailing_slash {
+            return Some(Lookup::Redirect);
+        }
+        let index = rel.join("index.html");
+        match stat_beneath(self.dir, &index) {
+            Ok((FileType::RegularFile, stamp)) => self.open(index, stamp, want_body),
+            _ => None,
+        }
     }
-    if kind != FileType::Directory {
-        return None;
-    }
-    // The folder itself must be reachable without a symlink before its
-    // existence is told by a redirect.
-    open_beneath(dir, &rel, OFlags::PATH | OFlags::DIRECTORY).ok()?;
-    if !safe.trailing_slash {
-        return Some(Lookup::Redirect);
-    }
-    let index = rel.join("index.html");
-    match stat_beneath(dir, &index) {
-        Ok((FileType::RegularFile, meta)) => open_fast(dir, root, index, meta, want_body),
-        _ => None,
+
+    /// Answers from [`HotFiles`] when the file on disk is the version kept
+    /// (the same inode as one opened by [`open_beneath`] before, unchanged:
+    /// its bytes are the ones that were inside then); otherwise opens it
+    /// beneath the folder and reads a small one whole.
+    fn open(&self, rel: PathBuf, stamp: Stamp, want_body: bool) -> Option<Lookup> {
+        let meta = meta_of(&stamp);
+        if let Some(body) = self.hot.get(&rel, &stamp) {
+            let content = if want_body {
+                Content::Small(body)
+            } else {
+                Content::None
+            };
+            return Some(Lookup::File(Box::new((self.root.join(rel), meta, content))));
+        }
+        // HEAD reads nothing: an O_PATH open proves the path is inside.
+        let flags = if want_body {
+            OFlags::RDONLY
+        } else {
+            OFlags::PATH
+        };
+        let fd = open_beneath(self.dir, &rel, flags).ok()?;
+        if !want_body {
+            return Some(Lookup::File(Box::new((
+                self.root.join(rel),
+                meta,
+                Content::None,
+            ))));
+        }
+        let content = match read_content(std::fs::File::from(fd), meta.len) {
+            Ok(c) => c,
+            Err(e) => return Some(Lookup::Failed(e)),
+        };
+        if let Content::Small(body) = &content {
+            self.hot.put(&rel, stamp, body, SystemTime::now());
+        }
+        Some(Lookup::File(Box::new((self.root.join(rel), meta, content))))
     }
 }
 
-/// Type and validators of `rel` without following a final symlink (an
-/// earlier one is caught by the `openat2` that follows).
-fn stat_beneath(dir: BorrowedFd<'_>, rel: &Path) -> rustix::io::Result<(FileType, Meta)> {
+/// Type and version of `rel` without following a final symlink (an
+/// earlier one is caught by the `openat2` that follows, or cannot matter
+/// to [`HotFiles`], which only answers for the very inode it read).
+fn stat_beneath(dir: BorrowedFd<'_>, rel: &Path) -> rustix::io::Result<(FileType, Stamp)> {
     let rel = if rel.as_os_str().is_empty() {
         Path::new(".")
     } else {
@@ -473,23 +524,41 @@ fn stat_beneath(dir: BorrowedFd<'_>, rel: &Path) -> rustix::io::Result<(FileType
         dir,
         rel,
         AtFlags::SYMLINK_NOFOLLOW,
-        StatxFlags::TYPE | StatxFlags::SIZE | StatxFlags::MTIME,
+        StatxFlags::TYPE
+            | StatxFlags::SIZE
+            | StatxFlags::MTIME
+            | StatxFlags::CTIME
+            | StatxFlags::INO,
     )?;
-    let modified = (st.stx_mask & StatxFlags::MTIME.bits() != 0)
-        .then(|| {
-            let secs = u64::try_from(st.stx_mtime.tv_sec).ok()?;
-            let t = Duration::new(secs, st.stx_mtime.tv_nsec);
-            UNIX_EPOCH.checked_add(t)
-        })
-        .flatten();
     let kind = FileType::from_raw_mode(rustix::fs::RawMode::from(st.stx_mode));
+    // Without a timestamp or inode the version cannot be told: never kept.
+    let wanted = (StatxFlags::MTIME | StatxFlags::CTIME | StatxFlags::INO).bits();
+    let known = st.stx_mask & wanted == wanted;
     Ok((
         kind,
-        Meta {
-            len: st.stx_size,
-            modified,
+        Stamp {
+            dev: (st.stx_dev_major, st.stx_dev_minor),
+            ino: st.stx_ino,
+            size: st.stx_size,
+            mtime: (st.stx_mtime.tv_sec, st.stx_mtime.tv_nsec),
+            ctime: if known {
+                (st.stx_ctime.tv_sec, st.stx_ctime.tv_nsec)
+            } else {
+                (i64::MAX, 0)
+            },
         },
     ))
+}
+
+fn meta_of(stamp: &Stamp) -> Meta {
+    let (secs, nanos) = stamp.mtime;
+    let modified = u64::try_from(secs)
+        .ok()
+        .and_then(|s| UNIX_EPOCH.checked_add(Duration::new(s, nanos.min(999_999_999))));
+    Meta {
+        len: stamp.size,
+        modified,
+    }
 }
 
 fn open_beneath(dir: BorrowedFd<'_>, rel: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
@@ -502,32 +571,6 @@ fn open_beneath(dir: BorrowedFd<'_>, rel: &Path, flags: OFlags) -> rustix::io::R
     // open, the open must not wait for a writer on a runtime thread.
     let flags = flags | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
     rustix::fs::openat2(dir, rel, flags, Mode::empty(), beneath())
-}
-
-/// Opens a regular file found by [`lookup_fast`] and reads a small one whole.
-fn open_fast(
-    dir: BorrowedFd<'_>,
-    root: &Path,
-    rel: PathBuf,
-    meta: Meta,
-    want_body: bool,
-) -> Option<Lookup> {
-    // HEAD reads nothing: an O_PATH open proves the path is inside.
-    let flags = if want_body {
-        OFlags::RDONLY
-    } else {
-        OFlags::PATH
-    };
-    let fd = open_beneath(dir, &rel, flags).ok()?;
-    let file = root.join(rel);
-    if !want_body {
-        return Some(Lookup::File(Box::new((file, meta, Content::None))));
-    }
-    let content = match read_content(std::fs::File::from(fd), meta.len) {
-        Ok(c) => c,
-        Err(e) => return Some(Lookup::Failed(e)),
-    };
-    Some(Lookup::File(Box::new((file, meta, content))))
 }
 
 fn lookup_blocking(root: &Path, joined: &Path, trailing_slash: bool, want_body: bool) -> Lookup {

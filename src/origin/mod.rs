@@ -4,6 +4,7 @@
 //! runner can use port 0) and a shutdown token; the returned handle gives the
 //! real addresses, live counters, and a bounded wait for in-flight work.
 
+mod hot;
 pub mod http;
 pub mod path;
 pub mod udp;
