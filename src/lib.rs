@@ -25,6 +25,8 @@ pub mod shard;
 pub mod shutdown;
 pub mod stats;
 pub mod throttle;
+pub mod timer;
+pub mod udp_batch;
 pub mod units;
 pub mod workload;
 

@@ -13,10 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::LOG_TARGET;
+use crate::udp_batch::{self, RecvBatch};
 
-/// Largest UDP payload over IPv4 (65535 − 8 UDP − 20 IP header bytes);
-/// the buffer is a little larger so nothing is ever truncated.
-const BUF: usize = 65535;
 /// Peers remembered for the "new sender" log line; past it the set restarts.
 const MAX_REMEMBERED_PEERS: usize = 4096;
 
@@ -88,42 +86,80 @@ impl UdpEcho {
 }
 
 async fn echo(socket: UdpSocket, shutdown: CancellationToken, counters: Arc<Counters>) {
-    // One buffer, one loop: replies leave in arrival order, so the echo adds
-    // no reordering of its own to what a probe measures.
-    let mut buf = vec![0u8; BUF];
+    // One batch, one loop: replies leave in arrival order, so the echo adds
+    // no reordering of its own to what a probe measures. A batch drains up
+    // to 32 queued datagrams in one system call and answers them in one.
+    let mut batch = RecvBatch::new();
     let mut seen: HashSet<SocketAddr> = HashSet::new();
     loop {
-        let (n, peer) = tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(got) => got,
-                Err(e) => {
-                    // E.g. an ICMP error reported on some platforms: it
-                    // concerns one peer, never the service.
-                    counters.recv_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(target: LOG_TARGET, error = %e, "udp receive failed");
-                    continue;
-                }
+        tokio::select! {
+            r = socket.readable() => if let Err(e) = r {
+                counters.recv_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(target: LOG_TARGET, error = %e, "udp receive failed");
+                continue;
             },
             _ = shutdown.cancelled() => break,
-        };
-        if seen.len() >= MAX_REMEMBERED_PEERS {
-            seen.clear();
         }
-        if seen.insert(peer) {
-            tracing::info!(target: LOG_TARGET, %peer, bytes = n, "udp echo: new sender");
-        }
-        // An unconnected socket never waits for one peer: send_to only
-        // waits for room in the local send buffer.
-        match socket.send_to(&buf[..n], peer).await {
-            Ok(_) => {
-                counters.datagrams.fetch_add(1, Ordering::Relaxed);
-                counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
-            }
+        match batch.try_recv(&socket) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => {
-                counters.send_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(target: LOG_TARGET, %peer, error = %e, "udp echo send failed");
+                // E.g. an ICMP error reported on some platforms: it
+                // concerns one peer, never the service.
+                counters.recv_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(target: LOG_TARGET, error = %e, "udp receive failed");
+                continue;
             }
+        }
+        let replies: Vec<(&[u8], Option<SocketAddr>)> =
+            batch.iter().map(|(p, from)| (p, Some(from))).collect();
+        for &(p, peer) in &replies {
+            let Some(peer) = peer else { continue };
+            if seen.len() >= MAX_REMEMBERED_PEERS {
+                seen.clear();
+            }
+            if seen.insert(peer) {
+                tracing::info!(target: LOG_TARGET, %peer, bytes = p.len(), "udp echo: new sender");
+            }
+        }
+        if !send_all(&socket, &replies, &counters, &shutdown).await {
+            break;
         }
     }
     tracing::debug!(target: LOG_TARGET, "udp echo stopped");
+}
+
+/// Sends every reply, waiting for room in the local send buffer (an
+/// unconnected socket never waits for one peer). False if `shutdown` came
+/// first.
+async fn send_all(
+    socket: &UdpSocket,
+    replies: &[(&[u8], Option<SocketAddr>)],
+    counters: &Counters,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut sent = 0;
+    while sent < replies.len() {
+        match udp_batch::try_send(socket, &replies[sent..]) {
+            Ok(k) => {
+                let bytes: usize = replies[sent..sent + k].iter().map(|(p, _)| p.len()).sum();
+                counters.datagrams.fetch_add(k as u64, Ordering::Relaxed);
+                counters.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                sent += k;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tokio::select! {
+                    _ = socket.writable() => {}
+                    _ = shutdown.cancelled() => return false,
+                }
+            }
+            Err(e) => {
+                counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                let peer = replies[sent].1;
+                tracing::debug!(target: LOG_TARGET, ?peer, error = %e, "udp echo send failed");
+                sent += 1;
+            }
+        }
+    }
+    true
 }

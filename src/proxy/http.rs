@@ -28,7 +28,7 @@ use super::budget::{Budget, ChargedBuf};
 use super::cache::{self, CacheControl, CachedResponse, Clock, RequestFacts, Store};
 use super::coalesce::{self, Flights, Role};
 use super::impair::{Direction, Impairment};
-use super::{Counters, ProxyConfig};
+use super::{Counters, DelayTimer, ProxyConfig};
 use crate::interim::Interim;
 use crate::server::{self, add, bump, is_body_too_large, BodyError};
 use crate::server::{closing, empty, full, text, Body, BoxError, Handler};
@@ -137,6 +137,8 @@ pub(crate) struct ProxyService {
     impair: Arc<dyn Impairment>,
     /// The proxy ↔ origin link: crossed only by what goes upstream.
     origin_link: Arc<dyn Impairment>,
+    /// Where both links' delays are waited out, to tens of µs.
+    delays: DelayTimer,
     /// The service itself, for revalidations that outlive a request.
     me: Weak<ProxyService>,
     /// This instance's `Via` pseudonym: seen again in a request, it means
@@ -171,7 +173,8 @@ impl Handler for ProxyService {
         }
         let resp = if self.impair.paces_http_bodies(Direction::ToClient) {
             let impair = self.impair.clone();
-            resp.map(|body| PacedBody::new(body, impair).boxed())
+            let delays = self.delays.clone();
+            resp.map(|body| PacedBody::new(body, impair, delays).boxed())
         } else {
             resp
         };
@@ -192,7 +195,7 @@ impl ProxyService {
     /// jitter) going `dir`. Loss and rate do not apply to HTTP: TCP would
     /// retransmit what a link lost.
     async fn impair_delay(&self, dir: Direction) {
-        link_delay(&self.impair, dir, &self.counters.http_delayed).await;
+        link_delay(&self.impair, dir, &self.counters.http_delayed, &self.delays).await;
     }
 
     pub(crate) fn new(
@@ -201,6 +204,7 @@ impl ProxyService {
         clock: Arc<dyn Clock>,
         impair: Arc<dyn Impairment>,
         origin_link: Arc<dyn Impairment>,
+        delays: DelayTimer,
         via_token: String,
     ) -> Arc<Self> {
         let mut connector = HttpConnector::new();
@@ -235,6 +239,7 @@ impl ProxyService {
             clock,
             impair,
             origin_link,
+            delays,
             me: me.clone(),
             via_token,
         })
@@ -1062,6 +1067,7 @@ impl ProxyService {
             link,
             Direction::ToUpstream,
             &self.counters.origin_link_http_delayed,
+            &self.delays,
         )
         .await;
         let resp = self.client.request(req).await?;
@@ -1069,12 +1075,14 @@ impl ProxyService {
             link,
             Direction::ToClient,
             &self.counters.origin_link_http_delayed,
+            &self.delays,
         )
         .await;
         let resp = resp.map(|body| body.map_err(BoxError::from).boxed());
         Ok(if link.paces_http_bodies(Direction::ToClient) {
             let link = link.clone();
-            resp.map(|body| PacedBody::new(body, link).boxed())
+            let delays = self.delays.clone();
+            resp.map(|body| PacedBody::new(body, link, delays).boxed())
         } else {
             resp
         })
@@ -1109,12 +1117,17 @@ impl ProxyService {
 }
 
 /// Holds an HTTP message back for `link`'s delay (and jitter) going `dir`,
-/// counting it in `delayed` when it waits.
-async fn link_delay(link: &Arc<dyn Impairment>, dir: Direction, delayed: &AtomicU64) {
+/// counting it in `delayed` when it waits. The wait is the precise timer's.
+async fn link_delay(
+    link: &Arc<dyn Impairment>,
+    dir: Direction,
+    delayed: &AtomicU64,
+    delays: &DelayTimer,
+) {
     let delay = link.http_delay(dir);
     if !delay.is_zero() {
         bump(delayed);
-        tokio::time::sleep(delay).await;
+        delays.sleep(delay).await;
     }
 }
 
@@ -1552,20 +1565,22 @@ impl http_body::Body for UpstreamBody {
 struct PacedBody {
     inner: Body,
     impair: Arc<dyn Impairment>,
+    delays: DelayTimer,
     /// Data taken from `inner` and not yet paced.
     pending: Bytes,
     /// The piece waiting for its slot on the link, and that wait.
-    waiting: Option<(Bytes, Pin<Box<tokio::time::Sleep>>)>,
+    waiting: Option<(Bytes, crate::timer::Sleep)>,
 }
 
 impl PacedBody {
     /// Small enough that pacing is smooth, large enough to be cheap.
     const PIECE: usize = 16 * 1024;
 
-    fn new(inner: Body, impair: Arc<dyn Impairment>) -> Self {
+    fn new(inner: Body, impair: Arc<dyn Impairment>, delays: DelayTimer) -> Self {
         PacedBody {
             inner,
             impair,
+            delays,
             pending: Bytes::new(),
             waiting: None,
         }
@@ -1587,7 +1602,7 @@ impl http_body::Body for PacedBody {
         let this = self.get_mut();
         loop {
             if let Some((_, sleep)) = &mut this.waiting {
-                std::task::ready!(sleep.as_mut().poll(cx));
+                std::task::ready!(Pin::new(sleep).poll(cx));
                 let (piece, _) = this.waiting.take().expect("checked above");
                 return Poll::Ready(Some(Ok(Frame::data(piece))));
             }
@@ -1598,7 +1613,7 @@ impl http_body::Body for PacedBody {
                 if wait.is_zero() {
                     return Poll::Ready(Some(Ok(Frame::data(piece))));
                 }
-                this.waiting = Some((piece, Box::pin(tokio::time::sleep(wait))));
+                this.waiting = Some((piece, this.delays.sleep(wait)));
                 continue;
             }
             match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {

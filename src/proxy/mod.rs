@@ -10,6 +10,9 @@ mod http;
 pub mod impair;
 mod udp;
 
+/// The precise timer a proxy waits out its links' delays on.
+type DelayTimer = crate::timer::Timer<udp::Held>;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -432,6 +435,9 @@ pub async fn spawn_with_hooks(
     let counters = Arc::new(Counters::default());
     let conn_stats = Arc::new(ConnStats::default());
     let tracker = TaskTracker::new();
+    // One precise timer thread for both links' delays, started by the first
+    // delay (an unimpaired proxy never starts it).
+    let delays = udp::delay_timer(counters.clone());
 
     let handler = http::ProxyService::new(
         &config,
@@ -439,6 +445,7 @@ pub async fn spawn_with_hooks(
         hooks.clock.clone(),
         hooks.impair.clone(),
         hooks.origin_link.clone(),
+        delays.clone(),
         via_token.clone(),
     );
     tracker.spawn(server::serve(
@@ -458,6 +465,7 @@ pub async fn spawn_with_hooks(
         counters.clone(),
         hooks.impair,
         hooks.origin_link,
+        delays,
     );
     tracker.spawn(forwarder.run(shutdown.clone(), tracker.clone()));
 

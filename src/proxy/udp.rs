@@ -8,13 +8,13 @@
 //!
 //! Every datagram crosses two links ([`Links`]): clients ↔ proxy and proxy ↔
 //! origin, in the order it travels. Datagrams either link delays go through
-//! one delay line per forwarder ([`DelayLine`]): a single task with a heap
-//! ordered by due time, not a task or timer per datagram. Its precision is
-//! the runtime timer's (about a millisecond); undelayed datagrams never pass
-//! through it.
+//! the proxy's delay line ([`DelayLine`]): its precise timer thread
+//! ([`crate::timer`]) holds them by due time and sends each within tens of
+//! microseconds of it, not a task or timer per datagram; undelayed
+//! datagrams never pass through it.
 
-use std::cmp::Ordering as CmpOrdering;
-use std::collections::{BinaryHeap, HashMap};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,15 +22,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::impair::{Direction, Impairment, Link, Verdict};
 use super::{Counters, UdpForwardConfig};
-use crate::net::MAX_DATAGRAM;
 use crate::server::{add, bump};
+use crate::timer::Timer;
+use crate::udp_batch::{self, RecvBatch};
 
 pub(crate) struct Forwarder {
     socket: Arc<UdpSocket>,
@@ -44,8 +44,6 @@ pub(crate) struct Forwarder {
     full_warned: AtomicBool,
     /// Where delayed datagrams wait, both directions.
     line: DelayLine,
-    /// The delay line's input, taken by `run` to start its task.
-    line_rx: Option<mpsc::Receiver<Held>>,
 }
 
 struct Session {
@@ -63,17 +61,16 @@ impl Forwarder {
         counters: Arc<Counters>,
         impair: Arc<dyn Impairment>,
         origin_link: Arc<dyn Impairment>,
+        timer: Timer<Held>,
     ) -> Self {
         // Bursts from many clients land on this one socket.
         crate::net::grow_udp_buffers(&*socket, crate::net::UDP_BUFFER);
-        let (tx, rx) = mpsc::channel(LINE_CHANNEL);
         Forwarder {
             line: DelayLine {
-                tx,
+                timer,
                 counters: counters.clone(),
                 limit: config.delay_buffer,
             },
-            line_rx: Some(rx),
             socket,
             upstream,
             config,
@@ -93,10 +90,7 @@ impl Forwarder {
     }
 
     /// Forwards until `shutdown`, then closes every session.
-    pub(crate) async fn run(mut self, shutdown: CancellationToken, tracker: TaskTracker) {
-        if let Some(rx) = self.line_rx.take() {
-            tracker.spawn(run_delay_line(rx, self.counters.clone(), shutdown.clone()));
-        }
+    pub(crate) async fn run(self, shutdown: CancellationToken, tracker: TaskTracker) {
         let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
         // Sweeping at a quarter of the idle time closes a session at most
         // 25% late, without a timer per session.
@@ -104,35 +98,77 @@ impl Forwarder {
             (self.config.idle_timeout / 4).clamp(Duration::from_millis(5), Duration::from_secs(1));
         let mut sweep = tokio::time::interval(every);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+        // Up to 32 datagrams per system call each way: a busy forwarder
+        // drains its queue in batches instead of one readiness round each.
+        let mut batch = RecvBatch::new();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = sweep.tick() => self.sweep(&mut sessions),
-                r = self.socket.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => self.forward(&buf[..n], from, &mut sessions, &tracker).await,
-                    Err(e) => {
-                        // ICMP errors reported on the listening socket: nothing to do.
+                r = self.socket.readable() => {
+                    if let Err(e) = r {
                         tracing::debug!(target: "netrun::proxy", error = %e, "udp receive failed");
+                        continue;
                     }
-                },
+                    match batch.try_recv(&self.socket) {
+                        Ok(_) => self.forward_batch(&batch, &mut sessions, &tracker).await,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => {
+                            // ICMP errors reported on the listening socket: nothing to do.
+                            tracing::debug!(target: "netrun::proxy", error = %e, "udp receive failed");
+                        }
+                    }
+                }
             }
         }
         for (_, s) in sessions.drain() {
             s.stop.cancel();
         }
+        self.line.discard();
         self.counters
             .udp_sessions_active
             .store(0, Ordering::Relaxed);
     }
 
+    /// Forwards a batch from clients: each datagram crosses the links, the
+    /// undelayed ones leave together, one send per run of the same session.
+    async fn forward_batch(
+        &self,
+        batch: &RecvBatch,
+        sessions: &mut HashMap<SocketAddr, Session>,
+        tracker: &TaskTracker,
+    ) {
+        // (index in the batch, session socket) of what leaves now.
+        let mut now: Vec<(usize, Arc<UdpSocket>)> = Vec::with_capacity(batch.len());
+        for (i, (payload, from)) in batch.iter().enumerate() {
+            if let Some(sock) = self.forward(payload, from, sessions, tracker).await {
+                now.push((i, sock));
+            }
+        }
+        let payloads: Vec<&[u8]> = batch.iter().map(|(p, _)| p).collect();
+        for run in now.chunk_by(|a, b| Arc::ptr_eq(&a.1, &b.1)) {
+            let msgs: Vec<(&[u8], Option<SocketAddr>)> =
+                run.iter().map(|(i, _)| (payloads[*i], None)).collect();
+            send_now(
+                &self.counters,
+                &run[0].1,
+                &msgs,
+                &self.counters.udp_datagrams_to_upstream,
+                &self.counters.udp_bytes_to_upstream,
+            );
+        }
+    }
+
+    /// Takes one datagram from a client across the links: the session's
+    /// upstream socket when it is to leave now; `None` when it was dropped
+    /// or is held by the delay line.
     async fn forward(
         &self,
         payload: &[u8],
         from: SocketAddr,
         sessions: &mut HashMap<SocketAddr, Session>,
         tracker: &TaskTracker,
-    ) {
+    ) -> Option<Arc<UdpSocket>> {
         if !sessions.contains_key(&from) {
             if sessions.len() >= self.config.max_sessions {
                 bump(&self.counters.udp_dropped_table_full);
@@ -141,7 +177,7 @@ impl Forwarder {
                     tracing::warn!(target: "netrun::proxy", client = %from, limit = self.config.max_sessions,
                         "udp session table full; datagrams from new clients are dropped (raise --udp-max-sessions)");
                 }
-                return;
+                return None;
             }
             match self.open(from, tracker).await {
                 Ok(s) => {
@@ -155,32 +191,19 @@ impl Forwarder {
                 Err(e) => {
                     bump(&self.counters.udp_send_errors);
                     tracing::warn!(target: "netrun::proxy", client = %from, error = %e, "cannot open a udp session");
-                    return;
+                    return None;
                 }
             }
         }
-        let Some(session) = sessions.get(&from) else {
-            return;
-        };
+        let session = sessions.get(&from)?;
         session.last_active.store(self.stamp(), Ordering::Relaxed);
-        let Some((delay, by)) = self.links.cross(Direction::ToUpstream, payload.len()) else {
-            return;
-        };
+        let (delay, by) = self.links.cross(Direction::ToUpstream, payload.len())?;
         if !delay.is_zero() {
             let dest = Dest::Upstream(session.upstream.clone());
             self.line.hold(delay, by, payload, dest);
-            return;
+            return None;
         }
-        match send_or_drop(&self.counters, session.upstream.try_send(payload)) {
-            Sent::Yes => {
-                bump(&self.counters.udp_datagrams_to_upstream);
-                add(&self.counters.udp_bytes_to_upstream, payload.len() as u64);
-            }
-            Sent::BufferFull => {}
-            Sent::Failed(e) => {
-                tracing::debug!(target: "netrun::proxy", client = %from, error = %e, "udp send upstream failed");
-            }
-        }
+        Some(session.upstream.clone())
     }
 
     /// A socket connected to the upstream (so only its replies arrive) and
@@ -252,46 +275,62 @@ struct Relay {
     line: DelayLine,
 }
 
+thread_local! {
+    /// One receive batch per runtime thread, shared by the sessions' relays:
+    /// a relay uses it only between two awaits, and a batch per session
+    /// would cost 2 MiB each.
+    static RELAY_BATCH: RefCell<RecvBatch> = RefCell::new(RecvBatch::new());
+}
+
 impl Relay {
     async fn run(self, stop: CancellationToken) {
-        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         loop {
-            let n = tokio::select! {
+            tokio::select! {
                 _ = stop.cancelled() => return,
-                r = self.upstream.recv(&mut buf) => match r {
-                    Ok(n) => n,
-                    Err(e) => {
-                        // Typically ECONNREFUSED: an earlier datagram met a closed port.
-                        bump(&self.counters.udp_send_errors);
-                        tracing::debug!(target: "netrun::proxy", client = %self.client, error = %e, "udp upstream error");
-                        continue;
-                    }
+                r = self.upstream.readable() => if let Err(e) = r {
+                    tracing::debug!(target: "netrun::proxy", client = %self.client, error = %e, "udp upstream error");
+                    continue;
                 },
-            };
-            self.last_active
-                .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-            let Some((delay, by)) = self.links.cross(Direction::ToClient, n) else {
-                continue;
-            };
-            if !delay.is_zero() {
-                let dest = Dest::Client(self.client_socket.clone(), self.client);
-                self.line.hold(delay, by, &buf[..n], dest);
-                continue;
             }
-            // The listening socket is shared by every session: waiting on it
-            // here would let one client's burst hold back the others' replies.
-            let sent = self.client_socket.try_send_to(&buf[..n], self.client);
-            match send_or_drop(&self.counters, sent) {
-                Sent::Yes => {
-                    bump(&self.counters.udp_datagrams_to_client);
-                    add(&self.counters.udp_bytes_to_client, n as u64);
-                }
-                Sent::BufferFull => {}
-                Sent::Failed(e) => {
-                    tracing::debug!(target: "netrun::proxy", client = %self.client, error = %e, "udp send to client failed");
-                }
+            RELAY_BATCH.with(|b| self.relay(&mut b.borrow_mut()));
+        }
+    }
+
+    /// Relays what the upstream socket holds (a batch) to the client.
+    fn relay(&self, batch: &mut RecvBatch) {
+        match batch.try_recv(&self.upstream) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) => {
+                // Typically ECONNREFUSED: an earlier datagram met a closed port.
+                bump(&self.counters.udp_send_errors);
+                tracing::debug!(target: "netrun::proxy", client = %self.client, error = %e, "udp upstream error");
+                return;
             }
         }
+        self.last_active
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let mut now: Vec<(&[u8], Option<SocketAddr>)> = Vec::with_capacity(batch.len());
+        for (payload, _) in batch.iter() {
+            let Some((delay, by)) = self.links.cross(Direction::ToClient, payload.len()) else {
+                continue;
+            };
+            if delay.is_zero() {
+                now.push((payload, Some(self.client)));
+            } else {
+                let dest = Dest::Client(self.client_socket.clone(), self.client);
+                self.line.hold(delay, by, payload, dest);
+            }
+        }
+        // The listening socket is shared by every session: waiting on it
+        // here would let one client's burst hold back the others' replies.
+        send_now(
+            &self.counters,
+            &self.client_socket,
+            &now,
+            &self.counters.udp_datagrams_to_client,
+            &self.counters.udp_bytes_to_client,
+        );
     }
 }
 
@@ -351,12 +390,17 @@ impl Links {
     }
 }
 
-/// Datagrams waiting to enter the delay line's heap. Past it (a flood far
-/// beyond what the line drains) datagrams are dropped as a full buffer.
-const LINE_CHANNEL: usize = 4096;
-
-/// Most datagrams held at once; past it new ones are dropped as a full buffer.
+/// Most entries the proxy's timer holds at once (datagrams and delayed
+/// HTTP messages); past it new datagrams are dropped as a full buffer.
 const LINE_MAX_HELD: usize = 65_536;
+
+/// The precise timer behind a proxy's delays: it sends each held datagram
+/// when due, and wakes delayed HTTP messages ([`Timer::sleep`]).
+pub(crate) fn delay_timer(counters: Arc<Counters>) -> Timer<Held> {
+    Timer::new("netrun-delay", LINE_MAX_HELD, move |h| {
+        send_held(&counters, h)
+    })
+}
 
 /// Where a held datagram goes once due.
 enum Dest {
@@ -367,40 +411,15 @@ enum Dest {
 }
 
 /// A datagram waiting in the delay line.
-struct Held {
-    due: Instant,
-    /// Arrival order at the line: equal due times leave in that order.
-    seq: u64,
+pub(crate) struct Held {
     payload: Bytes,
     dest: Dest,
-    by: DelayedBy,
-}
-
-impl PartialEq for Held {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == CmpOrdering::Equal
-    }
-}
-
-impl Eq for Held {}
-
-impl PartialOrd for Held {
-    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Held {
-    /// Reversed, so the max-heap pops the earliest due datagram first.
-    fn cmp(&self, other: &Self) -> CmpOrdering {
-        (other.due, other.seq).cmp(&(self.due, self.seq))
-    }
 }
 
 /// The sending side of a forwarder's delay line.
 #[derive(Clone)]
 struct DelayLine {
-    tx: mpsc::Sender<Held>,
+    timer: Timer<Held>,
     counters: Arc<Counters>,
     /// Most payload bytes held at once (`--udp-delay-buffer`), whatever the
     /// delay and the datagrams' sizes: a long delay would otherwise grow the
@@ -412,8 +431,9 @@ impl DelayLine {
     /// Queues a copy of `payload` for `dest` in `delay`; never waits. Past
     /// the byte limit the datagram is tail-dropped (counted), as a router
     /// with a full queue would; the line counts it as delayed once held, or
-    /// as a buffer-full drop if its channel is swamped.
+    /// as a buffer-full drop if the timer holds too many entries.
     fn hold(&self, delay: Duration, by: DelayedBy, payload: &[u8], dest: Dest) {
+        let due = std::time::Instant::now() + delay;
         let n = payload.len() as u64;
         let reserved = self.counters.udp_delay_bytes.fetch_update(
             Ordering::Relaxed,
@@ -425,16 +445,28 @@ impl DelayLine {
             return;
         }
         let held = Held {
-            due: Instant::now() + delay,
-            seq: 0,
             payload: Bytes::copy_from_slice(payload),
             dest,
-            by,
         };
-        if self.tx.try_send(held).is_err() {
+        if self.timer.at(due, held).is_err() {
             release(&self.counters, n);
             bump(&self.counters.udp_dropped_buffer_full);
+            return;
         }
+        if by.clients {
+            bump(&self.counters.udp_delayed_impairment);
+        }
+        if by.origin {
+            bump(&self.counters.origin_link_udp_delayed);
+        }
+    }
+
+    /// Drops the datagrams still held (at shutdown), giving back their bytes.
+    fn discard(&self) {
+        self.timer.retain(|h| {
+            release(&self.counters, h.payload.len() as u64);
+            false
+        });
     }
 }
 
@@ -443,66 +475,63 @@ fn release(counters: &Counters, n: u64) {
     counters.udp_delay_bytes.fetch_sub(n, Ordering::Relaxed);
 }
 
-/// The delay line's task: keeps held datagrams in a heap by due time and
-/// sends each once due, sleeping until the earliest. Datagrams still held at
-/// shutdown are discarded.
-async fn run_delay_line(
-    mut rx: mpsc::Receiver<Held>,
-    counters: Arc<Counters>,
-    shutdown: CancellationToken,
-) {
-    let mut heap: BinaryHeap<Held> = BinaryHeap::new();
-    let mut seq = 0u64;
-    loop {
-        let next = heap.peek().map(|h| h.due);
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
-                let now = Instant::now();
-                while heap.peek().is_some_and(|h| h.due <= now) {
-                    if let Some(h) = heap.pop() {
-                        send_held(&counters, h);
-                    }
-                }
-            }
-            m = rx.recv() => match m {
-                Some(mut h) => {
-                    if heap.len() >= LINE_MAX_HELD {
-                        release(&counters, h.payload.len() as u64);
-                        bump(&counters.udp_dropped_buffer_full);
-                        continue;
-                    }
-                    if h.by.clients {
-                        bump(&counters.udp_delayed_impairment);
-                    }
-                    if h.by.origin {
-                        bump(&counters.origin_link_udp_delayed);
-                    }
-                    h.seq = seq;
-                    seq += 1;
-                    heap.push(h);
-                }
-                None => return,
-            },
+fn send_held(counters: &Counters, h: Held) {
+    let n = h.payload.len() as u64;
+    release(counters, n);
+    let (r, sent, bytes) = match &h.dest {
+        Dest::Upstream(sock) => (
+            sock.try_send(&h.payload),
+            &counters.udp_datagrams_to_upstream,
+            &counters.udp_bytes_to_upstream,
+        ),
+        Dest::Client(sock, to) => (
+            sock.try_send_to(&h.payload, *to),
+            &counters.udp_datagrams_to_client,
+            &counters.udp_bytes_to_client,
+        ),
+    };
+    match send_or_drop(counters, r) {
+        Sent::Yes => {
+            bump(sent);
+            add(bytes, n);
+        }
+        Sent::BufferFull => {}
+        Sent::Failed(e) => {
+            tracing::debug!(target: "netrun::proxy", error = %e, "udp send of a delayed datagram failed");
         }
     }
 }
 
-fn send_held(counters: &Counters, h: Held) {
-    let n = h.payload.len() as u64;
-    release(counters, n);
-    match h.dest {
-        Dest::Upstream(sock) => {
-            if let Sent::Yes = send_or_drop(counters, sock.try_send(&h.payload)) {
-                bump(&counters.udp_datagrams_to_upstream);
-                add(&counters.udp_bytes_to_upstream, n);
+/// Sends `msgs` on `sock` at once, never waiting, counting each in `sent`
+/// and `bytes`: what does not fit in the socket's buffer is dropped and
+/// counted, as a router would, so one stuck client cannot hold back others.
+fn send_now(
+    counters: &Counters,
+    sock: &UdpSocket,
+    msgs: &[(&[u8], Option<SocketAddr>)],
+    sent: &AtomicU64,
+    bytes: &AtomicU64,
+) {
+    let mut i = 0;
+    while i < msgs.len() {
+        match udp_batch::try_send(sock, &msgs[i..]) {
+            Ok(k) => {
+                let k = k.max(1).min(msgs.len() - i);
+                add(sent, k as u64);
+                add(
+                    bytes,
+                    msgs[i..i + k].iter().map(|(p, _)| p.len() as u64).sum(),
+                );
+                i += k;
             }
-        }
-        Dest::Client(sock, to) => {
-            if let Sent::Yes = send_or_drop(counters, sock.try_send_to(&h.payload, to)) {
-                bump(&counters.udp_datagrams_to_client);
-                add(&counters.udp_bytes_to_client, n);
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                add(&counters.udp_dropped_buffer_full, (msgs.len() - i) as u64);
+                return;
+            }
+            Err(e) => {
+                bump(&counters.udp_send_errors);
+                tracing::debug!(target: "netrun::proxy", to = ?msgs[i].1, error = %e, "udp send failed");
+                i += 1;
             }
         }
     }
@@ -575,7 +604,9 @@ mod tests {
     }
 
     /// Held datagrams leave by due time, whatever order they came in, from
-    /// one task; each is counted as delayed and then as sent.
+    /// the timer's thread, never before it; each is counted as delayed and
+    /// then as sent. At shutdown what is still held is dropped and its bytes
+    /// given back.
     #[tokio::test(flavor = "current_thread")]
     async fn the_delay_line_releases_datagrams_by_due_time() {
         let target = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -584,72 +615,66 @@ mod tests {
         sock.writable().await.unwrap();
         let sock = Arc::new(sock);
         let counters = Arc::new(Counters::default());
-        let (tx, rx) = mpsc::channel(LINE_CHANNEL);
         let line = DelayLine {
-            tx,
+            timer: delay_timer(counters.clone()),
             counters: counters.clone(),
             limit: 1 << 20,
         };
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(run_delay_line(rx, counters.clone(), stop.clone()));
-        let t0 = Instant::now();
+        let by = DelayedBy {
+            clients: true,
+            origin: false,
+        };
+        let t0 = std::time::Instant::now();
         for (ms, name) in [(40, "c"), (10, "a"), (25, "b")] {
             line.hold(
                 Duration::from_millis(ms),
-                DelayedBy {
-                    clients: true,
-                    origin: false,
-                },
+                by,
                 name.as_bytes(),
                 Dest::Upstream(sock.clone()),
             );
         }
         let mut buf = [0u8; 8];
         let mut order = Vec::new();
-        for _ in 0..3 {
+        for want in [10, 25, 40] {
             let n = target.recv(&mut buf).await.unwrap();
+            // Never early: at least the asked delay after the hold.
+            assert!(t0.elapsed() >= Duration::from_millis(want));
             order.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
         assert_eq!(order, ["a", "b", "c"]);
-        assert!(t0.elapsed() >= Duration::from_millis(40));
         assert_eq!(counters.udp_delayed_impairment.load(Ordering::Relaxed), 3);
         assert_eq!(
             counters.udp_datagrams_to_upstream.load(Ordering::Relaxed),
             3
         );
-        stop.cancel();
-        task.await.unwrap();
+        assert_eq!(counters.udp_delay_bytes.load(Ordering::Relaxed), 0);
+
+        line.hold(Duration::from_secs(60), by, b"late", Dest::Upstream(sock));
+        assert_eq!(counters.udp_delay_bytes.load(Ordering::Relaxed), 4);
+        line.discard();
+        assert!(line.timer.is_empty());
+        assert_eq!(counters.udp_delay_bytes.load(Ordering::Relaxed), 0);
     }
 
-    #[test]
-    fn held_datagrams_order_by_due_time_then_arrival() {
-        let sock = || {
-            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            s.set_nonblocking(true).unwrap();
-            s
+    /// Past `--udp-delay-buffer` bytes held, datagrams are tail-dropped.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_delay_line_holds_at_most_its_byte_limit() {
+        let target = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let counters = Arc::new(Counters::default());
+        let line = DelayLine {
+            timer: delay_timer(counters.clone()),
+            counters: counters.clone(),
+            limit: 10,
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let _guard = rt.enter();
-        let s = Arc::new(UdpSocket::from_std(sock()).unwrap());
-        let t = Instant::now();
-        let held = |ms: u64, seq: u64| Held {
-            due: t + Duration::from_millis(ms),
-            seq,
-            payload: Bytes::new(),
-            dest: Dest::Upstream(s.clone()),
-            by: DelayedBy::default(),
-        };
-        let mut heap: BinaryHeap<Held> = [held(5, 0), held(1, 1), held(5, 2), held(1, 3)]
-            .into_iter()
-            .collect();
-        let mut popped = Vec::new();
-        while let Some(h) = heap.pop() {
-            popped.push(h.seq);
+        let to = target.local_addr().unwrap();
+        for _ in 0..3 {
+            let dest = Dest::Client(sock.clone(), to);
+            line.hold(Duration::from_secs(60), DelayedBy::default(), b"1234", dest);
         }
-        assert_eq!(popped, [1, 3, 0, 2]);
+        assert_eq!(counters.udp_dropped_delay_full.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.udp_delay_bytes.load(Ordering::Relaxed), 8);
+        assert_eq!(line.timer.len(), 2);
     }
 
     fn links(clients: LinkConfig, origin: LinkConfig) -> Links {
