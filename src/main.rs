@@ -32,7 +32,9 @@ fn main() -> ExitCode {
             return ExitCode::from(netrun::error::EXIT_RUNTIME);
         }
     };
-    match runtime.block_on(netrun::run(cli)) {
+    let result = runtime.block_on(netrun::run(cli));
+    netrun::logging::flush();
+    match result {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(err) => {
             eprintln!("error: {err:#}");

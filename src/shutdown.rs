@@ -183,6 +183,7 @@ pub fn interrupt_on_signal(
         i.abort();
         on_abort();
         tokio::time::sleep(ABORT_GRACE).await;
+        crate::logging::flush();
         std::process::exit(i32::from(crate::error::EXIT_INTERRUPTED));
     });
     interrupt
