@@ -10,7 +10,7 @@ need python3 jq
 if [ "$QUICK" = 1 ]; then SECS=0.3; else SECS=2; fi
 # The rate search: each step is one second of traffic (a fifth with QUICK).
 if [ "$QUICK" = 1 ]; then STEP_SECS=0.2; else STEP_SECS=1; fi
-RATES=(50000 75000 100000 150000 200000 300000 400000)
+RATES=(10000 20000 35000 50000 75000 100000 150000 200000 300000)
 
 echo_port=$(free_port)
 proxy_port=$(free_port)
