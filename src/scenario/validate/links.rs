@@ -205,6 +205,17 @@ mod tests {
             http("")
         ));
         assert_eq!(s.variants[0].plan.links.clients_origin.rate_bps, 5e6);
+        let s = valid(&format!(
+            "[topology]\nhosts = \"netns\"\n\
+             [matrix]\n\"links.clients_origin.rate\" = [\"5Mbit/s\", \"10Mbit/s\"]\n{}",
+            http("")
+        ));
+        let rates: Vec<f64> = s
+            .variants
+            .iter()
+            .map(|v| v.plan.links.clients_origin.rate_bps)
+            .collect();
+        assert_eq!(rates, [5e6, 10e6]);
     }
 
     #[test]
