@@ -67,6 +67,36 @@ spawn() {
     PIDS+=($!)
 }
 
+# bench_www: $WORK/www with a 1 KiB text file (1k.txt) and a 1 MiB binary
+# one (1m.bin), written fresh, readable by nginx's workers (an unprivileged
+# user: they must be able to enter $WORK and its parents, and mktemp -d makes
+# them 0700). Prints the folder.
+bench_www() {
+    local d=$WORK
+    while [ "$d" != / ] && [ -d "$d" ]; do
+        stat -c %A "$d" | grep -q 'x$' && break
+        chmod a+x "$d"
+        d=$(dirname "$d")
+    done
+    mkdir -p "$WORK/www"
+    chmod a+rx "$WORK/www"
+    python3 -c 'import sys; sys.stdout.write(("netrun benchmark file " * 64)[:1024])' >"$WORK/www/1k.txt"
+    head -c 1048576 /dev/urandom >"$WORK/www/1m.bin"
+    chmod a+r "$WORK/www/1k.txt" "$WORK/www/1m.bin"
+    echo "$WORK/www"
+}
+
+# expect_file URL SIZE: exit 3 unless URL answers 200 with SIZE bytes, so a
+# figure never compares error pages.
+expect_file() {
+    local got
+    got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "$1")
+    if [ "$got" != "200 $2" ]; then
+        echo "$1 answered '$got', expected '200 $2'" >&2
+        exit 3
+    fi
+}
+
 # nginx_start NAME CONF_BODY: nginx in the foreground with CONF_BODY inside
 # http{}, worker_processes auto, access log to a file (the equal-work rule:
 # netrun's services log every request to a file too).

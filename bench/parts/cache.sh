@@ -7,18 +7,7 @@
 source "$(dirname "$0")/../lib.sh"
 need nginx wrk python3 curl
 
-# nginx's workers run as an unprivileged user: they must be able to enter
-# $WORK and its parents (mktemp -d makes them 0700).
-d=$WORK
-while [ "$d" != / ] && [ -d "$d" ]; do
-    stat -c %A "$d" | grep -q 'x$' && break
-    chmod a+x "$d"
-    d=$(dirname "$d")
-done
-WWW=$WORK/www
-mkdir -p "$WWW"
-chmod a+rx "$WWW"
-python3 -c 'import sys; sys.stdout.write(("netrun cache benchmark " * 64)[:1024])' >"$WWW/1k.txt"
+WWW=$(bench_www)
 
 ORIGIN_PORT=$(free_port)
 ORIGIN_UDP=$(free_port)

@@ -5,18 +5,18 @@
 # each row is the median, so load from elsewhere hits all of them alike.
 # Rows: netrun requests/s vs wrk's and vs oha's (target ≥ 1.0×).
 source "$(dirname "$0")/../lib.sh"
-need nginx wrk oha python3
+need nginx wrk oha python3 curl
 
 CONNS_LIST=${CONNS_LIST:-"32 128"}
 RUNS=3
 [ "$QUICK" = 1 ] && RUNS=1
 
-mkdir -p "$WORK/www"
-head -c 1024 /dev/zero | tr '\0' 'x' >"$WORK/www/1k.bin"
+WWW=$(bench_www)
 port=$(free_port)
-nginx_start loadgen "server { listen 127.0.0.1:$port; root $WORK/www; keepalive_requests 10000000; }"
+nginx_start loadgen "server { listen 127.0.0.1:$port; root $WWW; keepalive_requests 10000000; }"
 wait_tcp "$port"
-url="http://127.0.0.1:$port/1k.bin"
+url="http://127.0.0.1:$port/1k.txt"
+expect_file "$url" 1024
 
 # netrun_rps CONNS: requests/s of one closed-loop probe lasting $DURATION.
 netrun_rps() {

@@ -6,18 +6,18 @@
 # the schedule too. Rows: netrun's p50 minus oha's (target: within 0.1 ms),
 # p99 beside oha's corrected p99, and netrun's own pacing error.
 source "$(dirname "$0")/../lib.sh"
-need nginx oha python3
+need nginx oha python3 curl
 
 CONNS=${CONNS:-32}
 RUNS=3
 [ "$QUICK" = 1 ] && RUNS=1
 
-mkdir -p "$WORK/www"
-head -c 1024 /dev/zero | tr '\0' 'x' >"$WORK/www/1k.bin"
+WWW=$(bench_www)
 port=$(free_port)
-nginx_start openloop "server { listen 127.0.0.1:$port; root $WORK/www; keepalive_requests 10000000; }"
+nginx_start openloop "server { listen 127.0.0.1:$port; root $WWW; keepalive_requests 10000000; }"
 wait_tcp "$port"
-url="http://127.0.0.1:$port/1k.bin"
+url="http://127.0.0.1:$port/1k.txt"
+expect_file "$url" 1024
 
 # netrun_once RATE: "p50_ms p99_ms pacing_mean_ms pacing_max_ms" of one run.
 netrun_once() {

@@ -7,20 +7,7 @@
 source "$(dirname "$0")/../lib.sh"
 need nginx wrk python3 curl
 
-# nginx's workers run as an unprivileged user: they must be able to enter
-# $WORK and its parents (mktemp -d makes them 0700).
-d=$WORK
-while [ "$d" != / ] && [ -d "$d" ]; do
-    stat -c %A "$d" | grep -q 'x$' && break
-    chmod a+x "$d"
-    d=$(dirname "$d")
-done
-WWW=$WORK/www
-mkdir -p "$WWW"
-chmod a+rx "$WWW"
-# A 1 KiB text file and a 1 MiB binary one, written fresh for the run.
-python3 -c 'import sys; sys.stdout.write(("netrun origin benchmark " * 64)[:1024])' >"$WWW/1k.txt"
-head -c 1048576 /dev/urandom >"$WWW/1m.bin"
+WWW=$(bench_www)
 
 NGINX_PORT=$(free_port)
 ORIGIN_PORT=$(free_port)
@@ -32,13 +19,8 @@ wait_tcp "$NGINX_PORT"
 wait_tcp "$ORIGIN_PORT"
 # Both must really serve the files, or the figures compare error pages.
 for port in "$NGINX_PORT" "$ORIGIN_PORT"; do
-    for f in 1k.txt:1024 1m.bin:1048576; do
-        got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$port/${f%%:*}")
-        if [ "$got" != "200 ${f#*:}" ]; then
-            echo "127.0.0.1:$port/${f%%:*} answered '$got', expected '200 ${f#*:}'" >&2
-            exit 3
-        fi
-    done
+    expect_file "http://127.0.0.1:$port/1k.txt" 1024
+    expect_file "http://127.0.0.1:$port/1m.bin" 1048576
 done
 
 # wrk needs at least as many connections as threads.
