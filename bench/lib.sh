@@ -74,8 +74,7 @@ spawn() {
 bench_www() {
     local d=$WORK
     while [ "$d" != / ] && [ -d "$d" ]; do
-        stat -c %A "$d" | grep -q 'x$' && break
-        chmod a+x "$d"
+        stat -c %A "$d" | grep -q 'x$' || chmod a+x "$d"
         d=$(dirname "$d")
     done
     mkdir -p "$WORK/www"

@@ -69,7 +69,7 @@ done
 cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 echo
 echo "netrun $(git describe --always --dirty 2>/dev/null || echo '?') · $(date -u +%Y-%m-%d) · $(nproc) cores ($cpu) · $(uname -sr) · duration $DURATION per wrk/oha run, median of 3"
-echo "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') · $(wrk --version 2>&1 | head -1 | awk '{print $2}' | sed 's/^debian\///') wrk · oha $(oha --version | awk '{print $2}') · irtt $(irtt version 2>/dev/null | awk 'NR==1 {print $2}')"
+echo "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') · $(wrk --version 2>&1 | head -1 | awk '{print $2}' | sed 's/^debian\///') wrk · oha $(oha --version | awk '{print $2}') · irtt $(irtt version 2>/dev/null | awk 'NR==1 {print $NF}')"
 echo
 echo "| measure | netrun | reference | ratio | target | met |"
 echo "|---|---|---|---|---|---|"
