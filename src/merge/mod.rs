@@ -407,19 +407,9 @@ fn recheck(agent: &[ExpectationInfo], rows: &[SummaryRow]) -> Vec<ExpectationInf
 
 /// `<= 1` → (Le, 1.0), as written in run.json.
 fn parse_threshold(text: &str) -> Option<(CompareOp, f64)> {
-    let text = text.trim();
-    let ops = [
-        ("<=", CompareOp::Le),
-        (">=", CompareOp::Ge),
-        ("==", CompareOp::Eq),
-        ("!=", CompareOp::Ne),
-        ("<", CompareOp::Lt),
-        (">", CompareOp::Gt),
-    ];
-    let (op, rest) = ops
-        .iter()
-        .find_map(|(s, op)| text.strip_prefix(s).map(|rest| (*op, rest)))?;
-    Some((op, rest.trim().parse().ok()?))
+    CompareOp::parse_threshold(text)
+        .ok()
+        .map(|(op, value, _)| (op, value))
 }
 
 #[cfg(test)]

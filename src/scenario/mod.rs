@@ -370,6 +370,33 @@ pub enum CompareOp {
 }
 
 impl CompareOp {
+    /// `"<= 1.5"` → `(Le, 1.5, "<= 1.5")` (the text trimmed, for messages),
+    /// as `[expect]` lines and run.json write thresholds.
+    pub fn parse_threshold(value: &str) -> Result<(CompareOp, f64, &str), String> {
+        let text = value.trim();
+        // Two-character operators first: `<=` must not read as `<` then `= 1`.
+        let ops = [
+            ("<=", CompareOp::Le),
+            (">=", CompareOp::Ge),
+            ("==", CompareOp::Eq),
+            ("!=", CompareOp::Ne),
+            ("<", CompareOp::Lt),
+            (">", CompareOp::Gt),
+        ];
+        let Some((op, rest)) = ops
+            .iter()
+            .find_map(|(s, op)| text.strip_prefix(s).map(|rest| (*op, rest)))
+        else {
+            return Err(format!(
+                "`{text}` has no comparison; write \"<op> <number>\" with op one of < <= > >= == !="
+            ));
+        };
+        match rest.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok((op, v, text)),
+            _ => Err(format!("`{}` is not a number", rest.trim())),
+        }
+    }
+
     pub fn holds(self, left: f64, right: f64) -> bool {
         match self {
             CompareOp::Lt => left < right,

@@ -75,7 +75,7 @@ pub(super) fn resolve(r: &raw::Scenario, errs: &mut ScenarioErrors) -> Vec<Expec
         for why in check_subject(workload, metric, &workloads, &metrics) {
             errs.push(Some(value.span()), ekey.clone(), why);
         }
-        match parse_comparison(value.get_ref()) {
+        match CompareOp::parse_threshold(value.get_ref()) {
             Ok((op, v, text)) => out.push(Expectation {
                 workload: workload.to_string(),
                 metric: metric.to_string(),
@@ -131,32 +131,6 @@ fn check_subject(
     problems
 }
 
-/// `"<= 1.5"` → `(Le, 1.5, "<= 1.5")` (the text trimmed, for messages).
-fn parse_comparison(value: &str) -> Result<(CompareOp, f64, &str), String> {
-    let text = value.trim();
-    // Two-character operators first: `<=` must not read as `<` then `= 1`.
-    let ops = [
-        ("<=", CompareOp::Le),
-        (">=", CompareOp::Ge),
-        ("==", CompareOp::Eq),
-        ("!=", CompareOp::Ne),
-        ("<", CompareOp::Lt),
-        (">", CompareOp::Gt),
-    ];
-    let Some((op, rest)) = ops
-        .iter()
-        .find_map(|(s, op)| text.strip_prefix(s).map(|rest| (*op, rest)))
-    else {
-        return Err(format!(
-            "`{text}` has no comparison; write \"<op> <number>\" with op one of < <= > >= == !="
-        ));
-    };
-    match rest.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() => Ok((op, v, text)),
-        _ => Err(format!("`{}` is not a number", rest.trim())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
@@ -165,24 +139,33 @@ mod tests {
     #[test]
     fn comparisons_parse_longest_operator_first() {
         assert_eq!(
-            parse_comparison(" <= 1.5 "),
+            CompareOp::parse_threshold(" <= 1.5 "),
             Ok((CompareOp::Le, 1.5, "<= 1.5"))
         );
-        assert_eq!(parse_comparison("<1"), Ok((CompareOp::Lt, 1.0, "<1")));
-        assert_eq!(parse_comparison(">= 0"), Ok((CompareOp::Ge, 0.0, ">= 0")));
-        assert_eq!(parse_comparison("!= 2"), Ok((CompareOp::Ne, 2.0, "!= 2")));
         assert_eq!(
-            parse_comparison("== 1e3"),
+            CompareOp::parse_threshold("<1"),
+            Ok((CompareOp::Lt, 1.0, "<1"))
+        );
+        assert_eq!(
+            CompareOp::parse_threshold(">= 0"),
+            Ok((CompareOp::Ge, 0.0, ">= 0"))
+        );
+        assert_eq!(
+            CompareOp::parse_threshold("!= 2"),
+            Ok((CompareOp::Ne, 2.0, "!= 2"))
+        );
+        assert_eq!(
+            CompareOp::parse_threshold("== 1e3"),
             Ok((CompareOp::Eq, 1000.0, "== 1e3"))
         );
-        assert!(parse_comparison("~ 1")
+        assert!(CompareOp::parse_threshold("~ 1")
             .unwrap_err()
             .contains("has no comparison"));
         assert_eq!(
-            parse_comparison("< many"),
+            CompareOp::parse_threshold("< many"),
             Err("`many` is not a number".into())
         );
-        assert!(parse_comparison("< inf").is_err());
+        assert!(CompareOp::parse_threshold("< inf").is_err());
     }
 
     #[test]
