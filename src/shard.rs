@@ -29,7 +29,7 @@ impl Part {
         }
         if k == 0 || k > n {
             return Err(format!(
-                "K must be from 1 to N ({n}), not {k}: K counts from 1, as in 1/{n} … {n}/{n}"
+                "K must be from 1 to N ({n}), not {k}: the parts are 1/{n} … {n}/{n}"
             ));
         }
         Ok(Part { k, n })
@@ -79,7 +79,7 @@ impl FromStr for Part {
                 .parse::<u32>()
                 .map_err(|_| format!("`{s}` is not K/N: `{t}` is not a whole number; {form}"))
         };
-        Part::new(num(k)?, num(n)?).map_err(|e| format!("`{s}`: {e}; {form}"))
+        Part::new(num(k)?, num(n)?).map_err(|e| format!("`{s}`: {e} (K/N, K counts from 1)"))
     }
 }
 
