@@ -14,6 +14,7 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 
 use crate::metrics::histogram::{self, HistogramRow};
+use crate::metrics::records::Tagged;
 use crate::metrics::{HttpRequestRow, SummaryRow, UdpPacketRow};
 use crate::report::atomic::write_csv;
 use crate::report::html::run_info::{ExpectationInfo, RunInfo, UnitInfo};
@@ -256,7 +257,7 @@ fn add_segments(
 /// The per-sample rows of every part in the whole run's order; for
 /// segments, the agents of each unit one after another, their client or
 /// flow numbers shifted past the previous agents' so they stay distinct.
-fn join_samples<'a, T: Clone + HasUnit + 'a>(
+fn join_samples<'a, T: Clone + Tagged + 'a>(
     parts: impl Iterator<Item = &'a [T]>,
     order: &Order,
     kind: Kind,
@@ -285,37 +286,6 @@ fn join_samples<'a, T: Clone + HasUnit + 'a>(
     // part's order; segments: by position, then agent.
     all.sort_by_key(|(pos, k, _)| (*pos, *k));
     all.into_iter().map(|(_, _, r)| r).collect()
-}
-
-/// The unit a sample row belongs to.
-trait HasUnit {
-    fn variant(&self) -> &str;
-    fn workload(&self) -> &str;
-    fn repetition(&self) -> Option<u32>;
-}
-
-impl HasUnit for HttpRequestRow {
-    fn variant(&self) -> &str {
-        &self.variant
-    }
-    fn workload(&self) -> &str {
-        &self.workload
-    }
-    fn repetition(&self) -> Option<u32> {
-        self.repetition
-    }
-}
-
-impl HasUnit for UdpPacketRow {
-    fn variant(&self) -> &str {
-        &self.variant
-    }
-    fn workload(&self) -> &str {
-        &self.workload
-    }
-    fn repetition(&self) -> Option<u32> {
-        self.repetition
-    }
 }
 
 /// The parts' `services.log`s one after another, each under a line naming its folder.

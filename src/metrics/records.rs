@@ -95,23 +95,35 @@ pub struct HttpRequestRow {
 }
 
 /// Per-sample rows carry the variant, workload and repetition they belong
-/// to; the workload engines leave them empty and the runner fills them.
+/// to; the workload engines leave them empty, the runner fills them and
+/// `merge` reads them back to put rows in the whole run's order.
 pub trait Tagged {
     fn tag(&mut self, variant: &str, workload: &str, repetition: u32);
+    fn variant(&self) -> &str;
+    fn workload(&self) -> &str;
+    fn repetition(&self) -> Option<u32>;
 }
 
-impl Tagged for UdpPacketRow {
-    fn tag(&mut self, variant: &str, workload: &str, repetition: u32) {
-        variant.clone_into(&mut self.variant);
-        workload.clone_into(&mut self.workload);
-        self.repetition = Some(repetition);
-    }
+/// Both row types keep their tags in the same three fields.
+macro_rules! impl_tagged {
+    ($($row:ty),*) => {$(
+        impl Tagged for $row {
+            fn tag(&mut self, variant: &str, workload: &str, repetition: u32) {
+                variant.clone_into(&mut self.variant);
+                workload.clone_into(&mut self.workload);
+                self.repetition = Some(repetition);
+            }
+            fn variant(&self) -> &str {
+                &self.variant
+            }
+            fn workload(&self) -> &str {
+                &self.workload
+            }
+            fn repetition(&self) -> Option<u32> {
+                self.repetition
+            }
+        }
+    )*};
 }
 
-impl Tagged for HttpRequestRow {
-    fn tag(&mut self, variant: &str, workload: &str, repetition: u32) {
-        variant.clone_into(&mut self.variant);
-        workload.clone_into(&mut self.workload);
-        self.repetition = Some(repetition);
-    }
-}
+impl_tagged!(UdpPacketRow, HttpRequestRow);
