@@ -10,7 +10,6 @@ use indicatif::ProgressBar;
 use netrun::metrics::PacketStatus;
 use netrun::origin::OriginHandle;
 use netrun::proxy::{LinkConfig, LinkModel, ProxyHandle, ProxyHooks};
-use netrun::workload::http::{run_http, HttpProbeConfig};
 use netrun::workload::udp::{run_udp, UdpProbeConfig, UdpReport};
 use tokio_util::sync::CancellationToken;
 
@@ -255,26 +254,14 @@ async fn http_delay_applies_to_request_and_response() {
         ..link()
     })
     .await;
-    let addr = s.proxy.http_addr();
-    let config = HttpProbeConfig {
-        authority: addr.to_string(),
-        target: addr,
-        paths: vec!["/index.html".to_string()],
-        requests: 10,
-        concurrency: 1,
-        keep_alive: true,
-        rate: None,
-        duration: None,
-        timeout: Duration::from_secs(10),
-    };
-    let report = run_http(
-        &config,
-        &mut |_| {},
-        &ProgressBar::hidden(),
-        &CancellationToken::new(),
+    let (report, _) = common_stack::http_probe(
+        s.proxy.http_addr(),
+        &["/index.html"],
+        10,
+        1,
+        Duration::from_secs(10),
     )
-    .await
-    .expect("probe");
+    .await;
     assert_eq!(report.responses, 10);
     assert_eq!(report.errors, 0);
     // Cache hits skip the upstream but still cross the impaired link twice.
@@ -292,27 +279,15 @@ async fn http_response_bodies_are_paced_at_the_link_rate() {
         ..link()
     })
     .await;
-    let addr = s.proxy.http_addr();
-    let config = HttpProbeConfig {
-        authority: addr.to_string(),
-        target: addr,
-        paths: vec!["/data/large.bin".to_string()],
-        requests: 1,
-        concurrency: 1,
-        keep_alive: true,
-        rate: None,
-        duration: None,
-        timeout: Duration::from_secs(10),
-    };
-    let mut bytes = 0;
-    let report = run_http(
-        &config,
-        &mut |r| bytes = r.bytes,
-        &ProgressBar::hidden(),
-        &CancellationToken::new(),
+    let (report, rows) = common_stack::http_probe(
+        s.proxy.http_addr(),
+        &["/data/large.bin"],
+        1,
+        1,
+        Duration::from_secs(10),
     )
-    .await
-    .expect("probe");
+    .await;
+    let bytes = rows.last().map_or(0, |r| r.bytes);
     assert_eq!(report.errors, 0);
     assert_eq!(bytes, 1 << 20, "the whole body arrives");
     let lat = report.latency.expect("latency");

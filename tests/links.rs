@@ -6,11 +6,10 @@
 
 use std::time::Duration;
 
-use indicatif::ProgressBar;
 use netrun::metrics::records::{CacheMark, HttpRequestRow};
 use netrun::origin::OriginHandle;
 use netrun::proxy::{LinkConfig, ProxyConfig, ProxyHandle, ProxyHooks};
-use netrun::workload::http::{run_http, HttpProbeConfig, HttpReport};
+use netrun::workload::http::HttpReport;
 use netrun::workload::udp::UdpReport;
 use tokio_util::sync::CancellationToken;
 
@@ -66,26 +65,8 @@ async fn http(
     paths: &[&str],
     requests: u64,
 ) -> (HttpReport, Vec<HttpRequestRow>) {
-    let config = HttpProbeConfig {
-        authority: target.to_string(),
-        target,
-        paths: paths.iter().map(|p| p.to_string()).collect(),
-        requests,
-        concurrency: 1,
-        keep_alive: true,
-        rate: None,
-        duration: None,
-        timeout: Duration::from_secs(20),
-    };
-    let mut rows = Vec::new();
-    let report = run_http(
-        &config,
-        &mut |r| rows.push(r),
-        &ProgressBar::hidden(),
-        &CancellationToken::new(),
-    )
-    .await
-    .expect("probe");
+    let (report, rows) =
+        common_stack::http_probe(target, paths, requests, 1, Duration::from_secs(20)).await;
     assert_eq!(report.errors, 0, "{rows:?}");
     assert_eq!(rows.len() as u64, requests);
     (report, rows)

@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 use netrun::metrics::{CacheMark, HttpRequestRow};
 use netrun::origin::OriginHandle;
 use netrun::proxy::{ManualClock, ProxyHandle, ProxyHooks};
-use netrun::workload::http::{run_http, HttpProbeConfig, HttpReport};
+use netrun::workload::http::HttpReport;
 use tokio_util::sync::CancellationToken;
 
 #[path = "common/stack.rs"]
@@ -45,27 +45,14 @@ async fn load(
     concurrency: u32,
 ) -> (HttpReport, Vec<HttpRequestRow>) {
     let addr = stack.proxy.http_addr();
-    let config = HttpProbeConfig {
-        authority: addr.to_string(),
-        target: addr,
-        paths: vec![path.to_string()],
+    common_stack::http_probe(
+        addr,
+        &[path],
         requests,
         concurrency,
-        keep_alive: true,
-        rate: None,
-        duration: None,
-        timeout: Duration::from_secs(10),
-    };
-    let mut rows = Vec::new();
-    let report = run_http(
-        &config,
-        &mut |r| rows.push(r),
-        &ProgressBar::hidden(),
-        &CancellationToken::new(),
+        Duration::from_secs(10),
     )
     .await
-    .expect("load");
-    (report, rows)
 }
 
 #[tokio::test]

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use indicatif::ProgressBar;
 
+use netrun::metrics::HttpRequestRow;
 use netrun::origin::{self, OriginConfig, OriginHandle};
 use netrun::proxy::{self, ProxyConfig, ProxyHandle, ProxyHooks};
 use netrun::server::HttpLimits;
+use netrun::workload::http::{run_http, HttpProbeConfig, HttpReport};
 use netrun::workload::udp::{run_udp, UdpProbeConfig, UdpReport};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -83,4 +85,37 @@ pub async fn udp_probe(
     )
     .await
     .expect("probe")
+}
+
+/// `requests` closed-loop GETs of `paths` in turn over `concurrency`
+/// keep-alive connections to `target`: the report and every request's row.
+#[allow(dead_code)] // not every suite that includes this file probes HTTP
+pub async fn http_probe(
+    target: SocketAddr,
+    paths: &[&str],
+    requests: u64,
+    concurrency: u32,
+    timeout: Duration,
+) -> (HttpReport, Vec<HttpRequestRow>) {
+    let config = HttpProbeConfig {
+        authority: target.to_string(),
+        target,
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+        requests,
+        concurrency,
+        keep_alive: true,
+        rate: None,
+        duration: None,
+        timeout,
+    };
+    let mut rows = Vec::new();
+    let report = run_http(
+        &config,
+        &mut |r| rows.push(r),
+        &ProgressBar::hidden(),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("probe");
+    (report, rows)
 }
