@@ -619,9 +619,7 @@ fn write_report(
     info.units_total = schedule.len();
     info.shard = split.shard;
     info.segment = split.segment;
-    info.scenario_digest = std::fs::read(&s.source)
-        .map(|b| crate::shard::digest(&b))
-        .unwrap_or_default();
+    info.scenario_digest = s.digest.clone();
     match html::after_run(&info, &run.summary_csv, &run.results_dir) {
         Ok(path) => Some(path),
         Err(e) => {

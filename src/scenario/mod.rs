@@ -24,6 +24,9 @@ pub struct Scenario {
     pub description: String,
     /// The file it came from.
     pub source: PathBuf,
+    /// A digest of the text that was validated (`shard::digest`): `merge`
+    /// refuses parts run from different versions of the file.
+    pub digest: String,
     /// One entry per `[matrix]` combination (one `default` variant without a matrix).
     pub variants: Vec<Variant>,
     /// `[expect]` thresholds, checked against every variant.

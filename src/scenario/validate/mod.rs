@@ -60,6 +60,7 @@ pub(super) fn validate(path: &Path, source: &str) -> Result<Scenario, ScenarioEr
         name,
         description: raw.description.clone().unwrap_or_default(),
         source: path.to_path_buf(),
+        digest: crate::shard::digest(source.as_bytes()),
         order_seed: variants.first().map_or(1, |v| v.plan.links.seed()),
         variants,
         expect,
