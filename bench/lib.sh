@@ -121,6 +121,20 @@ CONF
     spawn nginx -c "$WORK/$name.conf" -g 'daemon off;'
 }
 
+# nginx_1k NAME: nginx serving bench_www's files with keep-alive connections
+# that never run out of requests, checked to answer the 1 KiB file; sets
+# NGINX_1K_URL to it. (Not a $(...) call: nginx must be spawned by this shell
+# to be killed on exit.)
+nginx_1k() {
+    local www port
+    www=$(bench_www)
+    port=$(free_port)
+    nginx_start "$1" "server { listen 127.0.0.1:$port; root $www; keepalive_requests 10000000; }"
+    wait_tcp "$port"
+    NGINX_1K_URL="http://127.0.0.1:$port/1k.txt"
+    expect_file "$NGINX_1K_URL" 1024
+}
+
 # to_ms VALUE: wrk's latency ("812.00us", "1.20ms", "2.00s") in milliseconds.
 to_ms() {
     python3 -c '

@@ -11,12 +11,8 @@ CONNS_LIST=${CONNS_LIST:-"32 128"}
 RUNS=3
 [ "$QUICK" = 1 ] && RUNS=1
 
-WWW=$(bench_www)
-port=$(free_port)
-nginx_start loadgen "server { listen 127.0.0.1:$port; root $WWW; keepalive_requests 10000000; }"
-wait_tcp "$port"
-url="http://127.0.0.1:$port/1k.txt"
-expect_file "$url" 1024
+nginx_1k loadgen
+url=$NGINX_1K_URL
 
 # netrun_rps CONNS: requests/s of one closed-loop probe lasting $DURATION.
 netrun_rps() {

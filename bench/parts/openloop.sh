@@ -12,12 +12,8 @@ CONNS=${CONNS:-32}
 RUNS=3
 [ "$QUICK" = 1 ] && RUNS=1
 
-WWW=$(bench_www)
-port=$(free_port)
-nginx_start openloop "server { listen 127.0.0.1:$port; root $WWW; keepalive_requests 10000000; }"
-wait_tcp "$port"
-url="http://127.0.0.1:$port/1k.txt"
-expect_file "$url" 1024
+nginx_1k openloop
+url=$NGINX_1K_URL
 
 # netrun_once RATE: "p50_ms p99_ms pacing_mean_ms pacing_max_ms" of one run.
 netrun_once() {
