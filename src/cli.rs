@@ -155,6 +155,31 @@ pub struct ServeArgs {
     pub max_age: MaxAge,
     #[command(flatten)]
     pub limits: HttpLimitArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS on a service's listening side (HTTP/2 by ALPN; HTTP/1.1 otherwise).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "TLS")]
+pub struct TlsArgs {
+    /// Serve HTTPS with a certificate made for this run (signed by a CA made
+    /// for it, written to --ca-out and printed, for curl --cacert or a browser).
+    #[arg(long)]
+    pub tls: bool,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Further names (DNS or IP) for a made certificate, besides localhost,
+    /// 127.0.0.1, ::1 and the listening address (repeatable).
+    #[arg(long = "tls-name", value_name = "NAME")]
+    pub tls_names: Vec<String>,
+    /// Where the CA of a made certificate is written (default results/<command>/ca.pem).
+    #[arg(long, value_name = "FILE")]
+    pub ca_out: Option<PathBuf>,
 }
 
 /// Protections against slow or hostile clients, shared by origin and proxy.
@@ -186,9 +211,20 @@ pub struct ProxyArgs {
     /// UDP listen address (port 0 picks a free port).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
     pub udp: SocketAddr,
-    /// Origin HTTP server to forward to (HOST:PORT).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
+    /// Origin HTTP server to forward to: HOST:PORT, http://HOST:PORT, or
+    /// https://HOST:PORT for TLS (HTTP/2 by ALPN).
+    #[arg(long, value_name = "URL", default_value = "127.0.0.1:8000")]
     pub upstream: String,
+    /// CA (PEM) that signed an https:// upstream's certificate (default: the system's CAs).
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Option<PathBuf>,
+    /// Accept any certificate from an https:// upstream (measuring only).
+    #[arg(long, conflicts_with = "upstream_ca")]
+    pub upstream_insecure: bool,
+    /// HTTP/2 to the upstream: prior knowledge (h2c) on http://, the only
+    /// protocol offered by ALPN on https://.
+    #[arg(long)]
+    pub upstream_http2: bool,
     /// UDP service to forward datagrams to (HOST:PORT).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
     pub udp_upstream: String,
@@ -222,6 +258,8 @@ pub struct ProxyArgs {
     pub udp_delay_buffer: ByteSize,
     #[command(flatten)]
     pub limits: HttpLimitArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     #[command(flatten)]
     pub impair: ImpairArgs,
     #[command(flatten)]
@@ -361,9 +399,21 @@ pub struct UdpProbeArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct HttpProbeArgs {
-    /// Base URL (http://HOST:PORT/PATH).
+    /// Base URL (http://HOST:PORT/PATH or https://…; [::1] for IPv6).
     #[arg(value_name = "URL")]
     pub url: String,
+    /// HTTP/2: by ALPN on https://, with prior knowledge (h2c) on http://.
+    #[arg(long)]
+    pub http2: bool,
+    /// HTTP/2: concurrent streams per connection (--concurrency connections).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "http2")]
+    pub streams: u32,
+    /// CA (PEM) that signed the server's certificate (default: the system's CAs).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Accept any certificate for any name (measuring only).
+    #[arg(long, conflicts_with = "ca")]
+    pub insecure: bool,
     /// Total requests; default 1, or with --duration: no limit (run for the duration).
     #[arg(long, value_name = "N")]
     pub requests: Option<u64>,
@@ -443,6 +493,7 @@ mod tests {
             "DUR|none",
             "DIR|CSV",
             "K/N",
+            "NAME",
         ];
         fn walk(cmd: &clap::Command, bad: &mut Vec<String>) {
             for arg in cmd.get_arguments() {

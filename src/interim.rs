@@ -15,8 +15,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 /// The writing half, shared by hyper and the request's [`Interim`].
-struct Writer {
-    half: OwnedWriteHalf,
+struct Writer<W> {
+    half: W,
     /// Interim responses accepted but not yet on the wire: written before
     /// anything hyper writes next, so they always precede the final head.
     pending: BytesMut,
@@ -25,7 +25,7 @@ struct Writer {
     mid_message: bool,
 }
 
-impl Writer {
+impl<W: AsyncWrite + Unpin> Writer<W> {
     /// Writes out `pending` (Ready once it is empty).
     fn drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.pending.is_empty() {
@@ -40,19 +40,36 @@ impl Writer {
     }
 }
 
-fn lock(w: &Mutex<Writer>) -> std::sync::MutexGuard<'_, Writer> {
+fn lock<W>(w: &Mutex<Writer<W>>) -> std::sync::MutexGuard<'_, Writer<W>> {
     w.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A TCP connection whose writes can be shared with [`Interim`] handles.
-pub struct InterimIo {
-    read: OwnedReadHalf,
-    writer: Arc<Mutex<Writer>>,
+/// A connection whose writes can be shared with [`Interim`] handles: a TCP
+/// stream split into its owned halves, or any stream (TLS) split by tokio.
+pub struct InterimIo<R = OwnedReadHalf, W = OwnedWriteHalf> {
+    read: R,
+    writer: Arc<Mutex<Writer<W>>>,
 }
 
 impl InterimIo {
     pub fn new(stream: TcpStream) -> Self {
         let (read, half) = stream.into_split();
+        InterimIo::from_halves(read, half)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + 'static>
+    InterimIo<tokio::io::ReadHalf<S>, tokio::io::WriteHalf<S>>
+{
+    /// Any stream (a TLS one, say), split by tokio.
+    pub fn split(stream: S) -> Self {
+        let (read, half) = tokio::io::split(stream);
+        InterimIo::from_halves(read, half)
+    }
+}
+
+impl<R, W: AsyncWrite + Unpin + Send + 'static> InterimIo<R, W> {
+    fn from_halves(read: R, half: W) -> Self {
         InterimIo {
             read,
             writer: Arc::new(Mutex::new(Writer {
@@ -71,7 +88,7 @@ impl InterimIo {
     }
 }
 
-impl AsyncRead for InterimIo {
+impl<R: AsyncRead + Unpin, W> AsyncRead for InterimIo<R, W> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -81,7 +98,7 @@ impl AsyncRead for InterimIo {
     }
 }
 
-impl AsyncWrite for InterimIo {
+impl<R: Unpin, W: AsyncWrite + Unpin> AsyncWrite for InterimIo<R, W> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -131,7 +148,28 @@ impl AsyncWrite for InterimIo {
 /// them, RFC 9110 §15.2).
 #[derive(Clone)]
 pub struct Interim {
-    writer: Arc<Mutex<Writer>>,
+    writer: Arc<Mutex<dyn InterimWriter>>,
+}
+
+/// The connection's writer, whatever its stream type.
+trait InterimWriter: Send {
+    fn push(&mut self, head: &[u8]) -> bool;
+}
+
+impl<W: AsyncWrite + Unpin + Send> InterimWriter for Writer<W> {
+    /// Queues `head` and makes one attempt to write it now; false when hyper
+    /// is in the middle of a message.
+    fn push(&mut self, head: &[u8]) -> bool {
+        if self.mid_message {
+            return false;
+        }
+        self.pending.extend_from_slice(head);
+        // One attempt now; what the socket does not take goes out before
+        // hyper's next write.
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        let _ = self.drain(&mut cx);
+        true
+    }
 }
 
 impl Interim {
@@ -146,10 +184,6 @@ impl Interim {
         {
             return false;
         }
-        let mut w = lock(&self.writer);
-        if w.mid_message {
-            return false;
-        }
         let reason = status.canonical_reason().unwrap_or("Informational");
         let mut head = format!("HTTP/1.1 {} {reason}\r\n", status.as_u16()).into_bytes();
         for (name, value) in headers {
@@ -159,11 +193,7 @@ impl Interim {
             head.extend_from_slice(b"\r\n");
         }
         head.extend_from_slice(b"\r\n");
-        w.pending.extend_from_slice(&head);
-        // One attempt now; what the socket does not take goes out before
-        // hyper's next write.
-        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-        let _ = w.drain(&mut cx);
-        true
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        w.push(&head)
     }
 }

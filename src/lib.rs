@@ -26,6 +26,7 @@ pub mod shutdown;
 pub mod stats;
 pub mod throttle;
 pub mod timer;
+pub mod tls;
 pub mod udp_batch;
 pub mod units;
 pub mod workload;

@@ -1,5 +1,6 @@
-//! The HTTP accept loop shared by the origin and the proxy: hyper http1 with
-//! keep-alive, limits that a slow or hostile client cannot get around, and
+//! The HTTP accept loop shared by the origin and the proxy: HTTP/1.1 with
+//! keep-alive or HTTP/2 (by ALPN over TLS, by prior knowledge in clear
+//! text), limits that a slow or hostile client cannot get around, and
 //! graceful shutdown (stop accepting, let in-flight requests finish).
 
 use std::future::Future;
@@ -251,11 +252,44 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
     }
 }
 
+/// A bound listener and how its connections speak: clear text (HTTP/1.1,
+/// or HTTP/2 with prior knowledge), or TLS with this configuration (ALPN
+/// picks HTTP/2 or HTTP/1.1).
+pub struct Listener {
+    pub tcp: TcpListener,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl From<TcpListener> for Listener {
+    fn from(tcp: TcpListener) -> Self {
+        Listener { tcp, tls: None }
+    }
+}
+
+/// Runs HTTP/2 streams as tasks of the server's tracker, so a shutdown
+/// waits for them as it does for connections.
+#[derive(Clone)]
+struct TrackedExecutor(TaskTracker);
+
+impl<F> hyper::rt::Executor<F> for TrackedExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        self.0.spawn(fut);
+    }
+}
+
+/// Most concurrent streams a client may open on one HTTP/2 connection
+/// (nginx's `http2_max_concurrent_streams` default is 128).
+pub const H2_MAX_STREAMS: u32 = 256;
+
 /// Serves `listener` until `shutdown` is cancelled, then stops accepting and
 /// asks open connections to finish their current request. Connection tasks
 /// are spawned on `tracker`, so the owner can wait for them.
 pub async fn serve<H: Handler>(
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     handler: Arc<H>,
     limits: HttpLimits,
     shutdown: CancellationToken,
@@ -263,6 +297,8 @@ pub async fn serve<H: Handler>(
     stats: Arc<ConnStats>,
     name: &'static str,
 ) {
+    let Listener { tcp: listener, tls } = listener.into();
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         // Take a slot before accepting: at the limit, new connections wait in
@@ -305,10 +341,12 @@ pub async fn serve<H: Handler>(
             shutdown: shutdown.clone(),
             stats: stats.clone(),
             name,
+            tracker: tracker.clone(),
         };
+        let tls = tls.clone();
         tracker.spawn(async move {
             let _permit = permit;
-            conn.serve(stream, peer).await;
+            conn.open(stream, peer, tls).await;
         });
     }
 }
@@ -320,31 +358,119 @@ struct Connection<H> {
     shutdown: CancellationToken,
     stats: Arc<ConnStats>,
     name: &'static str,
+    tracker: TaskTracker,
+}
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4) a client with prior
+/// knowledge sends first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// What a clear-text client gets from a TLS port before it is closed.
+const TLS_ONLY: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 52\r\n\r\n400 Bad Request: this port speaks TLS; use https://\n";
+
+/// Whether the client opens with the HTTP/2 preface (h2c with prior
+/// knowledge), looking without consuming. A client that closes at once is
+/// not: HTTP/1 sees the end of the stream.
+async fn sends_h2_preface(stream: &tokio::net::TcpStream) -> io::Result<bool> {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    loop {
+        let n = stream.peek(&mut buf).await?;
+        if n == 0 || buf[..n] != H2_PREFACE[..n] {
+            return Ok(false);
+        }
+        if n == H2_PREFACE.len() {
+            return Ok(true);
+        }
+        // A preface cut across segments (rare): the rest is on its way.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Why a connection ended before its first request.
+enum Opening {
+    /// Nothing (or no complete TLS handshake) within the header timeout.
+    TimedOut,
+    /// Clear text sent to a TLS port; the client was told so.
+    ClearText,
+    /// The TLS handshake failed (the client refused the certificate, say).
+    Handshake(io::Error),
+    /// The socket failed.
+    Io(io::Error),
 }
 
 impl<H: Handler> Connection<H> {
-    /// Serves requests on `stream` until the client closes, a limit is hit,
-    /// or shutdown asks it to finish its current request.
-    async fn serve(self, stream: tokio::net::TcpStream, peer: SocketAddr) {
-        let Connection {
-            handler,
-            limits,
-            shutdown,
-            stats,
-            name,
-        } = self;
-        // Requests seen on this connection: a head timeout after some
-        // requests is an idle keep-alive connection closing, not an attack.
-        let served = Arc::new(AtomicU64::new(0));
-        let seen = served.clone();
-        // Handlers reach the connection's writer to send 1xx responses.
-        let stream = InterimIo::new(stream);
-        let interim = stream.interim();
-        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+    /// Opens the connection's protocol (TLS, then ALPN; or the h2c preface)
+    /// within the header timeout, then serves it.
+    async fn open(
+        self,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) {
+        let timeout = self.limits.header_timeout;
+        let opened = match tls {
+            None => match tokio::time::timeout(timeout, sends_h2_preface(&stream)).await {
+                Ok(Ok(true)) => return self.serve_h2(stream, peer).await,
+                Ok(Ok(false)) => return self.serve_h1(InterimIo::new(stream), peer).await,
+                Ok(Err(e)) => Opening::Io(e),
+                Err(_) => Opening::TimedOut,
+            },
+            Some(acceptor) => {
+                match tokio::time::timeout(timeout, handshake(acceptor, stream)).await {
+                    Ok(Ok(tls)) => {
+                        if tls.get_ref().1.alpn_protocol() == Some(crate::tls::ALPN_H2) {
+                            return self.serve_h2(tls, peer).await;
+                        }
+                        return self.serve_h1(InterimIo::split(tls), peer).await;
+                    }
+                    Ok(Err(opening)) => opening,
+                    Err(_) => Opening::TimedOut,
+                }
+            }
+        };
+        let name = self.name;
+        match opened {
+            Opening::Io(e) => {
+                tracing::debug!(server = name, %peer, error = %e, "connection error");
+                return;
+            }
+            Opening::TimedOut => tracing::warn!(server = name, %peer,
+                "closed connection: request head not received in time"),
+            Opening::ClearText => tracing::warn!(server = name, %peer,
+                "refused a clear-text client on a TLS port (400): it should use https://"),
+            Opening::Handshake(e) => tracing::warn!(server = name, %peer,
+                "TLS handshake failed: {e}"),
+        }
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The service hyper calls for each request: checks `Host`, hands the
+    /// request to the handler (with the connection's [`Interim`] for
+    /// HTTP/1.1), counts it in `seen`.
+    fn service(
+        &self,
+        peer: SocketAddr,
+        interim: Option<crate::interim::Interim>,
+        seen: Arc<AtomicU64>,
+    ) -> impl hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<Body>,
+        Error = std::convert::Infallible,
+        Future = impl Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send,
+    > + Clone {
+        let (handler, name) = (self.handler.clone(), self.name);
+        hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let handler = handler.clone();
             seen.fetch_add(1, Ordering::Relaxed);
-            if req.version() == http::Version::HTTP_11 {
-                req.extensions_mut().insert(interim.clone());
+            match (&interim, req.version()) {
+                (Some(interim), http::Version::HTTP_11) => {
+                    req.extensions_mut().insert(interim.clone());
+                }
+                (_, http::Version::HTTP_2) => origin_form(&mut req),
+                _ => {}
             }
             async move {
                 let resp = match host_problem(&req) {
@@ -359,7 +485,28 @@ impl<H: Handler> Connection<H> {
                 };
                 Ok::<_, std::convert::Infallible>(resp)
             }
-        });
+        })
+    }
+
+    /// Serves HTTP/1.1 requests on `stream` until the client closes, a
+    /// limit is hit, or shutdown asks it to finish its current request.
+    async fn serve_h1<R, W>(self, stream: InterimIo<R, W>, peer: SocketAddr)
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        // Requests seen on this connection: a head timeout after some
+        // requests is an idle keep-alive connection closing, not an attack.
+        let served = Arc::new(AtomicU64::new(0));
+        // Handlers reach the connection's writer to send 1xx responses.
+        let service = self.service(peer, Some(stream.interim()), served.clone());
+        let Connection {
+            limits,
+            shutdown,
+            stats,
+            name,
+            ..
+        } = self;
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
@@ -403,9 +550,92 @@ impl<H: Handler> Connection<H> {
     }
 }
 
+impl<H: Handler> Connection<H> {
+    /// Serves HTTP/2 streams on `stream` until the client closes or shutdown
+    /// (a GOAWAY, then the open streams finish). Each stream runs as a task
+    /// on the server's tracker.
+    async fn serve_h2<S>(self, stream: S, peer: SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let served = Arc::new(AtomicU64::new(0));
+        let service = self.service(peer, None, served);
+        let mut builder =
+            hyper::server::conn::http2::Builder::new(TrackedExecutor(self.tracker.clone()));
+        builder
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(self.limits.max_header_size).unwrap_or(u32::MAX))
+            .max_concurrent_streams(H2_MAX_STREAMS);
+        let write_stalled = Arc::new(AtomicBool::new(false));
+        let io = WriteTimeout::new(stream, self.limits.write_timeout, write_stalled.clone());
+        let conn = builder.serve_connection(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        let result = tokio::select! {
+            r = conn.as_mut() => r,
+            _ = self.shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        let Err(e) = result else { return };
+        let name = self.name;
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        if write_stalled.load(Ordering::Relaxed) {
+            tracing::warn!(server = name, %peer, timeout = ?self.limits.write_timeout,
+                "closed connection: the client stopped reading the response (write timeout)");
+        } else {
+            tracing::debug!(server = name, %peer, error = %e, "HTTP/2 connection error");
+        }
+    }
+}
+
+/// The TLS handshake of a new connection, after checking that the client
+/// speaks TLS at all: one that sends clear text (`http://` to a TLS port)
+/// gets a 400 saying so, instead of a handshake error it cannot read.
+async fn handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    mut stream: tokio::net::TcpStream,
+) -> Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, Opening> {
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(0) => return Err(Opening::Io(io::ErrorKind::UnexpectedEof.into())),
+        Ok(_) if first[0] != TLS_HANDSHAKE => {
+            use tokio::io::AsyncWriteExt as _;
+            // Best effort: the client may already be gone.
+            let _ = stream.write_all(TLS_ONLY).await;
+            let _ = stream.shutdown().await;
+            return Err(Opening::ClearText);
+        }
+        Ok(_) => {}
+        Err(e) => return Err(Opening::Io(e)),
+    }
+    acceptor.accept(stream).await.map_err(Opening::Handshake)
+}
+
+/// Turns an HTTP/2 request's absolute target into the origin form HTTP/1.1
+/// handlers expect: `Host` from `:authority` (RFC 9113 §8.3.1), the URI
+/// reduced to its path and query. The version stays HTTP/2.
+fn origin_form<B>(req: &mut Request<B>) {
+    let Some(authority) = req.uri().authority().cloned() else {
+        return;
+    };
+    if !req.headers().contains_key(http::header::HOST) {
+        if let Ok(host) = http::HeaderValue::from_str(authority.as_str()) {
+            req.headers_mut().insert(http::header::HOST, host);
+        }
+    }
+    let path = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    *req.uri_mut() = http::Uri::from(path);
+}
+
 /// What is wrong with a request's `Host` header, if anything (RFC 9112
 /// §3.2): an HTTP/1.1 request must carry exactly one, and it must be a valid
-/// `host[:port]`. Both servers answer such a request 400 before their
+/// `host[:port]`; an HTTP/2 one carries its `:authority` as `Host` by now
+/// ([`origin_form`]). Both servers answer such a request 400 before their
 /// handler sees it, as nginx and Varnish do.
 pub fn host_problem<B>(req: &Request<B>) -> Option<&'static str> {
     let mut hosts = req.headers().get_all(http::header::HOST).iter();

@@ -59,3 +59,49 @@ fn interrupt_on_signal() -> crate::shutdown::Interrupt {
         || eprintln!("quitting: writing what was gathered"),
     )
 }
+
+/// A service's listening side with the TLS its flags ask for: none, a
+/// certificate from `--tls-cert/--tls-key`, or one made for the run (its CA
+/// written to `--ca-out`, default `results/<command>/ca.pem`). Returns the
+/// listener and where the CA went, to print.
+fn tls_listener(
+    tcp: tokio::net::TcpListener,
+    args: &crate::cli::TlsArgs,
+    command: &str,
+) -> anyhow::Result<(crate::server::Listener, Option<std::path::PathBuf>)> {
+    use crate::tls::{self, CertSource, Identity};
+    let source = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => CertSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ if args.tls => CertSource::Made,
+        _ => return Ok((tcp.into(), None)),
+    };
+    let mut names = args.tls_names.clone();
+    if let Ok(addr) = tcp.local_addr() {
+        if !addr.ip().is_unspecified() {
+            names.push(addr.ip().to_string());
+        }
+    }
+    let identity = Identity::load(&source, &names)?;
+    let ca_out = args
+        .ca_out
+        .clone()
+        .unwrap_or_else(|| std::path::Path::new("results").join(command).join("ca.pem"));
+    let ca = identity.write_ca(&ca_out)?;
+    let config = tls::server_config(&identity).map_err(Error::input)?;
+    Ok((
+        crate::server::Listener {
+            tcp,
+            tls: Some(config),
+        },
+        ca,
+    ))
+}
+
+/// `  ca FILE` after a start line when a certificate was made for the run.
+fn ca_note(ca: Option<&std::path::Path>) -> String {
+    ca.map(|p| format!("  ca {}", p.display()))
+        .unwrap_or_default()
+}

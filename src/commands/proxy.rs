@@ -21,6 +21,8 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
     let upstream_udp = net::resolve(&args.udp_upstream, "--udp-upstream").await?;
     let http = net::bind_tcp(args.http, "--http").await?;
     let udp = net::bind_udp(args.udp, "--udp").await?;
+    let (http, ca) = super::tls_listener(http, &args.tls, "proxy")?;
+    let scheme = if http.tls.is_some() { "https" } else { "http" };
     let cache = (!args.no_cache).then(|| {
         let mut c = CacheConfig::new(args.cache_size.bytes(), args.cache_ttl);
         if let Some(n) = args.max_inflight {
@@ -60,13 +62,14 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
     // as soon as it is read is then never the default kill.
     let signalled = crate::shutdown::cancelled_on_signal();
     println!(
-        "proxy http://{} -> {}  udp {} -> {}  {}  {}",
+        "proxy {scheme}://{} -> {}  udp {} -> {}  {}  {}{}",
         handle.http_addr(),
         upstream_http,
         handle.udp_addr(),
         upstream_udp,
         cache_desc,
-        describe_links(&link, &upstream_link)
+        describe_links(&link, &upstream_link),
+        super::ca_note(ca.as_deref())
     );
 
     signalled.cancelled().await;

@@ -19,6 +19,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
     origin::www_root(&args.www)?;
     let http = net::bind_tcp(args.http, "--http").await?;
     let udp = net::bind_udp(args.udp, "--udp").await?;
+    let (http, ca) = super::tls_listener(http, &args.tls, "serve")?;
+    let scheme = if http.tls.is_some() { "https" } else { "http" };
 
     // Install the signal handlers before announcing the addresses, so a
     // signal sent as soon as the start line is read is never missed.
@@ -34,10 +36,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
     };
     let origin = origin::spawn(http, udp, config, token.clone()).await?;
     println!(
-        "origin http://{}  udp {}  www {}",
+        "origin {scheme}://{}  udp {}  www {}{}",
         origin.http_addr(),
         origin.udp_addr(),
-        origin.www().display()
+        origin.www().display(),
+        super::ca_note(ca.as_deref())
     );
 
     signal.await;

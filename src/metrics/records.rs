@@ -92,6 +92,25 @@ pub struct HttpRequestRow {
     /// `repetition`); empty in files written before netrun recorded it.
     #[serde(default)]
     pub repetition: Option<u32>,
+    /// TCP connect time of the connection this request opened, milliseconds
+    /// (curl's `time_connect`); empty when it reused one. A connection
+    /// opened before the clock started is reported by its first request.
+    #[serde(default)]
+    pub connect_ms: Option<f64>,
+    /// TLS handshake time of the connection this request opened,
+    /// milliseconds (curl's `time_appconnect` less `time_connect`); empty
+    /// in clear text or when it reused a connection.
+    #[serde(default)]
+    pub tls_ms: Option<f64>,
+    /// From the request's start to its response head, milliseconds (curl's
+    /// `time_starttransfer`: a new connection's connect and TLS included);
+    /// empty when no response head arrived.
+    #[serde(default)]
+    pub ttfb_ms: Option<f64>,
+    /// The protocol the request went over: `HTTP/1.1` or `HTTP/2`; empty
+    /// when no connection was made.
+    #[serde(default)]
+    pub protocol: Option<String>,
 }
 
 /// Per-sample rows carry the variant, workload and repetition they belong

@@ -116,6 +116,24 @@ pub struct SummaryRow {
     /// Where the hosts ran (`[topology] hosts`): `loopback` or `netns`;
     /// empty outside scenarios (`probe`).
     pub topology: String,
+    /// HTTP: connections the workload opened (TCP handshakes completed).
+    pub connections: Option<u64>,
+    /// HTTP: TLS handshakes the workload completed (0 in clear text): one
+    /// per connection, never one per request on a kept-alive connection.
+    pub tls_handshakes: Option<u64>,
+    /// HTTP: median TCP connect time of the connections opened, milliseconds.
+    pub connect_p50_ms: Option<f64>,
+    /// HTTP: 99th percentile TCP connect time, milliseconds.
+    pub connect_p99_ms: Option<f64>,
+    /// HTTP: median TLS handshake time of the connections opened, milliseconds.
+    pub tls_p50_ms: Option<f64>,
+    /// HTTP: 99th percentile TLS handshake time, milliseconds.
+    pub tls_p99_ms: Option<f64>,
+    /// HTTP: median time from a request's start to its response head
+    /// (time to first byte), milliseconds.
+    pub ttfb_p50_ms: Option<f64>,
+    /// HTTP: 99th percentile time to first byte, milliseconds.
+    pub ttfb_p99_ms: Option<f64>,
 }
 
 impl SummaryRow {

@@ -21,7 +21,6 @@ use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, StatxFlags};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -108,13 +107,13 @@ struct Counters {
 /// Starts serving `config.www` on `listener` until `shutdown` is cancelled.
 /// The accept loop and every connection run on `tracker`.
 pub async fn spawn(
-    listener: TcpListener,
+    listener: server::Listener,
     config: OriginConfig,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> anyhow::Result<HttpOrigin> {
     let root = super::www_root(&config.www)?;
-    let addr = listener.local_addr()?;
+    let addr = listener.tcp.local_addr()?;
     let counters = Arc::new(Counters::default());
     let conns = Arc::new(ConnStats::default());
     let files = Arc::new(Files {

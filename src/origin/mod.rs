@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -63,17 +63,18 @@ impl fmt::Display for OriginStats {
     }
 }
 
-/// Starts the HTTP file server on `http` and the UDP echo on `udp`. Both
-/// stop when `shutdown` is cancelled. Fails with [`Error::Input`] if
-/// `config.www` is not an existing folder.
+/// Starts the HTTP file server on `http` (a bound listener, clear text or
+/// with its TLS configuration) and the UDP echo on `udp`. Both stop when
+/// `shutdown` is cancelled. Fails with [`Error::Input`] if `config.www` is
+/// not an existing folder.
 pub async fn spawn(
-    http: TcpListener,
+    http: impl Into<crate::server::Listener>,
     udp: UdpSocket,
     config: OriginConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<OriginHandle> {
     let tracker = TaskTracker::new();
-    let http = http::spawn(http, config, shutdown.clone(), &tracker).await?;
+    let http = http::spawn(http.into(), config, shutdown.clone(), &tracker).await?;
     let udp = udp::spawn(udp, shutdown, &tracker)?;
     Ok(OriginHandle { http, udp, tracker })
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -390,7 +390,7 @@ impl ProxyHandle {
 /// Starts the proxy on bound sockets with the real clock and no impairment.
 /// It runs until `shutdown` is cancelled.
 pub async fn spawn(
-    http: TcpListener,
+    http: impl Into<server::Listener>,
     udp: UdpSocket,
     config: ProxyConfig,
     shutdown: CancellationToken,
@@ -400,7 +400,7 @@ pub async fn spawn(
 
 /// [`spawn`] with the cache reading `clock`, so tests can move time forward.
 pub async fn spawn_with_clock(
-    http: TcpListener,
+    http: impl Into<server::Listener>,
     udp: UdpSocket,
     config: ProxyConfig,
     clock: Arc<dyn Clock>,
@@ -413,15 +413,18 @@ pub async fn spawn_with_clock(
     spawn_with_hooks(http, udp, config, hooks, shutdown).await
 }
 
-/// [`spawn`] with a chosen clock and impairment.
+/// [`spawn`] with a chosen clock and impairment. `http` is a bound
+/// listener, clear text or with its TLS configuration.
 pub async fn spawn_with_hooks(
-    http: TcpListener,
+    http: impl Into<server::Listener>,
     udp: UdpSocket,
     config: ProxyConfig,
     hooks: ProxyHooks,
     shutdown: CancellationToken,
 ) -> anyhow::Result<ProxyHandle> {
+    let http = http.into();
     let http_addr = http
+        .tcp
         .local_addr()
         .context("reading the proxy's HTTP address")?;
     let udp_addr = udp

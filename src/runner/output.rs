@@ -273,6 +273,10 @@ mod tests {
             error: Some("timeout".into()),
             start_offset_ms: Some(2.25),
             repetition: Some(1),
+            connect_ms: Some(0.125),
+            tls_ms: Some(1.5),
+            ttfb_ms: Some(3.0),
+            protocol: Some("HTTP/2".into()),
         };
         fn round_trip<T>(dir: &Path, row: &T) -> T
         where

@@ -316,6 +316,7 @@ impl HttpWorkload {
             rate: self.rate,
             duration: self.duration,
             timeout: self.timeout,
+            wire: Default::default(),
         }
     }
 }

@@ -68,6 +68,7 @@ pub enum Setting {
     Timeout,
     Interval,
     Duration,
+    Streams,
 }
 
 /// File descriptors netrun keeps for itself (listeners, result files,
@@ -108,6 +109,7 @@ impl Setting {
             Setting::Timeout => "timeout",
             Setting::Interval => "interval",
             Setting::Duration => "duration",
+            Setting::Streams => "streams",
         }
     }
 

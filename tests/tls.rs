@@ -1,0 +1,343 @@
+//! TLS and HTTP/2 on real sockets: the origin over HTTPS (HTTP/1.1 and
+//! HTTP/2 by ALPN) and h2c with prior knowledge, the probe's timings and
+//! counts, and every way a handshake can fail ending in a counted error,
+//! never a hang.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use indicatif::ProgressBar;
+use netrun::metrics::HttpRequestRow;
+use netrun::origin::{self, OriginConfig, OriginHandle};
+use netrun::server::{HttpLimits, Listener};
+use netrun::tls::{self, ClientTls, Identity, Trust};
+use netrun::workload::http::HttpWire;
+use netrun::workload::{run_http, HttpProbeConfig, HttpReport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio_util::sync::CancellationToken;
+
+/// An origin serving a one-file folder on `bind` (port 0), over TLS with
+/// `identity` if given.
+async fn origin(
+    bind: &str,
+    identity: Option<&Identity>,
+    limits: HttpLimits,
+) -> (tempfile::TempDir, OriginHandle, CancellationToken) {
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("index.html"), "<p>hello</p>\n").unwrap();
+    let tcp = TcpListener::bind(bind).await.unwrap();
+    let udp = UdpSocket::bind(bind).await.unwrap();
+    let listener = Listener {
+        tcp,
+        tls: identity.map(|id| tls::server_config(id).unwrap()),
+    };
+    let config = OriginConfig {
+        www: www.path().to_path_buf(),
+        limits,
+        max_age: None,
+    };
+    let token = CancellationToken::new();
+    let handle = origin::spawn(listener, udp, config, token.clone())
+        .await
+        .unwrap();
+    (www, handle, token)
+}
+
+fn probe_config(
+    target: SocketAddr,
+    authority: &str,
+    requests: u64,
+    wire: HttpWire,
+) -> HttpProbeConfig {
+    HttpProbeConfig {
+        authority: authority.to_string(),
+        target,
+        paths: vec!["/index.html".into()],
+        requests,
+        concurrency: 2,
+        keep_alive: true,
+        rate: None,
+        duration: None,
+        timeout: Duration::from_secs(10),
+        wire,
+    }
+}
+
+async fn probe(config: &HttpProbeConfig) -> (HttpReport, Vec<HttpRequestRow>) {
+    let mut rows = Vec::new();
+    let report = run_http(
+        config,
+        &mut |r| rows.push(r),
+        &ProgressBar::hidden(),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("probe");
+    (report, rows)
+}
+
+fn https(ca: &Identity, authority: &str, http2: bool, streams: u32) -> HttpWire {
+    let trust = Trust::CaPem(ca.ca_pem.clone().unwrap());
+    HttpWire {
+        tls: Some(ClientTls::new(&trust, authority, http2).unwrap()),
+        http2,
+        streams,
+    }
+}
+
+/// Each connection's handshake shows once, on one request; reused
+/// connections show none.
+fn assert_one_handshake_per_connection(rows: &[HttpRequestRow], report: &HttpReport, tls: bool) {
+    let with_connect = rows.iter().filter(|r| r.connect_ms.is_some()).count() as u64;
+    let with_tls = rows.iter().filter(|r| r.tls_ms.is_some()).count() as u64;
+    assert_eq!(with_connect, report.connections);
+    assert_eq!(report.connections, 2, "one connection per client");
+    if tls {
+        assert_eq!(with_tls, 2);
+        assert_eq!(report.tls_handshakes, 2);
+        assert!(rows.iter().filter_map(|r| r.tls_ms).all(|ms| ms > 0.0));
+    } else {
+        assert_eq!((with_tls, report.tls_handshakes), (0, 0));
+    }
+    assert!(rows.iter().all(|r| r.ttfb_ms.is_some_and(|t| t > 0.0)));
+    let row = report.summary();
+    assert!(row.ttfb_p50_ms.is_some() && row.connect_p99_ms.is_some());
+    assert_eq!(row.tls_p50_ms.is_some(), tls);
+}
+
+#[tokio::test]
+async fn https_serves_http1_and_http2_by_alpn_with_one_handshake_per_connection() {
+    let id = Identity::made(&[]).unwrap();
+    let (_www, origin, token) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
+    let addr = origin.http_addr();
+    let authority = addr.to_string();
+
+    let (report, rows) = probe(&probe_config(
+        addr,
+        &authority,
+        20,
+        https(&id, &authority, false, 1),
+    ))
+    .await;
+    assert_eq!(
+        (report.responses, report.errors),
+        (20, 0),
+        "{:?}",
+        report.errors_by_class()
+    );
+    assert!(rows
+        .iter()
+        .all(|r| r.protocol.as_deref() == Some("HTTP/1.1")));
+    assert_one_handshake_per_connection(&rows, &report, true);
+
+    let (report, rows) = probe(&probe_config(
+        addr,
+        &authority,
+        40,
+        https(&id, &authority, true, 4),
+    ))
+    .await;
+    assert_eq!(
+        (report.responses, report.errors),
+        (40, 0),
+        "{:?}",
+        report.errors_by_class()
+    );
+    assert!(rows.iter().all(|r| r.protocol.as_deref() == Some("HTTP/2")));
+    assert_one_handshake_per_connection(&rows, &report, true);
+    token.cancel();
+}
+
+#[tokio::test]
+async fn clear_text_http2_with_prior_knowledge_and_ipv6() {
+    let (_www, origin, token) = origin("[::1]:0", None, HttpLimits::default()).await;
+    let addr = origin.http_addr();
+    let wire = HttpWire {
+        tls: None,
+        http2: true,
+        streams: 3,
+    };
+    let (report, rows) = probe(&probe_config(addr, &addr.to_string(), 30, wire)).await;
+    assert_eq!(
+        (report.responses, report.errors),
+        (30, 0),
+        "{:?}",
+        report.errors_by_class()
+    );
+    assert!(rows.iter().all(|r| r.protocol.as_deref() == Some("HTTP/2")));
+    assert_one_handshake_per_connection(&rows, &report, false);
+    // HTTP/1.1 still works on the same port.
+    let (report, _) = probe(&probe_config(
+        addr,
+        &addr.to_string(),
+        4,
+        HttpWire::default(),
+    ))
+    .await;
+    assert_eq!(report.responses, 4);
+    token.cancel();
+}
+
+#[tokio::test]
+async fn https_over_ipv6_checks_the_address_in_the_certificate() {
+    let id = Identity::made(&[]).unwrap();
+    let (_www, origin, token) = origin("[::1]:0", Some(&id), HttpLimits::default()).await;
+    let addr = origin.http_addr();
+    let authority = addr.to_string();
+    assert!(authority.starts_with("[::1]:"));
+    let (report, _) = probe(&probe_config(
+        addr,
+        &authority,
+        6,
+        https(&id, &authority, true, 2),
+    ))
+    .await;
+    assert_eq!(
+        (report.responses, report.errors),
+        (6, 0),
+        "{:?}",
+        report.errors_by_class()
+    );
+    token.cancel();
+}
+
+/// Every request of a probe fails with `class`; none hangs.
+async fn assert_every_request_fails(config: &HttpProbeConfig, class: &str) {
+    let (report, rows) = probe(config).await;
+    assert_eq!(report.responses, 0);
+    assert_eq!(report.errors, config.requests);
+    assert_eq!(
+        report.errors_by_class().get(class),
+        Some(&config.requests),
+        "{:?}",
+        report.errors_by_class()
+    );
+    assert!(rows.iter().all(|r| r.error.as_deref() == Some(class)));
+}
+
+#[tokio::test]
+async fn certificate_failures_are_counted_errors_by_kind() {
+    let day = Duration::from_secs(86_400);
+    let now = SystemTime::now();
+    let expired = Identity::made_between(&[], now - 30 * day, now - day).unwrap();
+    let (_w1, old, t1) = origin("127.0.0.1:0", Some(&expired), HttpLimits::default()).await;
+    let addr = old.http_addr();
+    let authority = addr.to_string();
+    let wire = https(&expired, &authority, true, 1);
+    assert_every_request_fails(&probe_config(addr, &authority, 3, wire), "tls_expired").await;
+
+    let id = Identity::made(&[]).unwrap();
+    let (_w2, good, t2) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
+    let addr = good.http_addr();
+    // The certificate names localhost and the loopback addresses, not this.
+    let wrong = format!("wrong.example:{}", addr.port());
+    let wire = https(&id, &wrong, false, 1);
+    assert_every_request_fails(&probe_config(addr, &wrong, 3, wire), "tls_name").await;
+
+    // Signed by a CA the client does not trust.
+    let stranger = Identity::made(&[]).unwrap();
+    let authority = addr.to_string();
+    let wire = https(&stranger, &authority, false, 1);
+    assert_every_request_fails(&probe_config(addr, &authority, 3, wire), "tls_untrusted").await;
+
+    // TLS to a clear-text port.
+    let (_w3, plain, t3) = origin("127.0.0.1:0", None, HttpLimits::default()).await;
+    let addr = plain.http_addr();
+    let authority = addr.to_string();
+    let wire = https(&id, &authority, false, 1);
+    assert_every_request_fails(&probe_config(addr, &authority, 3, wire), "tls_not_tls").await;
+    for t in [t1, t2, t3] {
+        t.cancel();
+    }
+}
+
+#[tokio::test]
+async fn a_clear_text_client_on_a_tls_port_is_told_to_use_https() {
+    let id = Identity::made(&[]).unwrap();
+    let (_www, origin, token) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
+    let mut s = TcpStream::connect(origin.http_addr()).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut reply))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    assert!(text.contains("use https://"), "{text}");
+    assert_eq!(origin.stats().http.connection_errors, 1);
+    token.cancel();
+}
+
+#[tokio::test]
+async fn a_silent_client_on_a_tls_port_is_closed_after_the_header_timeout() {
+    let id = Identity::made(&[]).unwrap();
+    let limits = HttpLimits {
+        header_timeout: Duration::from_millis(200),
+        ..HttpLimits::default()
+    };
+    let (_www, origin, token) = origin("127.0.0.1:0", Some(&id), limits).await;
+    let mut s = TcpStream::connect(origin.http_addr()).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut reply))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    assert!(reply.is_empty());
+    assert_eq!(origin.stats().http.connection_errors, 1);
+    token.cancel();
+}
+
+#[test]
+fn the_made_certificate_and_key_round_trip_through_pem_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = Identity::made(&["example.test".into()]).unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    id.write_pem(&cert, &key).unwrap();
+    let again = Identity::from_files(&cert, &key).unwrap();
+    assert_eq!(again.chain, id.chain);
+    let ca = id
+        .write_ca(&dir.path().join("sub/ca.pem"))
+        .unwrap()
+        .unwrap();
+    assert!(Path::new(&ca).exists());
+    let _ = Arc::new(tls::client_config(&Trust::CaFile(ca), &[tls::ALPN_H2]).unwrap());
+}
+
+#[test]
+fn bad_certificate_files_exit_2_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    for command in ["serve", "proxy"] {
+        let out = assert_cmd::Command::cargo_bin("netrun")
+            .unwrap()
+            .args([command, "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
+            .arg("--tls-cert")
+            .arg(&junk)
+            .arg("--tls-key")
+            .arg(&junk)
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("junk.pem") && err.contains("BEGIN CERTIFICATE"),
+            "{err}"
+        );
+    }
+    let out = assert_cmd::Command::cargo_bin("netrun")
+        .unwrap()
+        .args(["probe", "http", "https://127.0.0.1:1/", "--ca"])
+        .arg(&junk)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
