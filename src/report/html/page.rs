@@ -5,9 +5,9 @@
 use std::fmt::Write;
 
 use super::data::RunData;
-use super::run_info::RunInfo;
-use super::Model;
+use super::model::Model;
 use crate::metrics::SummaryRow;
+use crate::report::run_record::RunInfo;
 
 /// Escapes text for HTML content and attribute values.
 pub fn escape(s: &str) -> String {
