@@ -237,9 +237,9 @@ fn http_closed_port_is_a_runtime_error_naming_the_target() {
 }
 
 #[test]
-fn http_only_plain_http_urls() {
+fn http_only_http_and_https_urls() {
     netrun()
-        .args(["probe", "http", "https://127.0.0.1:1/"])
+        .args(["probe", "http", "ftp://127.0.0.1:1/"])
         .assert()
         .code(2)
         .stderr(contains("http://"));

@@ -31,6 +31,14 @@ const HTTP_ONLY: &[&str] = &[
     "proxy_hits",
     "proxy_upstream_fetches",
     "proxy_bytes_from_cache",
+    "connections",
+    "tls_handshakes",
+    "connect_p50_ms",
+    "connect_p99_ms",
+    "tls_p50_ms",
+    "tls_p99_ms",
+    "ttfb_p50_ms",
+    "ttfb_p99_ms",
 ];
 
 /// Summary columns that hold numbers, and so can be used in `[expect]`
