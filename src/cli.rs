@@ -365,7 +365,9 @@ pub struct TraceArgs {
 fn parse_alpha(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(a) if a > 0.0 && a <= 10.0 => Ok(a),
-        _ => Err(format!("`{s}`: give an exponent above 0 and at most 10, e.g. 0.8")),
+        _ => Err(format!(
+            "`{s}`: give an exponent above 0 and at most 10, e.g. 0.8"
+        )),
     }
 }
 

@@ -93,8 +93,11 @@ enum State<K> {
     /// LRU and FIFO: one queue, newest at the head.
     Queue(Queue<K>),
     /// SIEVE: one queue and the hand (`NIL`: start from the tail).
-    Sieve { queue: Queue<K>, hand: usize },
-    S3Fifo(S3Fifo<K>),
+    Sieve {
+        queue: Queue<K>,
+        hand: usize,
+    },
+    S3Fifo(Box<S3Fifo<K>>),
 }
 
 #[derive(Debug)]
@@ -118,14 +121,14 @@ impl<K: Clone + Eq + Hash> Evictor<K> {
             Policy::S3Fifo => {
                 // At least one unit each, so a tiny cache still admits entries.
                 let small = ((capacity as f64 * S3FIFO_SMALL) as u64).max(1);
-                State::S3Fifo(S3Fifo {
+                State::S3Fifo(Box::new(S3Fifo {
                     small: Queue::new(),
                     main: Queue::new(),
                     ghost: Queue::new(),
                     small_capacity: small,
                     main_capacity: capacity.saturating_sub(small),
                     ghost_capacity: ((capacity as f64 * S3FIFO_GHOST) as u64).max(1),
-                })
+                }))
             }
         };
         Evictor {
@@ -333,7 +336,8 @@ impl<K: Clone + Eq + Hash> S3Fifo<K> {
     fn evict_main(&mut self) -> Option<K> {
         while let Some((key, weight, freq)) = self.main.pop_tail() {
             if freq >= 1 {
-                self.main.push_head(key, weight, freq.min(S3FIFO_MAX_FREQ) - 1);
+                self.main
+                    .push_head(key, weight, freq.min(S3FIFO_MAX_FREQ) - 1);
             } else {
                 return Some(key);
             }

@@ -152,7 +152,10 @@ fn every_policy_matches_its_reference_request_by_request() {
             for (i, &key) in trace.iter().enumerate() {
                 let got = cache.access(&key, 1, &mut evicted);
                 let want = reference.access(key, capacity);
-                assert_eq!(got, want, "{policy} capacity {capacity}: request {i} (key {key})");
+                assert_eq!(
+                    got, want,
+                    "{policy} capacity {capacity}: request {i} (key {key})"
+                );
                 assert!(cache.len() <= capacity && cache.used() <= capacity as u64);
                 hits += u64::from(got);
             }
@@ -171,7 +174,13 @@ fn run(policy: Policy, capacity: u64, keys: &str) -> (String, Vec<char>) {
     let mut evicted = Vec::new();
     let hits: String = keys
         .chars()
-        .map(|k| if cache.access(&k, 1, &mut evicted) { 'h' } else { 'm' })
+        .map(|k| {
+            if cache.access(&k, 1, &mut evicted) {
+                'h'
+            } else {
+                'm'
+            }
+        })
         .collect();
     (hits, evicted)
 }
@@ -184,7 +193,10 @@ fn hand_worked_cases() {
     // SIEVE: C arrives, the hand starts at A (visited: cleared, passed) and
     // evicts B, the newest, so it restarts from the oldest next time: D
     // arrives and A, unvisited now, goes.
-    assert_eq!(run(Policy::Sieve, 2, "ABACD"), ("mmhmm".into(), vec!['B', 'A']));
+    assert_eq!(
+        run(Policy::Sieve, 2, "ABACD"),
+        ("mmhmm".into(), vec!['B', 'A'])
+    );
     // S3-FIFO with 3 slots: small 1, main 2, ghost 2. D evicts A from small
     // to the ghost queue; A returns, evicts B the same way and enters main
     // directly; E evicts C from small, while A stays in main.
@@ -192,12 +204,21 @@ fn hand_worked_cases() {
     let mut evicted = Vec::new();
     let hits: String = "ABCDAE"
         .chars()
-        .map(|k| if cache.access(&k, 1, &mut evicted) { 'h' } else { 'm' })
+        .map(|k| {
+            if cache.access(&k, 1, &mut evicted) {
+                'h'
+            } else {
+                'm'
+            }
+        })
         .collect();
     assert_eq!((hits.as_str(), evicted), ("mmmmmm", vec!['A', 'B', 'C']));
     assert!(cache.contains(&'A') && cache.contains(&'D') && cache.contains(&'E'));
     // Two hits while in small promote to main on eviction; one does not.
-    assert_eq!(run(Policy::S3Fifo, 2, "ABAACB"), ("mmhhmm".into(), vec!['B', 'C']));
+    assert_eq!(
+        run(Policy::S3Fifo, 2, "ABAACB"),
+        ("mmhhmm".into(), vec!['B', 'C'])
+    );
     assert_eq!(run(Policy::S3Fifo, 2, "ABACB"), ("mmhmh".into(), vec!['A']));
 }
 

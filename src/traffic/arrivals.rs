@@ -73,7 +73,11 @@ impl Profile {
         let mut last = self.start;
         for (t0, d, from, to) in self.segments() {
             if t < t0 + d {
-                return if d > 0.0 { from + (to - from) * (t - t0) / d } else { to };
+                return if d > 0.0 {
+                    from + (to - from) * (t - t0) / d
+                } else {
+                    to
+                };
             }
             last = to;
         }
@@ -233,7 +237,10 @@ mod tests {
         }
         for (k, &n) in per_second.iter().enumerate() {
             let want = 100.0 + 90.0 * (k as f64 + 0.5);
-            assert!((n as f64 - want).abs() <= 1.0, "second {k}: {n}, want {want}");
+            assert!(
+                (n as f64 - want).abs() <= 1.0,
+                "second {k}: {n}, want {want}"
+            );
         }
     }
 

@@ -14,7 +14,9 @@ pub const OBJECTS_PREFIX: &str = "/objects/";
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Popularity {
     /// Rank `r` with probability ∝ `r^-alpha`.
-    Zipf { alpha: f64 },
+    Zipf {
+        alpha: f64,
+    },
     Uniform,
 }
 
@@ -92,7 +94,9 @@ impl Catalog {
 
     /// The object of popularity rank `rank` (1 = most popular); its key is the rank.
     pub fn object(&self, rank: u64) -> Object {
-        let size = self.sizes.sample(&mut Rng::at(self.seed, SIZE_STREAM, rank));
+        let size = self
+            .sizes
+            .sample(&mut Rng::at(self.seed, SIZE_STREAM, rank));
         Object {
             key: rank.to_string(),
             size,
@@ -143,7 +147,10 @@ mod tests {
             assert_eq!(o.size, 100);
             counts[o.key.parse::<usize>().expect("a rank") - 1] += 1;
         }
-        assert!(counts.iter().all(|&c| (9_500..10_500).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (9_500..10_500).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[test]

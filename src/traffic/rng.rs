@@ -26,7 +26,9 @@ impl Rng {
     /// The stream for item `index` of purpose `stream` under `seed`:
     /// independent of every other (seed, stream, index).
     pub fn at(seed: u64, stream: u64, index: u64) -> Self {
-        Rng::new(mix(mix(seed ^ mix(stream.wrapping_add(GOLDEN))).wrapping_add(index)))
+        Rng::new(mix(
+            mix(seed ^ mix(stream.wrapping_add(GOLDEN))).wrapping_add(index)
+        ))
     }
 
     pub fn next_u64(&mut self) -> u64 {

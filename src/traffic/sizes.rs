@@ -12,9 +12,17 @@ use crate::units::ByteSize;
 pub enum SizeDist {
     Fixed(u64),
     /// `median × e^(sigma·Z)`, Z standard normal, within 1 ..= max.
-    LogNormal { median: u64, sigma: f64, max: u64 },
+    LogNormal {
+        median: u64,
+        sigma: f64,
+        max: u64,
+    },
     /// `min / U^(1/shape)`, U uniform in (0, 1], within min ..= max.
-    Pareto { min: u64, shape: f64, max: u64 },
+    Pareto {
+        min: u64,
+        shape: f64,
+        max: u64,
+    },
 }
 
 impl SizeDist {
@@ -113,7 +121,8 @@ impl FromStr for SizeDist {
     }
 }
 
-const EXAMPLES: &str = "`lognormal:median=16KiB,sigma=1.5,max=8MiB`, `pareto:min=1KiB,shape=1.2,max=64MiB`";
+const EXAMPLES: &str =
+    "`lognormal:median=16KiB,sigma=1.5,max=8MiB`, `pareto:min=1KiB,shape=1.2,max=64MiB`";
 
 impl fmt::Display for SizeDist {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -42,7 +42,9 @@ pub struct TraceReader {
 
 impl std::fmt::Debug for TraceReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TraceReader").field("path", &self.path).finish()
+        f.debug_struct("TraceReader")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -59,7 +61,8 @@ fn open_input(path: &Path) -> io::Result<Box<dyn Read + Send>> {
 }
 
 fn is_gz(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
 }
 
 impl TraceReader {
@@ -82,15 +85,18 @@ impl TraceReader {
             .clone();
         let mut columns = [0; 3];
         for (slot, name) in columns.iter_mut().zip(COLUMNS) {
-            *slot = header.iter().position(|h| h.trim() == name).ok_or_else(|| {
-                fail(
-                    1,
-                    format!(
-                        "the header has no `{name}` column; a trace's header names at least \
+            *slot = header
+                .iter()
+                .position(|h| h.trim() == name)
+                .ok_or_else(|| {
+                    fail(
+                        1,
+                        format!(
+                            "the header has no `{name}` column; a trace's header names at least \
                          `timestamp,key,size` (other columns are ignored)"
-                    ),
-                )
-            })?;
+                        ),
+                    )
+                })?;
         }
         Ok(TraceReader {
             path: path.to_path_buf(),
@@ -148,7 +154,10 @@ impl TraceReader {
             ));
         }
         let size = size.parse::<u64>().map_err(|_| {
-            self.error(line, format!("size `{size}` is not a whole number of bytes"))
+            self.error(
+                line,
+                format!("size `{size}` is not a whole number of bytes"),
+            )
         })?;
         let key = key.to_string();
         if self.in_order {
@@ -278,7 +287,13 @@ mod tests {
             let mut r = TraceReader::open(&path, true).expect("opens");
             let first = r.next_record().expect("a record").expect("valid");
             assert_eq!((first.line, first.timestamp), (2, 0.5));
-            assert_eq!(first.object, Object { key: "a".into(), size: 100 });
+            assert_eq!(
+                first.object,
+                Object {
+                    key: "a".into(),
+                    size: 100
+                }
+            );
             let second = r.next_record().expect("a record").expect("valid");
             assert_eq!((second.line, second.object.key.as_str()), (3, "b b"));
             assert!(r.next_record().is_none());
@@ -303,9 +318,15 @@ mod tests {
             let e = scan(&path, true).expect_err(text);
             assert_eq!(e.line, line, "{text}: {e}");
             assert!(e.to_string().contains(needle), "{e}");
-            assert!(e.to_string().starts_with(&format!("{}:{line}:", path.display())));
+            assert!(e
+                .to_string()
+                .starts_with(&format!("{}:{line}:", path.display())));
         }
-        let path = write(dir.path(), "unsorted.csv", "timestamp,key,size\n1,a,3\n0.5,b,3\n");
+        let path = write(
+            dir.path(),
+            "unsorted.csv",
+            "timestamp,key,size\n1,a,3\n0.5,b,3\n",
+        );
         assert!(scan(&path, false).is_ok(), "fast timing takes any order");
     }
 }
