@@ -338,23 +338,23 @@ pub struct TraceArgs {
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub objects: u64,
     /// Zipf exponent (zipf only).
-    #[arg(long, default_value_t = 0.8, value_parser = parse_alpha)]
+    #[arg(long, value_name = "ALPHA", default_value_t = 0.8, value_parser = parse_alpha)]
     pub alpha: f64,
     /// Requests (lines) to write.
     #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub requests: u64,
     /// Object sizes: a size (`16KiB`), `lognormal:median=16KiB,sigma=1.5,max=8MiB`
     /// or `pareto:min=1KiB,shape=1.2,max=64MiB`.
-    #[arg(long, value_name = "SIZE|DIST", default_value = "16KiB")]
+    #[arg(long, value_name = "BYTES|DIST", default_value = "16KiB")]
     pub size: crate::traffic::SizeDist,
     /// Requests per second of the timestamps.
-    #[arg(long, value_name = "PER_S", default_value_t = 1000.0, value_parser = parse_trace_rate)]
+    #[arg(long, value_name = "RATE", default_value_t = 1000.0, value_parser = parse_trace_rate)]
     pub rate: f64,
     /// `constant` (evenly spaced timestamps) or `poisson`.
-    #[arg(long, value_name = "KIND", default_value = "constant", value_parser = ["constant", "poisson"])]
+    #[arg(long, value_name = "constant|poisson", default_value = "constant", value_parser = ["constant", "poisson"])]
     pub arrivals: String,
     /// Seed of the sizes, the draws and the Poisson gaps.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
     /// Where to write (`.gz`: gzip-compressed).
     #[arg(short, long, value_name = "FILE")]
@@ -501,6 +501,9 @@ mod tests {
             "DUR|none",
             "DIR|CSV",
             "K/N",
+            "ALPHA",
+            "BYTES|DIST",
+            "constant|poisson",
         ];
         fn walk(cmd: &clap::Command, bad: &mut Vec<String>) {
             for arg in cmd.get_arguments() {
