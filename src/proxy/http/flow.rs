@@ -129,7 +129,7 @@ impl ProxyService {
     /// fetching a body to store). A `200` that agrees with a stored entry's
     /// validators and length freshens it, like a 304 would; one that does
     /// not means the stored body is outdated (RFC 9111 §4.3.5).
-    pub(super) async fn head_through(
+    async fn head_through(
         &self,
         mut parts: Parts,
         cache: &CacheState,
@@ -199,7 +199,7 @@ impl ProxyService {
     /// Refreshes a stale entry upstream while the client has already been
     /// answered from it (`stale-while-revalidate`); skipped when a fetch of
     /// the key is already under way.
-    pub(super) fn revalidate_in_background(
+    fn revalidate_in_background(
         &self,
         parts: &Parts,
         key: &str,
@@ -227,7 +227,7 @@ impl ProxyService {
 
     /// A cacheable GET that the cache cannot answer: one request per key
     /// goes upstream, the others wait for its answer.
-    pub(super) async fn fetch_coalesced(
+    async fn fetch_coalesced(
         &self,
         parts: &Parts,
         cache: &CacheState,
@@ -305,7 +305,7 @@ impl ProxyService {
     /// Fills (or revalidates) `key` from the upstream and decides what the
     /// cache keeps: a failed exchange may be answered from `stale`, a 304
     /// refreshes it, any other answer is stored or streamed through.
-    pub(super) async fn fetch_and_store(
+    async fn fetch_and_store(
         &self,
         parts: &Parts,
         cache: &CacheState,
@@ -365,7 +365,7 @@ impl ProxyService {
     /// removed (the cache wants the whole representation and answers them
     /// itself afterwards), the stale entry's validators added. Also returns
     /// whether the request is a revalidation.
-    pub(super) fn fill_request_headers(
+    fn fill_request_headers(
         &self,
         parts: &Parts,
         stale: Option<&CachedResponse>,
@@ -401,7 +401,7 @@ impl ProxyService {
 
     /// The upstream could not be asked: the stale entry where the response
     /// or the request allows it (RFC 5861 `stale-if-error`), else a 502/504.
-    pub(super) fn answer_fetch_error(
+    fn answer_fetch_error(
         &self,
         parts: &Parts,
         stale: Option<&Arc<CachedResponse>>,
@@ -425,7 +425,7 @@ impl ProxyService {
 
     /// A 304 to a revalidation: the stored entry refreshed with its fields,
     /// kept while still storable, and served.
-    pub(super) fn refresh_not_modified(
+    fn refresh_not_modified(
         &self,
         fill: &Fill<'_>,
         stored: &CachedResponse,
@@ -469,7 +469,7 @@ impl ProxyService {
     /// Any other answer to a fill: stored when RFC 9111 allows it and it fits
     /// both an entry and the memory budget, else streamed through untouched,
     /// holding no more of it in memory than is in flight.
-    pub(super) async fn store_or_stream(
+    async fn store_or_stream(
         &self,
         fill: &Fill<'_>,
         rparts: http::response::Parts,
@@ -537,7 +537,7 @@ impl ProxyService {
 
     /// A stale entry in place of a 500, 502, 503 or 504 from the upstream,
     /// when `stale-if-error` allows it (RFC 5861 §4); the error's body is dropped.
-    pub(super) fn stale_for_server_error(
+    fn stale_for_server_error(
         &self,
         parts: &Parts,
         stale: &Option<Arc<CachedResponse>>,
@@ -563,7 +563,7 @@ impl ProxyService {
 
     /// Answers from a complete response (stored or just fetched), honouring
     /// the client's own `If-None-Match` / `If-Modified-Since` and HEAD.
-    pub(super) fn serve_entry(
+    fn serve_entry(
         &self,
         parts: &Parts,
         e: &CachedResponse,
@@ -620,7 +620,7 @@ impl ProxyService {
         label(resp, lbl, param)
     }
 
-    pub(super) fn store_insert(
+    fn store_insert(
         &self,
         cache: &CacheState,
         key: &str,
@@ -644,7 +644,7 @@ impl ProxyService {
         }
     }
 
-    pub(super) fn update_gauges(&self, store: &Store) {
+    fn update_gauges(&self, store: &Store) {
         use std::sync::atomic::Ordering::Relaxed;
         self.counters.cache_bytes.store(store.used_bytes(), Relaxed);
         self.counters

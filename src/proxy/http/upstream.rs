@@ -82,7 +82,7 @@ impl ProxyService {
         label(Response::from_parts(rparts, body), Label::Miss, param)
     }
 
-    pub(super) fn upstream_body(&self, prefix: VecDeque<Bytes>, rest: Body) -> Body {
+    fn upstream_body(&self, prefix: VecDeque<Bytes>, rest: Body) -> Body {
         UpstreamBody::new(prefix, rest, self.timeout, self.counters.clone()).boxed()
     }
 
@@ -156,7 +156,7 @@ impl ProxyService {
     /// request waits for the link's delay going up, the response head for
     /// its delay coming back, and the body is paced at the link's rate. Only
     /// upstream traffic calls this, so a cache hit never pays the link.
-    pub(super) async fn over_origin_link(
+    async fn over_origin_link(
         &self,
         req: Request<Body>,
     ) -> Result<Response<Body>, hyper_util::client::legacy::Error> {
