@@ -199,12 +199,7 @@ impl ProxyService {
     /// Refreshes a stale entry upstream while the client has already been
     /// answered from it (`stale-while-revalidate`); skipped when a fetch of
     /// the key is already under way.
-    fn revalidate_in_background(
-        &self,
-        parts: &Parts,
-        key: &str,
-        stale: Arc<CachedResponse>,
-    ) {
+    fn revalidate_in_background(&self, parts: &Parts, key: &str, stale: Arc<CachedResponse>) {
         let Some(me) = self.me.upgrade() else { return };
         let mut req = Request::new(());
         *req.uri_mut() = parts.uri.clone();
@@ -620,12 +615,7 @@ impl ProxyService {
         label(resp, lbl, param)
     }
 
-    fn store_insert(
-        &self,
-        cache: &CacheState,
-        key: &str,
-        entry: Arc<CachedResponse>,
-    ) -> bool {
+    fn store_insert(&self, cache: &CacheState, key: &str, entry: Arc<CachedResponse>) -> bool {
         let mut store = cache.store.lock().unwrap_or_else(|e| e.into_inner());
         let r = store.insert(key, entry);
         self.update_gauges(&store);
