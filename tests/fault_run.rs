@@ -281,7 +281,10 @@ fn sigkill_during_a_run_leaves_the_complete_results_alone() {
     // The run has its files open under temporary names by now.
     let deadline = std::time::Instant::now() + STEP;
     while !snapshot(&out).keys().any(|p| is_temporary(p)) {
-        assert!(std::time::Instant::now() < deadline, "no file being written");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no file being written"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     run.kill().unwrap();
@@ -342,7 +345,10 @@ fn fill(path: &Path) {
 fn fill_but(disk: &Path, room: u64) {
     let filler = disk.join("filler");
     fill(&filler);
-    let f = std::fs::OpenOptions::new().write(true).open(&filler).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap();
     let len = f.metadata().unwrap().len();
     f.set_len(len.saturating_sub(room)).unwrap();
 }

@@ -41,7 +41,12 @@ impl BadUpstream {
     }
 
     fn hits(&self, path: &str) -> usize {
-        self.hits.lock().unwrap().iter().filter(|p| *p == path).count()
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| *p == path)
+            .count()
     }
 }
 
@@ -70,10 +75,14 @@ async fn answer(mut s: TcpStream, hits: Arc<Mutex<Vec<String>>>) {
     };
     match path {
         "/garbage" => {
-            let _ = s.write_all(b"\x00\xff\xfe SSH-2.0 not http at all\r\n\r\n").await;
+            let _ = s
+                .write_all(b"\x00\xff\xfe SSH-2.0 not http at all\r\n\r\n")
+                .await;
         }
         "/bad-status" => {
-            let _ = s.write_all(b"HTTP/1.1 2000000 OK\r\nContent-Length: 2\r\n\r\nhi").await;
+            let _ = s
+                .write_all(b"HTTP/1.1 2000000 OK\r\nContent-Length: 2\r\n\r\nhi")
+                .await;
         }
         "/bad-header" => {
             let _ = s
@@ -117,7 +126,9 @@ async fn answer(mut s: TcpStream, hits: Arc<Mutex<Vec<String>>>) {
         }
         _ => {
             let _ = s
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nCache-Control: no-store\r\n\r\nok")
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nCache-Control: no-store\r\n\r\nok",
+                )
                 .await;
         }
     }
@@ -166,7 +177,10 @@ async fn still_serves(proxy: &TestProxy) {
 async fn garbage_from_the_upstream_is_a_502_and_counted() {
     let up = BadUpstream::start().await;
     let proxy = proxy_in_front_of(&up).await;
-    for (i, path) in ["/garbage", "/bad-status", "/bad-header"].iter().enumerate() {
+    for (i, path) in ["/garbage", "/bad-status", "/bad-header"]
+        .iter()
+        .enumerate()
+    {
         let (status, body) = fetch(proxy.http(), path).await;
         assert_eq!(status, 502, "{path}: {body:?}");
         let text = String::from_utf8_lossy(body.as_ref().unwrap()).into_owned();
@@ -208,7 +222,11 @@ async fn cut_off(path: &str) {
                 || handle.stats().upstream_errors == errors_before + 1,
             )
             .await;
-            assert_eq!(proxy.handle.stats().stored, 0, "{target}: a cut body stored");
+            assert_eq!(
+                proxy.handle.stats().stored,
+                0,
+                "{target}: a cut body stored"
+            );
             assert_eq!(up.hits(&target), attempt, "{target}: served from cache");
         }
     }

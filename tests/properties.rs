@@ -322,7 +322,13 @@ mod link_models {
     use super::*;
 
     fn config() -> impl Strategy<Value = LinkConfig> {
-        (0u64..200_000, 0u64..200_000, 0.0f64..=100.0, prop_oneof![Just(0.0), 1e3f64..1e10], any::<u64>())
+        (
+            0u64..200_000,
+            0u64..200_000,
+            0.0f64..=100.0,
+            prop_oneof![Just(0.0), 1e3f64..1e10],
+            any::<u64>(),
+        )
             .prop_map(|(delay_us, jitter_us, loss, rate, seed)| LinkConfig {
                 delay: Duration::from_micros(delay_us),
                 jitter: Duration::from_micros(jitter_us),
