@@ -190,7 +190,7 @@ async fn garbage_from_the_upstream_is_a_502_and_counted() {
         assert_eq!(s.stored, 0, "{path}");
     }
     // Not remembered: the next request asks again.
-    fetch(proxy.http(), "/garbage").await;
+    assert_eq!(fetch(proxy.http(), "/garbage").await.0, 502);
     assert_eq!(up.hits("/garbage"), 2);
     still_serves(&proxy).await;
 }
