@@ -367,7 +367,7 @@ fn summary(o: &mut String, model: &Model) {
     o.push_str("<section class=\"summary\" id=\"summary\">\n<h2>Summary</h2>\n");
     o.push_str(
         "<p class=\"note\">One row per variant and workload, as in the summary CSV \
-         (latencies are round trips for UDP; loss, jitter and hit ratio as defined in the README).</p>\n",
+         (latencies are round trips for UDP; loss, jitter and hit ratio as defined in the book, docs/src/probe.md).</p>\n",
     );
     let many = model.runs.len() > 1;
     let repeated = model
