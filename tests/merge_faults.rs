@@ -154,7 +154,10 @@ fn a_missing_shard_is_named_unless_partial() {
         .success()
         .stdout(contains("PARTIAL: merged without shard 2/2: scenario `b`"));
     let record = std::fs::read_to_string(out.join("a/run.json")).unwrap();
-    assert!(record.contains("\"partial\": [\n    \"shard 2/2"), "{record}");
+    assert!(
+        record.contains("\"partial\": [\n    \"shard 2/2"),
+        "{record}"
+    );
     merge(&q, &tmp.path().join("whole")).success();
 }
 
@@ -261,7 +264,7 @@ fn a_stale_run_beside_a_newer_interrupted_one_is_refused() {
         .code(2)
         .stderr(contains("sh.interrupted.csv is newer than").and(contains("Run the part again")));
     set(&csv, now - std::time::Duration::from_secs(3600));
-    merge(&q, &tmp.path().join("m"))
-        .success()
-        .stdout(contains("shard 2/2 from").and(contains("older interrupted run beside it was left out")));
+    merge(&q, &tmp.path().join("m")).success().stdout(
+        contains("shard 2/2 from").and(contains("older interrupted run beside it was left out")),
+    );
 }

@@ -210,7 +210,10 @@ mod tests {
         assert!(decode("not base64!").is_err());
         // A V2 header claiming a payload of 0xFFFFFFFF bytes that are not there.
         let e = decode("HISTE/////8AAAAAAAAAAwAAAAAAAAABAAAAANaTpAA/8AAAAAAAAA==").unwrap_err();
-        assert!(format!("{e}").contains("claims a payload of 4294967295"), "{e}");
+        assert!(
+            format!("{e}").contains("claims a payload of 4294967295"),
+            "{e}"
+        );
         assert!(decode("aGVsbG8=").is_err());
     }
 

@@ -440,7 +440,9 @@ mod tests {
             e.contains(&dir.path().join("basic.csv").display().to_string()),
             "{e}"
         );
-        let samples = read_samples(&dir.path().join("basic.csv")).unwrap().unwrap();
+        let samples = read_samples(&dir.path().join("basic.csv"))
+            .unwrap()
+            .unwrap();
         assert_eq!(samples[&("default".into(), "qos".into())], [0.2]);
     }
 
@@ -457,6 +459,8 @@ mod tests {
         .unwrap();
         let e = format!("{:#}", read_samples_dir(dir.path()).unwrap_err());
         assert!(e.contains("udp_packets.csv: line 3"), "{e}");
-        assert!(read_samples_dir(&dir.path().join("none")).unwrap().is_none());
+        assert!(read_samples_dir(&dir.path().join("none"))
+            .unwrap()
+            .is_none());
     }
 }

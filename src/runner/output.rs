@@ -344,7 +344,10 @@ mod tests {
         file.commit_to(&path).unwrap();
         let text = fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2, "{text}");
-        assert!(file.commit_to(&path).is_err(), "a second commit is an error");
+        assert!(
+            file.commit_to(&path).is_err(),
+            "a second commit is an error"
+        );
     }
 
     #[test]
