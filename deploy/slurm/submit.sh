@@ -14,7 +14,9 @@
 # (an agent failed, so the merge was cancelled). MERGE_FLAGS go to `netrun
 # merge` (--baseline FILE, --junit FILE, --json). The netrun run is $NETRUN,
 # else the one on PATH; Slurm options come from sbatch's usual SBATCH_*
-# variables (SBATCH_PARTITION, SBATCH_ACCOUNT, ...).
+# variables (SBATCH_PARTITION, SBATCH_ACCOUNT, ...), and the agents' array
+# alone gets the sbatch options in NETRUN_AGENTS_SBATCH (split at spaces:
+# "--exclusive --exclude=node7").
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -78,8 +80,11 @@ mkdir -p "$out/logs"
 
 start_at=$(date -u -d "@$(($(date +%s) + start_in))" +%Y-%m-%dT%H:%M:%SZ)
 
-agents=$(NETRUN=$netrun sbatch --parsable \
+# shellcheck disable=SC2206 # split at spaces on purpose
+agent_opts=(${NETRUN_AGENTS_SBATCH:-})
+agents=$(sbatch --parsable \
     --array="1-$segments" \
+    "${agent_opts[@]}" \
     --output="$out/logs/agent-%a.out" \
     --export="ALL,NETRUN=$netrun" \
     "$here/netrun-agents.sbatch" "$scenario" "$segments" "$out" "$start_at")
