@@ -12,7 +12,9 @@ use crate::error::{Error, Outcome};
 use crate::metrics::SummaryRow;
 use crate::report::compare;
 use crate::report::gate::{self, GateConfig, GateReport, Samples};
-use crate::report::html::run_info::{BaselineFinding, BaselineInfo, ExpectationInfo, UnitInfo};
+use crate::report::html::run_info::{
+    BaselineFinding, BaselineInfo, ExpectationInfo, StartInfo, UnitInfo,
+};
 use crate::report::html::{self, RunInfo};
 use crate::report::junit::{self, Suite};
 use crate::report::{progress, summary};
@@ -41,6 +43,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let view = Arc::new(LiveView::new(mp, announce));
     let observer: Arc<dyn Observer> = view.clone();
 
+    let barrier = runner::Barrier::new(args.start_at);
+    if let (Some(at), false) = (args.start_at, args.json) {
+        println!("start: the workloads start at {at} (--start-at), the services up");
+    }
     let mut runs: Vec<ScenarioRun> = Vec::new();
     let mut gates: Vec<Option<GateReport>> = Vec::new();
     let mut pages: Vec<Option<PathBuf>> = Vec::new();
@@ -54,7 +60,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         if !args.json {
             print_header(s, &args, shares[i].len());
         }
-        let run = runner::run_scenario_units(s, &shares[i], &args.out, &observer, &cancel).await?;
+        let run =
+            runner::run_scenario_units(s, &shares[i], &barrier, &args.out, &observer, &cancel)
+                .await?;
         let report = baselines.as_ref().map(|b| {
             let now_samples = compare::read_samples_dir(&run.results_dir);
             gate::gate(
@@ -74,6 +82,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             shard: args.shard,
             segment: args.segment,
             positions: &shares[i],
+            start: barrier.released(),
         };
         let mut run = run;
         let page = write_report(&whole[i], &run, baseline, &split);
@@ -93,6 +102,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             if judged_later {
                 println!(
                     "  expectations: judged on the whole run by `netrun merge` of every segment"
+                );
+            }
+            if let Some(r) = barrier.released() {
+                println!(
+                    "  start: the workloads started at {} ({:.1} ms after --start-at)",
+                    humantime::format_rfc3339_millis(r.started),
+                    r.late_ms()
                 );
             }
             if let Some(r) = &report {
@@ -560,6 +576,7 @@ struct Split<'a> {
     shard: Option<Part>,
     segment: Option<Part>,
     positions: &'a [usize],
+    start: Option<runner::Released>,
 }
 
 /// Each scenario's share of a `--shard`: the positions (in its run order)
@@ -619,6 +636,9 @@ fn write_report(
     info.units_total = schedule.len();
     info.shard = split.shard;
     info.segment = split.segment;
+    info.start = split
+        .start
+        .map(|r| StartInfo::of(r.at.0, r.started, r.late_ms()));
     info.scenario_digest = s.digest.clone();
     match html::after_run(&info, &run.summary_csv, &run.results_dir) {
         Ok(path) => Some(path),

@@ -7,6 +7,7 @@
 //! (a second Ctrl-C ends the waiting). An interrupted run's files go beside
 //! the last complete run's, under `<name>.interrupted`.
 
+mod barrier;
 pub mod events;
 mod expect;
 mod hosts;
@@ -24,6 +25,7 @@ use futures_util::future::join_all;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::scenario::ExpectationResult;
+pub use barrier::{Barrier, Released};
 pub use events::{Event, Observer, ProgressCounts, Silent, VariantPos, WorkloadPos};
 pub use expect::check_expectations;
 pub use hosts::preflight;
@@ -77,7 +79,7 @@ pub async fn run_scenario(
     cancel: impl Into<Interrupt>,
 ) -> anyhow::Result<ScenarioRun> {
     let all: Vec<usize> = (0..schedule(scenario).len()).collect();
-    run_scenario_units(scenario, &all, out, observer, cancel).await
+    run_scenario_units(scenario, &all, &Barrier::default(), out, observer, cancel).await
 }
 
 /// Runs only these units of the scenario (positions in [`schedule`], in
@@ -85,6 +87,7 @@ pub async fn run_scenario(
 pub async fn run_scenario_units(
     scenario: &Scenario,
     positions: &[usize],
+    barrier: &Barrier,
     out: &std::path::Path,
     observer: &Arc<dyn Observer>,
     cancel: impl Into<Interrupt>,
@@ -126,7 +129,8 @@ pub async fn run_scenario_units(
             label: &variant.label,
             repetition,
         };
-        let (mut r, err) = run_variant(scenario, variant, pos, &outputs, observer, cancel).await;
+        let (mut r, err) =
+            run_variant(scenario, variant, pos, &outputs, observer, barrier, cancel).await;
         rows.append(&mut r);
         if let Some(e) = err {
             failure = Some(e);
@@ -344,6 +348,7 @@ async fn run_variant(
     pos: VariantPos<'_>,
     outputs: &Outputs,
     observer: &Arc<dyn Observer>,
+    barrier: &Barrier,
     cancel: &Interrupt,
 ) -> (Vec<SummaryRow>, Option<anyhow::Error>) {
     let plan = &variant.plan;
@@ -364,6 +369,8 @@ async fn run_variant(
         }
     };
     observer.event(&Event::VariantStarted(pos));
+    // The services are up: `--start-at` holds the first variant's workloads here.
+    barrier.wait(cancel).await;
     let ctx = VariantCtx {
         scenario,
         variant,
