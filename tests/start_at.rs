@@ -58,9 +58,18 @@ fn the_workloads_start_at_the_instant_and_run_json_records_it() {
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let col = header.iter().position(|h| *h == "started_at").unwrap();
-    let row_start = lines.next().unwrap().split(',').nth(col).unwrap().to_string();
+    let row_start = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .nth(col)
+        .unwrap()
+        .to_string();
     let row_start = humantime::parse_rfc3339(&row_start).unwrap();
-    assert!(row_start >= at - Duration::from_millis(1), "row started {row_start:?}");
+    assert!(
+        row_start >= at - Duration::from_millis(1),
+        "row started {row_start:?}"
+    );
 }
 
 #[test]
