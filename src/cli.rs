@@ -449,6 +449,7 @@ mod tests {
             "DUR|none",
             "DIR|CSV",
             "K/N",
+            "TIME",
         ];
         fn walk(cmd: &clap::Command, bad: &mut Vec<String>) {
             for arg in cmd.get_arguments() {
