@@ -4,7 +4,7 @@
 //! the run (the HTML report, for people, stays best-effort).
 
 use super::Barrier;
-use crate::report::run_record::{ExpectationInfo, RunInfo, StartInfo, UnitInfo};
+use crate::report::run_record::{ExpectationInfo, RunInfo, ShardedFile, StartInfo, UnitInfo};
 use crate::scenario::{ExpectationResult, Scenario};
 use crate::shard::Part;
 
@@ -23,6 +23,8 @@ pub struct Share<'a> {
     /// `--start-at`: the barrier the first variant's workloads wait at,
     /// one for every scenario of the command (the later ones find it past).
     pub barrier: Option<&'a Barrier>,
+    /// With `--shard`: every scenario of the sharded run, in order.
+    pub sharded_run: Vec<ShardedFile>,
 }
 
 impl<'a> Share<'a> {
@@ -34,6 +36,7 @@ impl<'a> Share<'a> {
             shard: None,
             segment: None,
             barrier: None,
+            sharded_run: Vec::new(),
         }
     }
 
@@ -79,6 +82,7 @@ impl<'a> Share<'a> {
             .and_then(Barrier::released)
             .map(|r| StartInfo::of(r.at.0, r.started, r.late_ms()));
         info.scenario_digest = s.digest.clone();
+        info.sharded_run.clone_from(&self.sharded_run);
         info
     }
 }
