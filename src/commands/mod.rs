@@ -4,6 +4,7 @@
 mod check;
 mod cleanup;
 mod compare;
+mod link;
 mod merge;
 mod probe;
 mod proxy;
@@ -20,6 +21,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Some(Command::Run(args)) => run::run(args).await,
         Some(Command::Check(args)) => check::check(args),
         Some(Command::Cleanup) => cleanup::cleanup(),
+        Some(Command::Link(args)) => link::link(*args).await,
         Some(Command::Compare(args)) => compare::compare(args).await,
         Some(Command::Report(args)) => report::report(args),
         Some(Command::Merge(args)) => merge::merge(args),

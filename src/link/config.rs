@@ -108,7 +108,10 @@ pub enum QueueKind {
     DropTail,
     /// RFC 8289 CoDel: drop at the head while the sojourn time stays above
     /// `target` for an `interval`.
-    Codel { target: Duration, interval: Duration },
+    Codel {
+        target: Duration,
+        interval: Duration,
+    },
 }
 
 /// How much a queue holds before it drops arrivals.
@@ -349,12 +352,18 @@ mod tests {
         let g: Gilbert = "p=1%,r=30%".parse().unwrap();
         assert_eq!((g.p, g.r, g.h, g.k), (0.01, 0.3, 1.0, 0.0));
         assert!((g.stationary_loss() - 0.01 / 0.31).abs() < 1e-12);
-        assert!("p=1%".parse::<Gilbert>().unwrap_err().contains("needs p and r"));
+        assert!("p=1%"
+            .parse::<Gilbert>()
+            .unwrap_err()
+            .contains("needs p and r"));
         assert!("p=1%,r=0".parse::<Gilbert>().is_err());
 
         let q: Queue = "droptail:150KiB".parse().unwrap();
         assert_eq!(q.limit, Limit::Bytes(150 * 1024));
-        assert_eq!("droptail:20".parse::<Queue>().unwrap().limit, Limit::Packets(20));
+        assert_eq!(
+            "droptail:20".parse::<Queue>().unwrap().limit,
+            Limit::Packets(20)
+        );
         assert_eq!("droptail".parse::<Queue>().unwrap(), Queue::default());
         let c: Queue = "codel:target=2ms".parse().unwrap();
         assert_eq!(
@@ -364,11 +373,17 @@ mod tests {
                 interval: Duration::from_millis(100)
             }
         );
-        assert!("red".parse::<Queue>().unwrap_err().contains("unknown queue"));
+        assert!("red"
+            .parse::<Queue>()
+            .unwrap_err()
+            .contains("unknown queue"));
 
         let o: Outage = "every=10s,lasting=500ms".parse().unwrap();
         assert_eq!(o.lasting, Duration::from_millis(500));
         assert!("every=1s,lasting=2s".parse::<Outage>().is_err());
-        assert!("every=1s,every=2s".parse::<Outage>().unwrap_err().contains("twice"));
+        assert!("every=1s,every=2s"
+            .parse::<Outage>()
+            .unwrap_err()
+            .contains("twice"));
     }
 }

@@ -104,8 +104,10 @@ mod tests {
 
     #[test]
     fn since_subtracts_counts_and_sojourns() {
-        let mut a = Counters::default();
-        a.packets = 3;
+        let mut a = Counters {
+            packets: 3,
+            ..Counters::default()
+        };
         a.record_sojourn(Duration::from_millis(1));
         let before = a.clone();
         a.packets = 10;

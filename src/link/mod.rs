@@ -13,3 +13,7 @@ pub use config::{DirConfig, Gilbert, Limit, Outage, Queue, QueueKind, Service};
 pub use counters::Counters;
 pub use pipe::{Packet, Pipe};
 pub use trace::Trace;
+pub mod mover;
+pub mod tun;
+
+pub use mover::Mover;

@@ -410,9 +410,10 @@ impl<P: Packet> Pipe<P> {
     /// `q` left the queue at `taken` and the bottleneck at `sent`: it is due
     /// after the propagation delay, or at once if it is reordered.
     fn schedule(&mut self, taken: Instant, sent: Instant, q: Queued<P>) {
-        self.counters.record_sojourn(taken.saturating_duration_since(q.at));
-        let reorder = self.c.reorder_percent > 0.0
-            && self.rng.gen::<f64>() * 100.0 < self.c.reorder_percent;
+        self.counters
+            .record_sojourn(taken.saturating_duration_since(q.at));
+        let reorder =
+            self.c.reorder_percent > 0.0 && self.rng.gen::<f64>() * 100.0 < self.c.reorder_percent;
         let due = if reorder {
             self.counters.reordered += 1;
             self.early.push_back((sent, q.p));

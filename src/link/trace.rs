@@ -84,7 +84,75 @@ pub enum Shape {
     /// Rates held for `step_ms` each, in turn.
     Steps { rates_bps: Vec<f64>, step_ms: u64 },
     /// `rate_bps` for `on_ms`, then nothing for `off_ms`.
-    OnOff { rate_bps: f64, on_ms: u64, off_ms: u64 },
+    OnOff {
+        rate_bps: f64,
+        on_ms: u64,
+        off_ms: u64,
+    },
+}
+
+impl std::str::FromStr for Shape {
+    type Err = String;
+
+    /// `constant:12Mbit/s[,period=1s]`, `steps:24Mbit/s+6Mbit/s[,step=2s]`,
+    /// `onoff:12Mbit/s[,on=2s,off=500ms]`.
+    fn from_str(s: &str) -> Result<Shape, String> {
+        use crate::units::{parse_duration, BitRate};
+        let (kind, rest) = s.split_once(':').ok_or_else(|| {
+            format!("`{s}` is not a trace shape; write constant:12Mbit/s, steps:24Mbit/s+6Mbit/s or onoff:12Mbit/s")
+        })?;
+        let mut parts = rest.split(',').map(str::trim);
+        let rates = parts.next().unwrap_or("");
+        let mut opts = std::collections::BTreeMap::new();
+        for p in parts {
+            let (k, v) = p
+                .split_once('=')
+                .ok_or_else(|| format!("`{p}` is not key=value"))?;
+            opts.insert(k.trim(), parse_duration(v)?);
+        }
+        let ms = |key: &str, default: u64| -> Result<u64, String> {
+            let d = opts.get(key).map_or(default, |d| d.as_millis() as u64);
+            if d == 0 {
+                return Err(format!("`{key}` must be at least 1ms"));
+            }
+            Ok(d)
+        };
+        let rate = |r: &str| -> Result<f64, String> {
+            let b: BitRate = r.parse()?;
+            Ok(b.bits_per_sec())
+        };
+        let allowed: &[&str] = match kind {
+            "constant" => &["period"],
+            "steps" => &["step"],
+            "onoff" => &["on", "off"],
+            other => {
+                return Err(format!(
+                    "unknown trace shape `{other}`; use constant, steps or onoff"
+                ))
+            }
+        };
+        if let Some(k) = opts.keys().find(|k| !allowed.contains(k)) {
+            return Err(format!(
+                "`{k}` does not apply to a {kind} trace; use {}",
+                allowed.join(", ")
+            ));
+        }
+        Ok(match kind {
+            "constant" => Shape::Constant {
+                rate_bps: rate(rates)?,
+                ms: ms("period", 1000)?,
+            },
+            "steps" => Shape::Steps {
+                rates_bps: rates.split('+').map(rate).collect::<Result<_, _>>()?,
+                step_ms: ms("step", 2000)?,
+            },
+            _ => Shape::OnOff {
+                rate_bps: rate(rates)?,
+                on_ms: ms("on", 2000)?,
+                off_ms: ms("off", 500)?,
+            },
+        })
+    }
 }
 
 /// The lines of a trace of `shape`: opportunities spread evenly over each
@@ -165,7 +233,23 @@ mod tests {
             on_ms: 100,
             off_ms: 50,
         });
-        assert_eq!(onoff.len(), 101, "100 on, and the marker of the period's end");
+        assert_eq!(
+            onoff.len(),
+            101,
+            "100 on, and the marker of the period's end"
+        );
         assert_eq!(onoff.last(), Some(&150));
+
+        assert_eq!(
+            "steps:24Mbit/s+6Mbit/s,step=100ms".parse::<Shape>(),
+            Ok(Shape::Steps {
+                rates_bps: vec![24e6, 6e6],
+                step_ms: 100
+            })
+        );
+        assert!("onoff:1Mbit/s,step=1s"
+            .parse::<Shape>()
+            .unwrap_err()
+            .contains("does not apply"));
     }
 }

@@ -6,6 +6,7 @@
 pub mod cmd;
 pub mod enter;
 pub mod shape;
+pub mod shell;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
