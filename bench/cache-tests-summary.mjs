@@ -2,17 +2,19 @@
 // own determineTestResult, dependencies honoured) and prints netrun's figures
 // beside the published results that ship with the same suite version.
 //
-//   node cache-tests-summary.mjs SUITE_DIR RESULTS_JSON [LABEL]
+//   node cache-tests-summary.mjs SUITE_DIR RESULTS_JSON [LABEL] [MIN_PASS]
 //
-// Exit status: 0 when no required test failed outright, 1 otherwise.
+// Exit status: 0 when no required test failed outright and at least MIN_PASS
+// (default 0) required tests passed, 1 otherwise.
 
 import fs from 'node:fs'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 
-const [suiteDir, resultsFile, label = 'netrun proxy'] = process.argv.slice(2)
+const [suiteDir, resultsFile, label = 'netrun proxy', minPassArg = '0'] = process.argv.slice(2)
+const minPass = Number(minPassArg)
 if (!suiteDir || !resultsFile) {
-  console.error('usage: node cache-tests-summary.mjs SUITE_DIR RESULTS_JSON [LABEL]')
+  console.error('usage: node cache-tests-summary.mjs SUITE_DIR RESULTS_JSON [LABEL] [MIN_PASS]')
   process.exit(2)
 }
 const load = p => import(pathToFileURL(path.resolve(suiteDir, p)).href)
@@ -73,4 +75,14 @@ const list = (title, ids) => { if (ids.length) console.log(`${title} (${ids.leng
 list('required, failed', ours.failed)
 list('required, could not run', ours.notRunIds)
 list('optional, failed', ours.optionalFailed)
-process.exit(ours.fail === 0 ? 0 : 1)
+if (!Number.isInteger(minPass) || minPass < 0) {
+  console.error(`MIN_PASS must be a whole number, not ${minPassArg}`)
+  process.exit(2)
+}
+console.log('')
+const verdicts = [
+  [ours.fail === 0, `required failed: ${ours.fail} (must be 0)`],
+  [ours.pass >= minPass, `required passed: ${ours.pass} / ${total} (must be at least ${minPass})`]
+]
+for (const [ok, text] of verdicts) console.log(`${ok ? 'pass' : 'FAIL'} ${text}`)
+process.exit(verdicts.every(([ok]) => ok) ? 0 : 1)

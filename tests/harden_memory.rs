@@ -1,6 +1,6 @@
 //! Memory the proxy holds under attack (issue 11, item 2): bounded by its
 //! flags whatever clients do. Checked on the proxy's own accounting
-//! counters; the README gives RSS measured by hand under the same attacks.
+//! counters; docs/src/proxy.md ("Memory") gives RSS measured by hand under the same attacks.
 
 mod support_proxy;
 

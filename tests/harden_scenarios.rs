@@ -16,6 +16,18 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// A temporary folder holding an empty `www/` and a `scenarios/` folder to
+/// write scenario files into, so their default `www = "../www"` names a
+/// folder this test made: the errors reported never depend on what else
+/// the system's temporary folder holds.
+fn scenario_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("www")).unwrap();
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir(&scenarios).unwrap();
+    (dir, scenarios)
+}
+
 /// Runs `netrun check FILE`; returns (exit code, stderr).
 fn check(file: &Path) -> (Option<i32>, String) {
     let out = netrun().arg("check").arg(file).output().unwrap();
@@ -27,9 +39,9 @@ fn check(file: &Path) -> (Option<i32>, String) {
 
 #[test]
 fn every_unknown_key_and_type_error_is_reported_at_once() {
-    let dir = tempfile::tempdir().unwrap();
+    let (_dir, scenarios) = scenario_dir();
     let f = write(
-        dir.path(),
+        &scenarios,
         "typos.toml",
         "name = \"x\"\ncolour = \"blue\"\nseed = \"one\"\n[impair]\ndleay = \"10ms\"\n\
          [[workload]]\nkind = \"udp\"\nname = \"q\"\ncount = \"many\"\nintervall = \"10ms\"\n",
@@ -56,9 +68,9 @@ fn every_unknown_key_and_type_error_is_reported_at_once() {
 
 #[test]
 fn unquoted_durations_and_sizes_are_explained_with_the_fixed_line() {
-    let dir = tempfile::tempdir().unwrap();
+    let (_dir, scenarios) = scenario_dir();
     let f = write(
-        dir.path(),
+        &scenarios,
         "bare.toml",
         "[[workload]]\nkind = \"udp\"\nname = \"q\"\ninterval = 100ms\nsize = 64B\n",
     );

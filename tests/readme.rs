@@ -1,9 +1,11 @@
-//! The README's examples, run: every scenario file in it checks clean, every
-//! command line in it parses, and its sample outputs show the rows and
-//! columns netrun prints today. So the README cannot drift from netrun.
+//! The README's and the book's examples, run: every scenario file in them
+//! checks clean, every command line in them parses, and their sample outputs
+//! show the rows and columns netrun prints today. So neither the README nor
+//! the book (`docs/src/`) can drift from netrun. The book's chapters and the
+//! links between them are checked too.
 
 use std::net::UdpSocket;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use clap::Parser;
@@ -16,9 +18,27 @@ fn netrun() -> Command {
     Command::cargo_bin("netrun").expect("netrun binary")
 }
 
-/// The fenced code blocks of the README: (info string, body).
-fn blocks() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+/// The book's source folder.
+fn book() -> PathBuf {
+    root().join("docs").join("src")
+}
+
+/// README.md and every chapter of the book (`docs/src/*.md`), sorted.
+fn documents() -> Vec<PathBuf> {
+    let mut chapters: Vec<PathBuf> = std::fs::read_dir(book())
+        .expect("docs/src/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    chapters.sort();
+    std::iter::once(root().join("README.md"))
+        .chain(chapters)
+        .collect()
+}
+
+/// The fenced code blocks of one Markdown file: (info string, body).
+fn blocks_of(path: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).expect("a Markdown file");
     let mut out = Vec::new();
     let mut open: Option<(String, String)> = None;
     for line in text.lines() {
@@ -32,8 +52,17 @@ fn blocks() -> Vec<(String, String)> {
             (None, None) => {}
         }
     }
-    assert!(open.is_none(), "README has an unclosed code block");
+    assert!(
+        open.is_none(),
+        "{} has an unclosed code block",
+        path.display()
+    );
     out
+}
+
+/// The fenced code blocks of the README and of every chapter of the book.
+fn blocks() -> Vec<(String, String)> {
+    documents().iter().flat_map(|p| blocks_of(p)).collect()
 }
 
 /// The block whose first line starts with `first`.
@@ -42,7 +71,7 @@ fn block_starting(first: &str) -> String {
         .into_iter()
         .map(|(_, b)| b)
         .find(|b| b.starts_with(first))
-        .unwrap_or_else(|| panic!("no README block starts with {first:?}"))
+        .unwrap_or_else(|| panic!("no README or book block starts with {first:?}"))
 }
 
 #[test]
@@ -54,7 +83,10 @@ fn every_scenario_example_checks_clean() {
         .filter(|(info, _)| info == "toml")
         .map(|(_, b)| b)
         .collect();
-    assert!(!tomls.is_empty(), "the README shows a scenario file");
+    assert!(
+        !tomls.is_empty(),
+        "the README and the book show a scenario file"
+    );
     for (i, body) in tomls.iter().enumerate() {
         // `www` is relative to the scenario file, which here lives elsewhere.
         let body = body.replace(
@@ -67,27 +99,34 @@ fn every_scenario_example_checks_clean() {
         assert_eq!(
             out.status.code(),
             Some(0),
-            "README scenario #{i} does not check clean:\n{}\n{body}",
+            "README/book scenario #{i} does not check clean:\n{}\n{body}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
 }
 
 #[test]
-fn the_example_scenario_does_not_reuse_a_shipped_name() {
-    let body = block_starting("name = ");
-    let name = body
-        .lines()
-        .next()
-        .and_then(|l| l.split('"').nth(1))
-        .expect("a quoted name");
-    assert!(
-        !root().join(format!("scenarios/{name}.toml")).exists(),
-        "copying the README's example would overwrite the results of scenarios/{name}.toml"
-    );
+fn no_example_scenario_reuses_a_shipped_name() {
+    let names: Vec<String> = blocks()
+        .into_iter()
+        .filter(|(info, _)| info == "toml")
+        .filter_map(|(_, b)| {
+            b.lines()
+                .find(|l| l.starts_with("name = "))
+                .and_then(|l| l.split('"').nth(1))
+                .map(String::from)
+        })
+        .collect();
+    assert!(!names.is_empty(), "no example scenario has a name");
+    for name in names {
+        assert!(
+            !root().join(format!("scenarios/{name}.toml")).exists(),
+            "copying the example {name:?} would overwrite the results of scenarios/{name}.toml"
+        );
+    }
 }
 
-/// Each `netrun ...` or `cargo run -- ...` line of the README, as arguments.
+/// Each `netrun ...` or `cargo run -- ...` line of the README and the book, as arguments.
 fn command_lines() -> Vec<Vec<String>> {
     let mut out = Vec::new();
     for (_, body) in blocks() {
@@ -120,9 +159,62 @@ fn every_command_line_parses() {
     for args in lines {
         let argv = std::iter::once("netrun".to_string()).chain(args.iter().cloned());
         if let Err(e) = netrun::cli::Cli::try_parse_from(argv) {
-            panic!("README: `netrun {}` does not parse:\n{e}", args.join(" "));
+            panic!(
+                "README/book: `netrun {}` does not parse:\n{e}",
+                args.join(" ")
+            );
         }
     }
+}
+
+/// The relative link targets (`](target)`) of a Markdown text, without anchors.
+fn relative_links(text: &str) -> Vec<String> {
+    text.split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .map(|t| t.split('#').next().unwrap_or(t).to_string())
+        .filter(|t| !t.is_empty() && !t.contains("://") && !t.starts_with("mailto:"))
+        .collect()
+}
+
+#[test]
+fn every_chapter_is_in_the_summary_and_every_link_resolves() {
+    let summary = std::fs::read_to_string(book().join("SUMMARY.md")).expect("docs/src/SUMMARY.md");
+    let listed = relative_links(&summary);
+    for doc in documents() {
+        let name = doc
+            .file_name()
+            .expect("a file name")
+            .to_string_lossy()
+            .into_owned();
+        if doc.parent() == Some(book().as_path()) && name != "SUMMARY.md" {
+            assert!(
+                listed.contains(&name),
+                "docs/src/{name} is not listed in docs/src/SUMMARY.md, so the book leaves it out"
+            );
+        }
+        let text = std::fs::read_to_string(&doc).expect("a Markdown file");
+        let dir = doc.parent().expect("a folder");
+        for target in relative_links(&text) {
+            assert!(
+                dir.join(&target).exists(),
+                "{} links to {target}, which does not exist",
+                doc.display()
+            );
+        }
+    }
+}
+
+/// The README is the front door: what netrun is, the quick start, one
+/// comparison, one gate and links. The reference goes into the book.
+#[test]
+fn the_readme_stays_short() {
+    let text = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let lines = text.lines().count();
+    assert!(
+        lines <= 300,
+        "README.md has {lines} lines; put reference text into a chapter of docs/src/ (listed in SUMMARY.md) and link to it"
+    );
 }
 
 /// The names of an indented `name value unit` listing.

@@ -11,7 +11,7 @@ use crate::report::compare::{self, Column};
 use crate::report::progress;
 use crate::runner::{self, Observer};
 
-use super::run::LiveView;
+use super::run::live::LiveView;
 use crate::scenario;
 
 pub async fn compare(args: CompareArgs) -> anyhow::Result<Outcome> {

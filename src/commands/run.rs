@@ -1,24 +1,26 @@
 //! `netrun [run] FILE...`: validate every file first, then run them one after
 //! another, print a summary table (or JSON) and decide the exit code.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+mod baseline;
+pub(super) mod live;
 
-use indicatif::{MultiProgress, ProgressBar};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
 
 use crate::cli::RunArgs;
 use crate::error::{Error, Outcome};
-use crate::metrics::SummaryRow;
 use crate::report::compare;
-use crate::report::gate::{self, GateConfig, GateReport, Samples};
-use crate::report::html::run_info::{BaselineFinding, BaselineInfo, ExpectationInfo, UnitInfo};
-use crate::report::html::{self, RunInfo};
+use crate::report::gate::{self, GateReport};
+use crate::report::html;
 use crate::report::junit::{self, Suite};
 use crate::report::{progress, summary};
-use crate::runner::{self, Event, Observer, ScenarioRun, WorkloadPos};
+use crate::runner::{self, Observer, ScenarioRun, Share};
 use crate::scenario::{self, Scenario};
 use crate::shard::Part;
+use baseline::{baseline_info, gate_config, load_baselines, print_gate, refuse_own_baseline};
+use live::LiveView;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let Prepared {
@@ -54,7 +56,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         if !args.json {
             print_header(s, &args, shares[i].len());
         }
-        let run = runner::run_scenario_units(s, &shares[i], &args.out, &observer, &cancel).await?;
+        let share = Share {
+            whole: &whole[i],
+            positions: shares[i].clone(),
+            shard: args.shard,
+            segment: args.segment,
+        };
+        let mut run = runner::run_scenario_units(s, &share, &args.out, &observer, &cancel).await?;
         let report = baselines.as_ref().map(|b| {
             let now_samples = compare::read_samples_dir(&run.results_dir);
             gate::gate(
@@ -65,18 +73,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 args.tolerance / 100.0,
             )
         });
-        let baseline = args
-            .baseline
-            .as_ref()
-            .zip(report.as_ref())
-            .map(|(b, g)| baseline_info(b, args.tolerance, g));
-        let split = Split {
-            shard: args.shard,
-            segment: args.segment,
-            positions: &shares[i],
-        };
-        let mut run = run;
-        let page = write_report(&whole[i], &run, baseline, &split);
+        if let Some((b, g)) = args.baseline.as_ref().zip(report.as_ref()) {
+            run.record.baseline = Some(baseline_info(b, args.tolerance, g));
+            run.record
+                .write(&run.results_dir)
+                .context("cannot add the baseline findings to the run record")?;
+        }
+        let page = write_report(&run);
         // An agent's share says nothing about the whole's thresholds: they
         // are in run.json, and `netrun merge` judges the added-up rows.
         let judged_later = args.segment.is_some() && !run.expectations.is_empty();
@@ -290,70 +293,6 @@ fn print_run(run: &ScenarioRun) {
     );
 }
 
-/// The baseline rows for each scenario, in order. A folder holds one summary
-/// per scenario (`<dir>/<name>.csv`); a file is used for every scenario (its
-/// rows of that scenario, or all of them if it names none).
-fn load_baselines(path: &Path, scenarios: &[Scenario]) -> anyhow::Result<Vec<Baseline>> {
-    let mut out = Vec::new();
-    for s in scenarios {
-        let file = if path.is_dir() {
-            path.join(format!("{}.csv", s.name))
-        } else {
-            path.to_path_buf()
-        };
-        if !file.exists() {
-            return Err(Error::input(format!(
-                "--baseline: {} does not exist; run the scenario once without --baseline to make one",
-                file.display()
-            ))
-            .into());
-        }
-        let rows: Vec<SummaryRow> = compare::read_summary(&file)
-            .map_err(|e| Error::input(format!("--baseline: {e:#}")))?
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect();
-        let own: Vec<SummaryRow> = rows
-            .iter()
-            .filter(|r| r.scenario == s.name)
-            .cloned()
-            .collect();
-        out.push(Baseline {
-            rows: if own.is_empty() { rows } else { own },
-            samples: compare::read_samples(&file),
-        });
-    }
-    Ok(out)
-}
-
-/// Prints the baseline check: one REGRESSION line per `worse` metric, the
-/// inconclusive ones in one line, and the host check when it mattered.
-fn print_gate(r: &GateReport, tolerance: f64) {
-    let worse: Vec<_> = r.worse().collect();
-    if worse.is_empty() {
-        println!(
-            "  baseline: no gated figure worse beyond {tolerance}% with 95% confidence ({} checked)",
-            r.assessments.len()
-        );
-    }
-    for a in worse {
-        println!("  REGRESSION {}", gate::describe(a));
-    }
-    let unsure: Vec<String> = r
-        .inconclusive()
-        .map(|a| format!("{}.{}", a.workload, a.metric))
-        .collect();
-    if !unsure.is_empty() {
-        println!(
-            "  inconclusive (not failed; --json or --junit say why): {}",
-            unsure.join(", ")
-        );
-    }
-    if let Some(why) = &r.host_changed {
-        println!("  host: slower than when the baseline was made ({why}); worse figures it could explain count as inconclusive");
-    }
-}
-
 /// `--out` must be a folder netrun can write in: found before anything
 /// runs, as invalid input (exit 2), not after a long run as a failure.
 pub fn check_out(out: &Path) -> Result<(), Error> {
@@ -382,186 +321,6 @@ pub fn check_tolerance(tolerance: f64) -> Result<(), Error> {
     }
 }
 
-/// A baseline's rows and, for single runs, the latency samples beside it.
-struct Baseline {
-    rows: Vec<SummaryRow>,
-    samples: Option<Samples>,
-}
-
-/// What the scenario gates: its `[gate]`, else the default metrics, with
-/// workloads aimed straight at the origin (no proxy in the path) as the
-/// host's controls.
-fn gate_config(s: &Scenario) -> GateConfig {
-    let mut cfg = GateConfig::default();
-    if let Some(m) = &s.gate.metrics {
-        cfg.metrics.clone_from(m);
-    }
-    cfg.controls = match &s.gate.control {
-        Some(c) => c.clone(),
-        None => s
-            .variants
-            .first()
-            .map(|v| {
-                v.plan
-                    .workloads
-                    .iter()
-                    .filter(|w| w.target == scenario::Target::Origin)
-                    .map(|w| w.name.clone())
-                    .collect()
-            })
-            .unwrap_or_default(),
-    };
-    cfg
-}
-
-/// A run writes `<out>/<name>.csv`; refuse a baseline that is that very
-/// file (or folder), so a failing run can never replace its own baseline.
-fn refuse_own_baseline(baseline: &Path, out: &Path, scenarios: &[Scenario]) -> Result<(), Error> {
-    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    };
-    let clash = if baseline.is_dir() {
-        same(baseline, out)
-    } else {
-        scenarios
-            .iter()
-            .any(|s| same(baseline, &out.join(format!("{}.csv", s.name))))
-    };
-    if clash {
-        return Err(Error::input(format!(
-            "--baseline {} is where this run writes its results (--out {}); a failing run would \
-             overwrite its own baseline. Give --out another folder (e.g. --out results)",
-            baseline.display(),
-            out.display()
-        )));
-    }
-    Ok(())
-}
-
-/// Shows a run as it happens: a bar per workload on a terminal, or a line
-/// when each workload starts and ends (`announce`) when there are no bars.
-/// The summary table and expectations are printed from the finished run.
-pub(super) struct LiveView {
-    mp: MultiProgress,
-    announce: bool,
-    /// The bars of running workloads, by variant run, then workload name.
-    bars: Mutex<HashMap<(usize, u32), HashMap<String, Bar>>>,
-}
-
-struct Bar {
-    pb: ProgressBar,
-    /// The reply counts the bar's message shows, so it is rewritten only when they change.
-    shown: Option<(u64, Option<u64>)>,
-}
-
-impl LiveView {
-    pub(super) fn new(mp: MultiProgress, announce: bool) -> Self {
-        LiveView {
-            mp,
-            announce,
-            bars: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn with_bar(&self, at: &WorkloadPos<'_>, f: impl FnOnce(&mut Bar)) {
-        let Ok(mut bars) = self.bars.lock() else {
-            return;
-        };
-        let key = (at.variant.index, at.variant.repetition);
-        if let Some(bar) = bars.get_mut(&key).and_then(|b| b.get_mut(at.workload)) {
-            f(bar);
-        }
-    }
-
-    fn take_bar(&self, at: &WorkloadPos<'_>) -> Option<Bar> {
-        let mut bars = self.bars.lock().ok()?;
-        let key = (at.variant.index, at.variant.repetition);
-        bars.get_mut(&key)?.remove(at.workload)
-    }
-}
-
-/// `workload`, or `variant:workload` when the scenario has several variants.
-fn bar_name(at: &WorkloadPos<'_>) -> String {
-    if at.variant.count > 1 {
-        format!("{}:{}", at.variant.label, at.workload)
-    } else {
-        at.workload.to_string()
-    }
-}
-
-impl Observer for LiveView {
-    fn event(&self, event: &Event<'_>) {
-        match event {
-            Event::WorkloadStarted {
-                at,
-                kind,
-                target,
-                total,
-            } => {
-                let name = bar_name(at);
-                if self.announce {
-                    println!("  started {name} ({kind} -> {target})");
-                }
-                let pb = progress::workload_bar(&self.mp, &name, *total);
-                if let Ok(mut bars) = self.bars.lock() {
-                    bars.entry((at.variant.index, at.variant.repetition))
-                        .or_default()
-                        .insert(at.workload.to_string(), Bar { pb, shown: None });
-                }
-            }
-            Event::WorkloadProgress { at, progress: p } => self.with_bar(at, |bar| {
-                if bar.pb.length() != Some(p.total) {
-                    bar.pb.set_length(p.total);
-                }
-                bar.pb.set_position(p.done);
-                let replies = (p.received, p.errors);
-                if bar.shown != Some(replies) {
-                    bar.shown = Some(replies);
-                    bar.pb
-                        .set_message(progress::replies_message(p.received, p.errors));
-                }
-            }),
-            Event::WorkloadFinished { at, row } => {
-                if let Some(bar) = self.take_bar(at) {
-                    bar.pb.finish();
-                }
-                if self.announce {
-                    let how = if row.interrupted {
-                        "interrupted"
-                    } else {
-                        "finished"
-                    };
-                    println!(
-                        "  {how} {} in {:.2}s",
-                        bar_name(at),
-                        row.duration_s.unwrap_or_default()
-                    );
-                }
-            }
-            Event::WorkloadFailed { at, .. } => {
-                // The error itself is reported once the run stops.
-                if let Some(bar) = self.take_bar(at) {
-                    bar.pb.abandon();
-                }
-            }
-            // Expectations are printed with the summary table, after the run.
-            Event::RunStarted { .. }
-            | Event::VariantStarted(_)
-            | Event::VariantFinished { .. }
-            | Event::ExpectationsChecked { .. } => {}
-        }
-    }
-}
-
-/// Which part of the whole a run was: its `--shard` and the positions it
-/// ran, its `--segment`.
-struct Split<'a> {
-    shard: Option<Part>,
-    segment: Option<Part>,
-    positions: &'a [usize],
-}
-
 /// Each scenario's share of a `--shard`: the positions (in its run order)
 /// of the units it runs. The units of all files, in order, are cut into N
 /// contiguous shares (sizes differ by at most one, the larger first).
@@ -581,71 +340,15 @@ fn shard_shares(scenarios: &[Scenario], shard: Option<Part>) -> Vec<Vec<usize>> 
         .collect()
 }
 
-/// Writes `run.json` and `report.html` beside the results. A report that
-/// cannot be written is a warning, not a failed run: the CSVs stand.
-fn write_report(
-    s: &Scenario,
-    run: &ScenarioRun,
-    baseline: Option<BaselineInfo>,
-    split: &Split<'_>,
-) -> Option<PathBuf> {
-    let expectations = run
-        .expectations
-        .iter()
-        .map(|e| ExpectationInfo {
-            variant: e.variant.clone(),
-            repetition: e.repetition,
-            workload: e.workload.clone(),
-            metric: e.metric.clone(),
-            expected: e.expected.clone(),
-            actual: e.actual,
-            passed: e.passed,
-        })
-        .collect();
-    let mut info = RunInfo::new(s, &run.run_id, run.interrupted, expectations, baseline);
-    let schedule = runner::schedule(s);
-    info.units = split
-        .positions
-        .iter()
-        .filter_map(|&position| {
-            let &(variant, repetition) = schedule.get(position)?;
-            Some(UnitInfo {
-                position,
-                variant: s.variants.get(variant)?.label.clone(),
-                repetition,
-            })
-        })
-        .collect();
-    info.units_total = schedule.len();
-    info.shard = split.shard;
-    info.segment = split.segment;
-    info.scenario_digest = s.digest.clone();
-    match html::after_run(&info, &run.summary_csv, &run.results_dir) {
+/// Writes `report.html` beside the results. A report that cannot be
+/// written is a warning, not a failed run: the CSVs and the run record stand.
+fn write_report(run: &ScenarioRun) -> Option<PathBuf> {
+    match html::after_run(&run.scenario, &run.summary_csv, &run.results_dir) {
         Ok(path) => Some(path),
         Err(e) => {
             eprintln!("warning: cannot write the report: {e:#}");
             None
         }
-    }
-}
-
-/// The baseline check as the report shows it: every gated figure's verdict.
-fn baseline_info(source: &Path, tolerance: f64, gate: &GateReport) -> BaselineInfo {
-    BaselineInfo {
-        source: source.display().to_string(),
-        tolerance_percent: tolerance,
-        findings: gate
-            .assessments
-            .iter()
-            .map(|a| BaselineFinding {
-                variant: a.variant.clone(),
-                workload: a.workload.clone(),
-                metric: a.metric.clone(),
-                verdict: a.verdict.as_str().to_string(),
-                text: gate::describe(a),
-            })
-            .collect(),
-        host_changed: gate.host_changed.clone(),
     }
 }
 

@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::report::html::run_info::{RunInfo, RUN_JSON};
+use crate::report::run_record::{RunInfo, RUN_JSON};
 use crate::Error;
 
 /// How a scenario's parts divide the run.

@@ -17,8 +17,8 @@ use crate::metrics::histogram::{self, HistogramRow};
 use crate::metrics::records::Tagged;
 use crate::metrics::{HttpRequestRow, SummaryRow, UdpPacketRow};
 use crate::report::atomic::write_csv;
-use crate::report::html::run_info::{ExpectationInfo, RunInfo, UnitInfo};
 use crate::report::html::{self};
+use crate::report::run_record::{ExpectationInfo, RunInfo, UnitInfo};
 use crate::runner::output::{append_history, HISTOGRAMS_CSV};
 use crate::scenario::CompareOp;
 pub use inputs::Group;
@@ -107,7 +107,8 @@ fn merge_group(g: &Group, out: &Path, run_id: &str) -> anyhow::Result<Merged> {
     join_logs(&parts, &dir.join("services.log"))?;
 
     let info = merged_info(g, &rows, run_id);
-    let report = html::after_run(&info, &summary_csv, &dir).map_err(|e| format!("{e:#}"));
+    info.write(&dir)?;
+    let report = html::after_run(&g.scenario, &summary_csv, &dir).map_err(|e| format!("{e:#}"));
     Ok(Merged {
         scenario: g.scenario.clone(),
         kind: g.kind.as_str(),

@@ -176,7 +176,7 @@ const NO_RTT: u64 = u64::MAX;
 /// byte and the RTT in ns, kept so that jitter is computed in sequence order
 /// even when replies arrive reordered); no per-sample rows are kept.
 ///
-/// Definitions (the README's "Results" section documents them for users):
+/// Definitions (docs/src/probe.md documents them for users):
 /// - a reply whose RTT exceeds `timeout` is **late**; it is neither received nor lost;
 /// - **lost** = sent − received − late: no reply at all by the end of the run,
 ///   which is `timeout` after the last send;

@@ -1,5 +1,5 @@
 //! The summary row: one per variant and workload. Its field names are the
-//! public CSV columns and JSON keys (README, "Results"); the first thirty
+//! public CSV columns and JSON keys (docs/src/results.md); the first thirty
 //! are the original contract, in order, and later additions follow them, so
 //! scripts that read columns by position keep working.
 

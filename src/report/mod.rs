@@ -8,6 +8,7 @@ pub mod html;
 pub mod junit;
 pub mod plan;
 pub mod progress;
+pub mod run_record;
 pub mod stats_csv;
 pub mod summary;
 pub mod table;

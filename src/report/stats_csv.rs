@@ -1,7 +1,7 @@
 //! `results/<name>.stats.csv`: per variant, workload and metric, the spread
 //! of the metric over the repetitions (n, mean, median, stddev, min, max)
 //! and a 95 % confidence interval of its mean (Student's t). Other tools
-//! (the HTML report) read it; its columns are documented in the README.
+//! (the HTML report) read it; its columns are documented in docs/src/results.md.
 
 use serde::{Deserialize, Serialize};
 

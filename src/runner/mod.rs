@@ -11,8 +11,8 @@ pub mod events;
 mod expect;
 mod hosts;
 pub mod output;
-
-use std::net::SocketAddr;
+mod record;
+mod services;
 
 use crate::shutdown::Interrupt;
 use std::path::PathBuf;
@@ -21,28 +21,24 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use futures_util::future::join_all;
-use tokio_util::sync::CancellationToken;
 
 pub use crate::scenario::ExpectationResult;
 pub use events::{Event, Observer, ProgressCounts, Silent, VariantPos, WorkloadPos};
 pub use expect::check_expectations;
 pub use hosts::preflight;
 pub use output::{Outputs, RowFile};
+pub use record::Share;
 
 use crate::metrics::histogram;
 use crate::metrics::records::Tagged;
 use crate::metrics::{HttpRequestRow, SummaryRow, UdpPacketRow};
-use crate::net::{bind_tcp, bind_udp};
 use crate::netns::{self, Role};
-use crate::origin::{self, OriginConfig, OriginHandle};
-use crate::proxy::{self, ProxyConfig, ProxyHandle, ProxyStats};
-use crate::scenario::{
-    Mode, Order, Plan, Scenario, Service, Target, Variant, Workload, WorkloadKind,
-};
-use crate::server::HttpLimits;
+use crate::report::run_record::RunInfo;
+use crate::scenario::{Mode, Order, Scenario, Target, Variant, Workload, WorkloadKind};
 use crate::workload::http::run_http;
 use crate::workload::udp::run_udp;
 use hdrhistogram::Histogram;
+use services::{attach_proxy_counters, Services};
 
 /// How long services get to finish in-flight work when a variant ends.
 const SERVICE_GRACE: Duration = Duration::from_secs(5);
@@ -60,6 +56,8 @@ pub struct ScenarioRun {
     /// Where the results went.
     pub summary_csv: PathBuf,
     pub results_dir: PathBuf,
+    /// The run record written beside the results (`run.json`).
+    pub record: RunInfo,
 }
 
 impl ScenarioRun {
@@ -76,21 +74,24 @@ pub async fn run_scenario(
     observer: &Arc<dyn Observer>,
     cancel: impl Into<Interrupt>,
 ) -> anyhow::Result<ScenarioRun> {
-    let all: Vec<usize> = (0..schedule(scenario).len()).collect();
-    run_scenario_units(scenario, &all, out, observer, cancel).await
+    run_scenario_units(scenario, &Share::whole(scenario), out, observer, cancel).await
 }
 
-/// Runs only these units of the scenario (positions in [`schedule`], in
-/// order: a `--shard`'s share) and writes their results under `out`.
+/// Runs `scenario` (the whole, or a `--segment`'s share of its load) for
+/// the units of `share` (a `--shard`'s, or all) and writes their results
+/// and run record under `out`.
 pub async fn run_scenario_units(
     scenario: &Scenario,
-    positions: &[usize],
+    share: &Share<'_>,
     out: &std::path::Path,
     observer: &Arc<dyn Observer>,
     cancel: impl Into<Interrupt>,
 ) -> anyhow::Result<ScenarioRun> {
     let units = schedule(scenario);
-    let units = positions.iter().filter_map(|&p| units.get(p).copied());
+    let units = share
+        .positions
+        .iter()
+        .filter_map(|&p| units.get(p).copied());
     let cancel: Interrupt = cancel.into();
     let cancel = &cancel;
     hosts::preflight(scenario)?;
@@ -149,7 +150,13 @@ pub async fn run_scenario_units(
     let interrupted = cancel.is_stopped() || rows.iter().any(|r| r.interrupted);
     let place = outputs.place(interrupted);
     let timestamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let written = outputs.finish(&place, &rows, &run_id, &timestamp);
+    let expectations = if interrupted || failure.is_some() {
+        Vec::new()
+    } else {
+        check_expectations(scenario, &rows)
+    };
+    let record = share.record(&run_id, interrupted, &expectations);
+    let written = outputs.finish(&place, &rows, &record, &timestamp);
     let log_written = log.map_or(Ok(()), |l| l.commit_to(place.services_log()));
     outputs.tidy(&place);
     if let Some(e) = failure {
@@ -161,13 +168,11 @@ pub async fn run_scenario_units(
     written?;
     log_written?;
 
-    let expectations = if interrupted {
-        Vec::new()
-    } else {
-        let results = check_expectations(scenario, &rows);
-        observer.event(&Event::ExpectationsChecked { results: &results });
-        results
-    };
+    if !interrupted {
+        observer.event(&Event::ExpectationsChecked {
+            results: &expectations,
+        });
+    }
     Ok(ScenarioRun {
         scenario: scenario.name.clone(),
         run_id,
@@ -176,6 +181,7 @@ pub async fn run_scenario_units(
         interrupted,
         summary_csv: place.summary,
         results_dir: place.dir,
+        record,
     })
 }
 
@@ -203,137 +209,6 @@ pub fn new_run_id() -> String {
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     format!("{compact}-{:04x}", rand::random::<u16>())
-}
-
-/// The services of one variant.
-struct Services {
-    token: CancellationToken,
-    origin: Option<OriginHandle>,
-    proxy: Option<ProxyHandle>,
-    origin_http: SocketAddr,
-    origin_udp: Option<SocketAddr>,
-    proxy_http: SocketAddr,
-    proxy_udp: Option<SocketAddr>,
-}
-
-impl Services {
-    /// Starts the services the plan asks for: here, or each in its network
-    /// namespace of `ns` (where the plan has them listen on every address),
-    /// reached at the address of the link the caller comes over.
-    async fn start(
-        scenario: &Scenario,
-        plan: &Plan,
-        ns: Option<&netns::Hosts>,
-    ) -> anyhow::Result<Services> {
-        let token = CancellationToken::new();
-        let file = scenario.source.display().to_string();
-        let at = |ip: fn() -> std::net::IpAddr, a: SocketAddr| match ns {
-            Some(_) => SocketAddr::new(ip(), a.port()),
-            None => a,
-        };
-        // (the clients' view, the proxy's view) of the origin.
-        let (origin, (origin_http, upstream_http), (origin_udp, upstream_udp)) =
-            match plan.topology.origin {
-                Service::Spawn { http, udp } => {
-                    let config = OriginConfig {
-                        www: plan.topology.www.clone(),
-                        limits: HttpLimits::default(),
-                        max_age: plan.origin_max_age,
-                    };
-                    let start = async {
-                        let l = bind_tcp(http, &format!("topology.origin.http in {file}")).await?;
-                        let u = bind_udp(udp, &format!("topology.origin.udp in {file}")).await?;
-                        origin::spawn(l, u, config, token.clone())
-                            .await
-                            .context("cannot start the origin")
-                    };
-                    let h = match ns {
-                        Some(ns) => ns.runtime(Role::Origin).enter(start).await??,
-                        None => start.await?,
-                    };
-                    let (a, b) = (h.http_addr(), h.udp_addr());
-                    let clients = netns::origin_addr_for_clients;
-                    let proxy = netns::origin_addr_for_proxy;
-                    (
-                        Some(h),
-                        (at(clients, a), at(proxy, a)),
-                        (Some(at(clients, b)), Some(at(proxy, b))),
-                    )
-                }
-                Service::External { http, udp } => (None, (http, http), (udp, udp)),
-            };
-        let (proxy, proxy_http, proxy_udp) = match plan.topology.proxy {
-            Service::Spawn { http, udp } => {
-                // Validation guarantees a UDP upstream whenever a UDP workload goes
-                // through the proxy; without one, the proxy's UDP side is unused.
-                let udp_upstream = upstream_udp.unwrap_or(SocketAddr::new(upstream_http.ip(), 9));
-                let config = ProxyConfig {
-                    cache: plan.cache.proxy_cache(),
-                    ..ProxyConfig::new(upstream_http, udp_upstream)
-                };
-                let hooks = hosts::in_process(plan).proxy_hooks();
-                let start = async {
-                    let l = bind_tcp(http, &format!("topology.proxy.http in {file}")).await?;
-                    let u = bind_udp(udp, &format!("topology.proxy.udp in {file}")).await?;
-                    proxy::spawn_with_hooks(l, u, config, hooks, token.clone())
-                        .await
-                        .context("cannot start the proxy")
-                };
-                let h = match ns {
-                    Some(ns) => ns.runtime(Role::Proxy).enter(start).await??,
-                    None => start.await?,
-                };
-                let (a, b) = (h.http_addr(), h.udp_addr());
-                (
-                    Some(h),
-                    at(netns::proxy_addr, a),
-                    Some(at(netns::proxy_addr, b)),
-                )
-            }
-            Service::External { http, udp } => (None, http, udp),
-        };
-        Ok(Services {
-            token,
-            origin,
-            proxy,
-            origin_http,
-            origin_udp,
-            proxy_http,
-            proxy_udp,
-        })
-    }
-
-    fn http_addr(&self, target: Target) -> SocketAddr {
-        match target {
-            Target::Proxy => self.proxy_http,
-            Target::Origin => self.origin_http,
-        }
-    }
-
-    fn udp_addr(&self, target: Target) -> Option<SocketAddr> {
-        match target {
-            Target::Proxy => self.proxy_udp,
-            Target::Origin => self.origin_udp,
-        }
-    }
-
-    fn proxy_stats(&self) -> Option<ProxyStats> {
-        self.proxy.as_ref().map(|p| p.stats())
-    }
-
-    async fn stop(self, grace: Duration) {
-        self.token.cancel();
-        if let Some(p) = self.proxy {
-            if !p.wait(grace).await && !grace.is_zero() {
-                tracing::warn!("the proxy did not stop within {grace:?}");
-            }
-        }
-        if let Some(o) = self.origin {
-            if !o.wait(grace).await && !grace.is_zero() {
-                tracing::warn!("the origin did not stop within {grace:?}");
-            }
-        }
-    }
 }
 
 /// Runs one variant. Rows gathered before a failure are returned with it,
@@ -437,56 +312,6 @@ async fn run_variant(
         rows: &rows,
     });
     (rows, err)
-}
-
-/// Adds the proxy's own view of a workload (counter deltas) beside the client's figures.
-fn attach_proxy_counters(
-    row: &mut SummaryRow,
-    w: &Workload,
-    before: Option<ProxyStats>,
-    after: Option<ProxyStats>,
-) {
-    let (Some(b), Some(a)) = (before, after) else {
-        return;
-    };
-    if w.target != Target::Proxy {
-        return;
-    }
-    match w.kind {
-        WorkloadKind::Http(_) => {
-            row.proxy_hits = Some(a.hits.saturating_sub(b.hits));
-            row.proxy_upstream_fetches =
-                Some(a.upstream_fetches.saturating_sub(b.upstream_fetches));
-            row.proxy_bytes_from_cache =
-                Some(a.bytes_from_cache.saturating_sub(b.bytes_from_cache));
-            let clients = a.http_delayed.saturating_sub(b.http_delayed);
-            let origin = a
-                .origin_link_http_delayed
-                .saturating_sub(b.origin_link_http_delayed);
-            row.clients_proxy_delayed = Some(clients);
-            row.proxy_origin_delayed = Some(origin);
-            row.proxy_delayed = Some(clients + origin);
-        }
-        WorkloadKind::Udp(_) => {
-            let drops = |s: &ProxyStats| {
-                s.udp_dropped_impairment
-                    + s.origin_link_udp_dropped
-                    + s.udp_dropped_table_full
-                    + s.udp_dropped_buffer_full
-                    + s.udp_dropped_delay_full
-                    + s.udp_send_errors
-            };
-            let delta = |f: fn(&ProxyStats) -> u64| f(&a).saturating_sub(f(&b));
-            row.proxy_dropped = Some(delta(drops));
-            row.clients_proxy_dropped = Some(delta(|s| s.udp_dropped_impairment));
-            row.proxy_origin_dropped = Some(delta(|s| s.origin_link_udp_dropped));
-            let clients = delta(|s| s.udp_delayed_impairment);
-            let origin = delta(|s| s.origin_link_udp_delayed);
-            row.clients_proxy_delayed = Some(clients);
-            row.proxy_origin_delayed = Some(origin);
-            row.proxy_delayed = Some(clients + origin);
-        }
-    }
 }
 
 /// A row callback that labels each row with its variant, workload and

@@ -15,6 +15,7 @@ use crate::metrics::{HttpRequestRow, SummaryRow, UdpPacketRow};
 pub const HISTOGRAMS_CSV: &str = "histograms.csv";
 use crate::report::atomic::{header_of, write_csv, AtomicFile};
 use crate::report::csv_stream::CsvStream;
+use crate::report::run_record::RunInfo;
 
 /// A CSV file that rows are streamed into from the workloads' collectors
 /// (several at once in parallel mode, hence the mutex; it is taken once per
@@ -164,13 +165,14 @@ impl Outputs {
         }
     }
 
-    /// Writes the summary at `place` and appends it to the history (whose
-    /// rows say whether they were interrupted); commits the sample files.
+    /// Writes the summary and the run record at `place` and appends the
+    /// rows to the history (whose rows say whether they were interrupted);
+    /// commits the sample files.
     pub fn finish(
         &self,
         place: &Place,
         rows: &[SummaryRow],
-        run_id: &str,
+        record: &RunInfo,
         timestamp: &str,
     ) -> anyhow::Result<()> {
         self.packets.commit_to(&place.dir.join("udp_packets.csv"))?;
@@ -179,7 +181,8 @@ impl Outputs {
         write_csv(place.dir.join(HISTOGRAMS_CSV), &self.histogram_rows(rows))?;
         write_csv(&place.summary, rows)?;
         write_csv(&place.stats, &crate::report::stats_csv::stats_rows(rows))?;
-        append_history(&self.history, rows, run_id, timestamp)
+        record.write(&place.dir)?;
+        append_history(&self.history, rows, &record.run_id, timestamp)
     }
 }
 

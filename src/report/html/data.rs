@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::run_info::RunInfo;
 use crate::metrics::{CacheMark, HttpRequestRow, PacketStatus, SummaryRow, UdpPacketRow};
 use crate::report::compare::read_summary;
+use crate::report::run_record::RunInfo;
 
 /// One run loaded from disk (for the history: one `run_id`).
 #[derive(Debug, Clone, Default)]
@@ -174,7 +174,8 @@ pub fn load_run(label: &str, summary: &Path, dir: &Path) -> anyhow::Result<RunDa
     };
     run.info = RunInfo::read(dir)?;
     if run.info.is_some() {
-        run.files.push(dir.join(super::run_info::RUN_JSON));
+        run.files
+            .push(dir.join(crate::report::run_record::RUN_JSON));
     }
     let stats = stats_path(summary);
     if stats.is_file() {

@@ -5,9 +5,9 @@
 use std::fmt::Write;
 
 use super::data::RunData;
-use super::run_info::RunInfo;
-use super::Model;
+use super::model::Model;
 use crate::metrics::SummaryRow;
+use crate::report::run_record::RunInfo;
 
 /// Escapes text for HTML content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -367,7 +367,7 @@ fn summary(o: &mut String, model: &Model) {
     o.push_str("<section class=\"summary\" id=\"summary\">\n<h2>Summary</h2>\n");
     o.push_str(
         "<p class=\"note\">One row per variant and workload, as in the summary CSV \
-         (latencies are round trips for UDP; loss, jitter and hit ratio as defined in the README).</p>\n",
+         (latencies are round trips for UDP; loss, jitter and hit ratio as defined in the book, docs/src/probe.md).</p>\n",
     );
     let many = model.runs.len() > 1;
     let repeated = model

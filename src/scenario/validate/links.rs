@@ -102,7 +102,7 @@ fn resolve_link(
     };
     let i = t.get_ref();
     // Jitter may exceed the delay: the model clamps each delay at zero
-    // (documented in README, "Links"). Durations and rates cannot be
+    // (documented in docs/src/links.md). Durations and rates cannot be
     // negative once parsed.
     if let Some(l) = &i.loss_percent {
         let v = *l.get_ref();

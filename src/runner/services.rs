@@ -1,0 +1,199 @@
+//! The services of one variant: the origin and the proxy the topology asks
+//! to spawn (here, or each in its network namespace), the addresses the
+//! clients reach them at, and the proxy's counters a workload's row carries.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use super::hosts;
+use crate::metrics::SummaryRow;
+use crate::net::{bind_tcp, bind_udp};
+use crate::netns::{self, Role};
+use crate::origin::{self, OriginConfig, OriginHandle};
+use crate::proxy::{self, ProxyConfig, ProxyHandle, ProxyStats};
+use crate::scenario::{Plan, Scenario, Service, Target, Workload, WorkloadKind};
+use crate::server::HttpLimits;
+
+/// The services of one variant.
+pub(super) struct Services {
+    token: CancellationToken,
+    origin: Option<OriginHandle>,
+    proxy: Option<ProxyHandle>,
+    origin_http: SocketAddr,
+    origin_udp: Option<SocketAddr>,
+    proxy_http: SocketAddr,
+    proxy_udp: Option<SocketAddr>,
+}
+
+impl Services {
+    /// Starts the services the plan asks for: here, or each in its network
+    /// namespace of `ns` (where the plan has them listen on every address),
+    /// reached at the address of the link the caller comes over.
+    pub(super) async fn start(
+        scenario: &Scenario,
+        plan: &Plan,
+        ns: Option<&netns::Hosts>,
+    ) -> anyhow::Result<Services> {
+        let token = CancellationToken::new();
+        let file = scenario.source.display().to_string();
+        let at = |ip: fn() -> std::net::IpAddr, a: SocketAddr| match ns {
+            Some(_) => SocketAddr::new(ip(), a.port()),
+            None => a,
+        };
+        // (the clients' view, the proxy's view) of the origin.
+        let (origin, (origin_http, upstream_http), (origin_udp, upstream_udp)) =
+            match plan.topology.origin {
+                Service::Spawn { http, udp } => {
+                    let config = OriginConfig {
+                        www: plan.topology.www.clone(),
+                        limits: HttpLimits::default(),
+                        max_age: plan.origin_max_age,
+                    };
+                    let start = async {
+                        let l = bind_tcp(http, &format!("topology.origin.http in {file}")).await?;
+                        let u = bind_udp(udp, &format!("topology.origin.udp in {file}")).await?;
+                        origin::spawn(l, u, config, token.clone())
+                            .await
+                            .context("cannot start the origin")
+                    };
+                    let h = match ns {
+                        Some(ns) => ns.runtime(Role::Origin).enter(start).await??,
+                        None => start.await?,
+                    };
+                    let (a, b) = (h.http_addr(), h.udp_addr());
+                    let clients = netns::origin_addr_for_clients;
+                    let proxy = netns::origin_addr_for_proxy;
+                    (
+                        Some(h),
+                        (at(clients, a), at(proxy, a)),
+                        (Some(at(clients, b)), Some(at(proxy, b))),
+                    )
+                }
+                Service::External { http, udp } => (None, (http, http), (udp, udp)),
+            };
+        let (proxy, proxy_http, proxy_udp) = match plan.topology.proxy {
+            Service::Spawn { http, udp } => {
+                // Validation guarantees a UDP upstream whenever a UDP workload goes
+                // through the proxy; without one, the proxy's UDP side is unused.
+                let udp_upstream = upstream_udp.unwrap_or(SocketAddr::new(upstream_http.ip(), 9));
+                let config = ProxyConfig {
+                    cache: plan.cache.proxy_cache(),
+                    ..ProxyConfig::new(upstream_http, udp_upstream)
+                };
+                let hooks = hosts::in_process(plan).proxy_hooks();
+                let start = async {
+                    let l = bind_tcp(http, &format!("topology.proxy.http in {file}")).await?;
+                    let u = bind_udp(udp, &format!("topology.proxy.udp in {file}")).await?;
+                    proxy::spawn_with_hooks(l, u, config, hooks, token.clone())
+                        .await
+                        .context("cannot start the proxy")
+                };
+                let h = match ns {
+                    Some(ns) => ns.runtime(Role::Proxy).enter(start).await??,
+                    None => start.await?,
+                };
+                let (a, b) = (h.http_addr(), h.udp_addr());
+                (
+                    Some(h),
+                    at(netns::proxy_addr, a),
+                    Some(at(netns::proxy_addr, b)),
+                )
+            }
+            Service::External { http, udp } => (None, http, udp),
+        };
+        Ok(Services {
+            token,
+            origin,
+            proxy,
+            origin_http,
+            origin_udp,
+            proxy_http,
+            proxy_udp,
+        })
+    }
+
+    pub(super) fn http_addr(&self, target: Target) -> SocketAddr {
+        match target {
+            Target::Proxy => self.proxy_http,
+            Target::Origin => self.origin_http,
+        }
+    }
+
+    pub(super) fn udp_addr(&self, target: Target) -> Option<SocketAddr> {
+        match target {
+            Target::Proxy => self.proxy_udp,
+            Target::Origin => self.origin_udp,
+        }
+    }
+
+    pub(super) fn proxy_stats(&self) -> Option<ProxyStats> {
+        self.proxy.as_ref().map(|p| p.stats())
+    }
+
+    pub(super) async fn stop(self, grace: Duration) {
+        self.token.cancel();
+        if let Some(p) = self.proxy {
+            if !p.wait(grace).await && !grace.is_zero() {
+                tracing::warn!("the proxy did not stop within {grace:?}");
+            }
+        }
+        if let Some(o) = self.origin {
+            if !o.wait(grace).await && !grace.is_zero() {
+                tracing::warn!("the origin did not stop within {grace:?}");
+            }
+        }
+    }
+}
+
+/// Adds the proxy's own view of a workload (counter deltas) beside the client's figures.
+pub(super) fn attach_proxy_counters(
+    row: &mut SummaryRow,
+    w: &Workload,
+    before: Option<ProxyStats>,
+    after: Option<ProxyStats>,
+) {
+    let (Some(b), Some(a)) = (before, after) else {
+        return;
+    };
+    if w.target != Target::Proxy {
+        return;
+    }
+    match w.kind {
+        WorkloadKind::Http(_) => {
+            row.proxy_hits = Some(a.hits.saturating_sub(b.hits));
+            row.proxy_upstream_fetches =
+                Some(a.upstream_fetches.saturating_sub(b.upstream_fetches));
+            row.proxy_bytes_from_cache =
+                Some(a.bytes_from_cache.saturating_sub(b.bytes_from_cache));
+            let clients = a.http_delayed.saturating_sub(b.http_delayed);
+            let origin = a
+                .origin_link_http_delayed
+                .saturating_sub(b.origin_link_http_delayed);
+            row.clients_proxy_delayed = Some(clients);
+            row.proxy_origin_delayed = Some(origin);
+            row.proxy_delayed = Some(clients + origin);
+        }
+        WorkloadKind::Udp(_) => {
+            let drops = |s: &ProxyStats| {
+                s.udp_dropped_impairment
+                    + s.origin_link_udp_dropped
+                    + s.udp_dropped_table_full
+                    + s.udp_dropped_buffer_full
+                    + s.udp_dropped_delay_full
+                    + s.udp_send_errors
+            };
+            let delta = |f: fn(&ProxyStats) -> u64| f(&a).saturating_sub(f(&b));
+            row.proxy_dropped = Some(delta(drops));
+            row.clients_proxy_dropped = Some(delta(|s| s.udp_dropped_impairment));
+            row.proxy_origin_dropped = Some(delta(|s| s.origin_link_udp_dropped));
+            let clients = delta(|s| s.udp_delayed_impairment);
+            let origin = delta(|s| s.origin_link_udp_delayed);
+            row.clients_proxy_delayed = Some(clients);
+            row.proxy_origin_delayed = Some(origin);
+            row.proxy_delayed = Some(clients + origin);
+        }
+    }
+}
