@@ -542,6 +542,11 @@ mod tests {
             "DUR|none",
             "DIR|CSV",
             "K/N",
+            "QUEUE",
+            "SHAPE",
+            "COMMAND",
+            "p=..,r=..",
+            "every=..,lasting=..",
         ];
         fn walk(cmd: &clap::Command, bad: &mut Vec<String>) {
             for arg in cmd.get_arguments() {

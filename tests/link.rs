@@ -135,7 +135,8 @@ fn probe_through(knobs: &[&str], count: u32) -> (u64, String) {
 
 #[test]
 fn the_command_gets_netrun_host_and_its_exit_code_is_netruns() {
-    let Some(_serial) = root_only("the_command_gets_netrun_host_and_its_exit_code_is_netruns") else {
+    let Some(_serial) = root_only("the_command_gets_netrun_host_and_its_exit_code_is_netruns")
+    else {
         return;
     };
     let out = link(&[
@@ -203,7 +204,7 @@ fn ctrl_c_reaches_the_command_and_leaves_nothing_behind() {
     let Some(_serial) = root_only("ctrl_c_reaches_the_command_and_leaves_nothing_behind") else {
         return;
     };
-    let mut child = Command::new(NETRUN)
+    let child = Command::new(NETRUN)
         .args(["link", "--", "sleep", "60"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -220,14 +221,23 @@ fn ctrl_c_reaches_the_command_and_leaves_nothing_behind() {
     // SAFETY: signals the child this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "sleep ended by SIGINT: {out:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "sleep ended by SIGINT: {out:?}"
+    );
     assert!(namespaces_of(out_pid(&ns)).is_empty());
     assert!(host_tuns().is_empty(), "{:?}", host_tuns());
 }
 
 /// The pid in a `netrun-<pid>-…` name.
 fn out_pid(ns: &str) -> u32 {
-    ns["netrun-".len()..].split('-').next().unwrap().parse().unwrap()
+    ns["netrun-".len()..]
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 fn pids_in(ns: &str) -> Vec<i32> {
@@ -269,7 +279,7 @@ fn after_kill_9_cleanup_removes_the_namespace_and_the_devices_are_gone() {
         "TUN devices go with their descriptors: {:?}",
         host_tuns()
     );
-    assert_eq!(namespaces_of(pid), [ns.clone()]);
+    assert_eq!(namespaces_of(pid), std::slice::from_ref(&ns));
     let out = Command::new(NETRUN).arg("cleanup").output().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains(&ns));
