@@ -46,8 +46,9 @@ impl Mover {
         }
         // SAFETY: just made, owned by nothing else.
         let stop = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: duplicating a valid descriptor for the thread's copy.
-        let stop_rx = unsafe { libc::dup(stop.as_raw_fd()) };
+        // SAFETY: duplicating a valid descriptor for the thread's copy
+        // (close-on-exec, as the original: commands run beside it).
+        let stop_rx = unsafe { libc::fcntl(stop.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
         if stop_rx < 0 {
             return Err(io::Error::last_os_error());
         }

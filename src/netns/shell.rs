@@ -43,8 +43,8 @@ impl Shell {
         let host_dev = format!("{PREFIX}l{subnet}");
         let host_tun = Tun::create(&host_dev)?;
         let inside_tun = enter::within(&ns_path(&ns), || Tun::create(INSIDE_DEV))??;
-        configure(None, &host_dev, shell.host)?;
-        configure(Some(&ns), INSIDE_DEV, shell.inside)?;
+        configure(None, &host_dev, shell.host, 30)?;
+        configure(Some(&ns), INSIDE_DEV, shell.inside, 30)?;
         cmd::run(
             "ip",
             &["-n", &ns, "route", "add", "default", "dev", INSIDE_DEV],
@@ -86,11 +86,16 @@ impl Drop for Shell {
     }
 }
 
-/// Addresses `dev` (in `ns`, or here) with `addr/30`, without IPv6
+/// Addresses `dev` (in `ns`, or here) with `addr/prefix`, without IPv6
 /// link-local addresses (whose neighbour discovery would cross the link
 /// too), at a 1500-byte MTU, and brings it up.
-pub(super) fn configure(ns: Option<&str>, dev: &str, addr: Ipv4Addr) -> anyhow::Result<()> {
-    let cidr = format!("{addr}/30");
+pub(super) fn configure(
+    ns: Option<&str>,
+    dev: &str,
+    addr: Ipv4Addr,
+    prefix: u8,
+) -> anyhow::Result<()> {
+    let cidr = format!("{addr}/{prefix}");
     let steps: [&[&str]; 3] = [
         &[
             "link",

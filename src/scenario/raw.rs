@@ -105,6 +105,52 @@ pub struct Impair {
     pub jitter: S<HumanDuration>,
     pub loss_percent: S<f64>,
     pub rate: S<BitRate>,
+    // Packet-link knobs (`hosts = "netns"` only).
+    pub burst_loss: S<BurstLoss>,
+    pub duplicate_percent: S<f64>,
+    pub reorder_percent: S<f64>,
+    pub queue: S<LinkQueue>,
+    pub trace: S<String>,
+    pub outage: S<LinkOutage>,
+    pub engine: S<String>,
+}
+
+/// A percentage written `"1%"` or as a number of percent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Percent {
+    Number(f64),
+    Text(String),
+}
+
+/// `burst_loss = { p = "1%", r = "30%" }` (with optional `h`, `k`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BurstLoss {
+    pub p: S<Percent>,
+    pub r: S<Percent>,
+    pub h: S<Percent>,
+    pub k: S<Percent>,
+}
+
+/// `queue = { kind = "droptail", packets = 1000 }`, `{ kind = "droptail",
+/// bytes = "150KiB" }` or `{ kind = "codel", target = "5ms", interval = "100ms" }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkQueue {
+    pub kind: S<String>,
+    pub packets: S<i64>,
+    pub bytes: S<ByteSize>,
+    pub target: S<HumanDuration>,
+    pub interval: S<HumanDuration>,
+}
+
+/// `outage = { every = "10s", lasting = "500ms" }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkOutage {
+    pub every: S<HumanDuration>,
+    pub lasting: S<HumanDuration>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -143,7 +189,19 @@ pub const MATRIX_KEYS: &[&str] = &[
 ];
 
 /// The knobs of a link, the `<knob>` of `impair.<knob>` and `links.<name>.<knob>`.
-pub const LINK_KNOBS: &[&str] = &["delay", "jitter", "loss_percent", "rate"];
+pub const LINK_KNOBS: &[&str] = &[
+    "delay",
+    "jitter",
+    "loss_percent",
+    "rate",
+    "burst_loss",
+    "duplicate_percent",
+    "reorder_percent",
+    "queue",
+    "trace",
+    "outage",
+    "engine",
+];
 
 /// Workload keys a `[matrix]` entry may vary as `workload.<name>.<key>`.
 pub const MATRIX_WORKLOAD_KEYS: &[&str] = &[
@@ -247,6 +305,13 @@ fn set_knob(
         "jitter" => set(&mut i.jitter, value),
         "loss_percent" => set(&mut i.loss_percent, value),
         "rate" => set(&mut i.rate, value),
+        "burst_loss" => set(&mut i.burst_loss, value),
+        "duplicate_percent" => set(&mut i.duplicate_percent, value),
+        "reorder_percent" => set(&mut i.reorder_percent, value),
+        "queue" => set(&mut i.queue, value),
+        "trace" => set(&mut i.trace, value),
+        "outage" => set(&mut i.outage, value),
+        "engine" => set(&mut i.engine, value),
         _ => Err(unknown_matrix_key(key)),
     }
 }
