@@ -83,7 +83,7 @@ pub enum LinkSetup {
     Kernel(LinkConfig),
     /// Two TUN devices joined by netrun's packet link: from the first end
     /// to the second, and back.
-    Userspace([DirConfig; 2]),
+    Userspace(Box<[DirConfig; 2]>),
 }
 
 /// The namespaces of one run of a variant, with a runtime in each; dropping

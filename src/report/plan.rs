@@ -131,9 +131,19 @@ pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
         let netem = crate::netns::netem_available();
         let k = &p.packet_links;
         for (name, i, knobs, proxy_on_path) in [
-            ("clients_proxy", &p.links.clients_proxy, &k.clients_proxy, true),
+            (
+                "clients_proxy",
+                &p.links.clients_proxy,
+                &k.clients_proxy,
+                true,
+            ),
             ("proxy_origin", &p.links.proxy_origin, &k.proxy_origin, true),
-            ("clients_origin", &p.links.clients_origin, &k.clients_origin, false),
+            (
+                "clients_origin",
+                &p.links.clients_origin,
+                &k.clients_origin,
+                false,
+            ),
         ] {
             let what = knobs.describe(i, netem, proxy_on_path);
             out.push(("link", format!("{name:<15}{what}")));

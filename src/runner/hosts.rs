@@ -3,8 +3,8 @@
 //! it), and which link knobs the proxy still applies in-process.
 
 use crate::error::Error;
-use crate::netns::{self, shape};
 use crate::netns::LinkSetup;
+use crate::netns::{self, shape};
 use crate::proxy::LinkConfig;
 use crate::scenario::{Engine, Hosts, Links, PacketKnobs, Plan, Scenario};
 
@@ -27,7 +27,10 @@ pub fn preflight(scenario: &Scenario) -> Result<(), Error> {
         return Ok(());
     }
     if netns_plans.iter().any(|p| {
-        p.packet_links.clients_origin.engine(&p.links.clients_origin, netem) == Engine::Kernel
+        p.packet_links
+            .clients_origin
+            .engine(&p.links.clients_origin, netem)
+            == Engine::Kernel
             && shape::needs_netem(&p.links.clients_origin)
     }) {
         return Err(Error::input(format!(
@@ -71,7 +74,7 @@ fn setups(plan: &Plan) -> netns::LinkSetups {
     let (l, k) = (&plan.links, &plan.packet_links);
     let one = |link: LinkConfig, knobs: &PacketKnobs, salt: u64| match knobs.engine(&link, netem) {
         Engine::Kernel => LinkSetup::Kernel(shape::split(link, netem == Some(true)).kernel),
-        Engine::Userspace => LinkSetup::Userspace(knobs.directions(&link, salt)),
+        Engine::Userspace => LinkSetup::Userspace(Box::new(knobs.directions(&link, salt))),
     };
     [
         one(l.clients_proxy, &k.clients_proxy, 0),

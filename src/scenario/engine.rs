@@ -19,8 +19,7 @@ impl PacketKnobs {
         if let Some(e) = self.engine {
             return e;
         }
-        if !self.userspace_only().is_empty() || (shape::needs_netem(link) && netem != Some(true))
-        {
+        if !self.userspace_only().is_empty() || (shape::needs_netem(link) && netem != Some(true)) {
             Engine::Userspace
         } else {
             Engine::Kernel
@@ -75,7 +74,10 @@ impl PacketKnobs {
                 let why = if forced {
                     "forced".to_string()
                 } else if !self.userspace_only().is_empty() {
-                    format!("the kernel cannot apply {}", self.userspace_only().join(", "))
+                    format!(
+                        "the kernel cannot apply {}",
+                        self.userspace_only().join(", ")
+                    )
                 } else if netem == Some(false) {
                     "the kernel has no sch_netem".to_string()
                 } else {
@@ -131,7 +133,9 @@ mod tests {
             ..PacketKnobs::default()
         };
         assert_eq!(forced.engine(&rate, Some(true)), Engine::Userspace);
-        assert!(forced.describe(&rate, Some(true), true).starts_with("userspace packet link (forced): rate 10Mbit/s"));
+        assert!(forced
+            .describe(&rate, Some(true), true)
+            .starts_with("userspace packet link (forced): rate 10Mbit/s"));
         assert!(plain
             .describe(&delayed(), Some(false), true)
             .contains("(the kernel has no sch_netem): delay 5ms"));

@@ -38,7 +38,10 @@ pub(super) fn resolve_packet_links(
     PacketLinks {
         clients_proxy: one(clients, errs),
         proxy_origin: one(
-            links.proxy_origin.as_ref().map(|t| (t, "links.proxy_origin")),
+            links
+                .proxy_origin
+                .as_ref()
+                .map(|t| (t, "links.proxy_origin")),
             errs,
         ),
         // Refused on loopback by links.rs already.
@@ -68,7 +71,11 @@ fn resolve(
             .burst_loss
             .as_ref()
             .and_then(|b| burst_loss(b, &format!("{key}.burst_loss"), errs)),
-        duplicate_percent: percent_knob(&i.duplicate_percent, &format!("{key}.duplicate_percent"), errs),
+        duplicate_percent: percent_knob(
+            &i.duplicate_percent,
+            &format!("{key}.duplicate_percent"),
+            errs,
+        ),
         reorder_percent: percent_knob(&i.reorder_percent, &format!("{key}.reorder_percent"), errs),
         queue: i
             .queue
@@ -112,8 +119,14 @@ fn resolve(
     }
     let spans: [(&str, Option<std::ops::Range<usize>>); 7] = [
         ("burst_loss", i.burst_loss.as_ref().map(|v| v.span())),
-        ("duplicate_percent", i.duplicate_percent.as_ref().map(|v| v.span())),
-        ("reorder_percent", i.reorder_percent.as_ref().map(|v| v.span())),
+        (
+            "duplicate_percent",
+            i.duplicate_percent.as_ref().map(|v| v.span()),
+        ),
+        (
+            "reorder_percent",
+            i.reorder_percent.as_ref().map(|v| v.span()),
+        ),
         ("queue", i.queue.as_ref().map(|v| v.span())),
         ("trace", i.trace.as_ref().map(|v| v.span())),
         ("outage", i.outage.as_ref().map(|v| v.span())),
@@ -135,7 +148,10 @@ fn resolve(
     }
     if k.engine == Some(Engine::Kernel) {
         for knob in k.userspace_only() {
-            let sp = spans.iter().find(|(n, _)| *n == knob).and_then(|(_, s)| s.clone());
+            let sp = spans
+                .iter()
+                .find(|(n, _)| *n == knob)
+                .and_then(|(_, s)| s.clone());
             errs.push(
                 sp,
                 format!("{key}.{knob}"),
@@ -155,7 +171,11 @@ fn percent(p: &Spanned<Percent>, key: &str, errs: &mut ScenarioErrors) -> Option
     match v {
         Ok(v) if (0.0..=100.0).contains(&v) => Some(v),
         Ok(v) => {
-            errs.push(Some(p.span()), key, format!("{v} is out of range; use 0% to 100%"));
+            errs.push(
+                Some(p.span()),
+                key,
+                format!("{v} is out of range; use 0% to 100%"),
+            );
             None
         }
         Err(e) => {
@@ -169,13 +189,21 @@ fn percent_knob(v: &S<f64>, key: &str, errs: &mut ScenarioErrors) -> f64 {
     let Some(v) = v else { return 0.0 };
     let n = *v.get_ref();
     if !(0.0..=100.0).contains(&n) {
-        errs.push(Some(v.span()), key, format!("{n} is out of range; use a percentage from 0 to 100"));
+        errs.push(
+            Some(v.span()),
+            key,
+            format!("{n} is out of range; use a percentage from 0 to 100"),
+        );
         return 0.0;
     }
     n
 }
 
-fn burst_loss(b: &Spanned<raw::BurstLoss>, key: &str, errs: &mut ScenarioErrors) -> Option<Gilbert> {
+fn burst_loss(
+    b: &Spanned<raw::BurstLoss>,
+    key: &str,
+    errs: &mut ScenarioErrors,
+) -> Option<Gilbert> {
     let t = b.get_ref();
     let (Some(p), Some(r)) = (&t.p, &t.r) else {
         errs.push(
@@ -195,7 +223,11 @@ fn burst_loss(b: &Spanned<raw::BurstLoss>, key: &str, errs: &mut ScenarioErrors)
         k: t.k.as_ref().map_or(Some(0.0), |k| get(k, "k", errs))?,
     };
     if g.r <= 0.0 {
-        errs.push(Some(r.span()), format!("{key}.r"), "must be above 0% (else a burst never ends)");
+        errs.push(
+            Some(r.span()),
+            format!("{key}.r"),
+            "must be above 0% (else a burst never ends)",
+        );
         return None;
     }
     Some(g)
@@ -205,11 +237,19 @@ fn queue(q: &Spanned<raw::LinkQueue>, key: &str, errs: &mut ScenarioErrors) -> O
     let t = q.get_ref();
     let limit = match (&t.packets, &t.bytes) {
         (Some(p), Some(_)) => {
-            errs.push(Some(p.span()), format!("{key}.packets"), "give packets or bytes, not both");
+            errs.push(
+                Some(p.span()),
+                format!("{key}.packets"),
+                "give packets or bytes, not both",
+            );
             return None;
         }
         (Some(p), None) if *p.get_ref() < 1 => {
-            errs.push(Some(p.span()), format!("{key}.packets"), "must be at least 1");
+            errs.push(
+                Some(p.span()),
+                format!("{key}.packets"),
+                "must be at least 1",
+            );
             return None;
         }
         (Some(p), None) => Limit::Packets(*p.get_ref() as usize),
@@ -224,18 +264,27 @@ fn queue(q: &Spanned<raw::LinkQueue>, key: &str, errs: &mut ScenarioErrors) -> O
         None | Some(("droptail", _)) => {
             for (k, v) in [("target", &t.target), ("interval", &t.interval)] {
                 if let Some(v) = v {
-                    errs.push(Some(v.span()), format!("{key}.{k}"), "only a codel queue has it");
+                    errs.push(
+                        Some(v.span()),
+                        format!("{key}.{k}"),
+                        "only a codel queue has it",
+                    );
                 }
             }
             QueueKind::DropTail
         }
         Some(("codel", _)) => {
             let d = |v: &S<crate::units::HumanDuration>, default: u64| {
-                v.as_ref().map_or(std::time::Duration::from_millis(default), |v| v.get_ref().0)
+                v.as_ref()
+                    .map_or(std::time::Duration::from_millis(default), |v| v.get_ref().0)
             };
             let (target, interval) = (d(&t.target, 5), d(&t.interval, 100));
             if target.is_zero() || interval.is_zero() {
-                errs.push(Some(q.span()), key, "codel's target and interval must be above zero");
+                errs.push(
+                    Some(q.span()),
+                    key,
+                    "codel's target and interval must be above zero",
+                );
                 return None;
             }
             QueueKind::Codel { target, interval }
@@ -255,12 +304,20 @@ fn queue(q: &Spanned<raw::LinkQueue>, key: &str, errs: &mut ScenarioErrors) -> O
 fn outage(o: &Spanned<raw::LinkOutage>, key: &str, errs: &mut ScenarioErrors) -> Option<Outage> {
     let t = o.get_ref();
     let (Some(every), Some(lasting)) = (&t.every, &t.lasting) else {
-        errs.push(Some(o.span()), key, "needs every and lasting, e.g. { every = \"10s\", lasting = \"500ms\" }");
+        errs.push(
+            Some(o.span()),
+            key,
+            "needs every and lasting, e.g. { every = \"10s\", lasting = \"500ms\" }",
+        );
         return None;
     };
     let (every, lasting) = (every.get_ref().0, lasting.get_ref().0);
     if lasting.is_zero() || lasting >= every {
-        errs.push(Some(o.span()), key, "an outage must last more than zero and less than its period (`every`)");
+        errs.push(
+            Some(o.span()),
+            key,
+            "an outage must last more than zero and less than its period (`every`)",
+        );
         return None;
     }
     Some(Outage { every, lasting })
@@ -284,9 +341,15 @@ mod tests {
         let g = k.burst_loss.unwrap();
         assert_eq!((g.p, g.r, g.h, g.k), (0.01, 0.3, 1.0, 0.0));
         assert_eq!(k.duplicate_percent, 1.0);
-        assert!(matches!(k.queue.unwrap().kind, crate::link::QueueKind::Codel { .. }));
+        assert!(matches!(
+            k.queue.unwrap().kind,
+            crate::link::QueueKind::Codel { .. }
+        ));
         assert_eq!(k.engine, Some(crate::scenario::Engine::Userspace));
-        assert_eq!(k.userspace_only(), ["burst_loss", "duplicate_percent", "queue", "outage"]);
+        assert_eq!(
+            k.userspace_only(),
+            ["burst_loss", "duplicate_percent", "queue", "outage"]
+        );
     }
 
     #[test]
@@ -305,6 +368,9 @@ mod tests {
             &format!("name = \"x\"\n{NETNS}[links.proxy_origin]\nrate = \"1Mbit/s\"\ntrace = \"nope.up\"\n[[workload]]\nkind = \"udp\"\nname = \"u\"\n"),
             "links.proxy_origin.trace",
         );
-        assert!(both.contains("cannot read") || both.contains("keep one"), "{both}");
+        assert!(
+            both.contains("cannot read") || both.contains("keep one"),
+            "{both}"
+        );
     }
 }
