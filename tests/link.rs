@@ -291,3 +291,77 @@ fn after_kill_9_cleanup_removes_the_namespace_and_the_devices_are_gone() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(&ns));
     assert!(namespaces_of(pid).is_empty());
 }
+
+/// A folder with `www/big.bin` (1 MiB) and `s.toml` made of `body`.
+fn scenario(body: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("www")).unwrap();
+    std::fs::write(dir.path().join("www/big.bin"), vec![7u8; 1 << 20]).unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        format!("name = \"s\"\nseed = 3\n[topology]\nhosts = \"netns\"\nwww = \"www\"\n{body}"),
+    )
+    .unwrap();
+    dir
+}
+
+/// The summary rows of a scenario run in `dir`, as column → value maps.
+fn run_scenario(dir: &std::path::Path) -> Vec<std::collections::HashMap<String, String>> {
+    let out = Command::new(NETRUN)
+        .args(["run", "s.toml", "--out", "out", "-q"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut r = ::csv::Reader::from_path(dir.join("out/s.csv")).unwrap();
+    let header = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            header
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// `loss_percent` on a netns link without sch_netem is the user-space
+/// link's: UDP through the proxy loses exactly what that link counts, and
+/// the proxy (which no longer impairs that link) drops nothing.
+#[test]
+fn a_netns_scenario_link_loses_what_its_counters_say() {
+    let Some(_serial) = root_only("a_netns_scenario_link_loses_what_its_counters_say") else {
+        return;
+    };
+    if netrun::netns::netem_available() == Some(true) {
+        eprintln!("skipped: this kernel has sch_netem, so the kernel shapes loss_percent");
+        return;
+    }
+    let dir = scenario(
+        "[links.proxy_origin]\nloss_percent = 2\n\
+         [[workload]]\nkind = \"udp\"\nname = \"u\"\ncount = 3000\ninterval = \"500us\"\ntimeout = \"1s\"\n\
+         [[workload]]\nkind = \"http\"\nname = \"h\"\npaths = [\"/big.bin\"]\nrequests = 2\n",
+    );
+    let rows = run_scenario(dir.path());
+    let udp = &rows[0];
+    let lost: u64 = udp["lost"].parse().unwrap();
+    assert!(lost > 50, "{udp:?}");
+    assert_eq!(udp["proxy_origin_link_lost"], lost.to_string(), "{udp:?}");
+    assert_eq!(udp["link_lost"], lost.to_string());
+    assert_eq!(
+        udp["proxy_dropped"], "0",
+        "the proxy no longer impairs that link"
+    );
+    assert_eq!(
+        udp["clients_proxy_link_lost"], "",
+        "a clean link stays with the kernel"
+    );
+    let http = &rows[1];
+    assert_eq!(
+        http["errors"], "0",
+        "TCP retransmits what the link loses: {http:?}"
+    );
+    assert!(namespaces_of(std::process::id()).is_empty());
+}
