@@ -6,6 +6,7 @@
 //! ([`report`]). [`run`] executes a parsed command line.
 
 pub mod atomic_file;
+pub mod cache_policy;
 pub mod cli;
 pub mod commands;
 pub mod error;
@@ -24,9 +25,11 @@ pub mod scenario;
 pub mod server;
 pub mod shard;
 pub mod shutdown;
+pub mod start_at;
 pub mod stats;
 pub mod throttle;
 pub mod timer;
+pub mod traffic;
 pub mod udp_batch;
 pub mod units;
 pub mod workload;

@@ -1,0 +1,253 @@
+//! What goes back for a file: the response head (type, validators, 304),
+//! the streamed body of a large file, and the body wrapper that counts bytes
+//! and logs the request when hyper is done with it.
+
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Response, StatusCode};
+use http_body::{Body as _, Frame, SizeHint};
+use http_body_util::BodyExt;
+
+use crate::origin::LOG_TARGET;
+use crate::server::{empty, full, Body, BoxError};
+
+use super::lookup::{Content, Meta};
+use super::Counters;
+
+/// Read size when streaming a larger file: few reads per MiB, still a
+/// bounded amount of memory per response.
+pub(super) const STREAM_CHUNK: usize = 256 * 1024;
+
+pub(super) fn serve_file(
+    req_headers: &HeaderMap,
+    file: &Path,
+    meta: &Meta,
+    content: Content,
+    cache_control: Option<&HeaderValue>,
+) -> Response<Body> {
+    let len = meta.len;
+    let modified = meta.modified;
+    let etag = modified.map(|m| etag_for(len, m));
+
+    let mut headers = HeaderMap::new();
+    if let Some(cc) = cache_control {
+        headers.insert(header::CACHE_CONTROL, cc.clone());
+    }
+    if let Some(tag) = &etag {
+        if let Ok(v) = HeaderValue::from_str(tag) {
+            headers.insert(header::ETAG, v);
+        }
+    }
+    if let Some(m) = modified {
+        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(m)) {
+            headers.insert(header::LAST_MODIFIED, v);
+        }
+    }
+
+    if not_modified(req_headers, etag.as_deref(), modified) {
+        let mut r = Response::new(empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        *r.headers_mut() = headers;
+        return r;
+    }
+
+    headers.insert(header::CONTENT_TYPE, content_type(file));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    let body = match content {
+        Content::None => empty(),
+        Content::Small(bytes) => full(bytes),
+        Content::Stream(file) => FileBody {
+            file,
+            remaining: len,
+        }
+        .boxed(),
+    };
+    let mut r = Response::new(body);
+    *r.headers_mut() = headers;
+    r
+}
+
+/// A large file's body, read in [`STREAM_CHUNK`] pieces on the runtime
+/// thread: from the page cache a read is one copy, far cheaper than a trip
+/// to the blocking pool per piece (nginx reads inline the same way). It
+/// stops at the announced length even if the file grows meanwhile.
+pub(super) struct FileBody {
+    pub(super) file: std::fs::File,
+    pub(super) remaining: u64,
+}
+
+impl http_body::Body for FileBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if this.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let want = this.remaining.min(STREAM_CHUNK as u64);
+        let mut buf = Vec::with_capacity(want as usize);
+        let read = (&mut this.file).take(want).read_to_end(&mut buf);
+        Poll::Ready(Some(match read {
+            Ok(0) => Err(io::Error::other("file shrank while being sent").into()),
+            Ok(n) => {
+                this.remaining -= n as u64;
+                Ok(Frame::data(Bytes::from(buf)))
+            }
+            Err(e) => Err(e.into()),
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// A strong validator: it changes whenever the size or the modification
+/// time (to the nanosecond) does.
+pub fn etag_for(len: u64, modified: SystemTime) -> String {
+    let nanos = modified
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_nanos();
+    format!("\"{len:x}-{nanos:x}\"")
+}
+
+/// RFC 9110 §13.1: If-None-Match wins over If-Modified-Since; ETags compare
+/// weakly for If-None-Match.
+pub(super) fn not_modified(
+    req: &HeaderMap,
+    etag: Option<&str>,
+    modified: Option<SystemTime>,
+) -> bool {
+    if let Some(inm) = req.get(header::IF_NONE_MATCH) {
+        let Ok(list) = inm.to_str() else {
+            return false;
+        };
+        return etag.is_some_and(|ours| {
+            list.split(',').map(str::trim).any(|t| {
+                t == "*" || t.strip_prefix("W/").unwrap_or(t) == ours.trim_start_matches("W/")
+            })
+        });
+    }
+    let (Some(ims), Some(modified)) = (req.get(header::IF_MODIFIED_SINCE), modified) else {
+        return false;
+    };
+    let Some(since) = ims
+        .to_str()
+        .ok()
+        .and_then(|s| httpdate::parse_http_date(s).ok())
+    else {
+        return false;
+    };
+    if since > SystemTime::now() {
+        // A date in the future is invalid (RFC 9110 §13.1.3): ignore it.
+        return false;
+    }
+    // HTTP dates have one-second resolution.
+    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    secs(modified) <= secs(since)
+}
+
+/// Content type by file extension (mime_guess's table); text is UTF-8;
+/// unknown types are plain bytes.
+pub fn content_type(file: &Path) -> HeaderValue {
+    let Some(mime) = mime_guess::from_path(file).first_raw() else {
+        return HeaderValue::from_static("application/octet-stream");
+    };
+    if mime.starts_with("text/") {
+        HeaderValue::try_from(format!("{mime}; charset=utf-8"))
+            .unwrap_or_else(|_| HeaderValue::from_static(mime))
+    } else {
+        HeaderValue::from_static(mime)
+    }
+}
+
+pub(super) struct RequestLog {
+    pub(super) peer: SocketAddr,
+    pub(super) method: Method,
+    pub(super) target: String,
+    pub(super) status: StatusCode,
+    pub(super) started: Instant,
+    /// Body bytes announced by Content-Length (none for HEAD).
+    pub(super) expected: Option<u64>,
+    pub(super) bytes: u64,
+    pub(super) complete: bool,
+    pub(super) counters: Arc<Counters>,
+}
+
+/// A response body that counts what it sends and logs the request once
+/// hyper drops it (finished, or cut short by the client).
+pub(super) struct LoggedBody {
+    pub(super) inner: Body,
+    pub(super) log: RequestLog,
+}
+
+impl http_body::Body for LoggedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let log = &mut this.log;
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = data.len() as u64;
+                    log.bytes += n;
+                    log.counters.bytes_sent.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+            Poll::Ready(None) => log.complete = true,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        let log = &self.log;
+        tracing::info!(
+            target: LOG_TARGET,
+            peer = %log.peer,
+            method = %log.method,
+            path = %log.target,
+            status = log.status.as_u16(),
+            bytes = log.bytes,
+            duration = ?log.started.elapsed(),
+            // hyper stops polling once Content-Length bytes are out, so a
+            // full count is as good as end-of-stream.
+            complete = log.complete || self.inner.is_end_stream() || log.expected == Some(log.bytes),
+            "request"
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! Header rules of a forwarding proxy: hop-by-hop fields stripped both ways
+//! (RFC 9110 §7.6.1), `Via` added and recognised, body framing removed from a
+//! request sent without its body, and the labels (`X-Cache`, `Cache-Status`).
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Response, Uri, Version};
+
+use crate::proxy::cache::CachedResponse;
+use crate::server::Body;
+
+use super::{Label, CACHE_NAME, CACHE_STATUS, X_CACHE};
+
+pub(super) fn path_and_query(uri: &Uri) -> &str {
+    uri.path_and_query().map_or("/", |p| p.as_str())
+}
+
+pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+pub(super) const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+];
+
+/// Removes hop-by-hop headers, including those the `Connection` header names
+/// and every `Proxy-*` header.
+pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        // Never let a client strip the framing of the message itself.
+        .filter(|n| n != header::CONTENT_LENGTH && n != header::HOST)
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        headers.remove(n);
+    }
+    let proxy: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for n in proxy {
+        headers.remove(n);
+    }
+}
+
+/// Removes what describes a request body, for a request sent upstream
+/// without one: otherwise the upstream would wait for a body that never comes.
+pub(super) fn strip_body_framing(headers: &mut HeaderMap) {
+    for h in [
+        header::CONTENT_LENGTH,
+        header::TRANSFER_ENCODING,
+        header::CONTENT_TYPE,
+        header::EXPECT,
+    ] {
+        headers.remove(h);
+    }
+}
+
+pub(super) fn upstream_request_headers(
+    client: &HeaderMap,
+    version: Version,
+    token: &str,
+) -> HeaderMap {
+    let mut headers = client.clone();
+    strip_hop_by_hop(&mut headers);
+    let v = match version {
+        Version::HTTP_10 => "1.0",
+        _ => "1.1",
+    };
+    if let Ok(via) = HeaderValue::from_str(&format!("{v} {token}")) {
+        headers.append(header::VIA, via);
+    }
+    headers
+}
+
+/// Whether a `Via` entry was added by the proxy named `token`
+/// (`protocol received-by [comment]`, comma-separated, several lines).
+pub(super) fn carries_token(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::VIA)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|entry| entry.split_whitespace().nth(1))
+        .any(|by| by.eq_ignore_ascii_case(token))
+}
+
+/// Adds `X-Cache` and `Cache-Status` (RFC 9211) to a response (`Via` is
+/// added by `handle`, with this instance's token).
+pub(super) fn label(mut resp: Response<Body>, lbl: Label, param: &str) -> Response<Body> {
+    let h = resp.headers_mut();
+    h.insert(X_CACHE, HeaderValue::from_static(lbl.as_str()));
+    let mut status = String::from(CACHE_NAME);
+    let _ = write!(status, "; {param}");
+    if let Ok(v) = HeaderValue::from_str(&status) {
+        h.append(CACHE_STATUS, v);
+    }
+    resp
+}
+
+/// `Cache-Status` for an answer from the store: `hit; ttl=N`, negative when
+/// the entry is stale (RFC 9211 §2.4), then `extra`.
+pub(super) fn hit_param(e: &CachedResponse, now: Instant, extra: &str) -> String {
+    let ttl = if e.is_fresh(now) {
+        e.ttl(now).as_secs().to_string()
+    } else {
+        format!("-{}", e.staleness(now).as_secs())
+    };
+    format!("hit; ttl={ttl}{extra}")
+}
