@@ -9,6 +9,7 @@ pub mod atomic_file;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod http_fields;
 pub mod interim;
 pub mod logging;
 pub mod merge;
