@@ -49,6 +49,10 @@ pub enum Command {
     /// Measure a UDP echo service or an HTTP server.
     #[command(subcommand)]
     Probe(ProbeCommand),
+    /// Write a synthetic request trace (CSV, gzip for `.gz`) that a
+    /// workload's `trace` key replays.
+    #[command(subcommand)]
+    Trace(TraceCommand),
     /// Remove the network namespaces (with their veths and qdiscs) that a
     /// crashed or killed `hosts = "netns"` run left behind; needs root.
     Cleanup,
@@ -136,6 +140,10 @@ pub struct MergeArgs {
     /// Where the merged results go (not one of the inputs).
     #[arg(long, value_name = "DIR", required = true)]
     pub out: PathBuf,
+    /// Merge the shards that are here although others are missing; the
+    /// result says what it lacks (run.json `partial`, and on the terminal).
+    #[arg(long)]
+    pub partial: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -321,6 +329,60 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Requests over a catalog with Zipf popularity (rank r ∝ r^-alpha).
+    Zipf(TraceArgs),
+    /// Requests over a catalog with uniform popularity.
+    Uniform(TraceArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TraceArgs {
+    /// Objects in the catalog (keys 1..=N, 1 the most popular).
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub objects: u64,
+    /// Zipf exponent (zipf only).
+    #[arg(long, value_name = "ALPHA", default_value_t = 0.8, value_parser = parse_alpha)]
+    pub alpha: f64,
+    /// Requests (lines) to write.
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests: u64,
+    /// Object sizes: a size (`16KiB`), `lognormal:median=16KiB,sigma=1.5,max=8MiB`
+    /// or `pareto:min=1KiB,shape=1.2,max=64MiB`.
+    #[arg(long, value_name = "BYTES|DIST", default_value = "16KiB")]
+    pub size: crate::traffic::SizeDist,
+    /// Requests per second of the timestamps.
+    #[arg(long, value_name = "RATE", default_value_t = 1000.0, value_parser = parse_trace_rate)]
+    pub rate: f64,
+    /// `constant` (evenly spaced timestamps) or `poisson`.
+    #[arg(long, value_name = "constant|poisson", default_value = "constant", value_parser = ["constant", "poisson"])]
+    pub arrivals: String,
+    /// Seed of the sizes, the draws and the Poisson gaps.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+    /// Where to write (`.gz`: gzip-compressed).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// A Zipf exponent: above 0, at most 10.
+fn parse_alpha(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(a) if a > 0.0 && a <= 10.0 => Ok(a),
+        _ => Err(format!(
+            "`{s}`: give an exponent above 0 and at most 10, e.g. 0.8"
+        )),
+    }
+}
+
+fn parse_trace_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && (0.001..=10_000_000.0).contains(&r) => Ok(r),
+        _ => Err(format!("`{s}`: give 0.001 to 10000000 requests per second")),
+    }
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ProbeCommand {
     /// Send timestamped datagrams to a UDP echo service and measure RTT, jitter, loss.
     Udp(UdpProbeArgs),
@@ -443,6 +505,9 @@ mod tests {
             "DUR|none",
             "DIR|CSV",
             "K/N",
+            "ALPHA",
+            "BYTES|DIST",
+            "constant|poisson",
         ];
         fn walk(cmd: &clap::Command, bad: &mut Vec<String>) {
             for arg in cmd.get_arguments() {

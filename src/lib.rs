@@ -6,6 +6,7 @@
 //! ([`report`]). [`run`] executes a parsed command line.
 
 pub mod atomic_file;
+pub mod cache_policy;
 pub mod cli;
 pub mod commands;
 pub mod error;
@@ -27,6 +28,7 @@ pub mod shutdown;
 pub mod stats;
 pub mod throttle;
 pub mod timer;
+pub mod traffic;
 pub mod udp_batch;
 pub mod units;
 pub mod workload;

@@ -10,8 +10,9 @@ mod proxy;
 mod report;
 mod run;
 mod serve;
+mod trace;
 
-use crate::cli::{Cli, Command, HttpLimitArgs, ProbeCommand};
+use crate::cli::{Cli, Command, HttpLimitArgs, ProbeCommand, TraceCommand};
 use crate::error::{Error, Outcome};
 use crate::server::HttpLimits;
 
@@ -19,6 +20,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Some(Command::Run(args)) => run::run(args).await,
         Some(Command::Check(args)) => check::check(args),
+        Some(Command::Trace(TraceCommand::Zipf(args))) => trace::write(&args, true),
+        Some(Command::Trace(TraceCommand::Uniform(args))) => trace::write(&args, false),
         Some(Command::Cleanup) => cleanup::cleanup(),
         Some(Command::Compare(args)) => compare::compare(args).await,
         Some(Command::Report(args)) => report::report(args),
