@@ -43,6 +43,9 @@ fn entry(clock: &ManualClock, fields: &[(&str, &str)], body: &str) -> CachedResp
     )
 }
 
+/// (what, entry, request or response fields, expected)
+type Case<'a, T> = (&'a str, &'a CachedResponse, &'a [(&'a str, &'a str)], T);
+
 fn cc(v: &str) -> CacheControl {
     request_cache_control(&headers(&[("cache-control", v)]))
 }
@@ -104,7 +107,7 @@ fn requested_range_table() {
     let weak = entry(&clock, &[("etag", "W/\"r1\"")], "0123456789");
     let empty = entry(&clock, &fields, "");
     use RangeAnswer::*;
-    let cases: &[(&str, &CachedResponse, &[(&str, &str)], RangeAnswer)] = &[
+    let cases: &[Case<RangeAnswer>] = &[
         ("no range", &e, &[], Full),
         ("a-b", &e, &[("range", "bytes=2-4")], Part(2, 4)),
         ("a-", &e, &[("range", "bytes=7-")], Part(7, 9)),
@@ -218,7 +221,7 @@ fn not_modified_uses_the_stored_validators() {
     );
     let date_only = entry(&clock, &[("date", &dated)], "x");
     let bare = entry(&clock, &[], "x");
-    let cases: &[(&str, &CachedResponse, &[(&str, &str)], bool)] = &[
+    let cases: &[Case<bool>] = &[
         (
             "comma etag",
             &with_lm,
@@ -283,7 +286,7 @@ fn same_representation_table() {
         "hello",
     );
     let no_length = entry(&clock, &[("etag", "\"v1\"")], "hello");
-    let cases: &[(&str, &CachedResponse, &[(&str, &str)], bool)] = &[
+    let cases: &[Case<bool>] = &[
         (
             "same everything",
             &full,
