@@ -12,6 +12,7 @@ pub mod commands;
 pub mod error;
 pub mod http_fields;
 pub mod interim;
+pub mod link;
 pub mod logging;
 pub mod merge;
 pub mod metrics;
