@@ -7,6 +7,7 @@
 //! (a second Ctrl-C ends the waiting). An interrupted run's files go beside
 //! the last complete run's, under `<name>.interrupted`.
 
+mod barrier;
 pub mod events;
 mod expect;
 mod hosts;
@@ -23,6 +24,7 @@ use anyhow::Context;
 use futures_util::future::join_all;
 
 pub use crate::scenario::ExpectationResult;
+pub use barrier::{Barrier, Released};
 pub use events::{Event, Observer, ProgressCounts, Silent, VariantPos, WorkloadPos};
 pub use expect::check_expectations;
 pub use hosts::preflight;
@@ -38,7 +40,7 @@ use crate::scenario::{Mode, Order, Scenario, Target, Variant, Workload, Workload
 use crate::workload::http::run_http;
 use crate::workload::udp::run_udp;
 use hdrhistogram::Histogram;
-use services::{attach_proxy_counters, Services};
+use services::{attach_link_counters, attach_proxy_counters, Services};
 
 /// How long services get to finish in-flight work when a variant ends.
 const SERVICE_GRACE: Duration = Duration::from_secs(5);
@@ -127,7 +129,16 @@ pub async fn run_scenario_units(
             label: &variant.label,
             repetition,
         };
-        let (mut r, err) = run_variant(scenario, variant, pos, &outputs, observer, cancel).await;
+        let (mut r, err) = run_variant(
+            scenario,
+            variant,
+            pos,
+            &outputs,
+            observer,
+            share.barrier,
+            cancel,
+        )
+        .await;
         rows.append(&mut r);
         if let Some(e) = err {
             failure = Some(e);
@@ -224,6 +235,7 @@ async fn run_variant(
     pos: VariantPos<'_>,
     outputs: &Outputs,
     observer: &Arc<dyn Observer>,
+    barrier: Option<&Barrier>,
     cancel: &Interrupt,
 ) -> (Vec<SummaryRow>, Option<anyhow::Error>) {
     let plan = &variant.plan;
@@ -244,6 +256,10 @@ async fn run_variant(
         }
     };
     observer.event(&Event::VariantStarted(pos));
+    // The services are up: `--start-at` holds the first variant's workloads here.
+    if let Some(b) = barrier {
+        b.wait(cancel).await;
+    }
     let ctx = VariantCtx {
         scenario,
         variant,
@@ -263,9 +279,11 @@ async fn run_variant(
                     break;
                 }
                 let before = services.proxy_stats();
+                let links_before = link_counts(ns.as_ref());
                 match ctx.run_workload(w).await {
                     Ok(mut row) => {
                         attach_proxy_counters(&mut row, w, before, services.proxy_stats());
+                        attach_link_counters(&mut row, &links_before, &link_counts(ns.as_ref()));
                         rows.push(row);
                     }
                     Err(e) => {
@@ -277,11 +295,14 @@ async fn run_variant(
         }
         Mode::Parallel => {
             let before = services.proxy_stats();
+            let links_before = link_counts(ns.as_ref());
             let results = join_all(plan.workloads.iter().map(|w| ctx.run_workload(w))).await;
             let after = services.proxy_stats();
+            let links_after = link_counts(ns.as_ref());
             for (w, r) in plan.workloads.iter().zip(results) {
                 match r {
                     Ok(mut row) => {
+                        attach_link_counters(&mut row, &links_before, &links_after);
                         // The counters cover the whole block: they belong to a
                         // workload only if no other of its kind used the proxy.
                         let alone = plan
@@ -322,6 +343,11 @@ async fn run_variant(
 /// A row callback that labels each row with its variant, workload and
 /// repetition and
 /// streams it into `file`.
+/// The user-space links' counts now (none on loopback).
+fn link_counts(ns: Option<&netns::Hosts>) -> services::LinkCounts {
+    ns.map(netns::Hosts::link_counters).unwrap_or_default()
+}
+
 fn tagger<'a, T: Tagged + serde::Serialize + Default>(
     file: &'a RowFile<T>,
     variant: &'a str,
