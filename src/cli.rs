@@ -74,6 +74,10 @@ pub struct RunArgs {
     /// whole 95% interval is not past it (and past the metric's floor) never fails the run.
     #[arg(long, value_name = "PCT", default_value_t = 25.0, value_parser = parse_percentage)]
     pub tolerance: f64,
+    /// With --baseline: gated figures that cannot be judged (too little
+    /// data) are listed and counted but do not fail the run.
+    #[arg(long)]
+    pub allow_inconclusive: bool,
     /// Run each variant N times (overrides the scenario's `repeat`), each
     /// with fresh services, interleaved A B A B.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]

@@ -21,7 +21,9 @@ pub use crate::runner::output::check_out;
 use crate::runner::{self, Observer, ScenarioRun, Share};
 use crate::scenario::{self, Scenario};
 use crate::shard::Part;
-use baseline::{baseline_info, gate_config, load_baselines, print_gate, refuse_own_baseline};
+use baseline::{
+    baseline_info, check_matches, gate_config, load_baselines, print_gate, refuse_own_baseline,
+};
 use live::LiveView;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
@@ -33,7 +35,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let baselines = match &args.baseline {
         Some(b) => {
             refuse_own_baseline(b, &args.out, &scenarios)?;
-            Some(load_baselines(b, &scenarios)?)
+            let loaded = load_baselines(b, &scenarios)?;
+            for (i, s) in scenarios.iter().enumerate() {
+                let schedule = runner::schedule(s);
+                let mut variants: Vec<usize> = shares[i]
+                    .iter()
+                    .filter_map(|&p| schedule.get(p).map(|u| u.0))
+                    .collect();
+                variants.sort_unstable();
+                variants.dedup();
+                check_matches(b, &loaded[i].rows, s, &variants, &gate_config(s, &args))?;
+            }
+            Some(loaded)
         }
         None => None,
     };
@@ -90,7 +103,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                     &b[i].rows,
                     &run.rows,
                     (b[i].samples.as_ref(), now_samples.as_ref()),
-                    &gate_config(s),
+                    &gate_config(s, &args),
                     args.tolerance / 100.0,
                 ))
             }

@@ -212,7 +212,7 @@ pub struct BaselineFinding {
     pub variant: String,
     pub workload: String,
     pub metric: String,
-    /// `worse`, `better`, `same` or `inconclusive`.
+    /// `worse`, `better`, `same`, `small` or `inconclusive`.
     pub verdict: String,
     /// The whole finding as the terminal prints it.
     pub text: String,

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::cli::RunArgs;
 use crate::error::Error;
 use crate::metrics::SummaryRow;
 use crate::report::compare;
@@ -54,39 +55,108 @@ pub(super) fn load_baselines(path: &Path, scenarios: &[Scenario]) -> anyhow::Res
     Ok(out)
 }
 
-/// Prints the baseline check: one REGRESSION line per `worse` metric, the
-/// inconclusive ones in one line, and the host check when it mattered.
+/// Prints the baseline check: one line per `worse` figure, one per figure
+/// that could not be judged (with why, and how many of the gated figures
+/// that is), one per other inconclusive figure, and the host check when it
+/// mattered.
 pub(super) fn print_gate(r: &GateReport, tolerance: f64) {
     let worse: Vec<_> = r.worse().collect();
-    if worse.is_empty() {
+    let unjudged: Vec<_> = r.unjudged().collect();
+    let total = r.assessments.len();
+    if worse.is_empty() && unjudged.is_empty() {
         println!(
-            "  baseline: no gated figure worse beyond {tolerance}% with 95% confidence ({} checked)",
-            r.assessments.len()
+            "  baseline: no gated figure worse beyond {tolerance}% with 95% confidence ({total} checked)"
         );
     }
     for a in worse {
         println!("  REGRESSION {}", gate::describe(a));
     }
-    let unsure: Vec<String> = r
-        .inconclusive()
-        .map(|a| format!("{}.{}", a.workload, a.metric))
-        .collect();
-    if !unsure.is_empty() {
+    if !unjudged.is_empty() {
+        let how = if r.allow_inconclusive {
+            "allowed by --allow-inconclusive"
+        } else {
+            "the gate fails; --allow-inconclusive accepts it"
+        };
         println!(
-            "  inconclusive (not failed; --json or --junit say why): {}",
-            unsure.join(", ")
+            "  {} of {total} gated figures could not be judged ({how}):",
+            unjudged.len()
         );
+        for a in &unjudged {
+            println!("    NOT JUDGED {}.{}: {}", a.workload, a.metric, a.reason);
+        }
+    }
+    for a in r.inconclusive().filter(|a| !a.unjudged()) {
+        println!("  inconclusive (not failed) {}", gate::describe(a));
     }
     if let Some(why) = &r.host_changed {
         println!("  host: slower than when the baseline was made ({why}); worse figures it could explain count as inconclusive");
     }
 }
 
+/// Every gated figure this run will measure must have a baseline row
+/// (same scenario, variant and workload): a renamed scenario or workload is
+/// refused before the run (exit 2, naming what has no row) instead of a
+/// gate that checks nothing and passes.
+pub(super) fn check_matches(
+    baseline: &Path,
+    rows: &[SummaryRow],
+    s: &Scenario,
+    variants: &[usize],
+    cfg: &GateConfig,
+) -> Result<(), Error> {
+    let gated: Vec<String> = variants
+        .iter()
+        .filter_map(|&v| s.variants.get(v))
+        .flat_map(|v| {
+            v.plan
+                .workloads
+                .iter()
+                .filter(|w| !cfg.controls.contains(&w.name))
+                .filter(|w| cfg.metrics.iter().any(|(_, m)| cfg.gates(&w.name, m)))
+                .map(move |w| (v.label.clone(), w.name.clone()))
+        })
+        .filter(|(variant, workload)| {
+            !rows
+                .iter()
+                .any(|r| r.scenario == s.name && r.variant == *variant && r.workload == *workload)
+        })
+        .map(|(variant, workload)| format!("`{}.{variant}.{workload}`", s.name))
+        .collect();
+    if gated.is_empty() {
+        return Ok(());
+    }
+    let mut held: Vec<String> = rows
+        .iter()
+        .map(|r| format!("`{}.{}.{}`", r.scenario, r.variant, r.workload))
+        .collect();
+    held.dedup();
+    let matched_nothing = !rows.iter().any(|r| r.scenario == s.name);
+    let what = if matched_nothing {
+        "matches nothing this run measures"
+    } else {
+        "has no row for some gated workloads"
+    };
+    Err(Error::input(format!(
+        "--baseline {} {what}: no baseline row for {} (it holds {}). Make a new baseline \
+         from this scenario (run it without --baseline), or undo the rename",
+        baseline.display(),
+        gated.join(", "),
+        if held.is_empty() {
+            "no rows".to_string()
+        } else {
+            held.join(", ")
+        }
+    )))
+}
+
 /// What the scenario gates: its `[gate]`, else the default metrics, with
 /// workloads aimed straight at the origin (no proxy in the path) as the
 /// host's controls.
-pub(super) fn gate_config(s: &Scenario) -> GateConfig {
-    let mut cfg = GateConfig::default();
+pub(super) fn gate_config(s: &Scenario, args: &RunArgs) -> GateConfig {
+    let mut cfg = GateConfig {
+        allow_inconclusive: args.allow_inconclusive,
+        ..GateConfig::default()
+    };
     if let Some(m) = &s.gate.metrics {
         cfg.metrics.clone_from(m);
     }
