@@ -154,6 +154,22 @@ pub struct MergeArgs {
     /// result says what it lacks (run.json `partial`, and on the terminal).
     #[arg(long)]
     pub partial: bool,
+    /// Compare the merged rows with an earlier summary CSV (or a results
+    /// folder), as `netrun run --baseline` does; regressions fail.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub baseline: Option<PathBuf>,
+    /// With --baseline: the practical threshold in percent (as for `run`).
+    #[arg(long, value_name = "PCT", default_value_t = 25.0, value_parser = parse_percentage)]
+    pub tolerance: f64,
+    /// With --baseline: gated figures that cannot be judged do not fail.
+    #[arg(long)]
+    pub allow_inconclusive: bool,
+    /// Write the expectations and gated baseline metrics as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Print a JSON summary on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]
