@@ -129,6 +129,10 @@ pub fn add_rows(rows: &[&SummaryRow], hist: &Histogram<u64>) -> SummaryRow {
         clients_proxy_dropped: sum(rows, |r| r.clients_proxy_dropped),
         proxy_origin_delayed: sum(rows, |r| r.proxy_origin_delayed),
         proxy_origin_dropped: sum(rows, |r| r.proxy_origin_dropped),
+        // Weighted by requests: the parts' byte counts are not kept.
+        byte_hit_ratio: weighted(rows, |r| r.byte_hit_ratio, |r| r.requests),
+        upstream_bytes: sum(rows, |r| r.upstream_bytes),
+        cache_evictions: sum(rows, |r| r.cache_evictions),
         ..(*first).clone()
     }
 }
