@@ -15,6 +15,9 @@ use tempfile::NamedTempFile;
 pub struct AtomicFile {
     path: PathBuf,
     writer: BufWriter<NamedTempFile>,
+    /// The first write that failed (a full disk, say): past it the file
+    /// has a hole, so it must never be committed.
+    failed: Option<String>,
 }
 
 impl AtomicFile {
@@ -50,6 +53,7 @@ impl AtomicFile {
         Ok(AtomicFile {
             path,
             writer: BufWriter::new(tmp),
+            failed: None,
         })
     }
 
@@ -67,6 +71,12 @@ impl AtomicFile {
     /// an interrupted run's files go beside the complete ones).
     pub fn commit_to(self, path: impl AsRef<Path>) -> anyhow::Result<()> {
         let path = path.as_ref().to_path_buf();
+        if let Some(e) = &self.failed {
+            anyhow::bail!(
+                "cannot write {}: {e} (an earlier write failed, so the file would be incomplete)",
+                path.display()
+            );
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create folder {}", dir.display()))?;
@@ -87,13 +97,25 @@ impl AtomicFile {
     }
 }
 
+impl AtomicFile {
+    /// Remembers the first failure of `result`.
+    fn note<T>(&mut self, result: io::Result<T>) -> io::Result<T> {
+        if let (Err(e), None) = (&result, &self.failed) {
+            self.failed = Some(e.to_string());
+        }
+        result
+    }
+}
+
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.writer.write(buf)
+        let r = self.writer.write(buf);
+        self.note(r)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.writer.flush()
+        let r = self.writer.flush();
+        self.note(r)
     }
 }
 
@@ -120,6 +142,23 @@ mod tests {
         f.write_all(b"new").unwrap();
         f.commit().unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "new");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// A writer that fails its second write, as a disk filling up would.
+    #[test]
+    fn a_file_with_a_failed_write_is_never_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        fs::write(&p, "old").unwrap();
+        let mut f = AtomicFile::create(&p).unwrap();
+        f.write_all(b"first").unwrap();
+        let r = f.note::<()>(Err(io::Error::other("No space left on device")));
+        assert!(r.is_err());
+        f.write_all(b"after the hole").unwrap();
+        let e = format!("{:#}", f.commit().unwrap_err());
+        assert!(e.contains("No space left") && e.contains("a.csv"), "{e}");
+        assert_eq!(fs::read_to_string(&p).unwrap(), "old");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 

@@ -140,6 +140,10 @@ pub struct MergeArgs {
     /// Where the merged results go (not one of the inputs).
     #[arg(long, value_name = "DIR", required = true)]
     pub out: PathBuf,
+    /// Merge the shards that are here although others are missing; the
+    /// result says what it lacks (run.json `partial`, and on the terminal).
+    #[arg(long)]
+    pub partial: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -63,6 +63,13 @@ impl FromStr for ByteSize {
         if !value.is_finite() || value < 0.0 {
             return Err(format!("`{s}` is not a size: it must be zero or more"));
         }
+        // Whole numbers exactly: an f64 holds integers only up to 2^53.
+        if let Ok(whole) = num.parse::<u64>() {
+            return whole
+                .checked_mul(mult)
+                .map(ByteSize)
+                .ok_or_else(|| format!("`{s}` is more bytes than fit in 64 bits"));
+        }
         let bytes = value * mult as f64;
         if bytes > u64::MAX as f64 || bytes.fract() != 0.0 {
             return Err(format!("`{s}` is not a whole number of bytes"));
@@ -264,6 +271,13 @@ mod tests {
         assert!("0.5".parse::<ByteSize>().is_err());
         assert_eq!(ByteSize(65_536).to_string(), "64KiB");
         assert_eq!(ByteSize(100).to_string(), "100");
+        // Past 2^53 (found by tests/properties.rs): exact, not via f64.
+        assert_eq!(
+            "35068493999603213".parse::<ByteSize>(),
+            Ok(ByteSize(35_068_493_999_603_213))
+        );
+        assert_eq!("18446744073709551615".parse(), Ok(ByteSize(u64::MAX)));
+        assert!("17179869184GiB".parse::<ByteSize>().is_err());
     }
 
     #[test]

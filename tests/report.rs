@@ -159,6 +159,16 @@ fn check_report(out: &Path, name: &str) {
     );
     assert_loads_nothing(&doc, &text, name);
 
+    // Each link has its own settings line: a repeated key (`link`) shows
+    // each of its lines, not the first one again.
+    let links: Vec<String> = doc
+        .select(&sel("table.settings tr"))
+        .filter(|tr| tr.select(&sel("th")).any(|th| th.inner_html() == "link"))
+        .filter_map(|tr| tr.select(&sel("td")).next().map(|td| td.inner_html()))
+        .collect();
+    let distinct: BTreeSet<&String> = links.iter().collect();
+    assert_eq!(distinct.len(), links.len(), "{name}: link lines {links:?}");
+
     let rows = read_csv(&out.join(format!("{name}.csv")));
     assert!(!rows.is_empty());
     let variants: BTreeSet<&str> = rows.iter().map(|r| r["variant"].as_str()).collect();

@@ -35,7 +35,7 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<Outcome> {
             if run.interrupted {
                 return Ok(Outcome::Interrupted);
             }
-            let samples = compare::read_samples_dir(&run.results_dir);
+            let samples = compare::read_samples_dir(&run.results_dir)?;
             let rows = run.rows.into_iter().map(|r| (None, r)).collect();
             cols.extend(compare::columns(&s.name, rows, samples));
         } else {
@@ -52,7 +52,7 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<Outcome> {
             let samples = if history {
                 None
             } else {
-                compare::read_samples(input)
+                compare::read_samples(input).map_err(|e| Error::input(format!("{e:#}")))?
             };
             cols.extend(compare::columns(
                 &source_label(input, &args.inputs),

@@ -6,10 +6,9 @@ use crate::error::Outcome;
 use crate::report::summary;
 
 pub fn merge(args: MergeArgs) -> anyhow::Result<Outcome> {
-    // Every folder is checked before --out is made or written to.
-    let groups = crate::merge::plan(&args.inputs, &args.out)?;
-    super::run::check_out(&args.out)?;
-    let merged = crate::merge::write(&groups, &args.out)?;
+    // Every folder is read and checked before --out is made or written to.
+    let plan = crate::merge::plan(&args.inputs, &args.out, args.partial)?;
+    let merged = crate::merge::write(&plan, &args.out)?;
     let mut failed = false;
     for m in &merged {
         println!(
@@ -19,6 +18,12 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<Outcome> {
             m.kind,
             m.rows.len()
         );
+        for t in &m.taken {
+            println!("  {t}");
+        }
+        for gone in &m.missing {
+            println!("  PARTIAL: merged without {gone}");
+        }
         println!();
         print!("{}", summary::render(&m.rows));
         for e in &m.expectations {

@@ -4,7 +4,7 @@
 mod baseline;
 pub(super) mod live;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -15,7 +15,9 @@ use crate::report::compare;
 use crate::report::gate::{self, GateReport};
 use crate::report::html;
 use crate::report::junit::{self, Suite};
+use crate::report::run_record::ShardedFile;
 use crate::report::{progress, summary};
+pub use crate::runner::output::check_out;
 use crate::runner::{self, Observer, ScenarioRun, Share};
 use crate::scenario::{self, Scenario};
 use crate::shard::Part;
@@ -36,6 +38,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         None => None,
     };
 
+    // A shard records every file's units, so `merge` can name a missing shard.
+    let sharded_run: Vec<ShardedFile> = match args.shard {
+        Some(_) => whole
+            .iter()
+            .map(|s| ShardedFile {
+                scenario: s.name.clone(),
+                scenario_digest: s.digest.clone(),
+                units: runner::schedule(s).len(),
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let cancel = super::interrupt_on_signal();
     let mp = progress::multi(args.quiet || args.json);
     // Without bars to watch (stdout is not a terminal), a line per workload start and end.
@@ -61,18 +75,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             positions: shares[i].clone(),
             shard: args.shard,
             segment: args.segment,
+            sharded_run: sharded_run.clone(),
         };
         let mut run = runner::run_scenario_units(s, &share, &args.out, &observer, &cancel).await?;
-        let report = baselines.as_ref().map(|b| {
-            let now_samples = compare::read_samples_dir(&run.results_dir);
-            gate::gate(
-                &b[i].rows,
-                &run.rows,
-                (b[i].samples.as_ref(), now_samples.as_ref()),
-                &gate_config(s),
-                args.tolerance / 100.0,
-            )
-        });
+        let report = match &baselines {
+            Some(b) => {
+                let now_samples = compare::read_samples_dir(&run.results_dir)?;
+                Some(gate::gate(
+                    &b[i].rows,
+                    &run.rows,
+                    (b[i].samples.as_ref(), now_samples.as_ref()),
+                    &gate_config(s),
+                    args.tolerance / 100.0,
+                ))
+            }
+            None => None,
+        };
         if let Some((b, g)) = args.baseline.as_ref().zip(report.as_ref()) {
             run.record.baseline = Some(baseline_info(b, args.tolerance, g));
             run.record
@@ -293,23 +311,6 @@ fn print_run(run: &ScenarioRun) {
     );
 }
 
-/// `--out` must be a folder netrun can write in: found before anything
-/// runs, as invalid input (exit 2), not after a long run as a failure.
-pub fn check_out(out: &Path) -> Result<(), Error> {
-    let refuse = |why: String| {
-        Error::input(format!(
-            "--out {}: {why}; give a folder that exists or can be created, and can be written to",
-            out.display()
-        ))
-    };
-    if out.exists() && !out.is_dir() {
-        return Err(refuse("is not a folder".to_string()));
-    }
-    std::fs::create_dir_all(out).map_err(|e| refuse(format!("cannot be created ({e})")))?;
-    tempfile::tempfile_in(out).map_err(|e| refuse(format!("cannot be written to ({e})")))?;
-    Ok(())
-}
-
 /// The `--tolerance` range, shared with `compare`.
 pub fn check_tolerance(tolerance: f64) -> Result<(), Error> {
     if (0.0..=1000.0).contains(&tolerance) {
@@ -355,6 +356,7 @@ fn write_report(run: &ScenarioRun) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn scenario(variants: usize, repeat: u32) -> Scenario {
         let values: Vec<String> = (1..=variants).map(|c| c.to_string()).collect();

@@ -73,8 +73,12 @@ pub fn add_rows(rows: &[&SummaryRow], hist: &Histogram<u64>) -> SummaryRow {
     let max = max_f(rows, |r| r.latency_max_ms);
     let mean = weighted(rows, |r| r.latency_mean_ms, |r| r.received);
     let clamp = min.zip(max);
-    let q = |p: f64, had: Option<f64>| {
-        (had.is_some() && !hist.is_empty()).then(|| round3(percentile_ms(hist, p, clamp)))
+    // From the summed histogram whenever any agent measured the column and
+    // the sum holds samples: an agent with no replies (its columns empty)
+    // must not blank out the others' percentiles.
+    let q = |p: f64, had: fn(&SummaryRow) -> Option<f64>| {
+        (rows.iter().any(|r| had(r).is_some()) && !hist.is_empty())
+            .then(|| round3(percentile_ms(hist, p, clamp)))
     };
     SummaryRow {
         started_at: rows
@@ -95,9 +99,9 @@ pub fn add_rows(rows: &[&SummaryRow], hist: &Histogram<u64>) -> SummaryRow {
         reordered: sum(rows, |r| r.reordered),
         latency_min_ms: min,
         latency_mean_ms: mean.map(round3),
-        latency_p50_ms: q(50.0, first.latency_p50_ms),
-        latency_p90_ms: q(90.0, first.latency_p90_ms),
-        latency_p99_ms: q(99.0, first.latency_p99_ms),
+        latency_p50_ms: q(50.0, |r| r.latency_p50_ms),
+        latency_p90_ms: q(90.0, |r| r.latency_p90_ms),
+        latency_p99_ms: q(99.0, |r| r.latency_p99_ms),
         latency_max_ms: max,
         latency_stddev_ms: mean.and_then(|m| pooled_stddev(rows, m)).map(round3),
         jitter_ms: weighted(rows, |r| r.jitter_ms, |r| r.received).map(round3),
@@ -111,7 +115,7 @@ pub fn add_rows(rows: &[&SummaryRow], hist: &Histogram<u64>) -> SummaryRow {
             (Some(h), Some(n)) if n > 0 => Some(round3(h as f64 / n as f64)),
             _ => None,
         },
-        latency_p999_ms: q(99.9, first.latency_p999_ms),
+        latency_p999_ms: q(99.9, |r| r.latency_p999_ms),
         service_mean_ms: weighted(rows, |r| r.service_mean_ms, |r| r.received).map(round3),
         // No histogram of service times is kept: the agents' largest p99
         // is an upper bound of the whole's.
@@ -204,5 +208,39 @@ mod tests {
         // Population stddev of 1..=300 µs: sqrt((300² − 1) / 12) = 86.6 µs.
         assert_eq!(m.latency_stddev_ms, Some(0.087));
         assert_eq!(m.workload, "w");
+    }
+
+    /// The first agent got no reply (its percentile columns are empty): the
+    /// others' samples still give the whole's percentiles.
+    #[test]
+    fn an_agent_without_replies_does_not_blank_the_percentiles() {
+        let silent = SummaryRow {
+            workload: "u".into(),
+            sent: Some(100),
+            received: Some(0),
+            lost: Some(100),
+            ..SummaryRow::default()
+        };
+        let answered = SummaryRow {
+            sent: Some(100),
+            received: Some(100),
+            lost: Some(0),
+            latency_min_ms: Some(0.1),
+            latency_max_ms: Some(0.2),
+            latency_p50_ms: Some(0.15),
+            latency_p90_ms: Some(0.19),
+            latency_p99_ms: Some(0.2),
+            latency_p999_ms: Some(0.2),
+            ..silent.clone()
+        };
+        let mut hist = latency_histogram();
+        for us in 101..=200u64 {
+            record_ms(&mut hist, us as f64 / 1000.0);
+        }
+        let m = add_rows(&[&silent, &answered, &answered], &hist);
+        assert_eq!(m.latency_p50_ms, Some(0.15));
+        assert_eq!(m.latency_p99_ms, Some(0.199));
+        assert!(m.latency_p90_ms.is_some() && m.latency_p999_ms.is_some());
+        assert_eq!(m.loss_percent, Some(33.333));
     }
 }

@@ -6,7 +6,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::report::run_record::{RunInfo, RUN_JSON};
+use crate::report::run_record::{RunInfo, ShardedFile, RUN_JSON};
+use crate::shard::Part;
 use crate::Error;
 
 /// How a scenario's parts divide the run.
@@ -38,6 +39,8 @@ pub struct RunPart {
     /// `<input>/<name>/`.
     pub dir: PathBuf,
     pub info: RunInfo,
+    /// An older interrupted run of this part stands beside it (not used).
+    pub older_interrupted: bool,
 }
 
 impl RunPart {
@@ -58,6 +61,17 @@ pub struct Group {
     pub kind: Kind,
     /// Shards in run order, segments by K.
     pub parts: Vec<RunPart>,
+    /// What `--partial` let through: the shards whose units are missing.
+    pub missing: Vec<String>,
+}
+
+/// Everything to merge: each scenario's parts, and what is missing from
+/// the sharded run (only with `--partial`; otherwise a missing part is refused).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub groups: Vec<Group>,
+    /// Whole scenarios of the sharded run that no folder holds: `shard 2/2: scenario b`.
+    pub missing: Vec<String>,
 }
 
 impl Group {
@@ -72,7 +86,8 @@ impl Group {
 }
 
 /// Finds and checks the runs in `inputs`; `out` must not be one of them.
-pub fn collect(inputs: &[PathBuf], out: &Path) -> Result<Vec<Group>, Error> {
+/// With `partial`, missing shards are listed instead of refused.
+pub fn collect(inputs: &[PathBuf], out: &Path, partial: bool) -> Result<Plan, Error> {
     let mut seen: Vec<(PathBuf, &PathBuf)> = Vec::new();
     let out_real = out.canonicalize().ok();
     for input in inputs {
@@ -117,27 +132,112 @@ pub fn collect(inputs: &[PathBuf], out: &Path) -> Result<Vec<Group>, Error> {
             }
         }
     }
-    groups
+    let groups = groups
         .into_iter()
-        .map(|(scenario, parts)| check(scenario, parts))
-        .collect()
+        .map(|(scenario, parts)| check(scenario, parts, partial))
+        .collect::<Result<Vec<Group>, Error>>()?;
+    let missing = missing_scenarios(&groups)?;
+    let unmerged: Vec<&String> = groups
+        .iter()
+        .flat_map(|g| &g.missing)
+        .chain(&missing)
+        .collect();
+    if !partial && !unmerged.is_empty() {
+        let list: Vec<String> = unmerged.iter().map(|m| m.to_string()).collect();
+        return Err(Error::input(format!(
+            "the sharded run is incomplete, missing {}. Give every shard's folder, or merge \
+             what is here with --partial (the result is marked partial)",
+            list.join("; ")
+        )));
+    }
+    Ok(Plan { groups, missing })
 }
 
-/// The complete runs in one folder, by scenario name.
+/// The scenarios of the sharded run (as its shards recorded it) that no
+/// folder holds, each with the shards that ran it.
+fn missing_scenarios(groups: &[Group]) -> Result<Vec<String>, Error> {
+    let mut listed: Option<(&RunPart, &[ShardedFile])> = None;
+    let mut n = 1;
+    for p in groups.iter().flat_map(|g| &g.parts) {
+        if p.info.sharded_run.is_empty() {
+            continue;
+        }
+        n = p.info.shard.map_or(n, |s| s.n);
+        match listed {
+            None => listed = Some((p, &p.info.sharded_run)),
+            Some((first, files)) if files != p.info.sharded_run.as_slice() => {
+                return Err(Error::input(format!(
+                    "{} and {} are shards of different sharded runs (other files or versions); \
+                     merge the shards of one run",
+                    first.input.display(),
+                    p.input.display()
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    let Some((_, files)) = listed else {
+        return Ok(Vec::new());
+    };
+    let total: usize = files.iter().map(|f| f.units).sum();
+    let mut first = 0;
+    let mut out = Vec::new();
+    for f in files {
+        let units = first..first + f.units;
+        first += f.units;
+        if units.is_empty() || groups.iter().any(|g| g.scenario == f.scenario) {
+            continue;
+        }
+        let shards: Vec<String> = (1..=n)
+            .filter(|&k| {
+                let r = Part { k, n }.range(total);
+                r.start < units.end && units.start < r.end
+            })
+            .map(|k| format!("shard {k}/{n}"))
+            .collect();
+        out.push(format!(
+            "{}: scenario `{}` ({} runs)",
+            shards.join(", "),
+            f.scenario,
+            f.units
+        ));
+    }
+    Ok(out)
+}
+
+/// The complete runs in one folder, by scenario name. Nothing inside a
+/// results folder is followed through a symbolic link (the merge copies
+/// what it reads), and a complete run with a newer interrupted run beside
+/// it is refused: it is not the part's last run.
 fn runs_in(input: &Path) -> Result<Vec<RunPart>, Error> {
     let entries = std::fs::read_dir(input)
         .map_err(|e| Error::input(format!("cannot read {}: {e}", input.display())))?;
-    let mut names: Vec<String> = entries
-        .flatten()
-        .filter(|e| e.path().join(RUN_JSON).is_file())
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .filter(|n| !n.ends_with(".interrupted"))
-        .filter(|n| input.join(format!("{n}.csv")).is_file())
-        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for e in entries {
+        let e = e.map_err(|e| Error::input(format!("cannot read {}: {e}", input.display())))?;
+        let Some(name) = e.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let dir = e.path();
+        if name.ends_with(".interrupted")
+            || !no_link(&dir)?.is_dir()
+            || !exists_no_link(&dir.join(RUN_JSON))?
+            || !exists_no_link(&input.join(format!("{name}.csv")))?
+        {
+            continue;
+        }
+        names.push(name);
+    }
     names.sort();
     let mut out = Vec::new();
     for name in names {
         let dir = input.join(&name);
+        for e in std::fs::read_dir(&dir)
+            .map_err(|e| Error::input(format!("cannot read {}: {e}", dir.display())))?
+            .flatten()
+        {
+            no_link(&e.path())?;
+        }
         let info = RunInfo::read(&dir)
             .map_err(|e| Error::input(format!("{e:#}")))?
             .unwrap_or_default();
@@ -148,19 +248,72 @@ fn runs_in(input: &Path) -> Result<Vec<RunPart>, Error> {
                 dir.display()
             )));
         }
+        let summary = input.join(format!("{name}.csv"));
+        let older_interrupted = interrupted_beside(input, &name, &summary)?;
         out.push(RunPart {
             input: input.to_path_buf(),
             scenario: info.scenario.clone(),
-            summary: input.join(format!("{name}.csv")),
+            summary,
             dir,
             info,
+            older_interrupted,
         });
     }
     Ok(out)
 }
 
+/// Whether `<name>.interrupted.csv` stands beside the complete run's
+/// summary: `false` when not, `true` when it is older; refused when newer
+/// (the part's last run was interrupted after the one that would be merged).
+fn interrupted_beside(input: &Path, name: &str, summary: &Path) -> Result<bool, Error> {
+    let other = input.join(format!("{name}.interrupted.csv"));
+    let modified = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .and_then(|m| m.modified())
+            .map_err(|e| Error::input(format!("cannot read {}: {e}", p.display())))
+    };
+    if !exists_no_link(&other)? {
+        return Ok(false);
+    }
+    if modified(&other)? > modified(summary)? {
+        return Err(Error::input(format!(
+            "{} is newer than {}: this part's last run was interrupted, and the complete run \
+             beside it is an older one. Run the part again, or remove {name}.interrupted.csv \
+             and {name}.interrupted/ to merge the older complete run",
+            other.display(),
+            summary.display()
+        )));
+    }
+    Ok(true)
+}
+
+/// The metadata of `path` itself; a symbolic link is refused, naming it.
+fn no_link(path: &Path) -> Result<std::fs::Metadata, Error> {
+    let m = std::fs::symlink_metadata(path)
+        .map_err(|e| Error::input(format!("cannot read {}: {e}", path.display())))?;
+    if m.file_type().is_symlink() {
+        let to = std::fs::read_link(path)
+            .map(|t| format!(" (to {})", t.display()))
+            .unwrap_or_default();
+        return Err(Error::input(format!(
+            "{} is a symbolic link{to}; a results folder holds only the files a run wrote, \
+             and merge follows no links. Replace it with the file itself",
+            path.display()
+        )));
+    }
+    Ok(m)
+}
+
+/// Whether `path` exists (as itself, not through a link: a link is refused).
+fn exists_no_link(path: &Path) -> Result<bool, Error> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        _ => no_link(path).map(|_| true),
+    }
+}
+
 /// Checks that the parts make one run of one version of the scenario.
-fn check(scenario: String, mut parts: Vec<RunPart>) -> Result<Group, Error> {
+fn check(scenario: String, mut parts: Vec<RunPart>, partial: bool) -> Result<Group, Error> {
     let first = &parts[0];
     let refuse = |what: String| Error::input(format!("scenario `{scenario}`: {what}"));
     for p in &parts[1..] {
@@ -189,12 +342,16 @@ fn check(scenario: String, mut parts: Vec<RunPart>) -> Result<Group, Error> {
     }
     let segments: Vec<_> = parts.iter().filter_map(|p| p.info.segment).collect();
     if segments.is_empty() {
-        check_shards(&parts).map_err(refuse)?;
+        let missing = check_shards(&parts).map_err(refuse)?;
+        if !missing.is_empty() && !partial {
+            return Err(refuse(missing.join("; ")));
+        }
         parts.sort_by_key(|p| p.info.units.first().map_or(0, |u| u.position));
         return Ok(Group {
             scenario,
             kind: Kind::Shards,
             parts,
+            missing,
         });
     }
     if segments.len() != parts.len() {
@@ -211,11 +368,13 @@ fn check(scenario: String, mut parts: Vec<RunPart>) -> Result<Group, Error> {
         scenario,
         kind: Kind::Segments(n),
         parts,
+        missing: Vec::new(),
     })
 }
 
-/// Every unit in exactly one part.
-fn check_shards(parts: &[RunPart]) -> Result<(), String> {
+/// Every unit in at most one part; the units in none, said in one line
+/// (empty when every unit is there).
+fn check_shards(parts: &[RunPart]) -> Result<Vec<String>, String> {
     let total = parts[0].info.units_total;
     let mut owner: HashMap<usize, &RunPart> = HashMap::new();
     for p in parts {
@@ -253,13 +412,12 @@ fn check_shards(parts: &[RunPart]) -> Result<(), String> {
                 format!("; missing: shard {}", gone.join(", "))
             })
             .unwrap_or_default();
-        return Err(format!(
-            "{missing} of its {total} runs are in none of the folders (given: {}){absent}. \
-             Give every shard's folder",
+        return Ok(vec![format!(
+            "{missing} of its {total} runs are in none of the folders (given: {}){absent}",
             given.into_iter().collect::<Vec<_>>().join(", ")
-        ));
+        )]);
     }
-    Ok(())
+    Ok(Vec::new())
 }
 
 /// Every segment 1..=n once, each with the same units.

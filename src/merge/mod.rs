@@ -4,6 +4,7 @@
 //! one unsharded run: summary, stats, sample CSVs, histograms, history,
 //! run.json and the report. Every folder is checked before anything is written.
 
+mod checks;
 mod combine;
 mod inputs;
 
@@ -21,7 +22,7 @@ use crate::report::html::{self};
 use crate::report::run_record::{ExpectationInfo, RunInfo, UnitInfo};
 use crate::runner::output::{append_history, HISTOGRAMS_CSV};
 use crate::scenario::CompareOp;
-pub use inputs::Group;
+pub use inputs::{Group, Plan};
 use inputs::{Kind, RunPart};
 
 /// What was merged for one scenario.
@@ -32,6 +33,10 @@ pub struct Merged {
     pub kind: &'static str,
     /// How many folders held a part of it.
     pub parts: usize,
+    /// Each part as it was taken: `shard 1/2 from q1: run <id>, finished <time>`.
+    pub taken: Vec<String>,
+    /// What `--partial` merged without (empty when complete).
+    pub missing: Vec<String>,
     pub summary_csv: PathBuf,
     pub results_dir: PathBuf,
     pub rows: Vec<SummaryRow>,
@@ -42,108 +47,177 @@ pub struct Merged {
 
 /// The checked parts of every scenario in `inputs` (results folders).
 /// Invalid inputs (a folder given twice, `out` among them, overlapping or
-/// missing shards, mixed scenario versions) are refused with an input
-/// error; nothing is written.
-pub fn plan(inputs: &[PathBuf], out: &Path) -> Result<Vec<Group>, crate::Error> {
-    inputs::collect(inputs, out)
+/// missing shards, mixed scenario versions, links, a newer interrupted
+/// run) are refused with an input error; nothing is written. With
+/// `partial`, missing shards are merged without and the result says so.
+pub fn plan(inputs: &[PathBuf], out: &Path, partial: bool) -> Result<Plan, crate::Error> {
+    inputs::collect(inputs, out, partial)
 }
 
-/// Merges each scenario's parts into `out`, one scenario at a time.
-pub fn write(groups: &[Group], out: &Path) -> anyhow::Result<Vec<Merged>> {
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("cannot create --out {}", out.display()))?;
+/// Reads, checks and joins every scenario's parts, then writes them into
+/// `out`: all or nothing for faults in the inputs (every file is read and
+/// checked before the first is written), exit 2 naming the file.
+pub fn write(plan: &Plan, out: &Path) -> anyhow::Result<Vec<Merged>> {
     let run_id = format!("merged-{}", crate::runner::new_run_id());
+    let joined = plan
+        .groups
+        .iter()
+        .map(|g| Joined::new(g, &plan.missing, &run_id))
+        .collect::<anyhow::Result<Vec<Joined>>>()?;
+    crate::runner::output::check_out(out)?;
     let mut done = Vec::new();
-    for g in groups {
-        done.push(merge_group(g, out, &run_id)?);
+    for j in &joined {
+        done.push(j.write(out)?);
+    }
+    // The history last, once every scenario's files stand.
+    let timestamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let rows: Vec<SummaryRow> = joined.iter().flat_map(|j| j.rows.clone()).collect();
+    append_history(&out.join("history.csv"), &rows, &run_id, &timestamp)?;
+    for (j, m) in joined.iter().zip(&mut done) {
+        m.report = html::after_run(&j.group.scenario, &m.summary_csv, &m.results_dir)
+            .map_err(|e| format!("{e:#}"));
     }
     Ok(done)
 }
 
 /// [`plan`], then [`write`].
-pub fn merge(inputs: &[PathBuf], out: &Path) -> anyhow::Result<Vec<Merged>> {
-    write(&plan(inputs, out)?, out)
+pub fn merge(inputs: &[PathBuf], out: &Path, partial: bool) -> anyhow::Result<Vec<Merged>> {
+    write(&plan(inputs, out, partial)?, out)
 }
 
-/// Reads every part of one scenario, joins them and writes the result.
-fn merge_group(g: &Group, out: &Path, run_id: &str) -> anyhow::Result<Merged> {
-    let order = g.order();
-    let mut parts = Vec::new();
-    for p in &g.parts {
-        parts.push(Loaded::read(p)?);
+/// One scenario's parts read, checked and joined, in memory.
+struct Joined<'a> {
+    group: &'a Group,
+    rows: Vec<SummaryRow>,
+    hists: Vec<HistogramRow>,
+    http: Vec<HttpRequestRow>,
+    udp: Vec<UdpPacketRow>,
+    logs: Vec<u8>,
+    info: RunInfo,
+}
+
+impl<'a> Joined<'a> {
+    fn new(g: &'a Group, missing: &[String], run_id: &str) -> anyhow::Result<Self> {
+        let order = g.order();
+        let parts = g
+            .parts
+            .iter()
+            .map(Loaded::read)
+            .collect::<anyhow::Result<Vec<Loaded>>>()?;
+        let (rows, hists) = match g.kind {
+            Kind::Shards => join_shards(&parts, &order),
+            Kind::Segments(_) => add_segments(&parts, &order)?,
+        };
+        let http = join_samples(
+            parts.iter().map(|l| l.http.as_slice()),
+            &order,
+            g.kind,
+            |r: &mut HttpRequestRow, by| r.client += by,
+            |r| r.client,
+        );
+        let udp = join_samples(
+            parts.iter().map(|l| l.udp.as_slice()),
+            &order,
+            g.kind,
+            |r: &mut UdpPacketRow, by| r.flow += by,
+            |r| r.flow,
+        );
+        let mut info = merged_info(g, &rows, run_id);
+        info.partial = g.missing.iter().chain(missing).cloned().collect();
+        Ok(Joined {
+            group: g,
+            logs: join_logs(&parts),
+            rows,
+            hists,
+            http,
+            udp,
+            info,
+        })
     }
-    let (rows, hists) = match g.kind {
-        Kind::Shards => join_shards(&parts, &order),
-        Kind::Segments(_) => add_segments(&parts, &order)?,
-    };
-    let http = join_samples(
-        parts.iter().map(|l| l.http.as_slice()),
-        &order,
-        g.kind,
-        |r: &mut HttpRequestRow, by| r.client += by,
-        |r| r.client,
-    );
-    let udp = join_samples(
-        parts.iter().map(|l| l.udp.as_slice()),
-        &order,
-        g.kind,
-        |r: &mut UdpPacketRow, by| r.flow += by,
-        |r| r.flow,
-    );
 
-    let summary_csv = out.join(format!("{}.csv", g.scenario));
-    let dir = out.join(&g.scenario);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    write_csv(dir.join("http_requests.csv"), &http)?;
-    write_csv(dir.join("udp_packets.csv"), &udp)?;
-    write_csv(dir.join(HISTOGRAMS_CSV), &hists)?;
-    write_csv(&summary_csv, &rows)?;
-    write_csv(
-        out.join(format!("{}.stats.csv", g.scenario)),
-        &crate::report::stats_csv::stats_rows(&rows),
-    )?;
-    let timestamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    append_history(&out.join("history.csv"), &rows, run_id, &timestamp)?;
-    join_logs(&parts, &dir.join("services.log"))?;
-
-    let info = merged_info(g, &rows, run_id);
-    info.write(&dir)?;
-    let report = html::after_run(&g.scenario, &summary_csv, &dir).map_err(|e| format!("{e:#}"));
-    Ok(Merged {
-        scenario: g.scenario.clone(),
-        kind: g.kind.as_str(),
-        parts: g.parts.len(),
-        summary_csv,
-        results_dir: dir,
-        rows,
-        expectations: info.expectations,
-        report,
-    })
+    /// Writes the scenario's files (each atomically) and its run record.
+    fn write(&self, out: &Path) -> anyhow::Result<Merged> {
+        let g = self.group;
+        let summary_csv = out.join(format!("{}.csv", g.scenario));
+        let dir = out.join(&g.scenario);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        write_csv(dir.join("http_requests.csv"), &self.http)?;
+        write_csv(dir.join("udp_packets.csv"), &self.udp)?;
+        write_csv(dir.join(HISTOGRAMS_CSV), &self.hists)?;
+        let mut log = crate::report::atomic::AtomicFile::create(dir.join("services.log"))?;
+        std::io::Write::write_all(&mut log, &self.logs)?;
+        log.commit()?;
+        write_csv(&summary_csv, &self.rows)?;
+        write_csv(
+            out.join(format!("{}.stats.csv", g.scenario)),
+            &crate::report::stats_csv::stats_rows(&self.rows),
+        )?;
+        self.info.write(&dir)?;
+        Ok(Merged {
+            scenario: g.scenario.clone(),
+            kind: g.kind.as_str(),
+            parts: g.parts.len(),
+            taken: g.parts.iter().map(taken).collect(),
+            missing: self.info.partial.clone(),
+            summary_csv,
+            results_dir: dir,
+            rows: self.rows.clone(),
+            expectations: self.info.expectations.clone(),
+            report: Err("not written yet".to_string()),
+        })
+    }
 }
 
-/// The files of one part, read.
+/// Which run of a folder was taken for a part.
+fn taken(p: &RunPart) -> String {
+    let older = if p.older_interrupted {
+        " (an older interrupted run beside it was left out)"
+    } else {
+        ""
+    };
+    format!(
+        "{} from {}: run {}, finished {}{older}",
+        p.label(),
+        p.input.display(),
+        p.info.run_id,
+        p.info.finished_at
+    )
+}
+
+/// The files of one part, read and checked against each other.
 struct Loaded<'a> {
     part: &'a RunPart,
     rows: Vec<SummaryRow>,
     http: Vec<HttpRequestRow>,
     udp: Vec<UdpPacketRow>,
     hists: Vec<HistogramRow>,
+    /// The decoded histogram of each of `hists`.
+    decoded: Vec<Histogram<u64>>,
 }
 
 impl<'a> Loaded<'a> {
     fn read(part: &'a RunPart) -> anyhow::Result<Self> {
-        let rows = crate::report::compare::read_summary(&part.summary)
-            .map_err(|e| crate::Error::input(format!("{e:#}")))?
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect();
+        let rows = checks::read_summary(&part.summary)?;
+        let hist_file = part.dir.join(HISTOGRAMS_CSV);
+        let hists: Vec<HistogramRow> = read_rows(&hist_file)?;
+        let decoded = checks::histograms(&hist_file, &hists, &rows)?;
         Ok(Loaded {
             part,
             rows,
             http: read_rows(&part.dir.join("http_requests.csv"))?,
             udp: read_rows(&part.dir.join("udp_packets.csv"))?,
-            hists: read_rows(&part.dir.join(HISTOGRAMS_CSV))?,
+            hists,
+            decoded,
         })
+    }
+
+    /// The decoded histogram of a row's (variant, workload, repetition).
+    fn histogram_of(&self, r: &SummaryRow) -> Option<&Histogram<u64>> {
+        let i = self.hists.iter().position(|h| {
+            h.variant == r.variant && h.workload == r.workload && h.repetition == r.repetition
+        })?;
+        self.decoded.get(i)
     }
 }
 
@@ -205,7 +279,7 @@ fn add_segments(
     let mut hists = Vec::new();
     for lead in &first.rows {
         let mut same = Vec::new();
-        let mut sum: Option<Histogram<u64>> = None;
+        let mut sum = histogram::latency_histogram();
         for l in parts {
             let folder = l.part.input.display();
             let row = l.rows.iter().find(|r| key(r) == key(lead)).ok_or_else(|| {
@@ -215,33 +289,24 @@ fn add_segments(
                     lead.workload, lead.variant, lead.repetition
                 ))
             })?;
-            let h = l
-                .hists
-                .iter()
-                .find(|h| (h.variant.clone(), h.workload.clone(), h.repetition) == key(lead))
-                .ok_or_else(|| {
-                    crate::Error::input(format!(
-                        "{folder}/{}/{HISTOGRAMS_CSV} has no histogram for workload `{}`: \
-                         percentiles cannot be added exactly without it (rerun the segment with \
-                         this netrun)",
-                        l.part.scenario, lead.workload
-                    ))
-                })?;
-            let h = histogram::decode(&h.histogram).map_err(|e| {
+            let file = l.part.dir.join(HISTOGRAMS_CSV);
+            let h = l.histogram_of(lead).ok_or_else(|| {
                 crate::Error::input(format!(
-                    "{folder}/{}/{HISTOGRAMS_CSV}: workload `{}`: {e:#}",
-                    l.part.scenario, lead.workload
+                    "{} has no histogram for workload `{}`: percentiles cannot be added exactly \
+                     without it (rerun the segment with this netrun)",
+                    file.display(),
+                    lead.workload
                 ))
             })?;
-            match &mut sum {
-                None => sum = Some(h),
-                Some(s) => s
-                    .add(&h)
-                    .map_err(|e| anyhow::anyhow!("cannot add histograms: {e:?}"))?,
-            }
+            sum.add(h).map_err(|e| {
+                crate::Error::input(format!(
+                    "{}: workload `{}`: its histogram cannot be added to the others' ({e:?})",
+                    file.display(),
+                    lead.workload
+                ))
+            })?;
             same.push(row);
         }
-        let sum = sum.unwrap_or_else(histogram::latency_histogram);
         rows.push(combine::add_rows(&same, &sum));
         hists.push(HistogramRow::new(
             &lead.variant,
@@ -290,19 +355,19 @@ fn join_samples<'a, T: Clone + Tagged + 'a>(
 }
 
 /// The parts' `services.log`s one after another, each under a line naming its folder.
-fn join_logs(parts: &[Loaded<'_>], to: &Path) -> anyhow::Result<()> {
-    let mut file = crate::report::atomic::AtomicFile::create(to)?;
+fn join_logs(parts: &[Loaded<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
     for l in parts {
-        let text = std::fs::read_to_string(l.part.dir.join("services.log")).unwrap_or_default();
+        let text = std::fs::read(l.part.dir.join("services.log")).unwrap_or_default();
         let head = format!(
             "# netrun merge: {} of {}\n",
             l.part.label(),
             l.part.input.display()
         );
-        std::io::Write::write_all(&mut file, head.as_bytes())?;
-        std::io::Write::write_all(&mut file, text.as_bytes())?;
+        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(&text);
     }
-    file.commit()
+    out
 }
 
 /// The merged run's `run.json`: the first part's description of the whole

@@ -68,14 +68,91 @@ pub fn encode(hist: &Histogram<u64>) -> anyhow::Result<String> {
     Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
-/// The inverse of [`encode`] (plain V2 is read too).
+/// The inverse of [`encode`] (plain V2 is read too). The lengths and
+/// bounds a header claims are checked against the bytes before anything is
+/// allocated: a 56-character cell claiming a 4 GiB payload is refused, not
+/// decoded.
 pub fn decode(text: &str) -> anyhow::Result<Histogram<u64>> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
         .map_err(|e| anyhow::anyhow!("not base64: {e}"))?;
+    let plain = match be32(&bytes, 0) {
+        Some(V2_COMPRESSED_COOKIE) => inflate(&bytes)?,
+        Some(V2_COOKIE) => bytes,
+        _ => anyhow::bail!("not a serialized HdrHistogram (unknown format)"),
+    };
+    check_v2(&plain)?;
     Deserializer::new()
-        .deserialize(&mut Cursor::new(bytes))
+        .deserialize(&mut Cursor::new(plain))
         .map_err(|e| anyhow::anyhow!("not a serialized HdrHistogram: {e:?}"))
+}
+
+/// HdrHistogram's V2 cookies (big-endian, word size 8 in the low bits).
+const V2_COOKIE: u32 = 0x1c84_9303 | 0x10;
+const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9304 | 0x10;
+
+/// The V2 header: cookie, payload length, normalizing offset, significant
+/// digits, lowest and highest trackable value, integer-to-double ratio.
+const V2_HEADER: usize = 40;
+
+/// A latency histogram's V2 form is a few KiB; anything inflating past this is refused.
+const MAX_PLAIN: u64 = 4 << 20;
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    let word = b.get(at..at + 4)?;
+    Some(u32::from_be_bytes(word.try_into().ok()?))
+}
+
+fn be64(b: &[u8], at: usize) -> Option<u64> {
+    let word = b.get(at..at + 8)?;
+    Some(u64::from_be_bytes(word.try_into().ok()?))
+}
+
+/// The plain V2 bytes inside a compressed one, its claimed length checked
+/// and the inflated size bounded.
+fn inflate(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let claimed = be32(bytes, 4).unwrap_or(u32::MAX) as usize;
+    let body = bytes.get(8..).unwrap_or_default();
+    if claimed != body.len() {
+        anyhow::bail!(
+            "damaged histogram: its header claims {claimed} compressed bytes, {} follow",
+            body.len()
+        );
+    }
+    let mut plain = Vec::new();
+    flate2::read::ZlibDecoder::new(body)
+        .take(MAX_PLAIN + 1)
+        .read_to_end(&mut plain)
+        .map_err(|e| anyhow::anyhow!("damaged histogram: cannot inflate it: {e}"))?;
+    if plain.len() as u64 > MAX_PLAIN {
+        anyhow::bail!("damaged histogram: it inflates past {MAX_PLAIN} bytes");
+    }
+    Ok(plain)
+}
+
+/// A plain V2 histogram whose payload length is the bytes that follow its
+/// header, and whose bounds are within a latency histogram's.
+fn check_v2(plain: &[u8]) -> anyhow::Result<()> {
+    if be32(plain, 0) != Some(V2_COOKIE) || plain.len() < V2_HEADER {
+        anyhow::bail!("not a serialized HdrHistogram (no V2 header)");
+    }
+    let claimed = be32(plain, 4).unwrap_or(u32::MAX) as usize;
+    if claimed != plain.len() - V2_HEADER {
+        anyhow::bail!(
+            "damaged histogram: its header claims a payload of {claimed} bytes, {} follow",
+            plain.len() - V2_HEADER
+        );
+    }
+    let digits = be32(plain, 12).unwrap_or(u32::MAX);
+    let (low, high) = (be64(plain, 16).unwrap_or(0), be64(plain, 24).unwrap_or(0));
+    if digits > 5 || low < 1 || high > super::qos::HIST_MAX_US || low > high {
+        anyhow::bail!(
+            "not a netrun latency histogram: {digits} significant digits, values {low} to \
+             {high} µs (netrun records 1 µs to an hour at 3 digits)"
+        );
+    }
+    Ok(())
 }
 
 /// The percentile (0 to 100) of a histogram in milliseconds, clamped to the
@@ -131,6 +208,12 @@ mod tests {
         assert_eq!(percentile_ms(&merged, 99.0, None), 0.99);
         assert_eq!(percentile_ms(&merged, 99.0, Some((0.001, 0.9))), 0.9);
         assert!(decode("not base64!").is_err());
+        // A V2 header claiming a payload of 0xFFFFFFFF bytes that are not there.
+        let e = decode("HISTE/////8AAAAAAAAAAwAAAAAAAAABAAAAANaTpAA/8AAAAAAAAA==").unwrap_err();
+        assert!(
+            format!("{e}").contains("claims a payload of 4294967295"),
+            "{e}"
+        );
         assert!(decode("aGVsbG8=").is_err());
     }
 

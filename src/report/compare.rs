@@ -91,19 +91,22 @@ fn summary_beside(path: &Path) -> PathBuf {
 /// The latency samples of the run whose summary is `summary`
 /// (`results/basic.csv` → `results/basic/*.csv`); `None` when its folder
 /// holds none. Samples are only used for runs of one repetition.
-pub fn read_samples(summary: &Path) -> Option<Samples> {
+pub fn read_samples(summary: &Path) -> anyhow::Result<Option<Samples>> {
     let dir = summary.with_extension("");
     read_samples_dir(&dir)
 }
 
 /// Reads `http_requests.csv` (completed requests) and `udp_packets.csv`
-/// (in-time replies) of a results folder; unreadable files give nothing.
-pub fn read_samples_dir(dir: &Path) -> Option<Samples> {
+/// (in-time replies) of a results folder. A missing file gives nothing; a
+/// row that cannot be read is an error naming file and line, never skipped
+/// (a gate must not judge a silently shortened sample).
+pub fn read_samples_dir(dir: &Path) -> anyhow::Result<Option<Samples>> {
     let mut out = Samples::new();
     let mut found = false;
-    if let Ok(mut r) = csv::Reader::from_path(dir.join("http_requests.csv")) {
+    if let Some(mut r) = open_samples(&dir.join("http_requests.csv"))? {
         found = true;
-        for row in r.deserialize::<HttpRequestRow>().flatten() {
+        for (i, row) in r.deserialize::<HttpRequestRow>().enumerate() {
+            let row = row.with_context(|| sample_fault(dir, "http_requests.csv", i))?;
             if row.error.is_none() && row.status.is_some() {
                 out.entry((row.variant, row.workload))
                     .or_default()
@@ -111,9 +114,10 @@ pub fn read_samples_dir(dir: &Path) -> Option<Samples> {
             }
         }
     }
-    if let Ok(mut r) = csv::Reader::from_path(dir.join("udp_packets.csv")) {
+    if let Some(mut r) = open_samples(&dir.join("udp_packets.csv"))? {
         found = true;
-        for row in r.deserialize::<UdpPacketRow>().flatten() {
+        for (i, row) in r.deserialize::<UdpPacketRow>().enumerate() {
+            let row = row.with_context(|| sample_fault(dir, "udp_packets.csv", i))?;
             if let (PacketStatus::Ok | PacketStatus::Reordered, Some(rtt)) =
                 (row.status, row.rtt_ms)
             {
@@ -123,7 +127,24 @@ pub fn read_samples_dir(dir: &Path) -> Option<Samples> {
             }
         }
     }
-    found.then_some(out)
+    Ok(found.then_some(out))
+}
+
+/// A sample file's reader, or `None` when there is no such file.
+fn open_samples(path: &Path) -> anyhow::Result<Option<csv::Reader<std::fs::File>>> {
+    match std::fs::File::open(path) {
+        Ok(f) => Ok(Some(csv::Reader::from_reader(f))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn sample_fault(dir: &Path, file: &str, i: usize) -> String {
+    format!(
+        "{}: line {} is not a sample row (the file is damaged; run again)",
+        dir.join(file).display(),
+        i + 2
+    )
 }
 
 /// Groups a file's rows into columns: one per run (history) and variant.
@@ -419,7 +440,27 @@ mod tests {
             e.contains(&dir.path().join("basic.csv").display().to_string()),
             "{e}"
         );
-        let samples = read_samples(&dir.path().join("basic.csv")).unwrap();
+        let samples = read_samples(&dir.path().join("basic.csv"))
+            .unwrap()
+            .unwrap();
         assert_eq!(samples[&("default".into(), "qos".into())], [0.2]);
+    }
+
+    /// A damaged sample row is an error naming file and line, never skipped
+    /// (the gate would judge a shortened sample without a word).
+    #[test]
+    fn a_damaged_sample_row_is_an_error_not_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("udp_packets.csv"),
+            "variant,workload,flow,seq,send_offset_ms,rtt_ms,status\n\
+             default,qos,0,0,0.0,0.2,ok\ndefault,qos,0,1,zero,0.3,ok\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", read_samples_dir(dir.path()).unwrap_err());
+        assert!(e.contains("udp_packets.csv: line 3"), "{e}");
+        assert!(read_samples_dir(&dir.path().join("none"))
+            .unwrap()
+            .is_none());
     }
 }

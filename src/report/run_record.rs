@@ -49,6 +49,23 @@ pub struct RunInfo {
     pub segment: Option<Part>,
     /// The results folders `netrun merge` joined into this run.
     pub merged_from: Vec<String>,
+    /// With `--shard`: every scenario of the sharded run (all the files
+    /// given, in order), so `netrun merge` knows every unit and names the
+    /// shard a missing scenario was in.
+    pub sharded_run: Vec<ShardedFile>,
+    /// What a `netrun merge --partial` lacked (`shard 2/3: scenario b`);
+    /// empty for a complete run.
+    pub partial: Vec<String>,
+}
+
+/// One scenario of a sharded run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShardedFile {
+    pub scenario: String,
+    pub scenario_digest: String,
+    /// Its variants × repetitions.
+    pub units: usize,
 }
 
 /// One run of one variant.

@@ -157,7 +157,12 @@ pub async fn run_scenario_units(
     };
     let record = share.record(&run_id, interrupted, &expectations);
     let written = outputs.finish(&place, &rows, &record, &timestamp);
-    let log_written = log.map_or(Ok(()), |l| l.commit_to(place.services_log()));
+    // The log goes with the results it describes: when they could not be
+    // written, the earlier run's log stays beside the earlier run's results.
+    let log_written = match (&written, log) {
+        (Ok(()), Some(l)) => l.commit_to(place.services_log()),
+        _ => Ok(()),
+    };
     outputs.tidy(&place);
     if let Some(e) = failure {
         if let Err(w) = written.and(log_written) {

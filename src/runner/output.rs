@@ -33,25 +33,37 @@ impl<T: serde::Serialize + Default> RowFile<T> {
         }))
     }
 
-    /// Appends a row; a write error is reported at commit.
+    /// Appends a row; a write error is reported at commit. A lock poisoned
+    /// by a panicking writer still holds a usable stream: the row is written,
+    /// and the panic surfaces where the thread is joined.
     pub fn push(&self, row: &T) {
-        if let Ok(mut guard) = self.stream.lock() {
-            if let Some(s) = guard.as_mut() {
-                s.write(row);
-            }
+        let mut guard = self
+            .stream
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(s) = guard.as_mut() {
+            s.write(row);
         }
     }
 
     /// Flushes and renames the file into place.
     pub fn commit(&self) -> anyhow::Result<()> {
-        let stream = self.stream.lock().ok().and_then(|mut g| g.take());
-        stream.map_or(Ok(()), CsvStream::commit)
+        self.take()?.commit()
     }
 
     /// Flushes and renames the file into place at `path`.
     pub fn commit_to(&self, path: &Path) -> anyhow::Result<()> {
-        let stream = self.stream.lock().ok().and_then(|mut g| g.take());
-        stream.map_or(Ok(()), |s| s.commit_to(path))
+        self.take()?.commit_to(path)
+    }
+
+    /// The stream, once: committing twice is an error, not a silent no-op
+    /// that would leave the file under its temporary name.
+    fn take(&self) -> anyhow::Result<CsvStream> {
+        self.stream
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .context("a sample file was committed twice")
     }
 }
 
@@ -186,6 +198,23 @@ impl Outputs {
     }
 }
 
+/// `--out` must be a folder netrun can write in: found before anything
+/// runs, as invalid input (exit 2), not after a long run as a failure.
+pub fn check_out(out: &Path) -> Result<(), crate::Error> {
+    let refuse = |why: String| {
+        crate::Error::input(format!(
+            "--out {}: {why}; give a folder that exists or can be created, and can be written to",
+            out.display()
+        ))
+    };
+    if out.exists() && !out.is_dir() {
+        return Err(refuse("is not a folder".to_string()));
+    }
+    std::fs::create_dir_all(out).map_err(|e| refuse(format!("cannot be created ({e})")))?;
+    tempfile::tempfile_in(out).map_err(|e| refuse(format!("cannot be written to ({e})")))?;
+    Ok(())
+}
+
 /// Appends rows to `history.csv` (copy + append + rename, so it is never
 /// half-written). If the columns changed since the file was started, the old
 /// file is kept beside it under a dated name and a new one begins.
@@ -294,6 +323,30 @@ mod tests {
         assert!(
             text.starts_with("variant,workload,client,path,status,"),
             "{text}"
+        );
+    }
+
+    /// A writer that panicked while holding the lock does not turn the
+    /// commit into a silent no-op that leaves the file unrenamed.
+    #[test]
+    fn a_poisoned_lock_still_commits_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.csv");
+        let file = RowFile::<UdpPacketRow>::create(&path).unwrap();
+        let poisoner = file.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = poisoner.stream.lock();
+            panic!("a collector panicked");
+        })
+        .join();
+        assert!(file.stream.is_poisoned());
+        file.push(&UdpPacketRow::default());
+        file.commit_to(&path).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(
+            file.commit_to(&path).is_err(),
+            "a second commit is an error"
         );
     }
 

@@ -3,7 +3,7 @@
 //! its expectations. `netrun merge` reads it, so failing to write it fails
 //! the run (the HTML report, for people, stays best-effort).
 
-use crate::report::run_record::{ExpectationInfo, RunInfo, UnitInfo};
+use crate::report::run_record::{ExpectationInfo, RunInfo, ShardedFile, UnitInfo};
 use crate::scenario::{ExpectationResult, Scenario};
 use crate::shard::Part;
 
@@ -19,6 +19,8 @@ pub struct Share<'a> {
     pub shard: Option<Part>,
     /// `--segment K/N`.
     pub segment: Option<Part>,
+    /// With `--shard`: every scenario of the sharded run, in order.
+    pub sharded_run: Vec<ShardedFile>,
 }
 
 impl<'a> Share<'a> {
@@ -29,6 +31,7 @@ impl<'a> Share<'a> {
             positions: (0..super::schedule(scenario).len()).collect(),
             shard: None,
             segment: None,
+            sharded_run: Vec::new(),
         }
     }
 
@@ -70,6 +73,7 @@ impl<'a> Share<'a> {
         info.shard = self.shard;
         info.segment = self.segment;
         info.scenario_digest = s.digest.clone();
+        info.sharded_run.clone_from(&self.sharded_run);
         info
     }
 }

@@ -47,7 +47,8 @@ pub(super) fn load_baselines(path: &Path, scenarios: &[Scenario]) -> anyhow::Res
             .collect();
         out.push(Baseline {
             rows: if own.is_empty() { rows } else { own },
-            samples: compare::read_samples(&file),
+            samples: compare::read_samples(&file)
+                .map_err(|e| Error::input(format!("--baseline: {e:#}")))?,
         });
     }
     Ok(out)

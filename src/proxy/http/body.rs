@@ -127,7 +127,12 @@ impl http_body::Body for UpstreamBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Some(Err(e))) => {
+                // A reset or a malformed chunk mid-body: as much an upstream
+                // failure as the stall below, and counted the same.
+                bump(&self.counters.upstream_errors);
+                Poll::Ready(Some(Err(e)))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 let this = &mut *self;

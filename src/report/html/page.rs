@@ -202,13 +202,17 @@ fn settings(o: &mut String, model: &Model) {
         }
         o.push_str("</tr>\n");
         let keys: Vec<&String> = variants[0].settings.iter().map(|(k, _)| k).collect();
-        for key in keys {
+        for (i, key) in keys.iter().enumerate() {
+            // A key may repeat (one `link` line per link): the n-th line of
+            // a key is matched with the n-th line of that key in each variant.
+            let nth = keys[..i].iter().filter(|k| *k == key).count();
             let values: Vec<&str> = variants
                 .iter()
                 .map(|v| {
                     v.settings
                         .iter()
-                        .find(|(k, _)| k == key)
+                        .filter(|(k, _)| k == *key)
+                        .nth(nth)
                         .map_or("", |(_, t)| t.as_str())
                 })
                 .collect();
