@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod interim;
+pub mod link;
 pub mod logging;
 pub mod merge;
 pub mod metrics;
