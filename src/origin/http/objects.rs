@@ -13,7 +13,7 @@ use http::{Response, StatusCode};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 
-use super::body::not_modified;
+use crate::http_fields::not_modified;
 use crate::server::{empty, text, Body, BoxError};
 use crate::traffic::rng::{mix, Rng};
 
@@ -77,7 +77,12 @@ pub(super) fn serve(
     if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(modified)) {
         headers.insert(header::LAST_MODIFIED, v);
     }
-    if not_modified(req_headers, Some(&etag), Some(modified)) {
+    if not_modified(
+        req_headers,
+        Some(&etag),
+        Some(modified),
+        std::time::SystemTime::now(),
+    ) {
         let mut r = Response::new(empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         *r.headers_mut() = headers;
