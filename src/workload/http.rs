@@ -20,24 +20,24 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderValue, CONNECTION, HOST, USER_AGENT};
 use hyper::{Request, Uri};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncRead, AsyncWrite};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use anyhow::Context as _;
 
+use super::source::{self, Feed, Ramp, Source};
 use super::udp::wait_until;
 use super::{check_duration, Progress, Setting, SettingError};
 use crate::error::Error;
 use crate::metrics::qos::{self, LatencyStats, LatencySummary};
 use crate::metrics::summary::round3;
 use crate::metrics::{CacheMark, HttpRequestRow, SummaryRow};
-use crate::tls::{ClientTls, ALPN_H2};
+use crate::traffic::{Object, Profile};
 
 /// What to request, where, and how hard.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,37 +60,9 @@ pub struct HttpProbeConfig {
     pub duration: Option<Duration>,
     /// Per-request deadline (connect, send, whole body); past it: `timeout` error.
     pub timeout: Duration,
-    /// TLS and the HTTP version.
-    pub wire: HttpWire,
+    /// Catalog or trace instead of `paths`; arrivals; ramping stages.
+    pub traffic: source::Traffic,
 }
-
-/// How a client speaks to its target.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HttpWire {
-    /// TLS (`https://`); `None`: clear text.
-    pub tls: Option<ClientTls>,
-    /// HTTP/2: by ALPN over TLS (HTTP/1.1 if the server declines), with
-    /// prior knowledge in clear text. Else HTTP/1.1.
-    pub http2: bool,
-    /// HTTP/2: concurrent streams per connection, each running the request
-    /// loop; 1 for HTTP/1.1.
-    pub streams: u32,
-}
-
-impl Default for HttpWire {
-    /// Clear-text HTTP/1.1.
-    fn default() -> Self {
-        HttpWire {
-            tls: None,
-            http2: false,
-            streams: 1,
-        }
-    }
-}
-
-/// Most HTTP/2 streams per connection a workload may ask for: what
-/// netrun's servers allow (nginx allows 128).
-pub const MAX_STREAMS: u32 = crate::server::H2_MAX_STREAMS;
 
 /// `requests` meaning "no count limit": the workload runs until its
 /// `duration` ends (as `wrk -d` and `oha -z` do).
@@ -101,7 +73,7 @@ impl HttpProbeConfig {
         if self.requests == 0 {
             return Err(Setting::Requests.error("requests must be at least 1"));
         }
-        if self.requests == UNTIL_DURATION && self.duration.is_none() {
+        if self.requests == UNTIL_DURATION && self.run_length().is_none() {
             return Err(Setting::Requests.error(
                 "give a number of requests, or a duration to run for (--duration / `duration`)",
             ));
@@ -111,16 +83,6 @@ impl HttpProbeConfig {
         }
         // One connection per worker.
         super::check_sockets(Setting::Concurrency, u64::from(self.concurrency), 1)?;
-        if !(1..=MAX_STREAMS).contains(&self.wire.streams) {
-            return Err(Setting::Streams.error(format!(
-                "streams must be 1 to {MAX_STREAMS} (concurrent HTTP/2 streams per connection)"
-            )));
-        }
-        if self.wire.streams > 1 && !self.wire.http2 {
-            return Err(Setting::Streams.error(
-                "streams > 1 needs HTTP/2 (http_version = \"2\", --http2): HTTP/1.1 sends one request at a time per connection",
-            ));
-        }
         if let Some(rate) = self.rate {
             // Below one request per 1000 s the schedule stops making sense.
             if !(rate.is_finite() && (0.001..=10_000_000.0).contains(&rate)) {
@@ -132,6 +94,20 @@ impl HttpProbeConfig {
         check_duration(Setting::Timeout, self.timeout, false)?;
         if let Some(d) = self.duration {
             check_duration(Setting::Duration, d, false)?;
+        }
+        if let Ramp::Rate(p) | Ramp::Concurrency(p) = &self.traffic.ramp {
+            let levels = std::iter::once(p.start).chain(p.stages.iter().map(|s| s.target));
+            if levels
+                .clone()
+                .any(|l| !(l.is_finite() && (0.0..=10_000_000.0).contains(&l)))
+                || !levels.clone().any(|l| l > 0.0)
+            {
+                return Err(Setting::Rate
+                    .error("stage levels must be 0 to 10000000, and at least one above 0"));
+            }
+        }
+        if !matches!(self.traffic.source, Source::Paths) {
+            return Ok(());
         }
         if self.paths.is_empty() {
             return Err(Setting::Paths.error("give at least one path, e.g. --path /index.html"));
@@ -145,7 +121,16 @@ impl HttpProbeConfig {
     }
 
     fn open_loop(&self) -> bool {
-        self.rate.is_some()
+        self.rate.is_some() || self.traffic.paced()
+    }
+
+    /// When the run stops starting requests: its `duration` or the end of
+    /// its stages, whichever comes first.
+    fn run_length(&self) -> Option<Duration> {
+        match (self.duration, self.traffic.ramp_length()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// How many requests the workload should make, for progress bars: the
@@ -154,6 +139,9 @@ impl HttpProbeConfig {
     pub fn planned_requests(&self) -> u64 {
         if self.requests != UNTIL_DURATION {
             return self.requests;
+        }
+        if let Ramp::Rate(p) = &self.traffic.ramp {
+            return p.total().map_or(0, |n| n.ceil() as u64);
         }
         match (self.rate, self.duration) {
             (Some(r), Some(d)) => (r * d.as_secs_f64()).ceil() as u64,
@@ -180,6 +168,8 @@ pub struct HttpReport {
     pub cache_hits: u64,
     /// Responses that carried an `X-Cache` header at all (HIT, MISS or BYPASS).
     pub cache_marked: u64,
+    /// Body bytes of the responses marked `X-Cache: HIT`.
+    pub hit_bytes: u64,
     /// From the scheduled start (closed loop: the send) to the last body byte, responses only.
     pub latency: Option<LatencySummary>,
     /// Open loop only: from the actual send to the last body byte.
@@ -188,18 +178,6 @@ pub struct HttpReport {
     /// against their schedule (pacer wake-up, or waiting for a free connection).
     pub pacing_mean: Option<Duration>,
     pub pacing_max: Option<Duration>,
-    /// Connections opened (TCP handshakes completed), those made before the
-    /// clock started included.
-    pub connections: u64,
-    /// TLS handshakes completed (0 in clear text).
-    pub tls_handshakes: u64,
-    /// TCP connect times of the connections opened.
-    pub connect: Option<LatencySummary>,
-    /// TLS handshake times of the connections opened.
-    pub tls: Option<LatencySummary>,
-    /// From each request's start to its response head (connect and TLS
-    /// included on a new connection, as curl's `time_starttransfer`).
-    pub ttfb: Option<LatencySummary>,
     status_counts: BTreeMap<u16, u64>,
     errors_by_class: BTreeMap<String, u64>,
     interrupted: bool,
@@ -224,19 +202,13 @@ impl HttpReport {
             cache_hits: (self.cache_marked > 0).then_some(self.cache_hits),
             cache_hit_ratio: (self.cache_marked > 0 && self.responses > 0)
                 .then(|| round3(self.cache_hits as f64 / self.responses as f64)),
+            byte_hit_ratio: (self.cache_marked > 0 && self.bytes > 0)
+                .then(|| self.hit_bytes as f64 / self.bytes as f64),
             service_mean_ms: self.service.map(|s| round3(s.mean_ms)),
             service_p99_ms: self.service.map(|s| round3(s.p99_ms)),
             pacing_mean_ms: self.pacing_mean.map(duration_ms),
             pacing_max_ms: self.pacing_max.map(duration_ms),
             interrupted: self.interrupted,
-            connections: Some(self.connections),
-            tls_handshakes: Some(self.tls_handshakes),
-            connect_p50_ms: self.connect.map(|s| round3(s.p50_ms)),
-            connect_p99_ms: self.connect.map(|s| round3(s.p99_ms)),
-            tls_p50_ms: self.tls.map(|s| round3(s.p50_ms)),
-            tls_p99_ms: self.tls.map(|s| round3(s.p99_ms)),
-            ttfb_p50_ms: self.ttfb.map(|s| round3(s.p50_ms)),
-            ttfb_p99_ms: self.ttfb.map(|s| round3(s.p99_ms)),
             ..super::latency_columns(self.latency.as_ref())
         }
     }
@@ -246,9 +218,7 @@ impl HttpReport {
         &self.status_counts
     }
 
-    /// Transport errors per class: `refused`, `reset`, `timeout`,
-    /// `bad_response`, the TLS ones (`tls_expired`, `tls_name`,
-    /// `tls_untrusted`, `tls_certificate`, `tls_not_tls`, `tls`), `other`.
+    /// Transport errors per class: `refused`, `reset`, `timeout`, `bad_response`, `other`.
     pub fn errors_by_class(&self) -> &BTreeMap<String, u64> {
         &self.errors_by_class
     }
@@ -262,6 +232,8 @@ impl HttpReport {
 struct Ticket {
     index: u64,
     scheduled: Option<Instant>,
+    /// A trace's object; otherwise the index picks the path or catalog draw.
+    object: Option<Object>,
 }
 
 /// Where one worker thread's connections take their next request from.
@@ -273,7 +245,7 @@ enum Tickets {
         total: u64,
         deadline: Option<Instant>,
     },
-    /// Open loop: this thread's queue, filled by the pacing thread.
+    /// Open loop or a trace: this thread's queue, filled by the feeding thread.
     Open(Arc<Mutex<mpsc::Receiver<Ticket>>>),
 }
 
@@ -292,6 +264,7 @@ impl Tickets {
                 (index < *total).then_some(Ticket {
                     index,
                     scheduled: None,
+                    object: None,
                 })
             }
             Tickets::Open(rx) => rx.lock().await.recv().await,
@@ -302,7 +275,7 @@ impl Tickets {
 /// One finished request, from a worker to the collector.
 struct Sample {
     client: u32,
-    path: usize,
+    want: Want,
     status: Option<u16>,
     bytes: u64,
     latency: Duration,
@@ -313,37 +286,24 @@ struct Sample {
     started: Instant,
     cache: CacheMark,
     error: Option<&'static str>,
-    /// Where the time went (connect and TLS on a new connection only).
-    timing: Timing,
 }
 
-/// The protocol a connection speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Protocol {
-    Http1,
-    Http2,
+/// What one request asks for.
+#[derive(Debug, Clone)]
+enum Want {
+    /// `paths[i]`.
+    Listed(usize),
+    /// A catalog's or trace's object.
+    Object(Object),
 }
 
-impl Protocol {
-    /// As curl's `%{http_version}` names it, with the `HTTP/` prefix.
-    fn as_str(self) -> &'static str {
+impl Want {
+    fn path(&self, paths: &[String]) -> String {
         match self {
-            Protocol::Http1 => "HTTP/1.1",
-            Protocol::Http2 => "HTTP/2",
+            Want::Listed(i) => paths.get(*i).cloned().unwrap_or_default(),
+            Want::Object(o) => o.path(),
         }
     }
-}
-
-/// Where one request's time went. `connect` and `tls` are set on the
-/// request that opened its connection (or the first over a connection
-/// opened before the clock started), never on a reused one.
-#[derive(Debug, Clone, Copy, Default)]
-struct Timing {
-    connect: Option<Duration>,
-    tls: Option<Duration>,
-    /// From the request's start to its response head.
-    ttfb: Option<Duration>,
-    protocol: Option<Protocol>,
 }
 
 /// A response read to its last byte.
@@ -365,12 +325,11 @@ const BATCH_AGE: Duration = Duration::from_millis(50);
 /// caller fills them). Requests in flight at cancellation are dropped, not counted.
 ///
 /// Threads: the connections are spread over one single-threaded runtime per
-/// core (as wrk's threads), so a request's wake-ups stay on its thread; each
-/// thread opens its connections (TCP, TLS, HTTP/2 settings) before the clock
-/// starts; in open loop a pacing thread releases each request at its
-/// scheduled instant (sleep, then spin: tokio's timer is a millisecond
-/// late). The samples come back in batches to the collector (this
-/// function), which keeps the histograms and calls `on_request`.
+/// core (as wrk's threads), so a request's wake-ups stay on its thread; in
+/// open loop a pacing thread releases each request at its scheduled instant
+/// (sleep, then spin: tokio's timer is a millisecond late). The samples come
+/// back in batches to the collector (this function), which keeps the
+/// histograms and calls `on_request`.
 pub async fn run_http(
     config: &HttpProbeConfig,
     on_request: &mut (dyn FnMut(HttpRequestRow) + Send),
@@ -378,6 +337,9 @@ pub async fn run_http(
     cancel: &CancellationToken,
 ) -> anyhow::Result<HttpReport> {
     config.validate().map_err(Error::from)?;
+    // A trace that cannot be opened is the user's to fix (exit 2).
+    let feed =
+        source::feed(&config.traffic, config.rate).map_err(|e| Error::input(e.to_string()))?;
     let cfg = Arc::new(config.clone());
     progress.set_total(config.planned_requests());
     let threads = worker_threads(config.concurrency);
@@ -389,71 +351,51 @@ pub async fn run_http(
         })
         .collect::<io::Result<Vec<_>>>()
         .context("cannot start an HTTP worker runtime")?;
+    let mut streams = preconnect(config, cancel).await;
+    // The clock starts once the threads' runtimes and connections are up.
+    let started_at = SystemTime::now();
+    let start = Instant::now();
+    let deadline = config.run_length().map(|d| start + d);
     let counter = Arc::new(AtomicU64::new(0));
+    let ramp = match &config.traffic.ramp {
+        Ramp::Concurrency(p) => Some(Arc::new((p.clone(), start))),
+        _ => None,
+    };
     let mut queues = Vec::new();
-    let mut starts = Vec::new();
-    let (ready_tx, mut ready_rx) = mpsc::channel::<()>(threads as usize);
     let (tx, mut rx) = mpsc::channel::<Vec<Sample>>(64);
     let mut handles = Vec::with_capacity(threads as usize);
     for (thread, runtime) in (0..threads).zip(runtimes) {
-        let open_queue = config.open_loop().then(|| {
+        let tickets = if feed.is_some() {
             let (qtx, qrx) = mpsc::channel(1024);
             queues.push(qtx);
-            Arc::new(Mutex::new(qrx))
-        });
-        let (start_tx, start_rx) = std::sync::mpsc::channel::<Option<Instant>>();
-        starts.push(start_tx);
-        let clients: Vec<u32> = (thread..config.concurrency)
+            Tickets::Open(Arc::new(Mutex::new(qrx)))
+        } else {
+            Tickets::Closed {
+                next: counter.clone(),
+                total: config.requests,
+                deadline,
+            }
+        };
+        let clients: Vec<(u32, Option<std::net::TcpStream>)> = (thread..config.concurrency)
             .step_by(threads as usize)
+            .map(|client| (client, None))
             .collect();
-        let (cfg, tx, cancel, ready) = (cfg.clone(), tx.clone(), cancel.clone(), ready_tx.clone());
-        let counter = counter.clone();
+        let clients = take_streams(clients, &mut streams);
+        let (cfg, tx, cancel, ramp) = (cfg.clone(), tx.clone(), cancel.clone(), ramp.clone());
         let handle = std::thread::Builder::new()
             .name(format!("netrun-http-{thread}"))
             .spawn(move || {
-                let slots = runtime.block_on(preconnect(&clients, &cfg, &cancel));
-                let _ = ready.blocking_send(());
-                drop(ready);
-                // The clock's deadline, once every thread is connected;
-                // nothing when the run was cancelled meanwhile.
-                let Ok(deadline) = start_rx.recv() else {
-                    return;
-                };
-                let tickets = match open_queue {
-                    Some(q) => Tickets::Open(q),
-                    None => Tickets::Closed {
-                        next: counter,
-                        total: cfg.requests,
-                        deadline,
-                    },
-                };
-                runtime.block_on(worker_thread(slots, cfg, tickets, tx, cancel));
+                runtime.block_on(worker_thread(clients, cfg, tickets, tx, cancel, ramp));
             })
             .context("cannot start an HTTP worker thread")?;
         handles.push(handle);
     }
-    drop((tx, ready_tx));
-    for _ in 0..threads {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            r = ready_rx.recv() => if r.is_none() { break },
-        }
-    }
-    // The clock starts once the threads' runtimes and connections are up.
-    let started_at = SystemTime::now();
-    let start = Instant::now();
-    let deadline = config.duration.map(|d| start + d);
-    if !cancel.is_cancelled() {
-        for s in &starts {
-            let _ = s.send(deadline);
-        }
-    }
-    drop(starts);
-    let pacer = config.rate.filter(|_| !cancel.is_cancelled()).map(|rate| {
+    drop(tx);
+    let pacer = feed.map(|feed| {
         let (total, cancel) = (config.requests, cancel.clone());
         std::thread::Builder::new()
             .name("netrun-http-pacer".into())
-            .spawn(move || schedule(queues, total, rate, start, deadline, &cancel))
+            .spawn(move || schedule(queues, total, feed, start, deadline, &cancel))
     });
     if let Some(Err(e)) = pacer {
         // Without a pacer the queues are closed: the workers end at once.
@@ -465,7 +407,24 @@ pub async fn run_http(
     while let Some(batch) = rx.recv().await {
         for s in &batch {
             tally.add(s, config.open_loop());
-            on_request(row(s, config, start));
+            on_request(HttpRequestRow {
+                variant: String::new(),
+                workload: String::new(),
+                client: s.client,
+                path: s.want.path(&config.paths),
+                status: s.status,
+                bytes: s.bytes,
+                latency_ms: round3(qos::ns_to_ms(s.latency.as_nanos() as f64)),
+                cache: s.cache,
+                error: s.error.map(str::to_string),
+                start_offset_ms: Some(round3(qos::ns_to_ms(
+                    s.started.saturating_duration_since(start).as_nanos() as f64,
+                ))),
+                repetition: None,
+                // Where the time went: filled by the TLS/HTTP/2 client
+                // (branch `tls`), not yet merged with the traffic engine.
+                ..HttpRequestRow::default()
+            });
         }
         progress.advance(batch.len() as u64);
         progress.replies(tally.responses, Some(tally.errors));
@@ -475,36 +434,20 @@ pub async fn run_http(
     // little more than their runtimes' teardown.
     let joined = tokio::task::spawn_blocking(move || {
         let workers_ok = handles.into_iter().all(|h| h.join().is_ok());
-        let pacer_ok = pacer.map_or(true, |p| p.is_ok_and(|h| h.join().is_ok()));
-        workers_ok && pacer_ok
+        let fed = match pacer {
+            None => Ok(Ok(Ok(()))),
+            Some(p) => p.map(|h| h.join()),
+        };
+        (workers_ok, fed)
     })
     .await;
-    if !matches!(joined, Ok(true)) {
-        anyhow::bail!("an HTTP worker or pacing thread failed");
+    match joined {
+        Ok((true, Ok(Ok(Ok(()))))) => {}
+        // The trace changed under the run (it was checked before): the user's to fix.
+        Ok((_, Ok(Ok(Err(e))))) => return Err(Error::input(e.to_string()).into()),
+        _ => anyhow::bail!("an HTTP worker or pacing thread failed"),
     }
     Ok(tally.report(started_at, duration, cancel.is_cancelled()))
-}
-
-/// A sample as a row of `http_requests.csv`.
-fn row(s: &Sample, config: &HttpProbeConfig, start: Instant) -> HttpRequestRow {
-    let ms = |d: Duration| round3(qos::ns_to_ms(d.as_nanos() as f64));
-    HttpRequestRow {
-        variant: String::new(),
-        workload: String::new(),
-        client: s.client,
-        path: config.paths[s.path].clone(),
-        status: s.status,
-        bytes: s.bytes,
-        latency_ms: ms(s.latency),
-        cache: s.cache,
-        error: s.error.map(str::to_string),
-        start_offset_ms: Some(ms(s.started.saturating_duration_since(start))),
-        repetition: None,
-        connect_ms: s.timing.connect.map(ms),
-        tls_ms: s.timing.tls.map(ms),
-        ttfb_ms: s.timing.ttfb.map(ms),
-        protocol: s.timing.protocol.map(|p| p.as_str().to_string()),
-    }
 }
 
 /// Aggregates the samples of a run into its report: counts by outcome,
@@ -520,14 +463,12 @@ struct Tally {
     errors: u64,
     bytes: u64,
     hits: u64,
+    hit_bytes: u64,
     marked: u64,
     /// Open loop: sum, largest and count of the sends' lateness.
     late_sum: Duration,
     late_max: Duration,
     late_n: u64,
-    connect: LatencyStats,
-    tls: LatencyStats,
-    ttfb: LatencyStats,
 }
 
 impl Tally {
@@ -536,15 +477,6 @@ impl Tally {
     fn add(&mut self, s: &Sample, open_loop: bool) {
         self.requests += 1;
         self.bytes += s.bytes;
-        if let Some(d) = s.timing.connect {
-            self.connect.record(d);
-        }
-        if let Some(d) = s.timing.tls {
-            self.tls.record(d);
-        }
-        if let Some(d) = s.timing.ttfb {
-            self.ttfb.record(d);
-        }
         if let Some(late) = s.late {
             self.late_sum += late;
             self.late_max = self.late_max.max(late);
@@ -559,6 +491,7 @@ impl Tally {
                 }
                 if s.cache == CacheMark::Hit {
                     self.hits += 1;
+                    self.hit_bytes += s.bytes;
                 }
                 if s.cache != CacheMark::None {
                     self.marked += 1;
@@ -588,15 +521,11 @@ impl Tally {
             bytes: self.bytes,
             cache_hits: self.hits,
             cache_marked: self.marked,
+            hit_bytes: self.hit_bytes,
             latency: self.latency.summary(),
             service: self.service.summary(),
             pacing_mean: (self.late_n > 0).then(|| self.late_sum.div_f64(self.late_n as f64)),
             pacing_max: (self.late_n > 0).then_some(self.late_max),
-            connections: self.connect.count(),
-            tls_handshakes: self.tls.count(),
-            connect: self.connect.summary(),
-            tls: self.tls.summary(),
-            ttfb: self.ttfb.summary(),
             status_counts: self.status_counts,
             errors_by_class: self.errors_by_class,
             interrupted,
@@ -617,82 +546,49 @@ fn worker_threads(concurrency: u32) -> u32 {
         .clamp(1, concurrency.max(1))
 }
 
-/// A request sender on an open connection.
-enum Sender {
-    /// HTTP/1.1: one request at a time, so one user (taken out of its slot).
-    H1(http1::SendRequest<Empty<Bytes>>),
-    /// HTTP/2: shared by a client's streams (cloned out of its slot).
-    H2(http2::SendRequest<Empty<Bytes>>),
-}
-
-impl Sender {
-    /// Whether the connection can take a request (false once the server
-    /// closed it); waits while an HTTP/1.1 response is still being read.
-    async fn usable(&mut self) -> bool {
-        match self {
-            Sender::H1(s) => s.ready().await.is_ok(),
-            Sender::H2(s) => s.ready().await.is_ok(),
-        }
-    }
-}
-
-/// A client's connection, shared by its lanes (one for HTTP/1.1, `streams`
-/// for HTTP/2).
-#[derive(Default)]
-struct Slot {
-    live: Mutex<Option<Live>>,
-}
-
-/// An open connection in its slot.
-struct Live {
-    sender: Sender,
-    protocol: Protocol,
-    /// Connect and TLS times of a connection opened before the clock, not
-    /// yet reported: the first request over it carries them.
-    opened: Option<(Option<Duration>, Option<Duration>)>,
-}
-
-/// Keep-alive: opens the connections of `clients` before the clock starts,
-/// as wrk and h2load do, so the first requests do not carry a TCP (or TLS)
-/// handshake. A connection that fails here is left out: its client connects
-/// on its first request, where a failure counts as that request's error.
+/// Keep-alive: opens every worker's connection before the clock starts, as
+/// wrk does, so the first requests do not carry a TCP handshake. A
+/// connection that fails here is `None`: its worker connects on its first
+/// request, where a failure counts as that request's error.
 async fn preconnect(
-    clients: &[u32],
     cfg: &HttpProbeConfig,
     cancel: &CancellationToken,
-) -> Vec<(u32, Arc<Slot>)> {
-    let slots: Vec<(u32, Arc<Slot>)> = clients
-        .iter()
-        .map(|&c| (c, Arc::new(Slot::default())))
-        .collect();
+) -> Vec<Option<std::net::TcpStream>> {
+    let none = || (0..cfg.concurrency).map(|_| None).collect();
     if !cfg.keep_alive {
-        return slots;
+        return none();
     }
-    let attempts = slots.iter().map(|(_, slot)| async move {
-        let mut timing = Timing::default();
-        let opened = tokio::time::timeout(cfg.timeout, open(cfg, &mut timing)).await;
-        if let Ok(Ok(sender)) = opened {
-            *slot.live.lock().await = Some(Live {
-                sender,
-                protocol: timing.protocol.unwrap_or(Protocol::Http1),
-                opened: Some((timing.connect, timing.tls)),
-            });
-        }
+    let attempts = (0..cfg.concurrency).map(|_| async {
+        let stream = tokio::time::timeout(cfg.timeout, TcpStream::connect(cfg.target))
+            .await
+            .ok()?
+            .ok()?;
+        let _ = stream.set_nodelay(true);
+        // Handed to another runtime: std's stream, still non-blocking.
+        stream.into_std().ok()
     });
     tokio::select! {
-        _ = cancel.cancelled() => {}
-        _ = futures_util::future::join_all(attempts) => {}
+        _ = cancel.cancelled() => none(),
+        streams = futures_util::future::join_all(attempts) => streams,
     }
-    slots
+}
+
+/// Gives each client its pre-opened connection (client `i` gets `streams[i]`).
+fn take_streams(
+    mut clients: Vec<(u32, Option<std::net::TcpStream>)>,
+    streams: &mut [Option<std::net::TcpStream>],
+) -> Vec<(u32, Option<std::net::TcpStream>)> {
+    for (client, stream) in &mut clients {
+        *stream = streams.get_mut(*client as usize).and_then(Option::take);
+    }
+    clients
 }
 
 /// What every request of a run shares, parsed once: the paths as URIs
 /// (`None`: not a valid request target, each such request fails as `other`)
-/// and the header values. HTTP/2 requests carry the absolute URI (its
-/// `:scheme` and `:authority`) and no connection headers.
+/// and the header values.
 struct RequestParts {
     uris: Vec<Option<Uri>>,
-    absolute: Vec<Option<Uri>>,
     host: Option<HeaderValue>,
     agent: HeaderValue,
     connection: HeaderValue,
@@ -700,18 +596,8 @@ struct RequestParts {
 
 impl RequestParts {
     fn new(cfg: &HttpProbeConfig) -> Self {
-        let scheme = if cfg.wire.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
         RequestParts {
             uris: cfg.paths.iter().map(|p| p.parse().ok()).collect(),
-            absolute: cfg
-                .paths
-                .iter()
-                .map(|p| format!("{scheme}://{}{p}", cfg.authority).parse().ok())
-                .collect(),
             host: HeaderValue::from_str(&cfg.authority).ok(),
             agent: HeaderValue::from_static(concat!("netrun/", env!("CARGO_PKG_VERSION"))),
             connection: HeaderValue::from_static(if cfg.keep_alive {
@@ -722,15 +608,12 @@ impl RequestParts {
         }
     }
 
-    fn request(&self, path: usize, protocol: Protocol) -> Option<Request<Empty<Bytes>>> {
+    fn request(&self, want: &Want) -> Option<Request<Empty<Bytes>>> {
         let mut req = Request::new(Empty::new());
-        if protocol == Protocol::Http2 {
-            *req.uri_mut() = self.absolute.get(path)?.clone()?;
-            *req.version_mut() = hyper::Version::HTTP_2;
-            req.headers_mut().insert(USER_AGENT, self.agent.clone());
-            return Some(req);
-        }
-        *req.uri_mut() = self.uris.get(path)?.clone()?;
+        *req.uri_mut() = match want {
+            Want::Listed(i) => self.uris.get(*i)?.clone()?,
+            Want::Object(o) => o.path().parse().ok()?,
+        };
         let headers = req.headers_mut();
         headers.insert(HOST, self.host.clone()?);
         headers.insert(USER_AGENT, self.agent.clone());
@@ -739,54 +622,59 @@ impl RequestParts {
     }
 }
 
-/// The connections of one worker thread, until their tickets run out: each
-/// client's `streams` lanes run the request loop over its one connection.
+/// The connections of one worker thread, until their tickets run out.
 async fn worker_thread(
-    clients: Vec<(u32, Arc<Slot>)>,
+    clients: Vec<(u32, Option<std::net::TcpStream>)>,
     cfg: Arc<HttpProbeConfig>,
     tickets: Tickets,
     tx: mpsc::Sender<Vec<Sample>>,
     cancel: CancellationToken,
+    ramp: Option<Arc<(Profile, Instant)>>,
 ) {
     let parts = Arc::new(RequestParts::new(&cfg));
     let mut set = tokio::task::JoinSet::new();
-    for (client, slot) in clients {
-        for _ in 0..cfg.wire.streams {
-            set.spawn(worker(
-                client,
-                slot.clone(),
-                parts.clone(),
-                cfg.clone(),
-                tickets.clone(),
-                tx.clone(),
-                cancel.clone(),
-            ));
-        }
+    for (client, stream) in clients {
+        let shared = Shared {
+            parts: parts.clone(),
+            cfg: cfg.clone(),
+            tickets: tickets.clone(),
+            tx: tx.clone(),
+            ramp: ramp.clone(),
+        };
+        set.spawn(worker(client, stream, shared, cancel.clone()));
     }
     while set.join_next().await.is_some() {}
 }
 
-/// Open loop: releases request `i` at `start + i / rate` to the worker
-/// threads in turn, sleeping then spinning to the instant as the UDP pacer
-/// does. Tickets carry their scheduled instant, so however late a request
-/// actually leaves is charged to its latency and shows as the pacing error.
+/// Open loop: releases each request of the feed at its due instant to the
+/// worker threads in turn, sleeping then spinning to the instant as the UDP
+/// pacer does. Tickets carry their scheduled instant, so however late a
+/// request actually leaves is charged to its latency and shows as the
+/// pacing error. A trace replayed `fast` has no instants: its requests
+/// are released as the queues take them, in trace order.
 fn schedule(
     queues: Vec<mpsc::Sender<Ticket>>,
     total: u64,
-    rate: f64,
+    feed: Feed,
     start: Instant,
     deadline: Option<Instant>,
     cancel: &CancellationToken,
-) {
+) -> Result<(), crate::traffic::TraceError> {
     let threads = queues.len().max(1) as u64;
-    for index in 0..total {
-        let due = start + Duration::from_secs_f64(index as f64 / rate);
-        if deadline.is_some_and(|d| due >= d) || !wait_until(due, cancel) {
+    for (index, item) in (0..total).zip(feed) {
+        let item = item?;
+        let scheduled = item.due.map(|d| start + d);
+        let go = match scheduled {
+            Some(due) => deadline.map_or(true, |d| due < d) && wait_until(due, cancel),
+            None => !cancel.is_cancelled() && deadline.map_or(true, |d| Instant::now() < d),
+        };
+        if !go {
             break;
         }
         let ticket = Ticket {
             index,
-            scheduled: Some(due),
+            scheduled,
+            object: item.object,
         };
         // A full queue (the server is far behind) holds the pacer back; the
         // tickets still carry their own schedule.
@@ -795,26 +683,69 @@ fn schedule(
             break;
         }
     }
+    Ok(())
 }
 
-/// The one worker loop, for both modes and both protocols: one lane of a
-/// client's connection, requests one after another, samples handed to the
-/// collector a batch at a time.
-async fn worker(
-    client: u32,
-    slot: Arc<Slot>,
+/// What every worker of a thread shares.
+struct Shared {
     parts: Arc<RequestParts>,
     cfg: Arc<HttpProbeConfig>,
     tickets: Tickets,
     tx: mpsc::Sender<Vec<Sample>>,
+    /// Closed loop with stages: the number of active clients over time,
+    /// from the run's start. Client `k` works while the level is above `k`.
+    ramp: Option<Arc<(Profile, Instant)>>,
+}
+
+/// Closed-loop stages: waits until client `client` is among the active
+/// ones. False when it never will be again (or on cancellation).
+async fn wait_for_turn(ramp: &(Profile, Instant), client: u32, cancel: &CancellationToken) -> bool {
+    let (profile, start) = ramp;
+    let need = f64::from(client) + 1.0;
+    let now = start.elapsed().as_secs_f64();
+    if profile.level_at(now) >= need {
+        return true;
+    }
+    let Some(at) = profile.first_at_least(need, now) else {
+        return false;
+    };
+    let until = *start + Duration::from_secs_f64(at);
+    tokio::select! {
+        _ = cancel.cancelled() => false,
+        _ = tokio::time::sleep_until(until.into()) => true,
+    }
+}
+
+/// The one worker loop, for both modes: one connection, requests one after
+/// another, samples handed to the collector a batch at a time.
+async fn worker(
+    client: u32,
+    stream: Option<std::net::TcpStream>,
+    shared: Shared,
     cancel: CancellationToken,
 ) {
+    let Shared {
+        parts,
+        cfg,
+        tickets,
+        tx,
+        ramp,
+    } = shared;
+    let mut conn = match stream.map(TcpStream::from_std) {
+        Some(Ok(s)) => handshake(s).await.ok(),
+        _ => None,
+    };
     let mut batch = Vec::with_capacity(BATCH);
     let mut batch_since = Instant::now();
     // One cancellation future for the whole loop, not one per request.
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
     loop {
+        if let Some(r) = &ramp {
+            if !wait_for_turn(r, client, &cancel).await {
+                break;
+            }
+        }
         let ticket = tokio::select! {
             _ = &mut cancelled => break,
             t = tickets.next() => match t {
@@ -822,22 +753,22 @@ async fn worker(
                 None => break,
             },
         };
-        let path = (ticket.index % cfg.paths.len() as u64) as usize;
+        let want = match (ticket.object, &cfg.traffic.source) {
+            (Some(o), _) => Want::Object(o),
+            (None, Source::Catalog(c)) => Want::Object(c.request(ticket.index)),
+            (None, _) => Want::Listed((ticket.index % cfg.paths.len().max(1) as u64) as usize),
+        };
         let sent_at = Instant::now();
-        let started = ticket.scheduled.unwrap_or(sent_at).min(sent_at);
-        let mut timing = Timing::default();
-        let attempt = tokio::time::timeout(
-            cfg.timeout,
-            request(&slot, &cfg, &parts, path, started, &mut timing),
-        );
+        let attempt = tokio::time::timeout(cfg.timeout, request(&mut conn, &cfg, &parts, &want));
         let outcome = tokio::select! {
             _ = &mut cancelled => break,
             r = attempt => r,
         };
         let end = Instant::now();
+        let started = ticket.scheduled.unwrap_or(sent_at).min(sent_at);
         let mut sample = Sample {
             client,
-            path,
+            want,
             status: None,
             bytes: 0,
             latency: end - started,
@@ -848,7 +779,6 @@ async fn worker(
             started,
             cache: CacheMark::None,
             error: None,
-            timing,
         };
         match outcome {
             Ok(Ok(r)) => {
@@ -856,11 +786,14 @@ async fn worker(
                 sample.bytes = r.bytes;
                 sample.cache = r.cache;
             }
-            // An HTTP/1.1 connection that failed was taken out of its slot
-            // and dropped; an HTTP/2 one stays for the other streams unless
-            // it is closed (checked at the next request).
-            Ok(Err(class)) => sample.error = Some(class),
-            Err(_elapsed) => sample.error = Some("timeout"),
+            Ok(Err(class)) => {
+                conn = None;
+                sample.error = Some(class);
+            }
+            Err(_elapsed) => {
+                conn = None;
+                sample.error = Some("timeout");
+            }
         }
         if batch.is_empty() {
             batch_since = end;
@@ -878,26 +811,25 @@ async fn worker(
     }
 }
 
-/// One request over the client's connection (opened or reopened as
-/// needed), body read to the end. Errors are classes; `timing` is filled as
-/// the request goes, so a timeout keeps what was measured before it.
+/// One request on the worker's connection (opened or reopened as needed),
+/// body read to the end. Errors are classes.
 async fn request(
-    slot: &Slot,
+    conn: &mut Option<SendRequest<Empty<Bytes>>>,
     cfg: &HttpProbeConfig,
     parts: &RequestParts,
-    path: usize,
-    started: Instant,
-    timing: &mut Timing,
+    want: &Want,
 ) -> Result<Response, &'static str> {
-    let sender = acquire(slot, cfg, timing).await?;
-    let protocol = timing.protocol.unwrap_or(Protocol::Http1);
-    let req = parts.request(path, protocol).ok_or("other")?;
-    let (resp, sender) = match sender {
-        Sender::H1(mut s) => (s.send_request(req).await, Sender::H1(s)),
-        Sender::H2(mut s) => (s.send_request(req).await, Sender::H2(s)),
+    // A kept-alive connection the server has closed meanwhile is replaced.
+    let reusable = match conn.take() {
+        Some(mut s) => s.ready().await.is_ok().then_some(s),
+        None => None,
     };
-    let resp = resp.map_err(classify_hyper)?;
-    timing.ttfb = Some(started.elapsed());
+    let mut sender = match reusable {
+        Some(s) => s,
+        None => connect(cfg.target).await?,
+    };
+    let req = parts.request(want).ok_or("other")?;
+    let resp = sender.send_request(req).await.map_err(classify_hyper)?;
     let status = resp.status().as_u16();
     let cache = CacheMark::from_header(resp.headers().get("x-cache").and_then(|v| v.to_str().ok()));
     let mut body = resp.into_body();
@@ -908,13 +840,8 @@ async fn request(
             bytes += data.len() as u64;
         }
     }
-    // An HTTP/1.1 connection goes back for the next request.
-    if let (Sender::H1(_), true) = (&sender, cfg.keep_alive) {
-        *slot.live.lock().await = Some(Live {
-            sender,
-            protocol,
-            opened: None,
-        });
+    if cfg.keep_alive {
+        *conn = Some(sender);
     }
     Ok(Response {
         status,
@@ -923,86 +850,24 @@ async fn request(
     })
 }
 
-/// The sender for the next request: the slot's connection if the server
-/// has not closed it (an HTTP/1.1 one taken out, an HTTP/2 one cloned),
-/// else a new one. Other lanes wait while it opens: a client has one
-/// connection.
-async fn acquire(
-    slot: &Slot,
-    cfg: &HttpProbeConfig,
-    timing: &mut Timing,
-) -> Result<Sender, &'static str> {
-    let mut live = slot.live.lock().await;
-    if let Some(mut l) = live.take() {
-        if l.sender.usable().await {
-            timing.protocol = Some(l.protocol);
-            if let Some((connect, tls)) = l.opened.take() {
-                (timing.connect, timing.tls) = (connect, tls);
-            }
-            if let Sender::H2(s) = &l.sender {
-                let s = s.clone();
-                *live = Some(l);
-                return Ok(Sender::H2(s));
-            }
-            return Ok(l.sender);
-        }
-    }
-    let sender = open(cfg, timing).await?;
-    if let (Sender::H2(s), true) = (&sender, cfg.keep_alive) {
-        *live = Some(Live {
-            sender: Sender::H2(s.clone()),
-            protocol: Protocol::Http2,
-            opened: None,
-        });
-    }
-    Ok(sender)
-}
-
-/// Opens a connection: TCP, then TLS if asked, then HTTP/1.1 or HTTP/2 (by
-/// ALPN over TLS, by prior knowledge in clear text), timing each step.
-async fn open(cfg: &HttpProbeConfig, timing: &mut Timing) -> Result<Sender, &'static str> {
-    let t = Instant::now();
-    let stream = TcpStream::connect(cfg.target)
+async fn connect(target: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, &'static str> {
+    let stream = TcpStream::connect(target)
         .await
         .map_err(|e| classify_io(&e))?;
-    timing.connect = Some(t.elapsed());
     let _ = stream.set_nodelay(true);
-    let Some(tls) = &cfg.wire.tls else {
-        return handshake(stream, cfg.wire.http2, timing).await;
-    };
-    let t = Instant::now();
-    let stream = tokio_rustls::TlsConnector::from(tls.config.clone())
-        .connect(tls.name.clone(), stream)
-        .await
-        .map_err(|e| crate::tls::failure_class(&e))?;
-    timing.tls = Some(t.elapsed());
-    let h2 = stream.get_ref().1.alpn_protocol() == Some(ALPN_H2);
-    handshake(stream, h2, timing).await
+    handshake(stream).await
 }
 
-/// Starts HTTP/1.1 or HTTP/2 on an open connection; the connection's task
-/// runs until the senders are dropped or the peer closes.
-async fn handshake<S>(stream: S, h2: bool, timing: &mut Timing) -> Result<Sender, &'static str>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let io = TokioIo::new(stream);
-    if h2 {
-        let (sender, connection) = http2::handshake(TokioExecutor::new(), io)
-            .await
-            .map_err(classify_hyper)?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        timing.protocol = Some(Protocol::Http2);
-        return Ok(Sender::H2(sender));
-    }
-    let (sender, connection) = http1::handshake(io).await.map_err(classify_hyper)?;
+/// Starts HTTP/1.1 on an open connection (no network round trip).
+async fn handshake(stream: TcpStream) -> Result<SendRequest<Empty<Bytes>>, &'static str> {
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(classify_hyper)?;
+    // Drives the connection; ends when the sender is dropped or the peer closes.
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    timing.protocol = Some(Protocol::Http1);
-    Ok(Sender::H1(sender))
+    Ok(sender)
 }
 
 fn classify_io(e: &io::Error) -> &'static str {
@@ -1042,7 +907,7 @@ mod tests {
     fn sample(status: Option<u16>, cache: CacheMark, error: Option<&'static str>) -> Sample {
         Sample {
             client: 0,
-            path: 0,
+            want: Want::Listed(0),
             status,
             bytes: 100,
             latency: Duration::from_millis(10),
@@ -1051,7 +916,6 @@ mod tests {
             started: Instant::now(),
             cache,
             error,
-            timing: Timing::default(),
         }
     }
 
