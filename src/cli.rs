@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::shard::Part;
+use crate::start_at::StartAt;
 use crate::units::{parse_duration, BitRate, ByteSize};
 
 /// Run network scenarios on loopback and measure their quality of service.
@@ -99,6 +100,11 @@ pub struct RunArgs {
     /// `netrun merge` adds the N agents' results up.
     #[arg(long, value_name = "K/N")]
     pub segment: Option<Part>,
+    /// Start the workloads at TIME (RFC 3339 with its zone, or +10s from
+    /// now), the services already up: give the agents of one distributed
+    /// run the same TIME so that their loads overlap.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<StartAt>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -509,6 +515,7 @@ mod tests {
             "DUR|none",
             "DIR|CSV",
             "K/N",
+            "TIME",
             "ALPHA",
             "BYTES|DIST",
             "constant|poisson",

@@ -24,6 +24,7 @@ pub mod scenario;
 pub mod server;
 pub mod shard;
 pub mod shutdown;
+pub mod start_at;
 pub mod stats;
 pub mod throttle;
 pub mod timer;

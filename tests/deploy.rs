@@ -115,9 +115,11 @@ fn the_indexed_job_gives_each_agent_its_segment_and_folder() {
 
     let mut outs = Vec::new();
     for index in 0..n {
+        let start = "2026-12-02T10:00:00Z";
         let env = [
             ("JOB_COMPLETION_INDEX", index.to_string()),
             ("SEGMENTS", n.to_string()),
+            ("START_AT", start.to_string()),
         ];
         let args = netrun_args(agent, &env);
         let Some(NetrunCommand::Run(run)) = parse(&args).command else {
@@ -128,6 +130,17 @@ fn the_indexed_job_gives_each_agent_its_segment_and_folder() {
         assert_eq!(run.segment, Some(Part { k, n }), "agent {index}: {args:?}");
         assert_eq!(run.scenarios, [PathBuf::from("/scenario/load.toml")]);
         assert!(run.out.starts_with("/results"), "on the shared volume");
+        assert_eq!(
+            run.start_at.map(|s| s.to_string()),
+            Some("2026-12-02T10:00:00.000Z".to_string()),
+            "every agent starts at the one START_AT"
+        );
+        assert_eq!(env_value(agent, "START_AT"), "", "set when applied");
+        let unset = netrun_args(agent, &env[..2]);
+        let Some(NetrunCommand::Run(alone)) = parse(&unset).command else {
+            panic!("agent {index} without START_AT does not run: {unset:?}");
+        };
+        assert_eq!(alone.start_at, None, "no START_AT, no barrier");
         outs.push(run.out);
     }
     let distinct: std::collections::BTreeSet<_> = outs.iter().collect();

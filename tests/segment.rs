@@ -8,9 +8,9 @@
 mod agents;
 #[path = "common/csv.rs"]
 mod common_csv;
+#[path = "common/serve.rs"]
+mod serve;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, Stdio};
 
@@ -18,6 +18,7 @@ use assert_cmd::Command;
 use common_csv::{read_csv, Row};
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
+use serve::Origin;
 
 fn netrun() -> Command {
     Command::cargo_bin("netrun").expect("netrun binary")
@@ -25,53 +26,6 @@ fn netrun() -> Command {
 
 fn bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin("netrun")
-}
-
-/// `netrun serve` on port 0 of `ip`, stopped when dropped.
-struct Origin {
-    child: Child,
-    http: SocketAddr,
-    udp: SocketAddr,
-}
-
-impl Origin {
-    fn start(agents: Option<&agents::Agents>) -> Origin {
-        let www = Path::new(env!("CARGO_MANIFEST_DIR")).join("www");
-        let ip = agents.map_or("127.0.0.1".parse().unwrap(), agents::Agents::origin_ip);
-        let mut cmd = match agents {
-            Some(a) => a.in_origin(&bin()),
-            None => StdCommand::new(bin()),
-        };
-        let mut child = cmd
-            .arg("serve")
-            .arg("--http")
-            .arg(format!("{ip}:0"))
-            .arg("--udp")
-            .arg(format!("{ip}:0"))
-            .arg("--www")
-            .arg(&www)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("netrun serve starts");
-        // `origin http://ADDR  udp ADDR  www DIR`: the real addresses.
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("address line");
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let http = words[1].trim_start_matches("http://").parse().expect(&line);
-        let udp = words[3].parse().expect(&line);
-        Origin { child, http, udp }
-    }
-}
-
-impl Drop for Origin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 const REQUESTS: u64 = 150;
@@ -130,7 +84,14 @@ fn three_agents_add_up_to_the_scenario_with_exact_percentiles() {
             None
         }
     };
-    let origin = Origin::start(agents.as_ref());
+    let ip = agents
+        .as_ref()
+        .map_or("127.0.0.1".parse().unwrap(), agents::Agents::origin_ip);
+    let cmd = match &agents {
+        Some(a) => a.in_origin(&bin()),
+        None => StdCommand::new(bin()),
+    };
+    let origin = Origin::spawn(cmd, ip);
     let tmp = tempfile::tempdir().unwrap();
     let file = scenario(tmp.path(), &origin);
 

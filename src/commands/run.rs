@@ -70,6 +70,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let view = Arc::new(LiveView::new(mp, announce));
     let observer: Arc<dyn Observer> = view.clone();
 
+    let barrier = runner::Barrier::new(args.start_at);
+    if let (Some(at), false) = (args.start_at, args.json) {
+        println!("start: the workloads start at {at} (--start-at), the services up");
+    }
     let mut runs: Vec<ScenarioRun> = Vec::new();
     let mut gates: Vec<Option<GateReport>> = Vec::new();
     let mut pages: Vec<Option<PathBuf>> = Vec::new();
@@ -88,6 +92,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             positions: shares[i].clone(),
             shard: args.shard,
             segment: args.segment,
+            barrier: Some(&barrier),
             sharded_run: sharded_run.clone(),
         };
         let mut run = runner::run_scenario_units(s, &share, &args.out, &observer, &cancel).await?;
@@ -127,6 +132,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             if judged_later {
                 println!(
                     "  expectations: judged on the whole run by `netrun merge` of every segment"
+                );
+            }
+            if let Some(r) = barrier.released() {
+                println!(
+                    "  start: the workloads started at {} ({:.1} ms after --start-at)",
+                    humantime::format_rfc3339_millis(r.started),
+                    r.late_ms()
                 );
             }
             if let Some(r) = &report {

@@ -58,6 +58,17 @@ fn pooled_stddev(rows: &[&SummaryRow], mean: f64) -> Option<f64> {
     (n > 0).then(|| (m2 / n as f64).sqrt())
 }
 
+/// How far apart the agents started the workload: the latest `started_at`
+/// minus the earliest, milliseconds; `None` when a start does not parse.
+fn start_skew_ms(rows: &[&SummaryRow]) -> Option<f64> {
+    let starts = rows
+        .iter()
+        .map(|r| humantime::parse_rfc3339(&r.started_at).ok())
+        .collect::<Option<Vec<_>>>()?;
+    let (first, last) = (starts.iter().min()?, starts.iter().max()?);
+    Some(round3(crate::start_at::signed_ms(*first, *last)))
+}
+
 /// One row for the agents' rows of one workload (same variant, workload
 /// and repetition), with `hist` the sum of their latency histograms.
 /// Labels come from the first row; `rows` is not empty.
@@ -133,6 +144,7 @@ pub fn add_rows(rows: &[&SummaryRow], hist: &Histogram<u64>) -> SummaryRow {
         clients_proxy_dropped: sum(rows, |r| r.clients_proxy_dropped),
         proxy_origin_delayed: sum(rows, |r| r.proxy_origin_delayed),
         proxy_origin_dropped: sum(rows, |r| r.proxy_origin_dropped),
+        start_skew_ms: start_skew_ms(rows),
         ..(*first).clone()
     }
 }
@@ -204,6 +216,22 @@ mod tests {
         // Population stddev of 1..=300 µs: sqrt((300² − 1) / 12) = 86.6 µs.
         assert_eq!(m.latency_stddev_ms, Some(0.087));
         assert_eq!(m.workload, "w");
+    }
+
+    #[test]
+    fn start_skew_is_the_spread_of_the_agents_starts() {
+        let at = |t: &str| SummaryRow {
+            started_at: t.to_string(),
+            ..SummaryRow::default()
+        };
+        let (a, b, c) = (
+            at("2026-12-02T10:00:00.004Z"),
+            at("2026-12-02T10:00:00.000Z"),
+            at("2026-12-02T10:00:00.021Z"),
+        );
+        assert_eq!(start_skew_ms(&[&a, &b, &c]), Some(21.0));
+        assert_eq!(start_skew_ms(&[&a]), Some(0.0));
+        assert_eq!(start_skew_ms(&[&a, &at("")]), None, "a start unknown");
     }
 
     /// The first agent got no reply (its percentile columns are empty): the

@@ -19,7 +19,7 @@ use crate::metrics::records::Tagged;
 use crate::metrics::{HttpRequestRow, SummaryRow, UdpPacketRow};
 use crate::report::atomic::write_csv;
 use crate::report::html::{self};
-use crate::report::run_record::{ExpectationInfo, RunInfo, UnitInfo};
+use crate::report::run_record::{AgentStart, ExpectationInfo, RunInfo, UnitInfo};
 use crate::runner::output::{append_history, HISTOGRAMS_CSV};
 use crate::scenario::CompareOp;
 pub use inputs::{Group, Plan};
@@ -394,6 +394,12 @@ fn merged_info(g: &Group, rows: &[SummaryRow], run_id: &str) -> RunInfo {
     };
     units.sort_by_key(|u| u.position);
     info.units = units;
+    info.start = None;
+    if let Kind::Segments(_) = g.kind {
+        let (agents, skew) = agent_starts(&g.parts);
+        info.agents = agents;
+        info.start_skew_ms = skew;
+    }
     let order = g.order();
     info.expectations = match g.kind {
         Kind::Shards => {
@@ -408,6 +414,32 @@ fn merged_info(g: &Group, rows: &[SummaryRow], run_id: &str) -> RunInfo {
         Kind::Segments(_) => recheck(&info.expectations, rows),
     };
     info
+}
+
+/// Each agent's `--start-at` record, by segment, and the spread of their
+/// starts (when every agent had one).
+fn agent_starts(parts: &[RunPart]) -> (Vec<AgentStart>, Option<f64>) {
+    let agents = parts
+        .iter()
+        .map(|p| {
+            let segment = p.info.segment.map(|s| s.to_string()).unwrap_or_default();
+            AgentStart::new(segment, p.info.start.as_ref())
+        })
+        .collect();
+    let starts = parts
+        .iter()
+        .map(|p| {
+            let s = p.info.start.as_ref()?;
+            humantime::parse_rfc3339(&s.started_at).ok()
+        })
+        .collect::<Option<Vec<_>>>();
+    let skew = starts.and_then(|s| {
+        let (first, last) = (s.iter().min()?, s.iter().max()?);
+        Some(crate::metrics::summary::round3(crate::start_at::signed_ms(
+            *first, *last,
+        )))
+    });
+    (agents, skew)
 }
 
 /// The expectations of a segment run checked again against the whole's rows:

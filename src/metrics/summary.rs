@@ -116,6 +116,10 @@ pub struct SummaryRow {
     /// Where the hosts ran (`[topology] hosts`): `loopback` or `netns`;
     /// empty outside scenarios (`probe`).
     pub topology: String,
+    /// In a row that `netrun merge` added up from `--segment` agents: how
+    /// far apart they started this workload (the latest agent's
+    /// `started_at` − the earliest's), milliseconds; empty in a single run.
+    pub start_skew_ms: Option<f64>,
 }
 
 impl SummaryRow {

@@ -56,6 +56,62 @@ pub struct RunInfo {
     /// What a `netrun merge --partial` lacked (`shard 2/3: scenario b`);
     /// empty for a complete run.
     pub partial: Vec<String>,
+    /// `--start-at`: when this run's workloads were held for and started.
+    pub start: Option<StartInfo>,
+    /// Merged from `--segment` agents: each agent's start, by segment.
+    pub agents: Vec<AgentStart>,
+    /// Merged from `--segment` agents that all had `--start-at`: the latest
+    /// agent's `started_at` minus the earliest's, milliseconds.
+    pub start_skew_ms: Option<f64>,
+}
+
+/// How a `--start-at` barrier went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StartInfo {
+    /// The instant asked for, RFC 3339 UTC (ms).
+    pub start_at: String,
+    /// When the workloads started, RFC 3339 UTC (ms).
+    pub started_at: String,
+    /// `started_at − start_at`, milliseconds: the wake-up's lateness, or
+    /// how far past the instant the run got ready.
+    pub start_late_ms: f64,
+}
+
+/// One `--segment` agent's start, in a merged run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentStart {
+    /// `K/N`.
+    pub segment: String,
+    /// The agent's `--start-at` instant, RFC 3339 UTC (ms); empty without.
+    pub start_at: Option<String>,
+    /// When its workloads started, RFC 3339 UTC (ms); empty without `--start-at`.
+    pub started_at: Option<String>,
+    /// How late that was against its `--start-at`, milliseconds.
+    pub start_late_ms: Option<f64>,
+}
+
+impl AgentStart {
+    pub fn new(segment: String, start: Option<&StartInfo>) -> Self {
+        AgentStart {
+            segment,
+            start_at: start.map(|s| s.start_at.clone()),
+            started_at: start.map(|s| s.started_at.clone()),
+            start_late_ms: start.map(|s| s.start_late_ms),
+        }
+    }
+}
+
+impl StartInfo {
+    /// The record of a barrier that let the workloads go.
+    pub fn of(at: std::time::SystemTime, started: std::time::SystemTime, late_ms: f64) -> Self {
+        StartInfo {
+            start_at: humantime::format_rfc3339_millis(at).to_string(),
+            started_at: humantime::format_rfc3339_millis(started).to_string(),
+            start_late_ms: crate::metrics::summary::round3(late_ms),
+        }
+    }
 }
 
 /// One scenario of a sharded run.

@@ -48,6 +48,7 @@ const METRICS: &[(&str, &str)] = &[
     ("pacing_mean_ms", "ms"),
     ("pacing_max_ms", "ms"),
     ("duration_s", "s"),
+    ("start_skew_ms", "ms"),
 ];
 
 /// Renders `row` as a title line (`kind workload → target`) and one aligned

@@ -7,6 +7,7 @@
 //! (a second Ctrl-C ends the waiting). An interrupted run's files go beside
 //! the last complete run's, under `<name>.interrupted`.
 
+mod barrier;
 pub mod events;
 mod expect;
 mod hosts;
@@ -23,6 +24,7 @@ use anyhow::Context;
 use futures_util::future::join_all;
 
 pub use crate::scenario::ExpectationResult;
+pub use barrier::{Barrier, Released};
 pub use events::{Event, Observer, ProgressCounts, Silent, VariantPos, WorkloadPos};
 pub use expect::check_expectations;
 pub use hosts::preflight;
@@ -127,7 +129,16 @@ pub async fn run_scenario_units(
             label: &variant.label,
             repetition,
         };
-        let (mut r, err) = run_variant(scenario, variant, pos, &outputs, observer, cancel).await;
+        let (mut r, err) = run_variant(
+            scenario,
+            variant,
+            pos,
+            &outputs,
+            observer,
+            share.barrier,
+            cancel,
+        )
+        .await;
         rows.append(&mut r);
         if let Some(e) = err {
             failure = Some(e);
@@ -224,6 +235,7 @@ async fn run_variant(
     pos: VariantPos<'_>,
     outputs: &Outputs,
     observer: &Arc<dyn Observer>,
+    barrier: Option<&Barrier>,
     cancel: &Interrupt,
 ) -> (Vec<SummaryRow>, Option<anyhow::Error>) {
     let plan = &variant.plan;
@@ -244,6 +256,10 @@ async fn run_variant(
         }
     };
     observer.event(&Event::VariantStarted(pos));
+    // The services are up: `--start-at` holds the first variant's workloads here.
+    if let Some(b) = barrier {
+        b.wait(cancel).await;
+    }
     let ctx = VariantCtx {
         scenario,
         variant,

@@ -3,7 +3,8 @@
 //! its expectations. `netrun merge` reads it, so failing to write it fails
 //! the run (the HTML report, for people, stays best-effort).
 
-use crate::report::run_record::{ExpectationInfo, RunInfo, ShardedFile, UnitInfo};
+use super::Barrier;
+use crate::report::run_record::{ExpectationInfo, RunInfo, ShardedFile, StartInfo, UnitInfo};
 use crate::scenario::{ExpectationResult, Scenario};
 use crate::shard::Part;
 
@@ -19,6 +20,9 @@ pub struct Share<'a> {
     pub shard: Option<Part>,
     /// `--segment K/N`.
     pub segment: Option<Part>,
+    /// `--start-at`: the barrier the first variant's workloads wait at,
+    /// one for every scenario of the command (the later ones find it past).
+    pub barrier: Option<&'a Barrier>,
     /// With `--shard`: every scenario of the sharded run, in order.
     pub sharded_run: Vec<ShardedFile>,
 }
@@ -31,6 +35,7 @@ impl<'a> Share<'a> {
             positions: (0..super::schedule(scenario).len()).collect(),
             shard: None,
             segment: None,
+            barrier: None,
             sharded_run: Vec::new(),
         }
     }
@@ -72,6 +77,10 @@ impl<'a> Share<'a> {
         info.units_total = schedule.len();
         info.shard = self.shard;
         info.segment = self.segment;
+        info.start = self
+            .barrier
+            .and_then(Barrier::released)
+            .map(|r| StartInfo::of(r.at.0, r.started, r.late_ms()));
         info.scenario_digest = s.digest.clone();
         info.sharded_run.clone_from(&self.sharded_run);
         info
