@@ -50,6 +50,14 @@ pub enum Command {
     /// Measure a UDP echo service or an HTTP server.
     #[command(subcommand)]
     Probe(ProbeCommand),
+    /// Run a command in a fresh network namespace behind an emulated packet
+    /// link (delay, loss, bursts, rate, queues, traces); needs root.
+    ///
+    /// The command's only route leads to this host through the link; the
+    /// host end's address is in NETRUN_HOST. Uplink is from the command
+    /// towards the host. Example: netrun link --rate 20Mbit/s --delay 10ms --
+    /// iperf3 -c "$NETRUN_HOST"
+    Link(Box<LinkArgs>),
     /// Write a synthetic request trace (CSV, gzip for `.gz`) that a
     /// workload's `trace` key replays.
     #[command(subcommand)]
@@ -338,6 +346,97 @@ fn parse_percent(s: &str) -> Result<f64, String> {
     }
 }
 
+/// The knobs of `netrun link`, for both directions and each one
+/// (`--uplink-*`, `--downlink-*`, which win over the shared form).
+macro_rules! link_knobs {
+    ($name:ident, $heading:literal, $prefix:literal) => {
+        #[derive(Debug, Clone, Args)]
+        #[command(next_help_heading = $heading)]
+        pub struct $name {
+            /// One-way delay added after the queue.
+            #[arg(long = concat!($prefix, "delay"), id = concat!($prefix, "delay"), value_name = "DUR", value_parser = parse_link_duration)]
+            pub delay: Option<Duration>,
+            /// Random variation of the delay, uniform within ±DUR; packets keep their order.
+            #[arg(long = concat!($prefix, "jitter"), id = concat!($prefix, "jitter"), value_name = "DUR", value_parser = parse_link_duration)]
+            pub jitter: Option<Duration>,
+            /// Percentage of packets lost at random (Bernoulli).
+            #[arg(long = concat!($prefix, "loss"), id = concat!($prefix, "loss"), value_name = "PCT", value_parser = parse_percent)]
+            pub loss: Option<f64>,
+            /// Gilbert–Elliott burst loss: p=1%,r=30% (good→bad, bad→good) [,h=100%,k=0%].
+            #[arg(long = concat!($prefix, "burst-loss"), id = concat!($prefix, "burst-loss"), value_name = "p=..,r=..")]
+            pub burst_loss: Option<crate::link::Gilbert>,
+            /// Percentage of packets sent twice.
+            #[arg(long = concat!($prefix, "duplicate"), id = concat!($prefix, "duplicate"), value_name = "PCT", value_parser = parse_percent)]
+            pub duplicate: Option<f64>,
+            /// Percentage of packets that skip the delay (and overtake others).
+            #[arg(long = concat!($prefix, "reorder"), id = concat!($prefix, "reorder"), value_name = "PCT", value_parser = parse_percent)]
+            pub reorder: Option<f64>,
+            /// Link rate, e.g. 10Mbit/s (0: unlimited).
+            #[arg(long = concat!($prefix, "rate"), id = concat!($prefix, "rate"), value_name = "RATE")]
+            pub rate: Option<BitRate>,
+            /// The queue before the rate or trace: droptail[:1000|:150KiB] or codel[:target=5ms,interval=100ms].
+            #[arg(long = concat!($prefix, "queue"), id = concat!($prefix, "queue"), value_name = "QUEUE")]
+            pub queue: Option<crate::link::Queue>,
+            /// A Mahimahi delivery trace (one line per 1500-byte opportunity, in ms), instead of a rate.
+            #[arg(long = concat!($prefix, "trace"), id = concat!($prefix, "trace"), value_name = "FILE")]
+            pub trace: Option<PathBuf>,
+            /// Periodic outages: every=10s,lasting=500ms.
+            #[arg(long = concat!($prefix, "outage"), id = concat!($prefix, "outage"), value_name = "every=..,lasting=..")]
+            pub outage: Option<crate::link::Outage>,
+        }
+
+        impl $name {
+            /// The same knobs under the shared type.
+            pub fn knobs(&self) -> LinkKnobs {
+                LinkKnobs {
+                    delay: self.delay,
+                    jitter: self.jitter,
+                    loss: self.loss,
+                    burst_loss: self.burst_loss,
+                    duplicate: self.duplicate,
+                    reorder: self.reorder,
+                    rate: self.rate,
+                    queue: self.queue,
+                    trace: self.trace.clone(),
+                    outage: self.outage,
+                }
+            }
+        }
+    };
+}
+
+link_knobs!(LinkKnobs, "Link knobs (both directions)", "");
+link_knobs!(
+    UplinkKnobs,
+    "Uplink knobs (from the command towards the host)",
+    "uplink-"
+);
+link_knobs!(
+    DownlinkKnobs,
+    "Downlink knobs (from the host towards the command)",
+    "downlink-"
+);
+
+#[derive(Debug, Clone, Args)]
+pub struct LinkArgs {
+    #[command(flatten)]
+    pub both: LinkKnobs,
+    #[command(flatten)]
+    pub uplink: UplinkKnobs,
+    #[command(flatten)]
+    pub downlink: DownlinkKnobs,
+    /// Seed of the link's random generators (each direction draws its own sequence).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+    /// Print a generated delivery trace and exit: constant:12Mbit/s[,period=1s],
+    /// steps:24Mbit/s+12Mbit/s+6Mbit/s[,step=2s] or onoff:12Mbit/s[,on=2s,off=500ms].
+    #[arg(long, value_name = "SHAPE", conflicts_with = "command")]
+    pub make_trace: Option<String>,
+    /// The command to run behind the link, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TraceCommand {
     /// Requests over a catalog with Zipf popularity (rank r ∝ r^-alpha).
@@ -515,6 +614,11 @@ mod tests {
             "DUR|none",
             "DIR|CSV",
             "K/N",
+            "QUEUE",
+            "SHAPE",
+            "COMMAND",
+            "p=..,r=..",
+            "every=..,lasting=..",
             "TIME",
             "ALPHA",
             "BYTES|DIST",

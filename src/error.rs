@@ -63,6 +63,9 @@ pub enum Outcome {
     ExpectationFailed,
     /// Ctrl-C stopped the run; results gathered so far were written.
     Interrupted,
+    /// A command netrun ran (`netrun link -- COMMAND`) exited with this
+    /// code, which becomes netrun's.
+    Command(u8),
 }
 
 impl Outcome {
@@ -71,6 +74,7 @@ impl Outcome {
             Outcome::Success => EXIT_OK,
             Outcome::ExpectationFailed => EXIT_EXPECTATION,
             Outcome::Interrupted => EXIT_INTERRUPTED,
+            Outcome::Command(code) => code,
         }
     }
 }

@@ -358,7 +358,7 @@ fn spin_until<T>(shared: &Shared<T>, due: Instant) {
 /// The thread never spins then, so it cannot starve the host: it uses the
 /// CPU only to run due jobs (and Linux caps real-time threads at 95 % of a
 /// core anyway).
-fn real_time_priority() -> bool {
+pub(crate) fn real_time_priority() -> bool {
     #[cfg(target_os = "linux")]
     {
         let param = libc::sched_param { sched_priority: 1 };
@@ -372,7 +372,7 @@ fn real_time_priority() -> bool {
 
 /// Asks Linux to fire this thread's sleeps on time instead of up to 50 µs
 /// late (the default timer slack, which lets it batch wakeups).
-fn minimal_timer_slack() {
+pub(crate) fn minimal_timer_slack() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_TIMERSLACK only changes this thread's timer slack; the
     // arguments are plain integers.

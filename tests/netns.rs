@@ -146,13 +146,16 @@ fn a_kernel_shaped_link_gives_its_rate_and_udp_crosses_the_namespaces() {
         assert_eq!(r["lost"], "0", "{r:?}");
         assert_eq!(r["topology"], "netns", "{r:?}");
     }
-    // The origin's link delays each datagram both ways: in-process without
-    // netem (the proxy counts it), by the kernel with it.
+    // The origin's link delays each datagram both ways: netrun's user-space
+    // packet link without netem (which counts every packet), the kernel's
+    // netem with it; the proxy's in-process model never.
     let echo = row("echo");
     let p50: f64 = echo["latency_p50_ms"].parse().unwrap();
     assert!(p50 >= 6.0, "{echo:?}");
+    assert_eq!(echo["proxy_origin_delayed"], "0", "{echo:?}");
     if netrun::netns::netem_available() == Some(false) {
-        assert_eq!(echo["proxy_origin_delayed"], "400", "{echo:?}");
+        assert_eq!(echo["link_packets"], "400", "{echo:?}");
+        assert_eq!(echo["proxy_origin_link_lost"], "0", "{echo:?}");
     }
     let run_json = std::fs::read_to_string(dir.path().join("out/netns/run.json")).unwrap();
     assert!(
@@ -289,33 +292,57 @@ fn check_says_which_knob_the_kernel_applies_and_which_stays_in_process() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    let delay = match netrun::netns::netem_available() {
-        Some(false) => "in-process (no sch_netem)",
-        Some(true) => "kernel netem",
-        None => "kernel netem if the kernel has it, else in-process",
+    let clients_proxy = match netrun::netns::netem_available() {
+        Some(false) => {
+            "userspace packet link (the kernel has no sch_netem): delay 5ms, \
+                        rate 20Mbit/s, droptail of 1000 packets (each direction)"
+        }
+        Some(true) => "kernel: rate 20Mbit/s: kernel tbf; delay 5ms: kernel netem",
+        None => {
+            "rate 20Mbit/s: kernel tbf; delay 5ms: kernel netem; \
+                 without sch_netem: userspace packet link"
+        }
     };
     for line in [
-        format!("link     clients_proxy  rate 20Mbit/s: kernel tbf; delay 5ms: {delay}\n"),
-        "link     proxy_origin   rate 100Mbit/s: kernel tbf\n".to_string(),
-        "link     clients_origin rate 10Mbit/s: kernel tbf\n".to_string(),
+        format!("link     clients_proxy  {clients_proxy}\n"),
+        "link     proxy_origin   kernel: rate 100Mbit/s: kernel tbf\n".to_string(),
+        "link     clients_origin kernel: rate 10Mbit/s: kernel tbf\n".to_string(),
         "hosts    netns: clients, proxy and origin each in a network namespace".to_string(),
     ] {
         assert!(stdout.contains(&line), "no {line:?} in\n{stdout}");
     }
 }
 
+/// Without netem, delay on the clients ↔ origin link (no netrun process on
+/// that path) is netrun's user-space link's; forcing the kernel stops the run.
 #[test]
-fn delay_on_the_clients_origin_link_needs_netem() {
-    let Some(()) = root_only("delay_on_the_clients_origin_link_needs_netem") else {
+fn delay_on_the_clients_origin_link_is_userspace_unless_the_kernel_is_forced() {
+    let test = "delay_on_the_clients_origin_link_is_userspace_unless_the_kernel_is_forced";
+    let Some(()) = root_only(test) else {
         return;
     };
     if netrun::netns::netem_available() != Some(false) {
-        eprintln!(
-            "skipped delay_on_the_clients_origin_link_needs_netem: this kernel has sch_netem"
-        );
+        eprintln!("skipped {test}: this kernel has sch_netem");
         return;
     }
-    let dir = scenario(&format!("[links.clients_origin]\ndelay = \"5ms\"\n{LONG}"));
+    let direct = "[[workload]]\nkind = \"udp\"\nname = \"direct\"\ntarget = \"origin\"\ncount = 50\ninterval = \"1ms\"\n";
+    let dir = scenario(&format!(
+        "[links.clients_origin]\ndelay = \"5ms\"\n{direct}"
+    ));
+    let out = Command::new(NETRUN)
+        .args(["run", "netns.toml", "--out", "out"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rows = read_csv(&dir.path().join("out/netns.csv"));
+    let p50: f64 = rows[0]["latency_p50_ms"].parse().unwrap();
+    assert!(p50 >= 10.0, "5 ms each way: {:?}", rows[0]);
+    assert_eq!(rows[0]["link_packets"], "100", "{:?}", rows[0]);
+
+    let dir = scenario(&format!(
+        "[links.clients_origin]\ndelay = \"5ms\"\nengine = \"kernel\"\n{LONG}"
+    ));
     let out = Command::new(NETRUN)
         .args(["run", "netns.toml", "--out", "out"])
         .current_dir(dir.path())
@@ -324,7 +351,8 @@ fn delay_on_the_clients_origin_link_needs_netem() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("links.clients_origin sets delay") && stderr.contains("no sch_netem"),
+        stderr.contains("links.clients_origin forces engine = \"kernel\"")
+            && stderr.contains("no sch_netem"),
         "{stderr}"
     );
 }

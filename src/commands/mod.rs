@@ -4,6 +4,7 @@
 mod check;
 mod cleanup;
 mod compare;
+mod link;
 mod merge;
 mod probe;
 mod proxy;
@@ -23,6 +24,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Some(Command::Trace(TraceCommand::Zipf(args))) => trace::write(&args, true),
         Some(Command::Trace(TraceCommand::Uniform(args))) => trace::write(&args, false),
         Some(Command::Cleanup) => cleanup::cleanup(),
+        Some(Command::Link(args)) => link::link(*args).await,
         Some(Command::Compare(args)) => compare::compare(args).await,
         Some(Command::Report(args)) => report::report(args),
         Some(Command::Merge(args)) => merge::merge(args),

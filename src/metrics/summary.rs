@@ -120,6 +120,25 @@ pub struct SummaryRow {
     /// far apart they started this workload (the latest agent's
     /// `started_at` − the earliest's), milliseconds; empty in a single run.
     pub start_skew_ms: Option<f64>,
+    /// Packets that entered netrun's user-space links during the workload
+    /// (`hosts = "netns"`, both directions of every such link; whatever
+    /// crossed them, this workload's or a parallel one's); empty without one.
+    pub link_packets: Option<u64>,
+    /// Packets those links lost during the workload: `loss_percent` and
+    /// `burst_loss` together (queue drops apart).
+    pub link_lost: Option<u64>,
+    /// Packets those links' queues dropped (full, or CoDel) during the workload.
+    pub link_queue_drops: Option<u64>,
+    /// Median time packets waited in those links' queues, milliseconds.
+    pub link_sojourn_p50_ms: Option<f64>,
+    /// 99th percentile of the time packets waited in those queues, milliseconds.
+    pub link_sojourn_p99_ms: Option<f64>,
+    /// Packets the clients ↔ proxy user-space link lost (both directions).
+    pub clients_proxy_link_lost: Option<u64>,
+    /// Packets the proxy ↔ origin user-space link lost (both directions).
+    pub proxy_origin_link_lost: Option<u64>,
+    /// Packets the clients ↔ origin user-space link lost (both directions).
+    pub clients_origin_link_lost: Option<u64>,
 }
 
 impl SummaryRow {

@@ -129,3 +129,17 @@ impl<F: Future> Future for InNs<F> {
         result.map(Ok)
     }
 }
+
+/// Runs `f` on a short-lived thread inside the network namespace at `path`
+/// (to make a device there, say), leaving this thread where it is.
+pub fn within<R: Send>(path: &std::path::Path, f: impl FnOnce() -> R + Send) -> anyhow::Result<R> {
+    let ns = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            setns(&ns).context("cannot enter the network namespace")?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}

@@ -6,6 +6,7 @@
 pub mod cmd;
 pub mod enter;
 pub mod shape;
+pub mod shell;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use anyhow::Context;
 
 pub use enter::{InNs, NsRuntime};
 
+use crate::link::{tun::Tun, Counters, DirConfig, Mover};
 use crate::proxy::LinkConfig;
 
 /// Every namespace netrun makes is named `netrun-<pid>-<n>-<role>`.
@@ -71,8 +73,18 @@ pub fn origin_addr_for_clients() -> IpAddr {
     address(3, true).into()
 }
 
-/// What the kernel applies on each link, in [`LINKS`] order.
-pub type KernelLinks = [LinkConfig; 3];
+/// How each link is made, in [`LINKS`] order.
+pub type LinkSetups = [LinkSetup; 3];
+
+/// One link between two namespaces.
+#[derive(Debug, Clone)]
+pub enum LinkSetup {
+    /// A veth pair with these knobs applied by `tc` on both ends.
+    Kernel(LinkConfig),
+    /// Two TUN devices joined by netrun's packet link: from the first end
+    /// to the second, and back.
+    Userspace(Box<[DirConfig; 2]>),
+}
 
 /// The namespaces of one run of a variant, with a runtime in each; dropping
 /// it stops the runtimes and deletes the namespaces (their veths and qdiscs
@@ -80,19 +92,22 @@ pub type KernelLinks = [LinkConfig; 3];
 pub struct Hosts {
     names: Vec<(Role, String)>,
     runtimes: Vec<(Role, NsRuntime)>,
+    /// The user-space links, by their scenario name.
+    movers: Vec<(&'static str, Mover)>,
 }
 
 impl Hosts {
     /// Makes the namespaces, links, addresses and qdiscs (runs `ip` and
     /// `tc`: blocking, a few dozen milliseconds). Whatever was made before a
     /// failure is removed again.
-    pub fn create(kernel: &KernelLinks) -> anyhow::Result<Hosts> {
+    pub fn create(links: &LinkSetups) -> anyhow::Result<Hosts> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let base = format!("{PREFIX}{}-{n}", std::process::id());
         let mut hosts = Hosts {
             names: Vec::new(),
             runtimes: Vec::new(),
+            movers: Vec::new(),
         };
         for role in Role::ALL {
             let name = format!("{base}-{}", role.as_str());
@@ -100,8 +115,14 @@ impl Hosts {
             hosts.names.push((role, name.clone()));
             cmd::run("ip", &["-n", &name, "link", "set", "lo", "up"])?;
         }
-        for ((_, a, b, subnet), shape) in LINKS.iter().zip(kernel) {
-            hosts.link(*a, *b, *subnet, shape)?;
+        for ((name, a, b, subnet), setup) in LINKS.iter().zip(links) {
+            match setup {
+                LinkSetup::Kernel(shape) => hosts.link(*a, *b, *subnet, shape)?,
+                LinkSetup::Userspace(dirs) => {
+                    let mover = hosts.packet_link(*a, *b, *subnet, dirs)?;
+                    hosts.movers.push((name, mover));
+                }
+            }
         }
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(2));
         for (role, name) in &hosts.names {
@@ -136,6 +157,36 @@ impl Hosts {
         Ok(())
     }
 
+    /// A TUN device in `a` and one in `b` (named and addressed as the veth
+    /// ends would be) and netrun's packet link between them.
+    fn packet_link(
+        &self,
+        a: Role,
+        b: Role,
+        subnet: u8,
+        dirs: &[DirConfig; 2],
+    ) -> anyhow::Result<Mover> {
+        let (na, nb) = (self.name(a), self.name(b));
+        let (dev_a, dev_b) = (iface(b), iface(a));
+        let tun_a = enter::within(&ns_path(na), || Tun::create(&dev_a))??;
+        let tun_b = enter::within(&ns_path(nb), || Tun::create(&dev_b))??;
+        for (ns, dev, second) in [(na, &dev_a, false), (nb, &dev_b, true)] {
+            shell::configure(Some(ns), dev, address(subnet, second), 24)?;
+        }
+        let [ab, ba] = dirs.clone();
+        Mover::start(&format!("netrun-link-{subnet}"), tun_a, tun_b, ab, ba)
+            .context("cannot start a packet link's thread")
+    }
+
+    /// The counts of each user-space link so far: its scenario name, and
+    /// (first end → second, back).
+    pub fn link_counters(&self) -> Vec<(&'static str, [Counters; 2])> {
+        self.movers
+            .iter()
+            .map(|(name, m)| (*name, m.counters()))
+            .collect()
+    }
+
     fn name(&self, role: Role) -> &str {
         self.names
             .iter()
@@ -160,6 +211,7 @@ impl Hosts {
 
 impl Drop for Hosts {
     fn drop(&mut self) {
+        self.movers.clear();
         self.runtimes.clear();
         for (_, name) in self.names.drain(..).rev() {
             if let Err(e) = cmd::run("ip", &["netns", "del", &name]) {

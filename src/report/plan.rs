@@ -127,14 +127,25 @@ pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
         format!("{on}{open}capacity {}{ttl}{close}", c.capacity),
     ));
     if netns {
-        // Which knob the kernel applies and which stays in-process.
+        // Which engine shapes each link, and which knob goes where.
         let netem = crate::netns::netem_available();
-        for (name, i, proxy_on_path) in [
-            ("clients_proxy", &p.links.clients_proxy, true),
-            ("proxy_origin", &p.links.proxy_origin, true),
-            ("clients_origin", &p.links.clients_origin, false),
+        let k = &p.packet_links;
+        for (name, i, knobs, proxy_on_path) in [
+            (
+                "clients_proxy",
+                &p.links.clients_proxy,
+                &k.clients_proxy,
+                true,
+            ),
+            ("proxy_origin", &p.links.proxy_origin, &k.proxy_origin, true),
+            (
+                "clients_origin",
+                &p.links.clients_origin,
+                &k.clients_origin,
+                false,
+            ),
         ] {
-            let what = crate::netns::shape::describe(i, netem, proxy_on_path);
+            let what = knobs.describe(i, netem, proxy_on_path);
             out.push(("link", format!("{name:<15}{what}")));
         }
         return out;

@@ -41,7 +41,7 @@ use crate::scenario::{Mode, Order, Scenario, Target, Variant, Workload, Workload
 use crate::workload::http::run_http;
 use crate::workload::udp::run_udp;
 use hdrhistogram::Histogram;
-use services::{attach_proxy_counters, Services};
+use services::{attach_link_counters, attach_proxy_counters, Services};
 
 /// How long services get to finish in-flight work when a variant ends.
 const SERVICE_GRACE: Duration = Duration::from_secs(5);
@@ -280,9 +280,11 @@ async fn run_variant(
                     break;
                 }
                 let before = services.proxy_stats();
+                let links_before = link_counts(ns.as_ref());
                 match ctx.run_workload(w).await {
                     Ok(mut row) => {
                         attach_proxy_counters(&mut row, w, before, services.proxy_stats());
+                        attach_link_counters(&mut row, &links_before, &link_counts(ns.as_ref()));
                         rows.push(row);
                     }
                     Err(e) => {
@@ -294,11 +296,14 @@ async fn run_variant(
         }
         Mode::Parallel => {
             let before = services.proxy_stats();
+            let links_before = link_counts(ns.as_ref());
             let results = join_all(plan.workloads.iter().map(|w| ctx.run_workload(w))).await;
             let after = services.proxy_stats();
+            let links_after = link_counts(ns.as_ref());
             for (w, r) in plan.workloads.iter().zip(results) {
                 match r {
                     Ok(mut row) => {
+                        attach_link_counters(&mut row, &links_before, &links_after);
                         // The counters cover the whole block: they belong to a
                         // workload only if no other of its kind used the proxy.
                         let alone = plan
@@ -339,6 +344,11 @@ async fn run_variant(
 /// A row callback that labels each row with its variant, workload and
 /// repetition and
 /// streams it into `file`.
+/// The user-space links' counts now (none on loopback).
+fn link_counts(ns: Option<&netns::Hosts>) -> services::LinkCounts {
+    ns.map(netns::Hosts::link_counters).unwrap_or_default()
+}
+
 fn tagger<'a, T: Tagged + serde::Serialize + Default>(
     file: &'a RowFile<T>,
     variant: &'a str,

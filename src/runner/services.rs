@@ -197,3 +197,40 @@ pub(super) fn attach_proxy_counters(
         }
     }
 }
+
+/// Each user-space link's counts at one moment (`netns::Hosts::link_counters`).
+pub(super) type LinkCounts = Vec<(&'static str, [crate::link::Counters; 2])>;
+
+/// Adds what netrun's user-space links did between `before` and `after`
+/// (every packet on them: the workload's, and a parallel one's).
+pub(super) fn attach_link_counters(row: &mut SummaryRow, before: &LinkCounts, after: &LinkCounts) {
+    if after.is_empty() {
+        return;
+    }
+    let mut all = crate::link::Counters::default();
+    for (name, now) in after {
+        let Some((_, then)) = before.iter().find(|(n, _)| n == name) else {
+            continue;
+        };
+        let mut lost = 0;
+        for (a, b) in now.iter().zip(then) {
+            let d = a.since(b);
+            all.packets += d.packets;
+            all.lost += d.lost + d.burst_lost;
+            all.queue_drops += d.queue_drops;
+            lost += d.lost + d.burst_lost;
+            let _ = all.sojourn.add(&d.sojourn);
+        }
+        match *name {
+            "clients_proxy" => row.clients_proxy_link_lost = Some(lost),
+            "proxy_origin" => row.proxy_origin_link_lost = Some(lost),
+            _ => row.clients_origin_link_lost = Some(lost),
+        }
+    }
+    let ms = |q: f64| all.sojourn_at(q).as_secs_f64() * 1e3;
+    row.link_packets = Some(all.packets);
+    row.link_lost = Some(all.lost);
+    row.link_queue_drops = Some(all.queue_drops);
+    row.link_sojourn_p50_ms = Some(ms(0.5));
+    row.link_sojourn_p99_ms = Some(ms(0.99));
+}

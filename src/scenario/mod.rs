@@ -3,6 +3,7 @@
 //! filled), one [`Plan`] per `[matrix]` variant. Nothing downstream re-checks.
 
 mod diag;
+mod engine;
 pub mod raw;
 pub mod segment;
 mod validate;
@@ -126,7 +127,79 @@ pub struct Plan {
     /// The impairments of the proxy's links, each in each direction (and the
     /// seed of their random generators).
     pub links: Links,
+    /// What the links ask beyond [`Links`] (`hosts = "netns"` only): the
+    /// packet-level knobs only netrun's user-space link applies, and the
+    /// engine each link is forced to.
+    pub packet_links: PacketLinks,
     pub workloads: Vec<Workload>,
+}
+
+/// Which engine shapes a link between namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// `tc` qdiscs (tbf, and netem where the kernel has it), with the proxy's
+    /// in-process model for what the kernel cannot do.
+    Kernel,
+    /// netrun's packet link between TUN devices (`crate::link`): every knob,
+    /// on every packet.
+    Userspace,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Kernel => "kernel",
+            Engine::Userspace => "userspace",
+        }
+    }
+}
+
+/// A link's packet-level knobs beyond [`crate::proxy::LinkConfig`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PacketKnobs {
+    pub burst_loss: Option<crate::link::Gilbert>,
+    pub duplicate_percent: f64,
+    pub reorder_percent: f64,
+    /// `None`: the default droptail of 1000 packets.
+    pub queue: Option<crate::link::Queue>,
+    pub trace: Option<std::sync::Arc<crate::link::Trace>>,
+    pub outage: Option<crate::link::Outage>,
+    /// `engine = "..."`: forced; `None` lets netrun choose.
+    pub engine: Option<Engine>,
+}
+
+impl PacketKnobs {
+    /// The knobs that only the user-space link applies, by their keys.
+    pub fn userspace_only(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.burst_loss.is_some() {
+            keys.push("burst_loss");
+        }
+        if self.duplicate_percent > 0.0 {
+            keys.push("duplicate_percent");
+        }
+        if self.reorder_percent > 0.0 {
+            keys.push("reorder_percent");
+        }
+        if self.queue.is_some() {
+            keys.push("queue");
+        }
+        if self.trace.is_some() {
+            keys.push("trace");
+        }
+        if self.outage.is_some() {
+            keys.push("outage");
+        }
+        keys
+    }
+}
+
+/// [`PacketKnobs`] of each link.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PacketLinks {
+    pub clients_proxy: PacketKnobs,
+    pub proxy_origin: PacketKnobs,
+    pub clients_origin: PacketKnobs,
 }
 
 /// The links a scenario impairs, each as the proxy's own [`LinkConfig`] so

@@ -105,6 +105,52 @@ pub struct Impair {
     pub jitter: S<HumanDuration>,
     pub loss_percent: S<f64>,
     pub rate: S<BitRate>,
+    // Packet-link knobs (`hosts = "netns"` only).
+    pub burst_loss: S<BurstLoss>,
+    pub duplicate_percent: S<f64>,
+    pub reorder_percent: S<f64>,
+    pub queue: S<LinkQueue>,
+    pub trace: S<String>,
+    pub outage: S<LinkOutage>,
+    pub engine: S<String>,
+}
+
+/// A percentage written `"1%"` or as a number of percent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Percent {
+    Number(f64),
+    Text(String),
+}
+
+/// `burst_loss = { p = "1%", r = "30%" }` (with optional `h`, `k`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BurstLoss {
+    pub p: S<Percent>,
+    pub r: S<Percent>,
+    pub h: S<Percent>,
+    pub k: S<Percent>,
+}
+
+/// `queue = { kind = "droptail", packets = 1000 }`, `{ kind = "droptail",
+/// bytes = "150KiB" }` or `{ kind = "codel", target = "5ms", interval = "100ms" }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkQueue {
+    pub kind: S<String>,
+    pub packets: S<i64>,
+    pub bytes: S<ByteSize>,
+    pub target: S<HumanDuration>,
+    pub interval: S<HumanDuration>,
+}
+
+/// `outage = { every = "10s", lasting = "500ms" }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkOutage {
+    pub every: S<HumanDuration>,
+    pub lasting: S<HumanDuration>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -143,7 +189,19 @@ pub const MATRIX_KEYS: &[&str] = &[
 ];
 
 /// The knobs of a link, the `<knob>` of `impair.<knob>` and `links.<name>.<knob>`.
-pub const LINK_KNOBS: &[&str] = &["delay", "jitter", "loss_percent", "rate"];
+pub const LINK_KNOBS: &[&str] = &[
+    "delay",
+    "jitter",
+    "loss_percent",
+    "rate",
+    "burst_loss",
+    "duplicate_percent",
+    "reorder_percent",
+    "queue",
+    "trace",
+    "outage",
+    "engine",
+];
 
 /// Workload keys a `[matrix]` entry may vary as `workload.<name>.<key>`.
 pub const MATRIX_WORKLOAD_KEYS: &[&str] = &[
@@ -247,7 +305,92 @@ fn set_knob(
         "jitter" => set(&mut i.jitter, value),
         "loss_percent" => set(&mut i.loss_percent, value),
         "rate" => set(&mut i.rate, value),
+        "burst_loss" => set_table::<PlainBurstLoss, _>(&mut i.burst_loss, value),
+        "duplicate_percent" => set(&mut i.duplicate_percent, value),
+        "reorder_percent" => set(&mut i.reorder_percent, value),
+        "queue" => set_table::<PlainQueue, _>(&mut i.queue, value),
+        "trace" => set(&mut i.trace, value),
+        "outage" => set_table::<PlainOutage, _>(&mut i.outage, value),
+        "engine" => set(&mut i.engine, value),
         _ => Err(unknown_matrix_key(key)),
+    }
+}
+
+/// A table-valued knob from a `[matrix]` value: read without spans (a plain
+/// `toml::Value` has none), every field then placed at the value's span.
+fn set_table<P, T>(slot: &mut S<T>, value: &Spanned<toml::Value>) -> Result<(), String>
+where
+    P: serde::de::DeserializeOwned + Spread<T>,
+{
+    let plain = P::deserialize(value.get_ref().clone()).map_err(|e| e.message().to_string())?;
+    *slot = Some(Spanned::new(value.span(), plain.spread(value.span())));
+    Ok(())
+}
+
+/// A span-free mirror of a table knob, turned into the spanned one.
+trait Spread<T> {
+    fn spread(self, span: std::ops::Range<usize>) -> T;
+}
+
+fn at<T>(v: Option<T>, span: &std::ops::Range<usize>) -> S<T> {
+    v.map(|v| Spanned::new(span.clone(), v))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainBurstLoss {
+    p: Option<Percent>,
+    r: Option<Percent>,
+    h: Option<Percent>,
+    k: Option<Percent>,
+}
+
+impl Spread<BurstLoss> for PlainBurstLoss {
+    fn spread(self, s: std::ops::Range<usize>) -> BurstLoss {
+        BurstLoss {
+            p: at(self.p, &s),
+            r: at(self.r, &s),
+            h: at(self.h, &s),
+            k: at(self.k, &s),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainQueue {
+    kind: Option<String>,
+    packets: Option<i64>,
+    bytes: Option<ByteSize>,
+    target: Option<HumanDuration>,
+    interval: Option<HumanDuration>,
+}
+
+impl Spread<LinkQueue> for PlainQueue {
+    fn spread(self, s: std::ops::Range<usize>) -> LinkQueue {
+        LinkQueue {
+            kind: at(self.kind, &s),
+            packets: at(self.packets, &s),
+            bytes: at(self.bytes, &s),
+            target: at(self.target, &s),
+            interval: at(self.interval, &s),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainOutage {
+    every: Option<HumanDuration>,
+    lasting: Option<HumanDuration>,
+}
+
+impl Spread<LinkOutage> for PlainOutage {
+    fn spread(self, s: std::ops::Range<usize>) -> LinkOutage {
+        LinkOutage {
+            every: at(self.every, &s),
+            lasting: at(self.lasting, &s),
+        }
     }
 }
 

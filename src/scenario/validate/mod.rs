@@ -8,6 +8,7 @@ mod expect;
 mod http;
 mod links;
 mod matrix;
+mod packet;
 mod plan;
 mod read;
 mod repeat;

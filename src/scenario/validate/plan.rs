@@ -23,6 +23,7 @@ pub(super) fn resolve_plan(
     let origin_max_age = resolve_max_age(r.origin.as_ref(), errs);
     let cache = resolve_cache(r);
     let links = super::links::resolve_links(r, errs);
+    let packet_links = super::packet::resolve_packet_links(r, dir, errs);
     let workloads = resolve_workloads(r, topology.as_ref(), errs);
     if errs.errors.len() > before {
         return None;
@@ -33,6 +34,7 @@ pub(super) fn resolve_plan(
         origin_max_age,
         cache,
         links,
+        packet_links,
         workloads,
     })
 }

@@ -1,0 +1,367 @@
+//! `netrun link -- COMMAND`: the command's exit code and `NETRUN_HOST`,
+//! UDP through a lossy link losing exactly what the link's counters say,
+//! and nothing left behind after a run, a Ctrl-C, or a `kill -9` followed
+//! by `netrun cleanup`. These need root and iproute2 (CI runs as root);
+//! elsewhere they say why they were skipped.
+
+#[path = "common/netns.rs"]
+mod netns_support;
+
+use std::net::UdpSocket;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use netns_support::{namespaces_of, skip_reason, Leftovers};
+
+const NETRUN: &str = env!("CARGO_BIN_EXE_netrun");
+
+/// One test at a time: each checks that no link device is left, which a
+/// neighbour's running link would otherwise be.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn root_only(test: &str) -> Option<MutexGuard<'static, ()>> {
+    match skip_reason() {
+        Some(why) => {
+            eprintln!("skipped {test}: {why}");
+            None
+        }
+        None => Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner())),
+    }
+}
+
+/// Host-side TUN devices of `netrun link` (`netrun-l<k>`) still present.
+fn host_tuns() -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .filter(|n| n.starts_with("netrun-l"))
+        .map(String::from)
+        .collect()
+}
+
+fn link(args: &[&str]) -> Output {
+    let child = Command::new(NETRUN)
+        .arg("link")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let _guard = Leftovers(pid);
+    let out = child.wait_with_output().unwrap();
+    assert!(namespaces_of(pid).is_empty(), "the namespace is removed");
+    assert!(host_tuns().is_empty(), "{:?}", host_tuns());
+    out
+}
+
+/// A UDP echo on every address of this namespace, until dropped.
+struct Echo {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Echo {
+    fn start() -> Echo {
+        let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !s.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    let _ = sock.send_to(&buf[..n], from);
+                }
+            }
+        });
+        Echo {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+/// A row of the counters table on stderr: (uplink, downlink).
+fn counter(stderr: &str, name: &str) -> (u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with("  "))
+        .unwrap_or_else(|| panic!("no `{name}` row in:\n{stderr}"));
+    let v: Vec<u64> = line[name.len()..]
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    (v[0], v[1])
+}
+
+/// Probes the echo through a link with `knobs`; returns the probe's lost
+/// count and netrun's stderr.
+fn probe_through(knobs: &[&str], count: u32) -> (u64, String) {
+    let echo = Echo::start();
+    let target = format!("$NETRUN_HOST:{}", echo.port);
+    let script = format!(
+        "\"$0\" probe udp {target} --count {count} --interval 500us --timeout 1s --json -q"
+    );
+    let mut args = knobs.to_vec();
+    args.extend(["--", "sh", "-c", &script, NETRUN]);
+    let out = link(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["sent"].as_u64(), Some(u64::from(count)), "{json}");
+    (json["lost"].as_u64().unwrap(), stderr)
+}
+
+#[test]
+fn the_command_gets_netrun_host_and_its_exit_code_is_netruns() {
+    let Some(_serial) = root_only("the_command_gets_netrun_host_and_its_exit_code_is_netruns")
+    else {
+        return;
+    };
+    let out = link(&[
+        "--delay",
+        "1ms",
+        "--",
+        "sh",
+        "-c",
+        "case \"$NETRUN_HOST\" in 198.19.*) exit 7;; *) exit 1;; esac",
+    ]);
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("uplink: delay 1ms"), "{stderr}");
+    assert_eq!(counter(&stderr, "packets"), (0, 0), "nothing crossed");
+
+    let missing = link(&["--", "/nonexistent/command"]);
+    assert_ne!(missing.status.code(), Some(0));
+    let no_command = link(&["--delay", "1ms"]);
+    assert_eq!(no_command.status.code(), Some(2));
+}
+
+#[test]
+fn udp_loses_exactly_what_the_link_counts_as_lost() {
+    let Some(_serial) = root_only("udp_loses_exactly_what_the_link_counts_as_lost") else {
+        return;
+    };
+    let (lost, stderr) = probe_through(&["--loss", "2%", "--seed", "5"], 3000);
+    let (up, down) = counter(&stderr, "lost");
+    assert_eq!(lost, up + down, "{stderr}");
+    assert!(lost > 60, "about 4% of 3000 round trips: {lost}");
+    assert_eq!(counter(&stderr, "burst lost"), (0, 0));
+}
+
+#[test]
+fn udp_loses_exactly_what_the_gilbert_model_counts() {
+    let Some(_serial) = root_only("udp_loses_exactly_what_the_gilbert_model_counts") else {
+        return;
+    };
+    let (lost, stderr) = probe_through(&["--burst-loss", "p=1%,r=30%", "--loss", "0.5%"], 4000);
+    let (bu, bd) = counter(&stderr, "burst lost");
+    let (lu, ld) = counter(&stderr, "lost");
+    assert_eq!(lost, bu + bd + lu + ld, "{stderr}");
+    // p/(p+r) = 3.2% a direction, plus 0.5%: about 7% of round trips.
+    let share = (bu + bd) as f64 / (2.0 * 4000.0);
+    assert!(share > 0.015 && share < 0.06, "{share}\n{stderr}");
+}
+
+/// Waits until `pid` owns a namespace (the link is up); its name.
+fn wait_for_namespace(pid: u32) -> String {
+    let start = Instant::now();
+    loop {
+        if let Some(n) = namespaces_of(pid).into_iter().next() {
+            return n;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no namespace appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ctrl_c_reaches_the_command_and_leaves_nothing_behind() {
+    let Some(_serial) = root_only("ctrl_c_reaches_the_command_and_leaves_nothing_behind") else {
+        return;
+    };
+    let child = Command::new(NETRUN)
+        .args(["link", "--", "sleep", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _guard = Leftovers(child.id());
+    let ns = wait_for_namespace(child.id());
+    // The command runs once `ip netns exec` has entered the namespace.
+    let start = Instant::now();
+    while pids_in(&ns).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signals the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "sleep ended by SIGINT: {out:?}"
+    );
+    assert!(namespaces_of(out_pid(&ns)).is_empty());
+    assert!(host_tuns().is_empty(), "{:?}", host_tuns());
+}
+
+/// The pid in a `netrun-<pid>-…` name.
+fn out_pid(ns: &str) -> u32 {
+    ns["netrun-".len()..]
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn pids_in(ns: &str) -> Vec<i32> {
+    let out = Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn after_kill_9_cleanup_removes_the_namespace_and_the_devices_are_gone() {
+    let Some(_serial) =
+        root_only("after_kill_9_cleanup_removes_the_namespace_and_the_devices_are_gone")
+    else {
+        return;
+    };
+    let mut child = Command::new(NETRUN)
+        .args(["link", "--", "sleep", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let _guard = Leftovers(pid);
+    let ns = wait_for_namespace(pid);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The command outlives netrun (as with any killed parent): end it.
+    for p in pids_in(&ns) {
+        // SAFETY: a process in the namespace this test's child made.
+        unsafe { libc::kill(p, libc::SIGKILL) };
+    }
+    // TUN devices go with their descriptors (the kernel unregisters them
+    // just after the process is gone).
+    let start = Instant::now();
+    while !host_tuns().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "left behind: {:?}",
+            host_tuns()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(namespaces_of(pid), std::slice::from_ref(&ns));
+    let out = Command::new(NETRUN).arg("cleanup").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&ns));
+    assert!(namespaces_of(pid).is_empty());
+}
+
+/// A folder with `www/big.bin` (1 MiB) and `s.toml` made of `body`.
+fn scenario(body: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("www")).unwrap();
+    std::fs::write(dir.path().join("www/big.bin"), vec![7u8; 1 << 20]).unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        format!("name = \"s\"\nseed = 3\n[topology]\nhosts = \"netns\"\nwww = \"www\"\n{body}"),
+    )
+    .unwrap();
+    dir
+}
+
+/// The summary rows of a scenario run in `dir`, as column → value maps.
+fn run_scenario(dir: &std::path::Path) -> Vec<std::collections::HashMap<String, String>> {
+    let out = Command::new(NETRUN)
+        .args(["run", "s.toml", "--out", "out", "-q"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut r = ::csv::Reader::from_path(dir.join("out/s.csv")).unwrap();
+    let header = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            header
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// `loss_percent` on a netns link without sch_netem is the user-space
+/// link's: UDP through the proxy loses exactly what that link counts, and
+/// the proxy (which no longer impairs that link) drops nothing.
+#[test]
+fn a_netns_scenario_link_loses_what_its_counters_say() {
+    let Some(_serial) = root_only("a_netns_scenario_link_loses_what_its_counters_say") else {
+        return;
+    };
+    if netrun::netns::netem_available() == Some(true) {
+        eprintln!("skipped: this kernel has sch_netem, so the kernel shapes loss_percent");
+        return;
+    }
+    let dir = scenario(
+        "[links.proxy_origin]\nloss_percent = 2\n\
+         [[workload]]\nkind = \"udp\"\nname = \"u\"\ncount = 3000\ninterval = \"500us\"\ntimeout = \"1s\"\n\
+         [[workload]]\nkind = \"http\"\nname = \"h\"\npaths = [\"/big.bin\"]\nrequests = 2\n",
+    );
+    let rows = run_scenario(dir.path());
+    let udp = &rows[0];
+    let lost: u64 = udp["lost"].parse().unwrap();
+    assert!(lost > 50, "{udp:?}");
+    assert_eq!(udp["proxy_origin_link_lost"], lost.to_string(), "{udp:?}");
+    assert_eq!(udp["link_lost"], lost.to_string());
+    assert_eq!(
+        udp["proxy_dropped"], "0",
+        "the proxy no longer impairs that link"
+    );
+    assert_eq!(
+        udp["clients_proxy_link_lost"], "",
+        "a clean link stays with the kernel"
+    );
+    let http = &rows[1];
+    assert_eq!(
+        http["errors"], "0",
+        "TCP retransmits what the link loses: {http:?}"
+    );
+    assert!(namespaces_of(std::process::id()).is_empty());
+}
