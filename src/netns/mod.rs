@@ -270,8 +270,8 @@ fn process_alive(pid: u32) -> bool {
 }
 
 /// The owner's pid of a name netrun makes: `netrun-<pid>-<n>-<role>` (a
-/// variant's namespaces) or `netrun-<pid>-probe` (the netem probe); `None`
-/// for any other name.
+/// variant's namespaces), `netrun-<pid>-link<n>` (a `netrun link`'s) or
+/// `netrun-<pid>-probe` (the netem probe); `None` for any other name.
 fn owner(name: &str) -> Option<u32> {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let rest = name.strip_prefix(PREFIX)?;
@@ -279,6 +279,7 @@ fn owner(name: &str) -> Option<u32> {
     let ours = match parts.as_slice() {
         [pid, n, role] => digits(pid) && digits(n) && Role::ALL.iter().any(|r| r.as_str() == *role),
         [pid, "probe"] => digits(pid),
+        [pid, link] => digits(pid) && link.strip_prefix("link").is_some_and(digits),
         _ => false,
     };
     if !ours {
@@ -331,10 +332,10 @@ mod tests {
     fn cleanup_leaves_running_owners_alone() {
         let list = "netrun-10-0-clients (id: 3)\nnetrun-10-0-proxy\nnetrun-20-1-origin (id: 5)\n\
                     other\nnetrun-stray\nnetrun-foo\nnetrun--x\nnetrun-20-1-db\nnetrun-x-1-proxy\n\
-                    netrun-30-probe\nnetrun-20-1-origin-extra\n";
+                    netrun-30-probe\nnetrun-20-1-origin-extra\nnetrun-40-link0\nnetrun-40-linkx\n";
         assert_eq!(
             leftovers(list, |pid| pid == 10),
-            ["netrun-20-1-origin", "netrun-30-probe"],
+            ["netrun-20-1-origin", "netrun-30-probe", "netrun-40-link0"],
             "only names of netrun's exact pattern, never `netrun-foo` or `netrun--x`"
         );
     }

@@ -63,7 +63,7 @@ pub(super) fn resolve(
         keep_alive: w.keep_alive.as_ref().map_or(true, |k| *k.get_ref()),
         rate,
         duration: w.duration.as_ref().map(|d| d.get_ref().0),
-        timeout: super::udp::measurable_timeout(&w.timeout, DEFAULT_TIMEOUT, keys, errs),
+        timeout: super::udp::measurable_timeout(&w.timeout, DEFAULT_TIMEOUT, keys, errs, true),
     }
 }
 

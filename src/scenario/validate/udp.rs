@@ -18,21 +18,23 @@ use crate::workload::probe::{HEADER_LEN, MAX_DATAGRAM};
 /// whatever the system does.
 const MIN_TIMEOUT: Duration = Duration::from_micros(100);
 
-/// A workload's `timeout`, refused when 0 or shorter than [`MIN_TIMEOUT`].
+/// A workload's `timeout`, refused when 0 or shorter than [`MIN_TIMEOUT`]
+/// (`zero_checked_elsewhere`: the HTTP engine refuses 0 with its own message).
 pub(super) fn measurable_timeout(
     v: &raw::S<crate::units::HumanDuration>,
     default: Duration,
     keys: &Keys<'_>,
     errs: &mut ScenarioErrors,
+    zero_checked_elsewhere: bool,
 ) -> Duration {
     let timeout = duration(v, default);
-    if timeout.is_zero() {
+    if timeout.is_zero() && !zero_checked_elsewhere {
         errs.push(
             span(v),
             keys.key("timeout"),
             "is 0; every reply would be lost; give e.g. \"1s\"",
         );
-    } else if timeout < MIN_TIMEOUT {
+    } else if !timeout.is_zero() && timeout < MIN_TIMEOUT {
         errs.push(
             span(v),
             keys.key("timeout"),
@@ -88,7 +90,7 @@ pub(super) fn resolve(
             format!("{flows} is too many; at most {MAX_FLOWS} parallel senders"),
         );
     }
-    let timeout = measurable_timeout(&w.timeout, DEFAULT_TIMEOUT, keys, errs);
+    let timeout = measurable_timeout(&w.timeout, DEFAULT_TIMEOUT, keys, errs, false);
     UdpWorkload {
         count: keys.count(&w.count, "count", DEFAULT_COUNT, errs),
         size: size as usize,
