@@ -353,7 +353,10 @@ pub fn describe(a: &Assessment) -> String {
 
 /// What the gate checks: metrics (all workloads, or `workload.metric`) and
 /// the workloads that measure the host rather than the system under test.
-#[derive(Debug, Clone, PartialEq)]
+/// Recorded in `run.json`, so `netrun merge --baseline` gates the merged
+/// rows as the scenario says without its file.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct GateConfig {
     /// `(workload, metric)`; a `None` workload means every workload.
     pub metrics: Vec<(Option<String>, String)>,
@@ -378,6 +381,32 @@ impl Default for GateConfig {
 }
 
 impl GateConfig {
+    /// What a scenario gates: its `[gate]`, else the default metrics, with
+    /// workloads aimed straight at the origin (no proxy in the path) as the
+    /// host's controls.
+    pub fn of(s: &crate::scenario::Scenario) -> Self {
+        let mut cfg = GateConfig::default();
+        if let Some(m) = &s.gate.metrics {
+            cfg.metrics.clone_from(m);
+        }
+        cfg.controls = match &s.gate.control {
+            Some(c) => c.clone(),
+            None => s
+                .variants
+                .first()
+                .map(|v| {
+                    v.plan
+                        .workloads
+                        .iter()
+                        .filter(|w| w.target == crate::scenario::Target::Origin)
+                        .map(|w| w.name.clone())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        cfg
+    }
+
     pub fn gates(&self, workload: &str, metric: &str) -> bool {
         self.metrics
             .iter()

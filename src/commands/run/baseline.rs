@@ -10,22 +10,25 @@ use crate::metrics::SummaryRow;
 use crate::report::compare;
 use crate::report::gate::{self, GateConfig, GateReport, Samples};
 use crate::report::run_record::{BaselineFinding, BaselineInfo};
-use crate::scenario::{self, Scenario};
+use crate::scenario::Scenario;
 
 /// A baseline's rows and, for single runs, the latency samples beside it.
-pub(super) struct Baseline {
-    pub(super) rows: Vec<SummaryRow>,
-    pub(super) samples: Option<Samples>,
+pub(in crate::commands) struct Baseline {
+    pub(in crate::commands) rows: Vec<SummaryRow>,
+    pub(in crate::commands) samples: Option<Samples>,
 }
 
 /// The baseline rows for each scenario, in order. A folder holds one summary
 /// per scenario (`<dir>/<name>.csv`); a file is used for every scenario (its
 /// rows of that scenario, or all of them if it names none).
-pub(super) fn load_baselines(path: &Path, scenarios: &[Scenario]) -> anyhow::Result<Vec<Baseline>> {
+pub(in crate::commands) fn load_baselines(
+    path: &Path,
+    scenarios: &[&str],
+) -> anyhow::Result<Vec<Baseline>> {
     let mut out = Vec::new();
-    for s in scenarios {
+    for &name in scenarios {
         let file = if path.is_dir() {
-            path.join(format!("{}.csv", s.name))
+            path.join(format!("{name}.csv"))
         } else {
             path.to_path_buf()
         };
@@ -43,7 +46,7 @@ pub(super) fn load_baselines(path: &Path, scenarios: &[Scenario]) -> anyhow::Res
             .collect();
         let own: Vec<SummaryRow> = rows
             .iter()
-            .filter(|r| r.scenario == s.name)
+            .filter(|r| r.scenario == name)
             .cloned()
             .collect();
         out.push(Baseline {
@@ -59,7 +62,7 @@ pub(super) fn load_baselines(path: &Path, scenarios: &[Scenario]) -> anyhow::Res
 /// that could not be judged (with why, and how many of the gated figures
 /// that is), one per other inconclusive figure, and the host check when it
 /// mattered.
-pub(super) fn print_gate(r: &GateReport, tolerance: f64) {
+pub(in crate::commands) fn print_gate(r: &GateReport, tolerance: f64) {
     let worse: Vec<_> = r.worse().collect();
     let unjudged: Vec<_> = r.unjudged().collect();
     let total = r.assessments.len();
@@ -96,31 +99,25 @@ pub(super) fn print_gate(r: &GateReport, tolerance: f64) {
 /// Every gated figure this run will measure must have a baseline row
 /// (same scenario, variant and workload): a renamed scenario or workload is
 /// refused before the run (exit 2, naming what has no row) instead of a
-/// gate that checks nothing and passes.
-pub(super) fn check_matches(
+/// gate that checks nothing and passes. `measured`: the (variant label,
+/// workload) pairs of `scenario` the run measures.
+pub(in crate::commands) fn check_matches(
     baseline: &Path,
     rows: &[SummaryRow],
-    s: &Scenario,
-    variants: &[usize],
+    scenario: &str,
+    measured: &[(String, String)],
     cfg: &GateConfig,
 ) -> Result<(), Error> {
-    let gated: Vec<String> = variants
+    let gated: Vec<String> = measured
         .iter()
-        .filter_map(|&v| s.variants.get(v))
-        .flat_map(|v| {
-            v.plan
-                .workloads
-                .iter()
-                .filter(|w| !cfg.controls.contains(&w.name))
-                .filter(|w| cfg.metrics.iter().any(|(_, m)| cfg.gates(&w.name, m)))
-                .map(move |w| (v.label.clone(), w.name.clone()))
-        })
+        .filter(|(_, w)| !cfg.controls.contains(w))
+        .filter(|(_, w)| cfg.metrics.iter().any(|(_, m)| cfg.gates(w, m)))
         .filter(|(variant, workload)| {
             !rows
                 .iter()
-                .any(|r| r.scenario == s.name && r.variant == *variant && r.workload == *workload)
+                .any(|r| r.scenario == scenario && r.variant == *variant && r.workload == *workload)
         })
-        .map(|(variant, workload)| format!("`{}.{variant}.{workload}`", s.name))
+        .map(|(variant, workload)| format!("`{scenario}.{variant}.{workload}`"))
         .collect();
     if gated.is_empty() {
         return Ok(());
@@ -130,7 +127,7 @@ pub(super) fn check_matches(
         .map(|r| format!("`{}.{}.{}`", r.scenario, r.variant, r.workload))
         .collect();
     held.dedup();
-    let matched_nothing = !rows.iter().any(|r| r.scenario == s.name);
+    let matched_nothing = !rows.iter().any(|r| r.scenario == scenario);
     let what = if matched_nothing {
         "matches nothing this run measures"
     } else {
@@ -149,41 +146,20 @@ pub(super) fn check_matches(
     )))
 }
 
-/// What the scenario gates: its `[gate]`, else the default metrics, with
-/// workloads aimed straight at the origin (no proxy in the path) as the
-/// host's controls.
+/// What the scenario gates ([`GateConfig::of`]), with `--allow-inconclusive`.
 pub(super) fn gate_config(s: &Scenario, args: &RunArgs) -> GateConfig {
-    let mut cfg = GateConfig {
+    GateConfig {
         allow_inconclusive: args.allow_inconclusive,
-        ..GateConfig::default()
-    };
-    if let Some(m) = &s.gate.metrics {
-        cfg.metrics.clone_from(m);
+        ..GateConfig::of(s)
     }
-    cfg.controls = match &s.gate.control {
-        Some(c) => c.clone(),
-        None => s
-            .variants
-            .first()
-            .map(|v| {
-                v.plan
-                    .workloads
-                    .iter()
-                    .filter(|w| w.target == scenario::Target::Origin)
-                    .map(|w| w.name.clone())
-                    .collect()
-            })
-            .unwrap_or_default(),
-    };
-    cfg
 }
 
 /// A run writes `<out>/<name>.csv`; refuse a baseline that is that very
 /// file (or folder), so a failing run can never replace its own baseline.
-pub(super) fn refuse_own_baseline(
+pub(in crate::commands) fn refuse_own_baseline(
     baseline: &Path,
     out: &Path,
-    scenarios: &[Scenario],
+    scenarios: &[&str],
 ) -> Result<(), Error> {
     let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
@@ -194,7 +170,7 @@ pub(super) fn refuse_own_baseline(
     } else {
         scenarios
             .iter()
-            .any(|s| same(baseline, &out.join(format!("{}.csv", s.name))))
+            .any(|name| same(baseline, &out.join(format!("{name}.csv"))))
     };
     if clash {
         return Err(Error::input(format!(
@@ -208,7 +184,11 @@ pub(super) fn refuse_own_baseline(
 }
 
 /// The baseline check as the report shows it: every gated figure's verdict.
-pub(super) fn baseline_info(source: &Path, tolerance: f64, gate: &GateReport) -> BaselineInfo {
+pub(in crate::commands) fn baseline_info(
+    source: &Path,
+    tolerance: f64,
+    gate: &GateReport,
+) -> BaselineInfo {
     BaselineInfo {
         source: source.display().to_string(),
         tolerance_percent: tolerance,
