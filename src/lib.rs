@@ -10,6 +10,7 @@ pub mod cache_policy;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod http_fields;
 pub mod interim;
 pub mod link;
 pub mod logging;

@@ -421,3 +421,142 @@ async fn the_origin_sends_its_max_age() {
         token.cancel();
     }
 }
+
+/// If-None-Match is a list of entity-tags, and an entity-tag may hold a
+/// comma: split on bare commas, `"a,b"` never matched itself and a
+/// malformed `"a,"x"` matched a stored `"x"` (issue 20, item 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn if_none_match_respects_commas_inside_entity_tags() {
+    let up = Scripted::start(vec![
+        response(
+            "200 OK",
+            "cache-control: max-age=60\netag: \"a,b\"",
+            "comma",
+        ),
+        response("200 OK", "cache-control: max-age=60\netag: \"x\"", "plain"),
+    ])
+    .await;
+    let proxy = proxy_for(&up).await;
+    send(proxy.http(), "GET", "/comma", "").await;
+    send(proxy.http(), "GET", "/plain", "").await;
+    let cases = [
+        ("/comma", "\"a,b\"", "304"),
+        ("/comma", "\"z\", W/\"a,b\"", "304"),
+        ("/comma", "\"a\"", "200"),
+        ("/comma", "\"b\"", "200"),
+        ("/plain", "\"a,\"x\"", "200"),
+        ("/plain", "\"a,\", \"x\"", "304"),
+    ];
+    for (path, inm, status) in cases {
+        let r = send(
+            proxy.http(),
+            "GET",
+            path,
+            &format!("If-None-Match: {inm}\r\n"),
+        )
+        .await;
+        assert!(
+            r.starts_with(&format!("HTTP/1.1 {status}")),
+            "{path} If-None-Match: {inm}: {r}"
+        );
+    }
+    assert_eq!(up.requests(), 2, "every answer came from the store");
+}
+
+/// An If-Modified-Since later than now is invalid (RFC 9110 §13.1.3): the
+/// proxy ignores it as the origin does, instead of answering 304.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_future_if_modified_since_is_ignored() {
+    let last_week = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(7 * 86_400));
+    let up = Scripted::start(vec![response(
+        "200 OK",
+        &format!("cache-control: max-age=60\nlast-modified: {last_week}"),
+        "dated",
+    )])
+    .await;
+    let proxy = proxy_for(&up).await;
+    send(proxy.http(), "GET", "/d", "").await;
+    let tomorrow = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(86_400));
+    let r = send(
+        proxy.http(),
+        "GET",
+        "/d",
+        &format!("If-Modified-Since: {tomorrow}\r\n"),
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert_eq!(body(&r), "dated");
+    let r = send(
+        proxy.http(),
+        "GET",
+        "/d",
+        &format!("If-Modified-Since: {last_week}\r\n"),
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 304"), "{r}");
+    assert_eq!(up.requests(), 1);
+}
+
+/// TRACE with `Max-Forwards: 0` is answered by the proxy (RFC 9110 §7.6.2),
+/// without credentials; with more hops left it goes on with one fewer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_with_no_hops_left_is_answered_by_the_proxy() {
+    let up = Scripted::start(vec![response("200 OK", "", "from upstream")]).await;
+    let proxy = proxy_for(&up).await;
+    let r = send(
+        proxy.http(),
+        "TRACE",
+        "/t",
+        "Max-Forwards: 0\r\nAuthorization: secret\r\nX-Mine: 1\r\n",
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    // The echo is itself a message head: its body starts after the first blank line.
+    let echo = r.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    assert_eq!(header(&r, "content-type"), Some("message/http"), "{r}");
+    assert!(echo.starts_with("TRACE /t HTTP/1.1\r\n"), "{r}");
+    assert!(echo.contains("x-mine: 1\r\n"), "{r}");
+    assert!(!echo.contains("secret"), "{r}");
+    assert_eq!(up.requests(), 0, "nothing went upstream");
+
+    let r = send(proxy.http(), "TRACE", "/t", "Max-Forwards: 3\r\n").await;
+    assert_eq!(body(&r), "from upstream");
+    assert!(
+        up.request(0)
+            .to_ascii_lowercase()
+            .contains("max-forwards: 2\r\n"),
+        "{}",
+        up.request(0)
+    );
+}
+
+/// A Range on a stale entry: revalidated first (the upstream says 304),
+/// then cut from the refreshed entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_on_a_stale_entry_is_cut_after_revalidation() {
+    let up = Scripted::start(vec![
+        response(
+            "200 OK",
+            "cache-control: max-age=1\netag: \"s1\"",
+            "0123456789",
+        ),
+        "HTTP/1.1 304 Not Modified\r\ncache-control: max-age=60\r\netag: \"s1\"\r\n\
+         connection: close\r\n\r\n"
+            .to_string(),
+    ])
+    .await;
+    let proxy = proxy_for(&up).await;
+    send(proxy.http(), "GET", "/s", "").await;
+    proxy.clock.advance(Duration::from_secs(10));
+    let r = send(proxy.http(), "GET", "/s", "Range: bytes=3-5\r\n").await;
+    assert!(r.starts_with("HTTP/1.1 206"), "{r}");
+    assert_eq!(body(&r), "345");
+    assert_eq!(header(&r, "content-range"), Some("bytes 3-5/10"));
+    let revalidation = up.request(1).to_ascii_lowercase();
+    assert!(
+        revalidation.contains("if-none-match: \"s1\""),
+        "{revalidation}"
+    );
+    assert!(!revalidation.contains("range:"), "{revalidation}");
+    assert_eq!(up.requests(), 2);
+}

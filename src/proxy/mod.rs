@@ -431,7 +431,7 @@ pub async fn spawn_with_hooks(
     refuse_self_loop(udp_addr, config.upstream_udp, "--udp-upstream")?;
     // Random per instance: two netrun proxies in a chain must not take each
     // other's token for their own.
-    let via_token = format!("{}-{:08x}", http::CACHE_NAME, rand::random::<u32>());
+    let via_token = format!("{}-{:08x}", cache::CACHE_NAME, rand::random::<u32>());
     let counters = Arc::new(Counters::default());
     let conn_stats = Arc::new(ConnStats::default());
     let tracker = TaskTracker::new();

@@ -17,6 +17,7 @@ use http::{Method, Response, StatusCode};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 
+use crate::http_fields;
 use crate::origin::LOG_TARGET;
 use crate::server::{empty, full, Body, BoxError};
 
@@ -53,7 +54,7 @@ pub(super) fn serve_file(
         }
     }
 
-    if not_modified(req_headers, etag.as_deref(), modified) {
+    if http_fields::not_modified(req_headers, etag.as_deref(), modified, SystemTime::now()) {
         let mut r = Response::new(empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         *r.headers_mut() = headers;
@@ -127,42 +128,6 @@ pub fn etag_for(len: u64, modified: SystemTime) -> String {
         .unwrap_or(Duration::ZERO)
         .as_nanos();
     format!("\"{len:x}-{nanos:x}\"")
-}
-
-/// RFC 9110 §13.1: If-None-Match wins over If-Modified-Since; ETags compare
-/// weakly for If-None-Match.
-pub(super) fn not_modified(
-    req: &HeaderMap,
-    etag: Option<&str>,
-    modified: Option<SystemTime>,
-) -> bool {
-    if let Some(inm) = req.get(header::IF_NONE_MATCH) {
-        let Ok(list) = inm.to_str() else {
-            return false;
-        };
-        return etag.is_some_and(|ours| {
-            list.split(',').map(str::trim).any(|t| {
-                t == "*" || t.strip_prefix("W/").unwrap_or(t) == ours.trim_start_matches("W/")
-            })
-        });
-    }
-    let (Some(ims), Some(modified)) = (req.get(header::IF_MODIFIED_SINCE), modified) else {
-        return false;
-    };
-    let Some(since) = ims
-        .to_str()
-        .ok()
-        .and_then(|s| httpdate::parse_http_date(s).ok())
-    else {
-        return false;
-    };
-    if since > SystemTime::now() {
-        // A date in the future is invalid (RFC 9110 §13.1.3): ignore it.
-        return false;
-    }
-    // HTTP dates have one-second resolution.
-    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    secs(modified) <= secs(since)
 }
 
 /// Content type by file extension (mime_guess's table); text is UTF-8;

@@ -3,11 +3,12 @@
 //! conditionals, a single byte range, and whether a HEAD's `200` still
 //! describes the stored body.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{self, HeaderMap};
 
-use super::{CacheControl, CachedResponse};
+use super::{http_date, CacheControl, CachedResponse};
+use crate::http_fields;
 
 /// An entry the request may use without going upstream: fresh enough for
 /// its `max-age` and `min-fresh`, or stale within its `max-stale` when the
@@ -56,26 +57,17 @@ pub fn request_cache_control(headers: &HeaderMap) -> CacheControl {
     cc
 }
 
-/// Whether the client's conditional headers say it already has `e`.
-pub fn not_modified(req: &HeaderMap, e: &CachedResponse) -> bool {
-    if let Some(inm) = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        let Some(etag) = e.etag().and_then(|v| v.to_str().ok()) else {
-            return false;
-        };
-        let weak = |t: &str| t.trim().trim_start_matches("W/").to_string();
-        return inm
-            .split(',')
-            .any(|t| t.trim() == "*" || weak(t) == weak(etag));
-    }
-    let since = req
-        .get(header::IF_MODIFIED_SINCE)
-        .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
-    // Without Last-Modified, the stored Date stands in (RFC 9111 §4.3.2).
+/// Whether the client's own conditionals say it already has `e` (the
+/// shared rules of [`crate::http_fields::not_modified`]), `now` being the
+/// wall clock. Without `Last-Modified`, the stored `Date` stands in for
+/// `If-Modified-Since` (RFC 9111 §4.3.2).
+pub fn not_modified(req: &HeaderMap, e: &CachedResponse, now: SystemTime) -> bool {
+    let etag = e.etag().and_then(|v| v.to_str().ok());
     let modified = e
         .last_modified()
         .or_else(|| e.headers.get(header::DATE))
-        .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
-    matches!((since, modified), (Some(s), Some(m)) if m <= s)
+        .and_then(http_date);
+    http_fields::not_modified(req, etag, modified, now)
 }
 
 /// What a GET's `Range` asks of a stored complete response.
@@ -97,16 +89,10 @@ pub fn requested_range(req: &HeaderMap, e: &CachedResponse) -> RangeAnswer {
     let Some(spec) = req.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return RangeAnswer::Full;
     };
-    if let Some(if_range) = req.get(header::IF_RANGE) {
-        let strong_etag = e.etag().filter(|t| !t.as_bytes().starts_with(b"W/"));
-        let matches = if if_range.as_bytes().starts_with(b"\"") {
-            strong_etag == Some(if_range)
-        } else {
-            e.last_modified() == Some(if_range)
-        };
-        if !matches {
-            return RangeAnswer::Full;
-        }
+    let etag = e.etag().and_then(|v| v.to_str().ok());
+    let modified = e.last_modified().and_then(http_date);
+    if !http_fields::if_range_holds(req, etag, modified) {
+        return RangeAnswer::Full;
     }
     let Some(set) = spec.trim().strip_prefix("bytes=") else {
         return RangeAnswer::Full;
@@ -136,3 +122,6 @@ pub fn requested_range(req: &HeaderMap, e: &CachedResponse) -> RangeAnswer {
     }
     RangeAnswer::Part(first, last)
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,6 +3,8 @@
 
 use http::header::{self, HeaderMap, HeaderName};
 
+use crate::http_fields::split_list;
+
 /// The cache directives the proxy acts on, from a request's `Cache-Control`
 /// or from the field that governs a response (see [`CacheControl::for_response`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -182,23 +184,4 @@ pub(super) fn delta_seconds(text: &str) -> Option<u64> {
         t.parse::<u64>()
             .map_or(MAX_DELTA_SECONDS, |n| n.min(MAX_DELTA_SECONDS)),
     )
-}
-
-/// Splits a comma-separated header list, keeping commas inside quotes.
-pub(crate) fn split_list(text: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut start, mut quoted) = (0, false);
-    for (i, c) in text.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                parts.push(text[start..i].trim());
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(text[start..].trim());
-    parts.retain(|p| !p.is_empty());
-    parts
 }

@@ -7,8 +7,9 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 
-use super::control::{split_list, CacheControl};
+use super::control::CacheControl;
 use super::freshness::{age_header, freshness_lifetime, http_date, initial_age};
+use crate::http_fields::split_list;
 
 /// One stored response.
 #[derive(Debug, Clone)]

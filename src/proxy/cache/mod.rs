@@ -11,6 +11,7 @@ mod clock;
 mod control;
 mod entry;
 mod freshness;
+mod status;
 mod storable;
 mod store;
 #[cfg(test)]
@@ -23,6 +24,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use control::{CacheControl, CDN_CACHE_CONTROL, MAX_DELTA_SECONDS, NETRUN_CACHE_CONTROL};
 pub use entry::{vary_value, CachedResponse};
 pub use freshness::{age_header, freshness_lifetime, http_date, initial_age, HEURISTIC_MAX};
+pub use status::{CacheStatus, Detail, Fwd, CACHE_NAME};
 pub use storable::{shareable, storable, NotStored, RequestFacts};
 pub use store::{Eviction, Inserted, Lru, Store};
 

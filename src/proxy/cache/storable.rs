@@ -3,7 +3,8 @@
 use http::header::{self, HeaderMap};
 use http::StatusCode;
 
-use super::control::{split_list, CacheControl};
+use super::control::CacheControl;
+use crate::http_fields::split_list;
 
 /// Why a response was not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

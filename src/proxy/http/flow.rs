@@ -15,7 +15,7 @@ use crate::interim::Interim;
 use crate::proxy::budget::{Budget, ChargedBuf};
 use crate::proxy::cache::{
     self, not_modified, request_cache_control, requested_range, same_representation, usable,
-    CacheControl, CachedResponse, RangeAnswer, RequestFacts, Store,
+    CacheControl, CacheStatus, CachedResponse, Detail, Fwd, RangeAnswer, RequestFacts, Store,
 };
 use crate::proxy::coalesce::{self, Flights, Role};
 use crate::server::{add, bump};
@@ -23,7 +23,7 @@ use crate::server::{empty, full, text, Body};
 
 use super::body::{buffer, Buffered};
 use super::headers::{
-    content_length, hit_param, label, path_and_query, strip_body_framing, strip_hop_by_hop,
+    content_length, label, path_and_query, strip_body_framing, strip_hop_by_hop,
     upstream_request_headers,
 };
 use super::upstream::{error_response, UpstreamError};
@@ -48,7 +48,7 @@ struct Fill<'a> {
     cache: &'a CacheState,
     key: &'a str,
     /// How the request was forwarded, for `Cache-Status` (`fwd=...`).
-    kind: &'a str,
+    kind: Fwd,
     request: RequestFacts,
     /// The origin's fields before hop-by-hop stripping: storability is
     /// decided on them, conservatively.
@@ -90,27 +90,32 @@ impl ProxyService {
         let (stale, kind) = match entry {
             Some(e) if e.matches_vary(&parts.headers) => {
                 if usable(&e, req_cc, now) {
-                    let param = hit_param(&e, now, "");
-                    return (self.serve_entry(&parts, &e, Label::Hit, &param), Label::Hit);
+                    let status = CacheStatus::hit(&e, now);
+                    return (self.serve_entry(&parts, &e, Label::Hit, status), Label::Hit);
                 }
                 if !req_cc.no_cache && e.may_serve_while_revalidating(now) {
                     self.revalidate_in_background(&parts, key, e.clone());
-                    let param = hit_param(&e, now, "; detail=stale-while-revalidate");
-                    return (self.serve_entry(&parts, &e, Label::Hit, &param), Label::Hit);
+                    let status =
+                        CacheStatus::hit(&e, now).with_detail(Detail::StaleWhileRevalidate);
+                    return (self.serve_entry(&parts, &e, Label::Hit, status), Label::Hit);
                 }
-                let kind = if req_cc.no_cache { "request" } else { "stale" };
+                let kind = if req_cc.no_cache {
+                    Fwd::Request
+                } else {
+                    Fwd::Stale
+                };
                 (Some(e), kind)
             }
-            Some(_) => (None, "vary-miss"),
-            None => (None, "uri-miss"),
+            Some(_) => (None, Fwd::VaryMiss),
+            None => (None, Fwd::UriMiss),
         };
         if req_cc.only_if_cached {
             let resp = text(
                 StatusCode::GATEWAY_TIMEOUT,
                 "not in the cache, and the request said only-if-cached\n",
             );
-            let param = format!("fwd={kind}; detail=only-if-cached");
-            return (label(resp, Label::Miss, &param), Label::Miss);
+            let status = CacheStatus::forward(kind).with_detail(Detail::OnlyIfCached);
+            return (label(resp, Label::Miss, status), Label::Miss);
         }
         if parts.method == Method::HEAD {
             return self.head_through(parts, cache, key, stale, kind).await;
@@ -118,8 +123,8 @@ impl ProxyService {
         if stale.is_none() && parts.headers.contains_key(header::RANGE) {
             // Nothing to cut the range from: the upstream answers it (206s
             // are not stored).
-            let param = format!("fwd={kind}; detail=range");
-            return self.forward(parts, empty(), Label::Miss, &param).await;
+            let status = CacheStatus::forward(kind).with_detail(Detail::Range);
+            return self.forward(parts, empty(), Label::Miss, status).await;
         }
         self.fetch_coalesced(&parts, cache, key, stale, req_cc, kind)
             .await
@@ -135,12 +140,12 @@ impl ProxyService {
         cache: &CacheState,
         key: &str,
         stale: Option<Arc<CachedResponse>>,
-        kind: &str,
+        kind: Fwd,
     ) -> (Response<Body>, Label) {
-        let param = format!("fwd={kind}");
+        let status = CacheStatus::forward(kind);
         strip_body_framing(&mut parts.headers);
         let Some(e) = stale else {
-            return self.forward(parts, empty(), Label::Miss, &param).await;
+            return self.forward(parts, empty(), Label::Miss, status).await;
         };
         let headers = upstream_request_headers(&parts.headers, parts.version, &self.via_token);
         let request_time = self.clock.wall();
@@ -160,7 +165,7 @@ impl ProxyService {
             Ok(r) => r,
             Err(err) => {
                 return (
-                    label(error_response(&err), Label::Miss, &param),
+                    label(error_response(&err), Label::Miss, status),
                     Label::Miss,
                 )
             }
@@ -169,14 +174,14 @@ impl ProxyService {
         strip_hop_by_hop(&mut rparts.headers);
         if rparts.status != StatusCode::OK {
             return (
-                label(Response::from_parts(rparts, empty()), Label::Miss, &param),
+                label(Response::from_parts(rparts, empty()), Label::Miss, status),
                 Label::Miss,
             );
         }
         if !same_representation(&e, &rparts.headers) {
             self.store_remove(cache, key);
             return (
-                label(Response::from_parts(rparts, empty()), Label::Miss, &param),
+                label(Response::from_parts(rparts, empty()), Label::Miss, status),
                 Label::Miss,
             );
         }
@@ -189,9 +194,11 @@ impl ProxyService {
             self.clock.now(),
         ));
         self.store_insert(cache, key, fresh.clone());
-        let param = format!("{param}; fwd-status=200; detail=head-freshened");
+        let status = status
+            .with_fwd_status(200)
+            .with_detail(Detail::HeadFreshened);
         (
-            self.serve_entry(&parts, &fresh, Label::Miss, &param),
+            self.serve_entry(&parts, &fresh, Label::Miss, status),
             Label::Miss,
         )
     }
@@ -213,7 +220,7 @@ impl ProxyService {
             if let Role::Lead(leader) = cache.flights.join(&key) {
                 let req_cc = request_cache_control(&parts.headers);
                 let (_, _, shared) = me
-                    .fetch_and_store(&parts, cache, &key, Some(stale), &req_cc, "stale")
+                    .fetch_and_store(&parts, cache, &key, Some(stale), &req_cc, Fwd::Stale)
                     .await;
                 leader.finish(shared);
             }
@@ -229,7 +236,7 @@ impl ProxyService {
         key: &str,
         stale: Option<Arc<CachedResponse>>,
         req_cc: &CacheControl,
-        kind: &str,
+        kind: Fwd,
     ) -> (Response<Body>, Label) {
         loop {
             match cache.flights.join(key) {
@@ -245,8 +252,8 @@ impl ProxyService {
                         let is_new = stale.as_ref().map_or(true, |s| !Arc::ptr_eq(s, &e));
                         if is_new && e.matches_vary(&parts.headers) && usable(&e, req_cc, now) {
                             drop(leader);
-                            let param = format!("hit; ttl={}", e.ttl(now).as_secs());
-                            return (self.serve_entry(parts, &e, Label::Hit, &param), Label::Hit);
+                            let status = CacheStatus::hit(&e, now);
+                            return (self.serve_entry(parts, &e, Label::Hit, status), Label::Hit);
                         }
                     }
                     let (resp, lbl, shared) = self
@@ -263,9 +270,8 @@ impl ProxyService {
                     match shared {
                         Shared::Stored(e) if e.matches_vary(&parts.headers) => {
                             let now = self.clock.now();
-                            let param =
-                                format!("hit; ttl={}; detail=coalesced", e.ttl(now).as_secs());
-                            return (self.serve_entry(parts, &e, Label::Hit, &param), Label::Hit);
+                            let status = CacheStatus::hit(&e, now).with_detail(Detail::Coalesced);
+                            return (self.serve_entry(parts, &e, Label::Hit, status), Label::Hit);
                         }
                         Shared::Failed(err) => {
                             let now = self.clock.now();
@@ -273,15 +279,16 @@ impl ProxyService {
                                 .as_ref()
                                 .filter(|e| e.may_serve_on_error(req_cc, now, err.disconnected()))
                             {
-                                let param = hit_param(e, now, "; detail=stale-if-error");
+                                let status =
+                                    CacheStatus::hit(e, now).with_detail(Detail::StaleIfError);
                                 return (
-                                    self.serve_entry(parts, e, Label::Hit, &param),
+                                    self.serve_entry(parts, e, Label::Hit, status),
                                     Label::Hit,
                                 );
                             }
-                            let param = format!("fwd={kind}; detail=coalesced");
+                            let status = CacheStatus::forward(kind).with_detail(Detail::Coalesced);
                             return (
-                                label(error_response(&err), Label::Miss, &param),
+                                label(error_response(&err), Label::Miss, status),
                                 Label::Miss,
                             );
                         }
@@ -307,7 +314,7 @@ impl ProxyService {
         key: &str,
         stale: Option<Arc<CachedResponse>>,
         req_cc: &CacheControl,
-        kind: &str,
+        kind: Fwd,
     ) -> (Response<Body>, Label, Shared) {
         let (headers, conditional) = self.fill_request_headers(parts, stale.as_deref());
         let request_time = self.clock.wall();
@@ -401,18 +408,17 @@ impl ProxyService {
         parts: &Parts,
         stale: Option<&Arc<CachedResponse>>,
         req_cc: &CacheControl,
-        kind: &str,
+        kind: Fwd,
         e: UpstreamError,
     ) -> (Response<Body>, Label, Shared) {
         let now = self.clock.now();
         if let Some(s) = stale.filter(|s| s.may_serve_on_error(req_cc, now, e.disconnected())) {
-            let param = hit_param(s, now, "; detail=stale-if-error");
-            let resp = self.serve_entry(parts, s, Label::Hit, &param);
+            let status = CacheStatus::hit(s, now).with_detail(Detail::StaleIfError);
+            let resp = self.serve_entry(parts, s, Label::Hit, status);
             return (resp, Label::Hit, Shared::Failed(e));
         }
-        let param = format!("fwd={kind}");
         (
-            label(error_response(&e), Label::Miss, &param),
+            label(error_response(&e), Label::Miss, CacheStatus::forward(kind)),
             Label::Miss,
             Shared::Failed(e),
         )
@@ -451,13 +457,13 @@ impl ProxyService {
             self.store_remove(fill.cache, fill.key);
             false
         };
-        let param = format!("fwd={}; fwd-status=304", fill.kind);
+        let status = CacheStatus::forward(fill.kind).with_fwd_status(304);
         let shared = if kept {
             Shared::Stored(fresh.clone())
         } else {
             Shared::FetchYourself
         };
-        let resp = self.serve_entry(fill.parts, &fresh, Label::Hit, &param);
+        let resp = self.serve_entry(fill.parts, &fresh, Label::Hit, status);
         (resp, Label::Hit, shared)
     }
 
@@ -482,14 +488,13 @@ impl ProxyService {
         if fill.had_stale && verdict.is_err() {
             self.store_remove(cache, fill.key); // the old entry is outdated
         }
-        let param = if fill.had_stale {
-            format!("fwd={}; fwd-status={}", fill.kind, rparts.status.as_u16())
-        } else {
-            format!("fwd={}", fill.kind)
-        };
+        let mut status = CacheStatus::forward(fill.kind);
+        if fill.had_stale {
+            status = status.with_fwd_status(rparts.status.as_u16());
+        }
         // Not to be stored (too large, no-store, private, 5xx...).
         if verdict.is_err() {
-            let resp = self.stream(rparts, VecDeque::new(), body, &param);
+            let resp = self.stream(rparts, VecDeque::new(), body, status);
             return (resp, Label::Miss, Shared::FetchYourself);
         }
         let buf = ChargedBuf::new(
@@ -508,23 +513,23 @@ impl ProxyService {
                     fill.response_time,
                     self.clock.now(),
                 ));
-                let (param, shared) = if self.store_insert(cache, fill.key, entry.clone()) {
-                    (format!("{param}; stored"), Shared::Stored(entry.clone()))
+                let (status, shared) = if self.store_insert(cache, fill.key, entry.clone()) {
+                    (status.with_stored(), Shared::Stored(entry.clone()))
                 } else {
-                    (param, Shared::FetchYourself)
+                    (status, Shared::FetchYourself)
                 };
-                let resp = self.serve_entry(fill.parts, &entry, Label::Miss, &param);
+                let resp = self.serve_entry(fill.parts, &entry, Label::Miss, status);
                 (resp, Label::Miss, shared)
             }
             Buffered::Failed(e) => {
                 bump(&self.counters.upstream_errors);
-                let resp = label(error_response(&e), Label::Miss, &param);
+                let resp = label(error_response(&e), Label::Miss, status);
                 (resp, Label::Miss, Shared::Failed(e))
             }
             Buffered::Overflow(prefix, next, rest) => {
                 // Too large for an entry, or for the memory left: stream the rest.
                 self.store_remove(cache, fill.key);
-                let resp = self.stream(rparts, VecDeque::from([prefix, next]), rest, &param);
+                let resp = self.stream(rparts, VecDeque::from([prefix, next]), rest, status);
                 (resp, Label::Miss, Shared::FetchYourself)
             }
         }
@@ -547,12 +552,10 @@ impl ProxyService {
         if !e.may_serve_on_error(req_cc, now, false) {
             return None;
         }
-        let param = hit_param(
-            e,
-            now,
-            &format!("; fwd-status={}; detail=stale-if-error", status.as_u16()),
-        );
-        let resp = self.serve_entry(parts, e, Label::Hit, &param);
+        let cache_status = CacheStatus::hit(e, now)
+            .with_fwd_status(status.as_u16())
+            .with_detail(Detail::StaleIfError);
+        let resp = self.serve_entry(parts, e, Label::Hit, cache_status);
         Some((resp, Label::Hit, Shared::FetchYourself))
     }
 
@@ -563,7 +566,7 @@ impl ProxyService {
         parts: &Parts,
         e: &CachedResponse,
         lbl: Label,
-        param: &str,
+        cache_status: CacheStatus,
     ) -> Response<Body> {
         let mut headers = e.headers.clone();
         // Entries keep no `Age` header; a hit, or a fresh answer that was
@@ -572,7 +575,8 @@ impl ProxyService {
             let age = e.age(self.clock.now()).as_secs();
             headers.insert(header::AGE, HeaderValue::from(age));
         }
-        let not_modified = e.status == StatusCode::OK && not_modified(&parts.headers, e);
+        let not_modified =
+            e.status == StatusCode::OK && not_modified(&parts.headers, e, self.clock.wall());
         let total = e.body.len();
         let range = if parts.method == Method::GET && e.status == StatusCode::OK {
             requested_range(&parts.headers, e)
@@ -612,7 +616,7 @@ impl ProxyService {
         let mut resp = Response::new(body);
         *resp.status_mut() = status;
         *resp.headers_mut() = headers;
-        label(resp, lbl, param)
+        label(resp, lbl, cache_status)
     }
 
     fn store_insert(&self, cache: &CacheState, key: &str, entry: Arc<CachedResponse>) -> bool {

@@ -2,16 +2,15 @@
 //! (RFC 9110 §7.6.1), `Via` added and recognised, body framing removed from a
 //! request sent without its body, and the labels (`X-Cache`, `Cache-Status`).
 
-use std::fmt::Write as _;
-use std::time::Instant;
-
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, Uri, Version};
 
-use crate::proxy::cache::CachedResponse;
 use crate::server::Body;
 
-use super::{Label, CACHE_NAME, CACHE_STATUS, X_CACHE};
+use crate::http_fields::{list_members, split_list_with_comments};
+
+use super::{Label, CACHE_STATUS, X_CACHE};
+use crate::proxy::cache::CacheStatus;
 
 pub(super) fn path_and_query(uri: &Uri) -> &str {
     uri.path_and_query().map_or("/", |p| p.as_str())
@@ -42,12 +41,9 @@ pub(super) const HOP_BY_HOP: [&str; 8] = [
 /// Removes hop-by-hop headers, including those the `Connection` header names
 /// and every `Proxy-*` header.
 pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+    let named: Vec<HeaderName> = list_members(headers, header::CONNECTION)
+        .into_iter()
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
         // Never let a client strip the framing of the message itself.
         .filter(|n| n != header::CONTENT_LENGTH && n != header::HOST)
         .collect();
@@ -104,31 +100,19 @@ pub(super) fn carries_token(headers: &HeaderMap, token: &str) -> bool {
         .get_all(header::VIA)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
+        .flat_map(split_list_with_comments)
         .filter_map(|entry| entry.split_whitespace().nth(1))
         .any(|by| by.eq_ignore_ascii_case(token))
 }
 
 /// Adds `X-Cache` and `Cache-Status` (RFC 9211) to a response (`Via` is
 /// added by `handle`, with this instance's token).
-pub(super) fn label(mut resp: Response<Body>, lbl: Label, param: &str) -> Response<Body> {
+pub(super) fn label(mut resp: Response<Body>, lbl: Label, status: CacheStatus) -> Response<Body> {
     let h = resp.headers_mut();
     h.insert(X_CACHE, HeaderValue::from_static(lbl.as_str()));
-    let mut status = String::from(CACHE_NAME);
-    let _ = write!(status, "; {param}");
-    if let Ok(v) = HeaderValue::from_str(&status) {
+    // Built from tokens and numbers only, so always a valid field value.
+    if let Ok(v) = HeaderValue::from_str(&status.to_string()) {
         h.append(CACHE_STATUS, v);
     }
     resp
-}
-
-/// `Cache-Status` for an answer from the store: `hit; ttl=N`, negative when
-/// the entry is stale (RFC 9211 §2.4), then `extra`.
-pub(super) fn hit_param(e: &CachedResponse, now: Instant, extra: &str) -> String {
-    let ttl = if e.is_fresh(now) {
-        e.ttl(now).as_secs().to_string()
-    } else {
-        format!("-{}", e.staleness(now).as_secs())
-    };
-    format!("hit; ttl={ttl}{extra}")
 }

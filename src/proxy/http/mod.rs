@@ -16,6 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
@@ -31,9 +32,10 @@ use crate::proxy::coalesce::Flights;
 use crate::proxy::impair::{Direction, Impairment};
 use crate::proxy::{Counters, DelayTimer, ProxyConfig};
 use crate::server::{self, bump, BodyError};
-use crate::server::{closing, text, Body, Handler};
+use crate::server::{closing, empty, full, text, Body, Handler};
 
-use crate::proxy::cache::request_cache_control;
+use crate::http_fields;
+use crate::proxy::cache::{request_cache_control, CacheStatus, Detail, Fwd};
 use body::PacedBody;
 use flow::CacheState;
 use headers::{carries_token, content_length, label, path_and_query, strip_hop_by_hop};
@@ -45,10 +47,6 @@ const UPSTREAM_READ_BUFFER: usize = 16 * 1024;
 const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
 const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
-
-/// The name this cache uses in `Cache-Status`, and the start of its `Via`
-/// pseudonym.
-pub(crate) const CACHE_NAME: &str = "netrun";
 
 /// How a response was produced, as `X-Cache` says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,23 +200,56 @@ impl ProxyService {
         }
         if let Err(resp) = self.check_target(&parts) {
             return (
-                label(resp, Label::Bypass, "fwd=bypass; detail=refused"),
+                label(
+                    resp,
+                    Label::Bypass,
+                    CacheStatus::forward(Fwd::Bypass).with_detail(Detail::Refused),
+                ),
                 Label::Bypass,
             );
         }
         if content_length(&parts.headers).is_some_and(|n| n > self.max_body) {
             let resp = self.body_too_large();
-            return (label(resp, Label::Bypass, "fwd=bypass"), Label::Bypass);
+            return (
+                label(resp, Label::Bypass, CacheStatus::forward(Fwd::Bypass)),
+                Label::Bypass,
+            );
+        }
+        if parts.method == Method::TRACE || parts.method == Method::OPTIONS {
+            match http_fields::max_forwards(&parts.headers) {
+                Some(0) => return (self.answer_as_last_hop(&parts, body).await, Label::Bypass),
+                Some(n) => {
+                    // RFC 9110 §7.6.2: one hop fewer left for the next.
+                    parts
+                        .headers
+                        .insert(header::MAX_FORWARDS, HeaderValue::from(n - 1));
+                }
+                None => {}
+            }
         }
         let Some(cache) = &self.cache else {
             let body = self.limited(body);
-            return self.forward(parts, body, Label::Bypass, "fwd=bypass").await;
+            return self
+                .forward(
+                    parts,
+                    body,
+                    Label::Bypass,
+                    CacheStatus::forward(Fwd::Bypass),
+                )
+                .await;
         };
         let key = cache::cache_key(&Method::GET, &self.authority, path_and_query(&parts.uri));
         if parts.method != Method::GET && parts.method != Method::HEAD {
             let unsafe_method = !parts.method.is_safe();
             let body = self.limited(body);
-            let (resp, lbl) = self.forward(parts, body, Label::Bypass, "fwd=method").await;
+            let (resp, lbl) = self
+                .forward(
+                    parts,
+                    body,
+                    Label::Bypass,
+                    CacheStatus::forward(Fwd::Method),
+                )
+                .await;
             // An unsafe method that succeeded may have changed the resource:
             // drop what we hold (RFC 9111 §4.4). A refused or failed one
             // changed nothing, so the entry stays.
@@ -232,20 +263,67 @@ impl ProxyService {
         if req_cc.no_store {
             let body = self.limited(body);
             return self
-                .forward(parts, body, Label::Bypass, "fwd=request")
+                .forward(
+                    parts,
+                    body,
+                    Label::Bypass,
+                    CacheStatus::forward(Fwd::Request),
+                )
                 .await;
         }
 
         // From here on the upstream gets no body (GET and HEAD through the
         // cache): read the client's so the connection stays usable.
         if let Err(resp) = self.discard_body(&parts.headers, body).await {
-            return (label(resp, Label::Bypass, "fwd=bypass"), Label::Bypass);
+            return (
+                label(resp, Label::Bypass, CacheStatus::forward(Fwd::Bypass)),
+                Label::Bypass,
+            );
         }
         // From here on the cache sees the request as the origin will: a
         // header the client named in `Connection` never reaches the origin,
         // so it must not select a `Vary` variant either.
         strip_hop_by_hop(&mut parts.headers);
         self.through_cache(parts, cache, &key, &req_cc).await
+    }
+
+    /// A TRACE or OPTIONS with `Max-Forwards: 0` is for this proxy, not the
+    /// upstream (RFC 9110 §7.6.2): TRACE gets its request back as
+    /// `message/http` (without credentials, §9.3.8), OPTIONS an empty 200.
+    async fn answer_as_last_hop(&self, parts: &Parts, body: Incoming) -> Response<Body> {
+        let status = CacheStatus::default().with_detail(Detail::MaxForwards);
+        if let Err(resp) = self.discard_body(&parts.headers, body).await {
+            return label(resp, Label::Bypass, status);
+        }
+        let mut echo = String::new();
+        if parts.method == Method::TRACE {
+            echo = format!("TRACE {} {:?}\r\n", parts.uri, parts.version);
+            let secret = [
+                header::AUTHORIZATION,
+                header::PROXY_AUTHORIZATION,
+                header::COOKIE,
+            ];
+            for (name, value) in parts.headers.iter().filter(|(n, _)| !secret.contains(n)) {
+                let value = String::from_utf8_lossy(value.as_bytes());
+                echo.push_str(&format!("{name}: {value}\r\n"));
+            }
+            echo.push_str("\r\n");
+        }
+        let len = echo.len();
+        let mut resp = Response::new(if len == 0 {
+            empty()
+        } else {
+            full(Bytes::from(echo))
+        });
+        let headers = resp.headers_mut();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        if parts.method == Method::TRACE {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("message/http"),
+            );
+        }
+        label(resp, Label::Bypass, status)
     }
 
     /// The client's body, cut off past `--max-body-size`.
@@ -335,7 +413,7 @@ impl ProxyService {
                 ),
             ),
             Label::Bypass,
-            "fwd=bypass; detail=loop",
+            CacheStatus::forward(Fwd::Bypass).with_detail(Detail::Loop),
         )
     }
 

@@ -21,6 +21,7 @@ use crate::server::{closing, text, Body, BoxError};
 use super::body::{PacedBody, UpstreamBody};
 use super::headers::{label, path_and_query, strip_hop_by_hop, upstream_request_headers};
 use super::{Label, ProxyService};
+use crate::proxy::cache::CacheStatus;
 
 /// A failed upstream exchange, ready to become a 502 or 504.
 #[derive(Debug, Clone)]
@@ -47,7 +48,7 @@ impl ProxyService {
         parts: Parts,
         body: Body,
         lbl: Label,
-        param: &str,
+        status: CacheStatus,
     ) -> (Response<Body>, Label) {
         let headers = upstream_request_headers(&parts.headers, parts.version, &self.via_token);
         let deadline = tokio::time::Instant::now() + self.timeout;
@@ -63,12 +64,12 @@ impl ProxyService {
             .await
         {
             Ok(r) => r,
-            Err(e) => return (label(error_response(&e), lbl, param), lbl),
+            Err(e) => return (label(error_response(&e), lbl, status), lbl),
         };
         let (mut rparts, rbody) = resp.into_parts();
         strip_hop_by_hop(&mut rparts.headers);
         let body = self.upstream_body(VecDeque::new(), rbody);
-        (label(Response::from_parts(rparts, body), lbl, param), lbl)
+        (label(Response::from_parts(rparts, body), lbl, status), lbl)
     }
 
     pub(super) fn stream(
@@ -76,10 +77,10 @@ impl ProxyService {
         rparts: http::response::Parts,
         prefix: VecDeque<Bytes>,
         rest: Body,
-        param: &str,
+        status: CacheStatus,
     ) -> Response<Body> {
         let body = self.upstream_body(prefix, rest);
-        label(Response::from_parts(rparts, body), Label::Miss, param)
+        label(Response::from_parts(rparts, body), Label::Miss, status)
     }
 
     fn upstream_body(&self, prefix: VecDeque<Bytes>, rest: Body) -> Body {
