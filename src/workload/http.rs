@@ -367,16 +367,44 @@ pub async fn run_http(
     let duration = start.elapsed();
     // Every sender is gone, so the threads are ending: joining waits for
     // little more than their runtimes' teardown.
-    let joined = tokio::task::spawn_blocking(move || {
-        let workers_ok = handles.into_iter().all(|h| h.join().is_ok());
-        let pacer_ok = pacer.map_or(true, |p| p.is_ok_and(|h| h.join().is_ok()));
-        workers_ok && pacer_ok
+    // Every thread is joined, and each one that panicked is named with its
+    // panic message: a worker's failure must not vanish from the report.
+    let failures = tokio::task::spawn_blocking(move || {
+        let mut failures = Vec::new();
+        for (i, h) in handles.into_iter().enumerate() {
+            if let Err(panic) = h.join() {
+                failures.push(format!(
+                    "HTTP worker thread {i} panicked: {}",
+                    panic_message(&*panic)
+                ));
+            }
+        }
+        if let Some(Ok(p)) = pacer {
+            if let Err(panic) = p.join() {
+                failures.push(format!(
+                    "the HTTP pacing thread panicked: {}",
+                    panic_message(&*panic)
+                ));
+            }
+        }
+        failures
     })
-    .await;
-    if !matches!(joined, Ok(true)) {
-        anyhow::bail!("an HTTP worker or pacing thread failed");
+    .await
+    .context("waiting for the HTTP worker threads")?;
+    if !failures.is_empty() {
+        anyhow::bail!("{}", failures.join("; "));
     }
     Ok(tally.report(started_at, duration, cancel.is_cancelled()))
+}
+
+/// What a thread's panic said (`panic!` with a message or a format string),
+/// or that it said nothing readable.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "a panic without a message".to_string(),
+    }
 }
 
 /// Aggregates the samples of a run into its report: counts by outcome,
@@ -774,6 +802,20 @@ fn classify_hyper(e: hyper::Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_panic_keeps_its_message() {
+        let formatted = std::thread::spawn(|| panic!("connection pool broke: {}", 7))
+            .join()
+            .unwrap_err();
+        assert_eq!(panic_message(&*formatted), "connection pool broke: 7");
+        let literal = std::thread::spawn(|| panic!("plain")).join().unwrap_err();
+        assert_eq!(panic_message(&*literal), "plain");
+        let other = std::thread::spawn(|| std::panic::panic_any(42u8))
+            .join()
+            .unwrap_err();
+        assert_eq!(panic_message(&*other), "a panic without a message");
+    }
 
     fn sample(status: Option<u16>, cache: CacheMark, error: Option<&'static str>) -> Sample {
         Sample {
