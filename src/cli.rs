@@ -82,6 +82,10 @@ pub struct RunArgs {
     /// whole 95% interval is not past it (and past the metric's floor) never fails the run.
     #[arg(long, value_name = "PCT", default_value_t = 25.0, value_parser = parse_percentage)]
     pub tolerance: f64,
+    /// With --baseline: gated figures that cannot be judged (too little
+    /// data) are listed and counted but do not fail the run.
+    #[arg(long)]
+    pub allow_inconclusive: bool,
     /// Run each variant N times (overrides the scenario's `repeat`), each
     /// with fresh services, interleaved A B A B.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -158,6 +162,22 @@ pub struct MergeArgs {
     /// result says what it lacks (run.json `partial`, and on the terminal).
     #[arg(long)]
     pub partial: bool,
+    /// Compare the merged rows with an earlier summary CSV (or a results
+    /// folder), as `netrun run --baseline` does; regressions fail.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub baseline: Option<PathBuf>,
+    /// With --baseline: the practical threshold in percent (as for `run`).
+    #[arg(long, value_name = "PCT", default_value_t = 25.0, value_parser = parse_percentage)]
+    pub tolerance: f64,
+    /// With --baseline: gated figures that cannot be judged do not fail.
+    #[arg(long)]
+    pub allow_inconclusive: bool,
+    /// Write the expectations and gated baseline metrics as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Print a JSON summary on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -230,3 +230,121 @@ fn a_baseline_is_never_its_own_output() {
             .stderr(predicates::str::contains("overwrite its own baseline"));
     }
 }
+
+fn run_into(file: &Path, out: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
+    netrun()
+        .arg(file)
+        .args(["--quiet", "--out"])
+        .arg(out)
+        .args(extra)
+        .assert()
+}
+
+/// A one-repetition baseline against four runs: repetitions cannot decide,
+/// so the hit ratio is judged from the summed counts and the cache turned
+/// off fails the gate (it passed as `inconclusive` with exit 0 before).
+#[test]
+fn a_one_run_baseline_catches_a_cache_turned_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = |enabled: bool| {
+        format!(
+            "[cache]\nenabled = {enabled}\n[[workload]]\nkind = \"http\"\nname = \"page\"\n\
+             requests = 60\npaths = [\"/index.html\"]\n[gate]\nmetrics = [\"cache_hit_ratio\"]\n"
+        )
+    };
+    let file = scenario(dir.path(), "c", "", &body(true));
+    let base = dir.path().join("base");
+    run_into(&file, &base, &["--repeat", "1"]).code(0);
+    let file = scenario(dir.path(), "c", "", &body(false));
+    let out = netrun()
+        .arg(&file)
+        .args(["--repeat", "4", "--out"])
+        .arg(dir.path().join("now2"))
+        .arg("--baseline")
+        .arg(&base)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("REGRESSION page.cache_hit_ratio"), "{text}");
+}
+
+/// A gated figure that cannot be judged (one value each of an aggregate)
+/// is said on its own line and counted, and fails the gate unless
+/// `--allow-inconclusive`; JUnit records it as a failure, not skipped.
+#[test]
+fn figures_that_cannot_be_judged_fail_unless_allowed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = scenario(
+        dir.path(),
+        "j",
+        "",
+        &format!("{UDP}[gate]\nmetrics = [\"jitter_ms\", \"loss_percent\"]\n"),
+    );
+    let base = dir.path().join("base");
+    run_into(&file, &base, &[]).code(0);
+    let junit = dir.path().join("j.xml");
+    let out = netrun()
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path().join("now"))
+        .arg("--baseline")
+        .arg(&base)
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("1 of 2 gated figures could not be judged"),
+        "{text}"
+    );
+    assert!(
+        text.contains("NOT JUDGED q.jitter_ms: one run each"),
+        "{text}"
+    );
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert!(xml.contains("NOT JUDGED"), "{xml}");
+    assert!(!xml.contains("<skipped"), "{xml}");
+    run_into(
+        &file,
+        &dir.path().join("now2"),
+        &["--allow-inconclusive", "--baseline", base.to_str().unwrap()],
+    )
+    .code(0);
+}
+
+/// A baseline of a renamed scenario, or one lacking a renamed gated
+/// workload, is refused before the run (exit 2, naming what has no row).
+#[test]
+fn a_baseline_that_matches_nothing_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = scenario(dir.path(), "old", "", UDP);
+    let base = dir.path().join("base");
+    run_into(&file, &base, &[]).code(0);
+    let baseline = base.join("old.csv");
+    let renamed = scenario(dir.path(), "new", "", UDP);
+    run_into(
+        &renamed,
+        &dir.path().join("n1"),
+        &["--baseline", baseline.to_str().unwrap()],
+    )
+    .code(2)
+    .stderr(predicates::str::contains("matches nothing"))
+    .stderr(predicates::str::contains("`new.default.q`"));
+    assert!(
+        !dir.path().join("n1/new.csv").exists(),
+        "refused before the run"
+    );
+    let web = scenario(dir.path(), "old", "", &UDP.replace("\"q\"", "\"web\""));
+    run_into(
+        &web,
+        &dir.path().join("n2"),
+        &["--baseline", baseline.to_str().unwrap()],
+    )
+    .code(2)
+    .stderr(predicates::str::contains(
+        "no baseline row for `old.default.web`",
+    ));
+}

@@ -65,13 +65,18 @@ fn blocks() -> Vec<(String, String)> {
     documents().iter().flat_map(|p| blocks_of(p)).collect()
 }
 
-/// The block whose first line starts with `first`.
-fn block_starting(first: &str) -> String {
-    blocks()
+/// Every block (README's first, then the book's) whose first line starts with `first`.
+fn blocks_starting(first: &str) -> Vec<String> {
+    let found: Vec<String> = blocks()
         .into_iter()
         .map(|(_, b)| b)
-        .find(|b| b.starts_with(first))
-        .unwrap_or_else(|| panic!("no README or book block starts with {first:?}"))
+        .filter(|b| b.starts_with(first))
+        .collect();
+    assert!(
+        !found.is_empty(),
+        "no README or book block starts with {first:?}"
+    );
+    found
 }
 
 #[test]
@@ -236,7 +241,7 @@ fn the_probe_sample_lists_what_the_probe_prints() {
             let _ = echo.send_to(&buf[..n], peer);
         }
     });
-    let sample = block_starting("$ netrun probe udp");
+    let samples = blocks_starting("$ netrun probe udp");
     let out = netrun()
         .args(["probe", "udp", &addr.to_string()])
         .args([
@@ -251,12 +256,14 @@ fn the_probe_sample_lists_what_the_probe_prints() {
         .expect("run");
     assert_eq!(out.status.code(), Some(0));
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(listed_names(&sample), listed_names(&printed), "{printed}");
+    for sample in samples {
+        assert_eq!(listed_names(&sample), listed_names(&printed), "{printed}");
+    }
 }
 
 #[test]
 fn the_quick_start_sample_shows_the_real_table_and_verdicts() {
-    let sample = block_starting("$ cargo run --release -- scenarios/basic.toml");
+    let samples = blocks_starting("$ cargo run --release -- scenarios/basic.toml");
     let dir = tempfile::tempdir().expect("tempdir");
     let out = netrun()
         .current_dir(root())
@@ -271,7 +278,9 @@ fn the_quick_start_sample_shows_the_real_table_and_verdicts() {
             .find(|l| l.starts_with("workload "))
             .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
     };
-    assert_eq!(header(&sample), header(&printed), "{printed}");
+    for sample in &samples {
+        assert_eq!(header(sample), header(&printed), "{printed}");
+    }
     // The same expectations, in the same order (the measured values differ).
     let verdicts = |t: &str| -> Vec<String> {
         t.lines()
@@ -279,7 +288,9 @@ fn the_quick_start_sample_shows_the_real_table_and_verdicts() {
             .map(|l| l.split(" (measured").next().unwrap_or(l).to_string())
             .collect()
     };
-    assert_eq!(verdicts(&sample), verdicts(&printed), "{printed}");
+    for sample in &samples {
+        assert_eq!(verdicts(sample), verdicts(&printed), "{printed}");
+    }
     let rows = |t: &str| -> Vec<String> {
         t.lines()
             .filter(|l| {
@@ -290,7 +301,9 @@ fn the_quick_start_sample_shows_the_real_table_and_verdicts() {
             .filter_map(|l| l.split_whitespace().next().map(String::from))
             .collect()
     };
-    assert_eq!(rows(&sample), rows(&printed), "{printed}");
+    for sample in &samples {
+        assert_eq!(rows(sample), rows(&printed), "{printed}");
+    }
 }
 
 /// ARCHITECTURE.md names every top-level module of `src/`, as `name.rs` or `name/`.

@@ -1,27 +1,30 @@
 //! `netrun [run] FILE...`: validate every file first, then run them one after
 //! another, print a summary table (or JSON) and decide the exit code.
 
-mod baseline;
+pub(super) mod baseline;
 pub(super) mod live;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 
 use crate::cli::RunArgs;
 use crate::error::{Error, Outcome};
+use crate::metrics::SummaryRow;
 use crate::report::compare;
 use crate::report::gate::{self, GateReport};
 use crate::report::html;
 use crate::report::junit::{self, Suite};
-use crate::report::run_record::ShardedFile;
+use crate::report::run_record::{ExpectationInfo, ShardedFile};
 use crate::report::{progress, summary};
 pub use crate::runner::output::check_out;
 use crate::runner::{self, Observer, ScenarioRun, Share};
 use crate::scenario::{self, Scenario};
 use crate::shard::Part;
-use baseline::{baseline_info, gate_config, load_baselines, print_gate, refuse_own_baseline};
+use baseline::{
+    baseline_info, check_matches, gate_config, load_baselines, print_gate, refuse_own_baseline,
+};
 use live::LiveView;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
@@ -32,8 +35,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     } = prepare(&args)?;
     let baselines = match &args.baseline {
         Some(b) => {
-            refuse_own_baseline(b, &args.out, &scenarios)?;
-            Some(load_baselines(b, &scenarios)?)
+            let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
+            refuse_own_baseline(b, &args.out, &names)?;
+            let loaded = load_baselines(b, &names)?;
+            for (i, s) in scenarios.iter().enumerate() {
+                let cfg = gate_config(s, &args);
+                check_matches(b, &loaded[i].rows, &s.name, &measured(s, &shares[i]), &cfg)?;
+            }
+            Some(loaded)
         }
         None => None,
     };
@@ -90,7 +99,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                     &b[i].rows,
                     &run.rows,
                     (b[i].samples.as_ref(), now_samples.as_ref()),
-                    &gate_config(s),
+                    &gate_config(s, &args),
                     args.tolerance / 100.0,
                 ))
             }
@@ -148,7 +157,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         junit::write(path, &suites)?;
     }
     if args.json {
-        print_json(&runs, &gates, &pages)?;
+        let json: Vec<JsonRun> = runs
+            .iter()
+            .zip(&gates)
+            .zip(&pages)
+            .map(|((r, g), p)| JsonRun::of(r, g.as_ref(), p.as_deref()))
+            .collect();
+        print_json(&json)?;
     }
     outcome(cancel.is_stopped(), &runs, &gates)
 }
@@ -228,23 +243,67 @@ fn print_header(s: &Scenario, args: &RunArgs, runs: usize) {
     }
 }
 
+/// The (variant label, workload) pairs the units at `positions` measure.
+fn measured(s: &Scenario, positions: &[usize]) -> Vec<(String, String)> {
+    let schedule = runner::schedule(s);
+    let mut variants: Vec<usize> = positions
+        .iter()
+        .filter_map(|&p| schedule.get(p).map(|u| u.0))
+        .collect();
+    variants.sort_unstable();
+    variants.dedup();
+    variants
+        .iter()
+        .filter_map(|&v| s.variants.get(v))
+        .flat_map(|v| {
+            v.plan
+                .workloads
+                .iter()
+                .map(move |w| (v.label.clone(), w.name.clone()))
+        })
+        .collect()
+}
+
+/// One scenario's results as `--json` prints them, for `run` and `merge`.
+pub(super) struct JsonRun<'a> {
+    pub scenario: &'a str,
+    pub run_id: &'a str,
+    pub interrupted: bool,
+    pub summary_csv: &'a Path,
+    pub rows: &'a [SummaryRow],
+    pub expectations: Vec<ExpectationInfo>,
+    pub gate: Option<&'a GateReport>,
+    pub report: Option<&'a Path>,
+}
+
+impl<'a> JsonRun<'a> {
+    fn of(r: &'a ScenarioRun, gate: Option<&'a GateReport>, report: Option<&'a Path>) -> Self {
+        JsonRun {
+            scenario: &r.scenario,
+            run_id: &r.run_id,
+            interrupted: r.interrupted,
+            summary_csv: &r.summary_csv,
+            rows: &r.rows,
+            expectations: r.expectations.iter().map(ExpectationInfo::from).collect(),
+            gate,
+            report,
+        }
+    }
+}
+
 /// `--json`: every run with its rows, expectations, baseline verdicts and report.
-fn print_json(
-    runs: &[ScenarioRun],
-    gates: &[Option<GateReport>],
-    pages: &[Option<PathBuf>],
-) -> anyhow::Result<()> {
+pub(super) fn print_json(runs: &[JsonRun<'_>]) -> anyhow::Result<()> {
     let doc = serde_json::json!({
-        "runs": runs.iter().zip(gates).zip(pages).map(|((r, g), page)| serde_json::json!({
+        "runs": runs.iter().map(|r| serde_json::json!({
             "scenario": r.scenario,
             "run_id": r.run_id,
             "interrupted": r.interrupted,
             "summary_csv": r.summary_csv,
             "rows": r.rows,
             "expectations": r.expectations,
-            "regressions": g.as_ref().map(|g| g.worse().collect::<Vec<_>>()).unwrap_or_default(),
-            "baseline": g,
-            "report": page,
+            "regressions": r.gate.map(|g| g.worse().collect::<Vec<_>>()).unwrap_or_default(),
+            "baseline": r.gate,
+            "report": r.report,
         })).collect::<Vec<_>>()
     });
     println!("{}", serde_json::to_string_pretty(&doc)?);

@@ -41,6 +41,8 @@ pub struct Merged {
     pub results_dir: PathBuf,
     pub rows: Vec<SummaryRow>,
     pub expectations: Vec<ExpectationInfo>,
+    /// The run record written (`run.json`).
+    pub record: RunInfo,
     /// The rebuilt report, or why it could not be written.
     pub report: Result<PathBuf, String>,
 }
@@ -164,6 +166,7 @@ impl<'a> Joined<'a> {
             results_dir: dir,
             rows: self.rows.clone(),
             expectations: self.info.expectations.clone(),
+            record: self.info.clone(),
             report: Err("not written yet".to_string()),
         })
     }

@@ -302,7 +302,7 @@ pub fn render(cols: &[Column], tolerance: f64) -> String {
                         "{} {} {}",
                         fmt_metric(metric.name, *v),
                         fmt_change(a),
-                        a.verdict
+                        a.verdict_text()
                     ),
                     None => fmt_metric(metric.name, *v),
                 });

@@ -10,7 +10,8 @@ use serde::Serialize;
 pub use crate::metrics::judged::{metric, Kind, Metric, DEFAULT_GATED, METRICS};
 use crate::metrics::SummaryRow;
 use crate::stats::{
-    judge, proportion_change, sample_change, Change, Statistic, Threshold, Verdict,
+    judge, proportion_change, sample_change, smallest_p, Change, Statistic, Threshold, Verdict,
+    ALPHA,
 };
 
 /// Fewest per-request or per-datagram samples a single run needs for a
@@ -76,12 +77,37 @@ pub struct Assessment {
     pub verdict: Verdict,
     /// Why this verdict, in words.
     pub reason: String,
-    /// A latency judged from the samples of one run on each side: its
-    /// interval says nothing of the noise between runs.
+    /// A latency judged from per-sample latencies (one run each, or runs
+    /// too few to judge by repetition): its interval says nothing of the
+    /// noise between runs.
     pub one_run: bool,
+    /// The practical threshold the change was held against (relative, as a
+    /// fraction; absolute, in the metric's unit): what makes a significant
+    /// change `small` rather than `worse` or `better`.
+    pub threshold: Threshold,
 }
 
 impl Assessment {
+    /// Inconclusive for want of data: no change could be computed at all
+    /// (as opposed to a change whose interval straddles the threshold, or
+    /// one a slower host could explain).
+    pub fn unjudged(&self) -> bool {
+        self.verdict == Verdict::Inconclusive && self.change.is_none()
+    }
+
+    /// The verdict as tables print it: `small` with the threshold it is
+    /// inside (`small (< 25%, 0.5)`), the others as they are.
+    pub fn verdict_text(&self) -> String {
+        match self.verdict {
+            Verdict::Small => format!(
+                "small (< {}%, {})",
+                self.threshold.relative * 100.0,
+                self.threshold.absolute
+            ),
+            v => v.to_string(),
+        }
+    }
+
     /// Relative change of the medians, as a fraction (`None` from 0).
     pub fn relative(&self) -> Option<f64> {
         (self.baseline != 0.0).then(|| (self.now - self.baseline) / self.baseline.abs())
@@ -140,8 +166,9 @@ pub fn assess(
     };
     let seed = seed_of(&[&key.scenario, &key.variant, &key.workload, metric.name]);
     let outcome = change_of(metric, base, now, &bv, &nv, seed);
+    let from_samples = matches!(outcome, Ok((_, true)));
     let (change, verdict, reason) = match outcome {
-        Ok(c) => {
+        Ok((c, _)) => {
             let (v, why) = judge(&c, metric.direction, threshold);
             (Some(c), v, why)
         }
@@ -157,13 +184,36 @@ pub fn assess(
         change,
         verdict,
         reason,
-        one_run: matches!(metric.kind, Kind::Latency(_)) && bv.len() <= 1 && nv.len() <= 1,
+        one_run: from_samples,
+        threshold,
     })
 }
 
-/// Picks the method: repetition values when both sides have several, else
-/// what one run knows (samples for latency, counts for proportions); rates
-/// of tiny workloads and single aggregates are not enough data.
+/// A gated figure that could not be judged at all, with why.
+fn unjudged(key: &Key, metric: &Metric, base: Option<f64>, now: f64, why: String) -> Assessment {
+    Assessment {
+        scenario: key.scenario.clone(),
+        variant: key.variant.clone(),
+        workload: key.workload.clone(),
+        metric: metric.name.to_string(),
+        baseline: base.unwrap_or(f64::NAN),
+        now,
+        change: None,
+        verdict: Verdict::Inconclusive,
+        reason: why,
+        one_run: false,
+        threshold: Threshold {
+            relative: 0.0,
+            absolute: metric.floor,
+        },
+    }
+}
+
+/// Picks the method: repetition values when there are enough of them to
+/// show a change, else what single runs know (per-sample latencies of each
+/// side's runs, counts summed over them for proportions); rates of tiny
+/// workloads and single aggregates are not enough data. The flag says the
+/// change was judged from samples.
 fn change_of(
     metric: &Metric,
     base: Side,
@@ -171,7 +221,7 @@ fn change_of(
     bv: &[f64],
     nv: &[f64],
     seed: u64,
-) -> Result<Change, String> {
+) -> Result<(Change, bool), String> {
     if matches!(metric.name, "requests_per_s" | "throughput_bps") {
         let tiny = |s: &Side| s.rows.iter().any(|r| r.sent.unwrap_or(0) < MIN_RATE_COUNT);
         if tiny(&base) || tiny(&now) {
@@ -180,25 +230,40 @@ fn change_of(
             ));
         }
     }
-    if bv.len() > 1 || nv.len() > 1 {
-        return sample_change(bv, nv, Statistic::Median, "repetitions", seed);
+    // Repetitions decide when there are enough on both sides to ever be
+    // significant (4 and 4); a one-run baseline against five runs is not.
+    if (bv.len() > 1 || nv.len() > 1) && smallest_p(bv.len(), nv.len()) < ALPHA {
+        return sample_change(bv, nv, Statistic::Median, "repetitions", seed).map(|c| (c, false));
     }
+    let runs = if bv.len() <= 1 && nv.len() <= 1 {
+        "one run each".to_string()
+    } else {
+        format!(
+            "{} and {} runs (too few to judge by repetition)",
+            bv.len(),
+            nv.len()
+        )
+    };
     match metric.kind {
         Kind::Latency(stat) => {
             let (Some(bs), Some(ns)) = (base.samples, now.samples) else {
-                return Err(
-                    "one run each and no per-request samples beside the summary; use `repeat` ≥ 4"
-                        .into(),
-                );
+                return Err(format!(
+                    "{runs} and no per-request samples beside a summary; use `repeat` ≥ 4 on both sides"
+                ));
             };
             if bs.len() < MIN_SAMPLES || ns.len() < MIN_SAMPLES {
                 return Err(format!(
-                    "one run each with {} and {} samples; a latency needs {MIN_SAMPLES} or `repeat` ≥ 4",
+                    "{runs} with {} and {} samples; a latency needs {MIN_SAMPLES} or `repeat` ≥ 4",
                     bs.len(),
                     ns.len()
                 ));
             }
-            sample_change(bs, ns, stat, "samples of one run", seed)
+            let what = if bv.len() <= 1 && nv.len() <= 1 {
+                "samples of one run"
+            } else {
+                "samples of each side's runs"
+            };
+            sample_change(bs, ns, stat, what, seed).map(|c| (c, true))
         }
         Kind::Proportion => {
             let (Some(bc), Some(nc)) = (
@@ -213,14 +278,21 @@ fn change_of(
                 "errors" => 100.0,
                 _ => 1.0,
             };
-            proportion_change(bc, nc, scale).ok_or_else(|| "no counts to judge".into())
+            proportion_change(bc, nc, scale)
+                .map(|c| (c, false))
+                .ok_or_else(|| "no counts to judge".into())
         }
-        Kind::Aggregate => Err("one value each; use `repeat` ≥ 4 to judge it".into()),
+        Kind::Aggregate => Err(format!(
+            "{runs}; use `repeat` ≥ 4 on both sides to judge it"
+        )),
     }
 }
 
 /// A figure in the unit the run summary uses (`52.92 Mbit/s`, `0.885`).
 pub fn fmt_metric(metric: &str, v: f64) -> String {
+    if v.is_nan() {
+        return "(none)".to_string();
+    }
     match metric {
         "throughput_bps" => super::summary::rate(Some(v)),
         "requests_per_s" => format!("{v:.1}"),
@@ -274,19 +346,25 @@ pub fn describe(a: &Assessment) -> String {
         fmt_metric(&a.metric, a.baseline),
         fmt_metric(&a.metric, a.now),
         fmt_change(a),
-        a.verdict,
+        a.verdict_text(),
         a.reason
     )
 }
 
 /// What the gate checks: metrics (all workloads, or `workload.metric`) and
 /// the workloads that measure the host rather than the system under test.
-#[derive(Debug, Clone, PartialEq)]
+/// Recorded in `run.json`, so `netrun merge --baseline` gates the merged
+/// rows as the scenario says without its file.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct GateConfig {
     /// `(workload, metric)`; a `None` workload means every workload.
     pub metrics: Vec<(Option<String>, String)>,
     /// Control workloads: their latency change says how much the host changed.
     pub controls: Vec<String>,
+    /// `--allow-inconclusive`: gated figures that could not be judged do
+    /// not fail the gate (they are still listed and counted).
+    pub allow_inconclusive: bool,
 }
 
 impl Default for GateConfig {
@@ -297,12 +375,39 @@ impl Default for GateConfig {
                 .map(|m| (None, m.to_string()))
                 .collect(),
             controls: Vec::new(),
+            allow_inconclusive: false,
         }
     }
 }
 
 impl GateConfig {
-    fn gates(&self, workload: &str, metric: &str) -> bool {
+    /// What a scenario gates: its `[gate]`, else the default metrics, with
+    /// workloads aimed straight at the origin (no proxy in the path) as the
+    /// host's controls.
+    pub fn of(s: &crate::scenario::Scenario) -> Self {
+        let mut cfg = GateConfig::default();
+        if let Some(m) = &s.gate.metrics {
+            cfg.metrics.clone_from(m);
+        }
+        cfg.controls = match &s.gate.control {
+            Some(c) => c.clone(),
+            None => s
+                .variants
+                .first()
+                .map(|v| {
+                    v.plan
+                        .workloads
+                        .iter()
+                        .filter(|w| w.target == crate::scenario::Target::Origin)
+                        .map(|w| w.name.clone())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        cfg
+    }
+
+    pub fn gates(&self, workload: &str, metric: &str) -> bool {
         self.metrics
             .iter()
             .any(|(w, m)| m == metric && w.as_deref().map_or(true, |w| w == workload))
@@ -318,6 +423,8 @@ pub struct GateReport {
     pub host: Vec<Assessment>,
     /// Why worse verdicts were turned inconclusive, when the host itself changed.
     pub host_changed: Option<String>,
+    /// Figures that could not be judged do not fail the gate.
+    pub allow_inconclusive: bool,
 }
 
 impl GateReport {
@@ -333,8 +440,16 @@ impl GateReport {
             .filter(|a| a.verdict == Verdict::Inconclusive)
     }
 
+    /// The gated figures that could not be judged at all (no data for a
+    /// verdict): each fails the gate unless `--allow-inconclusive`.
+    pub fn unjudged(&self) -> impl Iterator<Item = &Assessment> {
+        self.assessments.iter().filter(|a| a.unjudged())
+    }
+
+    /// A figure is worse, or one could not be judged and that was not allowed.
     pub fn failed(&self) -> bool {
         self.worse().next().is_some()
+            || (!self.allow_inconclusive && self.unjudged().next().is_some())
     }
 }
 
@@ -382,7 +497,23 @@ pub fn gate(
     let mut assessments = Vec::new();
     let mut host = Vec::new();
     for (key, rows) in group(&now) {
+        let gated = METRICS
+            .iter()
+            .filter(|m| config.gates(&key.workload, m.name));
         let Some((_, brows)) = base_groups.iter().find(|(k, _)| *k == key) else {
+            // A gated figure without a baseline row is never passed over in silence.
+            if !config.controls.contains(&key.workload) {
+                let n = Side {
+                    rows: &rows,
+                    samples: None,
+                };
+                for metric in gated {
+                    if let Some(v) = median(&n.values(metric.name)) {
+                        let why = format!("the baseline has no row for `{}`", key.dotted());
+                        assessments.push(unjudged(&key, metric, None, v, why));
+                    }
+                }
+            }
             continue;
         };
         let b = side(brows, samples.0, &key);
@@ -397,12 +528,16 @@ pub fn gate(
             }
             continue;
         }
-        for metric in METRICS
-            .iter()
-            .filter(|m| config.gates(&key.workload, m.name))
-        {
-            if let Some(a) = assess(&key, metric, b, n, tolerance) {
-                assessments.push(a);
+        for metric in gated {
+            match assess(&key, metric, b, n, tolerance) {
+                Some(a) => assessments.push(a),
+                // Measured now, but the baseline's column is empty.
+                None => {
+                    if let Some(v) = median(&n.values(metric.name)) {
+                        let why = "the baseline's row has no value for it".to_string();
+                        assessments.push(unjudged(&key, metric, None, v, why));
+                    }
+                }
             }
         }
     }
@@ -456,6 +591,7 @@ pub fn gate(
         assessments,
         host,
         host_changed,
+        allow_inconclusive: config.allow_inconclusive,
     }
 }
 
@@ -593,15 +729,21 @@ mod tests {
     fn single_runs_use_samples_and_counts() {
         let base = vec![row("page", 1, 0.3)];
         let now = vec![row("page", 1, 2.3)];
-        // No samples: nothing to say about latency.
+        // No samples: latency cannot be judged, which fails the gate
+        // unless the user allows it.
         let r = gate(&base, &now, (None, None), &GateConfig::default(), 0.25);
-        assert!(!r.failed());
+        assert!(r.failed(), "an unjudged figure fails: {r:#?}");
         let p50 = r
             .assessments
             .iter()
             .find(|a| a.metric == "latency_p50_ms")
             .unwrap();
-        assert_eq!(p50.verdict, Verdict::Inconclusive);
+        assert!(p50.unjudged(), "{p50:#?}");
+        let allow = GateConfig {
+            allow_inconclusive: true,
+            ..GateConfig::default()
+        };
+        assert!(!gate(&base, &now, (None, None), &allow, 0.25).failed());
         // With samples: 100 requests each, 2 ms apart.
         let key = ("default".to_string(), "page".to_string());
         let bs: Samples = [(
@@ -640,16 +782,79 @@ mod tests {
         };
         let r = gate(&base, &now, (Some(&bs), Some(&ns)), &cfg, 0.25);
         assert!(r.worse().any(|a| a.metric == "latency_p50_ms"), "{r:#?}");
-        // A one-request workload: inconclusive, never worse.
+        // A one-request workload: never worse; not judged, which fails
+        // only when not allowed.
         let one: Samples = [(("default".to_string(), "page".to_string()), vec![9.0])].into();
-        let r = gate(
-            &base,
-            &now,
-            (Some(&bs), Some(&one)),
-            &GateConfig::default(),
-            0.25,
-        );
+        let r = gate(&base, &now, (Some(&bs), Some(&one)), &allow, 0.25);
         assert!(!r.failed());
+        assert_eq!(r.worse().count(), 0);
+        assert!(r.unjudged().any(|a| a.metric == "latency_p50_ms"));
+    }
+
+    /// A one-repetition baseline against five runs: repetitions cannot
+    /// decide (1 and 5 can never be significant), so latency is judged from
+    /// the samples of each side's runs and counts from their sums. A clear
+    /// regression fails instead of passing as `inconclusive`.
+    #[test]
+    fn a_one_run_baseline_still_catches_a_clear_regression() {
+        let mut base = vec![row("udp", 1, 0.084), row("direct", 1, 0.08)];
+        base[0].cache_hits = Some(98);
+        base[0].received = Some(100);
+        base[0].cache_hit_ratio = Some(0.98);
+        let mut now = reps("udp", &[2.2, 2.21, 2.19, 2.2, 2.22]);
+        now.extend(reps("direct", &[0.08, 0.081, 0.079, 0.08, 0.08]));
+        for r in now.iter_mut().filter(|r| r.workload == "udp") {
+            r.cache_hits = Some(0);
+            r.received = Some(100);
+            r.cache_hit_ratio = Some(0.0);
+        }
+        let samples = |udp: f64| -> Samples {
+            [
+                (
+                    ("default".to_string(), "udp".to_string()),
+                    (0..200).map(|i| udp + f64::from(i % 9) * 0.002).collect(),
+                ),
+                (
+                    ("default".to_string(), "direct".to_string()),
+                    (0..200).map(|i| 0.08 + f64::from(i % 9) * 0.002).collect(),
+                ),
+            ]
+            .into()
+        };
+        let (bs, ns) = (samples(0.084), samples(2.2));
+        let cfg = GateConfig {
+            metrics: ["latency_p50_ms", "latency_p90_ms", "cache_hit_ratio"]
+                .iter()
+                .map(|m| (None, m.to_string()))
+                .collect(),
+            controls: vec!["direct".into()],
+            allow_inconclusive: false,
+        };
+        let r = gate(&base, &now, (Some(&bs), Some(&ns)), &cfg, 0.25);
+        let worse: Vec<&str> = r.worse().map(|a| a.metric.as_str()).collect();
+        assert_eq!(
+            worse,
+            ["latency_p50_ms", "latency_p90_ms", "cache_hit_ratio"],
+            "{r:#?}"
+        );
+        assert!(r.failed());
+    }
+
+    /// A gated workload without a baseline row (renamed `http` → `web`) is
+    /// a figure that could not be judged, never left out in silence.
+    #[test]
+    fn a_gated_figure_without_a_baseline_row_is_not_judged() {
+        let base = vec![row("http", 1, 0.3)];
+        let now = vec![row("web", 1, 0.3)];
+        let r = gate(&base, &now, (None, None), &GateConfig::default(), 0.25);
+        assert!(r.failed());
+        let a = r.unjudged().next().unwrap();
+        assert_eq!(a.workload, "web");
+        assert!(
+            a.reason.contains("no row for `s.default.web`"),
+            "{}",
+            a.reason
+        );
     }
 
     #[test]
@@ -686,6 +891,7 @@ mod tests {
                 (None, "errors".into()),
             ],
             controls: vec![],
+            allow_inconclusive: false,
         };
         assert!(cfg.gates("a", "latency_p50_ms"));
         assert!(!cfg.gates("b", "latency_p50_ms"));

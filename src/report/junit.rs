@@ -1,7 +1,9 @@
 //! JUnit XML for CI systems: one `<testsuite>` per scenario, one
 //! `<testcase>` per expectation and per gated baseline metric (classname
-//! `scenario.variant.workload`), `<failure>` when it failed, `<skipped>`
-//! when the baseline check was inconclusive.
+//! `scenario.variant.workload`), `<failure>` when it failed or a gated
+//! figure could not be judged (`<skipped>` for that with
+//! `--allow-inconclusive`, and for an inconclusive change), `<system-out>`
+//! naming the threshold a `small` change is inside.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -24,6 +26,8 @@ pub struct Case {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CaseOutcome {
     Passed,
+    /// Passed, with a note for the reader (a `small` change and its threshold).
+    PassedWith(String),
     Failed(String),
     Skipped(String),
 }
@@ -66,6 +70,7 @@ impl Suite {
                 },
             });
         }
+        let allow_inconclusive = gate.is_some_and(|g| g.allow_inconclusive);
         for a in gate.iter().flat_map(|g| &g.assessments) {
             let key = Key {
                 scenario: a.scenario.clone(),
@@ -78,7 +83,11 @@ impl Suite {
                 name: a.metric.clone(),
                 outcome: match a.verdict {
                     Verdict::Worse => CaseOutcome::Failed(format!("REGRESSION {line}")),
+                    Verdict::Inconclusive if a.unjudged() && !allow_inconclusive => {
+                        CaseOutcome::Failed(format!("NOT JUDGED {line}"))
+                    }
                     Verdict::Inconclusive => CaseOutcome::Skipped(line),
+                    Verdict::Small => CaseOutcome::PassedWith(line),
                     Verdict::Better | Verdict::Same => CaseOutcome::Passed,
                 },
             });
@@ -155,6 +164,13 @@ fn write_suite(w: &mut Writer<Vec<u8>>, s: &Suite) -> std::io::Result<()> {
                     CaseOutcome::Passed => {
                         e.write_empty()?;
                     }
+                    CaseOutcome::PassedWith(msg) => {
+                        e.write_inner_content(|w| {
+                            w.create_element("system-out")
+                                .write_text_content(BytesText::new(msg))?;
+                            Ok(())
+                        })?;
+                    }
                     CaseOutcome::Failed(msg) => {
                         e.write_inner_content(|w| {
                             w.create_element("failure")
@@ -203,6 +219,10 @@ mod tests {
             verdict,
             reason: "because <reasons> & more".into(),
             one_run: false,
+            threshold: crate::stats::Threshold {
+                relative: 0.25,
+                absolute: 0.5,
+            },
         }
     }
 
@@ -222,22 +242,24 @@ mod tests {
                 assessment("latency_p50_ms", Verdict::Worse),
                 assessment("latency_p90_ms", Verdict::Inconclusive),
                 assessment("errors", Verdict::Same),
+                assessment("latency_p99_ms", Verdict::Small),
             ],
             host: vec![],
             host_changed: None,
+            allow_inconclusive: false,
         };
         let xml = render(&[Suite::of("ci", &expectations, Some(&gate))]).unwrap();
         let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
         let root = doc.root_element();
         assert_eq!(root.tag_name().name(), "testsuites");
-        assert_eq!(root.attribute("tests"), Some("4"));
-        assert_eq!(root.attribute("failures"), Some("2"));
-        assert_eq!(root.attribute("skipped"), Some("1"));
+        assert_eq!(root.attribute("tests"), Some("5"));
+        assert_eq!(root.attribute("failures"), Some("3"));
+        assert_eq!(root.attribute("skipped"), Some("0"));
         let cases: Vec<_> = doc
             .descendants()
             .filter(|n| n.has_tag_name("testcase"))
             .collect();
-        assert_eq!(cases.len(), 4);
+        assert_eq!(cases.len(), 5);
         assert!(cases
             .iter()
             .all(|c| c.attribute("classname") == Some("ci.default.qos")));
@@ -263,8 +285,34 @@ mod tests {
             f.text().unwrap().contains("<reasons> & more"),
             "escaped and read back"
         );
-        let skipped = by("latency_p90_ms");
-        assert!(skipped.children().any(|n| n.has_tag_name("skipped")));
+        // A figure that could not be judged fails, unless allowed.
+        let unjudged = by("latency_p90_ms");
+        let f = unjudged
+            .children()
+            .find(|n| n.has_tag_name("failure"))
+            .unwrap();
+        assert!(f.text().unwrap().contains("NOT JUDGED"));
         assert!(!by("errors").children().any(|n| n.is_element()));
+        // `small` passes, and says the threshold it is inside.
+        let small = by("latency_p99_ms");
+        assert!(!small.children().any(|n| n.has_tag_name("failure")));
+        let out = small
+            .children()
+            .find(|n| n.has_tag_name("system-out"))
+            .unwrap();
+        assert!(
+            out.text().unwrap().contains("small (< 25%, 0.5)"),
+            "{:?}",
+            out.text()
+        );
+
+        let allowed = GateReport {
+            allow_inconclusive: true,
+            ..gate
+        };
+        let xml = render(&[Suite::of("ci", &[], Some(&allowed))]).unwrap();
+        let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+        assert_eq!(doc.root_element().attribute("skipped"), Some("1"));
+        assert_eq!(doc.root_element().attribute("failures"), Some("1"));
     }
 }

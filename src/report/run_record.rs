@@ -8,8 +8,9 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::report::atomic::AtomicFile;
+use crate::report::gate::GateConfig;
 use crate::report::plan;
-use crate::scenario::Scenario;
+use crate::scenario::{ExpectationResult, Scenario};
 use crate::shard::Part;
 
 /// File name of the run description inside `results/<name>/`.
@@ -56,6 +57,10 @@ pub struct RunInfo {
     /// What a `netrun merge --partial` lacked (`shard 2/3: scenario b`);
     /// empty for a complete run.
     pub partial: Vec<String>,
+    /// What `--baseline` gates for this scenario (its `[gate]`, or the
+    /// defaults with the origin's workloads as controls): `netrun merge
+    /// --baseline` gates the merged rows by it.
+    pub gate: Option<GateConfig>,
     /// `--start-at`: when this run's workloads were held for and started.
     pub start: Option<StartInfo>,
     /// Merged from `--segment` agents: each agent's start, by segment.
@@ -192,6 +197,35 @@ pub struct ExpectationInfo {
     pub passed: bool,
 }
 
+impl From<&ExpectationResult> for ExpectationInfo {
+    fn from(e: &ExpectationResult) -> Self {
+        ExpectationInfo {
+            variant: e.variant.clone(),
+            repetition: e.repetition,
+            workload: e.workload.clone(),
+            metric: e.metric.clone(),
+            expected: e.expected.clone(),
+            actual: e.actual,
+            passed: e.passed,
+        }
+    }
+}
+
+/// A recorded expectation as the checker gives them (JUnit, `--json`).
+impl From<&ExpectationInfo> for ExpectationResult {
+    fn from(e: &ExpectationInfo) -> Self {
+        ExpectationResult {
+            variant: e.variant.clone(),
+            repetition: e.repetition,
+            workload: e.workload.clone(),
+            metric: e.metric.clone(),
+            expected: e.expected.clone(),
+            actual: e.actual,
+            passed: e.passed,
+        }
+    }
+}
+
 /// The `--baseline` check of a run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -212,7 +246,7 @@ pub struct BaselineFinding {
     pub variant: String,
     pub workload: String,
     pub metric: String,
-    /// `worse`, `better`, `same` or `inconclusive`.
+    /// `worse`, `better`, `same`, `small` or `inconclusive`.
     pub verdict: String,
     /// The whole finding as the terminal prints it.
     pub text: String,

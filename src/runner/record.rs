@@ -4,6 +4,7 @@
 //! the run (the HTML report, for people, stays best-effort).
 
 use super::Barrier;
+use crate::report::gate::GateConfig;
 use crate::report::run_record::{ExpectationInfo, RunInfo, ShardedFile, StartInfo, UnitInfo};
 use crate::scenario::{ExpectationResult, Scenario};
 use crate::shard::Part;
@@ -48,18 +49,7 @@ impl<'a> Share<'a> {
         expectations: &[ExpectationResult],
     ) -> RunInfo {
         let s = self.whole;
-        let expectations = expectations
-            .iter()
-            .map(|e| ExpectationInfo {
-                variant: e.variant.clone(),
-                repetition: e.repetition,
-                workload: e.workload.clone(),
-                metric: e.metric.clone(),
-                expected: e.expected.clone(),
-                actual: e.actual,
-                passed: e.passed,
-            })
-            .collect();
+        let expectations = expectations.iter().map(ExpectationInfo::from).collect();
         let mut info = RunInfo::new(s, run_id, interrupted, expectations, None);
         let schedule = super::schedule(s);
         info.units = self
@@ -77,6 +67,7 @@ impl<'a> Share<'a> {
         info.units_total = schedule.len();
         info.shard = self.shard;
         info.segment = self.segment;
+        info.gate = Some(GateConfig::of(s));
         info.start = self
             .barrier
             .and_then(Barrier::released)

@@ -1,7 +1,9 @@
-//! Verdicts: is a metric `better`, `worse`, `same` or `inconclusive` than
-//! its baseline? A change counts only when it is statistically significant
-//! *and* its whole confidence interval lies beyond the practical threshold
-//! (a relative tolerance and an absolute floor), so noise never fails a gate.
+//! Verdicts: is a metric `better`, `worse`, `same`, `small` or
+//! `inconclusive` against its baseline? A change counts only when it is
+//! statistically significant *and* its whole confidence interval lies
+//! beyond the practical threshold (a relative tolerance and an absolute
+//! floor), so noise never fails a gate. `same` means no evidence of a
+//! change; a real (significant) change inside the threshold is `small`.
 
 use std::fmt;
 
@@ -24,8 +26,11 @@ pub enum Direction {
 pub enum Verdict {
     Better,
     Worse,
-    /// No significant change, or one smaller than the practical threshold.
+    /// No evidence of a change: not significant.
     Same,
+    /// A significant change whose estimate is inside the practical
+    /// threshold: real, but smaller than what the gate was told matters.
+    Small,
     /// Not enough data, or a change whose interval straddles the threshold,
     /// or a host that itself changed.
     Inconclusive,
@@ -37,6 +42,7 @@ impl Verdict {
             Verdict::Better => "better",
             Verdict::Worse => "worse",
             Verdict::Same => "same",
+            Verdict::Small => "small",
             Verdict::Inconclusive => "inconclusive",
         }
     }
@@ -49,7 +55,7 @@ impl fmt::Display for Verdict {
 }
 
 /// The practical threshold: a change must exceed both to count.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Threshold {
     /// Relative, as a fraction (0.25 = 25 %); ignored when the base is 0.
     pub relative: f64,
@@ -145,7 +151,8 @@ pub fn proportion_change(
 
 /// Judges a change: `worse` (or `better`) only when it is significant and
 /// its whole interval is beyond the threshold in that direction; `same`
-/// when it is not significant or its estimate is within the threshold;
+/// when it is not significant; `small` when it is significant but its
+/// estimate is within the threshold;
 /// `inconclusive` when it is significant but the interval reaches back
 /// inside the threshold. The reason says which.
 pub fn judge(change: &Change, direction: Direction, threshold: Threshold) -> (Verdict, String) {
@@ -180,7 +187,7 @@ pub fn judge(change: &Change, direction: Direction, threshold: Threshold) -> (Ve
     }
     if !beyond(a_est.abs(), rel.map(|r| r.0.abs())) {
         return (
-            Verdict::Same,
+            Verdict::Small,
             format!(
                 "significant{p}, but smaller than the tolerance ({})",
                 fmt_threshold(threshold)
@@ -249,7 +256,15 @@ mod tests {
             absolute: 0.0,
         };
         let (v, why) = judge(&c, Direction::LowerIsBetter, small);
-        assert_eq!(v, Verdict::Same, "{why}");
+        assert_eq!(
+            v,
+            Verdict::Small,
+            "a real change inside the tolerance: {why}"
+        );
+        assert!(
+            why.contains("25% and 0"),
+            "the threshold that decided it: {why}"
+        );
     }
 
     #[test]

@@ -4,27 +4,31 @@
 
 use std::path::Path;
 
+use crate::cli::RunArgs;
 use crate::error::Error;
 use crate::metrics::SummaryRow;
 use crate::report::compare;
 use crate::report::gate::{self, GateConfig, GateReport, Samples};
 use crate::report::run_record::{BaselineFinding, BaselineInfo};
-use crate::scenario::{self, Scenario};
+use crate::scenario::Scenario;
 
 /// A baseline's rows and, for single runs, the latency samples beside it.
-pub(super) struct Baseline {
-    pub(super) rows: Vec<SummaryRow>,
-    pub(super) samples: Option<Samples>,
+pub(in crate::commands) struct Baseline {
+    pub(in crate::commands) rows: Vec<SummaryRow>,
+    pub(in crate::commands) samples: Option<Samples>,
 }
 
 /// The baseline rows for each scenario, in order. A folder holds one summary
 /// per scenario (`<dir>/<name>.csv`); a file is used for every scenario (its
 /// rows of that scenario, or all of them if it names none).
-pub(super) fn load_baselines(path: &Path, scenarios: &[Scenario]) -> anyhow::Result<Vec<Baseline>> {
+pub(in crate::commands) fn load_baselines(
+    path: &Path,
+    scenarios: &[&str],
+) -> anyhow::Result<Vec<Baseline>> {
     let mut out = Vec::new();
-    for s in scenarios {
+    for &name in scenarios {
         let file = if path.is_dir() {
-            path.join(format!("{}.csv", s.name))
+            path.join(format!("{name}.csv"))
         } else {
             path.to_path_buf()
         };
@@ -42,7 +46,7 @@ pub(super) fn load_baselines(path: &Path, scenarios: &[Scenario]) -> anyhow::Res
             .collect();
         let own: Vec<SummaryRow> = rows
             .iter()
-            .filter(|r| r.scenario == s.name)
+            .filter(|r| r.scenario == name)
             .cloned()
             .collect();
         out.push(Baseline {
@@ -54,66 +58,108 @@ pub(super) fn load_baselines(path: &Path, scenarios: &[Scenario]) -> anyhow::Res
     Ok(out)
 }
 
-/// Prints the baseline check: one REGRESSION line per `worse` metric, the
-/// inconclusive ones in one line, and the host check when it mattered.
-pub(super) fn print_gate(r: &GateReport, tolerance: f64) {
+/// Prints the baseline check: one line per `worse` figure, one per figure
+/// that could not be judged (with why, and how many of the gated figures
+/// that is), one per other inconclusive figure, and the host check when it
+/// mattered.
+pub(in crate::commands) fn print_gate(r: &GateReport, tolerance: f64) {
     let worse: Vec<_> = r.worse().collect();
-    if worse.is_empty() {
+    let unjudged: Vec<_> = r.unjudged().collect();
+    let total = r.assessments.len();
+    if worse.is_empty() && unjudged.is_empty() {
         println!(
-            "  baseline: no gated figure worse beyond {tolerance}% with 95% confidence ({} checked)",
-            r.assessments.len()
+            "  baseline: no gated figure worse beyond {tolerance}% with 95% confidence ({total} checked)"
         );
     }
     for a in worse {
         println!("  REGRESSION {}", gate::describe(a));
     }
-    let unsure: Vec<String> = r
-        .inconclusive()
-        .map(|a| format!("{}.{}", a.workload, a.metric))
-        .collect();
-    if !unsure.is_empty() {
+    if !unjudged.is_empty() {
+        let how = if r.allow_inconclusive {
+            "allowed by --allow-inconclusive"
+        } else {
+            "the gate fails; --allow-inconclusive accepts it"
+        };
         println!(
-            "  inconclusive (not failed; --json or --junit say why): {}",
-            unsure.join(", ")
+            "  {} of {total} gated figures could not be judged ({how}):",
+            unjudged.len()
         );
+        for a in &unjudged {
+            println!("    NOT JUDGED {}.{}: {}", a.workload, a.metric, a.reason);
+        }
+    }
+    for a in r.inconclusive().filter(|a| !a.unjudged()) {
+        println!("  inconclusive (not failed) {}", gate::describe(a));
     }
     if let Some(why) = &r.host_changed {
         println!("  host: slower than when the baseline was made ({why}); worse figures it could explain count as inconclusive");
     }
 }
 
-/// What the scenario gates: its `[gate]`, else the default metrics, with
-/// workloads aimed straight at the origin (no proxy in the path) as the
-/// host's controls.
-pub(super) fn gate_config(s: &Scenario) -> GateConfig {
-    let mut cfg = GateConfig::default();
-    if let Some(m) = &s.gate.metrics {
-        cfg.metrics.clone_from(m);
+/// Every gated figure this run will measure must have a baseline row
+/// (same scenario, variant and workload): a renamed scenario or workload is
+/// refused before the run (exit 2, naming what has no row) instead of a
+/// gate that checks nothing and passes. `measured`: the (variant label,
+/// workload) pairs of `scenario` the run measures.
+pub(in crate::commands) fn check_matches(
+    baseline: &Path,
+    rows: &[SummaryRow],
+    scenario: &str,
+    measured: &[(String, String)],
+    cfg: &GateConfig,
+) -> Result<(), Error> {
+    let gated: Vec<String> = measured
+        .iter()
+        .filter(|(_, w)| !cfg.controls.contains(w))
+        .filter(|(_, w)| cfg.metrics.iter().any(|(_, m)| cfg.gates(w, m)))
+        .filter(|(variant, workload)| {
+            !rows
+                .iter()
+                .any(|r| r.scenario == scenario && r.variant == *variant && r.workload == *workload)
+        })
+        .map(|(variant, workload)| format!("`{scenario}.{variant}.{workload}`"))
+        .collect();
+    if gated.is_empty() {
+        return Ok(());
     }
-    cfg.controls = match &s.gate.control {
-        Some(c) => c.clone(),
-        None => s
-            .variants
-            .first()
-            .map(|v| {
-                v.plan
-                    .workloads
-                    .iter()
-                    .filter(|w| w.target == scenario::Target::Origin)
-                    .map(|w| w.name.clone())
-                    .collect()
-            })
-            .unwrap_or_default(),
+    let mut held: Vec<String> = rows
+        .iter()
+        .map(|r| format!("`{}.{}.{}`", r.scenario, r.variant, r.workload))
+        .collect();
+    held.dedup();
+    let matched_nothing = !rows.iter().any(|r| r.scenario == scenario);
+    let what = if matched_nothing {
+        "matches nothing this run measures"
+    } else {
+        "has no row for some gated workloads"
     };
-    cfg
+    Err(Error::input(format!(
+        "--baseline {} {what}: no baseline row for {} (it holds {}). Make a new baseline \
+         from this scenario (run it without --baseline), or undo the rename",
+        baseline.display(),
+        gated.join(", "),
+        if held.is_empty() {
+            "no rows".to_string()
+        } else {
+            held.join(", ")
+        }
+    )))
+}
+
+/// What the scenario gates ([`GateConfig::of`]), with `--allow-inconclusive`.
+pub(super) fn gate_config(s: &Scenario, args: &RunArgs) -> GateConfig {
+    GateConfig {
+        allow_inconclusive: args.allow_inconclusive,
+        ..GateConfig::of(s)
+    }
 }
 
 /// A run writes `<out>/<name>.csv`; refuse a baseline that is that very
 /// file (or folder), so a failing run can never replace its own baseline.
-pub(super) fn refuse_own_baseline(
+pub(in crate::commands) fn refuse_own_baseline(
     baseline: &Path,
     out: &Path,
-    scenarios: &[Scenario],
+    scenarios: &[&str],
 ) -> Result<(), Error> {
     let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
@@ -124,7 +170,7 @@ pub(super) fn refuse_own_baseline(
     } else {
         scenarios
             .iter()
-            .any(|s| same(baseline, &out.join(format!("{}.csv", s.name))))
+            .any(|name| same(baseline, &out.join(format!("{name}.csv"))))
     };
     if clash {
         return Err(Error::input(format!(
@@ -138,7 +184,11 @@ pub(super) fn refuse_own_baseline(
 }
 
 /// The baseline check as the report shows it: every gated figure's verdict.
-pub(super) fn baseline_info(source: &Path, tolerance: f64, gate: &GateReport) -> BaselineInfo {
+pub(in crate::commands) fn baseline_info(
+    source: &Path,
+    tolerance: f64,
+    gate: &GateReport,
+) -> BaselineInfo {
     BaselineInfo {
         source: source.display().to_string(),
         tolerance_percent: tolerance,
