@@ -240,6 +240,13 @@ pub struct ProxyArgs {
     /// Cache capacity in bytes (e.g. 64MiB).
     #[arg(long, value_name = "BYTES", default_value = "64MiB")]
     pub cache_size: ByteSize,
+    /// Which entry a full cache evicts: lru, fifo, sieve or s3fifo (as libCacheSim defines them).
+    #[arg(long, value_name = "POLICY", default_value = "lru")]
+    pub cache_policy: crate::cache_policy::Policy,
+    /// Hold at most N entries, the count the policy works against (as cache
+    /// simulators do); --cache-size still bounds the bytes.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub cache_objects: Option<u64>,
     /// Freshness for responses that give none (no max-age, s-maxage or Expires), instead of
     /// RFC 9111's heuristic from Last-Modified. A deviation from the RFC; off by default
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
@@ -639,6 +646,7 @@ mod tests {
             "ALPHA",
             "BYTES|DIST",
             "constant|poisson",
+            "POLICY",
         ];
         fn walk(cmd: &clap::Command, bad: &mut Vec<String>) {
             for arg in cmd.get_arguments() {

@@ -81,7 +81,16 @@ fn check_output(path: &Path) -> String {
 
 /// The scenarios netrun ships, by name: an explicit list, so a user's own
 /// file in scenarios/ cannot break `cargo test`.
-const SHIPPED: &[&str] = &["basic", "cache", "cdn", "ci", "impair", "load", "udp_qos"];
+const SHIPPED: &[&str] = &[
+    "basic",
+    "cache",
+    "cache_policies",
+    "cdn",
+    "ci",
+    "impair",
+    "load",
+    "udp_qos",
+];
 
 #[test]
 fn shipped_scenarios_check_clean() {

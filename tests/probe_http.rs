@@ -24,6 +24,7 @@ fn config(target: SocketAddr, paths: &[&str], requests: u64, concurrency: u32) -
         rate: None,
         duration: None,
         timeout: Duration::from_secs(5),
+        traffic: Default::default(),
     }
 }
 

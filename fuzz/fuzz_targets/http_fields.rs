@@ -1,7 +1,9 @@
-//! The proxy's HTTP field rules on any headers: Cache-Control (with
-//! CDN-Cache-Control and the netrun-targeted field), Vary, Range, the
-//! conditionals, dates and Age, and the cache's storability and freshness
-//! decisions. Never a panic; a range it serves lies inside the body.
+//! The HTTP field rules on any headers: the shared `http_fields` module
+//! (list splitting, entity-tags, the conditionals, Max-Forwards) and the
+//! proxy's Cache-Control (with CDN-Cache-Control and the netrun-targeted
+//! field), Vary, Range, dates and Age, and the cache's storability and
+//! freshness decisions. Never a panic; list members never hold the
+//! separating comma; a range it serves lies inside the body.
 //!
 //! Input: two bytes of status, two of body length, four of seconds the
 //! entry has been stored, then request header lines, an empty line, and
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, VARY};
 use http::StatusCode;
+use netrun::http_fields::{self, EntityTag};
 use netrun::proxy::cache::{
     age_header, http_date, not_modified, request_cache_control, requested_range,
     same_representation, storable, usable, vary_value, CacheControl, CachedResponse, RangeAnswer,
@@ -32,6 +35,36 @@ fn headers(text: &[u8]) -> HeaderMap {
         }
     }
     map
+}
+
+/// The field rules origin and proxy share.
+fn shared_rules(req: &HeaderMap, resp: &HeaderMap, now: SystemTime) {
+    for v in req.values().chain(resp.values()) {
+        let Ok(text) = v.to_str() else {
+            continue;
+        };
+        for member in http_fields::split_list(text) {
+            assert_eq!(
+                member,
+                member.trim(),
+                "{text:?}: member {member:?} untrimmed"
+            );
+            let _ = EntityTag::parse(member);
+        }
+        let _ = http_fields::split_list_with_comments(text);
+    }
+    let etag = resp.get(http::header::ETAG).and_then(|v| v.to_str().ok());
+    let last_modified = resp.get(http::header::LAST_MODIFIED).and_then(http_date);
+    let _ = http_fields::none_match(req, etag);
+    let _ = http_fields::modified_since(req, now);
+    let _ = http_fields::not_modified(req, etag, last_modified, now);
+    let _ = http_fields::if_range_holds(req, etag, last_modified);
+    let _ = http_fields::max_forwards(req);
+    // An entity-tag always matches itself weakly, and strongly unless weak.
+    if let Some(tag) = etag.and_then(EntityTag::parse) {
+        assert!(tag.weak_eq(&tag));
+        assert_eq!(tag.strong_eq(&tag), !tag.weak);
+    }
 }
 
 fn main() {
@@ -81,6 +114,7 @@ fn main() {
         }
 
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        shared_rules(&req, &resp, t);
         let now = Instant::now();
         let body = Bytes::from(vec![b'x'; body_len]);
         let entry = CachedResponse::new(
@@ -99,7 +133,7 @@ fn main() {
         let _ = entry.may_serve_while_revalidating(later);
         let _ = entry.matches_vary(&req);
         let _ = entry.ttl(later);
-        let _ = not_modified(&req, &entry);
+        let _ = not_modified(&req, &entry, t + Duration::from_secs(stored_for));
         let _ = same_representation(&entry, &resp);
         match requested_range(&req, &entry) {
             RangeAnswer::Part(first, last) => {

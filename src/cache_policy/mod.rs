@@ -105,7 +105,6 @@ struct S3Fifo<K> {
     small: Queue<K>,
     main: Queue<K>,
     ghost: Queue<K>,
-    small_capacity: u64,
     main_capacity: u64,
     ghost_capacity: u64,
 }
@@ -125,7 +124,6 @@ impl<K: Clone + Eq + Hash> Evictor<K> {
                     small: Queue::new(),
                     main: Queue::new(),
                     ghost: Queue::new(),
-                    small_capacity: small,
                     main_capacity: capacity.saturating_sub(small),
                     ghost_capacity: ((capacity as f64 * S3FIFO_GHOST) as u64).max(1),
                 }))
@@ -208,21 +206,18 @@ impl<K: Clone + Eq + Hash> Evictor<K> {
 
     /// Adds `key` (absent: a miss being filled), evicting entries until it
     /// fits; each evicted key is pushed to `evicted`. False (and nothing
-    /// evicted) when the entry can never fit: heavier than the capacity, or
-    /// under S3-FIFO heavier than the small queue (unless remembered in the
-    /// ghost queue, which admits it to main).
+    /// evicted) when the entry can never fit: heavier than the capacity.
+    /// (libCacheSim's S3-FIFO also refuses entries as heavy as its small
+    /// queue, so below 20 unit-weight slots it caches nothing; netrun admits
+    /// them to the small queue.)
     pub fn insert(&mut self, key: K, weight: u64, evicted: &mut Vec<K>) -> bool {
         if weight > self.capacity {
             return false;
         }
-        if let State::S3Fifo(s) = &self.state {
-            if weight > s.small_capacity && s.ghost.find(&key).is_none() {
-                return false;
-            }
-        }
         while self.used() + weight > self.capacity {
-            if !self.evict_one(evicted) {
-                break;
+            match self.evict() {
+                Some(k) => evicted.push(k),
+                None => break,
             }
         }
         match &mut self.state {
@@ -269,19 +264,12 @@ impl<K: Clone + Eq + Hash> Evictor<K> {
         }
     }
 
-    /// Evicts one entry by the policy; false when there was none.
-    fn evict_one(&mut self, evicted: &mut Vec<K>) -> bool {
-        let victim = match &mut self.state {
+    /// Evicts one entry by the policy and returns its key; `None` when empty.
+    pub fn evict(&mut self) -> Option<K> {
+        match &mut self.state {
             State::Queue(q) => q.pop_tail().map(|(k, _, _)| k),
             State::Sieve { queue, hand } => sieve_evict(queue, hand),
             State::S3Fifo(s) => s.evict(),
-        };
-        match victim {
-            Some(k) => {
-                evicted.push(k);
-                true
-            }
-            None => false,
         }
     }
 }

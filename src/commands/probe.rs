@@ -109,6 +109,7 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
         rate: args.rate,
         duration: args.duration,
         timeout: args.timeout,
+        traffic: Default::default(),
     };
     config.validate().map_err(Error::from)?;
     let mut csv = args

@@ -26,6 +26,8 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
         if let Some(n) = args.max_inflight {
             c.max_inflight = n.bytes();
         }
+        c.policy = args.cache_policy;
+        c.capacity_objects = args.cache_objects;
         c
     });
     let config = ProxyConfig {
@@ -46,14 +48,20 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
     let hooks = ProxyHooks::links(link, upstream_link);
     let handle = proxy::spawn_with_hooks(http, udp, config, hooks, shutdown.clone()).await?;
     let cache_desc = match cache {
-        Some(c) => match c.default_ttl {
-            Some(ttl) => format!(
-                "cache {} ttl {}",
-                ByteSize(c.capacity),
-                format_duration(ttl)
-            ),
-            None => format!("cache {}", ByteSize(c.capacity)),
-        },
+        Some(c) => {
+            let objects = c
+                .capacity_objects
+                .map_or(String::new(), |n| format!(" {n} objects"));
+            let ttl = c
+                .default_ttl
+                .map_or(String::new(), |t| format!(" ttl {}", format_duration(t)));
+            // The default policy is not named, so the usual line stays short.
+            let policy = match c.policy {
+                crate::cache_policy::Policy::Lru => String::new(),
+                p => format!(" {p}"),
+            };
+            format!("cache {}{objects}{policy}{ttl}", ByteSize(c.capacity))
+        }
         None => "cache off".to_string(),
     };
     // Listening for signals before the start line is printed: a signal sent

@@ -145,6 +145,10 @@ pub fn add_rows(rows: &[&SummaryRow], hist: &Histogram<u64>) -> SummaryRow {
         proxy_origin_delayed: sum(rows, |r| r.proxy_origin_delayed),
         proxy_origin_dropped: sum(rows, |r| r.proxy_origin_dropped),
         start_skew_ms: start_skew_ms(rows),
+        // Weighted by requests: the parts' byte counts are not kept.
+        byte_hit_ratio: weighted(rows, |r| r.byte_hit_ratio, |r| r.requests),
+        upstream_bytes: sum(rows, |r| r.upstream_bytes),
+        cache_evictions: sum(rows, |r| r.cache_evictions),
         ..(*first).clone()
     }
 }

@@ -65,6 +65,7 @@ pub const METRICS: &[Metric] = &[
     m("requests_per_s", Higher, 0.0, Kind::Aggregate),
     m("errors", Lower, 1.0, Kind::Proportion),
     m("cache_hit_ratio", Higher, 0.05, Kind::Proportion),
+    m("byte_hit_ratio", Higher, 0.05, Kind::Aggregate),
     // What reached the origin: what a far origin makes expensive. Shown,
     // not gated by default (coalescing races make 1 fetch or 2).
     m("proxy_upstream_fetches", Lower, 5.0, Kind::Aggregate),

@@ -139,6 +139,14 @@ pub struct SummaryRow {
     pub proxy_origin_link_lost: Option<u64>,
     /// Packets the clients ↔ origin user-space link lost (both directions).
     pub clients_origin_link_lost: Option<u64>,
+    /// HTTP through a cache: body bytes of `X-Cache: HIT` responses over all
+    /// body bytes received (unrounded: 1 − missed bytes / bytes).
+    pub byte_hit_ratio: Option<f64>,
+    /// HTTP through the proxy: body bytes the proxy received from the
+    /// origin during the workload, in bytes (the offload a cache buys).
+    pub upstream_bytes: Option<u64>,
+    /// HTTP through the proxy: entries its cache evicted during the workload.
+    pub cache_evictions: Option<u64>,
 }
 
 impl SummaryRow {

@@ -76,6 +76,11 @@ pub struct CacheConfig {
     /// slow readers. Bodies in memory never total more than `capacity +
     /// max_inflight`; a miss that would go past it is streamed, not stored.
     pub max_inflight: u64,
+    /// Which entry goes when the cache is full.
+    pub policy: crate::cache_policy::Policy,
+    /// `--cache-objects`: at most this many entries, the count the policy
+    /// works against (as cache simulators do); `capacity` still bounds bytes.
+    pub capacity_objects: Option<u64>,
 }
 
 impl CacheConfig {
@@ -85,6 +90,8 @@ impl CacheConfig {
             capacity,
             default_ttl,
             max_inflight: Self::default_inflight(capacity),
+            policy: crate::cache_policy::Policy::Lru,
+            capacity_objects: None,
         }
     }
 

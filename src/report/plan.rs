@@ -122,9 +122,15 @@ pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
     let ttl = c
         .ttl
         .map_or(String::new(), |t| format!(", ttl {}", format_duration(t)));
+    let objects = c
+        .capacity_objects
+        .map_or(String::new(), |n| format!(", at most {n} objects"));
     out.push((
         "cache",
-        format!("{on}{open}capacity {}{ttl}{close}", c.capacity),
+        format!(
+            "{on}{open}capacity {}{objects}, policy {}{ttl}{close}",
+            c.capacity, c.policy
+        ),
     ));
     if netns {
         // Which engine shapes each link, and which knob goes where.
@@ -198,12 +204,55 @@ fn http(h: &HttpWorkload) -> String {
     if let Some(d) = h.duration {
         let _ = write!(t, "for at most {}, ", format_duration(d));
     }
-    let _ = write!(
-        t,
-        "timeout {}, paths {}",
-        format_duration(h.timeout),
-        h.paths.join(" ")
-    );
+    let _ = write!(t, "timeout {}, ", format_duration(h.timeout));
+    t.push_str(&traffic(h));
+    t
+}
+
+/// What an HTTP workload requests and how its load is shaped.
+fn traffic(h: &HttpWorkload) -> String {
+    use crate::traffic::Popularity;
+    use crate::workload::source::{Ramp, Source};
+    let tr = &h.traffic;
+    let mut t = match &tr.source {
+        Source::Paths => format!("paths {}", h.paths.join(" ")),
+        Source::Catalog(c) => format!(
+            "objects: {} ({}), sizes {}, seed {}",
+            c.count(),
+            match c.popularity() {
+                Popularity::Zipf { alpha } => format!("zipf alpha {alpha}"),
+                Popularity::Uniform => "uniform".into(),
+            },
+            c.sizes(),
+            tr.seed
+        ),
+        Source::Trace(r) => format!(
+            "trace {} ({} timing{})",
+            r.path.display(),
+            r.timing.name(),
+            if r.speed == 1.0 {
+                String::new()
+            } else {
+                format!(", speed {}", r.speed)
+            }
+        ),
+    };
+    if h.rate.is_some() || matches!(tr.ramp, Ramp::Rate(_)) {
+        let _ = write!(t, ", {} arrivals", tr.arrivals.name());
+    }
+    let stages = |p: &crate::traffic::Profile, unit: &str| {
+        let steps: Vec<String> = p
+            .stages
+            .iter()
+            .map(|s| format!("{} over {}", s.target, format_duration(s.duration)))
+            .collect();
+        format!(", stages from {}{unit}: {}", p.start, steps.join(", then "))
+    };
+    match &tr.ramp {
+        Ramp::None => {}
+        Ramp::Rate(p) => t.push_str(&stages(p, " req/s")),
+        Ramp::Concurrency(p) => t.push_str(&stages(p, " clients")),
+    }
     t
 }
 

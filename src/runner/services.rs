@@ -168,6 +168,8 @@ pub(super) fn attach_proxy_counters(
                 Some(a.upstream_fetches.saturating_sub(b.upstream_fetches));
             row.proxy_bytes_from_cache =
                 Some(a.bytes_from_cache.saturating_sub(b.bytes_from_cache));
+            row.upstream_bytes = Some(a.bytes_from_upstream.saturating_sub(b.bytes_from_upstream));
+            row.cache_evictions = Some(a.evictions.saturating_sub(b.evictions));
             let clients = a.http_delayed.saturating_sub(b.http_delayed);
             let origin = a
                 .origin_link_http_delayed

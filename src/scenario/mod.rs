@@ -299,6 +299,10 @@ impl Service {
 pub struct CacheSettings {
     pub enabled: bool,
     pub capacity: ByteSize,
+    /// `cache.policy`: which entry a full cache evicts.
+    pub policy: crate::cache_policy::Policy,
+    /// `cache.capacity_objects`: at most this many entries, counted by the policy.
+    pub capacity_objects: Option<u64>,
     /// `cache.ttl`: freshness for responses that give none, instead of the
     /// RFC's heuristic (a deviation, off by default).
     pub ttl: Option<Duration>,
@@ -307,8 +311,12 @@ pub struct CacheSettings {
 impl CacheSettings {
     /// The proxy's cache configuration; `None` when the cache is off.
     pub fn proxy_cache(&self) -> Option<CacheConfig> {
-        self.enabled
-            .then_some(CacheConfig::new(self.capacity.bytes(), self.ttl))
+        self.enabled.then(|| {
+            let mut c = CacheConfig::new(self.capacity.bytes(), self.ttl);
+            c.policy = self.policy;
+            c.capacity_objects = self.capacity_objects;
+            c
+        })
     }
 }
 
@@ -362,6 +370,8 @@ pub struct HttpWorkload {
     pub duration: Option<Duration>,
     /// Per-request deadline.
     pub timeout: Duration,
+    /// A catalog or trace instead of `paths`, arrivals, stages.
+    pub traffic: crate::workload::source::Traffic,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -389,6 +399,7 @@ impl HttpWorkload {
             rate: self.rate,
             duration: self.duration,
             timeout: self.timeout,
+            traffic: self.traffic.clone(),
         }
     }
 }

@@ -84,6 +84,10 @@ pub struct Origin {
 pub struct Cache {
     pub enabled: S<bool>,
     pub capacity: S<ByteSize>,
+    /// `lru` (default), `fifo`, `sieve` or `s3fifo`.
+    pub policy: S<String>,
+    /// Count entries against this many objects instead of bytes.
+    pub capacity_objects: S<i64>,
     pub ttl: S<HumanDuration>,
 }
 
@@ -166,6 +170,18 @@ pub struct Workload {
     pub keep_alive: S<bool>,
     pub rate: S<f64>,
     pub duration: S<HumanDuration>,
+    /// A synthetic catalog instead of `paths`.
+    pub objects: S<Objects>,
+    /// A request trace (CSV, `.gz`) instead of `paths`, relative to the scenario.
+    pub trace: S<String>,
+    /// `recorded` (default) or `fast`.
+    pub timing: S<String>,
+    /// Recorded timing: gaps divided by this.
+    pub speed: S<f64>,
+    /// Open loop: `constant` (default) or `poisson`.
+    pub arrivals: S<String>,
+    /// `[{ duration = "10s", rate = 100 }, ...]` or with `concurrency`.
+    pub stages: S<Vec<Spanned<RawStage>>>,
     // udp
     pub count: S<i64>,
     pub size: S<ByteSize>,
@@ -175,12 +191,34 @@ pub struct Workload {
     pub timeout: S<HumanDuration>,
 }
 
+/// `objects = { count = 20000, popularity = "zipf", alpha = 0.8, size = "16KiB" }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objects {
+    pub count: S<i64>,
+    pub popularity: S<String>,
+    pub alpha: S<f64>,
+    /// A byte size, or `{ distribution = "lognormal" | "pareto", ... }`.
+    pub size: S<toml::Value>,
+}
+
+/// One of `stages`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    pub duration: S<HumanDuration>,
+    pub rate: S<f64>,
+    pub concurrency: S<i64>,
+}
+
 /// Keys a `[matrix]` entry may vary, besides `workload.<name>.<key>`.
 pub const MATRIX_KEYS: &[&str] = &[
     "seed",
     "mode",
     "cache.enabled",
     "cache.capacity",
+    "cache.capacity_objects",
+    "cache.policy",
     "cache.ttl",
     "impair.<knob>",
     "links.clients_proxy.<knob>",
@@ -244,6 +282,8 @@ impl Scenario {
                 match *field {
                     "enabled" => set(&mut c.enabled, value),
                     "capacity" => set(&mut c.capacity, value),
+                    "capacity_objects" => set(&mut c.capacity_objects, value),
+                    "policy" => set(&mut c.policy, value),
                     "ttl" => set(&mut c.ttl, value),
                     _ => Err(unknown_matrix_key(key)),
                 }

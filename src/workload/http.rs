@@ -30,12 +30,14 @@ use tokio_util::sync::CancellationToken;
 
 use anyhow::Context as _;
 
+use super::source::{self, Feed, Ramp, Source};
 use super::udp::wait_until;
 use super::{check_duration, Progress, Setting, SettingError};
 use crate::error::Error;
 use crate::metrics::qos::{self, LatencyStats, LatencySummary};
 use crate::metrics::summary::round3;
 use crate::metrics::{CacheMark, HttpRequestRow, SummaryRow};
+use crate::traffic::{Object, Profile};
 
 /// What to request, where, and how hard.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +60,8 @@ pub struct HttpProbeConfig {
     pub duration: Option<Duration>,
     /// Per-request deadline (connect, send, whole body); past it: `timeout` error.
     pub timeout: Duration,
+    /// Catalog or trace instead of `paths`; arrivals; ramping stages.
+    pub traffic: source::Traffic,
 }
 
 /// `requests` meaning "no count limit": the workload runs until its
@@ -69,7 +73,7 @@ impl HttpProbeConfig {
         if self.requests == 0 {
             return Err(Setting::Requests.error("requests must be at least 1"));
         }
-        if self.requests == UNTIL_DURATION && self.duration.is_none() {
+        if self.requests == UNTIL_DURATION && self.run_length().is_none() {
             return Err(Setting::Requests.error(
                 "give a number of requests, or a duration to run for (--duration / `duration`)",
             ));
@@ -91,6 +95,20 @@ impl HttpProbeConfig {
         if let Some(d) = self.duration {
             check_duration(Setting::Duration, d, false)?;
         }
+        if let Ramp::Rate(p) | Ramp::Concurrency(p) = &self.traffic.ramp {
+            let levels = std::iter::once(p.start).chain(p.stages.iter().map(|s| s.target));
+            if levels
+                .clone()
+                .any(|l| !(l.is_finite() && (0.0..=10_000_000.0).contains(&l)))
+                || !levels.clone().any(|l| l > 0.0)
+            {
+                return Err(Setting::Rate
+                    .error("stage levels must be 0 to 10000000, and at least one above 0"));
+            }
+        }
+        if !matches!(self.traffic.source, Source::Paths) {
+            return Ok(());
+        }
         if self.paths.is_empty() {
             return Err(Setting::Paths.error("give at least one path, e.g. --path /index.html"));
         }
@@ -103,7 +121,16 @@ impl HttpProbeConfig {
     }
 
     fn open_loop(&self) -> bool {
-        self.rate.is_some()
+        self.rate.is_some() || self.traffic.paced()
+    }
+
+    /// When the run stops starting requests: its `duration` or the end of
+    /// its stages, whichever comes first.
+    fn run_length(&self) -> Option<Duration> {
+        match (self.duration, self.traffic.ramp_length()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// How many requests the workload should make, for progress bars: the
@@ -112,6 +139,9 @@ impl HttpProbeConfig {
     pub fn planned_requests(&self) -> u64 {
         if self.requests != UNTIL_DURATION {
             return self.requests;
+        }
+        if let Ramp::Rate(p) = &self.traffic.ramp {
+            return p.total().map_or(0, |n| n.ceil() as u64);
         }
         match (self.rate, self.duration) {
             (Some(r), Some(d)) => (r * d.as_secs_f64()).ceil() as u64,
@@ -138,6 +168,8 @@ pub struct HttpReport {
     pub cache_hits: u64,
     /// Responses that carried an `X-Cache` header at all (HIT, MISS or BYPASS).
     pub cache_marked: u64,
+    /// Body bytes of the responses marked `X-Cache: HIT`.
+    pub hit_bytes: u64,
     /// From the scheduled start (closed loop: the send) to the last body byte, responses only.
     pub latency: Option<LatencySummary>,
     /// Open loop only: from the actual send to the last body byte.
@@ -170,6 +202,8 @@ impl HttpReport {
             cache_hits: (self.cache_marked > 0).then_some(self.cache_hits),
             cache_hit_ratio: (self.cache_marked > 0 && self.responses > 0)
                 .then(|| round3(self.cache_hits as f64 / self.responses as f64)),
+            byte_hit_ratio: (self.cache_marked > 0 && self.bytes > 0)
+                .then(|| self.hit_bytes as f64 / self.bytes as f64),
             service_mean_ms: self.service.map(|s| round3(s.mean_ms)),
             service_p99_ms: self.service.map(|s| round3(s.p99_ms)),
             pacing_mean_ms: self.pacing_mean.map(duration_ms),
@@ -198,6 +232,8 @@ impl HttpReport {
 struct Ticket {
     index: u64,
     scheduled: Option<Instant>,
+    /// A trace's object; otherwise the index picks the path or catalog draw.
+    object: Option<Object>,
 }
 
 /// Where one worker thread's connections take their next request from.
@@ -209,7 +245,7 @@ enum Tickets {
         total: u64,
         deadline: Option<Instant>,
     },
-    /// Open loop: this thread's queue, filled by the pacing thread.
+    /// Open loop or a trace: this thread's queue, filled by the feeding thread.
     Open(Arc<Mutex<mpsc::Receiver<Ticket>>>),
 }
 
@@ -228,6 +264,7 @@ impl Tickets {
                 (index < *total).then_some(Ticket {
                     index,
                     scheduled: None,
+                    object: None,
                 })
             }
             Tickets::Open(rx) => rx.lock().await.recv().await,
@@ -238,7 +275,7 @@ impl Tickets {
 /// One finished request, from a worker to the collector.
 struct Sample {
     client: u32,
-    path: usize,
+    want: Want,
     status: Option<u16>,
     bytes: u64,
     latency: Duration,
@@ -249,6 +286,24 @@ struct Sample {
     started: Instant,
     cache: CacheMark,
     error: Option<&'static str>,
+}
+
+/// What one request asks for.
+#[derive(Debug, Clone)]
+enum Want {
+    /// `paths[i]`.
+    Listed(usize),
+    /// A catalog's or trace's object.
+    Object(Object),
+}
+
+impl Want {
+    fn path(&self, paths: &[String]) -> String {
+        match self {
+            Want::Listed(i) => paths.get(*i).cloned().unwrap_or_default(),
+            Want::Object(o) => o.path(),
+        }
+    }
 }
 
 /// A response read to its last byte.
@@ -282,6 +337,9 @@ pub async fn run_http(
     cancel: &CancellationToken,
 ) -> anyhow::Result<HttpReport> {
     config.validate().map_err(Error::from)?;
+    // A trace that cannot be opened is the user's to fix (exit 2).
+    let feed =
+        source::feed(&config.traffic, config.rate).map_err(|e| Error::input(e.to_string()))?;
     let cfg = Arc::new(config.clone());
     progress.set_total(config.planned_requests());
     let threads = worker_threads(config.concurrency);
@@ -297,13 +355,17 @@ pub async fn run_http(
     // The clock starts once the threads' runtimes and connections are up.
     let started_at = SystemTime::now();
     let start = Instant::now();
-    let deadline = config.duration.map(|d| start + d);
+    let deadline = config.run_length().map(|d| start + d);
     let counter = Arc::new(AtomicU64::new(0));
+    let ramp = match &config.traffic.ramp {
+        Ramp::Concurrency(p) => Some(Arc::new((p.clone(), start))),
+        _ => None,
+    };
     let mut queues = Vec::new();
     let (tx, mut rx) = mpsc::channel::<Vec<Sample>>(64);
     let mut handles = Vec::with_capacity(threads as usize);
     for (thread, runtime) in (0..threads).zip(runtimes) {
-        let tickets = if config.open_loop() {
+        let tickets = if feed.is_some() {
             let (qtx, qrx) = mpsc::channel(1024);
             queues.push(qtx);
             Tickets::Open(Arc::new(Mutex::new(qrx)))
@@ -319,21 +381,21 @@ pub async fn run_http(
             .map(|client| (client, None))
             .collect();
         let clients = take_streams(clients, &mut streams);
-        let (cfg, tx, cancel) = (cfg.clone(), tx.clone(), cancel.clone());
+        let (cfg, tx, cancel, ramp) = (cfg.clone(), tx.clone(), cancel.clone(), ramp.clone());
         let handle = std::thread::Builder::new()
             .name(format!("netrun-http-{thread}"))
             .spawn(move || {
-                runtime.block_on(worker_thread(clients, cfg, tickets, tx, cancel));
+                runtime.block_on(worker_thread(clients, cfg, tickets, tx, cancel, ramp));
             })
             .context("cannot start an HTTP worker thread")?;
         handles.push(handle);
     }
     drop(tx);
-    let pacer = config.rate.map(|rate| {
+    let pacer = feed.map(|feed| {
         let (total, cancel) = (config.requests, cancel.clone());
         std::thread::Builder::new()
             .name("netrun-http-pacer".into())
-            .spawn(move || schedule(queues, total, rate, start, deadline, &cancel))
+            .spawn(move || schedule(queues, total, feed, start, deadline, &cancel))
     });
     if let Some(Err(e)) = pacer {
         // Without a pacer the queues are closed: the workers end at once.
@@ -349,7 +411,7 @@ pub async fn run_http(
                 variant: String::new(),
                 workload: String::new(),
                 client: s.client,
-                path: config.paths[s.path].clone(),
+                path: s.want.path(&config.paths),
                 status: s.status,
                 bytes: s.bytes,
                 latency_ms: round3(qos::ns_to_ms(s.latency.as_nanos() as f64)),
@@ -369,7 +431,7 @@ pub async fn run_http(
     // little more than their runtimes' teardown.
     // Every thread is joined, and each one that panicked is named with its
     // panic message: a worker's failure must not vanish from the report.
-    let failures = tokio::task::spawn_blocking(move || {
+    let (failures, fed) = tokio::task::spawn_blocking(move || {
         let mut failures = Vec::new();
         for (i, h) in handles.into_iter().enumerate() {
             if let Err(panic) = h.join() {
@@ -379,20 +441,26 @@ pub async fn run_http(
                 ));
             }
         }
+        let mut fed = Ok(());
         if let Some(Ok(p)) = pacer {
-            if let Err(panic) = p.join() {
-                failures.push(format!(
+            match p.join() {
+                Ok(r) => fed = r,
+                Err(panic) => failures.push(format!(
                     "the HTTP pacing thread panicked: {}",
                     panic_message(&*panic)
-                ));
+                )),
             }
         }
-        failures
+        (failures, fed)
     })
     .await
     .context("waiting for the HTTP worker threads")?;
     if !failures.is_empty() {
         anyhow::bail!("{}", failures.join("; "));
+    }
+    // The trace changed under the run (it was checked before): the user's to fix.
+    if let Err(e) = fed {
+        return Err(Error::input(e.to_string()).into());
     }
     Ok(tally.report(started_at, duration, cancel.is_cancelled()))
 }
@@ -420,6 +488,7 @@ struct Tally {
     errors: u64,
     bytes: u64,
     hits: u64,
+    hit_bytes: u64,
     marked: u64,
     /// Open loop: sum, largest and count of the sends' lateness.
     late_sum: Duration,
@@ -447,6 +516,7 @@ impl Tally {
                 }
                 if s.cache == CacheMark::Hit {
                     self.hits += 1;
+                    self.hit_bytes += s.bytes;
                 }
                 if s.cache != CacheMark::None {
                     self.marked += 1;
@@ -476,6 +546,7 @@ impl Tally {
             bytes: self.bytes,
             cache_hits: self.hits,
             cache_marked: self.marked,
+            hit_bytes: self.hit_bytes,
             latency: self.latency.summary(),
             service: self.service.summary(),
             pacing_mean: (self.late_n > 0).then(|| self.late_sum.div_f64(self.late_n as f64)),
@@ -562,9 +633,12 @@ impl RequestParts {
         }
     }
 
-    fn request(&self, path: usize) -> Option<Request<Empty<Bytes>>> {
+    fn request(&self, want: &Want) -> Option<Request<Empty<Bytes>>> {
         let mut req = Request::new(Empty::new());
-        *req.uri_mut() = self.uris.get(path)?.clone()?;
+        *req.uri_mut() = match want {
+            Want::Listed(i) => self.uris.get(*i)?.clone()?,
+            Want::Object(o) => o.path().parse().ok()?,
+        };
         let headers = req.headers_mut();
         headers.insert(HOST, self.host.clone()?);
         headers.insert(USER_AGENT, self.agent.clone());
@@ -580,44 +654,52 @@ async fn worker_thread(
     tickets: Tickets,
     tx: mpsc::Sender<Vec<Sample>>,
     cancel: CancellationToken,
+    ramp: Option<Arc<(Profile, Instant)>>,
 ) {
     let parts = Arc::new(RequestParts::new(&cfg));
     let mut set = tokio::task::JoinSet::new();
     for (client, stream) in clients {
-        set.spawn(worker(
-            client,
-            stream,
-            parts.clone(),
-            cfg.clone(),
-            tickets.clone(),
-            tx.clone(),
-            cancel.clone(),
-        ));
+        let shared = Shared {
+            parts: parts.clone(),
+            cfg: cfg.clone(),
+            tickets: tickets.clone(),
+            tx: tx.clone(),
+            ramp: ramp.clone(),
+        };
+        set.spawn(worker(client, stream, shared, cancel.clone()));
     }
     while set.join_next().await.is_some() {}
 }
 
-/// Open loop: releases request `i` at `start + i / rate` to the worker
-/// threads in turn, sleeping then spinning to the instant as the UDP pacer
-/// does. Tickets carry their scheduled instant, so however late a request
-/// actually leaves is charged to its latency and shows as the pacing error.
+/// Open loop: releases each request of the feed at its due instant to the
+/// worker threads in turn, sleeping then spinning to the instant as the UDP
+/// pacer does. Tickets carry their scheduled instant, so however late a
+/// request actually leaves is charged to its latency and shows as the
+/// pacing error. A trace replayed `fast` has no instants: its requests
+/// are released as the queues take them, in trace order.
 fn schedule(
     queues: Vec<mpsc::Sender<Ticket>>,
     total: u64,
-    rate: f64,
+    feed: Feed,
     start: Instant,
     deadline: Option<Instant>,
     cancel: &CancellationToken,
-) {
+) -> Result<(), crate::traffic::TraceError> {
     let threads = queues.len().max(1) as u64;
-    for index in 0..total {
-        let due = start + Duration::from_secs_f64(index as f64 / rate);
-        if deadline.is_some_and(|d| due >= d) || !wait_until(due, cancel) {
+    for (index, item) in (0..total).zip(feed) {
+        let item = item?;
+        let scheduled = item.due.map(|d| start + d);
+        let go = match scheduled {
+            Some(due) => deadline.map_or(true, |d| due < d) && wait_until(due, cancel),
+            None => !cancel.is_cancelled() && deadline.map_or(true, |d| Instant::now() < d),
+        };
+        if !go {
             break;
         }
         let ticket = Ticket {
             index,
-            scheduled: Some(due),
+            scheduled,
+            object: item.object,
         };
         // A full queue (the server is far behind) holds the pacer back; the
         // tickets still carry their own schedule.
@@ -626,6 +708,37 @@ fn schedule(
             break;
         }
     }
+    Ok(())
+}
+
+/// What every worker of a thread shares.
+struct Shared {
+    parts: Arc<RequestParts>,
+    cfg: Arc<HttpProbeConfig>,
+    tickets: Tickets,
+    tx: mpsc::Sender<Vec<Sample>>,
+    /// Closed loop with stages: the number of active clients over time,
+    /// from the run's start. Client `k` works while the level is above `k`.
+    ramp: Option<Arc<(Profile, Instant)>>,
+}
+
+/// Closed-loop stages: waits until client `client` is among the active
+/// ones. False when it never will be again (or on cancellation).
+async fn wait_for_turn(ramp: &(Profile, Instant), client: u32, cancel: &CancellationToken) -> bool {
+    let (profile, start) = ramp;
+    let need = f64::from(client) + 1.0;
+    let now = start.elapsed().as_secs_f64();
+    if profile.level_at(now) >= need {
+        return true;
+    }
+    let Some(at) = profile.first_at_least(need, now) else {
+        return false;
+    };
+    let until = *start + Duration::from_secs_f64(at);
+    tokio::select! {
+        _ = cancel.cancelled() => false,
+        _ = tokio::time::sleep_until(until.into()) => true,
+    }
 }
 
 /// The one worker loop, for both modes: one connection, requests one after
@@ -633,12 +746,16 @@ fn schedule(
 async fn worker(
     client: u32,
     stream: Option<std::net::TcpStream>,
-    parts: Arc<RequestParts>,
-    cfg: Arc<HttpProbeConfig>,
-    tickets: Tickets,
-    tx: mpsc::Sender<Vec<Sample>>,
+    shared: Shared,
     cancel: CancellationToken,
 ) {
+    let Shared {
+        parts,
+        cfg,
+        tickets,
+        tx,
+        ramp,
+    } = shared;
     let mut conn = match stream.map(TcpStream::from_std) {
         Some(Ok(s)) => handshake(s).await.ok(),
         _ => None,
@@ -649,6 +766,11 @@ async fn worker(
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
     loop {
+        if let Some(r) = &ramp {
+            if !wait_for_turn(r, client, &cancel).await {
+                break;
+            }
+        }
         let ticket = tokio::select! {
             _ = &mut cancelled => break,
             t = tickets.next() => match t {
@@ -656,9 +778,13 @@ async fn worker(
                 None => break,
             },
         };
-        let path = (ticket.index % cfg.paths.len() as u64) as usize;
+        let want = match (ticket.object, &cfg.traffic.source) {
+            (Some(o), _) => Want::Object(o),
+            (None, Source::Catalog(c)) => Want::Object(c.request(ticket.index)),
+            (None, _) => Want::Listed((ticket.index % cfg.paths.len().max(1) as u64) as usize),
+        };
         let sent_at = Instant::now();
-        let attempt = tokio::time::timeout(cfg.timeout, request(&mut conn, &cfg, &parts, path));
+        let attempt = tokio::time::timeout(cfg.timeout, request(&mut conn, &cfg, &parts, &want));
         let outcome = tokio::select! {
             _ = &mut cancelled => break,
             r = attempt => r,
@@ -667,7 +793,7 @@ async fn worker(
         let started = ticket.scheduled.unwrap_or(sent_at).min(sent_at);
         let mut sample = Sample {
             client,
-            path,
+            want,
             status: None,
             bytes: 0,
             latency: end - started,
@@ -716,7 +842,7 @@ async fn request(
     conn: &mut Option<SendRequest<Empty<Bytes>>>,
     cfg: &HttpProbeConfig,
     parts: &RequestParts,
-    path: usize,
+    want: &Want,
 ) -> Result<Response, &'static str> {
     // A kept-alive connection the server has closed meanwhile is replaced.
     let reusable = match conn.take() {
@@ -727,7 +853,7 @@ async fn request(
         Some(s) => s,
         None => connect(cfg.target).await?,
     };
-    let req = parts.request(path).ok_or("other")?;
+    let req = parts.request(want).ok_or("other")?;
     let resp = sender.send_request(req).await.map_err(classify_hyper)?;
     let status = resp.status().as_u16();
     let cache = CacheMark::from_header(resp.headers().get("x-cache").and_then(|v| v.to_str().ok()));
@@ -820,7 +946,7 @@ mod tests {
     fn sample(status: Option<u16>, cache: CacheMark, error: Option<&'static str>) -> Sample {
         Sample {
             client: 0,
-            path: 0,
+            want: Want::Listed(0),
             status,
             bytes: 100,
             latency: Duration::from_millis(10),

@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod probe;
+pub mod source;
 pub mod udp;
 
 pub use http::{run_http, HttpProbeConfig, HttpReport};

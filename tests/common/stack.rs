@@ -107,6 +107,7 @@ pub async fn http_probe(
         rate: None,
         duration: None,
         timeout,
+        traffic: Default::default(),
     };
     let mut rows = Vec::new();
     let report = run_http(

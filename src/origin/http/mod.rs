@@ -1,6 +1,7 @@
 //! Static files over HTTP/1.1: GET and HEAD, content types by extension,
 //! validators (ETag, Last-Modified) with 304 answers, streamed bodies, and
-//! paths that can never leave the www folder. Connection handling (limits,
+//! paths that can never leave the www folder; synthetic objects under
+//! `/objects/<key>/<size>` (`objects.rs`). Connection handling (limits,
 //! keep-alive, graceful shutdown) is the shared loop in [`crate::server`].
 
 use std::fmt;
@@ -23,6 +24,7 @@ use tokio_util::task::TaskTracker;
 
 mod body;
 mod lookup;
+mod objects;
 
 use super::hot::HotFiles;
 use super::path::{self, SafePath};
@@ -255,6 +257,18 @@ impl Files {
         if uri_path.len() > MAX_PATH {
             self.client_mistake(peer, "request path longer than any file path (414)");
             return text(StatusCode::URI_TOO_LONG, "414 URI Too Long\n");
+        }
+        if let Some(object) = objects::parse(uri_path) {
+            return match object {
+                Ok((key, size)) => objects::serve(
+                    &parts.headers,
+                    key,
+                    size,
+                    parts.method != Method::HEAD,
+                    self.cache_control.as_ref(),
+                ),
+                Err(why) => objects::malformed(&why),
+            };
         }
         let safe = match path::resolve(uri_path) {
             Ok(p) => p,

@@ -26,7 +26,7 @@ pub use entry::{vary_value, CachedResponse};
 pub use freshness::{age_header, freshness_lifetime, http_date, initial_age, HEURISTIC_MAX};
 pub use status::{CacheStatus, Detail, Fwd, CACHE_NAME};
 pub use storable::{shareable, storable, NotStored, RequestFacts};
-pub use store::{Eviction, Inserted, Lru, Store};
+pub use store::{Eviction, Inserted, Lru, PolicyEviction, Store};
 
 /// The cache key: method, host and path with query. HEAD is answered from
 /// the GET entry, so callers pass `GET` for both.

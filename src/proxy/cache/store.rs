@@ -7,6 +7,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use super::entry::CachedResponse;
+use crate::cache_policy::{Evictor, Policy};
 
 /// What an insert did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,12 +74,58 @@ impl Eviction for Lru {
     }
 }
 
+/// An [`Eviction`] by one of the [`Policy`]s of `cache_policy` (LRU, FIFO,
+/// SIEVE, S3-FIFO), counting either bytes or objects against its capacity.
+#[derive(Debug)]
+pub struct PolicyEviction {
+    evictor: Evictor<Arc<str>>,
+    /// Count each entry as 1 (a capacity in objects) instead of its bytes.
+    objects: bool,
+}
+
+impl PolicyEviction {
+    /// `capacity` in bytes, or in objects when `objects`.
+    pub fn new(policy: Policy, capacity: u64, objects: bool) -> Self {
+        PolicyEviction {
+            evictor: Evictor::new(policy, capacity),
+            objects,
+        }
+    }
+}
+
+impl Eviction for PolicyEviction {
+    fn inserted(&mut self, key: &Arc<str>, weight: u64) {
+        let weight = if self.objects { 1 } else { weight };
+        // The store made room already (same capacity, same units), so this
+        // evicts nothing; were it to, those keys would be dropped from the
+        // policy's view only, and the store's own bound still holds.
+        let mut evicted = Vec::new();
+        self.evictor.insert(key.clone(), weight, &mut evicted);
+    }
+
+    fn used(&mut self, key: &Arc<str>) {
+        self.evictor.hit(key);
+    }
+
+    fn removed(&mut self, key: &str) {
+        self.evictor.remove(&Arc::from(key));
+    }
+
+    fn victim(&mut self) -> Option<Arc<str>> {
+        // Taken out of the policy's queues now (S3-FIFO remembers it in its
+        // ghost queue); the store's `removed` for it then finds nothing.
+        self.evictor.evict()
+    }
+}
+
 /// A byte-bounded store. The total weight of its entries never exceeds
 /// `capacity`, and no single entry may weigh more than `max_entry`, so one
 /// large object cannot flush the whole cache.
 #[derive(Debug)]
 pub struct Store {
     capacity: u64,
+    /// `capacity_objects`: at most this many entries as well.
+    max_objects: Option<u64>,
     max_entry: u64,
     entries: HashMap<Arc<str>, Slot>,
     eviction: Box<dyn Eviction>,
@@ -103,11 +150,25 @@ impl Store {
     pub fn with_eviction(capacity: u64, eviction: Box<dyn Eviction>) -> Self {
         Store {
             capacity,
+            max_objects: None,
             max_entry: Self::per_entry_bound(capacity),
             entries: HashMap::new(),
             eviction,
             used: 0,
         }
+    }
+
+    /// A store of `capacity` bytes evicting by `policy`; with `objects`,
+    /// the policy counts entries against that many instead of bytes (as
+    /// cache simulators do), and the byte capacity still bounds memory.
+    pub fn with_policy(capacity: u64, objects: Option<u64>, policy: Policy) -> Self {
+        let eviction = match objects {
+            Some(n) => PolicyEviction::new(policy, n, true),
+            None => PolicyEviction::new(policy, capacity, false),
+        };
+        let mut store = Self::with_eviction(capacity, Box::new(eviction));
+        store.max_objects = objects;
+        store
     }
 
     /// The largest entry a store of `capacity` bytes accepts: an eighth, so
@@ -151,7 +212,11 @@ impl Store {
             return Inserted::default();
         }
         let mut evicted = 0;
-        while self.used + weight > self.capacity {
+        let full = |s: &Self| {
+            s.used + weight > s.capacity
+                || s.max_objects.is_some_and(|n| s.entries.len() as u64 >= n)
+        };
+        while full(self) {
             let Some(victim) = self.eviction.victim() else {
                 break;
             };

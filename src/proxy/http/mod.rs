@@ -181,7 +181,7 @@ impl ProxyService {
             .http1_max_buf_size(UPSTREAM_READ_BUFFER)
             .build(connector);
         let cache = config.cache.map(|c| {
-            let store = Store::new(c.capacity);
+            let store = Store::with_policy(c.capacity, c.capacity_objects, c.policy);
             CacheState {
                 max_entry: store.max_entry(),
                 store: Mutex::new(store),

@@ -28,6 +28,7 @@ pub(super) fn http_charts(
     }
     latency_cdf(o, w, &found)?;
     response_rates(o, w, &found)?;
+    hit_ratio_over_time(o, w, &found)?;
     mixes(o, w, &found)?;
     Ok(true)
 }
@@ -144,6 +145,59 @@ pub(super) fn response_rates(
     figure(
         o,
         "rate-time",
+        w,
+        &keyed(found, &notes),
+        &charts::xy(&chart)?,
+    );
+    Ok(())
+}
+
+/// The cache hit ratio over the workload's time: the warm-up, then the
+/// steady state a cache size and policy reach. Only with a cache on the path.
+pub(super) fn hit_ratio_over_time(
+    o: &mut String,
+    w: &WorkloadId,
+    found: &Found<HttpSamples>,
+) -> anyhow::Result<()> {
+    let ratios: Vec<Vec<(f64, f64)>> = found
+        .iter()
+        .map(|(_, s)| series::hit_ratio_over_time(&s.samples, SLICES))
+        .collect();
+    if ratios.iter().all(|r| r.is_empty()) {
+        return Ok(());
+    }
+    let max_ms = ratios.iter().flatten().map(|p| p.0).fold(0.0, f64::max);
+    let (div, unit) = time_unit(max_ms);
+    let chart = XyChart {
+        title: format!("{}: cache hit ratio over time", w.name),
+        x_desc: format!("time since the workload started ({unit})"),
+        y_desc: "hit ratio (HIT / marked responses)".into(),
+        x_scale: Scale::Linear,
+        y_scale: Scale::Linear,
+        y_from_zero: true,
+        series: found
+            .iter()
+            .zip(&ratios)
+            .map(|((k, _), r)| Series {
+                label: k.label.clone(),
+                style: k.style,
+                draw: Draw::Line,
+                points: r.iter().map(|&(t, v)| (t / div, v)).collect(),
+            })
+            .collect(),
+        marks: Vec::new(),
+        legend: Corner::LowerRight,
+    };
+    let notes: Vec<String> = ratios
+        .iter()
+        .map(|r| match (r.first(), r.last()) {
+            (Some(a), Some(b)) => format!("first slice {:.3}, last slice {:.3}", a.1, b.1),
+            _ => "no marked responses".into(),
+        })
+        .collect();
+    figure(
+        o,
+        "hit-ratio-time",
         w,
         &keyed(found, &notes),
         &charts::xy(&chart)?,

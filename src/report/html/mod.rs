@@ -3,6 +3,7 @@
 //! built from the result files on disk ([`data`]), so the report written at
 //! the end of a run and one rebuilt later by `netrun report` are the same.
 
+mod cache_curve;
 mod charts;
 pub mod data;
 mod headline;
@@ -165,6 +166,7 @@ fn workload_section(o: &mut String, model: &Model, w: &WorkloadId) -> anyhow::Re
     };
     if keys.len() > 1 {
         headline_charts(o, model, w, &keys)?;
+        cache_curve::miss_ratio_curve(o, model, w, &keys)?;
     }
     o.push_str("</div>\n");
     if !drawn {

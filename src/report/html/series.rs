@@ -196,6 +196,34 @@ pub fn completions_per_second(samples: &[HttpSample], count: usize) -> Vec<(f64,
         .collect()
 }
 
+/// The cache hit ratio (HIT over responses marked HIT, MISS or BYPASS) in
+/// `count` slices of the workload's time, by start: how the cache warms up.
+/// Empty when no response was marked (no cache on the path) or no times.
+pub fn hit_ratio_over_time(samples: &[HttpSample], count: usize) -> Vec<(f64, f64)> {
+    let marked: Vec<(f64, bool)> = samples
+        .iter()
+        .filter(|s| s.cache != CacheMark::None)
+        .filter_map(|s| s.start_ms.map(|t| (t, s.cache == CacheMark::Hit)))
+        .collect();
+    let Some(end) = marked.iter().map(|m| m.0).reduce(f64::max) else {
+        return Vec::new();
+    };
+    let count = count.max(1);
+    let end = end.max(1e-3);
+    let width = end / count as f64;
+    let mut hits = vec![0u64; count];
+    let mut all = vec![0u64; count];
+    for (t, hit) in marked {
+        let i = bucket(t, 0.0, end, count);
+        all[i] += 1;
+        hits[i] += u64::from(hit);
+    }
+    (0..count)
+        .filter(|&i| all[i] > 0)
+        .map(|i| ((i as f64 + 0.5) * width, hits[i] as f64 / all[i] as f64))
+        .collect()
+}
+
 /// How many requests ended in each status class.
 pub fn status_mix(samples: &[HttpSample]) -> Vec<(&'static str, u64)> {
     let mut counts = [0u64; 6];

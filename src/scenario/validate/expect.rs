@@ -31,6 +31,9 @@ const HTTP_ONLY: &[&str] = &[
     "proxy_hits",
     "proxy_upstream_fetches",
     "proxy_bytes_from_cache",
+    "byte_hit_ratio",
+    "upstream_bytes",
+    "cache_evictions",
 ];
 
 /// Summary columns that hold numbers, and so can be used in `[expect]`

@@ -52,18 +52,29 @@ pub(super) fn resolve(
         }
         r => r.as_ref().map(|r| *r.get_ref()),
     };
+    let shaped = super::traffic::resolve(w, keys, concurrency, errs);
+    let concurrency = shaped.peak_concurrency.unwrap_or(concurrency).max(1);
+    let staged = w.stages.is_some();
     HttpWorkload {
-        paths: paths(w, keys, errs),
-        // With a duration and no count, the workload runs for the duration.
-        requests: match (&w.requests, &w.duration) {
-            (None, Some(_)) => UNTIL_DURATION,
-            _ => keys.count(&w.requests, "requests", DEFAULT_REQUESTS, errs),
+        paths: match (&w.objects, &w.trace) {
+            (None, None) => paths(w, keys, errs),
+            _ => Vec::new(),
+        },
+        requests: match (&w.requests, &w.duration, shaped.trace_requests) {
+            (Some(_), _, _) => keys.count(&w.requests, "requests", DEFAULT_REQUESTS, errs),
+            // A trace: all of it.
+            (None, _, Some(n)) => n,
+            // With a duration or stages and no count, the workload runs until they end.
+            (None, Some(_), _) => UNTIL_DURATION,
+            (None, None, _) if staged => UNTIL_DURATION,
+            (None, None, _) => DEFAULT_REQUESTS,
         },
         concurrency,
         keep_alive: w.keep_alive.as_ref().map_or(true, |k| *k.get_ref()),
         rate,
         duration: w.duration.as_ref().map(|d| d.get_ref().0),
         timeout: duration(&w.timeout, DEFAULT_TIMEOUT),
+        traffic: shaped.traffic,
     }
 }
 
@@ -119,6 +130,10 @@ mod tests {
                 rate: None,
                 duration: None,
                 timeout: Duration::from_secs(10),
+                traffic: crate::workload::source::Traffic {
+                    seed: 1,
+                    ..Default::default()
+                },
             }
         );
     }

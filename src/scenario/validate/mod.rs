@@ -13,6 +13,7 @@ mod plan;
 mod read;
 mod repeat;
 mod topology;
+mod traffic;
 mod udp;
 mod workload;
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::span;
 use super::topology::resolve_topology;
 use super::workload::resolve_workload;
+use crate::cache_policy::{Policy, UnknownPolicy};
 use crate::scenario::diag::ScenarioErrors;
 use crate::scenario::raw;
 use crate::scenario::{CacheSettings, Mode, Plan, Workload};
@@ -21,10 +22,10 @@ pub(super) fn resolve_plan(
     let mode = resolve_mode(r, errs);
     let topology = resolve_topology(r.topology.clone().unwrap_or_default(), dir, errs);
     let origin_max_age = resolve_max_age(r.origin.as_ref(), errs);
-    let cache = resolve_cache(r);
+    let cache = resolve_cache(r, errs);
     let links = super::links::resolve_links(r, errs);
     let packet_links = super::packet::resolve_packet_links(r, dir, errs);
-    let workloads = resolve_workloads(r, topology.as_ref(), errs);
+    let workloads = resolve_workloads(r, topology.as_ref(), dir, errs);
     if errs.errors.len() > before {
         return None;
     }
@@ -54,11 +55,34 @@ fn resolve_mode(r: &raw::Scenario, errs: &mut ScenarioErrors) -> Mode {
     }
 }
 
-fn resolve_cache(r: &raw::Scenario) -> CacheSettings {
+fn resolve_cache(r: &raw::Scenario, errs: &mut ScenarioErrors) -> CacheSettings {
     let c = r.cache.clone().unwrap_or_default();
+    let policy = match &c.policy {
+        None => Policy::default(),
+        Some(p) => p.get_ref().parse().unwrap_or_else(|e: UnknownPolicy| {
+            errs.push(Some(p.span()), "cache.policy", e.to_string());
+            Policy::default()
+        }),
+    };
+    let capacity_objects = match &c.capacity_objects {
+        Some(n) if *n.get_ref() < 1 => {
+            errs.push(
+                Some(n.span()),
+                "cache.capacity_objects",
+                format!(
+                    "{} is too small; give at least 1 object, or remove it to count bytes",
+                    n.get_ref()
+                ),
+            );
+            None
+        }
+        n => n.as_ref().map(|n| *n.get_ref() as u64),
+    };
     CacheSettings {
         enabled: c.enabled.map_or(true, |v| *v.get_ref()),
         capacity: c.capacity.map_or(ByteSize(64 << 20), |v| *v.get_ref()),
+        policy,
+        capacity_objects,
         ttl: c.ttl.map(|v| v.get_ref().0),
     }
 }
@@ -87,8 +111,11 @@ fn resolve_max_age(o: Option<&raw::Origin>, errs: &mut ScenarioErrors) -> Option
 fn resolve_workloads(
     r: &raw::Scenario,
     topology: Option<&crate::scenario::Topology>,
+    dir: &Path,
     errs: &mut ScenarioErrors,
 ) -> Vec<Workload> {
+    // Negative seeds are reported by the links' resolution.
+    let seed = r.seed.as_ref().map_or(1, |s| (*s.get_ref()).max(0) as u64);
     let mut workloads: Vec<Workload> = Vec::new();
     if r.workload.is_empty() {
         errs.push(
@@ -98,7 +125,7 @@ fn resolve_workloads(
         );
     }
     for (index, w) in r.workload.iter().enumerate() {
-        if let Some(wl) = resolve_workload(w, index, topology, errs) {
+        if let Some(wl) = resolve_workload(w, index, topology, (dir, seed), errs) {
             if workloads.iter().any(|o| o.name == wl.name) {
                 errs.push(
                     span(&w.get_ref().name).or(Some(w.span())),

@@ -18,6 +18,10 @@ use crate::workload::{Setting, SettingError};
 /// The keys of one workload, for messages: `workload.<name>.<field>`.
 pub(super) struct Keys<'a> {
     pub name: &'a str,
+    /// The scenario's folder (traces are relative to it) and seed (catalogs
+    /// and Poisson arrivals draw from it).
+    pub dir: &'a std::path::Path,
+    pub seed: u64,
 }
 
 impl Keys<'_> {
@@ -69,13 +73,18 @@ pub(super) fn resolve_workload(
     w: &Spanned<raw::Workload>,
     index: usize,
     topology: Option<&Topology>,
+    (dir, seed): (&std::path::Path, u64),
     errs: &mut ScenarioErrors,
 ) -> Option<Workload> {
     let before = errs.errors.len();
     let wsp = w.span();
     let w = w.get_ref();
     let name = resolve_name(w, &wsp, index, errs);
-    let keys = Keys { name: &name };
+    let keys = Keys {
+        name: &name,
+        dir,
+        seed,
+    };
     let target = match w.target.as_ref().map(|t| (t.get_ref().as_str(), t.span())) {
         None | Some(("proxy", _)) => Target::Proxy,
         Some(("origin", _)) => Target::Origin,
