@@ -197,8 +197,31 @@ fn netrun_cleanup_removes_what_a_killed_run_left() {
     wait(&mut child);
     let left = namespaces_of(pid);
     assert_eq!(left.len(), 3, "{left:?}");
+    // Names that only start with `netrun-` are not netrun's: left alone.
+    let strangers = [format!("netrun-foo{pid}"), format!("netrun--x{pid}")];
+    for name in &strangers {
+        let made = Command::new("ip").args(["netns", "add", name]).status();
+        assert!(made.is_ok_and(|s| s.success()), "ip netns add {name}");
+    }
     let out = Command::new(NETRUN).arg("cleanup").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let listed = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    for name in &strangers {
+        let _ = Command::new("ip").args(["netns", "del", name]).status();
+    }
+    for name in &strangers {
+        assert!(
+            !stdout.contains(name.as_str()),
+            "{name} was not netrun's: {stdout}"
+        );
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(name)),
+            "{listed}"
+        );
+    }
     assert!(out.status.success(), "{stdout}");
     for name in &left {
         assert!(

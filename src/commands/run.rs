@@ -323,25 +323,37 @@ fn outcome(
     }
     // Not one reply: the target is unreachable, which is a runtime failure
     // (exit 3), not a measurement. The results were written all the same.
-    let silent: Vec<String> = runs
+    let silent: Vec<(&ScenarioRun, &crate::metrics::SummaryRow)> = runs
         .iter()
-        .flat_map(|r| &r.rows)
-        .filter(|row| row.sent.unwrap_or(0) > 0 && row.received == Some(0))
-        .map(|row| {
-            let variant = if row.variant == "default" {
-                String::new()
-            } else {
-                format!(" (variant {})", row.variant)
-            };
-            format!("`{}.{}`{variant}", row.scenario, row.workload)
-        })
+        .flat_map(|r| r.rows.iter().map(move |row| (r, row)))
+        .filter(|(_, row)| row.sent.unwrap_or(0) > 0 && row.received == Some(0))
         .collect();
     if !silent.is_empty() {
-        return Err(Error::Runtime(format!(
-            "no reply at all for {}: is the target reachable? (the results were written)",
-            silent.join(", ")
-        ))
-        .into());
+        let named: Vec<String> = silent
+            .iter()
+            .map(|(run, row)| {
+                let variant = if row.variant == "default" {
+                    String::new()
+                } else {
+                    format!(" (variant {})", row.variant)
+                };
+                let why = why_silent(run, row).map_or(String::new(), |w| format!(": {w}"));
+                format!("`{}.{}`{variant}{why}", row.scenario, row.workload)
+            })
+            .collect();
+        // When every silent workload has its one reason, that is the message;
+        // otherwise the target may be unreachable.
+        let all_explained = silent
+            .iter()
+            .all(|(run, row)| why_silent(run, row).is_some());
+        let tail = if all_explained {
+            "(the results were written)"
+        } else {
+            "is the target reachable? (the results were written)"
+        };
+        return Err(
+            Error::Runtime(format!("no reply at all for {}; {tail}", named.join(", "))).into(),
+        );
     }
     if runs.iter().any(ScenarioRun::expectations_failed)
         || gates.iter().flatten().any(GateReport::failed)
@@ -349,6 +361,43 @@ fn outcome(
         return Ok(Outcome::ExpectationFailed);
     }
     Ok(Outcome::Success)
+}
+
+/// The one reason a workload got no reply, when there is one: every UDP
+/// reply came back after its timeout, or every HTTP request failed with
+/// the same error class (read from the run's `http_requests.csv`).
+fn why_silent(run: &ScenarioRun, row: &crate::metrics::SummaryRow) -> Option<String> {
+    if row.kind == "udp" {
+        let late = row.late.unwrap_or(0);
+        return (late > 0).then(|| {
+            format!("all {late} replies came back after the workload's `timeout` (counted late, not lost); is it too short?")
+        });
+    }
+    let mut r = csv::Reader::from_path(run.results_dir.join("http_requests.csv")).ok()?;
+    let mut classes: Vec<(String, u64)> = Vec::new();
+    for rec in r.deserialize::<crate::metrics::HttpRequestRow>() {
+        let rec = rec.ok()?;
+        if rec.variant != row.variant
+            || rec.workload != row.workload
+            || rec.repetition.is_some_and(|n| n != row.repetition)
+        {
+            continue;
+        }
+        let class = rec.error.unwrap_or_else(|| "no status".to_string());
+        match classes.iter_mut().find(|(c, _)| *c == class) {
+            Some((_, n)) => *n += 1,
+            None => classes.push((class, 1)),
+        }
+    }
+    match classes.as_slice() {
+        // Refused, reset or timed out: the target itself may be unreachable.
+        [(class, _)] if matches!(class.as_str(), "refused" | "reset" | "timeout") => None,
+        [(class, n)] => Some(format!(
+            "every request ({n}) failed with `{class}`, the same way each time (a request netrun \
+             could not build or the target could not answer: check the workload's paths)"
+        )),
+        _ => None,
+    }
 }
 
 fn print_run(run: &ScenarioRun) {
@@ -441,6 +490,65 @@ mod tests {
         .unwrap();
         s.repeat = repeat;
         s
+    }
+
+    /// No reply at all, for one reason: the exit message names it instead
+    /// of asking whether the target is reachable.
+    #[test]
+    fn a_single_reason_for_silence_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = ScenarioRun {
+            scenario: "s".into(),
+            run_id: "r".into(),
+            rows: vec![],
+            expectations: vec![],
+            interrupted: false,
+            summary_csv: dir.path().join("s.csv"),
+            results_dir: dir.path().to_path_buf(),
+            record: Default::default(),
+        };
+        let udp = crate::metrics::SummaryRow {
+            kind: "udp".into(),
+            variant: "default".into(),
+            workload: "q".into(),
+            repetition: 1,
+            sent: Some(20),
+            received: Some(0),
+            late: Some(20),
+            ..Default::default()
+        };
+        let why = why_silent(&run, &udp).unwrap();
+        assert!(why.contains("all 20 replies came back after"), "{why}");
+        let http = crate::metrics::SummaryRow {
+            kind: "http".into(),
+            workload: "h".into(),
+            late: None,
+            ..udp
+        };
+        let row = |error: &str| crate::metrics::HttpRequestRow {
+            variant: "default".into(),
+            workload: "h".into(),
+            path: "/x".into(),
+            error: Some(error.into()),
+            repetition: Some(1),
+            ..Default::default()
+        };
+        let mut w = csv::Writer::from_path(dir.path().join("http_requests.csv")).unwrap();
+        for _ in 0..3 {
+            w.serialize(row("other")).unwrap();
+        }
+        w.flush().unwrap();
+        drop(w);
+        let why = why_silent(&run, &http).unwrap();
+        assert!(
+            why.contains("every request (3) failed with `other`"),
+            "{why}"
+        );
+        let mut w = csv::Writer::from_path(dir.path().join("http_requests.csv")).unwrap();
+        w.serialize(row("refused")).unwrap();
+        w.flush().unwrap();
+        drop(w);
+        assert_eq!(why_silent(&run, &http), None, "refused: maybe unreachable");
     }
 
     /// Two files of 4 and 3 runs: 7 units cut into 3, 2, 2 across the files.

@@ -239,15 +239,15 @@ pub struct Cleanup {
 }
 
 /// Removes the namespaces netrun left behind (a crash, `kill -9`): every
-/// `netrun-*` namespace whose owning process is gone (a running netrun's
-/// are left alone). Their veths and qdiscs go with them. One that cannot
+/// namespace of netrun's exact pattern whose owning process is gone (a
+/// running netrun's are left alone; one killed but not yet reaped, state
+/// Z, is gone). Names that merely start with `netrun-` are not netrun's and
+/// are never touched. Their veths and qdiscs go with them. One that cannot
 /// be removed does not stop the others.
 pub fn cleanup() -> anyhow::Result<Cleanup> {
     let list = cmd::run("ip", &["netns", "list"]).context("cannot list network namespaces")?;
     let mut done = Cleanup::default();
-    for name in leftovers(&list, |pid| {
-        std::path::Path::new(&format!("/proc/{pid}")).exists()
-    }) {
+    for name in leftovers(&list, process_alive) {
         match cmd::run("ip", &["netns", "del", &name]) {
             Ok(_) => done.removed.push(name),
             Err(e) => done.failed.push((name, e)),
@@ -256,19 +256,44 @@ pub fn cleanup() -> anyhow::Result<Cleanup> {
     Ok(done)
 }
 
+/// Whether process `pid` still runs: it exists and is not a zombie (dead,
+/// waiting to be reaped) or dead.
+fn process_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (comm) S ...`: the state follows the last `)` (comm may hold one).
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, Some("Z" | "X" | "x") | None)
+}
+
+/// The owner's pid of a name netrun makes: `netrun-<pid>-<n>-<role>` (a
+/// variant's namespaces), `netrun-<pid>-link<n>` (a `netrun link`'s) or
+/// `netrun-<pid>-probe` (the netem probe); `None` for any other name.
+fn owner(name: &str) -> Option<u32> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let rest = name.strip_prefix(PREFIX)?;
+    let parts: Vec<&str> = rest.split('-').collect();
+    let ours = match parts.as_slice() {
+        [pid, n, role] => digits(pid) && digits(n) && Role::ALL.iter().any(|r| r.as_str() == *role),
+        [pid, "probe"] => digits(pid),
+        [pid, link] => digits(pid) && link.strip_prefix("link").is_some_and(digits),
+        _ => false,
+    };
+    if !ours {
+        return None;
+    }
+    parts[0].parse().ok()
+}
+
 /// The netrun namespaces in `ip netns list` output whose owner is not
-/// `alive` (names without a pid are always leftovers).
+/// `alive`; names not of netrun's pattern are left alone.
 fn leftovers(list: &str, alive: impl Fn(u32) -> bool) -> Vec<String> {
     list.lines()
         .filter_map(|l| l.split_whitespace().next())
-        .filter(|name| name.starts_with(PREFIX))
-        .filter(|name| {
-            let pid = name[PREFIX.len()..]
-                .split('-')
-                .next()
-                .and_then(|p| p.parse::<u32>().ok());
-            !pid.is_some_and(&alive)
-        })
+        .filter(|name| owner(name).is_some_and(|pid| !alive(pid)))
         .map(str::to_string)
         .collect()
 }
@@ -306,11 +331,38 @@ mod tests {
     #[test]
     fn cleanup_leaves_running_owners_alone() {
         let list = "netrun-10-0-clients (id: 3)\nnetrun-10-0-proxy\nnetrun-20-1-origin (id: 5)\n\
-                    other\nnetrun-stray\n";
+                    other\nnetrun-stray\nnetrun-foo\nnetrun--x\nnetrun-20-1-db\nnetrun-x-1-proxy\n\
+                    netrun-30-probe\nnetrun-20-1-origin-extra\nnetrun-40-link0\nnetrun-40-linkx\n";
         assert_eq!(
             leftovers(list, |pid| pid == 10),
-            ["netrun-20-1-origin", "netrun-stray"]
+            ["netrun-20-1-origin", "netrun-30-probe", "netrun-40-link0"],
+            "only names of netrun's exact pattern, never `netrun-foo` or `netrun--x`"
         );
+    }
+
+    /// A killed process not yet reaped (state Z) is gone; this one is not.
+    #[test]
+    fn a_zombie_owner_counts_as_gone() {
+        assert!(process_alive(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Exited and unreaped: a zombie until wait(). Poll its state (bounded).
+        let mut zombie = false;
+        for _ in 0..200 {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if stat
+                .rfind(')')
+                .is_some_and(|i| stat[i + 1..].trim_start().starts_with('Z'))
+            {
+                zombie = true;
+                break;
+            }
+            std::thread::yield_now();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(zombie, "the child became a zombie");
+        assert!(!process_alive(pid));
+        child.wait().unwrap();
     }
 
     #[test]

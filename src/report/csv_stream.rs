@@ -9,6 +9,24 @@ use serde::Serialize;
 
 use super::atomic::{header_of, AtomicFile};
 
+/// `s` with every control character written as a visible escape (`\u{1b}`),
+/// so a CSV cell never carries raw escape sequences to a terminal or a
+/// spreadsheet; borrowed when there is none.
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A CSV file being written row by row. Write errors are kept (the producer
 /// is a callback that cannot fail) and returned by [`CsvStream::commit`].
 pub struct CsvStream {
@@ -64,5 +82,19 @@ impl CsvStream {
             .into_inner()
             .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error()))?;
         file.commit_to(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_bytes_are_escaped_in_cells() {
+        assert_eq!(escape_controls("/a\u{1b}[31m\r"), "/a\\u{1b}[31m\\u{d}");
+        assert!(matches!(
+            escape_controls("/plain"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

@@ -35,6 +35,7 @@ use crate::metrics::histogram;
 use crate::metrics::records::Tagged;
 use crate::metrics::{HttpRequestRow, SummaryRow, UdpPacketRow};
 use crate::netns::{self, Role};
+use crate::report::csv_stream::escape_controls;
 use crate::report::run_record::RunInfo;
 use crate::scenario::{Mode, Order, Scenario, Target, Variant, Workload, WorkloadKind};
 use crate::workload::http::run_http;
@@ -437,9 +438,13 @@ impl VariantCtx<'_> {
             WorkloadKind::Http(h) => {
                 let config = h.probe_config(self.services.http_addr(w.target));
                 let mut tag = tagger(&self.outputs.requests, label, &w.name, self.pos.repetition);
-                let mut sink = |row: HttpRequestRow| {
+                let mut sink = |mut row: HttpRequestRow| {
                     if let Some(ms) = histogram::http_latency_ms(&row) {
                         histogram::record_ms(&mut hist, ms);
+                    }
+                    // A path is text from a file: no raw control bytes in the CSV.
+                    if let std::borrow::Cow::Owned(p) = escape_controls(&row.path) {
+                        row.path = p;
                     }
                     tag(row);
                 };

@@ -202,6 +202,79 @@ mod tests {
     use crate::metrics::{PacketStatus, SummaryRow};
     use data::{UdpSample, UdpSamples};
 
+    /// Every settings line `netrun check` prints, of every shipped
+    /// scenario, is in the report's settings table (a repeated key such as
+    /// `link` never collapses into its first line).
+    #[test]
+    fn every_line_of_check_is_in_the_report() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let Ok(s) = crate::scenario::load(&path) else {
+                continue;
+            };
+            let info = crate::report::run_record::RunInfo::new(&s, "r", false, vec![], None);
+            let run = RunData {
+                label: s.name.clone(),
+                rows: vec![SummaryRow {
+                    scenario: s.name.clone(),
+                    variant: "default".into(),
+                    workload: "w".into(),
+                    kind: "udp".into(),
+                    ..SummaryRow::default()
+                }],
+                info: Some(info),
+                ..RunData::default()
+            };
+            let html = build(vec![run]).unwrap();
+            for v in &s.variants {
+                for (key, text) in crate::report::plan::settings(&v.plan) {
+                    let cell = format!("{}</td>", escape(&text));
+                    assert!(
+                        html.contains(&cell),
+                        "{}: `{key}` line {text:?} is not in the report",
+                        path.display()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(
+            checked > 20,
+            "the shipped scenarios were read ({checked} lines)"
+        );
+    }
+
+    /// A label with U+202E (right-to-left override) or an escape byte
+    /// cannot reorder or hide the figures after it: the page holds no raw
+    /// bidi control, long words wrap, and the label shows what it holds.
+    #[test]
+    fn user_text_cannot_reverse_or_widen_the_page() {
+        let run = RunData {
+            label: "run\u{202e}sm 652.0 05p\u{1b}[31m".into(),
+            rows: vec![SummaryRow {
+                scenario: "s".into(),
+                variant: "a\u{2067}b".into(),
+                workload: "w".into(),
+                kind: "udp".into(),
+                target: "proxy".into(),
+                latency_p50_ms: Some(0.256),
+                ..SummaryRow::default()
+            }],
+            ..RunData::default()
+        };
+        let html = build(vec![run.clone(), run]).unwrap();
+        for c in ['\u{202e}', '\u{2067}', '\u{1b}'] {
+            assert!(!html.contains(c), "raw {c:?} in the page");
+        }
+        assert!(html.contains("\\u{202e}"), "shown as a visible escape");
+        assert!(html.contains("overflow-wrap: anywhere"), "long words wrap");
+    }
+
     #[test]
     fn a_million_datagrams_make_a_small_report_with_exact_percentiles() {
         let n = 1_000_000u64;

@@ -50,7 +50,8 @@ impl Model {
                 keys.push(Key {
                     run: i,
                     variant: row.variant.clone(),
-                    label,
+                    // Drawn by the chart library too: no bidi controls there either.
+                    label: super::page::visible(&label).into_owned(),
                     style: keys.len(),
                 });
             }

@@ -12,7 +12,7 @@ use crate::report::run_record::RunInfo;
 /// Escapes text for HTML content and attribute values.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+    for c in visible(s).chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
@@ -25,10 +25,37 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Whether `c` reorders or hides text: the bidirectional embeddings,
+/// overrides and isolates, the marks, and other controls.
+fn hides_or_reorders(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || (c.is_control() && c != '\n' && c != '\t')
+}
+
+/// User text (paths, names, descriptions) as it may be shown: characters
+/// that would reverse or hide what follows them (U+202E and the other
+/// bidi controls, escape bytes) are written as visible `\u{202e}` escapes,
+/// so a label can never make `p50 0.256 ms` read backwards.
+pub fn visible(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(hides_or_reorders) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if hides_or_reorders(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 const CSS: &str = r#"
 :root { color-scheme: light; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
-       color: #1a1a1a; background: #fff; margin: 0 auto; padding: 12px 16px 40px; max-width: 1560px; }
+       color: #1a1a1a; background: #fff; margin: 0 auto; padding: 12px 16px 40px; max-width: 1560px;
+       overflow-wrap: anywhere; }
 h1 { font-size: 22px; margin: 4px 0 2px; }
 h2 { font-size: 18px; margin: 28px 0 8px; border-bottom: 2px solid #0072b2; padding-bottom: 2px; }
 h3 { font-size: 15px; margin: 18px 0 6px; }
@@ -201,17 +228,27 @@ fn settings(o: &mut String, model: &Model) {
             let _ = write!(o, "<th>{}</th>", escape(&v.label));
         }
         o.push_str("</tr>\n");
-        let keys: Vec<&String> = variants[0].settings.iter().map(|(k, _)| k).collect();
-        for (i, key) in keys.iter().enumerate() {
-            // A key may repeat (one `link` line per link): the n-th line of
-            // a key is matched with the n-th line of that key in each variant.
-            let nth = keys[..i].iter().filter(|k| *k == key).count();
+        // A key may repeat (one `link` line per link): the n-th line of a
+        // key is matched with the n-th line of that key in each variant, and
+        // a line only some variants have still gets its row.
+        let mut keys: Vec<(&String, usize)> = Vec::new();
+        for v in variants {
+            let mut seen: Vec<&String> = Vec::new();
+            for (k, _) in &v.settings {
+                let nth = seen.iter().filter(|s| **s == k).count();
+                seen.push(k);
+                if !keys.contains(&(k, nth)) {
+                    keys.push((k, nth));
+                }
+            }
+        }
+        for (key, nth) in keys {
             let values: Vec<&str> = variants
                 .iter()
                 .map(|v| {
                     v.settings
                         .iter()
-                        .filter(|(k, _)| k == *key)
+                        .filter(|(k, _)| k == key)
                         .nth(nth)
                         .map_or("", |(_, t)| t.as_str())
                 })

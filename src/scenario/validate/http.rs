@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::span;
-use super::workload::{duration, Keys};
+use super::workload::Keys;
 use crate::scenario::diag::ScenarioErrors;
 use crate::scenario::raw;
 use crate::scenario::HttpWorkload;
@@ -73,12 +73,46 @@ pub(super) fn resolve(
         keep_alive: w.keep_alive.as_ref().map_or(true, |k| *k.get_ref()),
         rate,
         duration: w.duration.as_ref().map(|d| d.get_ref().0),
-        timeout: duration(&w.timeout, DEFAULT_TIMEOUT),
+        timeout: super::udp::measurable_timeout(&w.timeout, DEFAULT_TIMEOUT, keys, errs, true),
         traffic: shaped.traffic,
     }
 }
 
-/// At least one path, each starting with `/`.
+/// The first character of `path` a request line cannot carry as it is
+/// (spaces, controls, `<`, `"`, non-ASCII…), or a `%` not followed by two
+/// hex digits; with what to write instead.
+fn unsendable(path: &str) -> Option<String> {
+    let b = path.as_bytes();
+    for (i, c) in path.char_indices() {
+        let fine = c.is_ascii_graphic() && !"\"<>\\^`{|}".contains(c);
+        if !fine {
+            let shown = match c {
+                ' ' => "a space".to_string(),
+                c if c.is_control() => format!("the control character {}", c.escape_default()),
+                c => format!("`{c}`"),
+            };
+            let mut utf8 = [0u8; 4];
+            let encoded: String = c
+                .encode_utf8(&mut utf8)
+                .bytes()
+                .map(|x| format!("%{x:02X}"))
+                .collect();
+            return Some(format!(
+                "holds {shown}, which a request line cannot carry; percent-encode it ({encoded})"
+            ));
+        }
+        if c == '%'
+            && !(b.len() > i + 2 && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit())
+        {
+            return Some(
+                "has a `%` not followed by two hex digits; write a literal % as %25".to_string(),
+            );
+        }
+    }
+    None
+}
+
+/// At least one path, each starting with `/` and sendable as it is.
 fn paths(w: &raw::Workload, keys: &Keys<'_>, errs: &mut ScenarioErrors) -> Vec<String> {
     match &w.paths {
         None => DEFAULT_PATHS.iter().map(|s| s.to_string()).collect(),
@@ -97,6 +131,12 @@ fn paths(w: &raw::Workload, keys: &Keys<'_>, errs: &mut ScenarioErrors) -> Vec<S
                         Some(p.span()),
                         keys.key("paths"),
                         format!("`{path}` does not start with /; write e.g. \"/{path}\""),
+                    );
+                } else if let Some(why) = unsendable(path) {
+                    errs.push(
+                        Some(p.span()),
+                        keys.key("paths"),
+                        format!("`{}` {why}", path.escape_default()),
                     );
                 }
             }
@@ -182,6 +222,21 @@ mod tests {
         assert!(m.starts_with("is empty"), "{m}");
         let m = problem(&http("paths = [\"index.html\"]"), "workload.w.paths");
         assert!(m.contains("write e.g. \"/index.html\""), "{m}");
+        for (bad, said) in [
+            ("/a b", "a space"),
+            ("/<x>", "`<`"),
+            ("/a\\u001b[31m", "control character"),
+            ("/100%", "%25"),
+        ] {
+            let m = problem(&http(&format!("paths = [\"{bad}\"]")), "workload.w.paths");
+            assert!(
+                m.contains(said) && m.contains("percent-encode") || m.contains("%25"),
+                "{m}"
+            );
+        }
+        assert_eq!(super::unsendable("/a%20b?q=1&r=%7E"), None);
+        let m = problem(&http("timeout = \"1ns\""), "workload.w.timeout");
+        assert!(m.contains("at least 100us"), "{m}");
         let m = problem(&http("rate = 0.0"), "workload.w.rate");
         assert!(m.contains("above 0"), "{m}");
         let m = problem(&http("concurrency = 5000000000"), "workload.w.concurrency");

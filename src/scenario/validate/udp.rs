@@ -12,6 +12,41 @@ use crate::scenario::raw;
 use crate::scenario::{Service, Target, Topology, UdpWorkload};
 use crate::workload::probe::{HEADER_LEN, MAX_DATAGRAM};
 
+/// The shortest reply timeout a run can measure against: replies on
+/// loopback take tens of µs and the timer wakes to tens of µs, so a shorter
+/// one would make every reply late (UDP) or every request fail (HTTP)
+/// whatever the system does.
+const MIN_TIMEOUT: Duration = Duration::from_micros(100);
+
+/// A workload's `timeout`, refused when 0 or shorter than [`MIN_TIMEOUT`]
+/// (`zero_checked_elsewhere`: the HTTP engine refuses 0 with its own message).
+pub(super) fn measurable_timeout(
+    v: &raw::S<crate::units::HumanDuration>,
+    default: Duration,
+    keys: &Keys<'_>,
+    errs: &mut ScenarioErrors,
+    zero_checked_elsewhere: bool,
+) -> Duration {
+    let timeout = duration(v, default);
+    if timeout.is_zero() && !zero_checked_elsewhere {
+        errs.push(
+            span(v),
+            keys.key("timeout"),
+            "is 0; every reply would be lost; give e.g. \"1s\"",
+        );
+    } else if !timeout.is_zero() && timeout < MIN_TIMEOUT {
+        errs.push(
+            span(v),
+            keys.key("timeout"),
+            format!(
+                "{timeout:?} is shorter than any reply can take (loopback alone takes tens of \
+                 µs), so every reply would be late; give at least 100us"
+            ),
+        );
+    }
+    timeout
+}
+
 const DEFAULT_COUNT: u64 = 20;
 const DEFAULT_SIZE: u64 = 128;
 const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
@@ -61,14 +96,7 @@ pub(super) fn resolve(
             format!("{flows} is too many; at most {MAX_FLOWS} parallel senders"),
         );
     }
-    let timeout = duration(&w.timeout, DEFAULT_TIMEOUT);
-    if timeout.is_zero() {
-        errs.push(
-            span(&w.timeout),
-            keys.key("timeout"),
-            "is 0; every reply would be lost; give e.g. \"1s\"",
-        );
-    }
+    let timeout = measurable_timeout(&w.timeout, DEFAULT_TIMEOUT, keys, errs, false);
     UdpWorkload {
         count: keys.count(&w.count, "count", DEFAULT_COUNT, errs),
         size: size as usize,
@@ -150,6 +178,12 @@ mod tests {
         assert!(m.contains("at most 1024"), "{m}");
         let m = problem(&udp("timeout = \"0s\""), "workload.w.timeout");
         assert!(m.contains("every reply would be lost"), "{m}");
+        let m = problem(&udp("timeout = \"1ns\""), "workload.w.timeout");
+        assert!(m.contains("at least 100us"), "{m}");
+        assert_eq!(
+            workload("timeout = \"100us\"").timeout,
+            Duration::from_micros(100)
+        );
     }
 
     #[test]
