@@ -158,8 +158,10 @@ impl From<&Interrupt> for Interrupt {
 }
 
 /// How long after the second signal the process may still take to write
-/// what it gathered; past it, it exits anyway (code 130).
-pub const ABORT_GRACE: Duration = Duration::from_secs(1);
+/// what it gathered; past it, it exits anyway (code 130). A normal abort
+/// writes in well under a second and exits then; the grace only bounds a
+/// stuck writer, and 1 s lost whole results on an overloaded host.
+pub const ABORT_GRACE: Duration = Duration::from_secs(3);
 
 /// An [`Interrupt`] driven by Ctrl-C or SIGTERM: the first signal stops and
 /// calls `on_stop` (which tells the user a second signal quits at once), the
