@@ -104,10 +104,18 @@ mod imp {
                 iov_base: slot.as_mut_ptr().cast(),
                 iov_len: slot.len(),
             };
-            let h = &mut hdrs[i].msg_hdr;
-            h.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
+        }
+        // The raw pointers are taken once every element is written, so no
+        // later borrow of the arrays invalidates them (as in `try_send`).
+        let addrs_ptr = addrs.as_mut_ptr();
+        let iovs_ptr = iovs.as_mut_ptr();
+        for (i, hdr) in hdrs.iter_mut().take(n).enumerate() {
+            let h = &mut hdr.msg_hdr;
+            // SAFETY: i < n <= SLOTS, inside both arrays.
+            h.msg_name = unsafe { addrs_ptr.add(i) }.cast();
             h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_iov = &mut iovs[i];
+            // SAFETY: as above.
+            h.msg_iov = unsafe { iovs_ptr.add(i) };
             h.msg_iovlen = 1;
         }
         // SAFETY: every header points at a live buffer of the length it
@@ -143,17 +151,30 @@ mod imp {
         let mut addrs: [libc::sockaddr_storage; SLOTS] = unsafe { zeroed() };
         let mut iovs: [libc::iovec; SLOTS] = unsafe { zeroed() };
         let mut hdrs: [libc::mmsghdr; SLOTS] = unsafe { zeroed() };
+        // Fill every address and iovec first, then take the raw pointers:
+        // a pointer taken before a later `&mut` borrow of the same element
+        // would be invalidated by it (Stacked Borrows).
+        let mut namelens = [0 as libc::socklen_t; SLOTS];
         for (i, (payload, to)) in msgs.iter().take(n).enumerate() {
             iovs[i] = libc::iovec {
                 iov_base: payload.as_ptr() as *mut libc::c_void,
                 iov_len: payload.len(),
             };
-            let h = &mut hdrs[i].msg_hdr;
             if let Some(to) = to {
-                h.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
-                h.msg_namelen = to_raw(to, &mut addrs[i]);
+                namelens[i] = to_raw(to, &mut addrs[i]);
             }
-            h.msg_iov = &mut iovs[i];
+        }
+        let addrs_ptr = addrs.as_mut_ptr();
+        let iovs_ptr = iovs.as_mut_ptr();
+        for (i, (_, to)) in msgs.iter().take(n).enumerate() {
+            let h = &mut hdrs[i].msg_hdr;
+            if to.is_some() {
+                // SAFETY: i < n <= SLOTS, inside the array.
+                h.msg_name = unsafe { addrs_ptr.add(i) }.cast();
+                h.msg_namelen = namelens[i];
+            }
+            // SAFETY: as above.
+            h.msg_iov = unsafe { iovs_ptr.add(i) };
             h.msg_iovlen = 1;
         }
         // SAFETY: every header points at a live payload (only read) and a

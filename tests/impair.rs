@@ -210,9 +210,9 @@ async fn udp_jitter_spreads_round_trips_around_the_delay() {
     )
     .await;
     let rtt = r.rtt.expect("replies");
-    // Each way takes 5–15 ms: a round trip 10–30 ms, plus scheduling slack.
+    // Each way takes 5–15 ms: a round trip at least 10 ms. No upper bound:
+    // a busy host may add any delay on top.
     assert!(rtt.min_ms >= 10.0, "min RTT {} ms", rtt.min_ms);
-    assert!(rtt.max_ms <= 30.0 + 200.0, "max RTT {} ms", rtt.max_ms);
     assert!(rtt.stddev_ms > 1.0, "stddev {} ms", rtt.stddev_ms);
     assert!(r.jitter_ms.expect("jitter") > 0.0);
 }

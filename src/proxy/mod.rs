@@ -457,6 +457,10 @@ pub async fn spawn_with_hooks(
         hooks.origin_link.clone(),
         delays.clone(),
         via_token.clone(),
+        http::Background {
+            tracker: tracker.clone(),
+            shutdown: shutdown.clone(),
+        },
     );
     tracker.spawn(server::serve(
         http,

@@ -432,22 +432,50 @@ pub async fn run_http(
     let duration = start.elapsed();
     // Every sender is gone, so the threads are ending: joining waits for
     // little more than their runtimes' teardown.
-    let joined = tokio::task::spawn_blocking(move || {
-        let workers_ok = handles.into_iter().all(|h| h.join().is_ok());
-        let fed = match pacer {
-            None => Ok(Ok(Ok(()))),
-            Some(p) => p.map(|h| h.join()),
-        };
-        (workers_ok, fed)
+    // Every thread is joined, and each one that panicked is named with its
+    // panic message: a worker's failure must not vanish from the report.
+    let (failures, fed) = tokio::task::spawn_blocking(move || {
+        let mut failures = Vec::new();
+        for (i, h) in handles.into_iter().enumerate() {
+            if let Err(panic) = h.join() {
+                failures.push(format!(
+                    "HTTP worker thread {i} panicked: {}",
+                    panic_message(&*panic)
+                ));
+            }
+        }
+        let mut fed = Ok(());
+        if let Some(Ok(p)) = pacer {
+            match p.join() {
+                Ok(r) => fed = r,
+                Err(panic) => failures.push(format!(
+                    "the HTTP pacing thread panicked: {}",
+                    panic_message(&*panic)
+                )),
+            }
+        }
+        (failures, fed)
     })
-    .await;
-    match joined {
-        Ok((true, Ok(Ok(Ok(()))))) => {}
-        // The trace changed under the run (it was checked before): the user's to fix.
-        Ok((_, Ok(Ok(Err(e))))) => return Err(Error::input(e.to_string()).into()),
-        _ => anyhow::bail!("an HTTP worker or pacing thread failed"),
+    .await
+    .context("waiting for the HTTP worker threads")?;
+    if !failures.is_empty() {
+        anyhow::bail!("{}", failures.join("; "));
+    }
+    // The trace changed under the run (it was checked before): the user's to fix.
+    if let Err(e) = fed {
+        return Err(Error::input(e.to_string()).into());
     }
     Ok(tally.report(started_at, duration, cancel.is_cancelled()))
+}
+
+/// What a thread's panic said (`panic!` with a message or a format string),
+/// or that it said nothing readable.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "a panic without a message".to_string(),
+    }
 }
 
 /// Aggregates the samples of a run into its report: counts by outcome,
@@ -903,6 +931,20 @@ fn classify_hyper(e: hyper::Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_panic_keeps_its_message() {
+        let formatted = std::thread::spawn(|| panic!("connection pool broke: {}", 7))
+            .join()
+            .unwrap_err();
+        assert_eq!(panic_message(&*formatted), "connection pool broke: 7");
+        let literal = std::thread::spawn(|| panic!("plain")).join().unwrap_err();
+        assert_eq!(panic_message(&*literal), "plain");
+        let other = std::thread::spawn(|| std::panic::panic_any(42u8))
+            .join()
+            .unwrap_err();
+        assert_eq!(panic_message(&*other), "a panic without a message");
+    }
 
     fn sample(status: Option<u16>, cache: CacheMark, error: Option<&'static str>) -> Sample {
         Sample {

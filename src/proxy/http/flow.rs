@@ -215,14 +215,20 @@ impl ProxyService {
         req.headers_mut().remove(header::RANGE);
         let (parts, ()) = req.into_parts();
         let key = key.to_string();
-        tokio::spawn(async move {
+        // On the proxy's tracker, so its shutdown waits for the refresh;
+        // cancelled with the proxy (the waiters of the flight then fetch
+        // for themselves, as when a leader's client goes away).
+        let shutdown = self.background.shutdown.clone();
+        self.background.tracker.spawn(async move {
             let Some(cache) = &me.cache else { return };
             if let Role::Lead(leader) = cache.flights.join(&key) {
                 let req_cc = request_cache_control(&parts.headers);
-                let (_, _, shared) = me
-                    .fetch_and_store(&parts, cache, &key, Some(stale), &req_cc, Fwd::Stale)
-                    .await;
-                leader.finish(shared);
+                let refresh =
+                    me.fetch_and_store(&parts, cache, &key, Some(stale), &req_cc, Fwd::Stale);
+                tokio::select! {
+                    (_, _, shared) = refresh => leader.finish(shared),
+                    () = shutdown.cancelled() => {}
+                }
             }
         });
     }

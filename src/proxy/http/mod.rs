@@ -25,6 +25,8 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::proxy::budget::Budget;
 use crate::proxy::cache::{self, Clock, Store};
@@ -69,6 +71,14 @@ impl Label {
     }
 }
 
+/// The proxy's own task set and shutdown signal, for work that outlives
+/// the request that started it (a `stale-while-revalidate` refresh).
+#[derive(Clone)]
+pub(crate) struct Background {
+    pub(crate) tracker: TaskTracker,
+    pub(crate) shutdown: CancellationToken,
+}
+
 pub(crate) struct ProxyService {
     upstream: SocketAddr,
     /// `host:port` of the upstream, as sent in `Host` and used in cache keys.
@@ -89,6 +99,8 @@ pub(crate) struct ProxyService {
     delays: DelayTimer,
     /// The service itself, for revalidations that outlive a request.
     me: Weak<ProxyService>,
+    /// Where those revalidations run, so shutdown waits for or cancels them.
+    background: Background,
     /// This instance's `Via` pseudonym: seen again in a request, it means
     /// the request came round a forwarding loop.
     via_token: String,
@@ -146,6 +158,8 @@ impl ProxyService {
         link_delay(&self.impair, dir, &self.counters.http_delayed, &self.delays).await;
     }
 
+    // One call site (`proxy::spawn_with_hooks`), every argument a distinct part.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         config: &ProxyConfig,
         counters: Arc<Counters>,
@@ -154,6 +168,7 @@ impl ProxyService {
         origin_link: Arc<dyn Impairment>,
         delays: DelayTimer,
         via_token: String,
+        background: Background,
     ) -> Arc<Self> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -190,6 +205,7 @@ impl ProxyService {
             delays,
             me: me.clone(),
             via_token,
+            background,
         })
     }
 
