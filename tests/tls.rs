@@ -203,7 +203,7 @@ async fn the_proxy_fetches_over_tls_with_one_handshake_per_upstream_connection()
         for path in ["/a.txt", "/b.txt", "/a.txt", "/c.txt", "/b.txt"] {
             let reply = common_http::send_on(&mut client, "GET", path, &[]).await;
             assert_eq!(reply.status, 200, "{path}: {:?}", reply.body);
-            assert_eq!(reply.body, path[1..].as_bytes());
+            assert_eq!(reply.body, &path.as_bytes()[1..]);
             labels.push(reply.x_cache().to_string());
         }
         assert_eq!(labels, ["MISS", "MISS", "HIT", "MISS", "HIT"]);
