@@ -10,7 +10,6 @@
 //! the requests it delayed (no coordinated omission); the service time from
 //! the actual send is reported too.
 
-use std::collections::BTreeMap;
 use std::error::Error as _;
 use std::io;
 use std::net::SocketAddr;
@@ -25,18 +24,23 @@ use hyper::header::{HeaderValue, CONNECTION, HOST, USER_AGENT};
 use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use anyhow::Context as _;
+
+mod tally;
+
+pub use tally::HttpReport;
+use tally::Tally;
 
 use super::source::{self, Feed, Ramp, Source};
 use super::udp::wait_until;
 use super::{check_duration, Progress, Setting, SettingError};
 use crate::error::Error;
-use crate::metrics::qos::{self, LatencyStats, LatencySummary};
+use crate::metrics::qos;
 use crate::metrics::summary::round3;
-use crate::metrics::{CacheMark, HttpRequestRow, SummaryRow};
+use crate::metrics::{CacheMark, HttpRequestRow};
 use crate::traffic::{Object, Profile};
 
 /// What to request, where, and how hard.
@@ -150,84 +154,6 @@ impl HttpProbeConfig {
     }
 }
 
-/// The results of one HTTP run.
-#[derive(Debug, Clone)]
-pub struct HttpReport {
-    pub started_at: SystemTime,
-    /// Wall time: from the start to the last completed request.
-    pub duration: Duration,
-    /// Requests completed or failed.
-    pub requests: u64,
-    /// Requests that got a whole response (any status).
-    pub responses: u64,
-    /// Transport errors plus 5xx responses.
-    pub errors: u64,
-    /// Body bytes received.
-    pub bytes: u64,
-    /// Responses marked `X-Cache: HIT`.
-    pub cache_hits: u64,
-    /// Responses that carried an `X-Cache` header at all (HIT, MISS or BYPASS).
-    pub cache_marked: u64,
-    /// Body bytes of the responses marked `X-Cache: HIT`.
-    pub hit_bytes: u64,
-    /// From the scheduled start (closed loop: the send) to the last body byte, responses only.
-    pub latency: Option<LatencySummary>,
-    /// Open loop only: from the actual send to the last body byte.
-    pub service: Option<LatencySummary>,
-    /// Open loop only: mean and largest lateness of the actual sends
-    /// against their schedule (pacer wake-up, or waiting for a free connection).
-    pub pacing_mean: Option<Duration>,
-    pub pacing_max: Option<Duration>,
-    status_counts: BTreeMap<u16, u64>,
-    errors_by_class: BTreeMap<String, u64>,
-    interrupted: bool,
-}
-
-impl HttpReport {
-    /// The metric fields of a summary row; scenario, variant, workload and
-    /// target are left for the caller.
-    pub fn summary(&self) -> SummaryRow {
-        let secs = self.duration.as_secs_f64();
-        SummaryRow {
-            kind: "http".into(),
-            started_at: humantime::format_rfc3339_seconds(self.started_at).to_string(),
-            duration_s: Some(round3(secs)),
-            sent: Some(self.requests),
-            received: Some(self.responses),
-            throughput_bps: qos::throughput_bps(self.bytes, self.duration).map(f64::round),
-            requests: Some(self.requests),
-            errors: Some(self.errors),
-            requests_per_s: (secs > 0.0).then(|| round3(self.requests as f64 / secs)),
-            // Empty when no response carried X-Cache: no cache was on the path.
-            cache_hits: (self.cache_marked > 0).then_some(self.cache_hits),
-            cache_hit_ratio: (self.cache_marked > 0 && self.responses > 0)
-                .then(|| round3(self.cache_hits as f64 / self.responses as f64)),
-            byte_hit_ratio: (self.cache_marked > 0 && self.bytes > 0)
-                .then(|| self.hit_bytes as f64 / self.bytes as f64),
-            service_mean_ms: self.service.map(|s| round3(s.mean_ms)),
-            service_p99_ms: self.service.map(|s| round3(s.p99_ms)),
-            pacing_mean_ms: self.pacing_mean.map(duration_ms),
-            pacing_max_ms: self.pacing_max.map(duration_ms),
-            interrupted: self.interrupted,
-            ..super::latency_columns(self.latency.as_ref())
-        }
-    }
-
-    /// Responses per HTTP status code.
-    pub fn status_counts(&self) -> &BTreeMap<u16, u64> {
-        &self.status_counts
-    }
-
-    /// Transport errors per class: `refused`, `reset`, `timeout`, `bad_response`, `other`.
-    pub fn errors_by_class(&self) -> &BTreeMap<String, u64> {
-        &self.errors_by_class
-    }
-
-    pub fn interrupted(&self) -> bool {
-        self.interrupted
-    }
-}
-
 /// One request to make; `scheduled` is set in open loop.
 struct Ticket {
     index: u64,
@@ -245,8 +171,10 @@ enum Tickets {
         total: u64,
         deadline: Option<Instant>,
     },
-    /// Open loop or a trace: this thread's queue, filled by the feeding thread.
-    Open(Arc<Mutex<mpsc::Receiver<Ticket>>>),
+    /// Open loop or a trace: this thread's queue, filled by the feeding
+    /// thread. Many receivers (the thread's connections), no lock: whichever
+    /// connection is free takes the next ticket.
+    Open(async_channel::Receiver<Ticket>),
 }
 
 impl Tickets {
@@ -267,7 +195,7 @@ impl Tickets {
                     object: None,
                 })
             }
-            Tickets::Open(rx) => rx.lock().await.recv().await,
+            Tickets::Open(rx) => rx.recv().await.ok(),
         }
     }
 }
@@ -366,9 +294,9 @@ pub async fn run_http(
     let mut handles = Vec::with_capacity(threads as usize);
     for (thread, runtime) in (0..threads).zip(runtimes) {
         let tickets = if feed.is_some() {
-            let (qtx, qrx) = mpsc::channel(1024);
+            let (qtx, qrx) = async_channel::bounded(1024);
             queues.push(qtx);
-            Tickets::Open(Arc::new(Mutex::new(qrx)))
+            Tickets::Open(qrx)
         } else {
             Tickets::Closed {
                 next: counter.clone(),
@@ -476,94 +404,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         (_, Some(s)) => s.clone(),
         _ => "a panic without a message".to_string(),
     }
-}
-
-/// Aggregates the samples of a run into its report: counts by outcome,
-/// status and error class, and the latency statistics.
-#[derive(Debug, Default)]
-struct Tally {
-    latency: LatencyStats,
-    service: LatencyStats,
-    status_counts: BTreeMap<u16, u64>,
-    errors_by_class: BTreeMap<String, u64>,
-    requests: u64,
-    responses: u64,
-    errors: u64,
-    bytes: u64,
-    hits: u64,
-    hit_bytes: u64,
-    marked: u64,
-    /// Open loop: sum, largest and count of the sends' lateness.
-    late_sum: Duration,
-    late_max: Duration,
-    late_n: u64,
-}
-
-impl Tally {
-    /// Counts one finished request. Latency is over responses only; the
-    /// service time only means something apart from it in an open loop.
-    fn add(&mut self, s: &Sample, open_loop: bool) {
-        self.requests += 1;
-        self.bytes += s.bytes;
-        if let Some(late) = s.late {
-            self.late_sum += late;
-            self.late_max = self.late_max.max(late);
-            self.late_n += 1;
-        }
-        match (s.status, s.error) {
-            (Some(code), _) => {
-                self.responses += 1;
-                *self.status_counts.entry(code).or_insert(0) += 1;
-                if code >= 500 {
-                    self.errors += 1;
-                }
-                if s.cache == CacheMark::Hit {
-                    self.hits += 1;
-                    self.hit_bytes += s.bytes;
-                }
-                if s.cache != CacheMark::None {
-                    self.marked += 1;
-                }
-                self.latency.record(s.latency);
-                if open_loop {
-                    self.service.record(s.service);
-                }
-            }
-            (None, class) => {
-                self.errors += 1;
-                *self
-                    .errors_by_class
-                    .entry(class.unwrap_or("other").to_string())
-                    .or_insert(0) += 1;
-            }
-        }
-    }
-
-    fn report(self, started_at: SystemTime, duration: Duration, interrupted: bool) -> HttpReport {
-        HttpReport {
-            started_at,
-            duration,
-            requests: self.requests,
-            responses: self.responses,
-            errors: self.errors,
-            bytes: self.bytes,
-            cache_hits: self.hits,
-            cache_marked: self.marked,
-            hit_bytes: self.hit_bytes,
-            latency: self.latency.summary(),
-            service: self.service.summary(),
-            pacing_mean: (self.late_n > 0).then(|| self.late_sum.div_f64(self.late_n as f64)),
-            pacing_max: (self.late_n > 0).then_some(self.late_max),
-            status_counts: self.status_counts,
-            errors_by_class: self.errors_by_class,
-            interrupted,
-        }
-    }
-}
-
-/// A duration in milliseconds, to the microsecond.
-fn duration_ms(d: Duration) -> f64 {
-    round3(qos::ns_to_ms(d.as_nanos() as f64))
 }
 
 /// One worker thread per core, never more than there are connections.
@@ -681,7 +521,7 @@ async fn worker_thread(
 /// pacing error. A trace replayed `fast` has no instants: its requests
 /// are released as the queues take them, in trace order.
 fn schedule(
-    queues: Vec<mpsc::Sender<Ticket>>,
+    queues: Vec<async_channel::Sender<Ticket>>,
     total: u64,
     feed: Feed,
     start: Instant,
@@ -707,7 +547,7 @@ fn schedule(
         // A full queue (the server is far behind) holds the pacer back; the
         // tickets still carry their own schedule.
         let queue = &queues[(index % threads) as usize];
-        if queue.blocking_send(ticket).is_err() {
+        if queue.send_blocking(ticket).is_err() {
             break;
         }
     }
@@ -944,77 +784,5 @@ mod tests {
             .join()
             .unwrap_err();
         assert_eq!(panic_message(&*other), "a panic without a message");
-    }
-
-    fn sample(status: Option<u16>, cache: CacheMark, error: Option<&'static str>) -> Sample {
-        Sample {
-            client: 0,
-            want: Want::Listed(0),
-            status,
-            bytes: 100,
-            latency: Duration::from_millis(10),
-            service: Duration::from_millis(4),
-            late: None,
-            started: Instant::now(),
-            cache,
-            error,
-        }
-    }
-
-    #[test]
-    fn the_tally_counts_each_outcome_once() {
-        let mut t = Tally::default();
-        t.add(&sample(Some(200), CacheMark::Hit, None), false);
-        t.add(&sample(Some(200), CacheMark::Miss, None), false);
-        t.add(&sample(Some(503), CacheMark::None, None), false);
-        t.add(&sample(None, CacheMark::None, Some("timeout")), false);
-        t.add(&sample(None, CacheMark::None, None), false);
-        let r = t.report(SystemTime::UNIX_EPOCH, Duration::from_secs(1), false);
-        assert_eq!(
-            (r.requests, r.responses, r.errors, r.bytes),
-            (5, 3, 3, 500),
-            "5xx and transport failures are both errors"
-        );
-        assert_eq!((r.cache_hits, r.cache_marked), (1, 2));
-        assert_eq!(r.latency.map(|l| l.count), Some(3), "responses only");
-        assert_eq!(r.service, None, "closed loop: no separate service time");
-        assert_eq!(r.status_counts, BTreeMap::from([(200, 2), (503, 1)]));
-        assert_eq!(
-            r.errors_by_class,
-            BTreeMap::from([("other".to_string(), 1), ("timeout".to_string(), 1)])
-        );
-    }
-
-    #[test]
-    fn an_open_loop_tally_reports_mean_and_largest_lateness_errors_included() {
-        let mut t = Tally::default();
-        for (ms, error) in [(2, None), (4, None), (0, Some("reset"))] {
-            let mut s = sample(error.is_none().then_some(200), CacheMark::None, error);
-            s.late = Some(Duration::from_millis(ms));
-            t.add(&s, true);
-        }
-        let row = t
-            .report(SystemTime::UNIX_EPOCH, Duration::from_secs(1), false)
-            .summary();
-        assert_eq!(
-            (row.pacing_mean_ms, row.pacing_max_ms),
-            (Some(2.0), Some(4.0))
-        );
-        let mut closed = Tally::default();
-        closed.add(&sample(Some(200), CacheMark::None, None), false);
-        let row = closed
-            .report(SystemTime::UNIX_EPOCH, Duration::from_secs(1), false)
-            .summary();
-        assert_eq!((row.pacing_mean_ms, row.pacing_max_ms), (None, None));
-    }
-
-    #[test]
-    fn an_open_loop_tally_keeps_service_time_apart_from_latency() {
-        let mut t = Tally::default();
-        t.add(&sample(Some(200), CacheMark::None, None), true);
-        let r = t.report(SystemTime::UNIX_EPOCH, Duration::from_secs(1), true);
-        assert_eq!(r.latency.map(|l| l.max_ms), Some(10.0));
-        assert_eq!(r.service.map(|l| l.max_ms), Some(4.0));
-        assert!(r.interrupted());
     }
 }
