@@ -206,7 +206,8 @@ fn print_stats(s: &ProxyStats) {
     );
     outln!(
         "      {} upstream connections, {} upstream TLS handshakes",
-        s.upstream_connections, s.upstream_tls_handshakes
+        s.upstream_connections,
+        s.upstream_tls_handshakes
     );
     outln!(
         "cache: {} stored, {} evicted, {} entries, {} bytes held; {} streamed past the memory bound",
