@@ -11,7 +11,11 @@ use std::time::{Duration, SystemTime};
 
 use indicatif::ProgressBar;
 use netrun::metrics::HttpRequestRow;
+#[path = "common/http.rs"]
+mod common_http;
+
 use netrun::origin::{self, OriginConfig, OriginHandle};
+use netrun::proxy::{self, ProxyConfig, ProxyHandle, UpstreamTransport};
 use netrun::server::{HttpLimits, Listener};
 use netrun::tls::{self, ClientTls, Identity, Trust};
 use netrun::workload::http::HttpWire;
@@ -407,6 +411,27 @@ fn bad_certificate_files_exit_2_at_start() {
             "{err}"
         );
     }
+    // A proxy's upstream CA file, read at start; TLS options on a clear-text upstream.
+    for (upstream, flag) in [
+        ("https://127.0.0.1:1", "--upstream-ca"),
+        ("http://127.0.0.1:1", "--upstream-insecure"),
+    ] {
+        let mut cmd = assert_cmd::Command::cargo_bin("netrun").unwrap();
+        cmd.args(["proxy", "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
+            .args(["--upstream", upstream, flag]);
+        if flag == "--upstream-ca" {
+            cmd.arg(&junk);
+        }
+        let out = cmd.timeout(Duration::from_secs(60)).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{upstream} {flag}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let names = if flag == "--upstream-ca" {
+            "junk.pem"
+        } else {
+            "https://"
+        };
+        assert!(err.contains(names), "{err}");
+    }
     let out = assert_cmd::Command::cargo_bin("netrun")
         .unwrap()
         .args(["probe", "http", "https://127.0.0.1:1/", "--ca"])
@@ -552,4 +577,233 @@ fn the_probe_command_speaks_https_and_http2_to_netrun_serve_tls() {
     assert_eq!(json["errors_by_class"]["tls_untrusted"], 3, "{json}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tls_untrusted: 3"), "{err}");
+}
+
+/// A proxy on `bind` (port 0) in front of `upstream`, reaching it with
+/// `transport`, serving TLS with `identity` if given.
+async fn proxy(
+    bind: &str,
+    upstream: SocketAddr,
+    transport: UpstreamTransport,
+    identity: Option<&Identity>,
+) -> (ProxyHandle, CancellationToken) {
+    let tcp = TcpListener::bind(bind).await.unwrap();
+    let udp = UdpSocket::bind(bind).await.unwrap();
+    let listener = Listener {
+        tcp,
+        tls: identity.map(|id| tls::server_config(id).unwrap()),
+    };
+    let config = ProxyConfig {
+        upstream_transport: transport,
+        upstream_timeout: Duration::from_secs(10),
+        ..ProxyConfig::new(upstream, upstream)
+    };
+    let token = CancellationToken::new();
+    let handle = proxy::spawn(listener, udp, config, token.clone())
+        .await
+        .unwrap();
+    (handle, token)
+}
+
+/// Trusting `id`'s made CA.
+fn trusting(id: &Identity) -> Trust {
+    Trust::CaPem(id.ca_pem.clone().unwrap())
+}
+
+#[tokio::test]
+async fn the_proxy_fetches_over_tls_with_one_handshake_per_upstream_connection() {
+    let id = Identity::made(&[]).unwrap();
+    let (www, origin, origin_token) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        std::fs::write(www.path().join(name), name).unwrap();
+    }
+    let authority = origin.http_addr().to_string();
+    for http2 in [false, true] {
+        let transport = UpstreamTransport::tls(&trusting(&id), &authority, http2).unwrap();
+        let (proxy, token) = proxy("127.0.0.1:0", origin.http_addr(), transport, None).await;
+        let mut client = common_http::connect(proxy.http_addr()).await;
+        let mut labels = Vec::new();
+        for path in ["/a.txt", "/b.txt", "/a.txt", "/c.txt", "/b.txt"] {
+            let reply = common_http::send_on(&mut client, "GET", path, &[]).await;
+            assert_eq!(reply.status, 200, "{path}: {:?}", reply.body);
+            assert_eq!(reply.body, &path.as_bytes()[1..]);
+            labels.push(reply.x_cache().to_string());
+        }
+        assert_eq!(labels, ["MISS", "MISS", "HIT", "MISS", "HIT"]);
+        let s = proxy.stats();
+        // Three misses and the revalidations of the files just written
+        // (heuristic freshness of a second-old Last-Modified is nil).
+        assert_eq!(s.upstream_fetches, 3 + s.revalidations);
+        assert_eq!(s.upstream_errors, 0);
+        // The origin offers h2 by ALPN: one multiplexed connection, one
+        // handshake, however many fetches.
+        assert_eq!(s.upstream_tls_handshakes, 1, "http2 only: {http2}");
+        assert_eq!(s.upstream_connections, 1);
+        token.cancel();
+    }
+    origin_token.cancel();
+}
+
+#[tokio::test]
+async fn the_proxy_speaks_h2c_to_a_clear_text_upstream_by_prior_knowledge() {
+    let (_www, origin, origin_token) = origin("127.0.0.1:0", None, HttpLimits::default()).await;
+    let transport = UpstreamTransport {
+        tls: None,
+        http2: true,
+    };
+    let (proxy, token) = proxy("127.0.0.1:0", origin.http_addr(), transport, None).await;
+    let mut client = common_http::connect(proxy.http_addr()).await;
+    for want in ["MISS", "HIT"] {
+        let reply = common_http::send_on(&mut client, "GET", "/index.html", &[]).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.x_cache(), want);
+    }
+    let s = proxy.stats();
+    assert_eq!((s.upstream_connections, s.upstream_tls_handshakes), (1, 0));
+    token.cancel();
+    origin_token.cancel();
+}
+
+#[tokio::test]
+async fn a_failed_upstream_handshake_is_a_counted_502_that_says_why() {
+    let good = Identity::made(&[]).unwrap();
+    let other = Identity::made(&[]).unwrap();
+    let hour = Duration::from_secs(3600);
+    let now = std::time::SystemTime::now();
+    let expired = Identity::made_between(&[], now - 48 * hour, now - 24 * hour).unwrap();
+    let limits = HttpLimits::default;
+    let (_w1, tls_origin, t1) = origin("127.0.0.1:0", Some(&good), limits()).await;
+    let (_w2, old_origin, t2) = origin("127.0.0.1:0", Some(&expired), limits()).await;
+    let (_w3, clear_origin, t3) = origin("127.0.0.1:0", None, limits()).await;
+    let tls_addr = tls_origin.http_addr();
+    let port = tls_addr.port();
+    let cases = [
+        (
+            "untrusted",
+            tls_addr,
+            trusting(&other),
+            tls_addr.to_string(),
+            "no trusted CA signed",
+        ),
+        (
+            "name",
+            tls_addr,
+            trusting(&good),
+            format!("other.test:{port}"),
+            "for another name",
+        ),
+        (
+            "expired",
+            old_origin.http_addr(),
+            trusting(&expired),
+            old_origin.http_addr().to_string(),
+            "expired",
+        ),
+        (
+            "clear text",
+            clear_origin.http_addr(),
+            trusting(&good),
+            clear_origin.http_addr().to_string(),
+            "does not speak TLS",
+        ),
+    ];
+    for (case, upstream, trust, authority, says) in cases {
+        let transport = UpstreamTransport::tls(&trust, &authority, false).unwrap();
+        let (proxy, token) = proxy("127.0.0.1:0", upstream, transport, None).await;
+        let reply = common_http::get(proxy.http_addr(), "/index.html").await;
+        let body = String::from_utf8_lossy(&reply.body);
+        assert_eq!(reply.status, 502, "{case}: {body}");
+        assert!(body.contains(says), "{case}: {body}");
+        let s = proxy.stats();
+        assert_eq!(
+            (s.upstream_errors, s.upstream_tls_handshakes),
+            (1, 0),
+            "{case}"
+        );
+        token.cancel();
+    }
+    for t in [t1, t2, t3] {
+        t.cancel();
+    }
+}
+
+/// Whether `curl` with HTTP/2 is here; prints why a test skips otherwise.
+fn curl_with_http2() -> bool {
+    match std::process::Command::new("curl").arg("--version").output() {
+        Ok(out) if String::from_utf8_lossy(&out.stdout).contains("HTTP2") => true,
+        Ok(_) => {
+            eprintln!("skipped: this curl has no HTTP/2 (nghttp2)");
+            false
+        }
+        Err(e) => {
+            eprintln!("skipped: curl cannot be run ({e}); .ci/run installs it");
+            false
+        }
+    }
+}
+
+/// curl, the reference client, through a proxy with TLS on both sides:
+/// `--http2 --cacert` of the proxy's made CA, the same URL twice on one
+/// connection, MISS then HIT, both over HTTP/2; on IPv4 and on [::1].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_gets_a_miss_then_a_hit_over_http2_through_a_tls_proxy() {
+    if !curl_with_http2() {
+        return;
+    }
+    for (bind, host) in [("127.0.0.1:0", "127.0.0.1"), ("[::1]:0", "[::1]")] {
+        if std::net::TcpListener::bind(bind).is_err() {
+            eprintln!("skipped {bind}: cannot bind it here (no IPv6 loopback?)");
+            continue;
+        }
+        let origin_id = Identity::made(&[]).unwrap();
+        let proxy_id = Identity::made(&[]).unwrap();
+        let (_www, origin, origin_token) =
+            origin(bind, Some(&origin_id), HttpLimits::default()).await;
+        let transport = UpstreamTransport::tls(
+            &trusting(&origin_id),
+            &origin.http_addr().to_string(),
+            false,
+        )
+        .unwrap();
+        let (proxy, token) = proxy(bind, origin.http_addr(), transport, Some(&proxy_id)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = proxy_id
+            .write_ca(&dir.path().join("ca.pem"))
+            .unwrap()
+            .unwrap();
+        let url = format!("https://{host}:{}/index.html", proxy.http_addr().port());
+        let mut curl = std::process::Command::new("curl");
+        curl.args(["--http2", "--silent", "--show-error", "--max-time", "30"])
+            .arg("--cacert")
+            .arg(&ca)
+            .args(["--dump-header", "-", "--output", "/dev/null"])
+            .args([&url, &url]);
+        // curl runs off the runtime: the servers answer it meanwhile.
+        let out = tokio::task::spawn_blocking(move || curl.output())
+            .await
+            .unwrap()
+            .unwrap();
+        let heads = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        assert!(
+            out.status.success(),
+            "{bind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let statuses: Vec<&str> = heads.lines().filter(|l| l.starts_with("http/")).collect();
+        assert_eq!(statuses.len(), 2, "{heads}");
+        assert!(
+            statuses.iter().all(|l| l.starts_with("http/2 200")),
+            "{heads}"
+        );
+        let labels: Vec<&str> = heads
+            .lines()
+            .filter_map(|l| l.strip_prefix("x-cache:"))
+            .map(str::trim)
+            .collect();
+        assert_eq!(labels, ["miss", "hit"], "{bind}: {heads}");
+        let s = proxy.stats();
+        assert_eq!((s.upstream_tls_handshakes, s.upstream_errors), (1, 0));
+        token.cancel();
+        origin_token.cancel();
+    }
 }
