@@ -807,3 +807,55 @@ async fn curl_gets_a_miss_then_a_hit_over_http2_through_a_tls_proxy() {
         origin_token.cancel();
     }
 }
+
+/// `netrun check` on a scenario written into a folder this test made (with
+/// the `www/` its default names); returns (exit code, stdout, stderr).
+fn check_scenario(workload: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("www")).unwrap();
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir(&scenarios).unwrap();
+    let file = scenarios.join("h2.toml");
+    std::fs::write(
+        &file,
+        format!("name = \"h2\"\n[[workload]]\nkind = \"http\"\nname = \"page\"\n{workload}"),
+    )
+    .unwrap();
+    let out = assert_cmd::Command::cargo_bin("netrun")
+        .unwrap()
+        .arg("check")
+        .arg(&file)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_shows_http2_streams_and_refuses_unknown_versions_with_file_line_and_values() {
+    let (code, out, err) = check_scenario("http_version = \"2\"\nstreams = 8\nconcurrency = 2\n");
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("HTTP/2 with 8 streams per connection"),
+        "{out}"
+    );
+
+    let (code, _, err) = check_scenario("http_version = \"3\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("h2.toml:5:")
+            && err.contains("workload.page.http_version")
+            && err.contains("\"1.1\" or \"2\""),
+        "{err}"
+    );
+    let (code, _, err) = check_scenario("streams = 4\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("h2.toml:5:") && err.contains("HTTP/2 only"),
+        "{err}"
+    );
+}

@@ -92,6 +92,13 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
     let (scheme, authority, default_path) = parse_url(&args.url)?;
     let target = net::resolve(&authority, "HTTP probe target").await?;
     let tls = match scheme {
+        Scheme::Http if args.ca.is_some() || args.insecure => {
+            return Err(Error::input(format!(
+                "--ca and --insecure apply to https:// URLs; `{}` is clear text",
+                args.url
+            ))
+            .into())
+        }
         Scheme::Http => None,
         Scheme::Https => {
             let trust = match (&args.ca, args.insecure) {

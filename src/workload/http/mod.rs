@@ -159,6 +159,14 @@ impl HttpProbeConfig {
         Ok(())
     }
 
+    /// Speaks TLS to the target, trusting `trust`: ALPN offers HTTP/2 when
+    /// the wire asks for it, the certificate is checked against the
+    /// authority's host. Errors are input errors naming a bad CA file.
+    pub fn use_tls(&mut self, trust: &crate::tls::Trust) -> Result<(), Error> {
+        self.wire.tls = Some(ClientTls::new(trust, &self.authority, self.wire.http2)?);
+        Ok(())
+    }
+
     fn validate_wire(&self) -> Result<(), SettingError> {
         let streams = self.wire.streams;
         if !(1..=MAX_STREAMS).contains(&streams) {
