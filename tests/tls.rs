@@ -26,6 +26,7 @@ async fn origin(
     let tcp = TcpListener::bind(bind).await.unwrap();
     let udp = UdpSocket::bind(bind).await.unwrap();
     let listener = Listener {
+        workers: None,
         tcp,
         tls: identity.map(|id| tls::server_config(id).unwrap()),
     };
