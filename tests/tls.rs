@@ -48,9 +48,9 @@ async fn origin(
     let tcp = TcpListener::bind(bind).await.unwrap();
     let udp = UdpSocket::bind(bind).await.unwrap();
     let listener = Listener {
-        workers: None,
         tcp,
         tls: identity.map(|id| tls::server_config(id).unwrap()),
+        workers: None,
     };
     let config = OriginConfig {
         www: www.path().to_path_buf(),
@@ -593,6 +593,7 @@ async fn proxy(
     let listener = Listener {
         tcp,
         tls: identity.map(|id| tls::server_config(id).unwrap()),
+        workers: None,
     };
     let config = ProxyConfig {
         upstream_transport: transport,

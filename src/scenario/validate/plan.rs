@@ -211,10 +211,16 @@ mod tests {
         assert_eq!(p.origin_workers.map(|n| n.get()), Some(3));
         assert_eq!(p.proxy_workers.map(|n| n.get()), Some(1));
         for bad in ["0", "-2", "257"] {
-            let m = problem(&format!("[proxy]\nworkers = {bad}\n{}", http("")), "proxy.workers");
+            let m = problem(
+                &format!("[proxy]\nworkers = {bad}\n{}", http("")),
+                "proxy.workers",
+            );
             assert!(m.contains("give 1 to 256"), "{m}");
         }
-        let m = problem(&format!("[origin]\nworkers = 0\n{}", http("")), "origin.workers");
+        let m = problem(
+            &format!("[origin]\nworkers = 0\n{}", http("")),
+            "origin.workers",
+        );
         assert!(m.contains("one per core"), "{m}");
     }
 
