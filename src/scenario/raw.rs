@@ -23,6 +23,7 @@ pub struct Scenario {
     pub mode: S<String>,
     pub topology: Option<Topology>,
     pub origin: Option<Origin>,
+    pub proxy: Option<Proxy>,
     pub cache: Option<Cache>,
     /// Shorthand for `[links.clients_proxy]`.
     pub impair: S<Impair>,
@@ -58,6 +59,8 @@ pub struct Topology {
     pub www: S<String>,
     pub origin: S<Endpoint>,
     pub proxy: S<Endpoint>,
+    /// TLS on both services (`true`), unless `[origin]`/`[proxy]` say otherwise.
+    pub tls: S<bool>,
 }
 
 /// `{ http = 8000, udp = 9000 }` to start a service, or
@@ -77,6 +80,16 @@ pub struct Endpoint {
 pub struct Origin {
     /// A duration, or `"none"` for no `Cache-Control` at all.
     pub max_age: S<String>,
+    /// `true`, `false`, or `{ cert = "...", key = "...", ca = "..." }`.
+    pub tls: S<toml::Value>,
+}
+
+/// `[proxy]`: how the spawned proxy listens (its cache is `[cache]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proxy {
+    /// `true`, `false`, or `{ cert = "...", key = "...", ca = "..." }`.
+    pub tls: S<toml::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -22,6 +22,7 @@ pub(super) fn resolve_plan(
     let mode = resolve_mode(r, errs);
     let topology = resolve_topology(r.topology.clone().unwrap_or_default(), dir, errs);
     let origin_max_age = resolve_max_age(r.origin.as_ref(), errs);
+    let tls = super::tls::resolve_tls(r, topology.as_ref(), dir, errs);
     let cache = resolve_cache(r, errs);
     let links = super::links::resolve_links(r, errs);
     let packet_links = super::packet::resolve_packet_links(r, dir, errs);
@@ -33,6 +34,7 @@ pub(super) fn resolve_plan(
         mode,
         topology: topology?,
         origin_max_age,
+        tls,
         cache,
         links,
         packet_links,
