@@ -3,22 +3,38 @@
 //! counts, and every way a handshake can fail ending in a counted error,
 //! never a hang.
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use indicatif::ProgressBar;
+use netrun::metrics::HttpRequestRow;
 #[path = "common/http.rs"]
 mod common_http;
-
-use std::net::SocketAddr;
 
 use netrun::origin::{self, OriginConfig, OriginHandle};
 use netrun::proxy::{self, ProxyConfig, ProxyHandle, UpstreamTransport};
 use netrun::server::{HttpLimits, Listener};
-use netrun::tls::{self, Identity, Trust};
+use netrun::tls::{self, ClientTls, Identity, Trust};
+use netrun::workload::http::HttpWire;
+use netrun::workload::{run_http, HttpProbeConfig, HttpReport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
+
+/// Whether this host can listen on IPv6 loopback; prints why a test skips
+/// when it cannot.
+fn ipv6_loopback(test: &str) -> bool {
+    match std::net::TcpListener::bind("[::1]:0") {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("skipping {test}: cannot listen on [::1] ({e})");
+            false
+        }
+    }
+}
 
 /// An origin serving a one-file folder on `bind` (port 0), over TLS with
 /// `identity` if given.
@@ -45,6 +61,276 @@ async fn origin(
         .await
         .unwrap();
     (www, handle, token)
+}
+
+fn probe_config(
+    target: SocketAddr,
+    authority: &str,
+    requests: u64,
+    wire: HttpWire,
+) -> HttpProbeConfig {
+    HttpProbeConfig {
+        authority: authority.to_string(),
+        target,
+        paths: vec!["/index.html".into()],
+        requests,
+        concurrency: 2,
+        keep_alive: true,
+        rate: None,
+        duration: None,
+        timeout: Duration::from_secs(10),
+        traffic: Default::default(),
+        wire,
+    }
+}
+
+async fn probe(config: &HttpProbeConfig) -> (HttpReport, Vec<HttpRequestRow>) {
+    let mut rows = Vec::new();
+    let report = run_http(
+        config,
+        &mut |r| rows.push(r),
+        &ProgressBar::hidden(),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("probe");
+    (report, rows)
+}
+
+fn https(ca: &Identity, authority: &str, http2: bool, streams: u32) -> HttpWire {
+    let trust = Trust::CaPem(ca.ca_pem.clone().unwrap());
+    HttpWire {
+        tls: Some(ClientTls::new(&trust, authority, http2).unwrap()),
+        http2,
+        streams,
+    }
+}
+
+/// Each connection's handshake shows once, on one request; reused
+/// connections show none.
+fn assert_one_handshake_per_connection(rows: &[HttpRequestRow], report: &HttpReport, tls: bool) {
+    let with_connect = rows.iter().filter(|r| r.connect_ms.is_some()).count() as u64;
+    let with_tls = rows.iter().filter(|r| r.tls_ms.is_some()).count() as u64;
+    assert_eq!(with_connect, report.connections);
+    assert_eq!(report.connections, 2, "one connection per client");
+    if tls {
+        assert_eq!(with_tls, 2);
+        assert_eq!(report.tls_handshakes, 2);
+        assert!(rows.iter().filter_map(|r| r.tls_ms).all(|ms| ms > 0.0));
+    } else {
+        assert_eq!((with_tls, report.tls_handshakes), (0, 0));
+    }
+    assert!(rows.iter().all(|r| r.ttfb_ms.is_some_and(|t| t > 0.0)));
+    let row = report.summary();
+    assert!(row.ttfb_p50_ms.is_some() && row.connect_p99_ms.is_some());
+    assert_eq!(row.tls_p50_ms.is_some(), tls);
+}
+
+#[tokio::test]
+async fn https_serves_http1_and_http2_by_alpn_with_one_handshake_per_connection() {
+    let id = Identity::made(&[]).unwrap();
+    let (_www, origin, token) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
+    let addr = origin.http_addr();
+    let authority = addr.to_string();
+
+    let (report, rows) = probe(&probe_config(
+        addr,
+        &authority,
+        20,
+        https(&id, &authority, false, 1),
+    ))
+    .await;
+    assert_eq!(
+        (report.responses, report.errors),
+        (20, 0),
+        "{:?}",
+        report.errors_by_class()
+    );
+    assert!(rows
+        .iter()
+        .all(|r| r.protocol.as_deref() == Some("HTTP/1.1")));
+    assert_one_handshake_per_connection(&rows, &report, true);
+
+    let (report, rows) = probe(&probe_config(
+        addr,
+        &authority,
+        40,
+        https(&id, &authority, true, 4),
+    ))
+    .await;
+    assert_eq!(
+        (report.responses, report.errors),
+        (40, 0),
+        "{:?}",
+        report.errors_by_class()
+    );
+    assert!(rows.iter().all(|r| r.protocol.as_deref() == Some("HTTP/2")));
+    assert_one_handshake_per_connection(&rows, &report, true);
+    token.cancel();
+}
+
+#[tokio::test]
+async fn clear_text_http2_with_prior_knowledge_and_ipv6() {
+    if !ipv6_loopback("clear_text_http2_with_prior_knowledge_and_ipv6") {
+        return;
+    }
+    let (_www, origin, token) = origin("[::1]:0", None, HttpLimits::default()).await;
+    let addr = origin.http_addr();
+    let wire = HttpWire {
+        tls: None,
+        http2: true,
+        streams: 3,
+    };
+    let (report, rows) = probe(&probe_config(addr, &addr.to_string(), 30, wire)).await;
+    assert_eq!(
+        (report.responses, report.errors),
+        (30, 0),
+        "{:?}",
+        report.errors_by_class()
+    );
+    assert!(rows.iter().all(|r| r.protocol.as_deref() == Some("HTTP/2")));
+    assert_one_handshake_per_connection(&rows, &report, false);
+    // HTTP/1.1 still works on the same port.
+    let (report, _) = probe(&probe_config(
+        addr,
+        &addr.to_string(),
+        4,
+        HttpWire::default(),
+    ))
+    .await;
+    assert_eq!(report.responses, 4);
+    token.cancel();
+}
+
+#[tokio::test]
+async fn https_over_ipv6_checks_the_address_in_the_certificate() {
+    if !ipv6_loopback("https_over_ipv6_checks_the_address_in_the_certificate") {
+        return;
+    }
+    let id = Identity::made(&[]).unwrap();
+    let (_www, origin, token) = origin("[::1]:0", Some(&id), HttpLimits::default()).await;
+    let addr = origin.http_addr();
+    let authority = addr.to_string();
+    assert!(authority.starts_with("[::1]:"));
+    let (report, _) = probe(&probe_config(
+        addr,
+        &authority,
+        6,
+        https(&id, &authority, true, 2),
+    ))
+    .await;
+    assert_eq!(
+        (report.responses, report.errors),
+        (6, 0),
+        "{:?}",
+        report.errors_by_class()
+    );
+    token.cancel();
+}
+
+#[tokio::test]
+async fn eight_streams_per_connection_over_tls_and_h2c_make_every_request() {
+    let id = Identity::made(&[]).unwrap();
+    let (_w1, secure, t1) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
+    let addr = secure.http_addr();
+    let authority = addr.to_string();
+    let (report, rows) = probe(&probe_config(
+        addr,
+        &authority,
+        400,
+        https(&id, &authority, true, 8),
+    ))
+    .await;
+    assert_eq!(
+        (report.requests, report.responses, report.errors),
+        (400, 400, 0),
+        "{:?}",
+        report.errors_by_class()
+    );
+    assert!(rows.iter().all(|r| r.protocol.as_deref() == Some("HTTP/2")));
+    assert_one_handshake_per_connection(&rows, &report, true);
+    // 2 connections x 8 streams: more requests in flight at once than
+    // connections (each origin connection counted once).
+    assert_eq!(secure.stats().http.connections, 2);
+
+    let (_w2, plain, t2) = origin("127.0.0.1:0", None, HttpLimits::default()).await;
+    let addr = plain.http_addr();
+    let wire = HttpWire {
+        tls: None,
+        http2: true,
+        streams: 8,
+    };
+    let (report, rows) = probe(&probe_config(addr, &addr.to_string(), 400, wire)).await;
+    assert_eq!((report.responses, report.errors), (400, 0));
+    assert!(rows.iter().all(|r| r.protocol.as_deref() == Some("HTTP/2")));
+    assert_one_handshake_per_connection(&rows, &report, false);
+    t1.cancel();
+    t2.cancel();
+}
+
+#[tokio::test]
+async fn without_keep_alive_every_https_request_makes_its_own_handshake() {
+    let id = Identity::made(&[]).unwrap();
+    let (_www, origin, token) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
+    let addr = origin.http_addr();
+    let authority = addr.to_string();
+    let mut config = probe_config(addr, &authority, 6, https(&id, &authority, false, 1));
+    config.keep_alive = false;
+    let (report, rows) = probe(&config).await;
+    assert_eq!((report.responses, report.errors), (6, 0));
+    assert_eq!((report.connections, report.tls_handshakes), (6, 6));
+    assert!(rows.iter().all(|r| r.tls_ms.is_some_and(|t| t > 0.0)));
+    token.cancel();
+}
+
+/// Every request of a probe fails with `class`; none hangs.
+async fn assert_every_request_fails(config: &HttpProbeConfig, class: &str) {
+    let (report, rows) = probe(config).await;
+    assert_eq!(report.responses, 0);
+    assert_eq!(report.errors, config.requests);
+    assert_eq!(
+        report.errors_by_class().get(class),
+        Some(&config.requests),
+        "{:?}",
+        report.errors_by_class()
+    );
+    assert!(rows.iter().all(|r| r.error.as_deref() == Some(class)));
+}
+
+#[tokio::test]
+async fn certificate_failures_are_counted_errors_by_kind() {
+    let day = Duration::from_secs(86_400);
+    let now = SystemTime::now();
+    let expired = Identity::made_between(&[], now - 30 * day, now - day).unwrap();
+    let (_w1, old, t1) = origin("127.0.0.1:0", Some(&expired), HttpLimits::default()).await;
+    let addr = old.http_addr();
+    let authority = addr.to_string();
+    let wire = https(&expired, &authority, true, 1);
+    assert_every_request_fails(&probe_config(addr, &authority, 3, wire), "tls_expired").await;
+
+    let id = Identity::made(&[]).unwrap();
+    let (_w2, good, t2) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
+    let addr = good.http_addr();
+    // The certificate names localhost and the loopback addresses, not this.
+    let wrong = format!("wrong.example:{}", addr.port());
+    let wire = https(&id, &wrong, false, 1);
+    assert_every_request_fails(&probe_config(addr, &wrong, 3, wire), "tls_name").await;
+
+    // Signed by a CA the client does not trust.
+    let stranger = Identity::made(&[]).unwrap();
+    let authority = addr.to_string();
+    let wire = https(&stranger, &authority, false, 1);
+    assert_every_request_fails(&probe_config(addr, &authority, 3, wire), "tls_untrusted").await;
+
+    // TLS to a clear-text port.
+    let (_w3, plain, t3) = origin("127.0.0.1:0", None, HttpLimits::default()).await;
+    let addr = plain.http_addr();
+    let authority = addr.to_string();
+    let wire = https(&id, &authority, false, 1);
+    assert_every_request_fails(&probe_config(addr, &authority, 3, wire), "tls_not_tls").await;
+    for t in [t1, t2, t3] {
+        t.cancel();
+    }
 }
 
 #[tokio::test]
@@ -154,6 +440,143 @@ fn bad_certificate_files_exit_2_at_start() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `netrun serve --tls` on port 0, its CA written to `ca`; killed when dropped.
+struct TlsServe {
+    child: std::process::Child,
+    /// `https://127.0.0.1:PORT`.
+    url: String,
+}
+
+impl TlsServe {
+    fn spawn(ca: &Path) -> TlsServe {
+        let www = Path::new(env!("CARGO_MANIFEST_DIR")).join("www");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_netrun"))
+            .args([
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--udp",
+                "127.0.0.1:0",
+                "--tls",
+            ])
+            .arg("--www")
+            .arg(&www)
+            .arg("--ca-out")
+            .arg(ca)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("netrun serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        // Killed by Drop if anything below fails.
+        let mut serve = TlsServe {
+            child,
+            url: String::new(),
+        };
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("start line");
+        // `origin https://ADDR  udp ADDR  www DIR ...`
+        serve.url = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        assert!(serve.url.starts_with("https://"), "{line}");
+        serve
+    }
+}
+
+impl Drop for TlsServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn netrun_probe(args: &[&str], extra: &[&std::ffi::OsStr]) -> std::process::Output {
+    assert_cmd::Command::cargo_bin("netrun")
+        .unwrap()
+        .args(["probe", "http"])
+        .args(args)
+        .args(extra)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_probe_command_speaks_https_and_http2_to_netrun_serve_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let serve = TlsServe::spawn(&ca);
+    let url = format!("{}/index.html", serve.url);
+    let csv = dir.path().join("requests.csv");
+    let out = netrun_probe(
+        &[
+            &url,
+            "--http2",
+            "--streams",
+            "8",
+            "--concurrency",
+            "2",
+            "--requests",
+            "200",
+            "--json",
+        ],
+        &[
+            "--ca".as_ref(),
+            ca.as_os_str(),
+            "--csv".as_ref(),
+            csv.as_os_str(),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(json["requests"], 200);
+    assert_eq!(json["errors"], 0);
+    assert_eq!(json["connections"], 2);
+    assert_eq!(json["tls_handshakes"], 2);
+    assert!(
+        json["tls_p50_ms"].as_f64().is_some_and(|t| t > 0.0),
+        "{json}"
+    );
+    assert!(json["ttfb_p99_ms"].as_f64().is_some(), "{json}");
+    let mut reader = csv::Reader::from_path(&csv).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (tls_ms, protocol) = (col("tls_ms"), col("protocol"));
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), 200);
+    assert!(records.iter().all(|r| &r[protocol] == "HTTP/2"));
+    // One handshake per connection, empty on every reused request.
+    let handshakes: Vec<&str> = records
+        .iter()
+        .map(|r| &r[tls_ms])
+        .filter(|t| !t.is_empty())
+        .collect();
+    assert_eq!(handshakes.len(), 2, "{handshakes:?}");
+
+    // --insecure trusts anything; without --ca or --insecure the made CA
+    // is unknown: every request a counted tls_untrusted error, exit 3.
+    let out = netrun_probe(&[&url, "--insecure", "--requests", "5", "--json"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = netrun_probe(&[&url, "--requests", "3", "--json"], &[]);
+    assert_eq!(out.status.code(), Some(3));
+    let json: serde_json::Value =
+        serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).expect("json");
+    assert_eq!(json["errors_by_class"]["tls_untrusted"], 3, "{json}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tls_untrusted: 3"), "{err}");
 }
 
 /// A proxy on `bind` (port 0) in front of `upstream`, reaching it with
@@ -385,6 +808,58 @@ async fn curl_gets_a_miss_then_a_hit_over_http2_through_a_tls_proxy() {
     }
 }
 
+/// `netrun check` on a scenario written into a folder this test made (with
+/// the `www/` its default names); returns (exit code, stdout, stderr).
+fn check_scenario(workload: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("www")).unwrap();
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir(&scenarios).unwrap();
+    let file = scenarios.join("h2.toml");
+    std::fs::write(
+        &file,
+        format!("name = \"h2\"\n[[workload]]\nkind = \"http\"\nname = \"page\"\n{workload}"),
+    )
+    .unwrap();
+    let out = assert_cmd::Command::cargo_bin("netrun")
+        .unwrap()
+        .arg("check")
+        .arg(&file)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_shows_http2_streams_and_refuses_unknown_versions_with_file_line_and_values() {
+    let (code, out, err) = check_scenario("http_version = \"2\"\nstreams = 8\nconcurrency = 2\n");
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("HTTP/2 with 8 streams per connection"),
+        "{out}"
+    );
+
+    let (code, _, err) = check_scenario("http_version = \"3\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("h2.toml:5:")
+            && err.contains("workload.page.http_version")
+            && err.contains("\"1.1\" or \"2\""),
+        "{err}"
+    );
+    let (code, _, err) = check_scenario("streams = 4\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("h2.toml:5:") && err.contains("HTTP/2 only"),
+        "{err}"
+    );
+}
+
 /// A `netrun` child, killed and reaped when dropped (a failing test too).
 struct Child(std::process::Child);
 
@@ -586,18 +1061,28 @@ async fn chromium_loads_a_page_through_the_tls_proxy_with_its_ca_trusted() {
 
 /// `[topology] tls = true`: `check` says which services speak TLS and
 /// where the CA goes; a run makes one CA, writes it to
-/// `results/<name>/ca.pem`, and the services start with leaves it signed.
+/// `results/<name>/ca.pem`, the workloads speak HTTPS (HTTP/2 here) trusting
+/// it, the proxy trusts the origin's leaf, and every new connection's
+/// handshake is measured: `tls_ms` > 0 on it, empty on reused ones.
 #[test]
-fn a_tls_scenario_is_checked_and_its_run_writes_the_ca() {
+fn a_tls_scenario_is_checked_and_its_run_speaks_https_to_both_services() {
     let dir = tempfile::tempdir().unwrap();
     let www = Path::new(env!("CARGO_MANIFEST_DIR")).join("www");
     let file = dir.path().join("tls.toml");
+    let workload = |name: &str, target: &str| {
+        format!(
+            "[[workload]]\nkind = \"http\"\nname = \"{name}\"\ntarget = \"{target}\"\n\
+             paths = [\"/index.html\"]\nrequests = 20\nconcurrency = 2\nhttp_version = \"2\"\n"
+        )
+    };
     std::fs::write(
         &file,
         format!(
-            "name = \"tls\"\n[topology]\ntls = true\nwww = \"{}\"\n\
+            "name = \"tls\"\n[topology]\ntls = true\nwww = \"{}\"\n{}{}\
              [[workload]]\nkind = \"udp\"\nname = \"u\"\ntarget = \"proxy\"\ncount = 5\ninterval = \"1ms\"\n",
-            www.display()
+            www.display(),
+            workload("via_proxy", "proxy"),
+            workload("direct", "origin"),
         ),
     )
     .unwrap();
@@ -621,15 +1106,57 @@ fn a_tls_scenario_is_checked_and_its_run_writes_the_ca() {
         .arg(&file)
         .arg("--out")
         .arg(&out)
-        .timeout(Duration::from_secs(120))
+        .timeout(Duration::from_secs(180))
         .output()
         .unwrap();
     assert!(
         run.status.success(),
-        "{}",
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
         String::from_utf8_lossy(&run.stderr)
     );
     let ca = std::fs::read_to_string(out.join("tls/ca.pem")).unwrap();
     assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
     assert!(tls::client_config(&Trust::CaPem(ca), &[tls::ALPN_H2]).is_ok());
+
+    let mut reader = csv::Reader::from_path(out.join("tls.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |row: &csv::StringRecord, name: &str| {
+        let i = header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no {name}"));
+        row[i].to_string()
+    };
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    for name in ["via_proxy", "direct"] {
+        let row = rows.iter().find(|r| col(r, "workload") == name).unwrap();
+        assert_eq!(col(row, "errors"), "0", "{name}: {row:?}");
+        assert_eq!(col(row, "received"), "20", "{name}: {row:?}");
+    }
+    let mut reader = csv::Reader::from_path(out.join("tls/http_requests.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let (mut opened, mut reused) = (0, 0);
+    for row in reader.records().map(Result::unwrap) {
+        assert_eq!(col_of(&header, &row, "protocol"), "HTTP/2", "{row:?}");
+        match col_of(&header, &row, "tls_ms").as_str() {
+            "" => reused += 1,
+            ms => {
+                assert!(ms.parse::<f64>().unwrap() > 0.0, "{row:?}");
+                opened += 1;
+            }
+        }
+    }
+    assert!(
+        opened >= 2 && reused >= 1,
+        "{opened} opened, {reused} reused"
+    );
+}
+
+fn col_of(header: &csv::StringRecord, row: &csv::StringRecord, name: &str) -> String {
+    let i = header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no {name}"));
+    row[i].to_string()
 }

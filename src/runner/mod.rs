@@ -440,7 +440,11 @@ impl VariantCtx<'_> {
         let mut hist = histogram::latency_histogram();
         match &w.kind {
             WorkloadKind::Http(h) => {
-                let config = h.probe_config(self.services.http_addr(w.target));
+                let mut config = h.probe_config(self.services.http_addr(w.target));
+                // A TLS service: HTTPS, trusting what the run gave it (its CA).
+                if let Some(trust) = self.services.client_trust(w.target) {
+                    config.use_tls(trust)?;
+                }
                 let mut tag = tagger(&self.outputs.requests, label, &w.name, self.pos.repetition);
                 let mut sink = |mut row: HttpRequestRow| {
                     if let Some(ms) = histogram::http_latency_ms(&row) {

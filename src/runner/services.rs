@@ -143,8 +143,6 @@ impl Services {
 
     /// What a workload aimed at `target` trusts, `None` when that service
     /// speaks clear text.
-    // Read by the HTTP workloads once their client speaks TLS.
-    #[allow(dead_code)]
     pub(super) fn client_trust(&self, target: Target) -> Option<&Trust> {
         match target {
             Target::Proxy => self.proxy_trust.as_ref(),

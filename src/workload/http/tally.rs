@@ -38,6 +38,18 @@ pub struct HttpReport {
     /// against their schedule (pacer wake-up, or waiting for a free connection).
     pub pacing_mean: Option<Duration>,
     pub pacing_max: Option<Duration>,
+    /// Connections opened (TCP handshakes completed) and used, those made
+    /// before the clock started included.
+    pub connections: u64,
+    /// TLS handshakes completed (0 in clear text).
+    pub tls_handshakes: u64,
+    /// TCP connect times of the connections opened.
+    pub connect: Option<LatencySummary>,
+    /// TLS handshake times of the connections opened.
+    pub tls: Option<LatencySummary>,
+    /// From each request's start to its response head (connect and TLS
+    /// included on a new connection, as curl's `time_starttransfer`).
+    pub ttfb: Option<LatencySummary>,
     status_counts: BTreeMap<u16, u64>,
     errors_by_class: BTreeMap<String, u64>,
     interrupted: bool,
@@ -69,6 +81,14 @@ impl HttpReport {
             pacing_mean_ms: self.pacing_mean.map(duration_ms),
             pacing_max_ms: self.pacing_max.map(duration_ms),
             interrupted: self.interrupted,
+            connections: Some(self.connections),
+            tls_handshakes: Some(self.tls_handshakes),
+            connect_p50_ms: self.connect.map(|s| round3(s.p50_ms)),
+            connect_p99_ms: self.connect.map(|s| round3(s.p99_ms)),
+            tls_p50_ms: self.tls.map(|s| round3(s.p50_ms)),
+            tls_p99_ms: self.tls.map(|s| round3(s.p99_ms)),
+            ttfb_p50_ms: self.ttfb.map(|s| round3(s.p50_ms)),
+            ttfb_p99_ms: self.ttfb.map(|s| round3(s.p99_ms)),
             ..crate::workload::latency_columns(self.latency.as_ref())
         }
     }
@@ -107,6 +127,9 @@ pub(super) struct Tally {
     late_sum: Duration,
     late_max: Duration,
     late_n: u64,
+    connect: LatencyStats,
+    tls: LatencyStats,
+    ttfb: LatencyStats,
 }
 
 impl Tally {
@@ -115,6 +138,15 @@ impl Tally {
     pub(super) fn add(&mut self, s: &Sample, open_loop: bool) {
         self.requests += 1;
         self.bytes += s.bytes;
+        if let Some(d) = s.timing.connect {
+            self.connect.record(d);
+        }
+        if let Some(d) = s.timing.tls {
+            self.tls.record(d);
+        }
+        if let Some(d) = s.timing.ttfb {
+            self.ttfb.record(d);
+        }
         if let Some(late) = s.late {
             self.late_sum += late;
             self.late_max = self.late_max.max(late);
@@ -169,6 +201,11 @@ impl Tally {
             service: self.service.summary(),
             pacing_mean: (self.late_n > 0).then(|| self.late_sum.div_f64(self.late_n as f64)),
             pacing_max: (self.late_n > 0).then_some(self.late_max),
+            connections: self.connect.count(),
+            tls_handshakes: self.tls.count(),
+            connect: self.connect.summary(),
+            tls: self.tls.summary(),
+            ttfb: self.ttfb.summary(),
             status_counts: self.status_counts,
             errors_by_class: self.errors_by_class,
             interrupted,
@@ -183,7 +220,7 @@ fn duration_ms(d: Duration) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Want;
+    use super::super::{Timing, Want};
     use super::*;
     use std::time::Instant;
 
@@ -199,6 +236,7 @@ mod tests {
             started: Instant::now(),
             cache,
             error,
+            timing: Timing::default(),
         }
     }
 
@@ -257,5 +295,36 @@ mod tests {
         assert_eq!(r.latency.map(|l| l.max_ms), Some(10.0));
         assert_eq!(r.service.map(|l| l.max_ms), Some(4.0));
         assert!(r.interrupted());
+    }
+
+    #[test]
+    fn connections_and_handshakes_are_counted_from_the_requests_that_opened_them() {
+        let mut t = Tally::default();
+        let ms = Duration::from_millis;
+        let mut first = sample(Some(200), CacheMark::None, None);
+        first.timing = Timing {
+            connect: Some(ms(1)),
+            tls: Some(ms(3)),
+            ttfb: Some(ms(6)),
+            protocol: None,
+        };
+        t.add(&first, false);
+        let mut reused = sample(Some(200), CacheMark::None, None);
+        reused.timing.ttfb = Some(ms(2));
+        t.add(&reused, false);
+        let mut failed = sample(None, CacheMark::None, Some("tls_untrusted"));
+        failed.timing.connect = Some(ms(1));
+        t.add(&failed, false);
+        let row = t
+            .report(SystemTime::UNIX_EPOCH, Duration::from_secs(1), false)
+            .summary();
+        assert_eq!((row.connections, row.tls_handshakes), (Some(2), Some(1)));
+        assert_eq!(row.tls_p50_ms, Some(3.0));
+        assert_eq!(row.ttfb_p50_ms, Some(2.0));
+        assert!(row.ttfb_p99_ms.is_some_and(|p| p >= 5.9));
+        let clear = Tally::default()
+            .report(SystemTime::UNIX_EPOCH, Duration::from_secs(1), false)
+            .summary();
+        assert_eq!(clear.tls_p50_ms, None);
     }
 }
