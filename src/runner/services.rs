@@ -16,7 +16,7 @@ use crate::netns::{self, Role};
 use crate::origin::{self, OriginConfig, OriginHandle};
 use crate::proxy::{self, ProxyConfig, ProxyHandle, ProxyStats, UpstreamTransport};
 use crate::scenario::{Plan, Scenario, Service, ServiceTls, Target, Workload, WorkloadKind};
-use crate::server::{HttpLimits, Listener};
+use crate::server::{self, HttpLimits, Listener};
 use crate::tls::{CertSource, Identity, MadeCa, Trust};
 
 /// The services of one variant.
@@ -62,11 +62,12 @@ impl Services {
                     };
                     let start = async {
                         let l = bind_tcp(http, &format!("topology.origin.http in {file}")).await?;
-                        let u = bind_udp(udp, &format!("topology.origin.udp in {file}")).await?;
                         let l = Listener {
-                            tcp: l,
                             tls: origin_tls,
-                        };
+                            ..Listener::from(l)
+                        }
+                        .with_workers(plan.origin_workers.unwrap_or_else(server::default_workers));
+                        let u = bind_udp(udp, &format!("topology.origin.udp in {file}")).await?;
                         origin::spawn(l, u, config, token.clone())
                             .await
                             .context("cannot start the origin")
@@ -106,11 +107,12 @@ impl Services {
                 let hooks = hosts::in_process(plan).proxy_hooks();
                 let start = async {
                     let l = bind_tcp(http, &format!("topology.proxy.http in {file}")).await?;
-                    let u = bind_udp(udp, &format!("topology.proxy.udp in {file}")).await?;
                     let l = Listener {
-                        tcp: l,
                         tls: proxy_tls,
-                    };
+                        ..Listener::from(l)
+                    }
+                    .with_workers(plan.proxy_workers.unwrap_or_else(server::default_workers));
+                    let u = bind_udp(udp, &format!("topology.proxy.udp in {file}")).await?;
                     proxy::spawn_with_hooks(l, u, config, hooks, token.clone())
                         .await
                         .context("cannot start the proxy")

@@ -125,6 +125,10 @@ pub struct Plan {
     pub origin_max_age: Option<Duration>,
     /// TLS on the services netrun starts.
     pub tls: TlsSettings,
+    /// `[origin] workers` and `[proxy] workers`: the spawned services'
+    /// serving threads (`None`: one per core).
+    pub origin_workers: Option<std::num::NonZeroUsize>,
+    pub proxy_workers: Option<std::num::NonZeroUsize>,
     pub cache: CacheSettings,
     /// The impairments of the proxy's links, each in each direction (and the
     /// seed of their random generators).

@@ -80,14 +80,18 @@ pub struct Endpoint {
 pub struct Origin {
     /// A duration, or `"none"` for no `Cache-Control` at all.
     pub max_age: S<String>,
+    /// Threads serving HTTP (default: one per core).
+    pub workers: S<i64>,
     /// `true`, `false`, or `{ cert = "...", key = "...", ca = "..." }`.
     pub tls: S<toml::Value>,
 }
 
-/// `[proxy]`: how the spawned proxy listens (its cache is `[cache]`).
+/// `[proxy]`: how the spawned proxy runs and listens (its cache is `[cache]`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Proxy {
+    /// Threads serving HTTP (default: one per core).
+    pub workers: S<i64>,
     /// `true`, `false`, or `{ cert = "...", key = "...", ca = "..." }`.
     pub tls: S<toml::Value>,
 }
