@@ -62,9 +62,9 @@ pub async fn udp(args: UdpProbeArgs) -> anyhow::Result<Outcome> {
 
     let row = label(report.summary(), &args.addr);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&row)?);
+        outln!("{}", serde_json::to_string_pretty(&row)?);
     } else {
-        print!("{}", render_summary(&row));
+        out!("{}", render_summary(&row));
     }
     if report.interrupted() {
         return Ok(Outcome::Interrupted);
@@ -164,14 +164,14 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
             status_counts: report.status_counts(),
             errors_by_class: report.errors_by_class(),
         };
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?);
     } else {
-        print!("{}", render_summary(&row));
+        out!("{}", render_summary(&row));
         for (code, n) in report.status_counts() {
-            println!("  status {code}: {n}");
+            outln!("  status {code}: {n}");
         }
         for (class, n) in report.errors_by_class() {
-            println!("  error {class}: {n}");
+            outln!("  error {class}: {n}");
         }
     }
     if report.interrupted() {

@@ -93,7 +93,7 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
     // Listening for signals before the start line is printed: a signal sent
     // as soon as it is read is then never the default kill.
     let signalled = crate::shutdown::cancelled_on_signal();
-    println!(
+    outln!(
         "proxy {scheme}://{} -> {}{}{}  udp {} -> {}  {}  {}{}",
         handle.http_addr(),
         if upstream_transport.tls.is_some() {
@@ -196,30 +196,31 @@ fn describe_links(clients: &LinkConfig, origin: &LinkConfig) -> String {
 }
 
 fn print_stats(s: &ProxyStats) {
-    println!(
+    outln!(
         "http: {} requests, {} hits, {} misses, {} bypasses, {} coalesced, {} revalidations ({} unmodified)",
         s.requests, s.hits, s.misses, s.bypasses, s.coalesced, s.revalidations, s.revalidated_unmodified
     );
-    println!(
+    outln!(
         "      {} bytes from cache, {} bytes from upstream, {} upstream fetches, {} upstream errors",
         s.bytes_from_cache, s.bytes_from_upstream, s.upstream_fetches, s.upstream_errors
     );
-    println!(
+    outln!(
         "      {} upstream connections, {} upstream TLS handshakes",
-        s.upstream_connections, s.upstream_tls_handshakes
+        s.upstream_connections,
+        s.upstream_tls_handshakes
     );
-    println!(
+    outln!(
         "cache: {} stored, {} evicted, {} entries, {} bytes held; {} streamed past the memory bound",
         s.stored, s.evictions, s.cache_entries, s.cache_bytes, s.streamed_over_limit
     );
-    println!(
+    outln!(
         "udp: {} datagrams ({} bytes) to upstream, {} datagrams ({} bytes) to clients",
         s.udp_datagrams_to_upstream,
         s.udp_bytes_to_upstream,
         s.udp_datagrams_to_client,
         s.udp_bytes_to_client
     );
-    println!(
+    outln!(
         "     {} sessions opened, {} expired; dropped: {} table full, {} buffer full, {} send errors",
         s.udp_sessions_opened,
         s.udp_sessions_expired,
@@ -227,11 +228,11 @@ fn print_stats(s: &ProxyStats) {
         s.udp_dropped_buffer_full,
         s.udp_send_errors
     );
-    println!(
+    outln!(
         "impairment clients_proxy: {} datagrams dropped, {} datagrams delayed ({} dropped with the delay buffer full), {} http messages delayed",
         s.udp_dropped_impairment, s.udp_delayed_impairment, s.udp_dropped_delay_full, s.http_delayed
     );
-    println!(
+    outln!(
         "impairment proxy_origin: {} datagrams dropped, {} datagrams delayed, {} http messages delayed",
         s.origin_link_udp_dropped, s.origin_link_udp_delayed, s.origin_link_http_delayed
     );
