@@ -59,6 +59,8 @@ pub struct Topology {
     pub www: S<String>,
     pub origin: S<Endpoint>,
     pub proxy: S<Endpoint>,
+    /// TLS on both services (`true`), unless `[origin]`/`[proxy]` say otherwise.
+    pub tls: S<bool>,
 }
 
 /// `{ http = 8000, udp = 9000 }` to start a service, or
@@ -80,14 +82,18 @@ pub struct Origin {
     pub max_age: S<String>,
     /// Threads serving HTTP (default: one per core).
     pub workers: S<i64>,
+    /// `true`, `false`, or `{ cert = "...", key = "...", ca = "..." }`.
+    pub tls: S<toml::Value>,
 }
 
-/// `[proxy]`: how the spawned proxy runs.
+/// `[proxy]`: how the spawned proxy runs and listens (its cache is `[cache]`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Proxy {
     /// Threads serving HTTP (default: one per core).
     pub workers: S<i64>,
+    /// `true`, `false`, or `{ cert = "...", key = "...", ca = "..." }`.
+    pub tls: S<toml::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
