@@ -31,6 +31,7 @@ struct Reference {
     small: VecDeque<(u64, u8)>,
     main: VecDeque<(u64, u8)>,
     ghost: VecDeque<u64>,
+    evicted_once: bool,
 }
 
 impl Reference {
@@ -43,6 +44,7 @@ impl Reference {
             small: VecDeque::new(),
             main: VecDeque::new(),
             ghost: VecDeque::new(),
+            evicted_once: false,
         }
     }
 
@@ -90,7 +92,13 @@ impl Reference {
                     e.1 = (e.1 + 1).min(3);
                     return true;
                 }
+                // A remembered key is forgotten on arrival, before evictions.
+                let ghost_hit = match ghost.iter().position(|&k| k == key) {
+                    Some(i) => ghost.remove(i).is_some(),
+                    None => false,
+                };
                 while small.len() + main.len() >= cap {
+                    self.evicted_once = true;
                     if main.len() > cap - small_cap || small.is_empty() {
                         while let Some((k, f)) = main.pop_front() {
                             if f == 0 {
@@ -111,8 +119,9 @@ impl Reference {
                         }
                     }
                 }
-                if let Some(i) = ghost.iter().position(|&k| k == key) {
-                    ghost.remove(i);
+                // Before the first eviction a full small queue sends new
+                // keys to main (libCacheSim's S3FIFO.c).
+                if ghost_hit || (!self.evicted_once && small.len() >= small_cap) {
                     main.push_back((key, 0));
                 } else {
                     small.push_back((key, 0));

@@ -35,6 +35,7 @@ enum Reference {
         small: VecDeque<(u64, u8)>,
         main: VecDeque<(u64, u8)>,
         ghost: VecDeque<u64>,
+        evicted_once: bool,
     },
 }
 
@@ -51,6 +52,7 @@ impl Reference {
                 small: VecDeque::new(),
                 main: VecDeque::new(),
                 ghost: VecDeque::new(),
+                evicted_once: false,
             },
         }
     }
@@ -97,7 +99,12 @@ impl Reference {
                 entries.push((key, false));
                 false
             }
-            Reference::S3Fifo { small, main, ghost } => {
+            Reference::S3Fifo {
+                small,
+                main,
+                ghost,
+                evicted_once,
+            } => {
                 let small_cap = (capacity / 10).max(1);
                 let main_cap = capacity - small_cap;
                 let ghost_cap = (capacity * 9 / 10).max(1);
@@ -105,7 +112,13 @@ impl Reference {
                     e.1 = (e.1 + 1).min(3);
                     return true;
                 }
+                // A remembered key is forgotten on arrival, before evictions.
+                let ghost_hit = match ghost.iter().position(|&k| k == key) {
+                    Some(i) => ghost.remove(i).is_some(),
+                    None => false,
+                };
                 while small.len() + main.len() >= capacity {
+                    *evicted_once = true;
                     if main.len() > main_cap || small.is_empty() {
                         // Main: reinsert what was used, evict the first unused.
                         while let Some((k, f)) = main.pop_front() {
@@ -128,8 +141,9 @@ impl Reference {
                         }
                     }
                 }
-                if let Some(i) = ghost.iter().position(|&k| k == key) {
-                    ghost.remove(i);
+                // Before the first eviction a full small queue sends new
+                // keys to main (libCacheSim's S3FIFO.c).
+                if ghost_hit || (!*evicted_once && small.len() >= small_cap) {
                     main.push_back((key, 0));
                 } else {
                     small.push_back((key, 0));
@@ -197,9 +211,12 @@ fn hand_worked_cases() {
         run(Policy::Sieve, 2, "ABACD"),
         ("mmhmm".into(), vec!['B', 'A'])
     );
-    // S3-FIFO with 3 slots: small 1, main 2, ghost 2. D evicts A from small
-    // to the ghost queue; A returns, evicts B the same way and enters main
-    // directly; E evicts C from small, while A stays in main.
+    // S3-FIFO with 3 slots: small 1, main 2, ghost 2. A fills small; until
+    // the first eviction, B and C go to main (small is full). D evicts A
+    // from small to the ghost queue; A returns (forgotten by the ghost queue
+    // on arrival), evicts D from small the same way and enters main
+    // directly; main is now over its share, so E evicts B, the oldest
+    // unused entry in main.
     let mut cache = Evictor::new(Policy::S3Fifo, 3);
     let mut evicted = Vec::new();
     let hits: String = "ABCDAE"
@@ -212,8 +229,8 @@ fn hand_worked_cases() {
             }
         })
         .collect();
-    assert_eq!((hits.as_str(), evicted), ("mmmmmm", vec!['A', 'B', 'C']));
-    assert!(cache.contains(&'A') && cache.contains(&'D') && cache.contains(&'E'));
+    assert_eq!((hits.as_str(), evicted), ("mmmmmm", vec!['A', 'D', 'B']));
+    assert!(cache.contains(&'A') && cache.contains(&'C') && cache.contains(&'E'));
     // Two hits while in small promote to main on eviction; one does not.
     assert_eq!(
         run(Policy::S3Fifo, 2, "ABAACB"),

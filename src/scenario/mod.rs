@@ -256,6 +256,9 @@ pub struct Topology {
     pub www: PathBuf,
     pub origin: Service,
     pub proxy: Service,
+    /// `congestion`: the TCP congestion control on every link (netns only);
+    /// `None`: the host's default.
+    pub congestion: Option<String>,
 }
 
 /// `[topology] hosts`: where the origin, the proxy and the clients run.
@@ -340,6 +343,8 @@ pub struct Workload {
     pub name: String,
     pub target: Target,
     pub kind: WorkloadKind,
+    /// `start_after`: how long the workload waits before it starts.
+    pub start_after: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
