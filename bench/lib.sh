@@ -30,7 +30,7 @@ need() {
     local c
     for c in "$@"; do
         if ! command -v "$c" >/dev/null 2>&1; then
-            echo "missing tool: $c (bench/run.sh installs nginx, wrk, irtt, hyperfine and oha)" >&2
+            echo "missing tool: $c (bench/run.sh installs nginx, wrk, irtt, hyperfine, h2load and oha)" >&2
             exit 3
         fi
     done

@@ -2,7 +2,7 @@
 # netrun benchmarks against reference tools, in one run on this machine.
 # Loopback only; every load is bounded in time. Not part of CI.
 #
-#   bench/run.sh                  # every part; installs nginx, wrk, irtt, hyperfine, oha if missing
+#   bench/run.sh                  # every part; installs nginx, wrk, irtt, hyperfine, h2load (nghttp2-client), oha if missing
 #   bench/run.sh origin udp       # only these parts (bench/parts/<name>.sh)
 #   DURATION=10s bench/run.sh     # longer wrk/oha runs (default 5s)
 #   QUICK=1 bench/run.sh          # a short smoke run of every part (numbers not meaningful)
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Every part under bench/parts/, in this order first (the rest alphabetically).
-ORDER=(origin cache loadgen openloop delay udp startup rss)
+ORDER=(origin cache loadgen openloop h2 delay udp startup rss)
 PARTS=()
 for p in "${ORDER[@]}"; do [ -f "bench/parts/$p.sh" ] && PARTS+=("$p"); done
 for f in bench/parts/*.sh; do
@@ -31,10 +31,10 @@ done
 
 need() { command -v "$1" >/dev/null 2>&1; }
 missing=()
-for tool in nginx wrk irtt hyperfine; do need "$tool" || missing+=("$tool"); done
+for tool in nginx wrk irtt hyperfine h2load; do need "$tool" || missing+=("$tool"); done
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "== installing ${missing[*]} (Debian)" >&2
-    pkgs=$(printf '%s\n' "${missing[@]}" | sed 's/^nginx$/nginx-light/' | tr '\n' ' ')
+    pkgs=$(printf '%s\n' "${missing[@]}" | sed 's/^nginx$/nginx-light/; s/^h2load$/nghttp2-client/' | tr '\n' ' ')
     # shellcheck disable=SC2086
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null
 fi

@@ -65,15 +65,7 @@ pub async fn resolve(target: &str, what: &str) -> Result<SocketAddr, Error> {
 pub fn open_file_limit() -> Option<u64> {
     #[cfg(unix)]
     {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit only writes the struct it is given.
-        let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-        #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
-        let soft = lim.rlim_cur as u64;
-        (rc == 0 && lim.rlim_cur != libc::RLIM_INFINITY).then_some(soft)
+        rustix::process::getrlimit(rustix::process::Resource::Nofile).current
     }
     #[cfg(not(unix))]
     {

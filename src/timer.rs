@@ -362,8 +362,9 @@ pub(crate) fn real_time_priority() -> bool {
     #[cfg(target_os = "linux")]
     {
         let param = libc::sched_param { sched_priority: 1 };
-        // SAFETY: sets this thread's own scheduling policy from a valid,
-        // initialised parameter; failure (EPERM) changes nothing.
+        // SAFETY: pid 0 is the calling thread, whose own policy this sets
+        // from a valid, initialised parameter that outlives the call;
+        // failure (EPERM) changes nothing. rustix has no sched_setscheduler.
         unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 }
     }
     #[cfg(not(target_os = "linux"))]
@@ -373,12 +374,10 @@ pub(crate) fn real_time_priority() -> bool {
 /// Asks Linux to fire this thread's sleeps on time instead of up to 50 µs
 /// late (the default timer slack, which lets it batch wakeups).
 pub(crate) fn minimal_timer_slack() {
+    // 1 ns, the least (0 would mean "the process default" again); a
+    // refusal leaves the default slack, which is only less precise.
     #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_TIMERSLACK only changes this thread's timer slack; the
-    // arguments are plain integers.
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
-    }
+    let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1));
 }
 
 #[cfg(test)]

@@ -277,6 +277,8 @@ fn sigkill_during_a_run_leaves_the_complete_results_alone() {
         .spawn()
         .unwrap();
     let stdout = lines(run.stdout.take().unwrap());
+    // Killed and reaped however the test ends: the run never ends by itself.
+    let mut run = Killed(run);
     wait_for(&stdout, "started silent");
     // The run has its files open under temporary names by now.
     let deadline = std::time::Instant::now() + STEP;
@@ -287,8 +289,8 @@ fn sigkill_during_a_run_leaves_the_complete_results_alone() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    run.kill().unwrap();
-    run.wait().unwrap();
+    run.0.kill().unwrap();
+    run.0.wait().unwrap();
 
     let after = snapshot(&out);
     assert_eq!(changed(&before, &after), Vec::<PathBuf>::new());
@@ -302,7 +304,7 @@ struct Tmpfs(PathBuf);
 
 impl Tmpfs {
     fn mount(at: &Path, size: &str) -> Result<Tmpfs, String> {
-        if unsafe { libc::geteuid() } != 0 {
+        if !rustix::process::geteuid().is_root() {
             return Err("not root, cannot mount a tmpfs".into());
         }
         std::fs::create_dir_all(at).map_err(|e| e.to_string())?;

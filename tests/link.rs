@@ -18,8 +18,7 @@ use netns_support::{namespaces_of, skip_reason, Leftovers};
 
 const NETRUN: &str = env!("CARGO_BIN_EXE_netrun");
 
-/// One test at a time: each checks that no link device is left, which a
-/// neighbour's running link would otherwise be.
+/// One test at a time: each link is a busy thread on a small machine.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn root_only(test: &str) -> Option<MutexGuard<'static, ()>> {
@@ -32,18 +31,49 @@ fn root_only(test: &str) -> Option<MutexGuard<'static, ()>> {
     }
 }
 
-/// Host-side TUN devices of `netrun link` (`netrun-l<k>`) still present.
-fn host_tuns() -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["-o", "link", "show"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .filter(|n| n.starts_with("netrun-l"))
-        .map(String::from)
-        .collect()
+/// The host-side TUN device of the `netrun link` whose stderr this is: its
+/// start line gives `NETRUN_HOST=198.19.<n>.1`, the device is `netrun-l<n>`
+/// (`None`: it refused before making a link). Only this run's device is
+/// checked: other runs on the machine (tests run in parallel) own other
+/// `netrun-l*` devices.
+fn host_tun_of(stderr: &str) -> Option<String> {
+    let host = stderr
+        .split("NETRUN_HOST=")
+        .nth(1)?
+        .split_whitespace()
+        .next()?;
+    let subnet = host.split('.').nth(2).expect("an IPv4 address");
+    Some(format!("netrun-l{subnet}"))
+}
+
+/// The host-side TUN device of the link into namespace `ns` (its inside
+/// end gets `198.19.<n>.2` just after the namespace is made).
+fn host_tun_in(ns: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let out = Command::new("ip")
+            .args(["-n", ns, "-o", "-4", "addr", "show", "dev", "netrun0"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        if let Some(subnet) = text
+            .split("198.19.")
+            .nth(1)
+            .and_then(|r| r.split('.').next())
+        {
+            return format!("netrun-l{subnet}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no link address in {ns}: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether an interface `name` is in this (the root) namespace.
+fn present(name: &str) -> bool {
+    netns_support::root_devices().iter().any(|n| n == name)
 }
 
 fn link(args: &[&str]) -> Output {
@@ -58,7 +88,9 @@ fn link(args: &[&str]) -> Output {
     let _guard = Leftovers(pid);
     let out = child.wait_with_output().unwrap();
     assert!(namespaces_of(pid).is_empty(), "the namespace is removed");
-    assert!(host_tuns().is_empty(), "{:?}", host_tuns());
+    if let Some(tun) = host_tun_of(&String::from_utf8_lossy(&out.stderr)) {
+        assert!(!present(&tun), "{tun} left behind");
+    }
     out
 }
 
@@ -218,8 +250,9 @@ fn ctrl_c_reaches_the_command_and_leaves_nothing_behind() {
         assert!(start.elapsed() < Duration::from_secs(30));
         std::thread::sleep(Duration::from_millis(20));
     }
-    // SAFETY: signals the child this test started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let tun = host_tun_in(&ns);
+    let p = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(p, rustix::process::Signal::INT).unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -227,7 +260,7 @@ fn ctrl_c_reaches_the_command_and_leaves_nothing_behind() {
         "sleep ended by SIGINT: {out:?}"
     );
     assert!(namespaces_of(out_pid(&ns)).is_empty());
-    assert!(host_tuns().is_empty(), "{:?}", host_tuns());
+    assert!(!present(&tun), "{tun} left behind");
 }
 
 /// The pid in a `netrun-<pid>-…` name.
@@ -267,21 +300,22 @@ fn after_kill_9_cleanup_removes_the_namespace_and_the_devices_are_gone() {
     let pid = child.id();
     let _guard = Leftovers(pid);
     let ns = wait_for_namespace(pid);
+    let tun = host_tun_in(&ns);
     child.kill().unwrap();
     child.wait().unwrap();
     // The command outlives netrun (as with any killed parent): end it.
     for p in pids_in(&ns) {
-        // SAFETY: a process in the namespace this test's child made.
-        unsafe { libc::kill(p, libc::SIGKILL) };
+        if let Some(p) = rustix::process::Pid::from_raw(p) {
+            let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+        }
     }
     // TUN devices go with their descriptors (the kernel unregisters them
     // just after the process is gone).
     let start = Instant::now();
-    while !host_tuns().is_empty() {
+    while present(&tun) {
         assert!(
             start.elapsed() < Duration::from_secs(10),
-            "left behind: {:?}",
-            host_tuns()
+            "{tun} left behind"
         );
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -654,8 +654,14 @@ async fn inline_and_symlink_lookups_agree_with_the_rules() {
 
     // A FIFO is never opened (opening one for reading would wait for a writer).
     let fifo = www.join("pipe.txt");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
     assert_eq!(get(origin.http(), "/pipe.txt").await.status, 404);
 
     // HEAD: the length and validators of GET, no body.

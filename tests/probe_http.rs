@@ -25,6 +25,7 @@ fn config(target: SocketAddr, paths: &[&str], requests: u64, concurrency: u32) -
         duration: None,
         timeout: Duration::from_secs(5),
         traffic: Default::default(),
+        wire: Default::default(),
     }
 }
 

@@ -330,3 +330,41 @@ fn the_architecture_map_names_every_module() {
         "ARCHITECTURE.md does not name {missing:?}"
     );
 }
+
+/// The book's command reference (`commands.md`) has a row for every
+/// command `netrun --help` lists, subcommands included (`netrun trace zipf`).
+#[test]
+fn the_command_reference_has_a_row_per_command() {
+    use clap::CommandFactory;
+    let table = std::fs::read_to_string(book().join("commands.md")).expect("commands.md");
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("| `netrun"))
+        .collect();
+    let cli = netrun::cli::Cli::command();
+    let mut missing = Vec::new();
+    for cmd in cli.get_subcommands().filter(|c| c.get_name() != "help") {
+        let mut names: Vec<String> = cmd
+            .get_subcommands()
+            .filter(|c| c.get_name() != "help")
+            .map(|c| format!("netrun {} {}", cmd.get_name(), c.get_name()))
+            .collect();
+        if names.is_empty() {
+            names.push(format!("netrun {}", cmd.get_name()));
+        }
+        for name in names {
+            let shown = |r: &&str| {
+                r.match_indices(&name).any(|(i, _)| {
+                    // `netrun run` must not be found inside `netrun runner`.
+                    !r[i + name.len()..].starts_with(|c: char| c.is_ascii_alphanumeric())
+                })
+            };
+            // `run` may be left out: its row reads `netrun [run]`.
+            let run_row = name == "netrun run" && table.contains("netrun [run]");
+            if !run_row && !rows.iter().any(shown) {
+                missing.push(name);
+            }
+        }
+    }
+    assert!(missing.is_empty(), "commands.md has no row for {missing:?}");
+}

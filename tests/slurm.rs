@@ -32,7 +32,7 @@ fn bin() -> PathBuf {
 /// Why this machine cannot run the test, if it cannot.
 fn skip_reason() -> Option<String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         return Some("not root (slurmd runs jobs as their users)".to_string());
     }
     for program in [
@@ -164,8 +164,8 @@ fn text(out: &Output) -> String {
 }
 
 fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid, 0) == 0 }
+    rustix::process::Pid::from_raw(pid)
+        .is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
 }
 
 fn scenario(dir: &Path, origin: &Origin) -> PathBuf {

@@ -3,16 +3,38 @@
 //! counts, and every way a handshake can fail ending in a counted error,
 //! never a hang.
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use indicatif::ProgressBar;
+use netrun::metrics::HttpRequestRow;
+#[path = "common/http.rs"]
+mod common_http;
 
 use netrun::origin::{self, OriginConfig, OriginHandle};
+use netrun::proxy::{self, ProxyConfig, ProxyHandle, UpstreamTransport};
 use netrun::server::{HttpLimits, Listener};
-use netrun::tls::{self, Identity, Trust};
+use netrun::tls::{self, ClientTls, Identity, Trust};
+use netrun::workload::http::HttpWire;
+use netrun::workload::{run_http, HttpProbeConfig, HttpReport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
+
+/// Whether this host can listen on IPv6 loopback; prints why a test skips
+/// when it cannot.
+fn ipv6_loopback(test: &str) -> bool {
+    match std::net::TcpListener::bind("[::1]:0") {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("skipping {test}: cannot listen on [::1] ({e})");
+            false
+        }
+    }
+}
 
 /// An origin serving a one-file folder on `bind` (port 0), over TLS with
 /// `identity` if given.
@@ -39,6 +61,276 @@ async fn origin(
         .await
         .unwrap();
     (www, handle, token)
+}
+
+fn probe_config(
+    target: SocketAddr,
+    authority: &str,
+    requests: u64,
+    wire: HttpWire,
+) -> HttpProbeConfig {
+    HttpProbeConfig {
+        authority: authority.to_string(),
+        target,
+        paths: vec!["/index.html".into()],
+        requests,
+        concurrency: 2,
+        keep_alive: true,
+        rate: None,
+        duration: None,
+        timeout: Duration::from_secs(10),
+        traffic: Default::default(),
+        wire,
+    }
+}
+
+async fn probe(config: &HttpProbeConfig) -> (HttpReport, Vec<HttpRequestRow>) {
+    let mut rows = Vec::new();
+    let report = run_http(
+        config,
+        &mut |r| rows.push(r),
+        &ProgressBar::hidden(),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("probe");
+    (report, rows)
+}
+
+fn https(ca: &Identity, authority: &str, http2: bool, streams: u32) -> HttpWire {
+    let trust = Trust::CaPem(ca.ca_pem.clone().unwrap());
+    HttpWire {
+        tls: Some(ClientTls::new(&trust, authority, http2).unwrap()),
+        http2,
+        streams,
+    }
+}
+
+/// Each connection's handshake shows once, on one request; reused
+/// connections show none.
+fn assert_one_handshake_per_connection(rows: &[HttpRequestRow], report: &HttpReport, tls: bool) {
+    let with_connect = rows.iter().filter(|r| r.connect_ms.is_some()).count() as u64;
+    let with_tls = rows.iter().filter(|r| r.tls_ms.is_some()).count() as u64;
+    assert_eq!(with_connect, report.connections);
+    assert_eq!(report.connections, 2, "one connection per client");
+    if tls {
+        assert_eq!(with_tls, 2);
+        assert_eq!(report.tls_handshakes, 2);
+        assert!(rows.iter().filter_map(|r| r.tls_ms).all(|ms| ms > 0.0));
+    } else {
+        assert_eq!((with_tls, report.tls_handshakes), (0, 0));
+    }
+    assert!(rows.iter().all(|r| r.ttfb_ms.is_some_and(|t| t > 0.0)));
+    let row = report.summary();
+    assert!(row.ttfb_p50_ms.is_some() && row.connect_p99_ms.is_some());
+    assert_eq!(row.tls_p50_ms.is_some(), tls);
+}
+
+#[tokio::test]
+async fn https_serves_http1_and_http2_by_alpn_with_one_handshake_per_connection() {
+    let id = Identity::made(&[]).unwrap();
+    let (_www, origin, token) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
+    let addr = origin.http_addr();
+    let authority = addr.to_string();
+
+    let (report, rows) = probe(&probe_config(
+        addr,
+        &authority,
+        20,
+        https(&id, &authority, false, 1),
+    ))
+    .await;
+    assert_eq!(
+        (report.responses, report.errors),
+        (20, 0),
+        "{:?}",
+        report.errors_by_class()
+    );
+    assert!(rows
+        .iter()
+        .all(|r| r.protocol.as_deref() == Some("HTTP/1.1")));
+    assert_one_handshake_per_connection(&rows, &report, true);
+
+    let (report, rows) = probe(&probe_config(
+        addr,
+        &authority,
+        40,
+        https(&id, &authority, true, 4),
+    ))
+    .await;
+    assert_eq!(
+        (report.responses, report.errors),
+        (40, 0),
+        "{:?}",
+        report.errors_by_class()
+    );
+    assert!(rows.iter().all(|r| r.protocol.as_deref() == Some("HTTP/2")));
+    assert_one_handshake_per_connection(&rows, &report, true);
+    token.cancel();
+}
+
+#[tokio::test]
+async fn clear_text_http2_with_prior_knowledge_and_ipv6() {
+    if !ipv6_loopback("clear_text_http2_with_prior_knowledge_and_ipv6") {
+        return;
+    }
+    let (_www, origin, token) = origin("[::1]:0", None, HttpLimits::default()).await;
+    let addr = origin.http_addr();
+    let wire = HttpWire {
+        tls: None,
+        http2: true,
+        streams: 3,
+    };
+    let (report, rows) = probe(&probe_config(addr, &addr.to_string(), 30, wire)).await;
+    assert_eq!(
+        (report.responses, report.errors),
+        (30, 0),
+        "{:?}",
+        report.errors_by_class()
+    );
+    assert!(rows.iter().all(|r| r.protocol.as_deref() == Some("HTTP/2")));
+    assert_one_handshake_per_connection(&rows, &report, false);
+    // HTTP/1.1 still works on the same port.
+    let (report, _) = probe(&probe_config(
+        addr,
+        &addr.to_string(),
+        4,
+        HttpWire::default(),
+    ))
+    .await;
+    assert_eq!(report.responses, 4);
+    token.cancel();
+}
+
+#[tokio::test]
+async fn https_over_ipv6_checks_the_address_in_the_certificate() {
+    if !ipv6_loopback("https_over_ipv6_checks_the_address_in_the_certificate") {
+        return;
+    }
+    let id = Identity::made(&[]).unwrap();
+    let (_www, origin, token) = origin("[::1]:0", Some(&id), HttpLimits::default()).await;
+    let addr = origin.http_addr();
+    let authority = addr.to_string();
+    assert!(authority.starts_with("[::1]:"));
+    let (report, _) = probe(&probe_config(
+        addr,
+        &authority,
+        6,
+        https(&id, &authority, true, 2),
+    ))
+    .await;
+    assert_eq!(
+        (report.responses, report.errors),
+        (6, 0),
+        "{:?}",
+        report.errors_by_class()
+    );
+    token.cancel();
+}
+
+#[tokio::test]
+async fn eight_streams_per_connection_over_tls_and_h2c_make_every_request() {
+    let id = Identity::made(&[]).unwrap();
+    let (_w1, secure, t1) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
+    let addr = secure.http_addr();
+    let authority = addr.to_string();
+    let (report, rows) = probe(&probe_config(
+        addr,
+        &authority,
+        400,
+        https(&id, &authority, true, 8),
+    ))
+    .await;
+    assert_eq!(
+        (report.requests, report.responses, report.errors),
+        (400, 400, 0),
+        "{:?}",
+        report.errors_by_class()
+    );
+    assert!(rows.iter().all(|r| r.protocol.as_deref() == Some("HTTP/2")));
+    assert_one_handshake_per_connection(&rows, &report, true);
+    // 2 connections x 8 streams: more requests in flight at once than
+    // connections (each origin connection counted once).
+    assert_eq!(secure.stats().http.connections, 2);
+
+    let (_w2, plain, t2) = origin("127.0.0.1:0", None, HttpLimits::default()).await;
+    let addr = plain.http_addr();
+    let wire = HttpWire {
+        tls: None,
+        http2: true,
+        streams: 8,
+    };
+    let (report, rows) = probe(&probe_config(addr, &addr.to_string(), 400, wire)).await;
+    assert_eq!((report.responses, report.errors), (400, 0));
+    assert!(rows.iter().all(|r| r.protocol.as_deref() == Some("HTTP/2")));
+    assert_one_handshake_per_connection(&rows, &report, false);
+    t1.cancel();
+    t2.cancel();
+}
+
+#[tokio::test]
+async fn without_keep_alive_every_https_request_makes_its_own_handshake() {
+    let id = Identity::made(&[]).unwrap();
+    let (_www, origin, token) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
+    let addr = origin.http_addr();
+    let authority = addr.to_string();
+    let mut config = probe_config(addr, &authority, 6, https(&id, &authority, false, 1));
+    config.keep_alive = false;
+    let (report, rows) = probe(&config).await;
+    assert_eq!((report.responses, report.errors), (6, 0));
+    assert_eq!((report.connections, report.tls_handshakes), (6, 6));
+    assert!(rows.iter().all(|r| r.tls_ms.is_some_and(|t| t > 0.0)));
+    token.cancel();
+}
+
+/// Every request of a probe fails with `class`; none hangs.
+async fn assert_every_request_fails(config: &HttpProbeConfig, class: &str) {
+    let (report, rows) = probe(config).await;
+    assert_eq!(report.responses, 0);
+    assert_eq!(report.errors, config.requests);
+    assert_eq!(
+        report.errors_by_class().get(class),
+        Some(&config.requests),
+        "{:?}",
+        report.errors_by_class()
+    );
+    assert!(rows.iter().all(|r| r.error.as_deref() == Some(class)));
+}
+
+#[tokio::test]
+async fn certificate_failures_are_counted_errors_by_kind() {
+    let day = Duration::from_secs(86_400);
+    let now = SystemTime::now();
+    let expired = Identity::made_between(&[], now - 30 * day, now - day).unwrap();
+    let (_w1, old, t1) = origin("127.0.0.1:0", Some(&expired), HttpLimits::default()).await;
+    let addr = old.http_addr();
+    let authority = addr.to_string();
+    let wire = https(&expired, &authority, true, 1);
+    assert_every_request_fails(&probe_config(addr, &authority, 3, wire), "tls_expired").await;
+
+    let id = Identity::made(&[]).unwrap();
+    let (_w2, good, t2) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
+    let addr = good.http_addr();
+    // The certificate names localhost and the loopback addresses, not this.
+    let wrong = format!("wrong.example:{}", addr.port());
+    let wire = https(&id, &wrong, false, 1);
+    assert_every_request_fails(&probe_config(addr, &wrong, 3, wire), "tls_name").await;
+
+    // Signed by a CA the client does not trust.
+    let stranger = Identity::made(&[]).unwrap();
+    let authority = addr.to_string();
+    let wire = https(&stranger, &authority, false, 1);
+    assert_every_request_fails(&probe_config(addr, &authority, 3, wire), "tls_untrusted").await;
+
+    // TLS to a clear-text port.
+    let (_w3, plain, t3) = origin("127.0.0.1:0", None, HttpLimits::default()).await;
+    let addr = plain.http_addr();
+    let authority = addr.to_string();
+    let wire = https(&id, &authority, false, 1);
+    assert_every_request_fails(&probe_config(addr, &authority, 3, wire), "tls_not_tls").await;
+    for t in [t1, t2, t3] {
+        t.cancel();
+    }
 }
 
 #[tokio::test]
@@ -119,6 +411,27 @@ fn bad_certificate_files_exit_2_at_start() {
             "{err}"
         );
     }
+    // A proxy's upstream CA file, read at start; TLS options on a clear-text upstream.
+    for (upstream, flag) in [
+        ("https://127.0.0.1:1", "--upstream-ca"),
+        ("http://127.0.0.1:1", "--upstream-insecure"),
+    ] {
+        let mut cmd = assert_cmd::Command::cargo_bin("netrun").unwrap();
+        cmd.args(["proxy", "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
+            .args(["--upstream", upstream, flag]);
+        if flag == "--upstream-ca" {
+            cmd.arg(&junk);
+        }
+        let out = cmd.timeout(Duration::from_secs(60)).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{upstream} {flag}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let names = if flag == "--upstream-ca" {
+            "junk.pem"
+        } else {
+            "https://"
+        };
+        assert!(err.contains(names), "{err}");
+    }
     let out = assert_cmd::Command::cargo_bin("netrun")
         .unwrap()
         .args(["probe", "http", "https://127.0.0.1:1/", "--ca"])
@@ -127,4 +440,422 @@ fn bad_certificate_files_exit_2_at_start() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `netrun serve --tls` on port 0, its CA written to `ca`; killed when dropped.
+struct TlsServe {
+    child: std::process::Child,
+    /// `https://127.0.0.1:PORT`.
+    url: String,
+}
+
+impl TlsServe {
+    fn spawn(ca: &Path) -> TlsServe {
+        let www = Path::new(env!("CARGO_MANIFEST_DIR")).join("www");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_netrun"))
+            .args([
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--udp",
+                "127.0.0.1:0",
+                "--tls",
+            ])
+            .arg("--www")
+            .arg(&www)
+            .arg("--ca-out")
+            .arg(ca)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("netrun serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        // Killed by Drop if anything below fails.
+        let mut serve = TlsServe {
+            child,
+            url: String::new(),
+        };
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("start line");
+        // `origin https://ADDR  udp ADDR  www DIR ...`
+        serve.url = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        assert!(serve.url.starts_with("https://"), "{line}");
+        serve
+    }
+}
+
+impl Drop for TlsServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn netrun_probe(args: &[&str], extra: &[&std::ffi::OsStr]) -> std::process::Output {
+    assert_cmd::Command::cargo_bin("netrun")
+        .unwrap()
+        .args(["probe", "http"])
+        .args(args)
+        .args(extra)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_probe_command_speaks_https_and_http2_to_netrun_serve_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let serve = TlsServe::spawn(&ca);
+    let url = format!("{}/index.html", serve.url);
+    let csv = dir.path().join("requests.csv");
+    let out = netrun_probe(
+        &[
+            &url,
+            "--http2",
+            "--streams",
+            "8",
+            "--concurrency",
+            "2",
+            "--requests",
+            "200",
+            "--json",
+        ],
+        &[
+            "--ca".as_ref(),
+            ca.as_os_str(),
+            "--csv".as_ref(),
+            csv.as_os_str(),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(json["requests"], 200);
+    assert_eq!(json["errors"], 0);
+    assert_eq!(json["connections"], 2);
+    assert_eq!(json["tls_handshakes"], 2);
+    assert!(
+        json["tls_p50_ms"].as_f64().is_some_and(|t| t > 0.0),
+        "{json}"
+    );
+    assert!(json["ttfb_p99_ms"].as_f64().is_some(), "{json}");
+    let mut reader = csv::Reader::from_path(&csv).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (tls_ms, protocol) = (col("tls_ms"), col("protocol"));
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), 200);
+    assert!(records.iter().all(|r| &r[protocol] == "HTTP/2"));
+    // One handshake per connection, empty on every reused request.
+    let handshakes: Vec<&str> = records
+        .iter()
+        .map(|r| &r[tls_ms])
+        .filter(|t| !t.is_empty())
+        .collect();
+    assert_eq!(handshakes.len(), 2, "{handshakes:?}");
+
+    // --insecure trusts anything; without --ca or --insecure the made CA
+    // is unknown: every request a counted tls_untrusted error, exit 3.
+    let out = netrun_probe(&[&url, "--insecure", "--requests", "5", "--json"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = netrun_probe(&[&url, "--requests", "3", "--json"], &[]);
+    assert_eq!(out.status.code(), Some(3));
+    let json: serde_json::Value =
+        serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).expect("json");
+    assert_eq!(json["errors_by_class"]["tls_untrusted"], 3, "{json}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tls_untrusted: 3"), "{err}");
+}
+
+/// A proxy on `bind` (port 0) in front of `upstream`, reaching it with
+/// `transport`, serving TLS with `identity` if given.
+async fn proxy(
+    bind: &str,
+    upstream: SocketAddr,
+    transport: UpstreamTransport,
+    identity: Option<&Identity>,
+) -> (ProxyHandle, CancellationToken) {
+    let tcp = TcpListener::bind(bind).await.unwrap();
+    let udp = UdpSocket::bind(bind).await.unwrap();
+    let listener = Listener {
+        tcp,
+        tls: identity.map(|id| tls::server_config(id).unwrap()),
+    };
+    let config = ProxyConfig {
+        upstream_transport: transport,
+        upstream_timeout: Duration::from_secs(10),
+        ..ProxyConfig::new(upstream, upstream)
+    };
+    let token = CancellationToken::new();
+    let handle = proxy::spawn(listener, udp, config, token.clone())
+        .await
+        .unwrap();
+    (handle, token)
+}
+
+/// Trusting `id`'s made CA.
+fn trusting(id: &Identity) -> Trust {
+    Trust::CaPem(id.ca_pem.clone().unwrap())
+}
+
+#[tokio::test]
+async fn the_proxy_fetches_over_tls_with_one_handshake_per_upstream_connection() {
+    let id = Identity::made(&[]).unwrap();
+    let (www, origin, origin_token) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        std::fs::write(www.path().join(name), name).unwrap();
+    }
+    let authority = origin.http_addr().to_string();
+    for http2 in [false, true] {
+        let transport = UpstreamTransport::tls(&trusting(&id), &authority, http2).unwrap();
+        let (proxy, token) = proxy("127.0.0.1:0", origin.http_addr(), transport, None).await;
+        let mut client = common_http::connect(proxy.http_addr()).await;
+        let mut labels = Vec::new();
+        for path in ["/a.txt", "/b.txt", "/a.txt", "/c.txt", "/b.txt"] {
+            let reply = common_http::send_on(&mut client, "GET", path, &[]).await;
+            assert_eq!(reply.status, 200, "{path}: {:?}", reply.body);
+            assert_eq!(reply.body, &path.as_bytes()[1..]);
+            labels.push(reply.x_cache().to_string());
+        }
+        assert_eq!(labels, ["MISS", "MISS", "HIT", "MISS", "HIT"]);
+        let s = proxy.stats();
+        // Three misses and the revalidations of the files just written
+        // (heuristic freshness of a second-old Last-Modified is nil).
+        assert_eq!(s.upstream_fetches, 3 + s.revalidations);
+        assert_eq!(s.upstream_errors, 0);
+        // The origin offers h2 by ALPN: one multiplexed connection, one
+        // handshake, however many fetches.
+        assert_eq!(s.upstream_tls_handshakes, 1, "http2 only: {http2}");
+        assert_eq!(s.upstream_connections, 1);
+        token.cancel();
+    }
+    origin_token.cancel();
+}
+
+#[tokio::test]
+async fn the_proxy_speaks_h2c_to_a_clear_text_upstream_by_prior_knowledge() {
+    let (_www, origin, origin_token) = origin("127.0.0.1:0", None, HttpLimits::default()).await;
+    let transport = UpstreamTransport {
+        tls: None,
+        http2: true,
+    };
+    let (proxy, token) = proxy("127.0.0.1:0", origin.http_addr(), transport, None).await;
+    let mut client = common_http::connect(proxy.http_addr()).await;
+    for want in ["MISS", "HIT"] {
+        let reply = common_http::send_on(&mut client, "GET", "/index.html", &[]).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.x_cache(), want);
+    }
+    let s = proxy.stats();
+    assert_eq!((s.upstream_connections, s.upstream_tls_handshakes), (1, 0));
+    token.cancel();
+    origin_token.cancel();
+}
+
+#[tokio::test]
+async fn a_failed_upstream_handshake_is_a_counted_502_that_says_why() {
+    let good = Identity::made(&[]).unwrap();
+    let other = Identity::made(&[]).unwrap();
+    let hour = Duration::from_secs(3600);
+    let now = std::time::SystemTime::now();
+    let expired = Identity::made_between(&[], now - 48 * hour, now - 24 * hour).unwrap();
+    let limits = HttpLimits::default;
+    let (_w1, tls_origin, t1) = origin("127.0.0.1:0", Some(&good), limits()).await;
+    let (_w2, old_origin, t2) = origin("127.0.0.1:0", Some(&expired), limits()).await;
+    let (_w3, clear_origin, t3) = origin("127.0.0.1:0", None, limits()).await;
+    let tls_addr = tls_origin.http_addr();
+    let port = tls_addr.port();
+    let cases = [
+        (
+            "untrusted",
+            tls_addr,
+            trusting(&other),
+            tls_addr.to_string(),
+            "no trusted CA signed",
+        ),
+        (
+            "name",
+            tls_addr,
+            trusting(&good),
+            format!("other.test:{port}"),
+            "for another name",
+        ),
+        (
+            "expired",
+            old_origin.http_addr(),
+            trusting(&expired),
+            old_origin.http_addr().to_string(),
+            "expired",
+        ),
+        (
+            "clear text",
+            clear_origin.http_addr(),
+            trusting(&good),
+            clear_origin.http_addr().to_string(),
+            "does not speak TLS",
+        ),
+    ];
+    for (case, upstream, trust, authority, says) in cases {
+        let transport = UpstreamTransport::tls(&trust, &authority, false).unwrap();
+        let (proxy, token) = proxy("127.0.0.1:0", upstream, transport, None).await;
+        let reply = common_http::get(proxy.http_addr(), "/index.html").await;
+        let body = String::from_utf8_lossy(&reply.body);
+        assert_eq!(reply.status, 502, "{case}: {body}");
+        assert!(body.contains(says), "{case}: {body}");
+        let s = proxy.stats();
+        assert_eq!(
+            (s.upstream_errors, s.upstream_tls_handshakes),
+            (1, 0),
+            "{case}"
+        );
+        token.cancel();
+    }
+    for t in [t1, t2, t3] {
+        t.cancel();
+    }
+}
+
+/// Whether `curl` with HTTP/2 is here; prints why a test skips otherwise.
+fn curl_with_http2() -> bool {
+    match std::process::Command::new("curl").arg("--version").output() {
+        Ok(out) if String::from_utf8_lossy(&out.stdout).contains("HTTP2") => true,
+        Ok(_) => {
+            eprintln!("skipped: this curl has no HTTP/2 (nghttp2)");
+            false
+        }
+        Err(e) => {
+            eprintln!("skipped: curl cannot be run ({e}); .ci/run installs it");
+            false
+        }
+    }
+}
+
+/// curl, the reference client, through a proxy with TLS on both sides:
+/// `--http2 --cacert` of the proxy's made CA, the same URL twice on one
+/// connection, MISS then HIT, both over HTTP/2; on IPv4 and on [::1].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_gets_a_miss_then_a_hit_over_http2_through_a_tls_proxy() {
+    if !curl_with_http2() {
+        return;
+    }
+    for (bind, host) in [("127.0.0.1:0", "127.0.0.1"), ("[::1]:0", "[::1]")] {
+        if std::net::TcpListener::bind(bind).is_err() {
+            eprintln!("skipped {bind}: cannot bind it here (no IPv6 loopback?)");
+            continue;
+        }
+        let origin_id = Identity::made(&[]).unwrap();
+        let proxy_id = Identity::made(&[]).unwrap();
+        let (_www, origin, origin_token) =
+            origin(bind, Some(&origin_id), HttpLimits::default()).await;
+        let transport = UpstreamTransport::tls(
+            &trusting(&origin_id),
+            &origin.http_addr().to_string(),
+            false,
+        )
+        .unwrap();
+        let (proxy, token) = proxy(bind, origin.http_addr(), transport, Some(&proxy_id)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = proxy_id
+            .write_ca(&dir.path().join("ca.pem"))
+            .unwrap()
+            .unwrap();
+        let url = format!("https://{host}:{}/index.html", proxy.http_addr().port());
+        let mut curl = std::process::Command::new("curl");
+        curl.args(["--http2", "--silent", "--show-error", "--max-time", "30"])
+            .arg("--cacert")
+            .arg(&ca)
+            .args(["--dump-header", "-", "--output", "/dev/null"])
+            .args([&url, &url]);
+        // curl runs off the runtime: the servers answer it meanwhile.
+        let out = tokio::task::spawn_blocking(move || curl.output())
+            .await
+            .unwrap()
+            .unwrap();
+        let heads = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        assert!(
+            out.status.success(),
+            "{bind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let statuses: Vec<&str> = heads.lines().filter(|l| l.starts_with("http/")).collect();
+        assert_eq!(statuses.len(), 2, "{heads}");
+        assert!(
+            statuses.iter().all(|l| l.starts_with("http/2 200")),
+            "{heads}"
+        );
+        let labels: Vec<&str> = heads
+            .lines()
+            .filter_map(|l| l.strip_prefix("x-cache:"))
+            .map(str::trim)
+            .collect();
+        assert_eq!(labels, ["miss", "hit"], "{bind}: {heads}");
+        let s = proxy.stats();
+        assert_eq!((s.upstream_tls_handshakes, s.upstream_errors), (1, 0));
+        token.cancel();
+        origin_token.cancel();
+    }
+}
+
+/// `netrun check` on a scenario written into a folder this test made (with
+/// the `www/` its default names); returns (exit code, stdout, stderr).
+fn check_scenario(workload: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("www")).unwrap();
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir(&scenarios).unwrap();
+    let file = scenarios.join("h2.toml");
+    std::fs::write(
+        &file,
+        format!("name = \"h2\"\n[[workload]]\nkind = \"http\"\nname = \"page\"\n{workload}"),
+    )
+    .unwrap();
+    let out = assert_cmd::Command::cargo_bin("netrun")
+        .unwrap()
+        .arg("check")
+        .arg(&file)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_shows_http2_streams_and_refuses_unknown_versions_with_file_line_and_values() {
+    let (code, out, err) = check_scenario("http_version = \"2\"\nstreams = 8\nconcurrency = 2\n");
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("HTTP/2 with 8 streams per connection"),
+        "{out}"
+    );
+
+    let (code, _, err) = check_scenario("http_version = \"3\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("h2.toml:5:")
+            && err.contains("workload.page.http_version")
+            && err.contains("\"1.1\" or \"2\""),
+        "{err}"
+    );
+    let (code, _, err) = check_scenario("streams = 4\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("h2.toml:5:") && err.contains("HTTP/2 only"),
+        "{err}"
+    );
 }

@@ -8,9 +8,9 @@ pub fn check(args: CheckArgs) -> anyhow::Result<Outcome> {
     let (scenarios, error) = scenario::load_all(&args.scenarios);
     for (i, s) in scenarios.iter().enumerate() {
         if i > 0 {
-            println!();
+            outln!();
         }
-        print!("{}", plan::render(s));
+        out!("{}", plan::render(s));
         for w in s.warnings() {
             eprintln!("warning: {w}");
         }

@@ -11,13 +11,13 @@ pub fn cleanup() -> anyhow::Result<Outcome> {
     }
     let done = netns::cleanup()?;
     if done.removed.is_empty() && done.failed.is_empty() {
-        println!(
+        outln!(
             "nothing to remove: no {}* network namespace is left behind",
             netns::PREFIX
         );
     }
     for name in &done.removed {
-        println!("removed network namespace {name} (with its veths and qdiscs)");
+        outln!("removed network namespace {name} (with its veths and qdiscs)");
     }
     for (name, e) in &done.failed {
         eprintln!("error: cannot remove network namespace {name}: {e:#}");

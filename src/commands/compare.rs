@@ -70,14 +70,14 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<Outcome> {
             .into_iter()
             .map(|(column, a)| serde_json::json!({ "column": cols[column].label, "assessment": a }))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &serde_json::json!({ "columns": cols, "changes": judged })
             )?
         );
     } else {
-        print!("{}", compare::render(&cols, tolerance));
+        out!("{}", compare::render(&cols, tolerance));
     }
     Ok(Outcome::Success)
 }

@@ -15,6 +15,7 @@ use crate::link::trace::{generate, Shape};
 use crate::link::{Counters, DirConfig, Service, Trace};
 use crate::netns::{self, shell::Shell};
 use crate::units::format_duration;
+use rustix::process::{Pid, Signal};
 
 pub async fn link(args: LinkArgs) -> anyhow::Result<Outcome> {
     if let Some(shape) = &args.make_trace {
@@ -22,7 +23,7 @@ pub async fn link(args: LinkArgs) -> anyhow::Result<Outcome> {
             .parse()
             .map_err(|e| Error::input(format!("--make-trace: {e}")))?;
         let lines: String = generate(&shape).iter().map(|t| format!("{t}\n")).collect();
-        print!("{lines}");
+        out!("{lines}");
         return Ok(Outcome::Success);
     }
     if args.command.is_empty() {
@@ -98,15 +99,16 @@ async fn run_command(
     loop {
         let sig = tokio::select! {
             status = child.wait() => return Ok(status?),
-            _ = s.int.recv() => libc::SIGINT,
-            _ = s.term.recv() => libc::SIGTERM,
+            _ = s.int.recv() => Signal::INT,
+            _ = s.term.recv() => Signal::TERM,
         };
         signals += 1;
         let Some(pid) = child.id() else { continue };
-        let sig = if signals > 1 { libc::SIGKILL } else { sig };
-        // SAFETY: signals our own child, whose pid tokio has not reaped.
-        unsafe {
-            libc::kill(pid as libc::pid_t, sig);
+        let sig = if signals > 1 { Signal::KILL } else { sig };
+        // tokio has not reaped the child while `id()` answers, so the pid
+        // is still ours; a child that just exited makes this fail, harmless.
+        if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+            let _ = rustix::process::kill_process(pid, sig);
         }
     }
 }

@@ -56,7 +56,7 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<Outcome> {
                 print_gate(r, args.tolerance);
             }
             match &m.report {
-                Ok(path) => println!("report: {}", path.display()),
+                Ok(path) => outln!("report: {}", path.display()),
                 Err(e) => eprintln!("warning: cannot write the report: {e}"),
             }
         }
@@ -173,7 +173,7 @@ fn judge(
 
 /// What was merged, the merged table and the expectations judged on it.
 fn print_merged(m: &Merged) {
-    println!(
+    outln!(
         "scenario {}: {} {} merged, {} rows",
         m.scenario,
         m.parts,
@@ -181,18 +181,18 @@ fn print_merged(m: &Merged) {
         m.rows.len()
     );
     for t in &m.taken {
-        println!("  {t}");
+        outln!("  {t}");
     }
     for gone in &m.missing {
-        println!("  PARTIAL: merged without {gone}");
+        outln!("  PARTIAL: merged without {gone}");
     }
-    println!();
-    print!("{}", summary::render(&m.rows));
+    outln!();
+    out!("{}", summary::render(&m.rows));
     for e in &m.expectations {
         let actual = e
             .actual
             .map_or("(empty)".to_string(), |a| format!("{a:.3}"));
-        println!(
+        outln!(
             "  {} {}.{} {} (measured {actual}, variant {}, repetition {})",
             if e.passed { "pass" } else { "FAIL" },
             e.workload,
@@ -202,8 +202,8 @@ fn print_merged(m: &Merged) {
             e.repetition
         );
     }
-    println!();
-    println!(
+    outln!();
+    outln!(
         "results: {} and {}/",
         m.summary_csv.display(),
         m.results_dir.display()

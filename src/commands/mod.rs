@@ -1,11 +1,25 @@
 //! One file per command: turns parsed arguments into library calls and
 //! prints what the user asked for.
 
+/// `print!` to stdout that never panics (see `out.rs`).
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::commands::out::write(format_args!($($arg)*)) };
+}
+
+/// `outln!` to stdout that never panics (see `out.rs`).
+macro_rules! outln {
+    () => { $crate::commands::out::write(format_args!("\n")) };
+    ($($arg:tt)*) => {
+        $crate::commands::out::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod check;
 mod cleanup;
 mod compare;
 mod link;
 mod merge;
+mod out;
 mod probe;
 mod proxy;
 mod report;

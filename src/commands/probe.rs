@@ -21,7 +21,8 @@ use crate::net;
 use crate::report::csv_stream::CsvStream;
 use crate::report::progress;
 use crate::report::table::render_summary;
-use crate::workload::http::UNTIL_DURATION;
+use crate::tls::{ClientTls, Trust};
+use crate::workload::http::{HttpWire, UNTIL_DURATION};
 use crate::workload::{run_http, run_udp, HttpProbeConfig, UdpProbeConfig};
 
 const VARIANT: &str = "default";
@@ -61,9 +62,9 @@ pub async fn udp(args: UdpProbeArgs) -> anyhow::Result<Outcome> {
 
     let row = label(report.summary(), &args.addr);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&row)?);
+        outln!("{}", serde_json::to_string_pretty(&row)?);
     } else {
-        print!("{}", render_summary(&row));
+        out!("{}", render_summary(&row));
     }
     if report.interrupted() {
         return Ok(Outcome::Interrupted);
@@ -88,8 +89,26 @@ struct HttpJson<'a> {
 }
 
 pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
-    let (authority, default_path) = parse_url(&args.url)?;
+    let (scheme, authority, default_path) = parse_url(&args.url)?;
     let target = net::resolve(&authority, "HTTP probe target").await?;
+    let tls = match scheme {
+        Scheme::Http if args.ca.is_some() || args.insecure => {
+            return Err(Error::input(format!(
+                "--ca and --insecure apply to https:// URLs; `{}` is clear text",
+                args.url
+            ))
+            .into())
+        }
+        Scheme::Http => None,
+        Scheme::Https => {
+            let trust = match (&args.ca, args.insecure) {
+                (Some(ca), _) => Trust::CaFile(ca.clone()),
+                (None, true) => Trust::Insecure,
+                (None, false) => Trust::System,
+            };
+            Some(ClientTls::new(&trust, &authority, args.http2)?)
+        }
+    };
     let config = HttpProbeConfig {
         authority,
         target,
@@ -110,6 +129,11 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
         duration: args.duration,
         timeout: args.timeout,
         traffic: Default::default(),
+        wire: HttpWire {
+            tls,
+            http2: args.http2,
+            streams: args.streams,
+        },
     };
     config.validate().map_err(Error::from)?;
     let mut csv = args
@@ -140,14 +164,14 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
             status_counts: report.status_counts(),
             errors_by_class: report.errors_by_class(),
         };
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?);
     } else {
-        print!("{}", render_summary(&row));
+        out!("{}", render_summary(&row));
         for (code, n) in report.status_counts() {
-            println!("  status {code}: {n}");
+            outln!("  status {code}: {n}");
         }
         for (class, n) in report.errors_by_class() {
-            println!("  error {class}: {n}");
+            outln!("  error {class}: {n}");
         }
     }
     if report.interrupted() {
@@ -170,32 +194,42 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// `http://host:port/path?q` → (`host:port`, `/path?q`). Only plain http.
-fn parse_url(url: &str) -> Result<(String, String), Error> {
+/// Clear text or TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Http,
+    Https,
+}
+
+/// `http://host:port/path?q` → (`http`, `host:port`, `/path?q`); the port
+/// defaults to 80, or 443 for `https`.
+fn parse_url(url: &str) -> Result<(Scheme, String, String), Error> {
     let bad = |why: &str| {
         Error::input(format!(
-            "URL `{url}` {why}; write e.g. http://127.0.0.1:8080/index.html"
+            "URL `{url}` {why}; write e.g. http://127.0.0.1:8080/index.html or https://[::1]:8443/"
         ))
     };
     let uri: Uri = url.parse().map_err(|_| bad("is not a URL"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
+    let (scheme, port) = match uri.scheme_str() {
+        Some("http") => (Scheme::Http, 80),
+        Some("https") => (Scheme::Https, 443),
         Some(other) => {
             return Err(bad(&format!(
-                "uses `{other}`: netrun probes plain http:// only"
+                "uses `{other}`: netrun probes http:// and https:// only"
             )))
         }
         None => return Err(bad("has no scheme")),
-    }
+    };
+    // `host()` keeps an IPv6 literal's brackets, as an authority needs.
     let host = uri.host().ok_or_else(|| bad("has no host"))?;
-    let authority = format!("{host}:{}", uri.port_u16().unwrap_or(80));
+    let authority = format!("{host}:{}", uri.port_u16().unwrap_or(port));
     let path = uri
         .path_and_query()
         .map(|pq| pq.as_str())
         .filter(|p| !p.is_empty())
         .unwrap_or("/")
         .to_string();
-    Ok((authority, path))
+    Ok((scheme, authority, path))
 }
 
 fn label(mut row: SummaryRow, target: &str) -> SummaryRow {
@@ -220,17 +254,21 @@ mod tests {
     fn urls() {
         assert_eq!(
             parse_url("http://127.0.0.1:8080/a/b?c=1").unwrap(),
-            ("127.0.0.1:8080".into(), "/a/b?c=1".into())
+            (Scheme::Http, "127.0.0.1:8080".into(), "/a/b?c=1".into())
         );
         assert_eq!(
             parse_url("http://localhost").unwrap(),
-            ("localhost:80".into(), "/".into())
+            (Scheme::Http, "localhost:80".into(), "/".into())
         );
         assert_eq!(
             parse_url("http://[::1]:81/").unwrap(),
-            ("[::1]:81".into(), "/".into())
+            (Scheme::Http, "[::1]:81".into(), "/".into())
         );
-        assert!(parse_url("https://example.com/").is_err());
+        assert_eq!(
+            parse_url("https://example.com/").unwrap(),
+            (Scheme::Https, "example.com:443".into(), "/".into())
+        );
+        assert!(parse_url("ftp://example.com/").is_err());
         assert!(parse_url("127.0.0.1:80").is_err());
         assert!(parse_url("not a url").is_err());
     }

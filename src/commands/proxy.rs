@@ -10,14 +10,37 @@ use crate::net;
 
 use crate::proxy::{
     self, CacheConfig, LinkConfig, ProxyConfig, ProxyHooks, ProxyStats, UdpForwardConfig,
+    UpstreamTransport,
 };
+use crate::tls::Trust;
 use crate::units::{format_duration, ByteSize};
 
 /// How long in-flight requests get to finish after Ctrl-C.
 const GRACE: Duration = Duration::from_secs(5);
 
 pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
-    let upstream_http = net::resolve(&args.upstream, "--upstream").await?;
+    let (tls_upstream, authority) = split_upstream(&args.upstream)?;
+    let upstream_http = net::resolve(&authority, "--upstream").await?;
+    let upstream_transport = if tls_upstream {
+        let trust = match (&args.upstream_ca, args.upstream_insecure) {
+            (Some(ca), _) => Trust::CaFile(ca.clone()),
+            (None, true) => Trust::Insecure,
+            (None, false) => Trust::System,
+        };
+        UpstreamTransport::tls(&trust, &authority, args.upstream_http2)?
+    } else {
+        if args.upstream_ca.is_some() || args.upstream_insecure {
+            return Err(crate::Error::input(format!(
+                "--upstream-ca and --upstream-insecure apply to an https:// upstream; `{}` is clear text (write https://{authority})",
+                args.upstream
+            ))
+            .into());
+        }
+        UpstreamTransport {
+            tls: None,
+            http2: args.upstream_http2,
+        }
+    };
     let upstream_udp = net::resolve(&args.udp_upstream, "--udp-upstream").await?;
     let http = net::bind_tcp(args.http, "--http").await?;
     let udp = net::bind_udp(args.udp, "--udp").await?;
@@ -43,6 +66,7 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
             delay_buffer: args.udp_delay_buffer.bytes(),
         },
         limits: (&args.limits).into(),
+        upstream_transport: upstream_transport.clone(),
     };
     let shutdown = CancellationToken::new();
     let link = LinkConfig::from(&args.impair);
@@ -69,10 +93,20 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
     // Listening for signals before the start line is printed: a signal sent
     // as soon as it is read is then never the default kill.
     let signalled = crate::shutdown::cancelled_on_signal();
-    println!(
-        "proxy {scheme}://{} -> {}  udp {} -> {}  {}  {}{}",
+    outln!(
+        "proxy {scheme}://{} -> {}{}{}  udp {} -> {}  {}  {}{}",
         handle.http_addr(),
+        if upstream_transport.tls.is_some() {
+            "https://"
+        } else {
+            ""
+        },
         upstream_http,
+        if upstream_transport.http2 {
+            " (HTTP/2)"
+        } else {
+            ""
+        },
         handle.udp_addr(),
         upstream_udp,
         cache_desc,
@@ -89,6 +123,42 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
     }
     print_stats(&stats);
     Ok(Outcome::Success)
+}
+
+/// `--upstream`'s scheme and `host:port`: `HOST:PORT` and `http://` are
+/// clear text, `https://` is TLS (port 443 when none is given, 80 for
+/// `http://`). A path is refused: the proxy forwards paths as they come.
+fn split_upstream(target: &str) -> Result<(bool, String), crate::Error> {
+    let (tls, rest, default_port) = if let Some(rest) = target.strip_prefix("https://") {
+        (true, rest, 443)
+    } else if let Some(rest) = target.strip_prefix("http://") {
+        (false, rest, 80)
+    } else if target.contains("://") {
+        return Err(crate::Error::input(format!(
+            "--upstream `{target}`: only http:// and https:// upstreams are supported"
+        )));
+    } else {
+        return Ok((false, target.to_string()));
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains('/') {
+        return Err(crate::Error::input(format!(
+            "--upstream `{target}` has a path; give the scheme and HOST:PORT only (paths are forwarded as requested)"
+        )));
+    }
+    // `host`, `[v6]` have no port; `host:port`, `[v6]:port` have one.
+    let has_port = match rest.rfind(']') {
+        Some(close) => rest[close..].contains(':'),
+        None => rest.contains(':'),
+    };
+    Ok((
+        tls,
+        if has_port {
+            rest.to_string()
+        } else {
+            format!("{rest}:{default_port}")
+        },
+    ))
 }
 
 impl From<&ImpairArgs> for LinkConfig {
@@ -126,26 +196,31 @@ fn describe_links(clients: &LinkConfig, origin: &LinkConfig) -> String {
 }
 
 fn print_stats(s: &ProxyStats) {
-    println!(
+    outln!(
         "http: {} requests, {} hits, {} misses, {} bypasses, {} coalesced, {} revalidations ({} unmodified)",
         s.requests, s.hits, s.misses, s.bypasses, s.coalesced, s.revalidations, s.revalidated_unmodified
     );
-    println!(
+    outln!(
         "      {} bytes from cache, {} bytes from upstream, {} upstream fetches, {} upstream errors",
         s.bytes_from_cache, s.bytes_from_upstream, s.upstream_fetches, s.upstream_errors
     );
-    println!(
+    outln!(
+        "      {} upstream connections, {} upstream TLS handshakes",
+        s.upstream_connections,
+        s.upstream_tls_handshakes
+    );
+    outln!(
         "cache: {} stored, {} evicted, {} entries, {} bytes held; {} streamed past the memory bound",
         s.stored, s.evictions, s.cache_entries, s.cache_bytes, s.streamed_over_limit
     );
-    println!(
+    outln!(
         "udp: {} datagrams ({} bytes) to upstream, {} datagrams ({} bytes) to clients",
         s.udp_datagrams_to_upstream,
         s.udp_bytes_to_upstream,
         s.udp_datagrams_to_client,
         s.udp_bytes_to_client
     );
-    println!(
+    outln!(
         "     {} sessions opened, {} expired; dropped: {} table full, {} buffer full, {} send errors",
         s.udp_sessions_opened,
         s.udp_sessions_expired,
@@ -153,12 +228,36 @@ fn print_stats(s: &ProxyStats) {
         s.udp_dropped_buffer_full,
         s.udp_send_errors
     );
-    println!(
+    outln!(
         "impairment clients_proxy: {} datagrams dropped, {} datagrams delayed ({} dropped with the delay buffer full), {} http messages delayed",
         s.udp_dropped_impairment, s.udp_delayed_impairment, s.udp_dropped_delay_full, s.http_delayed
     );
-    println!(
+    outln!(
         "impairment proxy_origin: {} datagrams dropped, {} datagrams delayed, {} http messages delayed",
         s.origin_link_udp_dropped, s.origin_link_udp_delayed, s.origin_link_http_delayed
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_upstream;
+
+    #[test]
+    fn upstream_urls_give_the_scheme_and_host_port() {
+        let ok = |s: &str| split_upstream(s).unwrap();
+        assert_eq!(ok("127.0.0.1:8000"), (false, "127.0.0.1:8000".into()));
+        assert_eq!(
+            ok("http://127.0.0.1:8000/"),
+            (false, "127.0.0.1:8000".into())
+        );
+        assert_eq!(
+            ok("https://localhost:8443"),
+            (true, "localhost:8443".into())
+        );
+        assert_eq!(ok("https://localhost"), (true, "localhost:443".into()));
+        assert_eq!(ok("https://[::1]"), (true, "[::1]:443".into()));
+        assert_eq!(ok("https://[::1]:9"), (true, "[::1]:9".into()));
+        assert!(split_upstream("ftp://x:1").is_err());
+        assert!(split_upstream("https://x:1/path").is_err());
+    }
 }

@@ -13,6 +13,6 @@ pub fn report(args: ReportArgs) -> anyhow::Result<Outcome> {
     }
     let out = args.out.unwrap_or(default_out);
     html::write(&out, &html::build(runs)?)?;
-    println!("{}", out.display());
+    outln!("{}", out.display());
     Ok(Outcome::Success)
 }

@@ -68,7 +68,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
 
     let barrier = runner::Barrier::new(args.start_at);
     if let (Some(at), false) = (args.start_at, args.json) {
-        println!("start: the workloads start at {at} (--start-at), the services up");
+        outln!("start: the workloads start at {at} (--start-at), the services up");
     }
     let mut runs: Vec<ScenarioRun> = Vec::new();
     let mut gates: Vec<Option<GateReport>> = Vec::new();
@@ -122,16 +122,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             if !view.mp.is_hidden() {
                 // The finished bars stay on screen; the cursor is still on
                 // the last one's line.
-                println!();
+                outln!();
             }
             print_run(&run);
             if judged_later {
-                println!(
+                outln!(
                     "  expectations: judged on the whole run by `netrun merge` of every segment"
                 );
             }
             if let Some(r) = barrier.released() {
-                println!(
+                outln!(
                     "  start: the workloads started at {} ({:.1} ms after --start-at)",
                     humantime::format_rfc3339_millis(r.started),
                     r.late_ms()
@@ -141,7 +141,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 print_gate(r, args.tolerance);
             }
             if let Some(path) = &page {
-                println!("report: {}", path.display());
+                outln!("report: {}", path.display());
             }
         }
         runs.push(run);
@@ -212,7 +212,7 @@ fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
     if let Some(part) = args.shard {
         let units: usize = shares.iter().map(Vec::len).sum();
         if units == 0 && !args.json {
-            println!(
+            outln!(
                 "shard {part}: no units to run (the files hold fewer than {} runs of a variant)",
                 part.n
             );
@@ -228,18 +228,18 @@ fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
 /// The lines that open a scenario's run: its name and file, description,
 /// and which share of the runs or of the load this is.
 fn print_header(s: &Scenario, args: &RunArgs, runs: usize) {
-    println!("scenario {} ({})", s.name, s.source.display());
+    outln!("scenario {} ({})", s.name, s.source.display());
     if !s.description.is_empty() {
-        println!("  {}", s.description);
+        outln!("  {}", s.description);
     }
     if let Some(part) = args.shard {
-        println!(
+        outln!(
             "  shard {part}: {runs} of {} runs",
             runner::schedule(s).len()
         );
     }
     if let Some(part) = args.segment {
-        println!("  segment {part}: this agent's share of every workload's load");
+        outln!("  segment {part}: this agent's share of every workload's load");
     }
 }
 
@@ -306,7 +306,7 @@ pub(super) fn print_json(runs: &[JsonRun<'_>]) -> anyhow::Result<()> {
             "report": r.report,
         })).collect::<Vec<_>>()
     });
-    println!("{}", serde_json::to_string_pretty(&doc)?);
+    outln!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())
 }
 
@@ -401,8 +401,8 @@ fn why_silent(run: &ScenarioRun, row: &crate::metrics::SummaryRow) -> Option<Str
 }
 
 fn print_run(run: &ScenarioRun) {
-    println!();
-    print!("{}", summary::render(&run.rows));
+    outln!();
+    out!("{}", summary::render(&run.rows));
     let repeated = run.rows.iter().any(|r| r.repetition > 1);
     for e in &run.expectations {
         let actual = e
@@ -415,7 +415,7 @@ fn print_run(run: &ScenarioRun) {
         if repeated {
             at.push_str(&format!(", repetition {}", e.repetition));
         }
-        println!(
+        outln!(
             "  {} {}.{} {} (measured {actual}{at})",
             if e.passed { "pass" } else { "FAIL" },
             e.workload,
@@ -423,8 +423,8 @@ fn print_run(run: &ScenarioRun) {
             e.expected,
         );
     }
-    println!();
-    println!(
+    outln!();
+    outln!(
         "results: {} and {}/",
         run.summary_csv.display(),
         run.results_dir.display()

@@ -35,7 +35,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
         max_age: args.max_age.0,
     };
     let origin = origin::spawn(http, udp, config, token.clone()).await?;
-    println!(
+    outln!(
         "origin {scheme}://{}  udp {}  www {}{}",
         origin.http_addr(),
         origin.udp_addr(),
@@ -58,6 +58,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
             "some requests were still running; they were cut off"
         );
     }
-    println!("origin stopped: {}", origin.stats());
+    outln!("origin stopped: {}", origin.stats());
     Ok(Outcome::Success)
 }

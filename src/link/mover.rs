@@ -7,7 +7,7 @@
 //! 100 µs).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,21 +39,11 @@ impl Mover {
     pub fn start(name: &str, a: Tun, b: Tun, up: DirConfig, down: DirConfig) -> io::Result<Mover> {
         let epoch = Instant::now();
         let pipes = Arc::new(Mutex::new([Pipe::new(up, epoch), Pipe::new(down, epoch)]));
-        // SAFETY: plain flags; the result is checked.
-        let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: just made, owned by nothing else.
-        let stop = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: duplicating a valid descriptor for the thread's copy
-        // (close-on-exec, as the original: commands run beside it).
-        let stop_rx = unsafe { libc::fcntl(stop.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
-        if stop_rx < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: just made by dup, owned by nothing else.
-        let stop_rx = unsafe { OwnedFd::from_raw_fd(stop_rx) };
+        use rustix::event::{eventfd, EventfdFlags};
+        let stop = eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC)?;
+        // The thread's copy, close-on-exec as the original: commands run
+        // beside it.
+        let stop_rx = stop.try_clone()?;
         let shared = pipes.clone();
         let thread = std::thread::Builder::new()
             .name(name.to_string())
@@ -79,11 +69,9 @@ impl Mover {
     }
 
     fn halt(&mut self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a valid u64 to our own eventfd.
-        unsafe {
-            libc::write(self.stop.as_raw_fd(), (&one as *const u64).cast(), 8);
-        }
+        // An eventfd takes one 8-byte count; the only failure (a full
+        // counter) still leaves it readable, which is all the thread checks.
+        let _ = rustix::io::write(&self.stop, &1u64.to_ne_bytes());
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
                 tracing::error!("the packet link's thread panicked");
@@ -171,48 +159,22 @@ fn run(tuns: &[Tun; 2], pipes: &Mutex<[Pipe<Vec<u8>>; 2]>, stop: &OwnedFd) {
 }
 
 /// Sleeps until a device is readable, `stop` is signalled (true) or
-/// `timeout` passes, to the nanosecond where `poll` counts milliseconds.
+/// `timeout` passes, to the nanosecond (`ppoll`) where `poll` counts
+/// milliseconds.
 fn poll(tuns: &[Tun; 2], stop: &OwnedFd, timeout: Duration) -> io::Result<bool> {
+    use rustix::event::{PollFd, PollFlags, Timespec};
     let mut fds = [
-        libc::pollfd {
-            fd: tuns[0].as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: tuns[1].as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: stop.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
+        PollFd::new(&tuns[0], PollFlags::IN),
+        PollFd::new(&tuns[1], PollFlags::IN),
+        PollFd::new(stop, PollFlags::IN),
     ];
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    let ts = Timespec {
+        tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: timeout.subsec_nanos().into(),
     };
-    // SAFETY: `fds` and `ts` are valid for the call; a null signal mask
-    // leaves the thread's mask alone (its size argument is then unused).
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_ppoll,
-            fds.as_mut_ptr(),
-            fds.len() as libc::nfds_t,
-            &ts as *const libc::timespec,
-            std::ptr::null::<libc::sigset_t>(),
-            8usize,
-        )
-    };
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            Ok(false)
-        } else {
-            Err(e)
-        };
+    match rustix::event::poll(&mut fds, Some(&ts)) {
+        Ok(_) => Ok(!fds[2].revents().is_empty()),
+        Err(rustix::io::Errno::INTR) => Ok(false),
+        Err(e) => Err(e.into()),
     }
-    Ok(fds[2].revents != 0)
 }

@@ -4,9 +4,8 @@
 //! disappears when the descriptor is closed (it is never made persistent),
 //! so a killed netrun leaves no device behind.
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 /// `_IOW('T', 202, int)` from `<linux/if_tun.h>`.
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
@@ -40,23 +39,16 @@ impl Tun {
                 format!("`{name}` is not a valid interface name (1 to 15 bytes)"),
             ));
         }
-        let path = CString::new("/dev/net/tun").map_err(io::Error::other)?;
-        // SAFETY: a valid NUL-terminated path and plain flags.
-        let raw = unsafe {
-            libc::open(
-                path.as_ptr(),
-                libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
-            )
-        };
-        if raw < 0 {
-            let e = io::Error::last_os_error();
-            return Err(io::Error::new(
-                e.kind(),
-                format!("cannot open /dev/net/tun: {e}"),
-            ));
-        }
-        // SAFETY: `raw` was just opened and is owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        use rustix::fs::{open, Mode, OFlags};
+        let fd = open(
+            "/dev/net/tun",
+            OFlags::RDWR | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| {
+            let e = io::Error::from(e);
+            io::Error::new(e.kind(), format!("cannot open /dev/net/tun: {e}"))
+        })?;
         let mut req = IfReq {
             name: [0; IFNAMSIZ],
             flags: IFF_TUN | IFF_NO_PI,
@@ -64,7 +56,9 @@ impl Tun {
         };
         req.name[..name.len()].copy_from_slice(name.as_bytes());
         // SAFETY: TUNSETIFF reads (and writes back) one `struct ifreq`, which
-        // `req` is laid out as and outlives the call.
+        // `req` is laid out as (name, flags, padding to the union's 24 bytes)
+        // and outlives the call; `fd` is open for the whole call. rustix has
+        // no safe TUN call, and its generic ioctl is as unsafe as this one.
         let rc = unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF as _, &mut req) };
         if rc < 0 {
             let e = io::Error::last_os_error();
@@ -85,29 +79,18 @@ impl Tun {
 
     /// One packet into `buf`; `WouldBlock` when none is waiting.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: `buf` is valid for writes of its length.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
+        Ok(rustix::io::read(&self.fd, buf)?)
     }
 
     /// Hands one IP packet to the kernel, as if it came in on the device.
     pub fn send(&self, packet: &[u8]) -> io::Result<()> {
-        // SAFETY: `packet` is valid for reads of its length.
-        let n = unsafe { libc::write(self.fd.as_raw_fd(), packet.as_ptr().cast(), packet.len()) };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        rustix::io::write(&self.fd, packet)?;
+        Ok(())
     }
 }
 
-impl AsRawFd for Tun {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+impl AsFd for Tun {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }

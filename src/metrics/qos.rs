@@ -3,6 +3,7 @@
 //! replies (ok, reordered, late, duplicate, lost) and throughput. No sockets,
 //! no clocks: callers pass nanosecond timestamps, so every case is testable by hand.
 
+use std::collections::TryReserveError;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -216,15 +217,25 @@ impl FlowCounts {
 }
 
 impl FlowTracker {
-    pub fn new(count: u64, timeout: Duration) -> Self {
-        let n = usize::try_from(count).expect("count fits in memory");
-        FlowTracker {
+    /// A tracker for `count` datagrams (9 bytes of state each), or why
+    /// that memory cannot be had: an allocation that fails is an error to
+    /// report, not an abort.
+    pub fn try_new(count: u64, timeout: Duration) -> Result<Self, TryReserveError> {
+        // A count past the address space is a capacity overflow too.
+        let n = usize::try_from(count).unwrap_or(usize::MAX);
+        let mut state = Vec::new();
+        state.try_reserve_exact(n)?;
+        state.resize(n, NONE);
+        let mut rtt_ns = Vec::new();
+        rtt_ns.try_reserve_exact(n)?;
+        rtt_ns.resize(n, NO_RTT);
+        Ok(FlowTracker {
             timeout_ns: u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX),
-            state: vec![NONE; n],
-            rtt_ns: vec![NO_RTT; n],
+            state,
+            rtt_ns,
             highest_seq: None,
             counts: FlowCounts::default(),
-        }
+        })
     }
 
     /// Classifies a reply for `seq`, sent at `send_ns`, received at `recv_ns`
@@ -367,11 +378,19 @@ mod tests {
     }
 
     #[test]
+    fn a_tracker_too_big_for_memory_is_an_error_not_an_abort() {
+        assert!(FlowTracker::try_new(u64::MAX, Duration::from_secs(1)).is_err());
+        assert!(FlowTracker::try_new(1 << 60, Duration::from_secs(1)).is_err());
+        let t = FlowTracker::try_new(3, Duration::from_secs(1)).unwrap();
+        assert!(t.unanswered(2));
+    }
+
+    #[test]
     fn loss_with_duplicates_reordering_and_late_by_hand() {
         // 8 datagrams sent, timeout 100 ms, send i at i ms.
         // Arrivals: 0 ok, 2 ok, 1 reordered (after 2), 2 dup, 4 late (RTT 150 ms),
         // 3 reordered (after 4), 3 dup, 6 ok; 5 and 7 never answered → lost 2.
-        let mut t = FlowTracker::new(8, Duration::from_millis(100));
+        let mut t = FlowTracker::try_new(8, Duration::from_millis(100)).unwrap();
         let send = |i: u64| i * MS;
         let r = |t: &mut FlowTracker, seq: u64, rtt_ms: u64| {
             t.on_reply(seq, send(seq), send(seq) + rtt_ms * MS, 100)

@@ -26,12 +26,12 @@ pub fn run(prog: &str, args: &[&str]) -> anyhow::Result<String> {
 /// for links and qdiscs) and iproute2's `ip` and `tc`. `what` names the
 /// asker (`hosts = "netns"`, `netrun cleanup`).
 pub fn unavailable(what: &str) -> Option<String> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    if uid != 0 {
+    let uid = rustix::process::geteuid();
+    if !uid.is_root() {
         return Some(format!(
-            "{what} needs root to manage network namespaces (netrun runs as uid {uid}); \
-             run it with sudo"
+            "{what} needs root to manage network namespaces (netrun runs as uid {}); \
+             run it with sudo",
+            uid.as_raw()
         ));
     }
     for prog in ["ip", "tc"] {

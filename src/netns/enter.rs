@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::future::Future;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,14 +16,11 @@ use anyhow::Context as _;
 
 /// Moves the calling thread into the network namespace of `ns`.
 fn setns(ns: &File) -> std::io::Result<()> {
-    // SAFETY: the descriptor is a valid open namespace file for the whole
-    // call; setns only changes this thread's namespace.
-    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    rustix::thread::move_into_link_name_space(
+        ns.as_fd(),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )?;
+    Ok(())
 }
 
 /// The current thread's network namespace, to come back to.

@@ -43,6 +43,55 @@ pub struct ProxyConfig {
     pub udp: UdpForwardConfig,
     /// Limits on the proxy's own listening side.
     pub limits: HttpLimits,
+    /// How requests reach `upstream_http`: TLS or not, HTTP/2 or HTTP/1.1.
+    pub upstream_transport: UpstreamTransport,
+}
+
+/// How the proxy speaks to its HTTP upstream. The default is clear text,
+/// HTTP/1.1.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpstreamTransport {
+    /// TLS (an `https://` upstream): the CAs trusted, the name the
+    /// certificate must carry, the ALPN protocols offered (`h2` and
+    /// `http/1.1`, or `h2` alone with `http2`).
+    pub tls: Option<crate::tls::ClientTls>,
+    /// HTTP/2 only: h2c with prior knowledge in clear text; on TLS, the
+    /// one protocol offered by ALPN.
+    pub http2: bool,
+}
+
+impl UpstreamTransport {
+    /// TLS towards `authority` (`host:port`, the name checked against the
+    /// certificate) trusting `trust`; HTTP/2 offered first by ALPN, or
+    /// alone when `http2`.
+    pub fn tls(
+        trust: &crate::tls::Trust,
+        authority: &str,
+        http2: bool,
+    ) -> Result<Self, crate::Error> {
+        use crate::tls::{ALPN_H2, ALPN_HTTP11};
+        let alpn: &[&[u8]] = if http2 {
+            &[ALPN_H2]
+        } else {
+            &[ALPN_H2, ALPN_HTTP11]
+        };
+        Ok(UpstreamTransport {
+            tls: Some(crate::tls::ClientTls {
+                config: crate::tls::client_config(trust, alpn)?,
+                name: crate::tls::server_name(authority)?,
+            }),
+            http2,
+        })
+    }
+
+    /// `https` or `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
 }
 
 impl ProxyConfig {
@@ -55,6 +104,7 @@ impl ProxyConfig {
             upstream_timeout: Duration::from_secs(10),
             udp: UdpForwardConfig::default(),
             limits: HttpLimits::default(),
+            upstream_transport: UpstreamTransport::default(),
         }
     }
 }
@@ -193,8 +243,14 @@ pub struct ProxyStats {
     pub bytes_from_upstream: u64,
     /// HTTP requests sent upstream.
     pub upstream_fetches: u64,
-    /// Upstream fetches that failed (refused, reset, timed out): 502/504.
+    /// Upstream fetches that failed (refused, reset, timed out, a failed
+    /// TLS handshake): 502/504.
     pub upstream_errors: u64,
+    /// TCP connections opened to the upstream (the pool reuses them).
+    pub upstream_connections: u64,
+    /// TLS handshakes completed with the upstream: one per connection, not
+    /// per request.
+    pub upstream_tls_handshakes: u64,
     /// Responses stored in the cache.
     pub stored: u64,
     /// Entries evicted to keep the cache within its capacity.
@@ -268,6 +324,8 @@ pub(crate) struct Counters {
     pub bytes_from_upstream: AtomicU64,
     pub upstream_fetches: AtomicU64,
     pub upstream_errors: AtomicU64,
+    pub upstream_connections: AtomicU64,
+    pub upstream_tls_handshakes: AtomicU64,
     pub stored: AtomicU64,
     pub evictions: AtomicU64,
     pub cache_bytes: AtomicU64,
@@ -309,6 +367,8 @@ impl Counters {
             bytes_from_upstream: g(&self.bytes_from_upstream),
             upstream_fetches: g(&self.upstream_fetches),
             upstream_errors: g(&self.upstream_errors),
+            upstream_connections: g(&self.upstream_connections),
+            upstream_tls_handshakes: g(&self.upstream_tls_handshakes),
             stored: g(&self.stored),
             evictions: g(&self.evictions),
             cache_bytes: g(&self.cache_bytes),

@@ -204,6 +204,9 @@ fn http(h: &HttpWorkload) -> String {
         h.concurrency,
         if h.keep_alive { "on" } else { "off" }
     );
+    if h.http2 {
+        let _ = write!(t, "HTTP/2 with {} streams per connection, ", h.streams);
+    }
     match h.rate {
         Some(r) => {
             let _ = write!(t, "open loop {r} req/s, ");

@@ -347,6 +347,9 @@ pub struct Workload {
     pub start_after: Duration,
 }
 
+// A scenario holds a handful of workloads, built once: boxing the larger
+// HTTP settings would save nothing worth the indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum WorkloadKind {
     Http(HttpWorkload),
@@ -377,6 +380,11 @@ pub struct HttpWorkload {
     pub timeout: Duration,
     /// A catalog or trace instead of `paths`, arrivals, stages.
     pub traffic: crate::workload::source::Traffic,
+    /// `http_version = "2"`: HTTP/2 (by ALPN over TLS, prior knowledge in
+    /// clear text); else HTTP/1.1.
+    pub http2: bool,
+    /// HTTP/2: concurrent streams per connection (1 for HTTP/1.1).
+    pub streams: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -405,6 +413,11 @@ impl HttpWorkload {
             duration: self.duration,
             timeout: self.timeout,
             traffic: self.traffic.clone(),
+            wire: crate::workload::http::HttpWire {
+                tls: None,
+                http2: self.http2,
+                streams: self.streams,
+            },
         }
     }
 }

@@ -184,6 +184,10 @@ pub struct Workload {
     pub arrivals: S<String>,
     /// `[{ duration = "10s", rate = 100 }, ...]` or with `concurrency`.
     pub stages: S<Vec<Spanned<RawStage>>>,
+    /// `"1.1"` (default) or `"2"`.
+    pub http_version: S<String>,
+    /// HTTP/2: concurrent streams per connection.
+    pub streams: S<i64>,
     // udp
     pub count: S<i64>,
     pub size: S<ByteSize>,
@@ -256,6 +260,8 @@ pub const MATRIX_WORKLOAD_KEYS: &[&str] = &[
     "keep_alive",
     "rate",
     "duration",
+    "http_version",
+    "streams",
     "count",
     "size",
     "interval",
@@ -333,6 +339,8 @@ impl Scenario {
                     "keep_alive" => set(&mut w.keep_alive, value),
                     "rate" => set(&mut w.rate, value),
                     "duration" => set(&mut w.duration, value),
+                    "http_version" => set(&mut w.http_version, value),
+                    "streams" => set(&mut w.streams, value),
                     "count" => set(&mut w.count, value),
                     "size" => set(&mut w.size, value),
                     "interval" => set(&mut w.interval, value),

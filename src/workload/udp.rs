@@ -5,15 +5,18 @@
 //! Threads and tasks: one pacing thread (on tokio's blocking pool) sends for
 //! every flow at `start + i × interval`, sleeping then spinning for the last
 //! 200 µs because tokio's timer has millisecond granularity; one receive task
-//! per flow classifies replies and sends them to the collector (this
-//! function), which calls `on_packet`. Memory per datagram: 17 bytes (state
-//! byte, RTT, achieved send time), never a row per sample.
+//! per flow classifies replies and sends them in batches down a bounded
+//! channel to the collector (this function), which calls `on_packet` off the
+//! runtime's worker (the caller may write to disk there). Memory per
+//! datagram: 17 bytes (state byte, RTT, achieved send time), reserved before
+//! the first send; never a row per sample.
 //!
 //! Rows reach `on_packet` as soon as they are final: `ok`, `reordered`, `late`
 //! and `dup` when the reply arrives (one extra `dup` row per extra copy), and
 //! `lost` at the end, in flow and sequence order. Their `variant` and
 //! `workload` are empty: the caller fills them.
 
+use std::collections::TryReserveError;
 use std::io;
 use std::net::SocketAddr;
 use std::thread;
@@ -34,6 +37,16 @@ use crate::workload::probe::{self, ProbeHeader, HEADER_LEN, MAX_DATAGRAM};
 /// Most datagrams one run tracks (count × flows): 17 bytes of state each,
 /// so about 850 MB at the limit.
 pub const MAX_DATAGRAMS: u64 = 50_000_000;
+
+/// Replies travel to the collector in batches of this many: one channel
+/// hand-off (and one wake-up of the collector) per batch, as HTTP samples do.
+const BATCH: usize = 256;
+/// A partial batch is handed over once its first reply is this old, so slow
+/// runs still show progress.
+const BATCH_AGE: Duration = Duration::from_millis(50);
+/// Batches the channel holds: past that a receive task waits for the
+/// collector (the replies wait in the socket's buffer meanwhile).
+const QUEUED_BATCHES: usize = 64;
 
 /// What to send, where and how fast.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,20 +206,21 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
     progress.set_total(config.count * u64::from(flows));
     progress.replies(0, None);
 
+    let (trackers, send_ns) = reserve(config)?;
     let (senders, receivers) = open_sockets(config)?;
 
     let started_at = SystemTime::now();
     let start = Instant::now();
     let (end_tx, end_rx) = watch::channel(None::<SendEnd>);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    let (tx, mut rx) = mpsc::channel::<Vec<Event>>(QUEUED_BATCHES);
 
     let mut tasks = Vec::with_capacity(flows as usize);
-    for (flow, socket) in (0u32..).zip(receivers) {
+    for ((flow, socket), tracker) in (0u32..).zip(receivers).zip(trackers) {
         tasks.push(tokio::spawn(receive_flow(
             flow,
             socket,
             run_id,
-            config.count,
+            tracker,
             config.timeout,
             start,
             end_rx.clone(),
@@ -222,7 +236,7 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
         let (cancel, progress) = (cancel.clone(), progress.clone());
         tokio::task::spawn_blocking(move || {
             let result = pace(
-                senders, run_id, count, size, interval, start, &cancel, &progress,
+                senders, send_ns, run_id, count, size, interval, start, &cancel, &progress,
             );
             // Always open the reply window, even after an error, so the
             // receivers end (after an error, not knowing what was sent,
@@ -249,6 +263,30 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
         interrupted: cancel.is_cancelled(),
     };
     Ok(summarise(config, run, &paced, &flows_rx, on_packet))
+}
+
+/// The run's per-datagram state, reserved before anything is sent: each
+/// flow's reply tracker (9 bytes a datagram) and the pacer's send times (8).
+/// Memory that cannot be had is an error that says so, not an abort.
+fn reserve(config: &UdpProbeConfig) -> Result<(Vec<FlowTracker>, Vec<Vec<u64>>), Error> {
+    let fail = |e: TryReserveError| {
+        let total = config.count.saturating_mul(u64::from(config.flows));
+        Error::Runtime(format!(
+            "cannot reserve memory to track {total} datagrams ({} MiB, 17 bytes each): {e}; \
+             lower count or flows, or split the workload into several runs",
+            total.saturating_mul(17) >> 20
+        ))
+    };
+    let n = usize::try_from(config.count).unwrap_or(usize::MAX);
+    let mut trackers = Vec::new();
+    let mut send_ns = Vec::new();
+    for _ in 0..config.flows {
+        trackers.push(FlowTracker::try_new(config.count, config.timeout).map_err(fail)?);
+        let mut times = Vec::new();
+        times.try_reserve_exact(n).map_err(fail)?;
+        send_ns.push(times);
+    }
+    Ok((trackers, send_ns))
 }
 
 /// When a run started, how long it took, and whether it was cut short.
@@ -287,41 +325,55 @@ fn open_sockets(
     Ok((senders, receivers))
 }
 
-/// The collector: the only place reply rows are handed out, as the receive
-/// tasks classify them.
+/// The collector: the only place reply rows are handed out, a batch at a
+/// time as the receive tasks classify them.
 async fn collect_replies(
-    rx: &mut mpsc::UnboundedReceiver<Event>,
+    rx: &mut mpsc::Receiver<Vec<Event>>,
     on_packet: &mut (dyn FnMut(UdpPacketRow) + Send),
     progress: &dyn Progress,
 ) {
     let mut received = 0u64;
-    while let Some(ev) = rx.recv().await {
-        let status = match ev.class {
-            ReplyClass::Ok => PacketStatus::Ok,
-            ReplyClass::Reordered => PacketStatus::Reordered,
-            ReplyClass::Late => PacketStatus::Late,
-            ReplyClass::Dup => PacketStatus::Dup,
-            ReplyClass::Unknown => continue,
-        };
-        if matches!(status, PacketStatus::Ok | PacketStatus::Reordered) {
-            received += 1;
-            // Every reply while few; then every 64th, to keep the bar cheap.
-            if received < 1024 || received % 64 == 0 {
-                progress.replies(received, None);
+    while let Some(batch) = rx.recv().await {
+        // `on_packet` may write rows to disk: the worker's other tasks (the
+        // receive tasks among them) move to another thread meanwhile.
+        off_the_runtime(|| {
+            for ev in batch {
+                let status = match ev.class {
+                    ReplyClass::Ok => PacketStatus::Ok,
+                    ReplyClass::Reordered => PacketStatus::Reordered,
+                    ReplyClass::Late => PacketStatus::Late,
+                    ReplyClass::Dup => PacketStatus::Dup,
+                    ReplyClass::Unknown => continue,
+                };
+                if matches!(status, PacketStatus::Ok | PacketStatus::Reordered) {
+                    received += 1;
+                }
+                on_packet(UdpPacketRow {
+                    variant: String::new(),
+                    workload: String::new(),
+                    flow: ev.flow,
+                    seq: ev.seq,
+                    send_offset_ms: round3(qos::ns_to_ms(ev.send_ns as f64)),
+                    rtt_ms: Some(round3(qos::ns_to_ms(ev.rtt_ns as f64))),
+                    status,
+                    repetition: None,
+                });
             }
-        }
-        on_packet(UdpPacketRow {
-            variant: String::new(),
-            workload: String::new(),
-            flow: ev.flow,
-            seq: ev.seq,
-            send_offset_ms: round3(qos::ns_to_ms(ev.send_ns as f64)),
-            rtt_ms: Some(round3(qos::ns_to_ms(ev.rtt_ns as f64))),
-            status,
-            repetition: None,
         });
+        progress.replies(received, None);
     }
     progress.replies(received, None);
+}
+
+/// Runs `f`, which may block on a disk, without holding up the other tasks
+/// of a multi-threaded runtime (its worker's tasks are handed over first);
+/// elsewhere (a current-thread runtime, as in some tests) it just runs it.
+fn off_the_runtime<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// After the run: a row for each datagram never answered, then the
@@ -439,14 +491,14 @@ async fn receive_flow(
     flow: u32,
     socket: tokio::net::UdpSocket,
     run_id: u64,
-    count: u64,
+    mut tracker: FlowTracker,
     timeout: Duration,
     start: Instant,
     mut end_rx: watch::Receiver<Option<SendEnd>>,
-    tx: mpsc::UnboundedSender<Event>,
+    tx: mpsc::Sender<Vec<Event>>,
     interrupt: Interrupt,
 ) -> anyhow::Result<Received> {
-    let mut tracker = FlowTracker::new(count, timeout);
+    let mut batch = Batch::new(tx);
     let mut foreign = 0u64;
     let mut last_reply_ns = None;
     // Datagrams with a reply (in time or late), the last reply, the largest RTT.
@@ -472,6 +524,7 @@ async fn receive_flow(
                 // means it died, so stop waiting.
                 if changed.is_err() { break; }
             }
+            _ = tokio::time::sleep_until(batch.due()), if batch.waiting() => batch.hand_over().await,
             r = socket.recv(&mut buf) => {
                 let n = match r {
                     Ok(n) => n,
@@ -499,15 +552,64 @@ async fn receive_flow(
                     last_reply = Some(Instant::now());
                     max_rtt = max_rtt.max(Duration::from_nanos(recv_ns.saturating_sub(h.send_ns)));
                 }
-                let _ = tx.send(Event { flow, seq: h.seq, send_ns: h.send_ns, rtt_ns: recv_ns.saturating_sub(h.send_ns), class });
+                batch.push(Event { flow, seq: h.seq, send_ns: h.send_ns, rtt_ns: recv_ns.saturating_sub(h.send_ns), class }).await;
             }
         }
     }
+    batch.hand_over().await;
     Ok(Received {
         tracker,
         foreign,
         last_reply_ns,
     })
+}
+
+/// A receive task's replies not yet handed to the collector.
+struct Batch {
+    events: Vec<Event>,
+    since: tokio::time::Instant,
+    tx: mpsc::Sender<Vec<Event>>,
+}
+
+impl Batch {
+    fn new(tx: mpsc::Sender<Vec<Event>>) -> Self {
+        Batch {
+            events: Vec::with_capacity(BATCH),
+            since: tokio::time::Instant::now(),
+            tx,
+        }
+    }
+
+    /// Adds a reply; a full batch goes to the collector at once.
+    async fn push(&mut self, ev: Event) {
+        if self.events.is_empty() {
+            self.since = tokio::time::Instant::now();
+        }
+        self.events.push(ev);
+        if self.events.len() >= BATCH {
+            self.hand_over().await;
+        }
+    }
+
+    /// Whether replies are waiting to be handed over.
+    fn waiting(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// When the waiting replies go even if the batch is not full.
+    fn due(&self) -> tokio::time::Instant {
+        self.since + BATCH_AGE
+    }
+
+    /// Hands the waiting replies to the collector, waiting while its queue
+    /// is full. A collector gone (the run is ending) leaves nothing to do.
+    async fn hand_over(&mut self) {
+        if self.events.is_empty() {
+            return;
+        }
+        let full = std::mem::replace(&mut self.events, Vec::with_capacity(BATCH));
+        let _ = self.tx.send(full).await;
+    }
 }
 
 fn elapsed_ns(start: Instant) -> u64 {
@@ -525,6 +627,7 @@ const MAX_NAP: Duration = Duration::from_millis(10);
 #[allow(clippy::too_many_arguments)]
 fn pace(
     sockets: Vec<std::net::UdpSocket>,
+    mut send_ns: Vec<Vec<u64>>,
     run_id: u64,
     count: u64,
     size: usize,
@@ -548,12 +651,8 @@ fn pace(
             b
         })
         .collect();
-    // Reserve up front so the hot loop never reallocates (and to fail early
-    // if a huge count cannot fit).
-    let mut send_ns: Vec<Vec<u64>> = sockets
-        .iter()
-        .map(|_| Vec::with_capacity(count as usize))
-        .collect();
+    // `send_ns` was reserved for `count` per flow ([`reserve`]): the hot
+    // loop never reallocates.
     let mut paced = Paced {
         sent: 0,
         send_ns: Vec::new(),

@@ -38,7 +38,7 @@ impl Agents {
     /// when they cannot be made (not root, no `ip`, no namespaces).
     pub fn setup(n: u8) -> Result<Agents, String> {
         // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if !rustix::process::geteuid().is_root() {
             return Err("not root".to_string());
         }
         let pid = std::process::id();

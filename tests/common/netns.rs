@@ -27,9 +27,21 @@ pub fn namespaces_of(pid: u32) -> Vec<String> {
         .collect()
 }
 
-/// Interfaces named `netrun-*` in this (the root) namespace: netrun never
-/// makes any here, so any is a leak.
+/// Interfaces in this (the root) namespace named as a `hosts = "netns"`
+/// run names its link ends (`netrun-clients`, `-proxy`, `-origin`): those
+/// are only ever made inside the run's namespaces, so any here is a leak.
+/// Other `netrun-*` devices (a `netrun link`'s host-side TUN, `netrun-l<n>`)
+/// belong to other runs on the machine and are not looked at.
 pub fn root_links() -> Vec<String> {
+    const ENDS: [&str; 3] = ["netrun-clients", "netrun-proxy", "netrun-origin"];
+    root_devices()
+        .into_iter()
+        .filter(|n| ENDS.contains(&n.as_str()))
+        .collect()
+}
+
+/// Every interface name in this namespace (a veth's `@peer` cut off).
+pub fn root_devices() -> Vec<String> {
     let out = Command::new("ip")
         .args(["-o", "link", "show"])
         .output()
@@ -38,7 +50,6 @@ pub fn root_links() -> Vec<String> {
         .lines()
         .filter_map(|l| l.split(": ").nth(1))
         .map(|n| n.split('@').next().unwrap_or(n).to_string())
-        .filter(|n| n.starts_with("netrun-"))
         .collect()
 }
 

@@ -108,6 +108,7 @@ pub async fn http_probe(
         duration: None,
         timeout,
         traffic: Default::default(),
+        wire: Default::default(),
     };
     let mut rows = Vec::new();
     let report = run_http(

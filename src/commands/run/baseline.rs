@@ -67,12 +67,12 @@ pub(in crate::commands) fn print_gate(r: &GateReport, tolerance: f64) {
     let unjudged: Vec<_> = r.unjudged().collect();
     let total = r.assessments.len();
     if worse.is_empty() && unjudged.is_empty() {
-        println!(
+        outln!(
             "  baseline: no gated figure worse beyond {tolerance}% with 95% confidence ({total} checked)"
         );
     }
     for a in worse {
-        println!("  REGRESSION {}", gate::describe(a));
+        outln!("  REGRESSION {}", gate::describe(a));
     }
     if !unjudged.is_empty() {
         let how = if r.allow_inconclusive {
@@ -80,19 +80,19 @@ pub(in crate::commands) fn print_gate(r: &GateReport, tolerance: f64) {
         } else {
             "the gate fails; --allow-inconclusive accepts it"
         };
-        println!(
+        outln!(
             "  {} of {total} gated figures could not be judged ({how}):",
             unjudged.len()
         );
         for a in &unjudged {
-            println!("    NOT JUDGED {}.{}: {}", a.workload, a.metric, a.reason);
+            outln!("    NOT JUDGED {}.{}: {}", a.workload, a.metric, a.reason);
         }
     }
     for a in r.inconclusive().filter(|a| !a.unjudged()) {
-        println!("  inconclusive (not failed) {}", gate::describe(a));
+        outln!("  inconclusive (not failed) {}", gate::describe(a));
     }
     if let Some(why) = &r.host_changed {
-        println!("  host: slower than when the baseline was made ({why}); worse figures it could explain count as inconclusive");
+        outln!("  host: slower than when the baseline was made ({why}); worse figures it could explain count as inconclusive");
     }
 }
 

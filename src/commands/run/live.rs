@@ -71,7 +71,7 @@ impl Observer for LiveView {
             } => {
                 let name = bar_name(at);
                 if self.announce {
-                    println!("  started {name} ({kind} -> {target})");
+                    outln!("  started {name} ({kind} -> {target})");
                 }
                 let pb = progress::workload_bar(&self.mp, &name, *total);
                 if let Ok(mut bars) = self.bars.lock() {
@@ -102,7 +102,7 @@ impl Observer for LiveView {
                     } else {
                         "finished"
                     };
-                    println!(
+                    outln!(
                         "  {how} {} in {:.2}s",
                         bar_name(at),
                         row.duration_s.unwrap_or_default()

@@ -8,6 +8,7 @@
 //! `cache/`.
 
 mod body;
+mod connector;
 mod flow;
 mod headers;
 mod upstream;
@@ -22,7 +23,6 @@ use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio_util::sync::CancellationToken;
@@ -83,7 +83,9 @@ pub(crate) struct ProxyService {
     upstream: SocketAddr,
     /// `host:port` of the upstream, as sent in `Host` and used in cache keys.
     authority: String,
-    client: Client<HttpConnector, Body>,
+    /// `http` or `https`, as requests to the upstream are written.
+    scheme: &'static str,
+    client: Client<connector::Connector, Body>,
     cache: Option<CacheState>,
     timeout: Duration,
     max_body: u64,
@@ -150,6 +152,17 @@ impl Handler for ProxyService {
     }
 }
 
+/// The upstream's `host:port` as requests name it: the address, or for TLS
+/// the DNS name its certificate is checked against (a virtual host's name).
+fn authority(config: &ProxyConfig) -> String {
+    match config.upstream_transport.tls.as_ref().map(|t| &t.name) {
+        Some(name @ rustls::pki_types::ServerName::DnsName(_)) => {
+            format!("{}:{}", name.to_str(), config.upstream_http.port())
+        }
+        _ => config.upstream_http.to_string(),
+    }
+}
+
 impl ProxyService {
     /// Holds an HTTP message back for the impairment model's delay (and
     /// jitter) going `dir`. Loss and rate do not apply to HTTP: TCP would
@@ -170,8 +183,13 @@ impl ProxyService {
         via_token: String,
         background: Background,
     ) -> Arc<Self> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+        let transport = &config.upstream_transport;
+        let connector = connector::Connector::new(
+            config.upstream_http,
+            transport.tls.as_ref(),
+            config.upstream_timeout,
+            counters.clone(),
+        );
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)
@@ -179,6 +197,9 @@ impl ProxyService {
             // for a client that does not read; hyper's default lets it grow
             // to 400 KiB per connection.
             .http1_max_buf_size(UPSTREAM_READ_BUFFER)
+            // h2c by prior knowledge; on TLS, ALPN's `h2` (the only one
+            // offered) says the same. Without it, ALPN decides per connection.
+            .http2_only(transport.http2)
             .build(connector);
         let cache = config.cache.map(|c| {
             let store = Store::with_policy(c.capacity, c.capacity_objects, c.policy);
@@ -192,7 +213,8 @@ impl ProxyService {
         });
         Arc::new_cyclic(|me| ProxyService {
             upstream: config.upstream_http,
-            authority: config.upstream_http.to_string(),
+            authority: authority(config),
+            scheme: transport.scheme(),
             client,
             cache,
             timeout: config.upstream_timeout,

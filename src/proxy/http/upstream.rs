@@ -97,15 +97,16 @@ impl ProxyService {
         interim: Option<&Interim>,
     ) -> Result<Response<Body>, UpstreamError> {
         bump(&self.counters.upstream_fetches);
-        let uri: Uri = match format!("http://{}{}", self.authority, path_and_query).parse() {
-            Ok(u) => u,
-            Err(e) => {
-                return Err(UpstreamError {
-                    status: StatusCode::BAD_REQUEST,
-                    message: format!("request target `{path_and_query}` is not valid: {e}"),
-                })
-            }
-        };
+        let uri: Uri =
+            match format!("{}://{}{}", self.scheme, self.authority, path_and_query).parse() {
+                Ok(u) => u,
+                Err(e) => {
+                    return Err(UpstreamError {
+                        status: StatusCode::BAD_REQUEST,
+                        message: format!("request target `{path_and_query}` is not valid: {e}"),
+                    })
+                }
+            };
         if let Ok(host) = HeaderValue::from_str(&self.authority) {
             headers.insert(header::HOST, host);
         }
@@ -218,6 +219,7 @@ pub(super) fn describe(e: &hyper_util::client::legacy::Error) -> String {
     use std::error::Error as _;
     let mut io_kind = None;
     let mut incomplete = false;
+    let mut handshake = None;
     let mut chain = Vec::new();
     let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
     while let Some(s) = source {
@@ -228,10 +230,16 @@ pub(super) fn describe(e: &hyper_util::client::legacy::Error) -> String {
         if let Some(h) = s.downcast_ref::<hyper::Error>() {
             incomplete |= h.is_incomplete_message();
         }
+        if let Some(h) = s.downcast_ref::<super::connector::HandshakeError>() {
+            handshake = Some(h.reason());
+        }
         source = s.source();
     }
     use std::io::ErrorKind::*;
     let cause = chain.join(": ");
+    if let Some(reason) = handshake {
+        return reason;
+    }
     match io_kind {
         Some(ConnectionRefused) => "refused the connection".to_string(),
         Some(ConnectionReset | ConnectionAborted | BrokenPipe) => {

@@ -55,6 +55,7 @@ pub(super) fn resolve(
     let shaped = super::traffic::resolve(w, keys, concurrency, errs);
     let concurrency = shaped.peak_concurrency.unwrap_or(concurrency).max(1);
     let staged = w.stages.is_some();
+    let (http2, streams) = version(w, keys, errs);
     HttpWorkload {
         paths: match (&w.objects, &w.trace) {
             (None, None) => paths(w, keys, errs),
@@ -75,7 +76,57 @@ pub(super) fn resolve(
         duration: w.duration.as_ref().map(|d| d.get_ref().0),
         timeout: super::udp::measurable_timeout(&w.timeout, DEFAULT_TIMEOUT, keys, errs, true),
         traffic: shaped.traffic,
+        http2,
+        streams,
     }
+}
+
+/// `http_version` (`"1.1"` or `"2"`) and, for HTTP/2 only, `streams`.
+fn version(w: &raw::Workload, keys: &Keys<'_>, errs: &mut ScenarioErrors) -> (bool, u32) {
+    let http2 = match &w.http_version {
+        None => false,
+        Some(v) => match v.get_ref().as_str() {
+            "1.1" => false,
+            "2" => true,
+            other => {
+                errs.push(
+                    Some(v.span()),
+                    keys.key("http_version"),
+                    format!("`{other}` is not an HTTP version; use \"1.1\" or \"2\""),
+                );
+                false
+            }
+        },
+    };
+    let Some(s) = &w.streams else {
+        return (http2, 1);
+    };
+    if !http2 {
+        errs.push(
+            Some(s.span()),
+            keys.key("streams"),
+            "applies to HTTP/2 only (HTTP/1.1 sends one request at a time per connection); add http_version = \"2\" or remove it",
+        );
+        return (http2, 1);
+    }
+    let max = crate::workload::http::MAX_STREAMS;
+    let n = *s.get_ref();
+    if !(1..=i64::from(max)).contains(&n) {
+        errs.push(
+            Some(s.span()),
+            keys.key("streams"),
+            format!("{n} is out of range; give 1 to {max} concurrent streams per connection"),
+        );
+        return (http2, 1);
+    }
+    if w.keep_alive.as_ref().is_some_and(|k| !*k.get_ref()) && n > 1 {
+        errs.push(
+            Some(s.span()),
+            keys.key("streams"),
+            "shares one kept-alive connection; remove keep_alive = false or streams",
+        );
+    }
+    (http2, u32::try_from(n).unwrap_or(1))
 }
 
 /// The first character of `path` a request line cannot carry as it is
@@ -174,6 +225,8 @@ mod tests {
                     seed: 1,
                     ..Default::default()
                 },
+                http2: false,
+                streams: 1,
             }
         );
     }
@@ -241,5 +294,27 @@ mod tests {
         assert!(m.contains("above 0"), "{m}");
         let m = problem(&http("concurrency = 5000000000"), "workload.w.concurrency");
         assert!(m.contains("at most 4294967295"), "{m}");
+    }
+
+    #[test]
+    fn http_version_and_streams_are_checked() {
+        let h = workload("http_version = \"2\"\nstreams = 8\nconcurrency = 2");
+        assert_eq!((h.http2, h.streams), (true, 8));
+        let h = workload("http_version = \"1.1\"");
+        assert_eq!((h.http2, h.streams), (false, 1));
+        let m = problem(&http("http_version = \"3\""), "workload.w.http_version");
+        assert!(m.contains("use \"1.1\" or \"2\""), "{m}");
+        let m = problem(&http("streams = 4"), "workload.w.streams");
+        assert!(m.contains("HTTP/2 only"), "{m}");
+        let m = problem(
+            &http("http_version = \"2\"\nstreams = 0"),
+            "workload.w.streams",
+        );
+        assert!(m.contains("1 to 256"), "{m}");
+        let m = problem(
+            &http("http_version = \"2\"\nstreams = 2\nkeep_alive = false"),
+            "workload.w.streams",
+        );
+        assert!(m.contains("keep_alive"), "{m}");
     }
 }

@@ -73,6 +73,8 @@ pub(super) fn resolve(
             (span(&w.speed), "speed"),
             (span(&w.arrivals), "arrivals"),
             (span(&w.stages), "stages"),
+            (span(&w.http_version), "http_version"),
+            (span(&w.streams), "streams"),
         ],
         "http",
         errs,

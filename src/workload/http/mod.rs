@@ -3,6 +3,11 @@
 //! whole body) and one collector that aggregates their samples. Used by
 //! `netrun probe http` and the scenario runner; no files, no tables here.
 //!
+//! Connections (`conn.rs`): TCP, TLS with rustls, HTTP/1.1 or HTTP/2 (ALPN
+//! over TLS, prior knowledge in clear text); with HTTP/2 a client's
+//! `streams` lanes share its one connection. Each request reports where its
+//! time went (connect, TLS, time to first byte) and its protocol.
+//!
 //! Tickets come from a counter (closed loop: a worker asks for the next
 //! request when its last one finished) or from a scheduler that stamps each
 //! ticket with its scheduled start at `rate` per second (open loop). In open
@@ -10,8 +15,6 @@
 //! the requests it delayed (no coordinated omission); the service time from
 //! the actual send is reported too.
 
-use std::collections::BTreeMap;
-use std::error::Error as _;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,23 +23,28 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderValue, CONNECTION, HOST, USER_AGENT};
 use hyper::{Request, Uri};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use anyhow::Context as _;
+
+mod conn;
+mod tally;
+
+use conn::{classify_hyper, Lane, Protocol, Sender, SharedConn, Timing};
+pub use tally::HttpReport;
+use tally::Tally;
 
 use super::source::{self, Feed, Ramp, Source};
 use super::udp::wait_until;
 use super::{check_duration, Progress, Setting, SettingError};
 use crate::error::Error;
-use crate::metrics::qos::{self, LatencyStats, LatencySummary};
+use crate::metrics::qos;
 use crate::metrics::summary::round3;
-use crate::metrics::{CacheMark, HttpRequestRow, SummaryRow};
+use crate::metrics::{CacheMark, HttpRequestRow};
+use crate::tls::ClientTls;
 use crate::traffic::{Object, Profile};
 
 /// What to request, where, and how hard.
@@ -62,7 +70,37 @@ pub struct HttpProbeConfig {
     pub timeout: Duration,
     /// Catalog or trace instead of `paths`; arrivals; ramping stages.
     pub traffic: source::Traffic,
+    /// TLS and the HTTP version.
+    pub wire: HttpWire,
 }
+
+/// How a client speaks to its target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpWire {
+    /// TLS (`https://`); `None`: clear text.
+    pub tls: Option<ClientTls>,
+    /// HTTP/2: by ALPN over TLS (HTTP/1.1 if the server declines), with
+    /// prior knowledge in clear text. Else HTTP/1.1.
+    pub http2: bool,
+    /// HTTP/2: concurrent streams per connection, each running the request
+    /// loop; 1 for HTTP/1.1.
+    pub streams: u32,
+}
+
+impl Default for HttpWire {
+    /// Clear-text HTTP/1.1.
+    fn default() -> Self {
+        HttpWire {
+            tls: None,
+            http2: false,
+            streams: 1,
+        }
+    }
+}
+
+/// Most HTTP/2 streams per connection a workload may ask for: what
+/// netrun's servers allow (nginx allows 128 by default).
+pub const MAX_STREAMS: u32 = crate::server::H2_MAX_STREAMS;
 
 /// `requests` meaning "no count limit": the workload runs until its
 /// `duration` ends (as `wrk -d` and `oha -z` do).
@@ -83,6 +121,7 @@ impl HttpProbeConfig {
         }
         // One connection per worker.
         super::check_sockets(Setting::Concurrency, u64::from(self.concurrency), 1)?;
+        self.validate_wire()?;
         if let Some(rate) = self.rate {
             // Below one request per 1000 s the schedule stops making sense.
             if !(rate.is_finite() && (0.001..=10_000_000.0).contains(&rate)) {
@@ -120,6 +159,34 @@ impl HttpProbeConfig {
         Ok(())
     }
 
+    /// Speaks TLS to the target, trusting `trust`: ALPN offers HTTP/2 when
+    /// the wire asks for it, the certificate is checked against the
+    /// authority's host. Errors are input errors naming a bad CA file.
+    pub fn use_tls(&mut self, trust: &crate::tls::Trust) -> Result<(), Error> {
+        self.wire.tls = Some(ClientTls::new(trust, &self.authority, self.wire.http2)?);
+        Ok(())
+    }
+
+    fn validate_wire(&self) -> Result<(), SettingError> {
+        let streams = self.wire.streams;
+        if !(1..=MAX_STREAMS).contains(&streams) {
+            return Err(Setting::Streams.error(format!(
+                "streams must be 1 to {MAX_STREAMS} (concurrent HTTP/2 streams per connection)"
+            )));
+        }
+        if streams > 1 && !self.wire.http2 {
+            return Err(Setting::Streams.error(
+                "streams > 1 needs HTTP/2 (http_version = \"2\", --http2): HTTP/1.1 sends one request at a time per connection",
+            ));
+        }
+        if streams > 1 && !self.keep_alive {
+            return Err(Setting::Streams.error(
+                "streams > 1 share one kept-alive connection; remove keep_alive = false (--no-keep-alive) or streams",
+            ));
+        }
+        Ok(())
+    }
+
     fn open_loop(&self) -> bool {
         self.rate.is_some() || self.traffic.paced()
     }
@@ -150,84 +217,6 @@ impl HttpProbeConfig {
     }
 }
 
-/// The results of one HTTP run.
-#[derive(Debug, Clone)]
-pub struct HttpReport {
-    pub started_at: SystemTime,
-    /// Wall time: from the start to the last completed request.
-    pub duration: Duration,
-    /// Requests completed or failed.
-    pub requests: u64,
-    /// Requests that got a whole response (any status).
-    pub responses: u64,
-    /// Transport errors plus 5xx responses.
-    pub errors: u64,
-    /// Body bytes received.
-    pub bytes: u64,
-    /// Responses marked `X-Cache: HIT`.
-    pub cache_hits: u64,
-    /// Responses that carried an `X-Cache` header at all (HIT, MISS or BYPASS).
-    pub cache_marked: u64,
-    /// Body bytes of the responses marked `X-Cache: HIT`.
-    pub hit_bytes: u64,
-    /// From the scheduled start (closed loop: the send) to the last body byte, responses only.
-    pub latency: Option<LatencySummary>,
-    /// Open loop only: from the actual send to the last body byte.
-    pub service: Option<LatencySummary>,
-    /// Open loop only: mean and largest lateness of the actual sends
-    /// against their schedule (pacer wake-up, or waiting for a free connection).
-    pub pacing_mean: Option<Duration>,
-    pub pacing_max: Option<Duration>,
-    status_counts: BTreeMap<u16, u64>,
-    errors_by_class: BTreeMap<String, u64>,
-    interrupted: bool,
-}
-
-impl HttpReport {
-    /// The metric fields of a summary row; scenario, variant, workload and
-    /// target are left for the caller.
-    pub fn summary(&self) -> SummaryRow {
-        let secs = self.duration.as_secs_f64();
-        SummaryRow {
-            kind: "http".into(),
-            started_at: humantime::format_rfc3339_seconds(self.started_at).to_string(),
-            duration_s: Some(round3(secs)),
-            sent: Some(self.requests),
-            received: Some(self.responses),
-            throughput_bps: qos::throughput_bps(self.bytes, self.duration).map(f64::round),
-            requests: Some(self.requests),
-            errors: Some(self.errors),
-            requests_per_s: (secs > 0.0).then(|| round3(self.requests as f64 / secs)),
-            // Empty when no response carried X-Cache: no cache was on the path.
-            cache_hits: (self.cache_marked > 0).then_some(self.cache_hits),
-            cache_hit_ratio: (self.cache_marked > 0 && self.responses > 0)
-                .then(|| round3(self.cache_hits as f64 / self.responses as f64)),
-            byte_hit_ratio: (self.cache_marked > 0 && self.bytes > 0)
-                .then(|| self.hit_bytes as f64 / self.bytes as f64),
-            service_mean_ms: self.service.map(|s| round3(s.mean_ms)),
-            service_p99_ms: self.service.map(|s| round3(s.p99_ms)),
-            pacing_mean_ms: self.pacing_mean.map(duration_ms),
-            pacing_max_ms: self.pacing_max.map(duration_ms),
-            interrupted: self.interrupted,
-            ..super::latency_columns(self.latency.as_ref())
-        }
-    }
-
-    /// Responses per HTTP status code.
-    pub fn status_counts(&self) -> &BTreeMap<u16, u64> {
-        &self.status_counts
-    }
-
-    /// Transport errors per class: `refused`, `reset`, `timeout`, `bad_response`, `other`.
-    pub fn errors_by_class(&self) -> &BTreeMap<String, u64> {
-        &self.errors_by_class
-    }
-
-    pub fn interrupted(&self) -> bool {
-        self.interrupted
-    }
-}
-
 /// One request to make; `scheduled` is set in open loop.
 struct Ticket {
     index: u64,
@@ -245,8 +234,10 @@ enum Tickets {
         total: u64,
         deadline: Option<Instant>,
     },
-    /// Open loop or a trace: this thread's queue, filled by the feeding thread.
-    Open(Arc<Mutex<mpsc::Receiver<Ticket>>>),
+    /// Open loop or a trace: this thread's queue, filled by the feeding
+    /// thread. Many receivers (the thread's connections), no lock: whichever
+    /// connection is free takes the next ticket.
+    Open(async_channel::Receiver<Ticket>),
 }
 
 impl Tickets {
@@ -267,7 +258,7 @@ impl Tickets {
                     object: None,
                 })
             }
-            Tickets::Open(rx) => rx.lock().await.recv().await,
+            Tickets::Open(rx) => rx.recv().await.ok(),
         }
     }
 }
@@ -286,6 +277,8 @@ struct Sample {
     started: Instant,
     cache: CacheMark,
     error: Option<&'static str>,
+    /// Where the time went (connect and TLS on a new connection only).
+    timing: Timing,
 }
 
 /// What one request asks for.
@@ -325,11 +318,12 @@ const BATCH_AGE: Duration = Duration::from_millis(50);
 /// caller fills them). Requests in flight at cancellation are dropped, not counted.
 ///
 /// Threads: the connections are spread over one single-threaded runtime per
-/// core (as wrk's threads), so a request's wake-ups stay on its thread; in
-/// open loop a pacing thread releases each request at its scheduled instant
-/// (sleep, then spin: tokio's timer is a millisecond late). The samples come
-/// back in batches to the collector (this function), which keeps the
-/// histograms and calls `on_request`.
+/// core (as wrk's threads), so a request's wake-ups stay on its thread; each
+/// thread opens its connections (TCP, TLS, HTTP/2 settings) before the clock
+/// starts; in open loop a pacing thread releases each request at its
+/// scheduled instant (sleep, then spin: tokio's timer is a millisecond
+/// late). The samples come back in batches to the collector (this
+/// function), which keeps the histograms and calls `on_request`.
 pub async fn run_http(
     config: &HttpProbeConfig,
     on_request: &mut (dyn FnMut(HttpRequestRow) + Send),
@@ -340,57 +334,21 @@ pub async fn run_http(
     // A trace that cannot be opened is the user's to fix (exit 2).
     let feed =
         source::feed(&config.traffic, config.rate).map_err(|e| Error::input(e.to_string()))?;
-    let cfg = Arc::new(config.clone());
     progress.set_total(config.planned_requests());
-    let threads = worker_threads(config.concurrency);
-    let runtimes = (0..threads)
-        .map(|_| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-        })
-        .collect::<io::Result<Vec<_>>>()
-        .context("cannot start an HTTP worker runtime")?;
-    let mut streams = preconnect(config, cancel).await;
+    let (tx, mut rx) = mpsc::channel::<Vec<Sample>>(64);
+    let pool = Pool::spawn(config, feed.is_some(), tx, cancel).await?;
     // The clock starts once the threads' runtimes and connections are up.
     let started_at = SystemTime::now();
     let start = Instant::now();
     let deadline = config.run_length().map(|d| start + d);
-    let counter = Arc::new(AtomicU64::new(0));
-    let ramp = match &config.traffic.ramp {
-        Ramp::Concurrency(p) => Some(Arc::new((p.clone(), start))),
-        _ => None,
-    };
-    let mut queues = Vec::new();
-    let (tx, mut rx) = mpsc::channel::<Vec<Sample>>(64);
-    let mut handles = Vec::with_capacity(threads as usize);
-    for (thread, runtime) in (0..threads).zip(runtimes) {
-        let tickets = if feed.is_some() {
-            let (qtx, qrx) = mpsc::channel(1024);
-            queues.push(qtx);
-            Tickets::Open(Arc::new(Mutex::new(qrx)))
-        } else {
-            Tickets::Closed {
-                next: counter.clone(),
-                total: config.requests,
-                deadline,
-            }
-        };
-        let clients: Vec<(u32, Option<std::net::TcpStream>)> = (thread..config.concurrency)
-            .step_by(threads as usize)
-            .map(|client| (client, None))
-            .collect();
-        let clients = take_streams(clients, &mut streams);
-        let (cfg, tx, cancel, ramp) = (cfg.clone(), tx.clone(), cancel.clone(), ramp.clone());
-        let handle = std::thread::Builder::new()
-            .name(format!("netrun-http-{thread}"))
-            .spawn(move || {
-                runtime.block_on(worker_thread(clients, cfg, tickets, tx, cancel, ramp));
-            })
-            .context("cannot start an HTTP worker thread")?;
-        handles.push(handle);
+    let Pool {
+        handles,
+        starts,
+        queues,
+    } = pool;
+    for s in starts {
+        let _ = s.send(start);
     }
-    drop(tx);
     let pacer = feed.map(|feed| {
         let (total, cancel) = (config.requests, cancel.clone());
         std::thread::Builder::new()
@@ -407,24 +365,7 @@ pub async fn run_http(
     while let Some(batch) = rx.recv().await {
         for s in &batch {
             tally.add(s, config.open_loop());
-            on_request(HttpRequestRow {
-                variant: String::new(),
-                workload: String::new(),
-                client: s.client,
-                path: s.want.path(&config.paths),
-                status: s.status,
-                bytes: s.bytes,
-                latency_ms: round3(qos::ns_to_ms(s.latency.as_nanos() as f64)),
-                cache: s.cache,
-                error: s.error.map(str::to_string),
-                start_offset_ms: Some(round3(qos::ns_to_ms(
-                    s.started.saturating_duration_since(start).as_nanos() as f64,
-                ))),
-                repetition: None,
-                // Where the time went: filled by the TLS/HTTP/2 client
-                // (branch `tls`), not yet merged with the traffic engine.
-                ..HttpRequestRow::default()
-            });
+            on_request(row(s, config, start));
         }
         progress.advance(batch.len() as u64);
         progress.replies(tally.responses, Some(tally.errors));
@@ -432,8 +373,128 @@ pub async fn run_http(
     let duration = start.elapsed();
     // Every sender is gone, so the threads are ending: joining waits for
     // little more than their runtimes' teardown.
-    // Every thread is joined, and each one that panicked is named with its
-    // panic message: a worker's failure must not vanish from the report.
+    let fed = join(handles, pacer.and_then(Result::ok)).await?;
+    // The trace changed under the run (it was checked before): the user's to fix.
+    if let Err(e) = fed {
+        return Err(Error::input(e.to_string()).into());
+    }
+    Ok(tally.report(started_at, duration, cancel.is_cancelled()))
+}
+
+/// A sample as a row of `http_requests.csv`.
+fn row(s: &Sample, config: &HttpProbeConfig, start: Instant) -> HttpRequestRow {
+    let ms = |d: Duration| round3(qos::ns_to_ms(d.as_nanos() as f64));
+    HttpRequestRow {
+        variant: String::new(),
+        workload: String::new(),
+        client: s.client,
+        path: s.want.path(&config.paths),
+        status: s.status,
+        bytes: s.bytes,
+        latency_ms: ms(s.latency),
+        cache: s.cache,
+        error: s.error.map(str::to_string),
+        start_offset_ms: Some(ms(s.started.saturating_duration_since(start))),
+        repetition: None,
+        connect_ms: s.timing.connect.map(ms),
+        tls_ms: s.timing.tls.map(ms),
+        ttfb_ms: s.timing.ttfb.map(ms),
+        protocol: s.timing.protocol.map(|p| p.as_str().to_string()),
+    }
+}
+
+/// The worker threads of a run, connected and waiting for the clock.
+struct Pool {
+    handles: Vec<std::thread::JoinHandle<()>>,
+    /// Each thread's start signal: the run's start instant.
+    starts: Vec<std::sync::mpsc::Sender<Instant>>,
+    /// Open loop: each thread's ticket queue, for the pacer.
+    queues: Vec<async_channel::Sender<Ticket>>,
+}
+
+impl Pool {
+    /// Starts one thread per core, each with its share of the clients, and
+    /// waits until every thread has opened its connections (or `cancel`).
+    async fn spawn(
+        config: &HttpProbeConfig,
+        open_loop: bool,
+        tx: mpsc::Sender<Vec<Sample>>,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<Pool> {
+        let threads = worker_threads(config.concurrency);
+        let runtimes = (0..threads)
+            .map(|_| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+            })
+            .collect::<io::Result<Vec<_>>>()
+            .context("cannot start an HTTP worker runtime")?;
+        let cfg = Arc::new(config.clone());
+        let counter = Arc::new(AtomicU64::new(0));
+        // Each thread drops its clone once connected: `recv` ends when all have.
+        let (ready_tx, mut ready_rx) = mpsc::channel::<()>(1);
+        let mut pool = Pool {
+            handles: Vec::with_capacity(threads as usize),
+            starts: Vec::new(),
+            queues: Vec::new(),
+        };
+        for (thread, runtime) in (0..threads).zip(runtimes) {
+            let queue = open_loop.then(|| {
+                let (qtx, qrx) = async_channel::bounded(1024);
+                pool.queues.push(qtx);
+                qrx
+            });
+            let (start_tx, start_rx) = std::sync::mpsc::channel::<Instant>();
+            pool.starts.push(start_tx);
+            let clients: Vec<u32> = (thread..config.concurrency)
+                .step_by(threads as usize)
+                .collect();
+            let (cfg, tx, cancel, ready) =
+                (cfg.clone(), tx.clone(), cancel.clone(), ready_tx.clone());
+            let counter = counter.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("netrun-http-{thread}"))
+                .spawn(move || {
+                    let lanes = runtime.block_on(preconnect(&clients, &cfg, &cancel));
+                    drop(ready);
+                    // Nothing when the run ended before its clock started.
+                    let Ok(start) = start_rx.recv() else {
+                        return;
+                    };
+                    let tickets = match queue {
+                        Some(q) => Tickets::Open(q),
+                        None => Tickets::Closed {
+                            next: counter,
+                            total: cfg.requests,
+                            deadline: cfg.run_length().map(|d| start + d),
+                        },
+                    };
+                    let ramp = match &cfg.traffic.ramp {
+                        Ramp::Concurrency(p) => Some(Arc::new((p.clone(), start))),
+                        _ => None,
+                    };
+                    runtime.block_on(worker_thread(lanes, cfg, tickets, tx, cancel, ramp));
+                })
+                .context("cannot start an HTTP worker thread")?;
+            pool.handles.push(handle);
+        }
+        drop(ready_tx);
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = ready_rx.recv() => {}
+        }
+        Ok(pool)
+    }
+}
+
+/// Joins every thread, naming each one that panicked with its panic
+/// message (a worker's failure must not vanish from the report); returns
+/// what the pacer's feed said.
+async fn join(
+    handles: Vec<std::thread::JoinHandle<()>>,
+    pacer: Option<std::thread::JoinHandle<Result<(), crate::traffic::TraceError>>>,
+) -> anyhow::Result<Result<(), crate::traffic::TraceError>> {
     let (failures, fed) = tokio::task::spawn_blocking(move || {
         let mut failures = Vec::new();
         for (i, h) in handles.into_iter().enumerate() {
@@ -445,7 +506,7 @@ pub async fn run_http(
             }
         }
         let mut fed = Ok(());
-        if let Some(Ok(p)) = pacer {
+        if let Some(p) = pacer {
             match p.join() {
                 Ok(r) => fed = r,
                 Err(panic) => failures.push(format!(
@@ -461,11 +522,7 @@ pub async fn run_http(
     if !failures.is_empty() {
         anyhow::bail!("{}", failures.join("; "));
     }
-    // The trace changed under the run (it was checked before): the user's to fix.
-    if let Err(e) = fed {
-        return Err(Error::input(e.to_string()).into());
-    }
-    Ok(tally.report(started_at, duration, cancel.is_cancelled()))
+    Ok(fed)
 }
 
 /// What a thread's panic said (`panic!` with a message or a format string),
@@ -478,94 +535,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Aggregates the samples of a run into its report: counts by outcome,
-/// status and error class, and the latency statistics.
-#[derive(Debug, Default)]
-struct Tally {
-    latency: LatencyStats,
-    service: LatencyStats,
-    status_counts: BTreeMap<u16, u64>,
-    errors_by_class: BTreeMap<String, u64>,
-    requests: u64,
-    responses: u64,
-    errors: u64,
-    bytes: u64,
-    hits: u64,
-    hit_bytes: u64,
-    marked: u64,
-    /// Open loop: sum, largest and count of the sends' lateness.
-    late_sum: Duration,
-    late_max: Duration,
-    late_n: u64,
-}
-
-impl Tally {
-    /// Counts one finished request. Latency is over responses only; the
-    /// service time only means something apart from it in an open loop.
-    fn add(&mut self, s: &Sample, open_loop: bool) {
-        self.requests += 1;
-        self.bytes += s.bytes;
-        if let Some(late) = s.late {
-            self.late_sum += late;
-            self.late_max = self.late_max.max(late);
-            self.late_n += 1;
-        }
-        match (s.status, s.error) {
-            (Some(code), _) => {
-                self.responses += 1;
-                *self.status_counts.entry(code).or_insert(0) += 1;
-                if code >= 500 {
-                    self.errors += 1;
-                }
-                if s.cache == CacheMark::Hit {
-                    self.hits += 1;
-                    self.hit_bytes += s.bytes;
-                }
-                if s.cache != CacheMark::None {
-                    self.marked += 1;
-                }
-                self.latency.record(s.latency);
-                if open_loop {
-                    self.service.record(s.service);
-                }
-            }
-            (None, class) => {
-                self.errors += 1;
-                *self
-                    .errors_by_class
-                    .entry(class.unwrap_or("other").to_string())
-                    .or_insert(0) += 1;
-            }
-        }
-    }
-
-    fn report(self, started_at: SystemTime, duration: Duration, interrupted: bool) -> HttpReport {
-        HttpReport {
-            started_at,
-            duration,
-            requests: self.requests,
-            responses: self.responses,
-            errors: self.errors,
-            bytes: self.bytes,
-            cache_hits: self.hits,
-            cache_marked: self.marked,
-            hit_bytes: self.hit_bytes,
-            latency: self.latency.summary(),
-            service: self.service.summary(),
-            pacing_mean: (self.late_n > 0).then(|| self.late_sum.div_f64(self.late_n as f64)),
-            pacing_max: (self.late_n > 0).then_some(self.late_max),
-            status_counts: self.status_counts,
-            errors_by_class: self.errors_by_class,
-            interrupted,
-        }
-    }
-}
-
-/// A duration in milliseconds, to the microsecond.
-fn duration_ms(d: Duration) -> f64 {
-    round3(qos::ns_to_ms(d.as_nanos() as f64))
-}
-
 /// One worker thread per core, never more than there are connections.
 fn worker_threads(concurrency: u32) -> u32 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -574,49 +543,50 @@ fn worker_threads(concurrency: u32) -> u32 {
         .clamp(1, concurrency.max(1))
 }
 
-/// Keep-alive: opens every worker's connection before the clock starts, as
-/// wrk does, so the first requests do not carry a TCP handshake. A
-/// connection that fails here is `None`: its worker connects on its first
-/// request, where a failure counts as that request's error.
-async fn preconnect(
-    cfg: &HttpProbeConfig,
-    cancel: &CancellationToken,
-) -> Vec<Option<std::net::TcpStream>> {
-    let none = || (0..cfg.concurrency).map(|_| None).collect();
-    if !cfg.keep_alive {
-        return none();
-    }
-    let attempts = (0..cfg.concurrency).map(|_| async {
-        let stream = tokio::time::timeout(cfg.timeout, TcpStream::connect(cfg.target))
-            .await
-            .ok()?
-            .ok()?;
-        let _ = stream.set_nodelay(true);
-        // Handed to another runtime: std's stream, still non-blocking.
-        stream.into_std().ok()
-    });
-    tokio::select! {
-        _ = cancel.cancelled() => none(),
-        streams = futures_util::future::join_all(attempts) => streams,
-    }
-}
+/// A client's request lanes: one that owns its connection, or for HTTP/2
+/// with several streams, `streams` lanes sharing it.
+type Lanes = Vec<(u32, Lane)>;
 
-/// Gives each client its pre-opened connection (client `i` gets `streams[i]`).
-fn take_streams(
-    mut clients: Vec<(u32, Option<std::net::TcpStream>)>,
-    streams: &mut [Option<std::net::TcpStream>],
-) -> Vec<(u32, Option<std::net::TcpStream>)> {
-    for (client, stream) in &mut clients {
-        *stream = streams.get_mut(*client as usize).and_then(Option::take);
+/// Opens the connections of `clients` (keep-alive only) before the clock
+/// starts, as wrk and h2load do, so the first requests do not carry a TCP
+/// (or TLS) handshake; and gives each client its lanes.
+async fn preconnect(clients: &[u32], cfg: &HttpProbeConfig, cancel: &CancellationToken) -> Lanes {
+    let attempts = clients.iter().map(|_| async {
+        if cfg.keep_alive {
+            conn::preopen(cfg).await
+        } else {
+            None
+        }
+    });
+    let opened = tokio::select! {
+        _ = cancel.cancelled() => Vec::new(),
+        opened = futures_util::future::join_all(attempts) => opened,
+    };
+    let mut opened = opened.into_iter();
+    let mut lanes = Vec::with_capacity(clients.len() * cfg.wire.streams as usize);
+    for &client in clients {
+        let live = opened.next().flatten();
+        if cfg.wire.streams <= 1 {
+            lanes.push((client, Lane::Own(live)));
+            continue;
+        }
+        let shared = Arc::new(SharedConn::new(live));
+        for _ in 0..cfg.wire.streams {
+            lanes.push((client, Lane::Shared(shared.clone())));
+        }
     }
-    clients
+    lanes
 }
 
 /// What every request of a run shares, parsed once: the paths as URIs
 /// (`None`: not a valid request target, each such request fails as `other`)
-/// and the header values.
+/// and the header values. HTTP/2 requests carry the absolute URI (its
+/// `:scheme` and `:authority`) and no connection headers.
 struct RequestParts {
     uris: Vec<Option<Uri>>,
+    absolute: Vec<Option<Uri>>,
+    /// `http://host:port` or `https://host:port`.
+    origin: String,
     host: Option<HeaderValue>,
     agent: HeaderValue,
     connection: HeaderValue,
@@ -624,8 +594,20 @@ struct RequestParts {
 
 impl RequestParts {
     fn new(cfg: &HttpProbeConfig) -> Self {
+        let scheme = if cfg.wire.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let origin = format!("{scheme}://{}", cfg.authority);
         RequestParts {
             uris: cfg.paths.iter().map(|p| p.parse().ok()).collect(),
+            absolute: cfg
+                .paths
+                .iter()
+                .map(|p| format!("{origin}{p}").parse().ok())
+                .collect(),
+            origin,
             host: HeaderValue::from_str(&cfg.authority).ok(),
             agent: HeaderValue::from_static(concat!("netrun/", env!("CARGO_PKG_VERSION"))),
             connection: HeaderValue::from_static(if cfg.keep_alive {
@@ -636,8 +618,17 @@ impl RequestParts {
         }
     }
 
-    fn request(&self, want: &Want) -> Option<Request<Empty<Bytes>>> {
+    fn request(&self, want: &Want, protocol: Protocol) -> Option<Request<Empty<Bytes>>> {
         let mut req = Request::new(Empty::new());
+        if protocol == Protocol::Http2 {
+            *req.uri_mut() = match want {
+                Want::Listed(i) => self.absolute.get(*i)?.clone()?,
+                Want::Object(o) => format!("{}{}", self.origin, o.path()).parse().ok()?,
+            };
+            *req.version_mut() = hyper::Version::HTTP_2;
+            req.headers_mut().insert(USER_AGENT, self.agent.clone());
+            return Some(req);
+        }
         *req.uri_mut() = match want {
             Want::Listed(i) => self.uris.get(*i)?.clone()?,
             Want::Object(o) => o.path().parse().ok()?,
@@ -650,9 +641,9 @@ impl RequestParts {
     }
 }
 
-/// The connections of one worker thread, until their tickets run out.
+/// The lanes of one worker thread, until their tickets run out.
 async fn worker_thread(
-    clients: Vec<(u32, Option<std::net::TcpStream>)>,
+    lanes: Lanes,
     cfg: Arc<HttpProbeConfig>,
     tickets: Tickets,
     tx: mpsc::Sender<Vec<Sample>>,
@@ -661,7 +652,7 @@ async fn worker_thread(
 ) {
     let parts = Arc::new(RequestParts::new(&cfg));
     let mut set = tokio::task::JoinSet::new();
-    for (client, stream) in clients {
+    for (client, lane) in lanes {
         let shared = Shared {
             parts: parts.clone(),
             cfg: cfg.clone(),
@@ -669,7 +660,7 @@ async fn worker_thread(
             tx: tx.clone(),
             ramp: ramp.clone(),
         };
-        set.spawn(worker(client, stream, shared, cancel.clone()));
+        set.spawn(worker(client, lane, shared, cancel.clone()));
     }
     while set.join_next().await.is_some() {}
 }
@@ -681,7 +672,7 @@ async fn worker_thread(
 /// pacing error. A trace replayed `fast` has no instants: its requests
 /// are released as the queues take them, in trace order.
 fn schedule(
-    queues: Vec<mpsc::Sender<Ticket>>,
+    queues: Vec<async_channel::Sender<Ticket>>,
     total: u64,
     feed: Feed,
     start: Instant,
@@ -707,7 +698,7 @@ fn schedule(
         // A full queue (the server is far behind) holds the pacer back; the
         // tickets still carry their own schedule.
         let queue = &queues[(index % threads) as usize];
-        if queue.blocking_send(ticket).is_err() {
+        if queue.send_blocking(ticket).is_err() {
             break;
         }
     }
@@ -744,14 +735,10 @@ async fn wait_for_turn(ramp: &(Profile, Instant), client: u32, cancel: &Cancella
     }
 }
 
-/// The one worker loop, for both modes: one connection, requests one after
-/// another, samples handed to the collector a batch at a time.
-async fn worker(
-    client: u32,
-    stream: Option<std::net::TcpStream>,
-    shared: Shared,
-    cancel: CancellationToken,
-) {
+/// The one worker loop, for both modes and both protocols: one lane of a
+/// client's connection, requests one after another, samples handed to the
+/// collector a batch at a time.
+async fn worker(client: u32, mut lane: Lane, shared: Shared, cancel: CancellationToken) {
     let Shared {
         parts,
         cfg,
@@ -759,10 +746,6 @@ async fn worker(
         tx,
         ramp,
     } = shared;
-    let mut conn = match stream.map(TcpStream::from_std) {
-        Some(Ok(s)) => handshake(s).await.ok(),
-        _ => None,
-    };
     let mut batch = Vec::with_capacity(BATCH);
     let mut batch_since = Instant::now();
     // One cancellation future for the whole loop, not one per request.
@@ -787,13 +770,17 @@ async fn worker(
             (None, _) => Want::Listed((ticket.index % cfg.paths.len().max(1) as u64) as usize),
         };
         let sent_at = Instant::now();
-        let attempt = tokio::time::timeout(cfg.timeout, request(&mut conn, &cfg, &parts, &want));
+        let started = ticket.scheduled.unwrap_or(sent_at).min(sent_at);
+        let mut timing = Timing::default();
+        let attempt = tokio::time::timeout(
+            cfg.timeout,
+            request(&mut lane, &cfg, &parts, &want, started, &mut timing),
+        );
         let outcome = tokio::select! {
             _ = &mut cancelled => break,
             r = attempt => r,
         };
         let end = Instant::now();
-        let started = ticket.scheduled.unwrap_or(sent_at).min(sent_at);
         let mut sample = Sample {
             client,
             want,
@@ -807,6 +794,7 @@ async fn worker(
             started,
             cache: CacheMark::None,
             error: None,
+            timing,
         };
         match outcome {
             Ok(Ok(r)) => {
@@ -814,14 +802,10 @@ async fn worker(
                 sample.bytes = r.bytes;
                 sample.cache = r.cache;
             }
-            Ok(Err(class)) => {
-                conn = None;
-                sample.error = Some(class);
-            }
-            Err(_elapsed) => {
-                conn = None;
-                sample.error = Some("timeout");
-            }
+            // A failed connection was taken out of its lane and dropped
+            // (a shared HTTP/2 one is checked at the next request).
+            Ok(Err(class)) => sample.error = Some(class),
+            Err(_elapsed) => sample.error = Some("timeout"),
         }
         if batch.is_empty() {
             batch_since = end;
@@ -839,25 +823,26 @@ async fn worker(
     }
 }
 
-/// One request on the worker's connection (opened or reopened as needed),
-/// body read to the end. Errors are classes.
+/// One request over the lane's connection (opened or reopened as needed),
+/// body read to the end. Errors are classes; `timing` is filled as the
+/// request goes, so a timeout keeps what was measured before it.
 async fn request(
-    conn: &mut Option<SendRequest<Empty<Bytes>>>,
+    lane: &mut Lane,
     cfg: &HttpProbeConfig,
     parts: &RequestParts,
     want: &Want,
+    started: Instant,
+    timing: &mut Timing,
 ) -> Result<Response, &'static str> {
-    // A kept-alive connection the server has closed meanwhile is replaced.
-    let reusable = match conn.take() {
-        Some(mut s) => s.ready().await.is_ok().then_some(s),
-        None => None,
-    };
-    let mut sender = match reusable {
-        Some(s) => s,
-        None => connect(cfg.target).await?,
-    };
-    let req = parts.request(want).ok_or("other")?;
-    let resp = sender.send_request(req).await.map_err(classify_hyper)?;
+    let mut sender = lane.acquire(cfg, timing).await?;
+    let protocol = timing.protocol.unwrap_or(Protocol::Http1);
+    let req = parts.request(want, protocol).ok_or("other")?;
+    let resp = match &mut sender {
+        Sender::H1(s) => s.send_request(req).await,
+        Sender::H2(s) => s.send_request(req).await,
+    }
+    .map_err(classify_hyper)?;
+    timing.ttfb = Some(started.elapsed());
     let status = resp.status().as_u16();
     let cache = CacheMark::from_header(resp.headers().get("x-cache").and_then(|v| v.to_str().ok()));
     let mut body = resp.into_body();
@@ -868,64 +853,12 @@ async fn request(
             bytes += data.len() as u64;
         }
     }
-    if cfg.keep_alive {
-        *conn = Some(sender);
-    }
+    lane.release(sender, cfg.keep_alive);
     Ok(Response {
         status,
         bytes,
         cache,
     })
-}
-
-async fn connect(target: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, &'static str> {
-    let stream = TcpStream::connect(target)
-        .await
-        .map_err(|e| classify_io(&e))?;
-    let _ = stream.set_nodelay(true);
-    handshake(stream).await
-}
-
-/// Starts HTTP/1.1 on an open connection (no network round trip).
-async fn handshake(stream: TcpStream) -> Result<SendRequest<Empty<Bytes>>, &'static str> {
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(classify_hyper)?;
-    // Drives the connection; ends when the sender is dropped or the peer closes.
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
-}
-
-fn classify_io(e: &io::Error) -> &'static str {
-    use io::ErrorKind::*;
-    match e.kind() {
-        ConnectionRefused => "refused",
-        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => "reset",
-        TimedOut => "timeout",
-        _ => "other",
-    }
-}
-
-fn classify_hyper(e: hyper::Error) -> &'static str {
-    if e.is_parse() || e.is_parse_status() {
-        return "bad_response";
-    }
-    if e.is_timeout() {
-        return "timeout";
-    }
-    let mut source = e.source();
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<io::Error>() {
-            return classify_io(io);
-        }
-        source = s.source();
-    }
-    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
-        return "reset";
-    }
-    "other"
 }
 
 #[cfg(test)]
@@ -944,77 +877,5 @@ mod tests {
             .join()
             .unwrap_err();
         assert_eq!(panic_message(&*other), "a panic without a message");
-    }
-
-    fn sample(status: Option<u16>, cache: CacheMark, error: Option<&'static str>) -> Sample {
-        Sample {
-            client: 0,
-            want: Want::Listed(0),
-            status,
-            bytes: 100,
-            latency: Duration::from_millis(10),
-            service: Duration::from_millis(4),
-            late: None,
-            started: Instant::now(),
-            cache,
-            error,
-        }
-    }
-
-    #[test]
-    fn the_tally_counts_each_outcome_once() {
-        let mut t = Tally::default();
-        t.add(&sample(Some(200), CacheMark::Hit, None), false);
-        t.add(&sample(Some(200), CacheMark::Miss, None), false);
-        t.add(&sample(Some(503), CacheMark::None, None), false);
-        t.add(&sample(None, CacheMark::None, Some("timeout")), false);
-        t.add(&sample(None, CacheMark::None, None), false);
-        let r = t.report(SystemTime::UNIX_EPOCH, Duration::from_secs(1), false);
-        assert_eq!(
-            (r.requests, r.responses, r.errors, r.bytes),
-            (5, 3, 3, 500),
-            "5xx and transport failures are both errors"
-        );
-        assert_eq!((r.cache_hits, r.cache_marked), (1, 2));
-        assert_eq!(r.latency.map(|l| l.count), Some(3), "responses only");
-        assert_eq!(r.service, None, "closed loop: no separate service time");
-        assert_eq!(r.status_counts, BTreeMap::from([(200, 2), (503, 1)]));
-        assert_eq!(
-            r.errors_by_class,
-            BTreeMap::from([("other".to_string(), 1), ("timeout".to_string(), 1)])
-        );
-    }
-
-    #[test]
-    fn an_open_loop_tally_reports_mean_and_largest_lateness_errors_included() {
-        let mut t = Tally::default();
-        for (ms, error) in [(2, None), (4, None), (0, Some("reset"))] {
-            let mut s = sample(error.is_none().then_some(200), CacheMark::None, error);
-            s.late = Some(Duration::from_millis(ms));
-            t.add(&s, true);
-        }
-        let row = t
-            .report(SystemTime::UNIX_EPOCH, Duration::from_secs(1), false)
-            .summary();
-        assert_eq!(
-            (row.pacing_mean_ms, row.pacing_max_ms),
-            (Some(2.0), Some(4.0))
-        );
-        let mut closed = Tally::default();
-        closed.add(&sample(Some(200), CacheMark::None, None), false);
-        let row = closed
-            .report(SystemTime::UNIX_EPOCH, Duration::from_secs(1), false)
-            .summary();
-        assert_eq!((row.pacing_mean_ms, row.pacing_max_ms), (None, None));
-    }
-
-    #[test]
-    fn an_open_loop_tally_keeps_service_time_apart_from_latency() {
-        let mut t = Tally::default();
-        t.add(&sample(Some(200), CacheMark::None, None), true);
-        let r = t.report(SystemTime::UNIX_EPOCH, Duration::from_secs(1), true);
-        assert_eq!(r.latency.map(|l| l.max_ms), Some(10.0));
-        assert_eq!(r.service.map(|l| l.max_ms), Some(4.0));
-        assert!(r.interrupted());
     }
 }
