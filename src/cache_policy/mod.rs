@@ -112,6 +112,9 @@ struct S3Fifo<K> {
     /// is full, new entries go to main (libCacheSim's `S3FIFO.c`, which
     /// keeps what arrives before the cache first fills a little longer).
     evicted_once: bool,
+    /// A key found (and forgotten) in the ghost queue by [`Evictor::arriving`],
+    /// to go to main when it is inserted.
+    returning: Option<K>,
 }
 
 impl<K: Clone + Eq + Hash> Evictor<K> {
@@ -133,6 +136,7 @@ impl<K: Clone + Eq + Hash> Evictor<K> {
                     main_capacity: capacity.saturating_sub(small),
                     ghost_capacity: ((capacity as f64 * S3FIFO_GHOST) as u64).max(1),
                     evicted_once: false,
+                    returning: None,
                 }))
             }
         };
@@ -224,8 +228,9 @@ impl<K: Clone + Eq + Hash> Evictor<K> {
         // A key S3-FIFO remembers is looked up (and forgotten) before the
         // evictions this insertion makes, which could push it out of the
         // ghost queue, as libCacheSim looks it up when the request arrives.
+        self.arriving(&key);
         let ghost_hit = match &mut self.state {
-            State::S3Fifo(s) => s.ghost.remove(&key).is_some(),
+            State::S3Fifo(s) => s.returning.take().is_some_and(|k| k == key),
             _ => false,
         };
         while self.used() + weight > self.capacity {
@@ -248,6 +253,18 @@ impl<K: Clone + Eq + Hash> Evictor<K> {
             }
         }
         true
+    }
+
+    /// `key` is about to be inserted, before the evictions that make room
+    /// for it: S3-FIFO looks it up (and forgets it) in its ghost queue now,
+    /// so those evictions cannot push it out first. [`Evictor::insert`]
+    /// does this itself; a caller that evicts on its own calls it first.
+    pub fn arriving(&mut self, key: &K) {
+        if let State::S3Fifo(s) = &mut self.state {
+            if s.ghost.remove(key).is_some() {
+                s.returning = Some(key.clone());
+            }
+        }
     }
 
     /// A whole request as a cache simulator sees it: a hit, or a miss that
