@@ -97,13 +97,14 @@ expect_file() {
 }
 
 # nginx_start NAME CONF_BODY: nginx in the foreground with CONF_BODY inside
-# http{}, worker_processes auto, access log to a file (the equal-work rule:
-# netrun's services log every request to a file too).
+# http{}, worker_processes $NGINX_WORKERS (auto unless a part pins it),
+# access log to a file (the equal-work rule: netrun's services log every
+# request to a file too). With PIN set (e.g. "taskset -c 0") it runs under it.
 nginx_start() {
     local name=$1 body=$2
     mkdir -p "$WORK/$name"
     cat >"$WORK/$name.conf" <<CONF
-worker_processes auto;
+worker_processes ${NGINX_WORKERS:-auto};
 pid $WORK/$name/nginx.pid;
 error_log $WORK/$name/error.log;
 events { worker_connections 4096; }
@@ -118,7 +119,8 @@ http {
     $body
 }
 CONF
-    spawn nginx -c "$WORK/$name.conf" -g 'daemon off;'
+    # shellcheck disable=SC2086
+    spawn ${PIN:-} nginx -c "$WORK/$name.conf" -g 'daemon off;'
 }
 
 # nginx_1k NAME: nginx serving bench_www's files with keep-alive connections
@@ -200,3 +202,36 @@ at_most() { python3 -c 'import sys; print("yes" if float(sys.argv[1]) <= float(s
 
 # row MEASURE NETRUN REFERENCE RATIO TARGET MET: one markdown table row.
 row() { echo "| $1 | $2 | $3 | $4 | $5 | $6 |"; }
+
+# --- CPU per request (the pinned mode) ---------------------------------------
+
+# cpu_ticks PID...: user+system clock ticks these processes used so far, all
+# their threads (/proc/PID/stat fields 14 and 15; the name in parentheses
+# may hold spaces, so fields are counted after it).
+cpu_ticks() {
+    local t=0 p
+    for p in "$@"; do
+        t=$((t + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+    done
+    echo "$t"
+}
+
+# with_children PID: PID and its child processes (nginx's master and workers).
+with_children() { echo "$1" $(pgrep -P "$1" || true); }
+
+# cpu_run CPU_FILE CMD...: runs CMD (its stdout passes through) and writes
+# the seconds of user+system CPU it used, its threads and children
+# included, to CPU_FILE (getrusage of the waited-for child).
+cpu_run() {
+    local f=$1
+    shift
+    python3 -c '
+import resource, subprocess, sys
+r = subprocess.run(sys.argv[2:])
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write("%.6f\n" % (u.ru_utime + u.ru_stime))
+sys.exit(r.returncode)' "$f" "$@"
+}
+
+# us_per DELTA_SECONDS REQUESTS: microseconds of CPU per request, 2 decimals.
+us_per() { python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) * 1e6 / float(sys.argv[2])))' "$1" "$2"; }

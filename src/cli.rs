@@ -243,6 +243,10 @@ pub struct HttpLimitArgs {
     /// reading) before the connection is closed; 0 for no limit.
     #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
     pub write_timeout: Duration,
+    /// Threads serving HTTP, each with its own runtime accepting from the
+    /// one listening socket (nginx's worker_processes); default: one per core.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=crate::server::MAX_WORKERS as i64))]
+    pub workers: Option<u16>,
 }
 
 #[derive(Debug, Clone, Args)]

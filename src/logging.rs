@@ -5,15 +5,18 @@
 //! file (`results/<name>/services.log`), and stderr keeps only warnings so the
 //! progress bars stay readable.
 //!
-//! Lines reach stderr through a writer thread that gathers what a couple of
-//! milliseconds bring ([`Batched`]): under load one `write` carries dozens
-//! of request lines instead of one each, off the threads serving requests.
+//! Nothing on a serving thread waits for a lock or a disk: each formatted
+//! line goes into a bounded queue ([`LogWriter`]) and one writer thread
+//! writes what a couple of milliseconds gathered, one `write` per sink. When
+//! the sinks cannot keep up and the queue is full, lines are dropped and
+//! counted, and the log says how many once the writer catches up.
 
 use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::Level;
@@ -26,10 +29,6 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::atomic_file::AtomicFile;
-
-/// Where captured service lines go while a run is active.
-static CAPTURE: Mutex<Option<AtomicFile>> = Mutex::new(None);
-static CAPTURING: AtomicBool = AtomicBool::new(false);
 
 /// How much to show on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,13 +51,13 @@ pub fn init(verbose: u8, console: Console) {
         .unwrap_or_else(|_| EnvFilter::new(format!("warn,netrun={level}")));
     let stderr = tracing_subscriber::fmt::layer()
         .with_timer(Rfc3339Micros)
-        .with_writer(StderrWriter)
+        .with_writer(SinkWriter(Sink::Stderr))
         .with_ansi(io::stderr().is_terminal())
         .with_target(false)
         .with_filter(filter);
     let capture = tracing_subscriber::fmt::layer()
         .with_timer(Rfc3339Micros)
-        .with_writer(CaptureWriter)
+        .with_writer(SinkWriter(Sink::Capture))
         .with_ansi(false)
         // netrun::origin… or netrun::proxy…: which service said it.
         .with_target(true)
@@ -73,50 +72,70 @@ pub fn init(verbose: u8, console: Console) {
         .try_init();
 }
 
+/// The process's writer: stderr, and the run's capture file when one is open.
+fn global() -> Option<&'static LogWriter<AtomicFile>> {
+    static WRITER: OnceLock<Option<LogWriter<AtomicFile>>> = OnceLock::new();
+    WRITER
+        .get_or_init(|| LogWriter::start(io::stderr(), QUEUE).ok())
+        .as_ref()
+}
+
 /// Sends service log lines to `sink` until [`capture_stop`] is called.
 pub fn capture_start(sink: AtomicFile) {
-    if let Ok(mut slot) = CAPTURE.lock() {
-        *slot = Some(sink);
-        CAPTURING.store(true, Ordering::Release);
+    if let Some(w) = global() {
+        w.capture_start(sink);
     }
 }
 
 /// Writes a line of the run's own (a variant header, say) into the capture.
 pub fn capture_note(line: &str) {
-    if let Ok(mut slot) = CAPTURE.lock() {
-        if let Some(w) = slot.as_mut() {
-            let _ = writeln!(w, "{line}");
-        }
+    if let Some(w) = global() {
+        w.note(line);
     }
 }
 
-/// Ends the capture and hands the sink back (to be flushed and committed).
+/// Ends the capture and hands the sink back (to be flushed and committed),
+/// every line logged before the call written into it.
 pub fn capture_stop() -> Option<AtomicFile> {
-    CAPTURING.store(false, Ordering::Release);
-    CAPTURE.lock().ok().and_then(|mut slot| slot.take())
+    global().and_then(LogWriter::capture_stop)
 }
 
-struct CaptureWriter;
+/// Writes every log line still waiting. Called before the process exits (a
+/// return from `main` or a forced exit); gives up after a second on a sink
+/// that does not take them.
+pub fn flush() {
+    if let Some(w) = global() {
+        w.flush(Duration::from_secs(1));
+    }
+}
 
-impl<'a> MakeWriter<'a> for CaptureWriter {
-    type Writer = CaptureLine;
+/// Which of the two outputs a line is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    Stderr,
+    Capture,
+}
+
+struct SinkWriter(Sink);
+
+impl<'a> MakeWriter<'a> for SinkWriter {
+    type Writer = SinkLine;
 
     fn make_writer(&'a self) -> Self::Writer {
-        CaptureLine
+        SinkLine(self.0)
     }
 }
 
-/// One formatted event; written through only while a capture is active.
-struct CaptureLine;
+/// One formatted event (the fmt layer writes each event in one call).
+struct SinkLine(Sink);
 
-impl Write for CaptureLine {
+impl Write for SinkLine {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if CAPTURING.load(Ordering::Acquire) {
-            if let Ok(mut slot) = CAPTURE.lock() {
-                if let Some(w) = slot.as_mut() {
-                    w.write_all(buf)?;
-                }
-            }
+        match global() {
+            Some(w) => w.line(self.0, buf),
+            // No writer thread could be started: stderr directly.
+            None if self.0 == Sink::Stderr => io::stderr().write_all(buf)?,
+            None => {}
         }
         Ok(buf.len())
     }
@@ -126,6 +145,181 @@ impl Write for CaptureLine {
     }
 }
 
+/// Lines the queue holds before new ones are dropped: about a second of
+/// request lines at 65k requests/s, ~10 MB at their usual length.
+const QUEUE: usize = 64 * 1024;
+/// How long the writer thread lets lines gather before one `write`: short
+/// enough that a person watching the log sees no delay, long enough that
+/// under load one write carries hundreds of lines and a logging thread
+/// rarely has to wake the writer.
+const GATHER: Duration = Duration::from_millis(2);
+/// Past this many bytes gathered for a sink, they are written at once.
+const MAX_BATCH: usize = 1 << 20;
+
+/// What goes down the queue to the writer thread.
+enum Msg<C> {
+    Line(Sink, Vec<u8>),
+    /// A capture file to write [`Sink::Capture`] lines into.
+    Open(C),
+    /// Hand the capture file back, every earlier line written into it.
+    Close(SyncSender<Option<C>>),
+    /// Answer once every earlier line is written.
+    Flush(SyncSender<()>),
+}
+
+/// A non-blocking writer for two sinks: [`LogWriter::line`] never waits (a
+/// full queue drops the line and counts it); one thread owns stderr and
+/// the capture file and writes the lines in batches, in the order they
+/// came. `C` is the capture file's type (an [`AtomicFile`] in netrun).
+pub struct LogWriter<C> {
+    tx: SyncSender<Msg<C>>,
+    /// Whether a capture file is open: capture lines are not queued otherwise.
+    capturing: AtomicBool,
+    /// Lines dropped with the queue full, per sink, not yet reported.
+    dropped: Arc<[AtomicU64; 2]>,
+}
+
+impl<C: Write + Send + 'static> LogWriter<C> {
+    /// Starts the writer thread, writing stderr lines to `stderr`, with room
+    /// for `queue` lines.
+    pub fn start(stderr: impl Write + Send + 'static, queue: usize) -> io::Result<Self> {
+        let (tx, rx) = mpsc::sync_channel(queue);
+        let dropped: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        let counts = dropped.clone();
+        std::thread::Builder::new()
+            .name("netrun-log".into())
+            .spawn(move || write_lines(rx, stderr, &counts))?;
+        Ok(LogWriter {
+            tx,
+            capturing: AtomicBool::new(false),
+            dropped,
+        })
+    }
+
+    /// Queues one line for `sink`, or drops it (counted) when the queue is
+    /// full. Never blocks.
+    pub fn line(&self, sink: Sink, line: &[u8]) {
+        if sink == Sink::Capture && !self.capturing.load(Ordering::Acquire) {
+            return;
+        }
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(Msg::Line(sink, line.to_vec())) {
+            self.dropped[sink as usize].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Lines dropped so far and not yet reported in the log, per sink.
+    pub fn dropped(&self, sink: Sink) -> u64 {
+        self.dropped[sink as usize].load(Ordering::Relaxed)
+    }
+
+    /// Writes capture lines into `file` from now on.
+    pub fn capture_start(&self, file: C) {
+        // Queued before the flag goes up, so no capture line overtakes it.
+        if self.tx.send(Msg::Open(file)).is_ok() {
+            self.capturing.store(true, Ordering::Release);
+        }
+    }
+
+    /// A line of the caller's own into the capture (waits for room: it is
+    /// not on a serving path).
+    pub fn note(&self, line: &str) {
+        if self.capturing.load(Ordering::Acquire) {
+            let _ = self
+                .tx
+                .send(Msg::Line(Sink::Capture, format!("{line}\n").into_bytes()));
+        }
+    }
+
+    /// Stops capturing and returns the file with every line queued before
+    /// the call written into it (waits for the writer).
+    pub fn capture_stop(&self) -> Option<C> {
+        self.capturing.store(false, Ordering::Release);
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.tx.send(Msg::Close(tx)).ok()?;
+        rx.recv().ok().flatten()
+    }
+
+    /// Waits up to `timeout` for every line queued so far to be written.
+    pub fn flush(&self, timeout: Duration) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.tx.send(Msg::Flush(tx)).is_ok() {
+            if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(timeout) {
+                // A stderr nobody reads: exit anyway.
+            }
+        }
+    }
+}
+
+/// The writer thread: gathers for [`GATHER`] after the first message, then
+/// writes everything waiting, one write per sink. Ends when the
+/// [`LogWriter`] is dropped.
+fn write_lines<C: Write>(rx: Receiver<Msg<C>>, mut stderr: impl Write, dropped: &[AtomicU64; 2]) {
+    let mut capture: Option<C> = None;
+    let mut batch = [Vec::with_capacity(64 * 1024), Vec::new()];
+    while let Ok(first) = rx.recv() {
+        if matches!(first, Msg::Line(..)) {
+            std::thread::sleep(GATHER);
+        }
+        let mut next = Some(first);
+        while let Some(msg) = next.take().or_else(|| rx.try_recv().ok()) {
+            match msg {
+                Msg::Line(sink, line) => {
+                    let buf = &mut batch[sink as usize];
+                    buf.extend_from_slice(&line);
+                    if buf.len() > MAX_BATCH {
+                        write_out(&mut batch, &mut stderr, &mut capture, dropped);
+                    }
+                }
+                // Capture lines are queued only after this (and the last
+                // capture's were written at its Close): nothing to write first.
+                Msg::Open(file) => capture = Some(file),
+                Msg::Close(reply) => {
+                    write_out(&mut batch, &mut stderr, &mut capture, dropped);
+                    let _ = reply.send(capture.take());
+                }
+                Msg::Flush(reply) => {
+                    write_out(&mut batch, &mut stderr, &mut capture, dropped);
+                    let _ = stderr.flush();
+                    let _ = reply.send(());
+                }
+            }
+        }
+        write_out(&mut batch, &mut stderr, &mut capture, dropped);
+    }
+}
+
+/// Writes both batches (a note first for lines dropped since the last
+/// write) and empties them. Capture lines with no file open are discarded.
+fn write_out<C: Write>(
+    batch: &mut [Vec<u8>; 2],
+    stderr: &mut impl Write,
+    capture: &mut Option<C>,
+    dropped: &[AtomicU64; 2],
+) {
+    for sink in [Sink::Stderr, Sink::Capture] {
+        let buf = &mut batch[sink as usize];
+        let lost = dropped[sink as usize].swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            buf.extend_from_slice(
+                format!(
+                    "{} WARN netrun: {lost} log lines dropped: the log's destination could not keep up\n",
+                    humantime::format_rfc3339_micros(SystemTime::now())
+                )
+                .as_bytes(),
+            );
+        }
+        if buf.is_empty() {
+            continue;
+        }
+        // A failed write is the file's to remember (an AtomicFile will not
+        // commit); stderr has nowhere else to say it.
+        let _ = match sink {
+            Sink::Stderr => stderr.write_all(buf),
+            Sink::Capture => capture.as_mut().map_or(Ok(()), |f| f.write_all(buf)),
+        };
+        buf.clear();
+    }
+}
 /// The timestamps tracing writes by default (RFC 3339, microseconds, UTC:
 /// `2026-11-26T17:28:22.513609Z`), with the date and time of day worked
 /// out once a second per thread instead of once per line.
@@ -152,124 +346,10 @@ impl FormatTime for Rfc3339Micros {
     }
 }
 
-/// How long the writer thread lets lines gather before one `write`: short
-/// enough that a person watching the log sees no delay.
-const GATHER: Duration = Duration::from_millis(2);
-/// Past this many bytes waiting, the thread logging writes them itself:
-/// a stderr nobody reads slows logging down instead of filling memory.
-const MAX_PENDING: usize = 1 << 20;
-
-/// Lines on their way to stderr, and the writer thread's wake-up call.
-struct Batched {
-    pending: Mutex<Vec<u8>>,
-    ready: Condvar,
-    /// Held while bytes go to stderr, taken before `pending`, so batches
-    /// leave in the order their lines arrived.
-    out: Mutex<()>,
-}
-
-static BATCHED: OnceLock<Option<&'static Batched>> = OnceLock::new();
-
-/// The shared batch, its writer thread started on first use; `None` if no
-/// thread could be started (lines are then written directly).
-fn batched() -> Option<&'static Batched> {
-    *BATCHED.get_or_init(|| {
-        let b: &'static Batched = Box::leak(Box::new(Batched {
-            pending: Mutex::new(Vec::with_capacity(64 * 1024)),
-            ready: Condvar::new(),
-            out: Mutex::new(()),
-        }));
-        std::thread::Builder::new()
-            .name("netrun-log".into())
-            .spawn(move || b.run())
-            .ok()
-            .map(|_| b)
-    })
-}
-
-impl Batched {
-    fn run(&self) {
-        loop {
-            if let Ok(mut pending) = self.pending.lock() {
-                while pending.is_empty() {
-                    pending = match self.ready.wait(pending) {
-                        Ok(p) => p,
-                        Err(_) => return,
-                    };
-                }
-            }
-            std::thread::sleep(GATHER);
-            self.write_out();
-        }
-    }
-
-    fn push(&self, line: &[u8]) -> io::Result<()> {
-        let Ok(mut pending) = self.pending.lock() else {
-            return io::stderr().write_all(line);
-        };
-        let was_empty = pending.is_empty();
-        pending.extend_from_slice(line);
-        let full = pending.len() > MAX_PENDING;
-        drop(pending);
-        if full {
-            self.write_out();
-        } else if was_empty {
-            self.ready.notify_one();
-        }
-        Ok(())
-    }
-
-    /// Writes what is waiting, in order; returns when it is on stderr.
-    fn write_out(&self) {
-        let Ok(_out) = self.out.lock() else { return };
-        let batch = match self.pending.lock() {
-            Ok(mut pending) => std::mem::take(&mut *pending),
-            Err(_) => return,
-        };
-        if !batch.is_empty() {
-            let _ = io::stderr().write_all(&batch);
-        }
-    }
-}
-
-/// Writes every log line still waiting to stderr. Called before the
-/// process exits (a return from `main` or a forced exit).
-pub fn flush() {
-    if let Some(Some(b)) = BATCHED.get() {
-        b.write_out();
-    }
-}
-
-struct StderrWriter;
-
-impl<'a> MakeWriter<'a> for StderrWriter {
-    type Writer = StderrLine;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        StderrLine
-    }
-}
-
-/// One formatted event (the fmt layer writes each event in one call).
-struct StderrLine;
-
-impl Write for StderrLine {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match batched() {
-            Some(b) => b.push(buf)?,
-            None => io::stderr().write_all(buf)?,
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Condvar, Mutex};
 
     #[test]
     fn timestamps_are_rfc3339_with_microseconds() {
@@ -289,5 +369,102 @@ mod tests {
             .unwrap();
         assert_eq!(again.len(), out.len());
         assert!(humantime::parse_rfc3339(&again).is_ok(), "{again}");
+    }
+
+    /// A sink that keeps what it is given; while `stuck`, every write
+    /// waits (a full disk or a pipe nobody reads).
+    #[derive(Clone, Default)]
+    struct Held {
+        stuck: Arc<(Mutex<bool>, Condvar)>,
+        got: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Held {
+        fn set_stuck(&self, stuck: bool) {
+            *self.stuck.0.lock().unwrap() = stuck;
+            self.stuck.1.notify_all();
+        }
+
+        fn text(&self) -> String {
+            String::from_utf8(self.got.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    impl Write for Held {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let (lock, cv) = &*self.stuck;
+            let _free = cv.wait_while(lock.lock().unwrap(), |s| *s).unwrap();
+            self.got.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Sum of the counts in "N log lines dropped" notes.
+    fn dropped_in(text: &str) -> u64 {
+        text.lines()
+            .filter_map(|l| l.split(" WARN netrun: ").nth(1))
+            .filter_map(|rest| rest.split(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    #[test]
+    fn lines_reach_both_sinks_in_order_and_the_capture_comes_back_whole() {
+        let (stderr, file) = (Held::default(), Held::default());
+        let w = LogWriter::start(stderr.clone(), 1024).unwrap();
+        w.line(Sink::Capture, b"before the capture\n");
+        w.capture_start(file.clone());
+        w.note("# header");
+        for i in 0..500 {
+            w.line(Sink::Capture, format!("capture {i}\n").as_bytes());
+            w.line(Sink::Stderr, format!("stderr {i}\n").as_bytes());
+        }
+        let back = w.capture_stop().expect("the capture file comes back");
+        w.line(Sink::Capture, b"after the capture\n");
+        w.flush(Duration::from_secs(60));
+        let want: String = std::iter::once("# header\n".to_string())
+            .chain((0..500).map(|i| format!("capture {i}\n")))
+            .collect();
+        assert_eq!(back.text(), want);
+        let want: String = (0..500).map(|i| format!("stderr {i}\n")).collect();
+        assert_eq!(stderr.text(), want);
+    }
+
+    #[test]
+    fn a_stuck_sink_never_blocks_the_threads_logging() {
+        let (stderr, file) = (Held::default(), Held::default());
+        let w = LogWriter::start(stderr.clone(), 16).unwrap();
+        w.capture_start(file.clone());
+        file.set_stuck(true);
+        stderr.set_stuck(true);
+        // With both sinks stuck, 20,000 lines still go by: reaching the
+        // next line at all is the test (a blocking writer never returns).
+        const LINES: u64 = 10_000;
+        for i in 0..LINES {
+            w.line(Sink::Capture, format!("capture {i}\n").as_bytes());
+            w.line(Sink::Stderr, format!("stderr {i}\n").as_bytes());
+        }
+        assert!(
+            w.dropped(Sink::Capture) > 0,
+            "a queue of 16 cannot hold them"
+        );
+        assert!(w.dropped(Sink::Stderr) > 0);
+        // Unstuck, what was kept arrives, and the log says how much was not.
+        file.set_stuck(false);
+        stderr.set_stuck(false);
+        let back = w.capture_stop().unwrap();
+        w.flush(Duration::from_secs(60));
+        for (sink, prefix) in [(&back, "capture "), (&stderr, "stderr ")] {
+            let text = sink.text();
+            let kept: Vec<u64> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix(prefix)?.parse().ok())
+                .collect();
+            assert!(kept.windows(2).all(|p| p[0] < p[1]), "in order");
+            assert_eq!(kept.len() as u64 + dropped_in(&text), LINES, "{text}");
+        }
     }
 }

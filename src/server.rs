@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -252,18 +253,44 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
     }
 }
 
-/// A bound listener and how its connections speak: clear text (HTTP/1.1,
-/// or HTTP/2 with prior knowledge), or TLS with this configuration (ALPN
-/// picks HTTP/2 or HTTP/1.1).
+/// A bound listener, how its connections speak: clear text (HTTP/1.1, or
+/// HTTP/2 with prior knowledge), or TLS with this configuration (ALPN picks
+/// HTTP/2 or HTTP/1.1), and which threads serve them.
 pub struct Listener {
     pub tcp: TcpListener,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Threads serving connections, each with its own single-threaded
+    /// runtime accepting from the one listening socket, as nginx's worker
+    /// processes do; `None` serves on the caller's runtime.
+    pub workers: Option<NonZeroUsize>,
 }
 
 impl From<TcpListener> for Listener {
     fn from(tcp: TcpListener) -> Self {
-        Listener { tcp, tls: None }
+        Listener {
+            tcp,
+            tls: None,
+            workers: None,
+        }
     }
+}
+
+impl Listener {
+    /// The same listener, served by `workers` threads of its own.
+    pub fn with_workers(mut self, workers: NonZeroUsize) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+}
+
+/// Most serving threads `--workers` and the `workers` scenario keys take.
+pub const MAX_WORKERS: usize = 256;
+
+/// The default number of serving threads: one per core this process may
+/// run on (`taskset` and cgroup limits counted), as nginx's
+/// `worker_processes auto`.
+pub fn default_workers() -> NonZeroUsize {
+    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
 
 /// Runs HTTP/2 streams as tasks of the server's tracker, so a shutdown
@@ -287,7 +314,9 @@ pub const H2_MAX_STREAMS: u32 = 256;
 
 /// Serves `listener` until `shutdown` is cancelled, then stops accepting and
 /// asks open connections to finish their current request. Connection tasks
-/// are spawned on `tracker`, so the owner can wait for them.
+/// are spawned on `tracker`, or with [`Listener::workers`] on their worker's
+/// runtime; either way this returns once they are done, so the owner
+/// waiting for `tracker` waits for them.
 pub async fn serve<H: Handler>(
     listener: impl Into<Listener>,
     handler: Arc<H>,
@@ -297,57 +326,195 @@ pub async fn serve<H: Handler>(
     stats: Arc<ConnStats>,
     name: &'static str,
 ) {
-    let Listener { tcp: listener, tls } = listener.into();
-    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    loop {
-        // Take a slot before accepting: at the limit, new connections wait in
-        // the backlog instead of being accepted and starved.
-        let permit = match slots.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                stats.waited_for_slot.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    server = name,
-                    limit = limits.max_connections,
-                    "connection limit reached; new connections wait"
-                );
-                tokio::select! {
-                    p = slots.clone().acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => return,
-                    },
-                    _ = shutdown.cancelled() => return,
-                }
+    let Listener { tcp, tls, workers } = listener.into();
+    let server = Server {
+        handler,
+        tls: tls.map(tokio_rustls::TlsAcceptor::from),
+        // One bound for the whole server, whichever worker accepts.
+        slots: Arc::new(Semaphore::new(limits.max_connections)),
+        limits,
+        shutdown,
+        stats,
+        name,
+    };
+    match workers {
+        None => server.accept(tcp, tracker).await,
+        Some(n) => server.on_workers(tcp, n, tracker).await,
+    }
+}
+
+/// What every accept loop of one server shares.
+struct Server<H> {
+    handler: Arc<H>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    slots: Arc<Semaphore>,
+    limits: HttpLimits,
+    shutdown: CancellationToken,
+    stats: Arc<ConnStats>,
+    name: &'static str,
+}
+
+impl<H> Clone for Server<H> {
+    fn clone(&self) -> Self {
+        Server {
+            handler: self.handler.clone(),
+            tls: self.tls.clone(),
+            slots: self.slots.clone(),
+            limits: self.limits.clone(),
+            shutdown: self.shutdown.clone(),
+            stats: self.stats.clone(),
+            name: self.name,
+        }
+    }
+}
+
+impl<H: Handler> Server<H> {
+    /// Starts `workers` threads, each running a single-threaded runtime that
+    /// accepts from the shared listening socket (a connection stays on the
+    /// thread that accepted it: no work stealing, no cross-thread wake-ups
+    /// on the request path), and waits for them to finish.
+    async fn on_workers(self, tcp: TcpListener, workers: NonZeroUsize, tracker: TaskTracker) {
+        // Should this future be dropped (its runtime shutting down), the
+        // workers stop as well instead of serving on unowned.
+        let stop = self.shutdown.child_token();
+        let _stop_on_drop = stop.clone().drop_guard();
+        let socket = match tcp.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(server = self.name, error = %e, "cannot share the listening socket");
+                return;
             }
         };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(s) => s,
+        let mut finished = Vec::with_capacity(workers.get());
+        for i in 0..workers.get() {
+            let started = socket.try_clone().and_then(|listener| {
+                let server = Server {
+                    shutdown: stop.clone(),
+                    ..self.clone()
+                };
+                let (done, finished_rx) = tokio::sync::oneshot::channel::<()>();
+                std::thread::Builder::new()
+                    .name(format!("{}-{i}", self.name))
+                    .spawn(move || {
+                        server.worker(listener);
+                        drop(done);
+                    })?;
+                Ok(finished_rx)
+            });
+            match started {
+                Ok(rx) => finished.push(rx),
                 Err(e) => {
-                    // EMFILE and friends: back off briefly rather than spin.
-                    tracing::warn!(server = name, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+                    tracing::warn!(server = self.name, worker = i, error = %e,
+                        "cannot start a serving thread; serving with fewer");
+                    break;
                 }
-            },
-            _ = shutdown.cancelled() => return,
+            }
+        }
+        if finished.is_empty() {
+            // Not one thread: serve here rather than not at all.
+            if let Ok(tcp) = TcpListener::from_std(socket) {
+                self.accept(tcp, tracker).await;
+            }
+            return;
+        }
+        // The workers hold the socket now: it closes when the last one stops
+        // accepting.
+        drop(socket);
+        for rx in finished {
+            // An error is a worker gone (a panic): nothing left to wait for.
+            let _ = rx.await;
+        }
+    }
+
+    /// One worker thread: its own runtime accepting and serving until
+    /// shutdown, then until its connections are done.
+    fn worker(self, listener: std::net::TcpListener) {
+        let name = self.name;
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::warn!(server = name, error = %e, "cannot start a serving thread's runtime");
+                return;
+            }
         };
-        stats.accepted.fetch_add(1, Ordering::Relaxed);
-        let _ = stream.set_nodelay(true);
-        let conn = Connection {
-            handler: handler.clone(),
-            limits: limits.clone(),
-            shutdown: shutdown.clone(),
-            stats: stats.clone(),
-            name,
-            tracker: tracker.clone(),
-        };
-        let tls = tls.clone();
-        tracker.spawn(async move {
-            let _permit = permit;
-            conn.open(stream, peer, tls).await;
+        runtime.block_on(async move {
+            let tcp = match TcpListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(server = name, error = %e, "cannot accept on a serving thread");
+                    return;
+                }
+            };
+            let tracker = TaskTracker::new();
+            self.accept(tcp, tracker.clone()).await;
+            tracker.close();
+            tracker.wait().await;
         });
+    }
+
+    /// Accepts connections until shutdown, each served by a task on `tracker`.
+    async fn accept(self, listener: TcpListener, tracker: TaskTracker) {
+        let Server {
+            handler,
+            tls,
+            slots,
+            limits,
+            shutdown,
+            stats,
+            name,
+        } = self;
+        loop {
+            // Take a slot before accepting: at the limit, new connections wait in
+            // the backlog instead of being accepted and starved.
+            let permit = match slots.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    stats.waited_for_slot.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        server = name,
+                        limit = limits.max_connections,
+                        "connection limit reached; new connections wait"
+                    );
+                    tokio::select! {
+                        p = slots.clone().acquire_owned() => match p {
+                            Ok(p) => p,
+                            Err(_) => return,
+                        },
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            };
+            let (stream, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // EMFILE and friends: back off briefly rather than spin.
+                        tracing::warn!(server = name, error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = shutdown.cancelled() => return,
+            };
+            stats.accepted.fetch_add(1, Ordering::Relaxed);
+            let _ = stream.set_nodelay(true);
+            let conn = Connection {
+                handler: handler.clone(),
+                limits: limits.clone(),
+                shutdown: shutdown.clone(),
+                stats: stats.clone(),
+                name,
+                tracker: tracker.clone(),
+            };
+            let tls = tls.clone();
+            tracker.spawn(async move {
+                let _permit = permit;
+                conn.open(stream, peer, tls).await;
+            });
+        }
     }
 }
 
@@ -673,6 +840,80 @@ fn valid_host(value: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Condvar, Mutex};
+
+    /// Answers with the name of the thread serving the request, once two
+    /// requests are in at once or ten seconds have passed, blocking its
+    /// thread meanwhile: a second request can only be answered by another
+    /// thread.
+    struct Rendezvous {
+        arrived: Mutex<usize>,
+        both: Condvar,
+        first_in: tokio::sync::Notify,
+    }
+
+    impl Handler for Rendezvous {
+        async fn handle(&self, _req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+            let mut n = self.arrived.lock().unwrap();
+            *n += 1;
+            self.both.notify_all();
+            self.first_in.notify_one();
+            let (_n, _) = self
+                .both
+                .wait_timeout_while(n, Duration::from_secs(10), |n| *n < 2)
+                .unwrap();
+            let name = std::thread::current().name().unwrap_or("?").to_string();
+            text(http::StatusCode::OK, name)
+        }
+    }
+
+    async fn get(addr: SocketAddr) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out.rsplit("\r\n\r\n").next().unwrap().to_string()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_workers_serve_from_two_threads() {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let listener = Listener::from(tcp).with_workers(NonZeroUsize::new(2).unwrap());
+        let handler = Arc::new(Rendezvous {
+            arrived: Mutex::new(0),
+            both: Condvar::new(),
+            first_in: tokio::sync::Notify::new(),
+        });
+        let (shutdown, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let stats = Arc::new(ConnStats::default());
+        tracker.spawn(serve(
+            listener,
+            handler.clone(),
+            HttpLimits::default(),
+            shutdown.clone(),
+            tracker.clone(),
+            stats.clone(),
+            "test",
+        ));
+        // The second connection is made once the first request holds its
+        // thread, so only the other worker can accept it.
+        let first = tokio::spawn(get(addr));
+        handler.first_in.notified().await;
+        let b = get(addr).await;
+        let mut names = [first.await.unwrap(), b];
+        names.sort();
+        assert_eq!(names, ["test-0", "test-1"]);
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
+        assert_eq!(stats.accepted.load(Ordering::Relaxed), 2);
+        // Every worker let go of the socket: nothing listens any more.
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
 
     fn req(version: http::Version, hosts: &[&[u8]]) -> Request<()> {
         let mut r = Request::builder().version(version).uri("/");

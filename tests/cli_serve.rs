@@ -106,6 +106,38 @@ fn missing_www_exits_2() {
 }
 
 #[test]
+fn workers_out_of_range_exit_2() {
+    for n in ["0", "257", "many"] {
+        netrun()
+            .args(["serve", "--workers", n])
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains("--workers"));
+    }
+}
+
+#[test]
+fn two_workers_are_two_serving_threads() {
+    let server = spawn_server_with(&["--workers", "2"]);
+    // Answered by a worker: both threads were started before either ran.
+    let page = http_get(server.http, "/");
+    let tasks = format!("/proc/{}/task", server.child.id());
+    let mut names: Vec<String> = std::fs::read_dir(&tasks)
+        .map(|d| {
+            d.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .map(|n| n.trim().to_string())
+                .filter(|n| n.starts_with("origin-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let (status, _) = stop_with(server, "-TERM");
+    assert_eq!(names, ["origin-0", "origin-1"]);
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
 fn bad_limit_value_exits_2() {
     netrun()
         .args(["serve", "--header-timeout", "soon"])
@@ -122,6 +154,10 @@ struct Server {
 }
 
 fn spawn_server() -> Server {
+    spawn_server_with(&[])
+}
+
+fn spawn_server_with(extra: &[&str]) -> Server {
     let mut child = Command::new(BIN)
         .args([
             "serve",
@@ -132,6 +168,7 @@ fn spawn_server() -> Server {
             "--www",
             &www(),
         ])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

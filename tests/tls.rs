@@ -50,6 +50,7 @@ async fn origin(
     let listener = Listener {
         tcp,
         tls: identity.map(|id| tls::server_config(id).unwrap()),
+        workers: None,
     };
     let config = OriginConfig {
         www: www.path().to_path_buf(),
@@ -592,6 +593,7 @@ async fn proxy(
     let listener = Listener {
         tcp,
         tls: identity.map(|id| tls::server_config(id).unwrap()),
+        workers: None,
     };
     let config = ProxyConfig {
         upstream_transport: transport,

@@ -114,9 +114,18 @@ fn tls_listener(
         crate::server::Listener {
             tcp,
             tls: Some(config),
+            workers: None,
         },
         ca,
     ))
+}
+
+/// The serving threads `--workers` asks for (one per core by default).
+fn workers(limits: &HttpLimitArgs) -> std::num::NonZeroUsize {
+    limits
+        .workers
+        .and_then(|n| std::num::NonZeroUsize::new(usize::from(n)))
+        .unwrap_or_else(crate::server::default_workers)
 }
 
 /// `  ca FILE` after a start line when a certificate was made for the run.

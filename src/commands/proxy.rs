@@ -45,6 +45,7 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
     let http = net::bind_tcp(args.http, "--http").await?;
     let udp = net::bind_udp(args.udp, "--udp").await?;
     let (http, ca) = super::tls_listener(http, &args.tls, "proxy")?;
+    let http = http.with_workers(super::workers(&args.limits));
     let scheme = if http.tls.is_some() { "https" } else { "http" };
     let cache = (!args.no_cache).then(|| {
         let mut c = CacheConfig::new(args.cache_size.bytes(), args.cache_ttl);

@@ -20,6 +20,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
     let http = net::bind_tcp(args.http, "--http").await?;
     let udp = net::bind_udp(args.udp, "--udp").await?;
     let (http, ca) = super::tls_listener(http, &args.tls, "serve")?;
+    let http = http.with_workers(super::workers(&args.limits));
     let scheme = if http.tls.is_some() { "https" } else { "http" };
 
     // Install the signal handlers before announcing the addresses, so a

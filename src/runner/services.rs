@@ -15,7 +15,7 @@ use crate::netns::{self, Role};
 use crate::origin::{self, OriginConfig, OriginHandle};
 use crate::proxy::{self, ProxyConfig, ProxyHandle, ProxyStats};
 use crate::scenario::{Plan, Scenario, Service, Target, Workload, WorkloadKind};
-use crate::server::HttpLimits;
+use crate::server::{self, HttpLimits, Listener};
 
 /// The services of one variant.
 pub(super) struct Services {
@@ -54,6 +54,9 @@ impl Services {
                     };
                     let start = async {
                         let l = bind_tcp(http, &format!("topology.origin.http in {file}")).await?;
+                        let l = Listener::from(l).with_workers(
+                            plan.origin_workers.unwrap_or_else(server::default_workers),
+                        );
                         let u = bind_udp(udp, &format!("topology.origin.udp in {file}")).await?;
                         origin::spawn(l, u, config, token.clone())
                             .await
@@ -86,6 +89,8 @@ impl Services {
                 let hooks = hosts::in_process(plan).proxy_hooks();
                 let start = async {
                     let l = bind_tcp(http, &format!("topology.proxy.http in {file}")).await?;
+                    let l = Listener::from(l)
+                        .with_workers(plan.proxy_workers.unwrap_or_else(server::default_workers));
                     let u = bind_udp(udp, &format!("topology.proxy.udp in {file}")).await?;
                     proxy::spawn_with_hooks(l, u, config, hooks, token.clone())
                         .await

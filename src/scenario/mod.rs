@@ -123,6 +123,10 @@ pub struct Plan {
     /// `[origin] max_age`: the spawned origin's `Cache-Control: max-age`
     /// (`None`: it sends none).
     pub origin_max_age: Option<Duration>,
+    /// `[origin] workers` and `[proxy] workers`: the spawned services'
+    /// serving threads (`None`: one per core).
+    pub origin_workers: Option<std::num::NonZeroUsize>,
+    pub proxy_workers: Option<std::num::NonZeroUsize>,
     pub cache: CacheSettings,
     /// The impairments of the proxy's links, each in each direction (and the
     /// seed of their random generators).

@@ -23,6 +23,7 @@ pub struct Scenario {
     pub mode: S<String>,
     pub topology: Option<Topology>,
     pub origin: Option<Origin>,
+    pub proxy: Option<Proxy>,
     pub cache: Option<Cache>,
     /// Shorthand for `[links.clients_proxy]`.
     pub impair: S<Impair>,
@@ -79,6 +80,16 @@ pub struct Endpoint {
 pub struct Origin {
     /// A duration, or `"none"` for no `Cache-Control` at all.
     pub max_age: S<String>,
+    /// Threads serving HTTP (default: one per core).
+    pub workers: S<i64>,
+}
+
+/// `[proxy]`: how the spawned proxy runs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proxy {
+    /// Threads serving HTTP (default: one per core).
+    pub workers: S<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -22,6 +22,16 @@ pub(super) fn resolve_plan(
     let mode = resolve_mode(r, errs);
     let topology = resolve_topology(r.topology.clone().unwrap_or_default(), dir, errs);
     let origin_max_age = resolve_max_age(r.origin.as_ref(), errs);
+    let origin_workers = resolve_workers(
+        r.origin.as_ref().and_then(|o| o.workers.as_ref()),
+        "origin.workers",
+        errs,
+    );
+    let proxy_workers = resolve_workers(
+        r.proxy.as_ref().and_then(|p| p.workers.as_ref()),
+        "proxy.workers",
+        errs,
+    );
     let cache = resolve_cache(r, errs);
     let links = super::links::resolve_links(r, errs);
     let packet_links = super::packet::resolve_packet_links(r, dir, errs);
@@ -33,6 +43,8 @@ pub(super) fn resolve_plan(
         mode,
         topology: topology?,
         origin_max_age,
+        origin_workers,
+        proxy_workers,
         cache,
         links,
         packet_links,
@@ -108,6 +120,32 @@ fn resolve_max_age(o: Option<&raw::Origin>, errs: &mut ScenarioErrors) -> Option
     None
 }
 
+/// `[origin] workers` / `[proxy] workers`: 1 to [`MAX_WORKERS`] serving
+/// threads; one per core when absent.
+///
+/// [`MAX_WORKERS`]: crate::server::MAX_WORKERS
+fn resolve_workers(
+    v: Option<&toml::Spanned<i64>>,
+    key: &str,
+    errs: &mut ScenarioErrors,
+) -> Option<std::num::NonZeroUsize> {
+    let v = v?;
+    let n = *v.get_ref();
+    let max = crate::server::MAX_WORKERS;
+    let ok = usize::try_from(n)
+        .ok()
+        .filter(|&n| n <= max)
+        .and_then(std::num::NonZeroUsize::new);
+    if ok.is_none() {
+        errs.push(
+            Some(v.span()),
+            key,
+            format!("{n} is not a number of serving threads; give 1 to {max}, or remove it for one per core"),
+        );
+    }
+    ok
+}
+
 fn resolve_workloads(
     r: &raw::Scenario,
     topology: Option<&crate::scenario::Topology>,
@@ -153,9 +191,37 @@ mod tests {
         assert_eq!(p.cache.capacity.bytes(), 64 << 20);
         assert_eq!(p.cache.ttl, None, "no invented freshness unless asked");
         assert_eq!(p.origin_max_age, Some(crate::origin::DEFAULT_MAX_AGE));
+        assert_eq!(
+            (p.origin_workers, p.proxy_workers),
+            (None, None),
+            "one per core"
+        );
         assert!(p.links.clients_proxy.is_none());
         assert!(p.links.proxy_origin.is_none());
         assert_eq!(p.links.seed(), 1);
+    }
+
+    #[test]
+    fn workers_are_counted_and_checked() {
+        let s = valid(&format!(
+            "[origin]\nworkers = 3\n[proxy]\nworkers = 1\n{}",
+            http("")
+        ));
+        let p = &s.variants[0].plan;
+        assert_eq!(p.origin_workers.map(|n| n.get()), Some(3));
+        assert_eq!(p.proxy_workers.map(|n| n.get()), Some(1));
+        for bad in ["0", "-2", "257"] {
+            let m = problem(
+                &format!("[proxy]\nworkers = {bad}\n{}", http("")),
+                "proxy.workers",
+            );
+            assert!(m.contains("give 1 to 256"), "{m}");
+        }
+        let m = problem(
+            &format!("[origin]\nworkers = 0\n{}", http("")),
+            "origin.workers",
+        );
+        assert!(m.contains("one per core"), "{m}");
     }
 
     #[test]
