@@ -114,50 +114,8 @@ impl Identity {
         from: SystemTime,
         until: SystemTime,
     ) -> anyhow::Result<Identity> {
-        use rcgen::{
-            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-            KeyUsagePurpose,
-        };
-        let (from, until) = (
-            time::OffsetDateTime::from(from),
-            time::OffsetDateTime::from(until),
-        );
-
-        let mut ca = CertificateParams::new(Vec::<String>::new())?;
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, "netrun run CA");
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        (ca.not_before, ca.not_after) = (from, until);
-        let ca_key = KeyPair::generate()?;
-        let ca_cert = ca.self_signed(&ca_key)?;
-
-        let mut all: Vec<String> = ["localhost", "127.0.0.1", "::1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        for n in names {
-            if !all.contains(n) {
-                all.push(n.clone());
-            }
-        }
-        let mut leaf = CertificateParams::new(all)?;
-        leaf.distinguished_name.push(DnType::CommonName, "netrun");
-        leaf.use_authority_key_identifier_extension = true;
-        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        (leaf.not_before, leaf.not_after) = (from, until);
-        let leaf_key = KeyPair::generate()?;
-        let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key)?;
-
-        Ok(Identity {
-            chain: vec![leaf_cert.der().clone()],
-            key: PrivateKeyDer::try_from(leaf_key.serialize_der())
-                .map_err(|e| anyhow::anyhow!("made key cannot be used: {e}"))?,
-            ca_pem: Some(ca_cert.pem()),
-        })
+        MadeCa::between(from, until)?.leaf(names)
     }
-
     /// Resolves a source: reads the files or makes a certificate.
     pub fn load(source: &CertSource, names: &[String]) -> anyhow::Result<Identity> {
         match source {
@@ -194,6 +152,86 @@ impl Identity {
         std::fs::write(path, pem)
             .map_err(|e| anyhow::anyhow!("cannot write the CA to `{}`: {e}", path.display()))?;
         Ok(Some(path.to_path_buf()))
+    }
+}
+
+/// A CA made for one run: every service's leaf is signed by it, so a client
+/// trusts the whole run with one `ca.pem`.
+pub struct MadeCa {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+    from: time::OffsetDateTime,
+    until: time::OffsetDateTime,
+}
+
+impl fmt::Debug for MadeCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MadeCa").finish_non_exhaustive()
+    }
+}
+
+impl MadeCa {
+    /// A CA valid from an hour ago for 30 days.
+    pub fn new() -> anyhow::Result<MadeCa> {
+        let now = SystemTime::now();
+        MadeCa::between(now - Duration::from_secs(3600), now + MADE_VALIDITY)
+    }
+
+    /// A CA (and the leaves it signs) valid from `from` to `until`.
+    pub fn between(from: SystemTime, until: SystemTime) -> anyhow::Result<MadeCa> {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+        let (from, until) = (
+            time::OffsetDateTime::from(from),
+            time::OffsetDateTime::from(until),
+        );
+        let mut ca = CertificateParams::new(Vec::<String>::new())?;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "netrun run CA");
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        (ca.not_before, ca.not_after) = (from, until);
+        let key = KeyPair::generate()?;
+        let cert = ca.self_signed(&key)?;
+        Ok(MadeCa {
+            cert,
+            key,
+            from,
+            until,
+        })
+    }
+
+    /// The CA as PEM: what clients trust.
+    pub fn pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// A leaf for `names` (DNS names or IP addresses; the loopback names
+    /// are always added) signed by this CA.
+    pub fn leaf(&self, names: &[String]) -> anyhow::Result<Identity> {
+        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
+        let mut all: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for n in names {
+            if !all.contains(n) {
+                all.push(n.clone());
+            }
+        }
+        let mut leaf = CertificateParams::new(all)?;
+        leaf.distinguished_name.push(DnType::CommonName, "netrun");
+        leaf.use_authority_key_identifier_extension = true;
+        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        (leaf.not_before, leaf.not_after) = (self.from, self.until);
+        let leaf_key = KeyPair::generate()?;
+        let leaf_cert = leaf.signed_by(&leaf_key, &self.cert, &self.key)?;
+        Ok(Identity {
+            chain: vec![leaf_cert.der().clone()],
+            key: PrivateKeyDer::try_from(leaf_key.serialize_der())
+                .map_err(|e| anyhow::anyhow!("made key cannot be used: {e}"))?,
+            ca_pem: Some(self.pem()),
+        })
     }
 }
 
@@ -443,6 +481,15 @@ mod tests {
         let pem = id.ca_pem.clone().unwrap();
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(client_config(&Trust::CaPem(pem), &[ALPN_H2]).is_ok());
+    }
+
+    #[test]
+    fn one_run_ca_signs_every_leaf() {
+        let ca = MadeCa::new().unwrap();
+        let (a, b) = (ca.leaf(&[]).unwrap(), ca.leaf(&["x.test".into()]).unwrap());
+        assert_eq!(a.ca_pem, b.ca_pem);
+        assert_eq!(a.ca_pem.as_deref(), Some(ca.pem().as_str()));
+        assert_ne!(a.chain, b.chain);
     }
 
     #[test]

@@ -879,3 +879,47 @@ fn the_cdn_showcase_shows_what_the_cache_saves() {
     );
     assert_eq!(num(on, "clients_proxy_delayed"), 0.0, "{on:?}");
 }
+
+#[test]
+fn an_http2_workload_runs_its_streams_over_one_connection_per_client() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = scenario(
+        dir.path(),
+        "h2",
+        "[[workload]]\nkind = \"http\"\nname = \"p\"\ntarget = \"proxy\"\nrequests = 120\n\
+         concurrency = 2\nhttp_version = \"2\"\nstreams = 4\n\
+         [[workload]]\nkind = \"http\"\nname = \"o\"\ntarget = \"origin\"\nrequests = 40\n\
+         http_version = \"2\"\n",
+    );
+    let results = dir.path().join("results");
+    let out = netrun()
+        .arg(&file)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(&results)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, summary) = read_csv(&results.join("h2.csv"));
+    for (workload, requests, connections) in [("p", 120.0, 2.0), ("o", 40.0, 1.0)] {
+        let r = row(&summary, workload);
+        assert_eq!(num(r, "requests"), requests, "{workload}");
+        assert_eq!(num(r, "errors"), 0.0, "{workload}");
+        assert_eq!(num(r, "connections"), connections, "{workload}");
+        assert_eq!(num(r, "tls_handshakes"), 0.0, "clear text (h2c)");
+        assert!(num(r, "ttfb_p50_ms") > 0.0);
+    }
+    let (_, rows) = read_csv(&results.join("h2/http_requests.csv"));
+    assert_eq!(rows.len(), 160);
+    assert!(
+        rows.iter().all(|r| r["protocol"] == "HTTP/2"),
+        "h2c end to end"
+    );
+    let opened = rows.iter().filter(|r| !r["connect_ms"].is_empty()).count();
+    assert_eq!(opened, 3, "connect_ms only where a connection was opened");
+}

@@ -861,3 +861,304 @@ fn check_shows_http2_streams_and_refuses_unknown_versions_with_file_line_and_val
         "{err}"
     );
 }
+
+/// A `netrun` child, killed and reaped when dropped (a failing test too).
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `netrun ARGS` and returns it with the first word of its start
+/// line that is a URL (`https://ADDR`), the address it serves.
+fn netrun_child(args: &[&str]) -> (Child, String) {
+    use std::io::BufRead;
+    let mut child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_netrun"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .unwrap_or_else(|| panic!("no https:// address in `{line}`"))
+        .to_string();
+    (child, url)
+}
+
+/// The commands as a user types them: `netrun serve --tls`, `netrun proxy
+/// --tls --upstream https://… --upstream-ca`, and curl `--http2 --cacert`
+/// on the proxy's printed CA: MISS then HIT over HTTP/2, on [::1].
+#[test]
+fn curl_through_netrun_proxy_and_serve_over_tls_on_ipv6() {
+    if !curl_with_http2() {
+        return;
+    }
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let www = Path::new(env!("CARGO_MANIFEST_DIR")).join("www");
+    let (origin_ca, proxy_ca) = (path("origin-ca.pem"), path("proxy-ca.pem"));
+    let (_origin, origin_url) = netrun_child(&[
+        "serve",
+        "--tls",
+        "--ca-out",
+        &origin_ca,
+        "--http",
+        "[::1]:0",
+        "--udp",
+        "[::1]:0",
+        "--www",
+        &www.display().to_string(),
+    ]);
+    let (_proxy, proxy_url) = netrun_child(&[
+        "proxy",
+        "--tls",
+        "--ca-out",
+        &proxy_ca,
+        "--http",
+        "[::1]:0",
+        "--udp",
+        "[::1]:0",
+        "--upstream",
+        &origin_url,
+        "--upstream-ca",
+        &origin_ca,
+        "--udp-upstream",
+        "[::1]:9",
+    ]);
+    let url = format!("{proxy_url}/index.html");
+    let out = std::process::Command::new("curl")
+        .args(["--http2", "--silent", "--show-error", "--max-time", "30"])
+        .args(["--cacert", &proxy_ca])
+        .args(["--dump-header", "-", "--output", "/dev/null"])
+        .args([&url, &url])
+        .output()
+        .unwrap();
+    let heads = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let statuses: Vec<&str> = heads
+        .lines()
+        .filter(|l| l.starts_with("http/"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(statuses, ["http/2 200", "http/2 200"], "{heads}");
+    let labels: Vec<&str> = heads
+        .lines()
+        .filter_map(|l| l.strip_prefix("x-cache:"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(labels, ["miss", "hit"], "{heads}");
+}
+
+/// Chromium, with the proxy's made CA trusted in an NSS database of its
+/// own (certutil), loads a page through a proxy with TLS on both sides over
+/// HTTP/2; loaded again with a fresh profile, the page is a cache hit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_loads_a_page_through_the_tls_proxy_with_its_ca_trusted() {
+    let chromium = Path::new("/usr/bin/chromium");
+    let has_certutil = std::process::Command::new("certutil")
+        .arg("-H")
+        .output()
+        .is_ok();
+    if !chromium.exists() || !has_certutil {
+        eprintln!("skipped: needs /usr/bin/chromium and certutil (apt-get install chromium libnss3-tools)");
+        return;
+    }
+    let origin_id = Identity::made(&[]).unwrap();
+    let proxy_id = Identity::made(&[]).unwrap();
+    let (_www, origin, origin_token) =
+        origin("127.0.0.1:0", Some(&origin_id), HttpLimits::default()).await;
+    let transport = UpstreamTransport::tls(
+        &trusting(&origin_id),
+        &origin.http_addr().to_string(),
+        false,
+    )
+    .unwrap();
+    let (proxy, token) = proxy(
+        "127.0.0.1:0",
+        origin.http_addr(),
+        transport,
+        Some(&proxy_id),
+    )
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    let ca = proxy_id
+        .write_ca(&home.path().join("ca.pem"))
+        .unwrap()
+        .unwrap();
+    let nssdb = home.path().join(".pki/nssdb");
+    std::fs::create_dir_all(&nssdb).unwrap();
+    let db = format!("sql:{}", nssdb.display());
+    for args in [
+        vec!["-N", "--empty-password"],
+        vec![
+            "-A",
+            "-n",
+            "netrun run CA",
+            "-t",
+            "C,,",
+            "-i",
+            ca.to_str().unwrap(),
+        ],
+    ] {
+        let status = std::process::Command::new("certutil")
+            .args(["-d", &db])
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "certutil {args:?}");
+    }
+    let url = format!("https://127.0.0.1:{}/index.html", proxy.http_addr().port());
+    for (round, want_hits) in [(1, 0), (2, 1)] {
+        let profile = home.path().join(format!("profile{round}"));
+        let netlog = home.path().join(format!("net{round}.json"));
+        let mut cmd = std::process::Command::new(chromium);
+        cmd.env("HOME", home.path())
+            .args(["--headless", "--no-sandbox", "--disable-gpu"])
+            .args([
+                "--disable-background-networking",
+                "--disable-component-update",
+            ])
+            .args(["--disable-sync", "--no-first-run"])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("--log-net-log={}", netlog.display()))
+            .args(["--timeout=60000", "--dump-dom", &url])
+            .stderr(std::process::Stdio::null());
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .unwrap()
+            .unwrap();
+        let dom = String::from_utf8_lossy(&out.stdout);
+        assert!(dom.contains("<p>hello</p>"), "round {round}: {dom}");
+        let log = std::fs::read_to_string(&netlog).unwrap_or_default();
+        assert!(
+            log.contains("\"negotiated_protocol\":\"h2\""),
+            "round {round}: no HTTP/2 in Chromium's net log"
+        );
+        assert!(proxy.stats().hits >= want_hits, "round {round}");
+    }
+    assert_eq!(proxy.stats().upstream_errors, 0);
+    token.cancel();
+    origin_token.cancel();
+}
+
+/// `[topology] tls = true`: `check` says which services speak TLS and
+/// where the CA goes; a run makes one CA, writes it to
+/// `results/<name>/ca.pem`, the workloads speak HTTPS (HTTP/2 here) trusting
+/// it, the proxy trusts the origin's leaf, and every new connection's
+/// handshake is measured: `tls_ms` > 0 on it, empty on reused ones.
+#[test]
+fn a_tls_scenario_is_checked_and_its_run_speaks_https_to_both_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let www = Path::new(env!("CARGO_MANIFEST_DIR")).join("www");
+    let file = dir.path().join("tls.toml");
+    let workload = |name: &str, target: &str| {
+        format!(
+            "[[workload]]\nkind = \"http\"\nname = \"{name}\"\ntarget = \"{target}\"\n\
+             paths = [\"/index.html\"]\nrequests = 20\nconcurrency = 2\nhttp_version = \"2\"\n"
+        )
+    };
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"tls\"\n[topology]\ntls = true\nwww = \"{}\"\n{}{}\
+             [[workload]]\nkind = \"udp\"\nname = \"u\"\ntarget = \"proxy\"\ncount = 5\ninterval = \"1ms\"\n",
+            www.display(),
+            workload("via_proxy", "proxy"),
+            workload("direct", "origin"),
+        ),
+    )
+    .unwrap();
+    let check = assert_cmd::Command::cargo_bin("netrun")
+        .unwrap()
+        .arg("check")
+        .arg(&file)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{text}");
+    assert!(
+        text.contains("origin HTTPS") && text.contains("proxy HTTPS") && text.contains("ca.pem"),
+        "{text}"
+    );
+    let out = dir.path().join("results");
+    let run = assert_cmd::Command::cargo_bin("netrun")
+        .unwrap()
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .timeout(Duration::from_secs(180))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let ca = std::fs::read_to_string(out.join("tls/ca.pem")).unwrap();
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+    assert!(tls::client_config(&Trust::CaPem(ca), &[tls::ALPN_H2]).is_ok());
+
+    let mut reader = csv::Reader::from_path(out.join("tls.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |row: &csv::StringRecord, name: &str| {
+        let i = header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no {name}"));
+        row[i].to_string()
+    };
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    for name in ["via_proxy", "direct"] {
+        let row = rows.iter().find(|r| col(r, "workload") == name).unwrap();
+        assert_eq!(col(row, "errors"), "0", "{name}: {row:?}");
+        assert_eq!(col(row, "received"), "20", "{name}: {row:?}");
+    }
+    let mut reader = csv::Reader::from_path(out.join("tls/http_requests.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let (mut opened, mut reused) = (0, 0);
+    for row in reader.records().map(Result::unwrap) {
+        assert_eq!(col_of(&header, &row, "protocol"), "HTTP/2", "{row:?}");
+        match col_of(&header, &row, "tls_ms").as_str() {
+            "" => reused += 1,
+            ms => {
+                assert!(ms.parse::<f64>().unwrap() > 0.0, "{row:?}");
+                opened += 1;
+            }
+        }
+    }
+    assert!(
+        opened >= 2 && reused >= 1,
+        "{opened} opened, {reused} reused"
+    );
+}
+
+fn col_of(header: &csv::StringRecord, row: &csv::StringRecord, name: &str) -> String {
+    let i = header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no {name}"));
+    row[i].to_string()
+}

@@ -6,9 +6,10 @@
 # from elsewhere hits both alike. Neither checks the made certificate
 # (h2load never does; netrun gets --insecure: the handshake is still real).
 # Rows: netrun requests/s vs h2load's (target ≥ 1.0×), with both request
-# counts and error counts.
+# counts and error counts, and each client's CPU time per request (user +
+# system, from /usr/bin/time): a figure a busy machine disturbs less.
 source "$(dirname "$0")/../lib.sh"
-need nginx h2load openssl python3 curl
+need nginx h2load openssl python3 curl /usr/bin/time
 
 CONNS=${H2_CONNS:-8}
 STREAMS=${H2_STREAMS:-8}
@@ -45,25 +46,32 @@ if [ "$got" != "200 1024 2" ]; then
     exit 3
 fi
 
-# h2load_once URL: "rps done errors" of one h2load run.
+# cpu_us RESPONSES: CPU µs per response of the command /usr/bin/time timed.
+cpu_us() { awk -v n="$1" '{printf "%.1f", ($1 + $2) * 1e6 / (n > 0 ? n : 1)}' "$WORK/time"; }
+
+# h2load_once URL: "rps done errors cpu_us" of one h2load run.
 h2load_once() {
-    h2load -t 2 -c "$CONNS" -m "$STREAMS" -n "$REQUESTS" "$1" | python3 -c '
+    local out
+    out=$(/usr/bin/time -f '%U %S' -o "$WORK/time" h2load -t 2 -c "$CONNS" -m "$STREAMS" -n "$REQUESTS" "$1" | python3 -c '
 import re, sys
 out = sys.stdin.read()
 rps = re.search(r"finished in [0-9.]+\w+, ([0-9.]+) req/s", out).group(1)
 m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
-print(rps, m.group(4), int(m.group(5)) + int(m.group(6)))'
+print(rps, m.group(4), int(m.group(5)) + int(m.group(6)))')
+    echo "$out $(cpu_us "$(awk '{print $2}' <<<"$out")")"
 }
 
-# netrun_once URL [flags]: "rps responses errors" of one probe.
+# netrun_once URL [flags]: "rps responses errors cpu_us" of one probe.
 netrun_once() {
-    local url=$1
+    local url=$1 out
     shift
-    "$NETRUN" probe http "$url" --http2 --streams "$STREAMS" --concurrency "$CONNS" \
-        --requests "$REQUESTS" --json --quiet "$@" | python3 -c '
+    out=$(/usr/bin/time -f '%U %S' -o "$WORK/time" "$NETRUN" probe http "$url" --http2 \
+        --streams "$STREAMS" --concurrency "$CONNS" --requests "$REQUESTS" --json --quiet "$@" |
+        python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-print(d["requests_per_s"], d["received"], d["errors"])'
+print(d["requests_per_s"], d["received"], d["errors"])')
+    echo "$out $(cpu_us "$(awk '{print $2}' <<<"$out")")"
 }
 
 med() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
@@ -76,20 +84,26 @@ for mode in tls h2c; do
         url="http://127.0.0.1:$h2c_port/1k.txt"
         flags=()
     fi
-    h2_rps=() net_rps=() h2_line="" net_line=""
+    h2_rps=() net_rps=() h2_cpu=() net_cpu=() h2_line="" net_line=""
     for _ in $(seq "$RUNS"); do
-        read -r rps done errs < <(h2load_once "$url")
-        h2_rps+=("$rps")
+        read -r rps done errs cpu < <(h2load_once "$url")
+        h2_rps+=("$rps") h2_cpu+=("$cpu")
         h2_line+=" $rps/$done/$errs"
-        read -r rps done errs < <(netrun_once "$url" "${flags[@]}")
-        net_rps+=("$rps")
+        read -r rps done errs cpu < <(netrun_once "$url" "${flags[@]}")
+        net_rps+=("$rps") net_cpu+=("$cpu")
         net_line+=" $rps/$done/$errs"
     done
     log "$mode, $CONNS conns × $STREAMS streams, $REQUESTS requests (req/s / responses / errors):" \
-        "h2load$h2_line · netrun$net_line · load $(cut -d' ' -f1-3 /proc/loadavg)"
+        "h2load$h2_line · netrun$net_line; CPU µs/request h2load ${h2_cpu[*]} · netrun ${net_cpu[*]}" \
+        "· load $(cut -d' ' -f1-3 /proc/loadavg)"
     h2=$(med "${h2_rps[@]}")
     net=$(med "${net_rps[@]}")
     r=$(ratio "$net" "$h2")
-    row "probe http --http2 ($mode), $CONNS conns × $STREAMS streams, $REQUESTS × 1 KiB: req/s vs h2load (each run's req/s / responses / errors: netrun$net_line; h2load$h2_line)" \
+    row "probe http --http2 ($mode), $CONNS conns × $STREAMS streams, $REQUESTS × 1 KiB: req/s vs h2load (runs' req/s / responses / errors: netrun$net_line; h2load$h2_line)" \
         "$(printf '%.0f' "$net")" "h2load $(printf '%.0f' "$h2")" "$r" "≥ 1.0" "$(at_least "$r" 1.0)"
+    h2=$(med "${h2_cpu[@]}")
+    net=$(med "${net_cpu[@]}")
+    r=$(ratio "$net" "$h2")
+    row "probe http --http2 ($mode): client CPU per request (user + system)" \
+        "$net µs" "h2load $h2 µs" "$r" "-" "-"
 done

@@ -118,6 +118,9 @@ pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
         out.push(("max-age", format!("{max_age} (the origin's Cache-Control)")));
     }
     out.push(("proxy", service(&p.topology.proxy)));
+    if p.tls.origin.is_some() || p.tls.proxy.is_some() {
+        out.push(("tls", tls_text(&p.tls)));
+    }
     let c = &p.cache;
     let (on, open, close) = if c.enabled {
         ("on", ", ", "")
@@ -179,6 +182,38 @@ pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
         out.push(("link", format!("{:<14}{what}", name.as_str())));
     }
     out
+}
+
+/// Which services speak TLS and with which certificate, and what their
+/// clients trust: `origin made (run CA), proxy clear text; CA <results>/ca.pem`.
+fn tls_text(t: &crate::scenario::TlsSettings) -> String {
+    use crate::tls::CertSource;
+    let one = |name: &str, s: Option<&crate::scenario::ServiceTls>| match s {
+        None => format!("{name} clear text"),
+        Some(s) => {
+            let cert = match &s.cert {
+                CertSource::Made => "certificate made by the run's CA".to_string(),
+                CertSource::Files { cert, key } => {
+                    format!("certificate {} key {}", cert.display(), key.display())
+                }
+            };
+            let trust = match (&s.cert, &s.ca) {
+                (CertSource::Made, _) => String::new(),
+                (_, Some(ca)) => format!(", trusted by its CA {}", ca.display()),
+                (_, None) => ", trusted by the system's CAs".to_string(),
+            };
+            format!("{name} HTTPS (HTTP/2 or 1.1 by ALPN), {cert}{trust}")
+        }
+    };
+    let mut text = format!(
+        "{}; {}",
+        one("origin", t.origin.as_ref()),
+        one("proxy", t.proxy.as_ref())
+    );
+    if t.makes_ca() {
+        text.push_str("; the run's CA is written to the results folder as ca.pem");
+    }
+    text
 }
 
 /// One workload's resolved settings in a line (kind, target and name aside).

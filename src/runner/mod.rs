@@ -103,7 +103,11 @@ pub async fn run_scenario_units(
         scenario,
         run_id: &run_id,
     });
-    let outputs = Outputs::create(out, &scenario.name)?;
+    let mut outputs = Outputs::create(out, &scenario.name)?;
+    if scenario.variants.iter().any(|v| v.plan.tls.makes_ca()) {
+        outputs.make_ca()?;
+    }
+    let outputs = outputs;
     let log = crate::report::atomic::AtomicFile::create(outputs.services_log())?;
     crate::logging::capture_start(log);
     crate::logging::capture_note(&format!(
@@ -249,7 +253,7 @@ async fn run_variant(
             )
         }
     };
-    let services = match Services::start(scenario, plan, ns.as_ref()).await {
+    let services = match Services::start(scenario, plan, ns.as_ref(), outputs.run_ca()).await {
         Ok(s) => s,
         Err(e) => {
             hosts::remove(ns).await;
@@ -443,7 +447,11 @@ impl VariantCtx<'_> {
         let mut hist = histogram::latency_histogram();
         match &w.kind {
             WorkloadKind::Http(h) => {
-                let config = h.probe_config(self.services.http_addr(w.target));
+                let mut config = h.probe_config(self.services.http_addr(w.target));
+                // A TLS service: HTTPS, trusting what the run gave it (its CA).
+                if let Some(trust) = self.services.client_trust(w.target) {
+                    config.use_tls(trust)?;
+                }
                 let mut tag = tagger(&self.outputs.requests, label, &w.name, self.pos.repetition);
                 let mut sink = |mut row: HttpRequestRow| {
                     if let Some(ms) = histogram::http_latency_ms(&row) {

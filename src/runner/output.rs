@@ -99,6 +99,8 @@ pub struct Outputs {
     histograms: Mutex<Vec<HistogramRow>>,
     out: PathBuf,
     scenario: String,
+    /// The run's CA, when some service's certificate is made for the run.
+    run_ca: Option<crate::tls::MadeCa>,
 }
 
 impl Outputs {
@@ -116,7 +118,31 @@ impl Outputs {
             dir,
             out: out.to_path_buf(),
             scenario: scenario.to_string(),
+            run_ca: None,
         })
+    }
+
+    /// Makes the run's CA, which signs every service's made certificate,
+    /// and writes it to `<dir>/ca.pem` now, so curl, a browser or another
+    /// tool can trust the services while they run.
+    pub fn make_ca(&mut self) -> anyhow::Result<&crate::tls::MadeCa> {
+        let ca = crate::tls::MadeCa::new().context("cannot make the run's CA")?;
+        let path = self.ca_path();
+        let mut file = AtomicFile::create(&path)?;
+        file.write_all(ca.pem().as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        file.commit()?;
+        Ok(self.run_ca.insert(ca))
+    }
+
+    /// The run's CA, if [`Outputs::make_ca`] made one.
+    pub fn run_ca(&self) -> Option<&crate::tls::MadeCa> {
+        self.run_ca.as_ref()
+    }
+
+    /// `<dir>/ca.pem`: where the run's CA is written.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join("ca.pem")
     }
 
     /// Where the results go, complete or interrupted.

@@ -3,6 +3,7 @@
 //! clients reach them at, and the proxy's counters a workload's row carries.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,9 +14,10 @@ use crate::metrics::SummaryRow;
 use crate::net::{bind_tcp, bind_udp};
 use crate::netns::{self, Role};
 use crate::origin::{self, OriginConfig, OriginHandle};
-use crate::proxy::{self, ProxyConfig, ProxyHandle, ProxyStats};
-use crate::scenario::{Plan, Scenario, Service, Target, Workload, WorkloadKind};
+use crate::proxy::{self, ProxyConfig, ProxyHandle, ProxyStats, UpstreamTransport};
+use crate::scenario::{Plan, Scenario, Service, ServiceTls, Target, Workload, WorkloadKind};
 use crate::server::{self, HttpLimits, Listener};
+use crate::tls::{CertSource, Identity, MadeCa, Trust};
 
 /// The services of one variant.
 pub(super) struct Services {
@@ -26,6 +28,9 @@ pub(super) struct Services {
     origin_udp: Option<SocketAddr>,
     proxy_http: SocketAddr,
     proxy_udp: Option<SocketAddr>,
+    /// What clients of the origin and of the proxy trust; `None` for clear text.
+    origin_trust: Option<Trust>,
+    proxy_trust: Option<Trust>,
 }
 
 impl Services {
@@ -36,8 +41,11 @@ impl Services {
         scenario: &Scenario,
         plan: &Plan,
         ns: Option<&netns::Hosts>,
+        ca: Option<&MadeCa>,
     ) -> anyhow::Result<Services> {
         let token = CancellationToken::new();
+        let origin_tls = server_tls(plan.tls.origin.as_ref(), ca, plan, Role::Origin)?;
+        let proxy_tls = server_tls(plan.tls.proxy.as_ref(), ca, plan, Role::Proxy)?;
         let file = scenario.source.display().to_string();
         let at = |ip: fn() -> std::net::IpAddr, a: SocketAddr| match ns {
             Some(_) => SocketAddr::new(ip(), a.port()),
@@ -54,9 +62,11 @@ impl Services {
                     };
                     let start = async {
                         let l = bind_tcp(http, &format!("topology.origin.http in {file}")).await?;
-                        let l = Listener::from(l).with_workers(
-                            plan.origin_workers.unwrap_or_else(server::default_workers),
-                        );
+                        let l = Listener {
+                            tls: origin_tls,
+                            ..Listener::from(l)
+                        }
+                        .with_workers(plan.origin_workers.unwrap_or_else(server::default_workers));
                         let u = bind_udp(udp, &format!("topology.origin.udp in {file}")).await?;
                         origin::spawn(l, u, config, token.clone())
                             .await
@@ -82,15 +92,26 @@ impl Services {
                 // Validation guarantees a UDP upstream whenever a UDP workload goes
                 // through the proxy; without one, the proxy's UDP side is unused.
                 let udp_upstream = upstream_udp.unwrap_or(SocketAddr::new(upstream_http.ip(), 9));
+                // The proxy trusts the origin's CA as the workloads do.
+                let upstream_transport = match client_trust(plan, Target::Origin, ca) {
+                    Some(trust) => {
+                        UpstreamTransport::tls(&trust, &upstream_http.to_string(), false)?
+                    }
+                    None => UpstreamTransport::default(),
+                };
                 let config = ProxyConfig {
                     cache: plan.cache.proxy_cache(),
+                    upstream_transport,
                     ..ProxyConfig::new(upstream_http, udp_upstream)
                 };
                 let hooks = hosts::in_process(plan).proxy_hooks();
                 let start = async {
                     let l = bind_tcp(http, &format!("topology.proxy.http in {file}")).await?;
-                    let l = Listener::from(l)
-                        .with_workers(plan.proxy_workers.unwrap_or_else(server::default_workers));
+                    let l = Listener {
+                        tls: proxy_tls,
+                        ..Listener::from(l)
+                    }
+                    .with_workers(plan.proxy_workers.unwrap_or_else(server::default_workers));
                     let u = bind_udp(udp, &format!("topology.proxy.udp in {file}")).await?;
                     proxy::spawn_with_hooks(l, u, config, hooks, token.clone())
                         .await
@@ -117,7 +138,18 @@ impl Services {
             origin_udp,
             proxy_http,
             proxy_udp,
+            origin_trust: client_trust(plan, Target::Origin, ca),
+            proxy_trust: client_trust(plan, Target::Proxy, ca),
         })
+    }
+
+    /// What a workload aimed at `target` trusts, `None` when that service
+    /// speaks clear text.
+    pub(super) fn client_trust(&self, target: Target) -> Option<&Trust> {
+        match target {
+            Target::Proxy => self.proxy_trust.as_ref(),
+            Target::Origin => self.origin_trust.as_ref(),
+        }
     }
 
     pub(super) fn http_addr(&self, target: Target) -> SocketAddr {
@@ -151,6 +183,52 @@ impl Services {
             }
         }
     }
+}
+
+/// A spawned service's TLS configuration: its files, or a leaf made by the
+/// run's CA for every address its clients may use (the loopback names, the
+/// topology's host, the namespaces' addresses).
+fn server_tls(
+    tls: Option<&ServiceTls>,
+    ca: Option<&MadeCa>,
+    plan: &Plan,
+    role: Role,
+) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    let Some(tls) = tls else { return Ok(None) };
+    let identity = match (&tls.cert, ca) {
+        (CertSource::Files { cert, key }, _) => Identity::from_files(cert, key)?,
+        (CertSource::Made, Some(ca)) => {
+            let mut names = vec![plan.topology.host.to_string()];
+            if plan.topology.hosts == crate::scenario::Hosts::Netns {
+                let ips = match role {
+                    Role::Origin => vec![
+                        netns::origin_addr_for_clients(),
+                        netns::origin_addr_for_proxy(),
+                    ],
+                    _ => vec![netns::proxy_addr()],
+                };
+                names.extend(ips.iter().map(|ip| ip.to_string()));
+            }
+            ca.leaf(&names)?
+        }
+        (CertSource::Made, None) => {
+            anyhow::bail!("internal: a made certificate without the run's CA")
+        }
+    };
+    Ok(Some(
+        crate::tls::server_config(&identity).map_err(crate::Error::input)?,
+    ))
+}
+
+/// What a client of `target` trusts: the run's CA for a made certificate,
+/// the given `ca`, else the system's CAs; `None` when it is clear text.
+pub(super) fn client_trust(plan: &Plan, target: Target, ca: Option<&MadeCa>) -> Option<Trust> {
+    let tls = plan.tls.of(target)?;
+    Some(match (&tls.cert, &tls.ca, ca) {
+        (CertSource::Made, _, Some(ca)) => Trust::CaPem(ca.pem()),
+        (_, Some(file), _) => Trust::CaFile(file.clone()),
+        _ => Trust::System,
+    })
 }
 
 /// Adds the proxy's own view of a workload (counter deltas) beside the client's figures.

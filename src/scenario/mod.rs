@@ -123,6 +123,8 @@ pub struct Plan {
     /// `[origin] max_age`: the spawned origin's `Cache-Control: max-age`
     /// (`None`: it sends none).
     pub origin_max_age: Option<Duration>,
+    /// TLS on the services netrun starts.
+    pub tls: TlsSettings,
     /// `[origin] workers` and `[proxy] workers`: the spawned services'
     /// serving threads (`None`: one per core).
     pub origin_workers: Option<std::num::NonZeroUsize>,
@@ -282,6 +284,44 @@ impl Hosts {
             Hosts::Netns => "netns",
         }
     }
+}
+
+/// TLS on the spawned services (`[topology] tls`, `[origin] tls`,
+/// `[proxy] tls`); `None` is clear text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsSettings {
+    pub origin: Option<ServiceTls>,
+    pub proxy: Option<ServiceTls>,
+}
+
+impl TlsSettings {
+    /// Whether the run makes a CA (some service's certificate is made).
+    pub fn makes_ca(&self) -> bool {
+        [&self.origin, &self.proxy].iter().any(|t| {
+            t.as_ref()
+                .is_some_and(|t| t.cert == crate::tls::CertSource::Made)
+        })
+    }
+
+    /// A service's TLS, `None` for clear text.
+    pub fn of(&self, target: Target) -> Option<&ServiceTls> {
+        match target {
+            Target::Origin => self.origin.as_ref(),
+            Target::Proxy => self.proxy.as_ref(),
+        }
+    }
+}
+
+/// One service's certificate and the CA its clients trust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceTls {
+    /// Made for the run (signed by the run's CA) or read from PEM files
+    /// (paths absolute, checked at load).
+    pub cert: crate::tls::CertSource,
+    /// The CA that signed given files (`ca = "..."`), which the proxy and
+    /// workloads then trust; `None` with given files trusts the system's
+    /// CAs, with a made certificate the run's CA.
+    pub ca: Option<PathBuf>,
 }
 
 /// A service netrun starts, or one already running elsewhere.

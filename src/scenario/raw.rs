@@ -61,6 +61,8 @@ pub struct Topology {
     pub proxy: S<Endpoint>,
     /// TCP congestion control on every link's routes (`hosts = "netns"`).
     pub congestion: S<String>,
+    /// TLS on both services (`true`), unless `[origin]`/`[proxy]` say otherwise.
+    pub tls: S<bool>,
 }
 
 /// `{ http = 8000, udp = 9000 }` to start a service, or
@@ -82,14 +84,18 @@ pub struct Origin {
     pub max_age: S<String>,
     /// Threads serving HTTP (default: one per core).
     pub workers: S<i64>,
+    /// `true`, `false`, or `{ cert = "...", key = "...", ca = "..." }`.
+    pub tls: S<toml::Value>,
 }
 
-/// `[proxy]`: how the spawned proxy runs.
+/// `[proxy]`: how the spawned proxy runs and listens (its cache is `[cache]`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Proxy {
     /// Threads serving HTTP (default: one per core).
     pub workers: S<i64>,
+    /// `true`, `false`, or `{ cert = "...", key = "...", ca = "..." }`.
+    pub tls: S<toml::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -12,6 +12,7 @@ mod packet;
 mod plan;
 mod read;
 mod repeat;
+mod tls;
 mod topology;
 mod traffic;
 mod udp;

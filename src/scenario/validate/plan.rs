@@ -22,6 +22,7 @@ pub(super) fn resolve_plan(
     let mode = resolve_mode(r, errs);
     let topology = resolve_topology(r.topology.clone().unwrap_or_default(), dir, errs);
     let origin_max_age = resolve_max_age(r.origin.as_ref(), errs);
+    let tls = super::tls::resolve_tls(r, topology.as_ref(), dir, errs);
     let origin_workers = resolve_workers(
         r.origin.as_ref().and_then(|o| o.workers.as_ref()),
         "origin.workers",
@@ -43,6 +44,7 @@ pub(super) fn resolve_plan(
         mode,
         topology: topology?,
         origin_max_age,
+        tls,
         origin_workers,
         proxy_workers,
         cache,

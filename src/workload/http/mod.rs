@@ -399,7 +399,7 @@ fn row(s: &Sample, config: &HttpProbeConfig, start: Instant) -> HttpRequestRow {
         connect_ms: s.timing.connect.map(ms),
         tls_ms: s.timing.tls.map(ms),
         ttfb_ms: s.timing.ttfb.map(ms),
-        protocol: s.timing.protocol.map(|p| p.as_str().to_string()),
+        protocol: s.timing.protocol.map(|p| p.as_str().into()),
     }
 }
 
