@@ -8,6 +8,7 @@
 pub mod atomic_file;
 pub mod cache_policy;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod error;
 pub mod http_fields;

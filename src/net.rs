@@ -8,7 +8,15 @@ use crate::error::Error;
 
 /// Binds a TCP listener; `hint` names the flag or scenario key that sets `addr`.
 pub async fn bind_tcp(addr: SocketAddr, hint: &str) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr).await.map_err(|source| Error::Bind {
+    let bound = if dual_stack(addr) {
+        dual_stack_socket(addr, socket2::Type::STREAM).and_then(|s| {
+            s.listen(1024)?;
+            TcpListener::from_std(s.into())
+        })
+    } else {
+        TcpListener::bind(addr).await
+    };
+    bound.map_err(|source| Error::Bind {
         addr,
         hint: hint.to_string(),
         source,
@@ -17,11 +25,35 @@ pub async fn bind_tcp(addr: SocketAddr, hint: &str) -> Result<TcpListener, Error
 
 /// Binds a UDP socket; `hint` names the flag or scenario key that sets `addr`.
 pub async fn bind_udp(addr: SocketAddr, hint: &str) -> Result<UdpSocket, Error> {
-    UdpSocket::bind(addr).await.map_err(|source| Error::Bind {
+    let bound = if dual_stack(addr) {
+        dual_stack_socket(addr, socket2::Type::DGRAM).and_then(|s| UdpSocket::from_std(s.into()))
+    } else {
+        UdpSocket::bind(addr).await
+    };
+    bound.map_err(|source| Error::Bind {
         addr,
         hint: hint.to_string(),
         source,
     })
+}
+
+/// The IPv6 wildcard (`[::]`) listens dual-stack: IPv4 clients too.
+fn dual_stack(addr: SocketAddr) -> bool {
+    addr.is_ipv6() && addr.ip().is_unspecified()
+}
+
+/// A non-blocking socket bound to the IPv6 wildcard with `IPV6_V6ONLY`
+/// off, whatever `net.ipv6.bindv6only` says, so IPv4 clients reach it as
+/// `::ffff:a.b.c.d`; `SO_REUSEADDR` as tokio sets it for TCP listeners.
+fn dual_stack_socket(addr: SocketAddr, kind: socket2::Type) -> std::io::Result<socket2::Socket> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV6, kind, None)?;
+    socket.set_only_v6(false)?;
+    if kind == socket2::Type::STREAM {
+        socket.set_reuse_address(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
 }
 
 /// Largest UDP payload over IPv4 (65 535 − 8 bytes of UDP header − 20 of IP

@@ -701,15 +701,22 @@ async fn inline_and_symlink_lookups_agree_with_the_rules() {
 /// over it or a symlink put in its place is seen by the very next request.
 #[tokio::test]
 async fn kept_small_files_follow_the_disk() {
-    let (site, origin) = start_site().await;
+    let site = site();
+    let clock = std::sync::Arc::new(netrun::clock::ManualClock::new());
+    let origin = start_with_clock(&site.www, HttpLimits::default(), clock.clone()).await;
     let path = site.www.join("hello.txt");
     let first = std::fs::read(&path).unwrap();
     // Only files unchanged for a second are kept (a write always moves
-    // ctime to now): let the copy settle, then serve it twice (read, kept).
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // ctime to now): the origin's clock moves past that, then the file is
+    // served twice (read, kept).
+    clock.advance(Duration::from_secs(2));
     for _ in 0..2 {
         assert!(get(origin.http(), "/hello.txt").await.body == first);
     }
+    // The rewrite must carry a later ctime than the kept version, as it
+    // would a second later: on a file system whose clock ticks every few
+    // milliseconds, wait for the next tick.
+    after_the_next_ctime_tick(&path);
     let mut same_size = first.clone();
     same_size[0] ^= 0x20;
     std::fs::write(&path, &same_size).unwrap();
@@ -723,4 +730,29 @@ async fn kept_small_files_follow_the_disk() {
     let r = get(origin.http(), "/hello.txt").await;
     assert_eq!(r.status, 403);
     assert!(!String::from_utf8_lossy(&r.body).contains(&site.marker));
+}
+
+/// Returns once a file written in `path`'s folder gets a later ctime than
+/// `path` has (bounded: the file system's clock ticks within milliseconds).
+fn after_the_next_ctime_tick(path: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    let stamp = |p: &std::path::Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.ctime(), m.ctime_nsec())
+    };
+    let kept = stamp(path);
+    let probe = path.with_extension("tick");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        std::fs::write(&probe, b"tick").unwrap();
+        if stamp(&probe) > kept {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the file clock never ticked"
+        );
+        std::thread::yield_now();
+    }
+    std::fs::remove_file(&probe).unwrap();
 }

@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
 
 use netrun::metrics::histogram::{self, decode, encode, latency_histogram, record_ms};
 use netrun::proxy::impair::{Direction, Impairment, Verdict, MAX_QUEUE};
@@ -99,7 +99,7 @@ mod statistics {
             // Normal(10, 3) by Box–Muller, n = 12.
             let v: Vec<f64> = (0..12)
                 .map(|_| {
-                    let (u1, u2): (f64, f64) = (rng.gen_range(f64::EPSILON..1.0), rng.gen());
+                    let (u1, u2): (f64, f64) = (rng.random_range(f64::EPSILON..1.0), rng.random());
                     10.0 + 3.0 * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
                 })
                 .collect();
@@ -121,7 +121,7 @@ mod statistics {
             let trials = 2000;
             let mut covered = 0;
             for _ in 0..trials {
-                let k = (0..n).filter(|_| rng.gen::<f64>() < p).count() as u64;
+                let k = (0..n).filter(|_| rng.random::<f64>() < p).count() as u64;
                 if stats::wilson(k, n, 0.95).unwrap().contains(p) {
                     covered += 1;
                 }

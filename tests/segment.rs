@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, Stdio};
 
 use assert_cmd::Command;
-use common_csv::{read_csv, Row};
+use common_csv::{answered_rtts, assert_pooled_percentiles, num, read_csv};
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 use serve::Origin;
@@ -48,25 +48,6 @@ fn scenario(dir: &Path, origin: &Origin) -> PathBuf {
     )
     .unwrap();
     p
-}
-
-/// The `q`-th percentile (0–100) of samples as HdrHistogram ranks them:
-/// the value at rank ⌈q/100 × n⌉.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let rank = ((q / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1]
-}
-
-/// Within the histogram's precision: 3 significant digits (0.1 %) plus
-/// the 1 µs the samples are rounded to.
-fn close(histogram: f64, exact: f64) -> bool {
-    (histogram - exact).abs() <= exact * 0.001 + 0.0011
-}
-
-fn num(r: &Row, col: &str) -> f64 {
-    r[col]
-        .parse()
-        .unwrap_or_else(|_| panic!("{col} = {:?}", r[col]))
 }
 
 #[test]
@@ -164,30 +145,16 @@ fn three_agents_add_up_to_the_scenario_with_exact_percentiles() {
         3,
         "each agent's client kept apart: {clients:?}"
     );
-    let mut lat: Vec<f64> = requests.iter().map(|r| num(r, "latency_ms")).collect();
-    lat.sort_by(f64::total_cmp);
-    for (col, q) in [("latency_p50_ms", 50.0), ("latency_p99_ms", 99.0)] {
-        let (merged_q, exact) = (num(h, col), percentile(&lat, q));
-        assert!(
-            close(merged_q, exact),
-            "{col}: merged {merged_q} vs CSV {exact}"
-        );
-    }
-    assert_eq!(num(h, "latency_min_ms"), lat[0]);
-    assert_eq!(num(h, "latency_max_ms"), lat[lat.len() - 1]);
-
-    let mut rtt: Vec<f64> = read_csv(&merged.join("seg/udp_packets.csv"))
+    let lat: Vec<f64> = requests.iter().map(|r| num(r, "latency_ms")).collect();
+    let (min, max) = lat
         .iter()
-        .filter(|r| r["status"] == "ok" || r["status"] == "reordered")
-        .map(|r| num(r, "rtt_ms"))
-        .collect();
-    rtt.sort_by(f64::total_cmp);
-    assert_eq!(rtt.len() as f64, num(u, "received"));
-    let (merged_q, exact) = (num(u, "latency_p50_ms"), percentile(&rtt, 50.0));
-    assert!(
-        close(merged_q, exact),
-        "udp p50: merged {merged_q} vs CSV {exact}"
-    );
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        });
+    assert_eq!(num(h, "latency_min_ms"), min);
+    assert_eq!(num(h, "latency_max_ms"), max);
+    let rtt = answered_rtts(&read_csv(&merged.join("seg/udp_packets.csv")));
+    assert_pooled_percentiles(h, lat, u, rtt);
 
     let hist = read_csv(&merged.join("seg/histograms.csv"));
     assert_eq!(hist[0]["count"], REQUESTS.to_string());

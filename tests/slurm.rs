@@ -15,7 +15,7 @@ mod serve;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common_csv::{read_csv, Row};
+use common_csv::{answered_rtts, assert_pooled_percentiles, num, read_csv, Row};
 use serve::Origin;
 
 const REQUESTS: u64 = 240;
@@ -188,25 +188,6 @@ fn scenario(dir: &Path, origin: &Origin) -> PathBuf {
     p
 }
 
-/// The `q`-th percentile (0–100) as HdrHistogram ranks samples: the value
-/// at rank ⌈q/100 × n⌉.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let rank = ((q / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1]
-}
-
-/// Within the histogram's precision: 3 significant digits plus the 1 µs
-/// the samples are rounded to.
-fn close(histogram: f64, exact: f64) -> bool {
-    (histogram - exact).abs() <= exact * 0.001 + 0.0011
-}
-
-fn num(r: &Row, col: &str) -> f64 {
-    r[col]
-        .parse()
-        .unwrap_or_else(|_| panic!("{col} = {:?}", r[col]))
-}
-
 fn row<'a>(rows: &'a [Row], workload: &str) -> &'a Row {
     rows.iter()
         .find(|r| r["workload"] == workload)
@@ -257,29 +238,10 @@ fn three_agents_and_a_merge_through_slurm() {
                 .iter()
                 .map(|r| num(r, "latency_ms")),
         );
-        rtt.extend(
-            read_csv(&dir.join("udp_packets.csv"))
-                .iter()
-                .filter(|r| r["status"] == "ok" || r["status"] == "reordered")
-                .map(|r| num(r, "rtt_ms")),
-        );
+        rtt.extend(answered_rtts(&read_csv(&dir.join("udp_packets.csv"))));
     }
     assert_eq!(lat.len() as u64, REQUESTS);
-    lat.sort_by(f64::total_cmp);
-    rtt.sort_by(f64::total_cmp);
-    for (col, q) in [("latency_p50_ms", 50.0), ("latency_p99_ms", 99.0)] {
-        let (m, exact) = (num(h, col), percentile(&lat, q));
-        assert!(
-            close(m, exact),
-            "http {col}: merged {m} vs pooled CSVs {exact}"
-        );
-    }
-    assert_eq!(rtt.len() as f64, num(u, "received"));
-    let (m, exact) = (num(u, "latency_p50_ms"), percentile(&rtt, 50.0));
-    assert!(
-        close(m, exact),
-        "udp p50: merged {m} vs pooled CSVs {exact}"
-    );
+    assert_pooled_percentiles(h, lat, u, rtt);
 
     // The start barrier: the first workload started within 50 ms on all three.
     let info: serde_json::Value =

@@ -6,8 +6,10 @@
 
 #[path = "common/csv.rs"]
 mod common_csv;
+#[path = "common/policy_reference.rs"]
+mod policy_reference;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -18,118 +20,6 @@ fn root() -> PathBuf {
 
 fn netrun() -> Command {
     Command::cargo_bin("netrun").expect("netrun binary")
-}
-
-/// A plain reference cache of `capacity` unit-size objects, from each
-/// policy's definition: vectors and linear scans.
-struct Reference {
-    policy: String,
-    capacity: usize,
-    /// Oldest first: (key, visited bit or access count).
-    entries: Vec<(u64, u8)>,
-    hand: Option<usize>,
-    small: VecDeque<(u64, u8)>,
-    main: VecDeque<(u64, u8)>,
-    ghost: VecDeque<u64>,
-    evicted_once: bool,
-}
-
-impl Reference {
-    fn new(policy: &str, capacity: usize) -> Self {
-        Reference {
-            policy: policy.into(),
-            capacity,
-            entries: Vec::new(),
-            hand: None,
-            small: VecDeque::new(),
-            main: VecDeque::new(),
-            ghost: VecDeque::new(),
-            evicted_once: false,
-        }
-    }
-
-    fn access(&mut self, key: u64) -> bool {
-        let cap = self.capacity;
-        match self.policy.as_str() {
-            "lru" | "fifo" => {
-                if let Some(i) = self.entries.iter().position(|e| e.0 == key) {
-                    if self.policy == "lru" {
-                        let e = self.entries.remove(i);
-                        self.entries.push(e);
-                    }
-                    return true;
-                }
-                if self.entries.len() == cap {
-                    self.entries.remove(0);
-                }
-                self.entries.push((key, 0));
-                false
-            }
-            "sieve" => {
-                if let Some(e) = self.entries.iter_mut().find(|e| e.0 == key) {
-                    e.1 = 1;
-                    return true;
-                }
-                if self.entries.len() == cap {
-                    let mut i = self.hand.unwrap_or(0);
-                    while self.entries[i].1 == 1 {
-                        self.entries[i].1 = 0;
-                        i = (i + 1) % self.entries.len();
-                    }
-                    self.entries.remove(i);
-                    self.hand = (i < self.entries.len()).then_some(i);
-                }
-                self.entries.push((key, 0));
-                false
-            }
-            _ => {
-                // S3-FIFO: small 10 %, main the rest, ghost 90 %; two hits in
-                // small promote, main reinserts while its count lasts.
-                let small_cap = (cap / 10).max(1);
-                let ghost_cap = (cap * 9 / 10).max(1);
-                let (small, main, ghost) = (&mut self.small, &mut self.main, &mut self.ghost);
-                if let Some(e) = small.iter_mut().chain(main.iter_mut()).find(|e| e.0 == key) {
-                    e.1 = (e.1 + 1).min(3);
-                    return true;
-                }
-                // A remembered key is forgotten on arrival, before evictions.
-                let ghost_hit = match ghost.iter().position(|&k| k == key) {
-                    Some(i) => ghost.remove(i).is_some(),
-                    None => false,
-                };
-                while small.len() + main.len() >= cap {
-                    self.evicted_once = true;
-                    if main.len() > cap - small_cap || small.is_empty() {
-                        while let Some((k, f)) = main.pop_front() {
-                            if f == 0 {
-                                break;
-                            }
-                            main.push_back((k, f - 1));
-                        }
-                    } else {
-                        while let Some((k, f)) = small.pop_front() {
-                            if f < 2 {
-                                if ghost.len() == ghost_cap {
-                                    ghost.pop_front();
-                                }
-                                ghost.push_back(k);
-                                break;
-                            }
-                            main.push_back((k, 0));
-                        }
-                    }
-                }
-                // Before the first eviction a full small queue sends new
-                // keys to main (libCacheSim's S3FIFO.c).
-                if ghost_hit || (!self.evicted_once && small.len() >= small_cap) {
-                    main.push_back((key, 0));
-                } else {
-                    small.push_back((key, 0));
-                }
-                false
-            }
-        }
-    }
 }
 
 /// Writes a Zipf trace with `netrun trace` and returns its keys and sizes.
@@ -207,10 +97,10 @@ fn every_policy_replays_a_trace_as_the_reference_computes() {
         .code(0);
     let rows = common_csv::read_csv(&out.join("replay.csv"));
     for policy in ["lru", "fifo", "sieve", "s3fifo"] {
-        let mut reference = Reference::new(policy, capacity);
+        let mut reference = policy_reference::Reference::named(policy);
         let want = requests
             .iter()
-            .filter(|(k, _)| reference.access(*k))
+            .filter(|(k, _)| reference.access(*k, capacity))
             .count();
         let row = rows
             .iter()

@@ -12,8 +12,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
 
 use super::config::{DirConfig, Limit, QueueKind, Service};
 use super::counters::Counters;
@@ -136,12 +136,12 @@ impl<P: Packet> Pipe<P> {
             self.counters.burst_lost += 1;
             return;
         }
-        if self.c.loss_percent > 0.0 && self.rng.gen::<f64>() * 100.0 < self.c.loss_percent {
+        if self.c.loss_percent > 0.0 && self.rng.random::<f64>() * 100.0 < self.c.loss_percent {
             self.counters.lost += 1;
             return;
         }
         if self.c.duplicate_percent > 0.0
-            && self.rng.gen::<f64>() * 100.0 < self.c.duplicate_percent
+            && self.rng.random::<f64>() * 100.0 < self.c.duplicate_percent
         {
             self.counters.duplicated += 1;
             self.admit(now, p.clone());
@@ -156,11 +156,11 @@ impl<P: Packet> Pipe<P> {
             return false;
         };
         let leave = if self.bad { g.r } else { g.p };
-        if self.rng.gen::<f64>() < leave {
+        if self.rng.random::<f64>() < leave {
             self.bad = !self.bad;
         }
         let chance = if self.bad { g.h } else { g.k };
-        chance >= 1.0 || (chance > 0.0 && self.rng.gen::<f64>() < chance)
+        chance >= 1.0 || (chance > 0.0 && self.rng.random::<f64>() < chance)
     }
 
     /// Into the queue, unless it is full.
@@ -412,8 +412,8 @@ impl<P: Packet> Pipe<P> {
     fn schedule(&mut self, taken: Instant, sent: Instant, q: Queued<P>) {
         self.counters
             .record_sojourn(taken.saturating_duration_since(q.at));
-        let reorder =
-            self.c.reorder_percent > 0.0 && self.rng.gen::<f64>() * 100.0 < self.c.reorder_percent;
+        let reorder = self.c.reorder_percent > 0.0
+            && self.rng.random::<f64>() * 100.0 < self.c.reorder_percent;
         let due = if reorder {
             self.counters.reordered += 1;
             self.early.push_back((sent, q.p));
@@ -435,7 +435,7 @@ impl<P: Packet> Pipe<P> {
             return self.c.delay;
         }
         let j = self.c.jitter.as_secs_f64();
-        let d = self.c.delay.as_secs_f64() + self.rng.gen_range(-j..=j);
+        let d = self.c.delay.as_secs_f64() + self.rng.random_range(-j..=j);
         Duration::from_secs_f64(d.max(0.0))
     }
 

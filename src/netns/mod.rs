@@ -9,7 +9,7 @@ pub mod enter;
 pub mod shape;
 pub mod shell;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -57,6 +57,37 @@ pub const LINKS: [(&str, Role, Role, u8); 3] = [
 /// `second`'s address on link `subnet` (see [`LINKS`]).
 fn address(subnet: u8, second: bool) -> Ipv4Addr {
     Ipv4Addr::new(198, 18, subnet, if second { 2 } else { 1 })
+}
+
+/// `second`'s IPv6 address on link `subnet`: `2001:2:0:<subnet>::1` or
+/// `::2` in a /64. 2001:2::/48 is reserved for benchmarking (RFC 5180), as
+/// 198.18.0.0/15 is on the IPv4 side.
+fn address6(subnet: u8, second: bool) -> Ipv6Addr {
+    Ipv6Addr::new(
+        0x2001,
+        2,
+        0,
+        subnet.into(),
+        0,
+        0,
+        0,
+        if second { 2 } else { 1 },
+    )
+}
+
+/// The proxy, as the clients reach it over IPv6.
+pub fn proxy_addr6() -> IpAddr {
+    address6(1, true).into()
+}
+
+/// The origin, as the proxy reaches it over IPv6.
+pub fn origin_addr_for_proxy6() -> IpAddr {
+    address6(2, true).into()
+}
+
+/// The origin, as the clients reach it directly over IPv6.
+pub fn origin_addr_for_clients6() -> IpAddr {
+    address6(3, true).into()
 }
 
 /// The proxy, as the clients reach it.
@@ -156,6 +187,7 @@ impl Hosts {
         for (ns, dev, second) in [(na, &dev_a, false), (nb, &dev_b, true)] {
             let addr = format!("{}/24", address(subnet, second));
             cmd::run("ip", &["-n", ns, "addr", "add", &addr, "dev", dev])?;
+            shell::add_v6(Some(ns), dev, address6(subnet, second))?;
             cmd::run("ip", &["-n", ns, "link", "set", dev, "up"])?;
             for args in shape::tc_commands(dev, kernel) {
                 let mut full = vec!["-n", ns];
@@ -181,6 +213,7 @@ impl Hosts {
         let tun_b = enter::within(&ns_path(nb), || Tun::create(&dev_b))??;
         for (ns, dev, second) in [(na, &dev_a, false), (nb, &dev_b, true)] {
             shell::configure(Some(ns), dev, address(subnet, second), 24)?;
+            shell::add_v6(Some(ns), dev, address6(subnet, second))?;
         }
         let [ab, ba] = dirs.clone();
         Mover::start(&format!("netrun-link-{subnet}"), tun_a, tun_b, ab, ba)
@@ -355,9 +388,11 @@ mod tests {
         assert!(process_alive(std::process::id()));
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
-        // Exited and unreaped: a zombie until wait(). Poll its state (bounded).
+        // Exited and unreaped: a zombie until wait(). Poll its state, for
+        // as long as a starved host may take to run `true` (bounded).
         let mut zombie = false;
-        for _ in 0..200 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
             if stat
                 .rfind(')')

@@ -126,6 +126,17 @@ pub(super) fn configure(
     Ok(())
 }
 
+/// Adds `addr/64` to `dev` (in `ns`, or here) without duplicate address
+/// detection, so the address is usable at once rather than tentative for a
+/// second or two: the link is netrun's own, nothing else can hold it.
+pub(super) fn add_v6(ns: Option<&str>, dev: &str, addr: std::net::Ipv6Addr) -> anyhow::Result<()> {
+    let cidr = format!("{addr}/64");
+    let mut args: Vec<&str> = ns.map_or(Vec::new(), |n| vec!["-n", n]);
+    args.extend_from_slice(&["-6", "addr", "add", &cidr, "dev", dev, "nodad"]);
+    cmd::run("ip", &args)?;
+    Ok(())
+}
+
 /// A `198.19.<k>.0/30` no interface here uses yet (198.18.0.0/15 is for
 /// benchmarks, RFC 2544; the scenarios' namespaces use 198.18.x.x).
 fn free_subnet() -> anyhow::Result<u8> {

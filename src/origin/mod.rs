@@ -73,8 +73,20 @@ pub async fn spawn(
     config: OriginConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<OriginHandle> {
+    spawn_with_clock(http, udp, config, crate::clock::system(), shutdown).await
+}
+
+/// [`spawn`] reading the time from `clock` (when a file has settled enough
+/// to be kept in memory), so tests can move time forward instead of sleeping.
+pub async fn spawn_with_clock(
+    http: impl Into<crate::server::Listener>,
+    udp: UdpSocket,
+    config: OriginConfig,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<OriginHandle> {
     let tracker = TaskTracker::new();
-    let http = http::spawn(http.into(), config, shutdown.clone(), &tracker).await?;
+    let http = http::spawn(http.into(), config, clock, shutdown.clone(), &tracker).await?;
     let udp = udp::spawn(udp, shutdown, &tracker)?;
     Ok(OriginHandle { http, udp, tracker })
 }

@@ -9,8 +9,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
 
 /// Which way traffic is going through the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +193,7 @@ pub struct LinkModel {
 
 /// One direction's state: its random generator and when its virtual link
 /// has finished sending what is queued.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct DirState {
     rng: ChaCha8Rng,
     busy_until: Option<Instant>,
@@ -209,7 +209,7 @@ impl DirState {
 
     /// The pure decision for one datagram of `len` bytes arriving at `now`.
     fn datagram(&mut self, c: &LinkConfig, now: Instant, len: usize) -> Verdict {
-        if c.loss_percent > 0.0 && self.rng.gen::<f64>() * 100.0 < c.loss_percent {
+        if c.loss_percent > 0.0 && self.rng.random::<f64>() * 100.0 < c.loss_percent {
             return Verdict::Drop;
         }
         let mut wait = Duration::ZERO;
@@ -250,7 +250,7 @@ impl DirState {
             return c.delay;
         }
         let j = c.jitter.as_secs_f64();
-        let d = c.delay.as_secs_f64() + self.rng.gen_range(-j..=j);
+        let d = c.delay.as_secs_f64() + self.rng.random_range(-j..=j);
         Duration::from_secs_f64(d.max(0.0))
     }
 }

@@ -103,7 +103,16 @@ pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
                 crate::netns::proxy_addr(),
                 crate::netns::origin_addr_for_clients(),
                 crate::netns::origin_addr_for_proxy()
-            ),
+            ) + &if p.topology.host.is_ipv6() {
+                format!(
+                    "; over IPv6 (host = \"::\"): the proxy at {}, the origin at {} (for the proxy {})",
+                    crate::netns::proxy_addr6(),
+                    crate::netns::origin_addr_for_clients6(),
+                    crate::netns::origin_addr_for_proxy6()
+                )
+            } else {
+                String::new()
+            },
         ));
         let tcp = match &p.topology.congestion {
             Some(cc) => format!("congestion control {cc} on every link (route congctl)"),

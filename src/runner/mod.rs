@@ -213,7 +213,7 @@ pub async fn run_scenario_units(
 pub fn schedule(scenario: &Scenario) -> Vec<(usize, u32)> {
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(scenario.order_seed);
+    let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(scenario.order_seed);
     let mut out = Vec::new();
     for repetition in 1..=scenario.repeat.max(1) {
         let mut round: Vec<usize> = (0..scenario.variants.len()).collect();

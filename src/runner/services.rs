@@ -47,8 +47,10 @@ impl Services {
         let origin_tls = server_tls(plan.tls.origin.as_ref(), ca, plan, Role::Origin)?;
         let proxy_tls = server_tls(plan.tls.proxy.as_ref(), ca, plan, Role::Proxy)?;
         let file = scenario.source.display().to_string();
-        let at = |ip: fn() -> std::net::IpAddr, a: SocketAddr| match ns {
-            Some(_) => SocketAddr::new(ip(), a.port()),
+        // In namespaces, the address of the link the caller comes over, in
+        // the family the services listen on (`host = "::"`: IPv6).
+        let at = |ip: [fn() -> std::net::IpAddr; 2], a: SocketAddr| match ns {
+            Some(_) => SocketAddr::new(ip[usize::from(a.is_ipv6())](), a.port()),
             None => a,
         };
         // (the clients' view, the proxy's view) of the origin.
@@ -77,8 +79,12 @@ impl Services {
                         None => start.await?,
                     };
                     let (a, b) = (h.http_addr(), h.udp_addr());
-                    let clients = netns::origin_addr_for_clients;
-                    let proxy = netns::origin_addr_for_proxy;
+                    let clients: [fn() -> std::net::IpAddr; 2] = [
+                        netns::origin_addr_for_clients,
+                        netns::origin_addr_for_clients6,
+                    ];
+                    let proxy: [fn() -> std::net::IpAddr; 2] =
+                        [netns::origin_addr_for_proxy, netns::origin_addr_for_proxy6];
                     (
                         Some(h),
                         (at(clients, a), at(proxy, a)),
@@ -124,8 +130,8 @@ impl Services {
                 let (a, b) = (h.http_addr(), h.udp_addr());
                 (
                     Some(h),
-                    at(netns::proxy_addr, a),
-                    Some(at(netns::proxy_addr, b)),
+                    at([netns::proxy_addr, netns::proxy_addr6], a),
+                    Some(at([netns::proxy_addr, netns::proxy_addr6], b)),
                 )
             }
             Service::External { http, udp } => (None, http, udp),
@@ -204,8 +210,10 @@ fn server_tls(
                     Role::Origin => vec![
                         netns::origin_addr_for_clients(),
                         netns::origin_addr_for_proxy(),
+                        netns::origin_addr_for_clients6(),
+                        netns::origin_addr_for_proxy6(),
                     ],
-                    _ => vec![netns::proxy_addr()],
+                    _ => vec![netns::proxy_addr(), netns::proxy_addr6()],
                 };
                 names.extend(ips.iter().map(|ip| ip.to_string()));
             }

@@ -3,8 +3,8 @@
 //! criterion.rs does for the change of a benchmark). Seeded with ChaCha8 so
 //! a table printed twice from the same files says the same thing.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
 
 use super::describe::quantile_sorted;
 use super::Interval;
@@ -47,7 +47,7 @@ fn select_quantile(v: &mut [f64], q: f64) -> f64 {
 
 fn resample(rng: &mut ChaCha8Rng, from: &[f64], into: &mut Vec<f64>) {
     into.clear();
-    into.extend((0..from.len()).map(|_| from[rng.gen_range(0..from.len())]));
+    into.extend((0..from.len()).map(|_| from[rng.random_range(0..from.len())]));
 }
 
 /// Percentile bootstrap interval of `stat` over `values`; `None` when empty.
@@ -140,11 +140,11 @@ fn bootstrap_change_n(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::distributions::Distribution;
+    use rand::distr::Distribution;
 
     /// Exponential(1) draws: median ln 2.
     fn exp_sample(rng: &mut ChaCha8Rng, n: usize) -> Vec<f64> {
-        let u = rand::distributions::Uniform::new(0.0f64, 1.0);
+        let u = rand::distr::Uniform::new(0.0f64, 1.0).expect("a valid range");
         (0..n).map(|_| -(1.0 - u.sample(rng)).ln()).collect()
     }
 

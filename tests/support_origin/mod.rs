@@ -77,6 +77,15 @@ impl Origin {
 }
 
 pub async fn start(www: &Path, limits: HttpLimits) -> Origin {
+    start_with_clock(www, limits, netrun::clock::system()).await
+}
+
+/// [`start`] with the origin reading the time from `clock`.
+pub async fn start_with_clock(
+    www: &Path,
+    limits: HttpLimits,
+    clock: std::sync::Arc<dyn netrun::clock::Clock>,
+) -> Origin {
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let token = CancellationToken::new();
@@ -85,7 +94,7 @@ pub async fn start(www: &Path, limits: HttpLimits) -> Origin {
         limits,
         max_age: None,
     };
-    let handle = origin::spawn(http, udp, config, token.clone())
+    let handle = origin::spawn_with_clock(http, udp, config, clock, token.clone())
         .await
         .expect("origin starts");
     Origin { handle, token }

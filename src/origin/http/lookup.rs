@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, StatxFlags};
 
+use crate::clock::Clock;
 use crate::origin::hot::{HotFiles, Stamp};
 use crate::origin::path::SafePath;
 use crate::origin::LOG_TARGET;
@@ -48,6 +49,7 @@ pub(super) struct Fast<'a> {
     pub(super) dir: BorrowedFd<'a>,
     pub(super) root: &'a Path,
     pub(super) hot: &'a HotFiles,
+    pub(super) clock: &'a dyn Clock,
 }
 
 impl Fast<'_> {
@@ -113,7 +115,7 @@ impl Fast<'_> {
             Err(e) => return Some(Lookup::Failed(e)),
         };
         if let Content::Small(body) = &content {
-            self.hot.put(&rel, stamp, body, SystemTime::now());
+            self.hot.put(&rel, stamp, body, self.clock.wall());
         }
         Some(Lookup::File(Box::new((self.root.join(rel), meta, content))))
     }

@@ -28,6 +28,7 @@ mod objects;
 use super::hot::HotFiles;
 use super::path::{self, SafePath};
 use super::{OriginConfig, LOG_TARGET};
+use crate::clock::Clock;
 use crate::server::{self, bump, closing, text, Body, BodyError, ConnStats, Handler, HttpLimits};
 use crate::throttle::Throttle;
 
@@ -103,6 +104,7 @@ struct Counters {
 pub async fn spawn(
     listener: server::Listener,
     config: OriginConfig,
+    clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> anyhow::Result<HttpOrigin> {
@@ -113,6 +115,7 @@ pub async fn spawn(
     let files = Arc::new(Files {
         dir: open_root(&root),
         hot: HotFiles::default(),
+        clock,
         root: root.clone(),
         limits: config.limits.clone(),
         counters: counters.clone(),
@@ -175,6 +178,8 @@ struct Files {
     dir: Option<OwnedFd>,
     /// Small files served lately, each checked against the disk per use.
     hot: HotFiles,
+    /// Tells when a file has settled enough to be kept in `hot`.
+    clock: Arc<dyn Clock>,
     limits: HttpLimits,
     counters: Arc<Counters>,
     /// `Cache-Control` for every file answer, from `max_age`.
@@ -399,6 +404,7 @@ impl Files {
                 dir: dir.as_fd(),
                 root: &self.root,
                 hot: &self.hot,
+                clock: self.clock.as_ref(),
             };
             if let Some(found) = fast.lookup(safe, want_body) {
                 return found;

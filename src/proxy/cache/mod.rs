@@ -7,7 +7,6 @@
 //! [`Clock`] so expiry is tested without sleeping; `http/` does the networking.
 
 mod answer;
-mod clock;
 mod control;
 mod entry;
 mod freshness;
@@ -17,10 +16,10 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use answer::{
     not_modified, request_cache_control, requested_range, same_representation, usable, RangeAnswer,
 };
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use control::{CacheControl, CDN_CACHE_CONTROL, MAX_DELTA_SECONDS, NETRUN_CACHE_CONTROL};
 pub use entry::{vary_value, CachedResponse};
 pub use freshness::{age_header, freshness_lifetime, http_date, initial_age, HEURISTIC_MAX};

@@ -152,6 +152,12 @@ impl Handler for ProxyService {
     }
 }
 
+/// An answer the proxy makes itself, never cached: labelled a bypass with
+/// the given `Cache-Status`.
+fn local(resp: Response<Body>, status: CacheStatus) -> (Response<Body>, Label) {
+    (label(resp, Label::Bypass, status), Label::Bypass)
+}
+
 /// The upstream's `host:port` as requests name it: the address, or for TLS
 /// the DNS name its certificate is checked against (a virtual host's name).
 fn authority(config: &ProxyConfig) -> String {
@@ -237,21 +243,11 @@ impl ProxyService {
             return (self.loop_detected(), Label::Bypass);
         }
         if let Err(resp) = self.check_target(&parts) {
-            return (
-                label(
-                    resp,
-                    Label::Bypass,
-                    CacheStatus::forward(Fwd::Bypass).with_detail(Detail::Refused),
-                ),
-                Label::Bypass,
-            );
+            let status = CacheStatus::forward(Fwd::Bypass).with_detail(Detail::Refused);
+            return local(resp, status);
         }
         if content_length(&parts.headers).is_some_and(|n| n > self.max_body) {
-            let resp = self.body_too_large();
-            return (
-                label(resp, Label::Bypass, CacheStatus::forward(Fwd::Bypass)),
-                Label::Bypass,
-            );
+            return local(self.body_too_large(), CacheStatus::forward(Fwd::Bypass));
         }
         if parts.method == Method::TRACE || parts.method == Method::OPTIONS {
             match http_fields::max_forwards(&parts.headers) {
@@ -266,28 +262,12 @@ impl ProxyService {
             }
         }
         let Some(cache) = &self.cache else {
-            let body = self.limited(body);
-            return self
-                .forward(
-                    parts,
-                    body,
-                    Label::Bypass,
-                    CacheStatus::forward(Fwd::Bypass),
-                )
-                .await;
+            return self.pass_through(parts, body, Fwd::Bypass).await;
         };
         let key = cache::cache_key(&Method::GET, &self.authority, path_and_query(&parts.uri));
         if parts.method != Method::GET && parts.method != Method::HEAD {
             let unsafe_method = !parts.method.is_safe();
-            let body = self.limited(body);
-            let (resp, lbl) = self
-                .forward(
-                    parts,
-                    body,
-                    Label::Bypass,
-                    CacheStatus::forward(Fwd::Method),
-                )
-                .await;
+            let (resp, lbl) = self.pass_through(parts, body, Fwd::Method).await;
             // An unsafe method that succeeded may have changed the resource:
             // drop what we hold (RFC 9111 §4.4). A refused or failed one
             // changed nothing, so the entry stays.
@@ -299,30 +279,32 @@ impl ProxyService {
         }
         let req_cc = request_cache_control(&parts.headers);
         if req_cc.no_store {
-            let body = self.limited(body);
-            return self
-                .forward(
-                    parts,
-                    body,
-                    Label::Bypass,
-                    CacheStatus::forward(Fwd::Request),
-                )
-                .await;
+            return self.pass_through(parts, body, Fwd::Request).await;
         }
 
         // From here on the upstream gets no body (GET and HEAD through the
         // cache): read the client's so the connection stays usable.
         if let Err(resp) = self.discard_body(&parts.headers, body).await {
-            return (
-                label(resp, Label::Bypass, CacheStatus::forward(Fwd::Bypass)),
-                Label::Bypass,
-            );
+            return local(resp, CacheStatus::forward(Fwd::Bypass));
         }
         // From here on the cache sees the request as the origin will: a
         // header the client named in `Connection` never reaches the origin,
         // so it must not select a `Vary` variant either.
         strip_hop_by_hop(&mut parts.headers);
         self.through_cache(parts, cache, &key, &req_cc).await
+    }
+
+    /// Forwards a request the cache stays out of (`why` says so in
+    /// `Cache-Status`), its body bounded by `--max-body-size`.
+    async fn pass_through(
+        &self,
+        parts: Parts,
+        body: Incoming,
+        why: Fwd,
+    ) -> (Response<Body>, Label) {
+        let body = self.limited(body);
+        self.forward(parts, body, Label::Bypass, CacheStatus::forward(why))
+            .await
     }
 
     /// A TRACE or OPTIONS with `Max-Forwards: 0` is for this proxy, not the

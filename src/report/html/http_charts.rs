@@ -113,31 +113,6 @@ pub(super) fn response_rates(
         .iter()
         .map(|(_, s)| series::completions_per_second(&s.samples, SLICES, s.weight()))
         .collect();
-    if rates.iter().all(|r| r.is_empty()) {
-        return Ok(());
-    }
-    let max_ms = rates.iter().flatten().map(|p| p.0).fold(0.0, f64::max);
-    let (div, unit) = time_unit(max_ms);
-    let chart = XyChart {
-        title: format!("{}: responses per second over time", w.name),
-        x_desc: format!("time since the workload started ({unit})"),
-        y_desc: "responses/s".into(),
-        x_scale: Scale::Linear,
-        y_scale: Scale::Linear,
-        y_from_zero: true,
-        series: found
-            .iter()
-            .zip(&rates)
-            .map(|((k, _), r)| Series {
-                label: k.label.clone(),
-                style: k.style,
-                draw: Draw::Line,
-                points: r.iter().map(|&(t, v)| (t / div, v)).collect(),
-            })
-            .collect(),
-        marks: Vec::new(),
-        legend: Corner::LowerRight,
-    };
     let notes: Vec<String> = found
         .iter()
         .map(|(_, s)| match s.weight() {
@@ -148,14 +123,13 @@ pub(super) fn response_rates(
             ),
         })
         .collect();
-    figure(
-        o,
-        "rate-time",
-        w,
-        &keyed(found, &notes),
-        &charts::xy(&chart)?,
-    );
-    Ok(())
+    let axis = OverTime {
+        id: "rate-time",
+        what: "responses per second over time",
+        y_desc: "responses/s",
+        legend: Corner::LowerRight,
+    };
+    over_time(o, w, found, &axis, &rates, &notes)
 }
 
 /// The cache hit ratio over the workload's time: the warm-up, then the
@@ -169,21 +143,58 @@ pub(super) fn hit_ratio_over_time(
         .iter()
         .map(|(_, s)| series::hit_ratio_over_time(&s.samples, SLICES))
         .collect();
-    if ratios.iter().all(|r| r.is_empty()) {
+    let notes: Vec<String> = ratios
+        .iter()
+        .map(|r| match (r.first(), r.last()) {
+            (Some(a), Some(b)) => format!("first slice {:.3}, last slice {:.3}", a.1, b.1),
+            _ => "no marked responses".into(),
+        })
+        .collect();
+    let axis = OverTime {
+        id: "hit-ratio-time",
+        what: "cache hit ratio over time",
+        y_desc: "hit ratio (HIT / marked responses)",
+        legend: Corner::LowerRight,
+    };
+    over_time(o, w, found, &axis, &ratios, &notes)
+}
+
+/// What tells one over-time chart from another.
+struct OverTime {
+    /// The figure's id in the page.
+    id: &'static str,
+    /// The title after the workload's name.
+    what: &'static str,
+    y_desc: &'static str,
+    legend: Corner,
+}
+
+/// A line per series of `(ms since the workload started, value)` points,
+/// the time axis in a unit that suits its length; no chart when every
+/// series is empty.
+fn over_time(
+    o: &mut String,
+    w: &WorkloadId,
+    found: &Found<HttpSamples>,
+    axis: &OverTime,
+    points: &[Vec<(f64, f64)>],
+    notes: &[String],
+) -> anyhow::Result<()> {
+    if points.iter().all(|r| r.is_empty()) {
         return Ok(());
     }
-    let max_ms = ratios.iter().flatten().map(|p| p.0).fold(0.0, f64::max);
+    let max_ms = points.iter().flatten().map(|p| p.0).fold(0.0, f64::max);
     let (div, unit) = time_unit(max_ms);
     let chart = XyChart {
-        title: format!("{}: cache hit ratio over time", w.name),
+        title: format!("{}: {}", w.name, axis.what),
         x_desc: format!("time since the workload started ({unit})"),
-        y_desc: "hit ratio (HIT / marked responses)".into(),
+        y_desc: axis.y_desc.into(),
         x_scale: Scale::Linear,
         y_scale: Scale::Linear,
         y_from_zero: true,
         series: found
             .iter()
-            .zip(&ratios)
+            .zip(points)
             .map(|((k, _), r)| Series {
                 label: k.label.clone(),
                 style: k.style,
@@ -192,22 +203,9 @@ pub(super) fn hit_ratio_over_time(
             })
             .collect(),
         marks: Vec::new(),
-        legend: Corner::LowerRight,
+        legend: axis.legend,
     };
-    let notes: Vec<String> = ratios
-        .iter()
-        .map(|r| match (r.first(), r.last()) {
-            (Some(a), Some(b)) => format!("first slice {:.3}, last slice {:.3}", a.1, b.1),
-            _ => "no marked responses".into(),
-        })
-        .collect();
-    figure(
-        o,
-        "hit-ratio-time",
-        w,
-        &keyed(found, &notes),
-        &charts::xy(&chart)?,
-    );
+    figure(o, axis.id, w, &keyed(found, notes), &charts::xy(&chart)?);
     Ok(())
 }
 

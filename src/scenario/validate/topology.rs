@@ -107,11 +107,18 @@ fn resolve_hosts(t: &raw::Topology, errs: &mut ScenarioErrors) -> Hosts {
             return Hosts::Loopback;
         }
     };
-    if let Some(h) = &t.host {
+    // `host` picks the family only: "::" for IPv6 (the services listen
+    // dual-stack), "0.0.0.0" (the default) for IPv4.
+    if let Some(h) = t
+        .host
+        .as_ref()
+        .filter(|h| !matches!(h.get_ref().parse::<IpAddr>(), Ok(ip) if ip.is_unspecified()))
+    {
         errs.push(
             Some(h.span()),
             "topology.host",
-            "with hosts = \"netns\" each host has netrun's own addresses (198.18.x.x); remove `host`",
+            "with hosts = \"netns\" each host has netrun's own addresses (198.18.x.x, \
+             2001:2:0:x::); remove `host`, or write \"::\" to use their IPv6 addresses",
         );
     }
     for (which, e) in [("origin", &t.origin), ("proxy", &t.proxy)] {

@@ -1,12 +1,14 @@
-//! Where the cache reads the time: the real clocks, or a manual one that
-//! tests move forward instead of sleeping.
+//! Where the services read the time (the proxy's cache for freshness, the
+//! origin for when a file has settled): the real clocks, or a manual one
+//! that tests move forward instead of sleeping.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-/// Where the cache reads the time. Freshness is measured on the monotonic
-/// clock; the wall clock is only compared with the origin's `Date`/`Expires`.
-pub trait Clock: Send + Sync + 'static {
+/// Where a service reads the time. The cache measures freshness on the
+/// monotonic clock and compares only the wall clock with the origin's
+/// `Date`/`Expires`; the origin compares the wall clock with file times.
+pub trait Clock: std::fmt::Debug + Send + Sync + 'static {
     /// Monotonic time, for ages and residence in the cache.
     fn now(&self) -> Instant;
     /// Wall-clock time, for comparing with HTTP dates.
@@ -24,6 +26,11 @@ impl Clock for SystemClock {
     fn wall(&self) -> SystemTime {
         SystemTime::now()
     }
+}
+
+/// The real clock, shared.
+pub fn system() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
 }
 
 /// A clock that only moves when told to: tests advance it past `max-age`
