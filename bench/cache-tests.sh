@@ -18,6 +18,9 @@
 #   CACHE_TESTS_MIN_PASS  fail (exit 1) when fewer required tests pass (default 0: only
 #                     a required test that fails outright fails the run)
 #   NETRUN            the netrun binary to test (default: cargo build, target/debug/netrun)
+#   CACHE_TESTS_UPSTREAM_H2  1: the proxy fetches from the origin over HTTP/2 (h2c by
+#                     prior knowledge, through a cacheless netrun proxy in front of
+#                     the suite's HTTP/1.1 origin)
 #
 # Exit status: 0 when no required test fails outright (and at least
 # CACHE_TESTS_MIN_PASS pass), 1 when one does (or fewer pass), 3 when the suite
@@ -127,7 +130,20 @@ EOF
 PIDS+=($!)
 ORIGIN=$(wait_line "$WORK/origin.log" '^Listening on' | sed -E 's#.*//([^/]+)/.*#\1#')
 
-"$NETRUN" proxy --http 127.0.0.1:0 --udp 127.0.0.1:0 --upstream "$ORIGIN" \
+UPSTREAM=$ORIGIN
+UPSTREAM_FLAGS=()
+if [[ ${CACHE_TESTS_UPSTREAM_H2:-0} == 1 ]]; then
+    # The suite's origin speaks HTTP/1.1 only: a cacheless netrun proxy in
+    # front of it takes HTTP/2 (h2c by prior knowledge), so the proxy under
+    # test fetches, revalidates and streams over HTTP/2.
+    "$NETRUN" proxy --no-cache --http 127.0.0.1:0 --udp 127.0.0.1:0 --upstream "$ORIGIN" \
+        --udp-upstream 127.0.0.1:9 >"$WORK/relay.log" 2>&1 &
+    PIDS+=($!)
+    UPSTREAM=$(wait_line "$WORK/relay.log" '^proxy http://' | sed -E 's#^proxy http://([^ ]+) .*#\1#')
+    UPSTREAM_FLAGS=(--upstream-http2)
+    echo "upstream over HTTP/2 (h2c): through a cacheless netrun proxy at $UPSTREAM"
+fi
+"$NETRUN" proxy --http 127.0.0.1:0 --udp 127.0.0.1:0 --upstream "$UPSTREAM" "${UPSTREAM_FLAGS[@]}" \
     --udp-upstream 127.0.0.1:9 "$@" >"$WORK/proxy.log" 2>&1 &
 PIDS+=($!)
 PROXY=$(wait_line "$WORK/proxy.log" '^proxy http://' | sed -E 's#^proxy http://([^ ]+) .*#\1#')

@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Every part under bench/parts/, in this order first (the rest alphabetically).
-ORDER=(pinned origin cache loadgen openloop h2 delay udp startup rss)
+ORDER=(pinned origin cache clients loadgen openloop h2 delay udp startup rss)
 PARTS=()
 for p in "${ORDER[@]}"; do [ -f "bench/parts/$p.sh" ] && PARTS+=("$p"); done
 for f in bench/parts/*.sh; do

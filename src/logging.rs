@@ -14,8 +14,9 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -145,9 +146,11 @@ impl Write for SinkLine {
     }
 }
 
-/// Lines the queue holds before new ones are dropped: about a second of
-/// request lines at 65k requests/s, ~10 MB at their usual length.
-const QUEUE: usize = 64 * 1024;
+/// Lines the queue holds before new ones are dropped: a quarter of a
+/// second of request lines at 65k requests/s, ~2.5 MB at their usual
+/// length. Memory is taken only as lines wait (a preallocated queue would
+/// hold it for the whole run: a UDP probe's memory ceiling counts it).
+const QUEUE: usize = 16 * 1024;
 /// How long the writer thread lets lines gather before one `write`: short
 /// enough that a person watching the log sees no delay, long enough that
 /// under load one write carries hundreds of lines and a logging thread
@@ -172,7 +175,11 @@ enum Msg<C> {
 /// the capture file and writes the lines in batches, in the order they
 /// came. `C` is the capture file's type (an [`AtomicFile`] in netrun).
 pub struct LogWriter<C> {
-    tx: SyncSender<Msg<C>>,
+    tx: Sender<Msg<C>>,
+    /// Lines queued and not yet taken by the writer; at `bound`, new lines
+    /// are dropped.
+    queued: Arc<AtomicUsize>,
+    bound: usize,
     /// Whether a capture file is open: capture lines are not queued otherwise.
     capturing: AtomicBool,
     /// Lines dropped with the queue full, per sink, not yet reported.
@@ -183,14 +190,17 @@ impl<C: Write + Send + 'static> LogWriter<C> {
     /// Starts the writer thread, writing stderr lines to `stderr`, with room
     /// for `queue` lines.
     pub fn start(stderr: impl Write + Send + 'static, queue: usize) -> io::Result<Self> {
-        let (tx, rx) = mpsc::sync_channel(queue);
+        let (tx, rx) = mpsc::channel();
         let dropped: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
-        let counts = dropped.clone();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (counts, taken) = (dropped.clone(), queued.clone());
         std::thread::Builder::new()
             .name("netrun-log".into())
-            .spawn(move || write_lines(rx, stderr, &counts))?;
+            .spawn(move || write_lines(rx, stderr, &counts, &taken))?;
         Ok(LogWriter {
             tx,
+            queued,
+            bound: queue,
             capturing: AtomicBool::new(false),
             dropped,
         })
@@ -202,8 +212,14 @@ impl<C: Write + Send + 'static> LogWriter<C> {
         if sink == Sink::Capture && !self.capturing.load(Ordering::Acquire) {
             return;
         }
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(Msg::Line(sink, line.to_vec())) {
+        if self.queued.fetch_add(1, Ordering::Relaxed) >= self.bound {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
             self.dropped[sink as usize].fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if self.tx.send(Msg::Line(sink, line.to_vec())).is_err() {
+            // The writer is gone: nothing will take it.
+            self.queued.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -220,10 +236,11 @@ impl<C: Write + Send + 'static> LogWriter<C> {
         }
     }
 
-    /// A line of the caller's own into the capture (waits for room: it is
-    /// not on a serving path).
+    /// A line of the caller's own into the capture, past the bound (it is
+    /// not on a serving path, and is never dropped).
     pub fn note(&self, line: &str) {
         if self.capturing.load(Ordering::Acquire) {
+            self.queued.fetch_add(1, Ordering::Relaxed);
             let _ = self
                 .tx
                 .send(Msg::Line(Sink::Capture, format!("{line}\n").into_bytes()));
@@ -253,7 +270,12 @@ impl<C: Write + Send + 'static> LogWriter<C> {
 /// The writer thread: gathers for [`GATHER`] after the first message, then
 /// writes everything waiting, one write per sink. Ends when the
 /// [`LogWriter`] is dropped.
-fn write_lines<C: Write>(rx: Receiver<Msg<C>>, mut stderr: impl Write, dropped: &[AtomicU64; 2]) {
+fn write_lines<C: Write>(
+    rx: Receiver<Msg<C>>,
+    mut stderr: impl Write,
+    dropped: &[AtomicU64; 2],
+    queued: &AtomicUsize,
+) {
     let mut capture: Option<C> = None;
     let mut batch = [Vec::with_capacity(64 * 1024), Vec::new()];
     while let Ok(first) = rx.recv() {
@@ -264,6 +286,7 @@ fn write_lines<C: Write>(rx: Receiver<Msg<C>>, mut stderr: impl Write, dropped: 
         while let Some(msg) = next.take().or_else(|| rx.try_recv().ok()) {
             match msg {
                 Msg::Line(sink, line) => {
+                    queued.fetch_sub(1, Ordering::Relaxed);
                     let buf = &mut batch[sink as usize];
                     buf.extend_from_slice(&line);
                     if buf.len() > MAX_BATCH {
