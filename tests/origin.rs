@@ -732,6 +732,31 @@ async fn kept_small_files_follow_the_disk() {
     assert!(!String::from_utf8_lossy(&r.body).contains(&site.marker));
 }
 
+/// `If-Modified-Since` is judged by the origin's clock: a date an hour
+/// ahead of the real clock is in the past for an origin whose clock is a
+/// day ahead, so it is used (304); the same date is ignored as one in the
+/// future by an origin on the real clock (200).
+#[tokio::test]
+async fn if_modified_since_is_judged_by_the_origins_clock() {
+    let site = site();
+    let ahead = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3600));
+    let ims = [("if-modified-since", ahead.as_str())];
+    let clock = std::sync::Arc::new(netrun::clock::ManualClock::new());
+    clock.advance(Duration::from_secs(86_400));
+    let later = start_with_clock(&site.www, HttpLimits::default(), clock).await;
+    assert_eq!(
+        request(later.http(), "GET", "/hello.txt", &ims)
+            .await
+            .status,
+        304
+    );
+    let now = start(&site.www, HttpLimits::default()).await;
+    assert_eq!(
+        request(now.http(), "GET", "/hello.txt", &ims).await.status,
+        200
+    );
+}
+
 /// Returns once a file written in `path`'s folder gets a later ctime than
 /// `path` has (bounded: the file system's clock ticks within milliseconds).
 fn after_the_next_ctime_tick(path: &std::path::Path) {

@@ -34,6 +34,7 @@ pub(super) fn serve_file(
     meta: &Meta,
     content: Content,
     cache_control: Option<&HeaderValue>,
+    now: SystemTime,
 ) -> Response<Body> {
     let len = meta.len;
     let modified = meta.modified;
@@ -54,7 +55,7 @@ pub(super) fn serve_file(
         }
     }
 
-    if http_fields::not_modified(req_headers, etag.as_deref(), modified, SystemTime::now()) {
+    if http_fields::not_modified(req_headers, etag.as_deref(), modified, now) {
         let mut r = Response::new(empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         *r.headers_mut() = headers;

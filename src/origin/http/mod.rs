@@ -178,7 +178,8 @@ struct Files {
     dir: Option<OwnedFd>,
     /// Small files served lately, each checked against the disk per use.
     hot: HotFiles,
-    /// Tells when a file has settled enough to be kept in `hot`.
+    /// The time: when a file has settled enough to be kept in `hot`, and
+    /// whether an `If-Modified-Since` is in the future.
     clock: Arc<dyn Clock>,
     limits: HttpLimits,
     counters: Arc<Counters>,
@@ -270,6 +271,7 @@ impl Files {
                     size,
                     parts.method != Method::HEAD,
                     self.cache_control.as_ref(),
+                    self.clock.wall(),
                 ),
                 Err(why) => objects::malformed(&why),
             };
@@ -287,6 +289,7 @@ impl Files {
                     &meta,
                     content,
                     self.cache_control.as_ref(),
+                    self.clock.wall(),
                 )
             }
             Lookup::Redirect => {

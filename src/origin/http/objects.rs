@@ -62,6 +62,7 @@ pub(super) fn serve(
     size: u64,
     want_body: bool,
     cache_control: Option<&HeaderValue>,
+    now: std::time::SystemTime,
 ) -> Response<Body> {
     let h = key_hash(key, size);
     let etag = format!("\"obj-{h:016x}-{size:x}\"");
@@ -77,12 +78,7 @@ pub(super) fn serve(
     if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(modified)) {
         headers.insert(header::LAST_MODIFIED, v);
     }
-    if not_modified(
-        req_headers,
-        Some(&etag),
-        Some(modified),
-        std::time::SystemTime::now(),
-    ) {
+    if not_modified(req_headers, Some(&etag), Some(modified), now) {
         let mut r = Response::new(empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         *r.headers_mut() = headers;
@@ -161,6 +157,7 @@ impl http_body::Body for ObjectBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::SystemTime;
 
     #[test]
     fn paths_parse_into_key_and_size() {
@@ -180,15 +177,15 @@ mod tests {
     async fn bodies_have_the_size_and_are_the_same_each_time_per_key() {
         let none = HeaderMap::new();
         for size in [0u64, 1, 7, 16 * 1024, 40_000] {
-            let a = body_of(serve(&none, "k", size, true, None)).await;
-            let b = body_of(serve(&none, "k", size, true, None)).await;
+            let a = body_of(serve(&none, "k", size, true, None, SystemTime::now())).await;
+            let b = body_of(serve(&none, "k", size, true, None, SystemTime::now())).await;
             assert_eq!(a.len() as u64, size);
             assert_eq!(a, b);
         }
-        let a = body_of(serve(&none, "a", 64, true, None)).await;
-        let b = body_of(serve(&none, "b", 64, true, None)).await;
+        let a = body_of(serve(&none, "a", 64, true, None, SystemTime::now())).await;
+        let b = body_of(serve(&none, "b", 64, true, None, SystemTime::now())).await;
         assert_ne!(a, b);
-        let r = serve(&none, "k", 10, false, None);
+        let r = serve(&none, "k", 10, false, None, SystemTime::now());
         assert_eq!(r.headers()[header::CONTENT_LENGTH], "10");
         assert!(body_of(r).await.is_empty(), "HEAD: no body");
     }
@@ -196,20 +193,20 @@ mod tests {
     #[test]
     fn validators_are_fixed_per_key_and_size_and_answer_304() {
         let none = HeaderMap::new();
-        let r = serve(&none, "k", 10, true, None);
+        let r = serve(&none, "k", 10, true, None, SystemTime::now());
         let etag = r.headers()[header::ETAG].clone();
         assert_eq!(
-            serve(&none, "k", 10, true, None).headers()[header::ETAG],
+            serve(&none, "k", 10, true, None, SystemTime::now()).headers()[header::ETAG],
             etag
         );
         assert_ne!(
-            serve(&none, "k", 11, true, None).headers()[header::ETAG],
+            serve(&none, "k", 11, true, None, SystemTime::now()).headers()[header::ETAG],
             etag
         );
         let mut cond = HeaderMap::new();
         cond.insert(header::IF_NONE_MATCH, etag);
         assert_eq!(
-            serve(&cond, "k", 10, true, None).status(),
+            serve(&cond, "k", 10, true, None, SystemTime::now()).status(),
             StatusCode::NOT_MODIFIED
         );
     }
