@@ -493,6 +493,11 @@ pub struct LinkArgs {
     /// Seed of the link's random generators (each direction draws its own sequence).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
+    /// TCP congestion control over the link, both ends (e.g. cubic, reno,
+    /// bbr; one the kernel has: /proc/sys/net/ipv4/tcp_available_congestion_control).
+    /// Default: the host's own.
+    #[arg(long, value_name = "NAME")]
+    pub congestion: Option<String>,
     /// Print a generated delivery trace and exit: constant:12Mbit/s[,period=1s],
     /// steps:24Mbit/s+12Mbit/s+6Mbit/s[,step=2s] or onoff:12Mbit/s[,on=2s,off=500ms].
     #[arg(long, value_name = "SHAPE", conflicts_with = "command")]

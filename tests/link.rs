@@ -190,6 +190,56 @@ fn the_command_gets_netrun_host_and_its_exit_code_is_netruns() {
     assert_eq!(no_command.status.code(), Some(2));
 }
 
+/// `--congestion` puts the algorithm on the link's routes, both ends; one
+/// the kernel lacks is refused (exit 2) with the list of those it has.
+#[test]
+fn congestion_control_is_set_on_the_links_routes() {
+    let Some(_serial) = root_only("congestion_control_is_set_on_the_links_routes") else {
+        return;
+    };
+    let available = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control")
+        .unwrap_or_default();
+    // Reno is built into every kernel.
+    let out = link(&["--congestion", "reno", "--", "ip", "route", "show"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let routes = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        routes
+            .lines()
+            .filter(|l| l.contains("congctl reno"))
+            .count()
+            >= 2,
+        "the default route and the link's subnet: {routes}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TCP congestion control reno"));
+    let out = link(&["--congestion", "nosuchcc", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no TCP congestion control `nosuchcc`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(available.trim()),
+        "lists what it has: {stderr}"
+    );
+    let out = link(&["--congestion", "a b", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    // A scenario asking for one the kernel lacks stops before anything runs.
+    let dir = scenario(
+        "congestion = \"nosuchcc\"\n[[workload]]\nkind = \"udp\"\nname = \"u\"\ncount = 1\n",
+    );
+    let out = Command::new(NETRUN)
+        .args(["run", "s.toml", "--out", "out", "-q"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("topology.congestion"), "{stderr}");
+    assert!(!dir.path().join("out/s.csv").exists());
+}
+
 #[test]
 fn udp_loses_exactly_what_the_link_counts_as_lost() {
     let Some(_serial) = root_only("udp_loses_exactly_what_the_link_counts_as_lost") else {

@@ -105,8 +105,16 @@ struct S3Fifo<K> {
     small: Queue<K>,
     main: Queue<K>,
     ghost: Queue<K>,
+    small_capacity: u64,
     main_capacity: u64,
     ghost_capacity: u64,
+    /// Whether anything was evicted yet: until then, once the small queue
+    /// is full, new entries go to main (libCacheSim's `S3FIFO.c`, which
+    /// keeps what arrives before the cache first fills a little longer).
+    evicted_once: bool,
+    /// A key found (and forgotten) in the ghost queue by [`Evictor::arriving`],
+    /// to go to main when it is inserted.
+    returning: Option<K>,
 }
 
 impl<K: Clone + Eq + Hash> Evictor<K> {
@@ -124,8 +132,11 @@ impl<K: Clone + Eq + Hash> Evictor<K> {
                     small: Queue::new(),
                     main: Queue::new(),
                     ghost: Queue::new(),
+                    small_capacity: small,
                     main_capacity: capacity.saturating_sub(small),
                     ghost_capacity: ((capacity as f64 * S3FIFO_GHOST) as u64).max(1),
+                    evicted_once: false,
+                    returning: None,
                 }))
             }
         };
@@ -214,6 +225,14 @@ impl<K: Clone + Eq + Hash> Evictor<K> {
         if weight > self.capacity {
             return false;
         }
+        // A key S3-FIFO remembers is looked up (and forgotten) before the
+        // evictions this insertion makes, which could push it out of the
+        // ghost queue, as libCacheSim looks it up when the request arrives.
+        self.arriving(&key);
+        let ghost_hit = match &mut self.state {
+            State::S3Fifo(s) => s.returning.take().is_some_and(|k| k == key),
+            _ => false,
+        };
         while self.used() + weight > self.capacity {
             match self.evict() {
                 Some(k) => evicted.push(k),
@@ -225,7 +244,8 @@ impl<K: Clone + Eq + Hash> Evictor<K> {
                 q.push_head(key, weight, 0);
             }
             State::S3Fifo(s) => {
-                if s.ghost.remove(&key).is_some() {
+                let small_full = s.small.used() >= s.small_capacity;
+                if ghost_hit || (!s.evicted_once && small_full) {
                     s.main.push_head(key, weight, 0);
                 } else {
                     s.small.push_head(key, weight, 0);
@@ -233,6 +253,18 @@ impl<K: Clone + Eq + Hash> Evictor<K> {
             }
         }
         true
+    }
+
+    /// `key` is about to be inserted, before the evictions that make room
+    /// for it: S3-FIFO looks it up (and forgets it) in its ghost queue now,
+    /// so those evictions cannot push it out first. [`Evictor::insert`]
+    /// does this itself; a caller that evicts on its own calls it first.
+    pub fn arriving(&mut self, key: &K) {
+        if let State::S3Fifo(s) = &mut self.state {
+            if s.ghost.remove(key).is_some() {
+                s.returning = Some(key.clone());
+            }
+        }
     }
 
     /// A whole request as a cache simulator sees it: a hit, or a miss that
@@ -297,6 +329,7 @@ impl<K: Clone + Eq + Hash> S3Fifo<K> {
     /// One eviction, as libCacheSim's `S3FIFO_evict`: from main when main is
     /// over its share or the small queue is empty, else from small.
     fn evict(&mut self) -> Option<K> {
+        self.evicted_once = true;
         if self.main.used() > self.main_capacity || self.small.len() == 0 {
             self.evict_main().or_else(|| self.evict_small())
         } else {

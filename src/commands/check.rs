@@ -21,6 +21,19 @@ pub fn check(args: CheckArgs) -> anyhow::Result<Outcome> {
         if let Some(why) = netns.then(crate::netns::cmd::netns_unavailable).flatten() {
             eprintln!("warning: {}: cannot run here: {why}", s.source.display());
         }
+        let default_tcp = s
+            .variants
+            .iter()
+            .any(|v| v.plan.topology.hosts == Hosts::Netns && v.plan.topology.congestion.is_none());
+        if let Some(cc) = default_tcp
+            .then(crate::netns::congestion::host_default)
+            .flatten()
+        {
+            eprintln!(
+                "note: {}: TCP over the links uses this host's default congestion control, {cc}",
+                s.source.display()
+            );
+        }
     }
     match error {
         None => Ok(Outcome::Success),

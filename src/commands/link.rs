@@ -43,10 +43,26 @@ pub async fn link(args: LinkArgs) -> anyhow::Result<Outcome> {
         int: signal(SignalKind::interrupt())?,
         term: signal(SignalKind::terminate())?,
     };
-    let (u, d) = (up.clone(), down.clone());
-    let mut shell = tokio::task::spawn_blocking(move || Shell::create(u, d)).await??;
+    if let Some(cc) = &args.congestion {
+        if !netns::congestion::valid_name(cc) {
+            return Err(Error::input(format!(
+                "--congestion `{cc}` is not the name of a TCP congestion control; \
+                 give one such as cubic, reno or bbr"
+            ))
+            .into());
+        }
+        netns::congestion::ensure(cc, "--congestion")?;
+    }
+    let (u, d, cc) = (up.clone(), down.clone(), args.congestion.clone());
+    let mut shell =
+        tokio::task::spawn_blocking(move || Shell::create(u, d, cc.as_deref())).await??;
+    let tcp = args
+        .congestion
+        .clone()
+        .or_else(netns::congestion::host_default)
+        .map_or(String::new(), |cc| format!("; TCP congestion control {cc}"));
     eprintln!(
-        "netrun link: NETRUN_HOST={} (the command is {}); uplink: {up}; downlink: {down}",
+        "netrun link: NETRUN_HOST={} (the command is {}); uplink: {up}; downlink: {down}{tcp}",
         shell.host(),
         shell.inside()
     );

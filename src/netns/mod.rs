@@ -4,6 +4,7 @@
 //! after a crash (every name starts with [`PREFIX`] and its owner's pid).
 
 pub mod cmd;
+pub mod congestion;
 pub mod enter;
 pub mod shape;
 pub mod shell;
@@ -130,8 +131,9 @@ pub struct Hosts {
 impl Hosts {
     /// Makes the namespaces, links, addresses and qdiscs (runs `ip` and
     /// `tc`: blocking, a few dozen milliseconds). Whatever was made before a
-    /// failure is removed again.
-    pub fn create(links: &LinkSetups) -> anyhow::Result<Hosts> {
+    /// failure is removed again. With `congestion`, every TCP connection
+    /// over the links uses that algorithm (see [`congestion`]).
+    pub fn create(links: &LinkSetups, congestion: Option<&str>) -> anyhow::Result<Hosts> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let base = format!("{PREFIX}{}-{n}", std::process::id());
@@ -152,6 +154,13 @@ impl Hosts {
                 LinkSetup::Userspace(dirs) => {
                     let mover = hosts.packet_link(*a, *b, *subnet, dirs)?;
                     hosts.movers.push((name, mover));
+                }
+            }
+            if let Some(cc) = congestion {
+                for (role, second) in [(*a, false), (*b, true)] {
+                    let dev = iface(if second { *a } else { *b });
+                    let ns = hosts.name(role).to_string();
+                    congestion::set_on_device(Some(&ns), &dev, address(*subnet, second), 24, cc)?;
                 }
             }
         }

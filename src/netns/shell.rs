@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::Context;
 
-use super::{cmd, enter, ns_path, PREFIX};
+use super::{cmd, congestion, enter, ns_path, PREFIX};
 use crate::link::{tun::Tun, Counters, DirConfig, Mover};
 
 /// The namespace, the link and the addresses of one `netrun link`.
@@ -26,8 +26,13 @@ const INSIDE_DEV: &str = "netrun0";
 
 impl Shell {
     /// Makes the namespace and the link (`up` shapes what leaves the
-    /// namespace, `down` what comes back). Blocking: runs `ip`.
-    pub fn create(up: DirConfig, down: DirConfig) -> anyhow::Result<Shell> {
+    /// namespace, `down` what comes back). Blocking: runs `ip`. With
+    /// `congestion`, TCP over the link uses that algorithm at both ends.
+    pub fn create(
+        up: DirConfig,
+        down: DirConfig,
+        congestion: Option<&str>,
+    ) -> anyhow::Result<Shell> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let ns = format!("{PREFIX}{}-link{n}", std::process::id());
@@ -45,10 +50,13 @@ impl Shell {
         let inside_tun = enter::within(&ns_path(&ns), || Tun::create(INSIDE_DEV))??;
         configure(None, &host_dev, shell.host, 30)?;
         configure(Some(&ns), INSIDE_DEV, shell.inside, 30)?;
-        cmd::run(
-            "ip",
-            &["-n", &ns, "route", "add", "default", "dev", INSIDE_DEV],
-        )?;
+        let mut default = vec!["-n", &ns, "route", "add", "default", "dev", INSIDE_DEV];
+        if let Some(cc) = congestion {
+            default.extend(["congctl", cc]);
+            congestion::set_on_device(None, &host_dev, shell.host, 30, cc)?;
+            congestion::set_on_device(Some(&ns), INSIDE_DEV, shell.inside, 30, cc)?;
+        }
+        cmd::run("ip", &default)?;
         let mover = Mover::start("netrun-link", inside_tun, host_tun, up, down)
             .context("cannot start the packet link's thread")?;
         shell.mover = Some(mover);

@@ -114,6 +114,11 @@ pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
                 String::new()
             },
         ));
+        let tcp = match &p.topology.congestion {
+            Some(cc) => format!("congestion control {cc} on every link (route congctl)"),
+            None => "congestion control: the host's default (`congestion` picks one)".to_string(),
+        };
+        out.push(("tcp", tcp));
     }
     out.push(("origin", service(&p.topology.origin)));
     if p.topology.origin.is_spawned() {
@@ -222,10 +227,14 @@ fn tls_text(t: &crate::scenario::TlsSettings) -> String {
 
 /// One workload's resolved settings in a line (kind, target and name aside).
 pub fn workload_text(w: &Workload) -> String {
-    match &w.kind {
+    let text = match &w.kind {
         WorkloadKind::Http(h) => http(h),
         WorkloadKind::Udp(u) => udp(u),
+    };
+    if w.start_after.is_zero() {
+        return text;
     }
+    format!("{text}, starts after {}", format_duration(w.start_after))
 }
 
 fn http(h: &HttpWorkload) -> String {

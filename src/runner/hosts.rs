@@ -22,6 +22,16 @@ pub fn preflight(scenario: &Scenario) -> Result<(), Error> {
         return Ok(());
     }
     netns::cmd::preflight()?;
+    let asked: std::collections::BTreeSet<&str> = netns_plans
+        .iter()
+        .filter_map(|p| p.topology.congestion.as_deref())
+        .collect();
+    for cc in asked {
+        netns::congestion::ensure(
+            cc,
+            &format!("{}: topology.congestion", scenario.source.display()),
+        )?;
+    }
     let netem = netns::netem_available();
     if netem == Some(true) {
         return Ok(());
@@ -89,7 +99,10 @@ pub(super) async fn create(plan: &Plan) -> anyhow::Result<Option<netns::Hosts>> 
         return Ok(None);
     }
     let links = setups(plan);
-    let hosts = tokio::task::spawn_blocking(move || netns::Hosts::create(&links)).await??;
+    let congestion = plan.topology.congestion.clone();
+    let hosts =
+        tokio::task::spawn_blocking(move || netns::Hosts::create(&links, congestion.as_deref()))
+            .await??;
     for name in hosts.names() {
         crate::logging::capture_note(&format!("# network namespace {name}"));
     }

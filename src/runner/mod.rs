@@ -380,6 +380,13 @@ struct VariantCtx<'a> {
 impl VariantCtx<'_> {
     /// Runs one workload and reports its start and its end (results or error).
     async fn run_workload(&self, w: &Workload) -> anyhow::Result<SummaryRow> {
+        if !w.start_after.is_zero() {
+            // Ctrl-C ends the wait; the workload then stops at once.
+            tokio::select! {
+                _ = self.cancel.stop_token().cancelled() => {}
+                _ = tokio::time::sleep(w.start_after) => {}
+            }
+        }
         let at = WorkloadPos {
             variant: self.pos,
             workload: &w.name,

@@ -262,6 +262,9 @@ pub struct Topology {
     pub www: PathBuf,
     pub origin: Service,
     pub proxy: Service,
+    /// `congestion`: the TCP congestion control on every link (netns only);
+    /// `None`: the host's default.
+    pub congestion: Option<String>,
 }
 
 /// `[topology] hosts`: where the origin, the proxy and the clients run.
@@ -384,6 +387,8 @@ pub struct Workload {
     pub name: String,
     pub target: Target,
     pub kind: WorkloadKind,
+    /// `start_after`: how long the workload waits before it starts.
+    pub start_after: Duration,
 }
 
 // A scenario holds a handful of workloads, built once: boxing the larger

@@ -59,6 +59,8 @@ pub struct Topology {
     pub www: S<String>,
     pub origin: S<Endpoint>,
     pub proxy: S<Endpoint>,
+    /// TCP congestion control on every link's routes (`hosts = "netns"`).
+    pub congestion: S<String>,
     /// TLS on both services (`true`), unless `[origin]`/`[proxy]` say otherwise.
     pub tls: S<bool>,
 }
@@ -210,6 +212,9 @@ pub struct Workload {
     pub flows: S<i64>,
     // both
     pub timeout: S<HumanDuration>,
+    /// Wait this long after the others start (parallel mode: load first,
+    /// then the probe that measures it).
+    pub start_after: S<HumanDuration>,
 }
 
 /// `objects = { count = 20000, popularity = "zipf", alpha = 0.8, size = "16KiB" }`.
@@ -241,6 +246,7 @@ pub const MATRIX_KEYS: &[&str] = &[
     "cache.capacity_objects",
     "cache.policy",
     "cache.ttl",
+    "topology.congestion",
     "impair.<knob>",
     "links.clients_proxy.<knob>",
     "links.proxy_origin.<knob>",
@@ -278,6 +284,16 @@ pub const MATRIX_WORKLOAD_KEYS: &[&str] = &[
     "interval",
     "flows",
     "timeout",
+    "start_after",
+    "objects",
+    "objects.count",
+    "objects.popularity",
+    "objects.alpha",
+    "objects.size",
+    "trace",
+    "timing",
+    "speed",
+    "arrivals",
 ];
 
 fn set<T: serde::de::DeserializeOwned>(
@@ -347,8 +363,40 @@ impl Scenario {
                     "interval" => set(&mut w.interval, value),
                     "flows" => set(&mut w.flows, value),
                     "timeout" => set(&mut w.timeout, value),
+                    "start_after" => set(&mut w.start_after, value),
+                    "objects" => set_table::<PlainObjects, _>(&mut w.objects, value),
+                    "trace" => set(&mut w.trace, value),
+                    "timing" => set(&mut w.timing, value),
+                    "speed" => set(&mut w.speed, value),
+                    "arrivals" => set(&mut w.arrivals, value),
                     _ => Err(unknown_matrix_key(key)),
                 }
+            }
+            ["workload", name, "objects", field] => {
+                let w = self
+                    .workload
+                    .iter_mut()
+                    .find(|w| {
+                        w.get_ref().name.as_ref().map(|n| n.get_ref().as_str()) == Some(*name)
+                    })
+                    .ok_or_else(|| format!("no workload is named `{name}`"))?
+                    .get_mut();
+                // One field of the catalog; the others stay as written.
+                let o = w
+                    .objects
+                    .get_or_insert_with(|| Spanned::new(value.span(), Objects::default()))
+                    .get_mut();
+                match *field {
+                    "count" => set(&mut o.count, value),
+                    "popularity" => set(&mut o.popularity, value),
+                    "alpha" => set(&mut o.alpha, value),
+                    "size" => set(&mut o.size, value),
+                    _ => Err(unknown_matrix_key(key)),
+                }
+            }
+            ["topology", "congestion"] => {
+                let t = self.topology.get_or_insert_with(Default::default);
+                set(&mut t.congestion, value)
             }
             _ => Err(unknown_matrix_key(key)),
         }
@@ -459,11 +507,36 @@ impl Spread<LinkOutage> for PlainOutage {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainObjects {
+    count: Option<i64>,
+    popularity: Option<String>,
+    alpha: Option<f64>,
+    size: Option<toml::Value>,
+}
+
+impl Spread<Objects> for PlainObjects {
+    fn spread(self, s: std::ops::Range<usize>) -> Objects {
+        Objects {
+            count: at(self.count, &s),
+            popularity: at(self.popularity, &s),
+            alpha: at(self.alpha, &s),
+            size: at(self.size, &s),
+        }
+    }
+}
+
 fn unknown_matrix_key(key: &str) -> String {
     // Compare the last part only, among the keys of the same section: the
     // shared `cache.` would otherwise make any cache key look close.
     let (section, field) = key.rsplit_once('.').unwrap_or(("", key));
-    let fields: Vec<&str> = if section.starts_with("workload.") {
+    let fields: Vec<&str> = if section.starts_with("workload.") && section.ends_with(".objects") {
+        MATRIX_WORKLOAD_KEYS
+            .iter()
+            .filter_map(|k| k.strip_prefix("objects."))
+            .collect()
+    } else if section.starts_with("workload.") {
         MATRIX_WORKLOAD_KEYS.to_vec()
     } else if section == "impair" || section.starts_with("links.") {
         LINK_KNOBS.to_vec()

@@ -20,6 +20,8 @@ pub enum Reference {
         small: VecDeque<(u64, u8)>,
         main: VecDeque<(u64, u8)>,
         ghost: VecDeque<u64>,
+        /// Whether anything was evicted yet (libCacheSim's `has_evicted`).
+        evicted_once: bool,
     },
 }
 
@@ -38,6 +40,7 @@ impl Reference {
                 small: VecDeque::new(),
                 main: VecDeque::new(),
                 ghost: VecDeque::new(),
+                evicted_once: false,
             },
             other => panic!("no reference for policy {other}"),
         }
@@ -85,7 +88,12 @@ impl Reference {
                 entries.push((key, false));
                 false
             }
-            Reference::S3Fifo { small, main, ghost } => {
+            Reference::S3Fifo {
+                small,
+                main,
+                ghost,
+                evicted_once,
+            } => {
                 let small_cap = (capacity / 10).max(1);
                 let main_cap = capacity - small_cap;
                 let ghost_cap = (capacity * 9 / 10).max(1);
@@ -93,7 +101,13 @@ impl Reference {
                     e.1 = (e.1 + 1).min(3);
                     return true;
                 }
+                // A remembered key is forgotten on arrival, before evictions.
+                let ghost_hit = match ghost.iter().position(|&k| k == key) {
+                    Some(i) => ghost.remove(i).is_some(),
+                    None => false,
+                };
                 while small.len() + main.len() >= capacity {
+                    *evicted_once = true;
                     if main.len() > main_cap || small.is_empty() {
                         // Main: reinsert what was used, evict the first unused.
                         while let Some((k, f)) = main.pop_front() {
@@ -116,8 +130,9 @@ impl Reference {
                         }
                     }
                 }
-                if let Some(i) = ghost.iter().position(|&k| k == key) {
-                    ghost.remove(i);
+                // Before the first eviction a full small queue sends new
+                // keys to main (libCacheSim's S3FIFO.c).
+                if ghost_hit || (!*evicted_once && small.len() >= small_cap) {
                     main.push_back((key, 0));
                 } else {
                     small.push_back((key, 0));

@@ -32,6 +32,10 @@ pub trait Eviction: Debug + Send {
     /// The key to evict next, still in the store until `removed` is called;
     /// `None` when the policy tracks nothing.
     fn victim(&mut self) -> Option<Arc<str>>;
+    /// `key` is about to be stored, before the evictions that make room
+    /// for it (S3-FIFO looks it up in its ghost queue now, as libCacheSim
+    /// does when the request arrives).
+    fn arriving(&mut self, _key: &str) {}
 }
 
 /// Least recently used first.
@@ -115,6 +119,10 @@ impl Eviction for PolicyEviction {
         // Taken out of the policy's queues now (S3-FIFO remembers it in its
         // ghost queue); the store's `removed` for it then finds nothing.
         self.evictor.evict()
+    }
+
+    fn arriving(&mut self, key: &str) {
+        self.evictor.arriving(&Arc::from(key));
     }
 }
 
@@ -211,6 +219,7 @@ impl Store {
         if weight > self.max_entry || weight > self.capacity {
             return Inserted::default();
         }
+        self.eviction.arriving(key);
         let mut evicted = 0;
         let full = |s: &Self| {
             s.used + weight > s.capacity

@@ -51,14 +51,84 @@ pub struct UdpSample {
     pub status: PacketStatus,
 }
 
+/// The most requests of one variant's workload a report keeps: past it,
+/// every other one kept is dropped and only every k-th is kept from then on
+/// (k doubling each time), so a 10-million-request run draws its charts
+/// from evenly spread requests in a few MiB. The counts stay exact.
+pub const MAX_HTTP_SAMPLES: usize = 1 << 17;
+
 /// The requests of one variant's HTTP workload.
 #[derive(Debug, Clone, Default)]
 pub struct HttpSamples {
     pub variant: String,
     pub workload: String,
+    /// Every `stride`-th request of the file (all of them up to
+    /// [`MAX_HTTP_SAMPLES`]), in file order.
     pub samples: Vec<HttpSample>,
     /// The file has a `repetition` column: no need to infer repetitions.
     pub recorded_reps: bool,
+    /// `samples` keeps every `stride`-th request (0 or 1: all of them).
+    pub stride: u64,
+    /// Requests in the file, and per class of [`series::STATUS_CLASSES`]
+    /// and [`series::CACHE_CLASSES`] (filled by the reader; zero when the
+    /// samples were made some other way, then counted from `samples`).
+    pub total: u64,
+    pub status_counts: [u64; 6],
+    pub cache_counts: [u64; 4],
+}
+
+impl HttpSamples {
+    /// Requests the samples stand for.
+    pub fn requests(&self) -> u64 {
+        self.total.max(self.samples.len() as u64)
+    }
+
+    /// What each sample stands for.
+    pub fn weight(&self) -> u64 {
+        self.stride.max(1)
+    }
+
+    pub fn status_mix(&self) -> Vec<(&'static str, u64)> {
+        if self.total == 0 {
+            return super::series::status_mix(&self.samples);
+        }
+        super::series::STATUS_CLASSES
+            .into_iter()
+            .zip(self.status_counts)
+            .collect()
+    }
+
+    pub fn cache_mix(&self) -> Vec<(&'static str, u64)> {
+        if self.total == 0 {
+            return super::series::cache_mix(&self.samples);
+        }
+        super::series::CACHE_CLASSES
+            .into_iter()
+            .zip(self.cache_counts)
+            .collect()
+    }
+
+    /// Adds the next request of the file, keeping it when its turn comes.
+    fn push(&mut self, sample: HttpSample) {
+        self.status_counts[super::series::status_class(sample.status)] += 1;
+        self.cache_counts[super::series::cache_class(sample.cache)] += 1;
+        let stride = self.weight();
+        let index = self.total;
+        self.total += 1;
+        if index % stride != 0 {
+            return;
+        }
+        self.samples.push(sample);
+        if self.samples.len() >= MAX_HTTP_SAMPLES {
+            // Kept: requests 0, s, 2s…; keep 0, 2s, 4s… and take every 2s-th.
+            let mut i = 0usize;
+            self.samples.retain(|_| {
+                i += 1;
+                i % 2 == 1
+            });
+            self.stride = stride * 2;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -301,12 +371,11 @@ fn group_http(path: &Path) -> anyhow::Result<Vec<HttpSamples>> {
             HttpSamples {
                 variant: r.variant.clone(),
                 workload: r.workload.clone(),
-                samples: Vec::new(),
-                recorded_reps: false,
+                ..HttpSamples::default()
             }
         });
         out[i].recorded_reps |= r.repetition.is_some();
-        out[i].samples.push(HttpSample {
+        out[i].push(HttpSample {
             rep: r.repetition.map_or(0, |n| n.saturating_sub(1)),
             start_ms: r.start_offset_ms,
             latency_ms: r.latency_ms,
@@ -358,6 +427,41 @@ pub fn split_http_repetitions(group: &mut HttpSamples, rows: &[SummaryRow]) {
 mod tests {
     use super::*;
 
+    /// A huge run keeps at most MAX_HTTP_SAMPLES evenly spread requests,
+    /// and its counts exact.
+    #[test]
+    fn a_huge_run_keeps_every_kth_request_and_exact_counts() {
+        let mut g = HttpSamples::default();
+        let n = MAX_HTTP_SAMPLES as u64 * 5 + 7;
+        for i in 0..n {
+            g.push(HttpSample {
+                rep: 0,
+                start_ms: Some(i as f64),
+                latency_ms: 1.0,
+                status: Some(if i % 4 == 0 { 503 } else { 200 }),
+                cache: if i % 2 == 0 {
+                    CacheMark::Hit
+                } else {
+                    CacheMark::Miss
+                },
+            });
+        }
+        assert!(g.samples.len() < MAX_HTTP_SAMPLES);
+        assert_eq!((g.requests(), g.weight()), (n, 8));
+        let k = g.weight() as f64;
+        for (j, s) in g.samples.iter().enumerate() {
+            assert_eq!(
+                s.start_ms,
+                Some(j as f64 * k),
+                "every {k}th request, from the first"
+            );
+        }
+        let status = g.status_mix();
+        assert_eq!(status[0].1 + status[3].1, n);
+        assert_eq!(status[3].1, n.div_ceil(4));
+        assert_eq!(g.cache_mix()[0].1, n.div_ceil(2));
+    }
+
     #[test]
     fn repetitions_are_told_apart_in_the_sample_files() {
         let udp = |flow, seq, status| UdpSample {
@@ -402,9 +506,10 @@ mod tests {
             variant: "v".into(),
             workload: "w".into(),
             samples: vec![req; 5],
-            recorded_reps: false,
+            ..HttpSamples::default()
         };
         split_http_repetitions(&mut h, &[row(2, 3), row(1, 2)]);
+        assert_eq!((h.requests(), h.weight()), (5, 1));
         let reps: Vec<u32> = h.samples.iter().map(|s| s.rep).collect();
         assert_eq!(reps, [0, 0, 1, 1, 1], "in repetition order, by count");
         // Counts that do not add up leave the samples alone.

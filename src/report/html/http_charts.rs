@@ -111,11 +111,17 @@ pub(super) fn response_rates(
 ) -> anyhow::Result<()> {
     let rates: Vec<Vec<(f64, f64)>> = found
         .iter()
-        .map(|(_, s)| series::completions_per_second(&s.samples, SLICES))
+        .map(|(_, s)| series::completions_per_second(&s.samples, SLICES, s.weight()))
         .collect();
     let notes: Vec<String> = found
         .iter()
-        .map(|(_, s)| format!("{} requests in {SLICES} slices", s.samples.len()))
+        .map(|(_, s)| match s.weight() {
+            1 => format!("{} requests in {SLICES} slices", s.requests()),
+            k => format!(
+                "{} requests in {SLICES} slices (drawn from every {k}th)",
+                s.requests()
+            ),
+        })
         .collect();
     let axis = OverTime {
         id: "rate-time",
@@ -210,14 +216,8 @@ pub(super) fn mixes(
     found: &Found<HttpSamples>,
 ) -> anyhow::Result<()> {
     type Mix = Vec<(&'static str, u64)>;
-    let status: Vec<Mix> = found
-        .iter()
-        .map(|(_, s)| series::status_mix(&s.samples))
-        .collect();
-    let cache: Vec<Mix> = found
-        .iter()
-        .map(|(_, s)| series::cache_mix(&s.samples))
-        .collect();
+    let status: Vec<Mix> = found.iter().map(|(_, s)| s.status_mix()).collect();
+    let cache: Vec<Mix> = found.iter().map(|(_, s)| s.cache_mix()).collect();
     for (chart, title, mixes) in [
         ("status-mix", "status of the responses", &status),
         ("cache-mix", "cache verdicts (X-Cache)", &cache),

@@ -174,7 +174,13 @@ pub fn udp_slices(samples: &[UdpSample], count: usize) -> Vec<Slice> {
 /// Responses completed per second in `count` equal slices of the workload's
 /// time (start + latency), the mean over the repetitions; empty when the
 /// file has no start times.
-pub fn completions_per_second(samples: &[HttpSample], count: usize) -> Vec<(f64, f64)> {
+/// Each sample stands for `weight` requests (a report keeps every k-th
+/// request of a huge run: [`super::data::MAX_HTTP_SAMPLES`]).
+pub fn completions_per_second(
+    samples: &[HttpSample],
+    count: usize,
+    weight: u64,
+) -> Vec<(f64, f64)> {
     let ends: Vec<f64> = samples
         .iter()
         .filter_map(|s| s.start_ms.map(|t| t + s.latency_ms))
@@ -188,7 +194,7 @@ pub fn completions_per_second(samples: &[HttpSample], count: usize) -> Vec<(f64,
     let reps = samples.iter().map(|s| s.rep).max().map_or(1, |r| r + 1) as f64;
     let mut n = vec![0u64; count];
     for t in ends {
-        n[bucket(t, 0.0, end, count)] += 1;
+        n[bucket(t, 0.0, end, count)] += weight.max(1);
     }
     n.into_iter()
         .enumerate()
@@ -224,42 +230,49 @@ pub fn hit_ratio_over_time(samples: &[HttpSample], count: usize) -> Vec<(f64, f6
         .collect()
 }
 
+/// The status classes [`status_mix`] counts, in order.
+pub const STATUS_CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "5xx", "other", "no response"];
+/// The cache verdicts [`cache_mix`] counts, in order.
+pub const CACHE_CLASSES: [&str; 4] = ["HIT", "MISS", "BYPASS", "unmarked"];
+
+/// The position of `status` in [`STATUS_CLASSES`].
+pub fn status_class(status: Option<u16>) -> usize {
+    match status {
+        Some(200..=299) => 0,
+        Some(300..=399) => 1,
+        Some(400..=499) => 2,
+        Some(500..=599) => 3,
+        Some(_) => 4,
+        None => 5,
+    }
+}
+
+/// The position of `cache` in [`CACHE_CLASSES`].
+pub fn cache_class(cache: CacheMark) -> usize {
+    match cache {
+        CacheMark::Hit => 0,
+        CacheMark::Miss => 1,
+        CacheMark::Bypass => 2,
+        CacheMark::None => 3,
+    }
+}
+
 /// How many requests ended in each status class.
 pub fn status_mix(samples: &[HttpSample]) -> Vec<(&'static str, u64)> {
     let mut counts = [0u64; 6];
     for s in samples {
-        let i = match s.status {
-            Some(200..=299) => 0,
-            Some(300..=399) => 1,
-            Some(400..=499) => 2,
-            Some(500..=599) => 3,
-            Some(_) => 4,
-            None => 5,
-        };
-        counts[i] += 1;
+        counts[status_class(s.status)] += 1;
     }
-    ["2xx", "3xx", "4xx", "5xx", "other", "no response"]
-        .into_iter()
-        .zip(counts)
-        .collect()
+    STATUS_CLASSES.into_iter().zip(counts).collect()
 }
 
 /// How many responses the proxy marked HIT, MISS or BYPASS (or left unmarked).
 pub fn cache_mix(samples: &[HttpSample]) -> Vec<(&'static str, u64)> {
     let mut counts = [0u64; 4];
     for s in samples {
-        let i = match s.cache {
-            CacheMark::Hit => 0,
-            CacheMark::Miss => 1,
-            CacheMark::Bypass => 2,
-            CacheMark::None => 3,
-        };
-        counts[i] += 1;
+        counts[cache_class(s.cache)] += 1;
     }
-    ["HIT", "MISS", "BYPASS", "unmarked"]
-        .into_iter()
-        .zip(counts)
-        .collect()
+    CACHE_CLASSES.into_iter().zip(counts).collect()
 }
 
 #[cfg(test)]
@@ -371,6 +384,7 @@ mod tests {
                 req(300.0, 100.0),
             ],
             4,
+            1,
         );
         let rates: Vec<f64> = r.iter().map(|p| p.1.round()).collect();
         assert_eq!(rates, vec![0.0, 20.0, 10.0, 10.0]);
@@ -380,13 +394,13 @@ mod tests {
             .into_iter()
             .chain([req(0.0, 100.0), req(50.0, 50.0)].map(|s| HttpSample { rep: 1, ..s }))
             .collect();
-        let r = completions_per_second(&twice, 1);
+        let r = completions_per_second(&twice, 1, 1);
         assert_eq!(r[0].1.round(), 20.0, "2 responses in 100 ms per repetition");
         let old = HttpSample {
             start_ms: None,
             ..req(0.0, 1.0)
         };
-        assert!(completions_per_second(&[old], 4).is_empty());
+        assert!(completions_per_second(&[old], 4, 1).is_empty());
     }
 
     #[test]

@@ -184,6 +184,118 @@ mod tests {
         assert!(m.contains("(did you mean `workload.w.requests`?)"), "{m}");
     }
 
+    fn http_of(v: &crate::scenario::Variant) -> &crate::scenario::HttpWorkload {
+        match &v.plan.workloads[0].kind {
+            crate::scenario::WorkloadKind::Http(h) => h,
+            other => panic!("not http: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_cache_policy_and_object_capacity_vary() {
+        use crate::cache_policy::Policy;
+        let s = valid(&format!(
+            "[cache]\ncapacity_objects = 5\n{}[matrix]\n\"cache.policy\" = [\"lru\", \"sieve\", \"s3fifo\"]\n\
+             \"cache.capacity_objects\" = [100, 1000, 10000]\n",
+            http("objects = { count = 50000 }")
+        ));
+        let got: Vec<(Policy, Option<u64>)> = s
+            .variants
+            .iter()
+            .map(|v| (v.plan.cache.policy, v.plan.cache.capacity_objects))
+            .collect();
+        // Keys in order of name: capacity_objects, then policy (fastest).
+        let mut want = Vec::new();
+        for n in [100, 1000, 10000] {
+            for p in [Policy::Lru, Policy::Sieve, Policy::S3Fifo] {
+                want.push((p, Some(n)));
+            }
+        }
+        assert_eq!(got, want);
+        let m = problem(
+            &format!(
+                "{}[matrix]\n\"cache.policy\" = [\"lru\", \"arc\"]\n",
+                http("")
+            ),
+            "cache.policy",
+        );
+        assert!(m.contains("arc"), "{m}");
+    }
+
+    #[test]
+    fn a_catalogs_fields_and_the_traffic_keys_vary() {
+        use crate::traffic::{Arrivals, Popularity};
+        use crate::workload::source::Source;
+        let s = valid(&format!(
+            "{}[matrix]\n\"workload.w.objects.alpha\" = [0.6, 1.0]\n\
+             \"workload.w.arrivals\" = [\"constant\", \"poisson\"]\n",
+            http("rate = 100\nduration = \"1s\"\nobjects = { count = 500, alpha = 0.8, size = \"1KiB\" }")
+        ));
+        let got: Vec<(f64, u64, u64, Arrivals)> = s
+            .variants
+            .iter()
+            .map(|v| {
+                let h = http_of(v);
+                let Source::Catalog(c) = &h.traffic.source else {
+                    panic!("a catalog")
+                };
+                let Popularity::Zipf { alpha } = c.popularity() else {
+                    panic!("zipf")
+                };
+                (alpha, c.count(), c.sizes().max(), h.traffic.arrivals)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0.6, 500, 1024, Arrivals::Constant),
+                (1.0, 500, 1024, Arrivals::Constant),
+                (0.6, 500, 1024, Arrivals::Poisson),
+                (1.0, 500, 1024, Arrivals::Poisson),
+            ],
+            "the other catalog fields stay as written"
+        );
+        // A whole catalog table, and a bad value named at the matrix.
+        let s = valid(&format!(
+            "{}[matrix]\n\"workload.w.objects\" = [{{ count = 10, popularity = \"uniform\" }}]\n",
+            http("")
+        ));
+        let Source::Catalog(c) = &http_of(&s.variants[0]).traffic.source else {
+            panic!("a catalog")
+        };
+        assert_eq!((c.count(), c.popularity()), (10, Popularity::Uniform));
+        let m = problem(
+            &format!(
+                "{}[matrix]\n\"workload.w.objects.alpha\" = [0.0]\n",
+                http("objects = { count = 10 }")
+            ),
+            "workload.w.objects.alpha",
+        );
+        assert!(m.contains("0"), "{m}");
+        let m = problem(
+            &format!(
+                "{}[matrix]\n\"workload.w.objects.alpah\" = [1.0]\n",
+                http("objects = { count = 10 }")
+            ),
+            "matrix.workload.w.objects.alpah",
+        );
+        assert!(m.contains("did you mean `workload.w.objects.alpha`"), "{m}");
+    }
+
+    #[test]
+    fn the_congestion_control_varies() {
+        let s = valid(&format!(
+            "[topology]\nhosts = \"netns\"\n{}[matrix]\n\"topology.congestion\" = [\"bbr\", \"cubic\"]\n",
+            http("")
+        ));
+        let got: Vec<Option<&str>> = s
+            .variants
+            .iter()
+            .map(|v| v.plan.topology.congestion.as_deref())
+            .collect();
+        assert_eq!(got, [Some("bbr"), Some("cubic")]);
+    }
+
     #[test]
     fn too_many_variants_stop_the_expansion() {
         let values: Vec<String> = (0..17).map(|i| i.to_string()).collect();

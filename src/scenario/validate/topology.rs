@@ -48,6 +48,7 @@ pub(super) fn resolve_topology(
     if let (Some(o), Some(p)) = (origin, proxy) {
         check_ports_differ(o, p, &t.proxy, errs);
     }
+    let congestion = resolve_congestion(&t.congestion, hosts, errs);
     if errs.errors.len() > before {
         return None;
     }
@@ -57,7 +58,37 @@ pub(super) fn resolve_topology(
         www: std::fs::canonicalize(&www).unwrap_or(www),
         origin: origin?,
         proxy: proxy?,
+        congestion,
     })
+}
+
+/// `congestion`: a TCP congestion control's name, for the links between
+/// namespaces (whether this kernel has it is checked before a run, not
+/// here: a scenario may be checked on another machine).
+fn resolve_congestion(c: &S<String>, hosts: Hosts, errs: &mut ScenarioErrors) -> Option<String> {
+    let c = c.as_ref()?;
+    let name = c.get_ref();
+    if hosts != Hosts::Netns {
+        errs.push(
+            Some(c.span()),
+            "topology.congestion",
+            "applies to the links between network namespaces; add hosts = \"netns\" (on \
+             loopback netrun leaves the host's TCP as it is), or remove `congestion`",
+        );
+        return None;
+    }
+    if !crate::netns::congestion::valid_name(name) {
+        errs.push(
+            Some(c.span()),
+            "topology.congestion",
+            format!(
+                "`{name}` is not the name of a TCP congestion control; give one such as \
+                 \"cubic\", \"reno\" or \"bbr\""
+            ),
+        );
+        return None;
+    }
+    Some(name.clone())
 }
 
 /// `hosts`: `loopback` or `netns`. With namespaces netrun starts both
@@ -355,5 +386,25 @@ mod tests {
             "topology.origin.address",
         );
         assert!(m.contains("remove `address`"), "{m}");
+    }
+
+    #[test]
+    fn congestion_control_is_a_name_and_needs_namespaces() {
+        let s = valid(&topo("hosts = \"netns\"\ncongestion = \"cubic\""));
+        assert_eq!(
+            s.variants[0].plan.topology.congestion.as_deref(),
+            Some("cubic")
+        );
+        assert_eq!(valid(&topo("")).variants[0].plan.topology.congestion, None);
+        let m = problem(&topo("congestion = \"cubic\""), "topology.congestion");
+        assert!(m.contains("add hosts = \"netns\""), "{m}");
+        let m = problem(
+            &topo("hosts = \"netns\"\ncongestion = \"cubic; reno\""),
+            "topology.congestion",
+        );
+        assert!(
+            m.contains("not the name of a TCP congestion control"),
+            "{m}"
+        );
     }
 }

@@ -64,6 +64,9 @@ impl Keys<'_> {
     }
 }
 
+/// The longest `start_after`.
+const MAX_START_AFTER: Duration = Duration::from_secs(3600);
+
 /// A duration, or `default` when absent.
 pub(super) fn duration(v: &S<HumanDuration>, default: Duration) -> Duration {
     v.as_ref().map_or(default, |d| d.get_ref().0)
@@ -120,6 +123,14 @@ pub(super) fn resolve_workload(
             return None;
         }
     };
+    let start_after = duration(&w.start_after, Duration::ZERO);
+    if start_after > MAX_START_AFTER {
+        errs.push(
+            span(&w.start_after),
+            keys.key("start_after"),
+            "is longer than 1h; a workload waits at most 1h before it starts",
+        );
+    }
     if errs.errors.len() > before {
         return None;
     }
@@ -127,7 +138,12 @@ pub(super) fn resolve_workload(
         place_engine_error(e, w, wsp, &keys, errs);
         return None;
     }
-    Some(Workload { name, target, kind })
+    Some(Workload {
+        name,
+        target,
+        kind,
+        start_after,
+    })
 }
 
 /// The workload's name; a stand-in (`#2`) after reporting a missing or bad one.
@@ -234,6 +250,24 @@ fn place_engine_error(
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
+
+    #[test]
+    fn a_workload_may_wait_before_it_starts() {
+        let s = valid(&udp("start_after = \"2s\""));
+        let w = &s.variants[0].plan.workloads[0];
+        assert_eq!(w.start_after, std::time::Duration::from_secs(2));
+        assert!(crate::report::plan::workload_text(w).ends_with(", starts after 2s"));
+        assert!(valid(&http("")).variants[0].plan.workloads[0]
+            .start_after
+            .is_zero());
+        let m = problem(&http("start_after = \"2h\""), "workload.w.start_after");
+        assert!(m.contains("at most 1h"), "{m}");
+        let s = valid(&format!(
+            "{}[matrix]\n\"workload.w.start_after\" = [\"0s\", \"1s\"]\n",
+            udp("")
+        ));
+        assert_eq!(s.variants[1].plan.workloads[0].start_after.as_secs(), 1);
+    }
 
     #[test]
     fn names_kinds_and_targets_are_checked() {
