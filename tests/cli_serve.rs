@@ -119,18 +119,26 @@ fn workers_out_of_range_exit_2() {
 #[test]
 fn two_workers_are_two_serving_threads() {
     let server = spawn_server_with(&["--workers", "2"]);
-    // Answered by a worker: both threads were started before either ran.
     let page = http_get(server.http, "/");
+    // A thread takes its name once it first runs, which may be after the
+    // server answered: wait (bounded) until both names show.
     let tasks = format!("/proc/{}/task", server.child.id());
-    let mut names: Vec<String> = std::fs::read_dir(&tasks)
-        .map(|d| {
-            d.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-                .map(|n| n.trim().to_string())
-                .filter(|n| n.starts_with("origin-"))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let names = loop {
+        let mut names: Vec<String> = std::fs::read_dir(&tasks)
+            .map(|d| {
+                d.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| n.starts_with("origin-"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        if names.len() >= 2 || std::time::Instant::now() > deadline {
+            break names;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
     let (status, _) = stop_with(server, "-TERM");
     assert_eq!(names, ["origin-0", "origin-1"]);
     assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
