@@ -88,6 +88,26 @@ pub fn set_on_device(
     Ok(())
 }
 
+/// The same on `dev`'s IPv6 /64 route (`addr/64`, the route `ip -6 addr
+/// add` made at metric 256).
+pub fn set_on_device6(
+    ns: Option<&str>,
+    dev: &str,
+    addr: std::net::Ipv6Addr,
+    name: &str,
+) -> anyhow::Result<()> {
+    let s = addr.segments();
+    let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+    let dst = format!("{net}/64");
+    let mut args: Vec<&str> = ns.map_or(Vec::new(), |n| vec!["-n", n]);
+    args.extend_from_slice(&[
+        "-6", "route", "replace", &dst, "dev", dev, "proto", "kernel", "metric", "256", "congctl",
+        name,
+    ]);
+    cmd::run("ip", &args)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

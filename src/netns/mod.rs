@@ -161,6 +161,7 @@ impl Hosts {
                     let dev = iface(if second { *a } else { *b });
                     let ns = hosts.name(role).to_string();
                     congestion::set_on_device(Some(&ns), &dev, address(*subnet, second), 24, cc)?;
+                    congestion::set_on_device6(Some(&ns), &dev, address6(*subnet, second), cc)?;
                 }
             }
         }
