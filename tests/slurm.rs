@@ -20,6 +20,9 @@ use serve::Origin;
 
 const REQUESTS: u64 = 240;
 const DATAGRAMS: u64 = 60;
+/// Most start skew between agents the barrier may leave: loose enough for a
+/// loaded 2-core host (80-90 ms seen there; 1-5 ms when idle).
+const SKEW_LIMIT_MS: f64 = 250.0;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -243,7 +246,8 @@ fn three_agents_and_a_merge_through_slurm() {
     assert_eq!(lat.len() as u64, REQUESTS);
     assert_pooled_percentiles(h, lat, u, rtt);
 
-    // The start barrier: the first workload started within 50 ms on all three.
+    // The start barrier: the first workload started together on all three.
+    // 1-5 ms on an idle host; 80-90 ms was seen at load 12 on 2 cores.
     let info: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(merged.join("slurm/run.json")).unwrap())
             .unwrap();
@@ -258,7 +262,7 @@ fn three_agents_and_a_merge_through_slurm() {
         })
         .collect();
     assert!(
-        skew < 50.0,
+        skew < SKEW_LIMIT_MS,
         "start skew {skew} ms: {info}\n{}",
         logs.join("\n")
     );
@@ -271,7 +275,9 @@ fn three_agents_and_a_merge_through_slurm() {
         assert!(a["start_late_ms"].is_number(), "{a}");
     }
     assert!(
-        info["start_skew_ms"].as_f64().is_some_and(|s| s < 50.0),
+        info["start_skew_ms"]
+            .as_f64()
+            .is_some_and(|s| s < SKEW_LIMIT_MS),
         "{info}"
     );
 
