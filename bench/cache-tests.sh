@@ -91,7 +91,7 @@ SUITE=$DIR/suite-$SUITE_COMMIT
 
 if [[ -z ${NETRUN:-} ]]; then
     cargo build --quiet --locked
-    NETRUN=target/debug/netrun
+    NETRUN=${CARGO_TARGET_DIR:-target}/debug/netrun
 fi
 
 WORK=$(mktemp -d)

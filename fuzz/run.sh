@@ -22,11 +22,12 @@ cargo afl build --release --locked --quiet
 # No CPU-frequency or core-dump tuning on shared or CI machines; no UI.
 export AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1
 mkdir -p out
+bin="${CARGO_TARGET_DIR:-target}/release"
 failed=0
 printf '%-12s %10s %8s %8s %7s %6s\n' target executions per_s corpus crashes hangs
 for t in "${targets[@]}"; do
     rm -rf "out/$t"
-    if ! cargo afl fuzz -V "$secs" -i "corpus/$t" -o "out/$t" "target/release/$t" >"out/$t.log" 2>&1; then
+    if ! cargo afl fuzz -V "$secs" -i "corpus/$t" -o "out/$t" "$bin/$t" >"out/$t.log" 2>&1; then
         echo "$t: afl-fuzz failed; the end of out/$t.log:" >&2
         tail -20 "out/$t.log" >&2
         failed=1
@@ -37,7 +38,7 @@ for t in "${targets[@]}"; do
     printf '%-12s %10s %8s %8s %7s %6s\n' "$t" "$(get execs_done)" "$(get execs_per_sec)" \
         "$(get corpus_count)" "$(get saved_crashes)" "$(get saved_hangs)"
     if [ "$(get saved_crashes)" != 0 ]; then
-        echo "$t crashed; replay with: fuzz/target/release/$t < FILE" >&2
+        echo "$t crashed; replay with: $bin/$t < FILE (in fuzz/)" >&2
         ls "out/$t/default/crashes/" >&2
         failed=1
     fi
