@@ -96,6 +96,32 @@ expect_file() {
     fi
 }
 
+# expect_hit PORT...: warm 127.0.0.1:PORT/1k.txt on each caching proxy, then
+# exit 3 unless the next answer is a hit (X-Cache: HIT...), so a cache figure
+# never measures misses.
+expect_hit() {
+    local port got
+    for port in "$@"; do
+        curl -s -o /dev/null "http://127.0.0.1:$port/1k.txt"
+        got=$(curl -s -D - -o /dev/null "http://127.0.0.1:$port/1k.txt" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cache" {print $2}')
+        case $got in
+        HIT*) ;;
+        *)
+            echo "127.0.0.1:$port/1k.txt is not a cache hit after warming (X-Cache: '$got')" >&2
+            exit 3
+            ;;
+        esac
+    done
+}
+
+# self_signed_cert: a P-256 certificate for localhost and 127.0.0.1 with its
+# key, $WORK/cert.pem and $WORK/key.pem, for the TLS parts.
+self_signed_cert() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+        -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+}
+
 # nginx_start NAME CONF_BODY: nginx in the foreground with CONF_BODY inside
 # http{}, worker_processes $NGINX_WORKERS (auto unless a part pins it),
 # access log to a file (the equal-work rule: netrun's services log every

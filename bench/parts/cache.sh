@@ -39,17 +39,7 @@ wait_tcp "$PROXY_PORT"
 wait_tcp "$NGINX_PORT"
 
 # Warm both caches, then insist the next answer is a hit.
-for port in "$PROXY_PORT" "$NGINX_PORT"; do
-    curl -s -o /dev/null "http://127.0.0.1:$port/1k.txt"
-    got=$(curl -s -D - -o /dev/null "http://127.0.0.1:$port/1k.txt" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cache" {print $2}')
-    case $got in
-    HIT*) ;;
-    *)
-        echo "127.0.0.1:$port/1k.txt is not a cache hit after warming (X-Cache: '$got')" >&2
-        exit 3
-        ;;
-    esac
-done
+expect_hit "$PROXY_PORT" "$NGINX_PORT"
 
 for conns in 50 200; do
     log "cache hits, $conns conns: netrun proxy, then nginx proxy_cache"

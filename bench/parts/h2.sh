@@ -18,9 +18,7 @@ RUNS=3
 if [ "$QUICK" = 1 ]; then RUNS=1 REQUESTS=5000; fi
 
 www=$(bench_www)
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
-    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+self_signed_cert
 tls_port=$(free_port)
 h2c_port=$(free_port)
 nginx_start h2 "

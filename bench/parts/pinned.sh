@@ -113,17 +113,7 @@ nginx_start cache "
 c_master=${PIDS[-1]}
 wait_tcp "$p_port"
 wait_tcp "$c_port"
-for port in "$p_port" "$c_port"; do
-    curl -s -o /dev/null "http://127.0.0.1:$port/1k.txt"
-    got=$(curl -s -D - -o /dev/null "http://127.0.0.1:$port/1k.txt" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cache" {print $2}')
-    case $got in
-    HIT*) ;;
-    *)
-        echo "127.0.0.1:$port/1k.txt is not a cache hit after warming (X-Cache: '$got')" >&2
-        exit 3
-        ;;
-    esac
-done
+expect_hit "$p_port" "$c_port"
 compare "cache hit 1 KiB, $CONNS conns" "http://127.0.0.1:$p_port/1k.txt" "http://127.0.0.1:$c_port/1k.txt" 0.8 "$p_pid" "$(with_children "$c_master")"
 
 # --- the probe as a client: its CPU per request against wrk's and oha's,
