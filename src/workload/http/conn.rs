@@ -134,9 +134,11 @@ impl Lane {
                         return Ok(live.sender);
                     }
                 }
-                open(cfg, timing).await
+                // Boxed: opening (TLS, HTTP/2 handshakes) is a large future,
+                // and unboxed its size would be copied with every request.
+                Box::pin(open(cfg, timing)).await
             }
-            Lane::Shared(shared) => shared.acquire(cfg, timing).await,
+            Lane::Shared(shared) => Box::pin(shared.acquire(cfg, timing)).await,
         }
     }
 
