@@ -31,9 +31,11 @@ use tokio_util::sync::CancellationToken;
 use anyhow::Context as _;
 
 mod conn;
+mod h1;
 mod tally;
 
 use conn::{classify_hyper, Lane, Protocol, Sender, SharedConn, Timing};
+use h1::Failure;
 pub use tally::HttpReport;
 use tally::Tally;
 
@@ -590,6 +592,9 @@ struct RequestParts {
     host: Option<HeaderValue>,
     agent: HeaderValue,
     connection: HeaderValue,
+    /// Clear-text HTTP/1.1: each listed path's request head, whole.
+    heads: Vec<Option<Vec<u8>>>,
+    close: bool,
 }
 
 impl RequestParts {
@@ -600,21 +605,51 @@ impl RequestParts {
             "http"
         };
         let origin = format!("{scheme}://{}", cfg.authority);
+        let uris: Vec<Option<Uri>> = cfg.paths.iter().map(|p| p.parse().ok()).collect();
+        let host = HeaderValue::from_str(&cfg.authority).ok();
+        let agent = HeaderValue::from_static(concat!("netrun/", env!("CARGO_PKG_VERSION")));
+        let heads = cfg
+            .paths
+            .iter()
+            .zip(&uris)
+            .map(|(path, uri)| {
+                let (host, _) = (host.as_ref()?, uri.as_ref()?);
+                let mut head = Vec::new();
+                h1::write_head(&mut head, path, host.as_bytes(), agent.as_bytes(), !cfg.keep_alive);
+                Some(head)
+            })
+            .collect();
         RequestParts {
-            uris: cfg.paths.iter().map(|p| p.parse().ok()).collect(),
+            heads,
+            close: !cfg.keep_alive,
+            uris,
             absolute: cfg
                 .paths
                 .iter()
                 .map(|p| format!("{origin}{p}").parse().ok())
                 .collect(),
             origin,
-            host: HeaderValue::from_str(&cfg.authority).ok(),
-            agent: HeaderValue::from_static(concat!("netrun/", env!("CARGO_PKG_VERSION"))),
+            host,
+            agent,
             connection: HeaderValue::from_static(if cfg.keep_alive {
                 "keep-alive"
             } else {
                 "close"
             }),
+        }
+    }
+
+    /// The clear-text HTTP/1.1 request head for `want`: prebuilt for a
+    /// listed path, else written into `scratch` (an object's path is
+    /// percent-encoded, always a valid request target).
+    fn h1_head<'a>(&'a self, want: &Want, scratch: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+        match want {
+            Want::Listed(i) => self.heads.get(*i)?.as_deref(),
+            Want::Object(o) => {
+                let host = self.host.as_ref()?.as_bytes();
+                h1::write_head(scratch, &o.path(), host, self.agent.as_bytes(), self.close);
+                Some(scratch)
+            }
         }
     }
 
@@ -748,6 +783,7 @@ async fn worker(client: u32, mut lane: Lane, shared: Shared, cancel: Cancellatio
     } = shared;
     let mut batch = Vec::with_capacity(BATCH);
     let mut batch_since = Instant::now();
+    let mut scratch = Vec::new();
     // One cancellation future for the whole loop, not one per request.
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
@@ -774,7 +810,7 @@ async fn worker(client: u32, mut lane: Lane, shared: Shared, cancel: Cancellatio
         let mut timing = Timing::default();
         let attempt = tokio::time::timeout(
             cfg.timeout,
-            request(&mut lane, &cfg, &parts, &want, started, &mut timing),
+            request(&mut lane, &cfg, &parts, &want, started, &mut timing, &mut scratch),
         );
         let outcome = tokio::select! {
             _ = &mut cancelled => break,
@@ -833,13 +869,39 @@ async fn request(
     want: &Want,
     started: Instant,
     timing: &mut Timing,
+    scratch: &mut Vec<u8>,
 ) -> Result<Response, &'static str> {
     let mut sender = lane.acquire(cfg, timing).await?;
+    let mut retried = false;
+    // Clear-text HTTP/1.1: the lean client, on this task.
+    while let Sender::Raw(conn) = &mut sender {
+        let head = parts.h1_head(want, scratch).ok_or("other")?;
+        match conn.exchange(head, || timing.ttfb = Some(started.elapsed())).await {
+            Ok(answer) => {
+                lane.release(sender, cfg.keep_alive);
+                return Ok(Response {
+                    status: answer.status,
+                    bytes: answer.bytes,
+                    cache: answer.cache,
+                });
+            }
+            // The server closed the idle connection before it read the
+            // request: sent again, once, on a new connection.
+            Err(Failure::Stale) if !retried => {
+                retried = true;
+                sender = Box::pin(conn::open(cfg, timing)).await?;
+            }
+            Err(Failure::Stale) => return Err("reset"),
+            Err(Failure::Class(class)) => return Err(class),
+        }
+    }
     let protocol = timing.protocol.unwrap_or(Protocol::Http1);
     let req = parts.request(want, protocol).ok_or("other")?;
     let resp = match &mut sender {
         Sender::H1(s) => s.send_request(req).await,
         Sender::H2(s) => s.send_request(req).await,
+        // The loop above answered every request over one.
+        Sender::Raw(_) => return Err("other"),
     }
     .map_err(classify_hyper)?;
     timing.ttfb = Some(started.elapsed());
