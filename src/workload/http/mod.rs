@@ -308,9 +308,10 @@ struct Response {
     cache: CacheMark,
 }
 
-/// Samples travel to the collector in batches of this many: one channel
-/// hand-off (and one wake-up of the collector) per batch, not per request.
-const BATCH: usize = 256;
+/// Samples travel to the collector in batches of this many, one batch per
+/// worker thread (its lanes add to it in turn): one channel hand-off, and
+/// one wake-up of the collector, per batch, not per request or lane.
+const BATCH: usize = 1024;
 /// A partial batch is handed over once its first sample is this old, so
 /// slow runs still show progress.
 const BATCH_AGE: Duration = Duration::from_millis(50);
@@ -686,13 +687,14 @@ async fn worker_thread(
     ramp: Option<Arc<(Profile, Instant)>>,
 ) {
     let parts = Arc::new(RequestParts::new(&cfg));
+    let outbox = Arc::new(Outbox::new(tx));
     let mut set = tokio::task::JoinSet::new();
     for (client, lane) in lanes {
         let shared = Shared {
             parts: parts.clone(),
             cfg: cfg.clone(),
             tickets: tickets.clone(),
-            tx: tx.clone(),
+            outbox: outbox.clone(),
             ramp: ramp.clone(),
         };
         set.spawn(worker(client, lane, shared, cancel.clone()));
@@ -740,12 +742,65 @@ fn schedule(
     Ok(())
 }
 
+/// A worker thread's samples on their way to the collector: the batch its
+/// lanes fill in turn, handed over whole when full or old.
+struct Outbox {
+    tx: mpsc::Sender<Vec<Sample>>,
+    /// The batch and when its first sample came. Locked only by the
+    /// lanes of one thread, one at a time, never across an `.await`.
+    batch: std::sync::Mutex<(Vec<Sample>, Instant)>,
+}
+
+impl Outbox {
+    fn new(tx: mpsc::Sender<Vec<Sample>>) -> Self {
+        Outbox {
+            tx,
+            batch: std::sync::Mutex::new((Vec::with_capacity(BATCH), Instant::now())),
+        }
+    }
+
+    fn batch(&self) -> std::sync::MutexGuard<'_, (Vec<Sample>, Instant)> {
+        // Nothing panics while holding it; a poisoned one is still consistent.
+        self.batch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds a sample finished at `end`; hands the batch to the collector
+    /// when it is full or its first sample is `BATCH_AGE` old. False once
+    /// the collector is gone.
+    async fn add(&self, sample: Sample, end: Instant) -> bool {
+        let full = {
+            let mut b = self.batch();
+            if b.0.is_empty() {
+                b.1 = end;
+            }
+            b.0.push(sample);
+            (b.0.len() >= BATCH || end - b.1 >= BATCH_AGE)
+                .then(|| std::mem::replace(&mut b.0, Vec::with_capacity(BATCH)))
+        };
+        match full {
+            Some(full) => self.tx.send(full).await.is_ok(),
+            None => true,
+        }
+    }
+
+    /// Hands over what is left (a lane that ends; the thread's last one
+    /// leaves nothing behind).
+    async fn flush(&self) {
+        let rest = std::mem::take(&mut self.batch().0);
+        if !rest.is_empty() {
+            let _ = self.tx.send(rest).await;
+        }
+    }
+}
+
 /// What every worker of a thread shares.
 struct Shared {
     parts: Arc<RequestParts>,
     cfg: Arc<HttpProbeConfig>,
     tickets: Tickets,
-    tx: mpsc::Sender<Vec<Sample>>,
+    outbox: Arc<Outbox>,
     /// Closed loop with stages: the number of active clients over time,
     /// from the run's start. Client `k` works while the level is above `k`.
     ramp: Option<Arc<(Profile, Instant)>>,
@@ -778,11 +833,9 @@ async fn worker(client: u32, mut lane: Lane, shared: Shared, cancel: Cancellatio
         parts,
         cfg,
         tickets,
-        tx,
+        outbox,
         ramp,
     } = shared;
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut batch_since = Instant::now();
     let mut scratch = Vec::new();
     // One cancellation future for the whole loop, not one per request.
     let cancelled = cancel.cancelled();
@@ -843,20 +896,11 @@ async fn worker(client: u32, mut lane: Lane, shared: Shared, cancel: Cancellatio
             Ok(Err(class)) => sample.error = Some(class),
             Err(_elapsed) => sample.error = Some("timeout"),
         }
-        if batch.is_empty() {
-            batch_since = end;
-        }
-        batch.push(sample);
-        if batch.len() >= BATCH || end - batch_since >= BATCH_AGE {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            if tx.send(full).await.is_err() {
-                return;
-            }
+        if !outbox.add(sample, end).await {
+            return;
         }
     }
-    if !batch.is_empty() {
-        let _ = tx.send(batch).await;
-    }
+    outbox.flush().await;
 }
 
 /// One request over the lane's connection (opened or reopened as needed),
