@@ -18,7 +18,7 @@ use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use crate::http_fields;
-use crate::origin::LOG_TARGET;
+use crate::logging::access::{self, Service};
 use crate::server::{empty, full, Body, BoxError};
 
 use super::lookup::{Content, Meta};
@@ -202,18 +202,20 @@ impl http_body::Body for LoggedBody {
 impl Drop for LoggedBody {
     fn drop(&mut self) {
         let log = &self.log;
-        tracing::info!(
-            target: LOG_TARGET,
-            peer = %log.peer,
-            method = %log.method,
-            path = %log.target,
-            status = log.status.as_u16(),
-            bytes = log.bytes,
-            duration = ?log.started.elapsed(),
-            // hyper stops polling once Content-Length bytes are out, so a
-            // full count is as good as end-of-stream.
-            complete = log.complete || self.inner.is_end_stream() || log.expected == Some(log.bytes),
-            "request"
-        );
+        // hyper stops polling once Content-Length bytes are out, so a
+        // full count is as good as end-of-stream.
+        let complete =
+            log.complete || self.inner.is_end_stream() || log.expected == Some(log.bytes);
+        let duration = log.started.elapsed();
+        access::info(Service::Origin, |line| {
+            line.message(format_args!("request"))
+                .field("peer", log.peer)
+                .field("method", &log.method)
+                .field("path", &log.target)
+                .field("status", log.status.as_u16())
+                .field("bytes", log.bytes)
+                .field("duration", format_args!("{duration:?}"))
+                .field("complete", complete);
+        });
     }
 }
