@@ -25,7 +25,7 @@ pub enum Service {
 impl Service {
     fn target(self) -> &'static str {
         match self {
-            Service::Origin => crate::origin::LOG_TARGET,
+            Service::Origin => "netrun::origin",
             Service::Proxy => "netrun::proxy",
         }
     }
