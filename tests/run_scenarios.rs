@@ -189,7 +189,9 @@ fn basic_scenario_writes_every_result_file() {
     assert!(
         requests.iter().all(|r| {
             let at = |c: &str| r[c].parse::<f64>().ok();
-            at("send_offset_ms").zip(at("start_offset_ms")).is_some_and(|(s, t)| s >= t)
+            at("send_offset_ms")
+                .zip(at("start_offset_ms"))
+                .is_some_and(|(s, t)| s >= t)
         }),
         "every request has its send time"
     );
