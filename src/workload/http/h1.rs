@@ -424,7 +424,10 @@ mod tests {
     #[test]
     fn heads_frame_their_bodies_as_hyper_does() {
         let h = head("HTTP/1.1 200 OK\r\nContent-Length: 12\r\nX-Cache: HIT\r\n\r\n");
-        assert_eq!((h.status, h.framing, h.keep_alive), (200, Framing::Length(12), true));
+        assert_eq!(
+            (h.status, h.framing, h.keep_alive),
+            (200, Framing::Length(12), true)
+        );
         assert_eq!(h.cache, CacheMark::Hit);
         let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
         assert_eq!(h.framing, Framing::Chunked);
@@ -447,10 +450,20 @@ mod tests {
             "HTTP/1.1 099 Odd\r\n\r\n",
             "NOT HTTP\r\n\r\n",
         ] {
-            assert_eq!(parse_head(bad.as_bytes()).err(), Some("bad_response"), "{bad}");
+            assert_eq!(
+                parse_head(bad.as_bytes()).err(),
+                Some("bad_response"),
+                "{bad}"
+            );
         }
-        assert!(matches!(parse_head(b"HTTP/1.1 100 Continue\r\n\r\n"), Ok(Some((25, None)))));
-        assert!(matches!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le"), Ok(None)));
+        assert!(matches!(
+            parse_head(b"HTTP/1.1 100 Continue\r\n\r\n"),
+            Ok(Some((25, None)))
+        ));
+        assert!(matches!(
+            parse_head(b"HTTP/1.1 200 OK\r\nContent-Le"),
+            Ok(None)
+        ));
     }
 
     /// A server that answers each request (read up to its blank line) with
@@ -509,7 +522,10 @@ mod tests {
             assert_eq!(get(&mut c).await, Ok((200, 19, CacheMark::Miss)));
             assert_eq!(get(&mut c).await, Ok((204, 0, CacheMark::None)));
             assert_eq!(get(&mut c).await, Ok((200, 15, CacheMark::None)));
-            assert!(!c.reusable(), "a body ended by the close ends the connection");
+            assert!(
+                !c.reusable(),
+                "a body ended by the close ends the connection"
+            );
         }
     }
 
@@ -520,10 +536,17 @@ mod tests {
         assert_eq!(get(&mut c).await, Err(Failure::Stale));
         let mut c = serve(vec![], 4096).await;
         assert_eq!(get(&mut c).await, Err(Failure::Class("reset")));
-        let mut c = serve(vec!["HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort"], 4096).await;
+        let mut c = serve(
+            vec!["HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort"],
+            4096,
+        )
+        .await;
         assert_eq!(get(&mut c).await, Err(Failure::Class("reset")));
-        let mut c = serve(vec!["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"], 4096)
-            .await;
+        let mut c = serve(
+            vec!["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"],
+            4096,
+        )
+        .await;
         assert_eq!(get(&mut c).await, Err(Failure::Class("bad_response")));
     }
 }

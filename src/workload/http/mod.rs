@@ -620,7 +620,13 @@ impl RequestParts {
             .map(|(path, uri)| {
                 let (host, _) = (host.as_ref()?, uri.as_ref()?);
                 let mut head = Vec::new();
-                h1::write_head(&mut head, path, host.as_bytes(), agent.as_bytes(), !cfg.keep_alive);
+                h1::write_head(
+                    &mut head,
+                    path,
+                    host.as_bytes(),
+                    agent.as_bytes(),
+                    !cfg.keep_alive,
+                );
                 Some(head)
             })
             .collect();
@@ -867,7 +873,15 @@ async fn worker(client: u32, mut lane: Lane, shared: Shared, cancel: Cancellatio
         let mut timing = Timing::default();
         let attempt = tokio::time::timeout(
             cfg.timeout,
-            request(&mut lane, &cfg, &parts, &want, started, &mut timing, &mut scratch),
+            request(
+                &mut lane,
+                &cfg,
+                &parts,
+                &want,
+                started,
+                &mut timing,
+                &mut scratch,
+            ),
         );
         let outcome = tokio::select! {
             _ = &mut cancelled => break,
@@ -924,7 +938,10 @@ async fn request(
     // Clear-text HTTP/1.1: the lean client, on this task.
     while let Sender::Raw(conn) = &mut sender {
         let head = parts.h1_head(want, scratch).ok_or("other")?;
-        match conn.exchange(head, || timing.ttfb = Some(started.elapsed())).await {
+        match conn
+            .exchange(head, || timing.ttfb = Some(started.elapsed()))
+            .await
+        {
             Ok(answer) => {
                 lane.release(sender, cfg.keep_alive);
                 return Ok(Response {
