@@ -135,7 +135,7 @@ impl H1Conn {
         let bytes = match head.framing {
             Framing::Length(n) => self.skip(n).await.map(|()| n)?,
             Framing::Chunked => self.chunked().await?,
-            Framing::Close => self.to_close().await?,
+            Framing::Close => self.until_close().await?,
         };
         self.served += 1;
         // Bytes past the response (a server that sent more than it
@@ -296,7 +296,7 @@ impl H1Conn {
     }
 
     /// Reads until the server closes; the bytes read.
-    async fn to_close(&mut self) -> Result<u64, Failure> {
+    async fn until_close(&mut self) -> Result<u64, Failure> {
         let mut total = (self.end - self.start) as u64;
         self.start = self.end;
         loop {
