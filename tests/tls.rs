@@ -738,11 +738,15 @@ async fn requests_an_http2_upstream_refuses_unprocessed_are_sent_again_on_a_new_
     let (proxy, token) = proxy("127.0.0.1:0", addr, transport, None).await;
     let at = proxy.http_addr();
     let burst = (0..8).map(|i| {
-        tokio::spawn(async move {
-            common_http::request(at, "GET", &format!("/burst/{i}"), &[]).await
-        })
+        tokio::spawn(
+            async move { common_http::request(at, "GET", &format!("/burst/{i}"), &[]).await },
+        )
     });
-    for (i, reply) in futures_util::future::join_all(burst).await.into_iter().enumerate() {
+    for (i, reply) in futures_util::future::join_all(burst)
+        .await
+        .into_iter()
+        .enumerate()
+    {
         let reply = reply.unwrap();
         assert_eq!(reply.status, 200, "{i}: {:?}", reply.body);
         assert_eq!(reply.body, format!("/burst/{i}"));
