@@ -1,6 +1,7 @@
 //! Thin entry point: parse the command line, run it, print errors as one
 //! chain and map them to the documented exit codes.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -28,7 +29,10 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: cannot start the async runtime: {e}"
+            );
             return ExitCode::from(netrun::error::EXIT_RUNTIME);
         }
     };
@@ -37,7 +41,7 @@ fn main() -> ExitCode {
     match result {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
             ExitCode::from(exit_code(&err))
         }
     }

@@ -321,4 +321,17 @@ async fn an_open_loop_reports_its_pacing_and_latency_covers_service_time() {
             "request {i} starts at {got} ms, due {due} ms"
         );
     }
+    // Each row's actual send is its start plus how late it left: the
+    // lateness over the rows is the summary's pacing (rounding aside).
+    let lags: Vec<f64> = rows
+        .iter()
+        .map(|r| r.send_offset_ms.unwrap() - r.start_offset_ms.unwrap())
+        .collect();
+    assert!(lags.iter().all(|&d| d >= 0.0), "{lags:?}");
+    let worst = lags.iter().copied().fold(0.0, f64::max);
+    let avg = lags.iter().sum::<f64>() / lags.len() as f64;
+    assert!(
+        (worst - max).abs() <= 0.01 && (avg - mean).abs() <= 0.01,
+        "send lag max {worst} / mean {avg} ms vs pacing {max} / {mean} ms"
+    );
 }

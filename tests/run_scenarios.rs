@@ -173,7 +173,8 @@ fn basic_scenario_writes_every_result_file() {
             "connect_ms",
             "tls_ms",
             "ttfb_ms",
-            "protocol"
+            "protocol",
+            "send_offset_ms"
         ]
     );
     assert_eq!(requests.len(), 102);
@@ -183,6 +184,16 @@ fn basic_scenario_writes_every_result_file() {
             .iter()
             .all(|r| r["start_offset_ms"].parse::<f64>().is_ok_and(|t| t >= 0.0)),
         "every request has its start time"
+    );
+    // The actual send is the start itself, or later (open loop's schedule).
+    assert!(
+        requests.iter().all(|r| {
+            let at = |c: &str| r[c].parse::<f64>().ok();
+            at("send_offset_ms")
+                .zip(at("start_offset_ms"))
+                .is_some_and(|(s, t)| s >= t)
+        }),
+        "every request has its send time"
     );
     assert!(dir.join("run.json").is_file() && dir.join("report.html").is_file());
     let first = requests

@@ -95,3 +95,22 @@ fn check_run_and_merge_end_quietly_when_stdout_is_closed() {
     quiet(&out, "merge");
     assert!(merged.join("pipe.csv").is_file(), "merge wrote its results");
 }
+
+/// A closed stderr loses the error message, never the exit code: before,
+/// `eprintln!` panicked on the broken pipe and the process exited 101.
+#[test]
+fn errors_keep_their_exit_code_when_stderr_is_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netrun"))
+        .arg("check")
+        .arg(&missing)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start netrun");
+    drop(child.stderr.take());
+    let out = Reaped(Some(child)).output();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

@@ -12,14 +12,14 @@ pub fn check(args: CheckArgs) -> anyhow::Result<Outcome> {
         }
         out!("{}", plan::render(s));
         for w in s.warnings() {
-            eprintln!("warning: {w}");
+            errln!("warning: {w}");
         }
         let netns = s
             .variants
             .iter()
             .any(|v| v.plan.topology.hosts == Hosts::Netns);
         if let Some(why) = netns.then(crate::netns::cmd::netns_unavailable).flatten() {
-            eprintln!("warning: {}: cannot run here: {why}", s.source.display());
+            errln!("warning: {}: cannot run here: {why}", s.source.display());
         }
         let default_tcp = s
             .variants
@@ -29,7 +29,7 @@ pub fn check(args: CheckArgs) -> anyhow::Result<Outcome> {
             .then(crate::netns::congestion::host_default)
             .flatten()
         {
-            eprintln!(
+            errln!(
                 "note: {}: TCP over the links uses this host's default congestion control, {cc}",
                 s.source.display()
             );

@@ -20,7 +20,7 @@ pub fn cleanup() -> anyhow::Result<Outcome> {
         outln!("removed network namespace {name} (with its veths and qdiscs)");
     }
     for (name, e) in &done.failed {
-        eprintln!("error: cannot remove network namespace {name}: {e:#}");
+        errln!("error: cannot remove network namespace {name}: {e:#}");
     }
     if !done.failed.is_empty() {
         return Err(Error::Runtime(format!(

@@ -61,7 +61,7 @@ pub async fn link(args: LinkArgs) -> anyhow::Result<Outcome> {
         .clone()
         .or_else(netns::congestion::host_default)
         .map_or(String::new(), |cc| format!("; TCP congestion control {cc}"));
-    eprintln!(
+    errln!(
         "netrun link: NETRUN_HOST={} (the command is {}); uplink: {up}; downlink: {down}{tcp}",
         shell.host(),
         shell.inside()
@@ -70,7 +70,7 @@ pub async fn link(args: LinkArgs) -> anyhow::Result<Outcome> {
     let counters = shell.stop();
     tokio::task::spawn_blocking(move || drop(shell)).await?;
     if let Some(c) = counters {
-        eprint!("{}", render(&c));
+        crate::commands::out::write_err(format_args!("{}", render(&c)));
     }
     let status = status?;
     Ok(Outcome::Command(exit_code(status)))

@@ -48,7 +48,7 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<Outcome> {
             _ => None,
         };
         for w in skew_warnings(&m.rows) {
-            eprintln!("warning: {w}");
+            errln!("warning: {w}");
         }
         if !args.json {
             print_merged(m);
@@ -57,7 +57,7 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<Outcome> {
             }
             match &m.report {
                 Ok(path) => outln!("report: {}", path.display()),
-                Err(e) => eprintln!("warning: cannot write the report: {e}"),
+                Err(e) => errln!("warning: cannot write the report: {e}"),
             }
         }
         gates.push(gate);
@@ -109,7 +109,7 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<Outcome> {
 fn gate_config(g: &Group, args: &MergeArgs) -> GateConfig {
     let recorded = g.parts.iter().find_map(|p| p.info.gate.clone());
     if recorded.is_none() && args.baseline.is_some() {
-        eprintln!(
+        errln!(
             "warning: the runs of `{}` record no [gate] (made by an older netrun): \
              the default metrics are gated, with no control workloads",
             g.scenario

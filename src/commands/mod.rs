@@ -14,6 +14,14 @@ macro_rules! outln {
     };
 }
 
+/// `eprintln!` that never panics: a closed or broken stderr loses the line
+/// (there is nowhere left to say it), never the command's work.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::commands::out::write_err(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod check;
 mod cleanup;
 mod compare;
@@ -73,9 +81,9 @@ impl From<&HttpLimitArgs> for HttpLimits {
 fn interrupt_on_signal() -> crate::shutdown::Interrupt {
     crate::shutdown::interrupt_on_signal(
         || {
-            eprintln!("stopping: waiting for replies in flight, then writing the results (Ctrl-C again to quit at once)")
+            errln!("stopping: waiting for replies in flight, then writing the results (Ctrl-C again to quit at once)")
         },
-        || eprintln!("quitting: writing what was gathered"),
+        || errln!("quitting: writing what was gathered"),
     )
 }
 

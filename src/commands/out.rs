@@ -1,5 +1,5 @@
 //! Standard output for the commands: `out!`/`outln!` instead of
-//! `print!`/`outln!`, which panic when the reader has gone (`netrun merge
+//! `print!`/`println!`, which panic when the reader has gone (`netrun merge
 //! … | head`). A closed pipe makes every later line a no-op, quietly, and
 //! the command still finishes its work (results are files; what is printed
 //! is a view of them). Any other failure to write is said once on stderr.
@@ -23,4 +23,11 @@ pub fn write(args: std::fmt::Arguments<'_>) {
             );
         }
     }
+}
+
+/// Writes `args` to stderr, as `eprint!` does, but a failure to write
+/// (stderr closed, a full disk behind a redirect) is ignored instead of a
+/// panic: warnings and progress lines are a view, never the result.
+pub fn write_err(args: std::fmt::Arguments<'_>) {
+    let _ = std::io::stderr().lock().write_fmt(args);
 }

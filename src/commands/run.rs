@@ -318,7 +318,7 @@ fn outcome(
     gates: &[Option<GateReport>],
 ) -> anyhow::Result<Outcome> {
     if stopped || runs.iter().any(|r| r.interrupted) {
-        eprintln!("interrupted: the results gathered so far were written");
+        errln!("interrupted: the results gathered so far were written");
         return Ok(Outcome::Interrupted);
     }
     // Not one reply: the target is unreachable, which is a runtime failure
@@ -467,7 +467,7 @@ fn write_report(run: &ScenarioRun) -> Option<PathBuf> {
     match html::after_run(&run.scenario, &run.summary_csv, &run.results_dir) {
         Ok(path) => Some(path),
         Err(e) => {
-            eprintln!("warning: cannot write the report: {e:#}");
+            errln!("warning: cannot write the report: {e:#}");
             None
         }
     }

@@ -30,7 +30,7 @@ pub fn write(args: &TraceArgs, zipf: bool) -> anyhow::Result<Outcome> {
     out.finish()
         .with_context(|| format!("cannot write {}", args.output.display()))?
         .commit()?;
-    eprintln!(
+    errln!(
         "wrote {} requests over {} objects ({}, sizes {}) to {}",
         args.requests,
         args.objects,

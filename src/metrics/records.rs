@@ -112,6 +112,13 @@ pub struct HttpRequestRow {
     /// measured: no allocation per request.
     #[serde(default)]
     pub protocol: Option<std::borrow::Cow<'static, str>>,
+    /// When the request actually left (the worker took it and began to
+    /// send) since the workload started, milliseconds: in open loop
+    /// `start_offset_ms` is the schedule and this the achieved send, as
+    /// `udp_packets.csv`'s `send_offset_ms`; in closed loop the two are the
+    /// same instant. Empty in files written before netrun recorded it.
+    #[serde(default)]
+    pub send_offset_ms: Option<f64>,
 }
 
 /// Per-sample rows carry the variant, workload and repetition they belong
@@ -147,3 +154,36 @@ macro_rules! impl_tagged {
 }
 
 impl_tagged!(UdpPacketRow, HttpRequestRow);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files written before a column existed still read: the missing
+    /// columns are empty (`merge`, `report` and `compare` read old runs).
+    #[test]
+    fn older_request_files_read_without_the_newer_columns() {
+        let read = |text: &str| -> Vec<HttpRequestRow> {
+            csv::Reader::from_reader(text.as_bytes())
+                .deserialize()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let before_send = read(
+            "variant,workload,client,path,status,bytes,latency_ms,cache,error,start_offset_ms,repetition,connect_ms,tls_ms,ttfb_ms,protocol\n\
+             v,w,0,/a,200,5,1.5,HIT,,2.25,1,,,1.0,HTTP/1.1\n",
+        );
+        assert_eq!(before_send[0].start_offset_ms, Some(2.25));
+        assert_eq!(before_send[0].protocol.as_deref(), Some("HTTP/1.1"));
+        assert_eq!(before_send[0].send_offset_ms, None);
+        let oldest = read(
+            "variant,workload,client,path,status,bytes,latency_ms,cache,error\n\
+             v,w,0,/a,200,5,1.5,MISS,\n",
+        );
+        assert_eq!(oldest[0].cache, CacheMark::Miss);
+        assert_eq!(
+            (oldest[0].start_offset_ms, oldest[0].send_offset_ms),
+            (None, None)
+        );
+    }
+}

@@ -370,6 +370,7 @@ mod tests {
             tls_ms: Some(1.5),
             ttfb_ms: Some(3.0),
             protocol: Some("HTTP/2".into()),
+            send_offset_ms: Some(2.5),
         };
         fn round_trip<T>(dir: &Path, row: &T) -> T
         where

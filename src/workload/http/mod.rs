@@ -400,6 +400,10 @@ fn row(s: &Sample, config: &HttpProbeConfig, start: Instant) -> HttpRequestRow {
         tls_ms: s.timing.tls.map(ms),
         ttfb_ms: s.timing.ttfb.map(ms),
         protocol: s.timing.protocol.map(|p| p.as_str().into()),
+        // The actual send: the start, plus how late it left its schedule.
+        send_offset_ms: Some(ms(
+            (s.started + s.late.unwrap_or_default()).saturating_duration_since(start)
+        )),
     }
 }
 
