@@ -31,6 +31,8 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::atomic_file::AtomicFile;
 
+pub mod access;
+
 /// How much to show on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Console {
@@ -48,12 +50,20 @@ pub fn init(verbose: u8, console: Console) {
         (1, _) => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("warn,netrun={level}")));
+    let directives = || {
+        EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new(format!("warn,netrun={level}")))
+    };
+    let ansi = io::stderr().is_terminal();
+    let _ = access::ROUTES.set(access::Routes {
+        stderr: stderr_takes_requests(directives()),
+        ansi,
+    });
+    let filter = directives();
     let stderr = tracing_subscriber::fmt::layer()
         .with_timer(Rfc3339Micros)
         .with_writer(SinkWriter(Sink::Stderr))
-        .with_ansi(io::stderr().is_terminal())
+        .with_ansi(ansi)
         .with_target(false)
         .with_filter(filter);
     let capture = tracing_subscriber::fmt::layer()
@@ -71,6 +81,18 @@ pub fn init(verbose: u8, console: Console) {
         .with(stderr)
         .with(capture)
         .try_init();
+}
+
+/// Whether `filter` lets INFO request lines of the origin and of the
+/// proxy through (asked of the filter alone, as the stderr layer asks it).
+fn stderr_takes_requests(filter: EnvFilter) -> [bool; 2] {
+    let alone = tracing::Dispatch::new(tracing_subscriber::registry().with(filter));
+    tracing::dispatcher::with_default(&alone, || {
+        [
+            tracing::enabled!(target: "netrun::origin", Level::INFO),
+            tracing::enabled!(target: "netrun::proxy", Level::INFO),
+        ]
+    })
 }
 
 /// The process's writer: stderr, and the run's capture file when one is open.
@@ -209,7 +231,16 @@ impl<C: Write + Send + 'static> LogWriter<C> {
     /// Queues one line for `sink`, or drops it (counted) when the queue is
     /// full. Never blocks.
     pub fn line(&self, sink: Sink, line: &[u8]) {
-        if sink == Sink::Capture && !self.capturing.load(Ordering::Acquire) {
+        if sink == Sink::Capture && !self.capturing() {
+            return;
+        }
+        self.line_owned(sink, line.to_vec());
+    }
+
+    /// [`LogWriter::line`] for a line the caller has no further use for:
+    /// queued without a copy.
+    pub fn line_owned(&self, sink: Sink, line: Vec<u8>) {
+        if sink == Sink::Capture && !self.capturing() {
             return;
         }
         if self.queued.fetch_add(1, Ordering::Relaxed) >= self.bound {
@@ -217,10 +248,15 @@ impl<C: Write + Send + 'static> LogWriter<C> {
             self.dropped[sink as usize].fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if self.tx.send(Msg::Line(sink, line.to_vec())).is_err() {
+        if self.tx.send(Msg::Line(sink, line)).is_err() {
             // The writer is gone: nothing will take it.
             self.queued.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    /// Whether a capture file is open (capture lines are dropped otherwise).
+    pub fn capturing(&self) -> bool {
+        self.capturing.load(Ordering::Acquire)
     }
 
     /// Lines dropped so far and not yet reported in the log, per sink.
@@ -355,24 +391,42 @@ thread_local! {
 
 impl FormatTime for Rfc3339Micros {
     fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
-        let now = SystemTime::now();
-        let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-        SECOND.with(|cell| {
-            let mut cell = cell.borrow_mut();
-            if cell.0 != since.as_secs() {
-                let text = humantime::format_rfc3339_seconds(now).to_string();
-                cell.1 = text.trim_end_matches('Z').to_string();
-                cell.0 = since.as_secs();
-            }
-            write!(w, "{}.{:06}Z", cell.1, since.subsec_micros())
-        })
+        write_timestamp(w)
     }
+}
+
+/// Writes the time now as [`Rfc3339Micros`] shows it.
+fn write_timestamp(w: &mut impl fmt::Write) -> fmt::Result {
+    let now = SystemTime::now();
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    SECOND.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.0 != since.as_secs() {
+            let text = humantime::format_rfc3339_seconds(now).to_string();
+            cell.1 = text.trim_end_matches('Z').to_string();
+            cell.0 = since.as_secs();
+        }
+        write!(w, "{}.{:06}Z", cell.1, since.subsec_micros())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::{Condvar, Mutex};
+
+    #[test]
+    fn request_lines_reach_stderr_as_the_filter_says() {
+        for (directives, want) in [
+            ("warn,netrun=info", [true, true]),
+            ("warn,netrun=warn", [false, false]),
+            ("warn,netrun::proxy=info", [false, true]),
+            ("netrun::origin=debug", [true, false]),
+        ] {
+            let got = stderr_takes_requests(EnvFilter::new(directives));
+            assert_eq!(got, want, "{directives}");
+        }
+    }
 
     #[test]
     fn timestamps_are_rfc3339_with_microseconds() {

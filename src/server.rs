@@ -819,9 +819,11 @@ pub fn host_problem<B>(req: &Request<B>) -> Option<&'static str> {
 /// `uri-host [ ":" port ]` (RFC 9110 §7.2); empty is allowed (a target with
 /// no authority), user information is not.
 fn valid_host(value: &[u8]) -> bool {
-    if value.is_empty() {
-        return true;
-    }
+    value.is_empty() || plain_host(value) || valid_host_slow(value)
+}
+
+/// [`valid_host`] by the full authority parse.
+fn valid_host_slow(value: &[u8]) -> bool {
     if value.contains(&b'@') {
         return false;
     }
@@ -835,6 +837,22 @@ fn valid_host(value: &[u8]) -> bool {
         None => true,
         Some((_, port)) => port.is_empty() || port.parse::<u16>().is_ok(),
     }
+}
+
+/// The common `Host`: a name or IPv4 address of letters, digits, dots and
+/// dashes, then maybe `:` and a port. Valid as it stands, without the full
+/// authority parse (which costs ~1,000 instructions a request).
+fn plain_host(value: &[u8]) -> bool {
+    let (host, port) = match value.iter().position(|&b| b == b':') {
+        Some(i) => (&value[..i], &value[i + 1..]),
+        None => (value, &[][..]),
+    };
+    let name = |b: &u8| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'-';
+    let digits = port.len() <= 5 && port.iter().all(u8::is_ascii_digit);
+    !host.is_empty()
+        && host.iter().all(name)
+        && digits
+        && (port.is_empty() || std::str::from_utf8(port).is_ok_and(|p| p.parse::<u16>().is_ok()))
 }
 
 #[cfg(test)]
@@ -947,5 +965,23 @@ mod tests {
         ] {
             assert!(host_problem(&req(HTTP_11, &[good])).is_none(), "{good:?}");
         }
+        // The shortcut for plain names agrees with the full parse.
+        for value in [
+            &b"h"[..],
+            b"h:80",
+            b"h:",
+            b"a-b.example:65535",
+            b"h:65536",
+            b"h:00080",
+            b"h:1:2",
+            b"-h",
+            b"h_",
+            b":80",
+        ] {
+            if plain_host(value) {
+                assert!(valid_host_slow(value), "{value:?}");
+            }
+        }
+        assert!(plain_host(b"127.0.0.1:8080") && !plain_host(b"h:65536"));
     }
 }

@@ -47,31 +47,43 @@ impl Stamp {
 }
 
 /// The table: relative path under the www folder → the bytes of one
-/// version of that file.
-#[derive(Debug, Default)]
-pub struct HotFiles {
-    table: RwLock<Table>,
+/// version of that file, and what else was worked out from that version
+/// (`V`: the response head the origin sends for it).
+#[derive(Debug)]
+pub struct HotFiles<V> {
+    table: RwLock<Table<V>>,
 }
 
-#[derive(Debug, Default)]
-struct Table {
-    files: HashMap<PathBuf, (Stamp, Bytes)>,
+impl<V> Default for HotFiles<V> {
+    fn default() -> Self {
+        HotFiles {
+            table: RwLock::new(Table {
+                files: HashMap::new(),
+                bytes: 0,
+            }),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Table<V> {
+    files: HashMap<PathBuf, (Stamp, Bytes, V)>,
     bytes: usize,
 }
 
-impl HotFiles {
-    /// The kept bytes of `rel` if the file on disk is still the version
-    /// `now_on_disk` describes.
-    pub fn get(&self, rel: &Path, now_on_disk: &Stamp) -> Option<Bytes> {
+impl<V: Clone> HotFiles<V> {
+    /// The kept bytes of `rel` (and what was kept with them) if the file on
+    /// disk is still the version `now_on_disk` describes.
+    pub fn get(&self, rel: &Path, now_on_disk: &Stamp) -> Option<(Bytes, V)> {
         let table = self.table.read().ok()?;
-        let (stamp, body) = table.files.get(rel)?;
-        (stamp == now_on_disk).then(|| body.clone())
+        let (stamp, body, extra) = table.files.get(rel)?;
+        (stamp == now_on_disk).then(|| (body.clone(), extra.clone()))
     }
 
     /// Keeps `body`, read from the version of `rel` that `stamp` describes
-    /// (taken before the read), unless that version is too recent to be
-    /// told apart from a write still to come.
-    pub fn put(&self, rel: &Path, stamp: Stamp, body: &Bytes, now: SystemTime) {
+    /// (taken before the read), with `extra`, unless that version is too
+    /// recent to be told apart from a write still to come.
+    pub fn put(&self, rel: &Path, stamp: Stamp, body: &Bytes, extra: V, now: SystemTime) {
         if body.len() as u64 != stamp.size || !stamp.settled(now) {
             return;
         }
@@ -83,7 +95,8 @@ impl HotFiles {
             table.bytes = 0;
         }
         table.bytes += body.len();
-        if let Some((_, old)) = table.files.insert(rel.to_path_buf(), (stamp, body.clone())) {
+        let kept = (stamp, body.clone(), extra);
+        if let Some((_, old, _)) = table.files.insert(rel.to_path_buf(), kept) {
             table.bytes -= old.len();
         }
     }
@@ -105,17 +118,17 @@ mod tests {
 
     #[test]
     fn only_the_same_settled_version_is_served() {
-        let hot = HotFiles::default();
+        let hot = HotFiles::<()>::default();
         let rel = Path::new("a/b.txt");
         let body = Bytes::from_static(b"abc");
         let then = stamp(1, 3, 1_000);
         let now = UNIX_EPOCH + Duration::from_secs(1_000);
         // Written this very second: not kept.
-        hot.put(rel, then, &body, now);
+        hot.put(rel, then, &body, (), now);
         assert_eq!(hot.get(rel, &then), None);
         let later = now + Duration::from_secs(2);
-        hot.put(rel, then, &body, later);
-        assert_eq!(hot.get(rel, &then), Some(body.clone()));
+        hot.put(rel, then, &body, (), later);
+        assert_eq!(hot.get(rel, &then), Some((body.clone(), ())));
         // Any change of inode, size, mtime or ctime is another version.
         for other in [
             stamp(2, 3, 1_000),
@@ -133,24 +146,24 @@ mod tests {
         }
         assert_eq!(hot.get(Path::new("a/c.txt"), &then), None);
         // A body that does not match the stamped size is never kept.
-        hot.put(Path::new("short"), stamp(3, 9, 1), &body, later);
+        hot.put(Path::new("short"), stamp(3, 9, 1), &body, (), later);
         assert_eq!(hot.get(Path::new("short"), &stamp(3, 9, 1)), None);
     }
 
     #[test]
     fn the_table_stays_bounded() {
-        let hot = HotFiles::default();
+        let hot = HotFiles::<()>::default();
         let now = UNIX_EPOCH + Duration::from_secs(10_000);
         let body = Bytes::from(vec![0u8; 64 * 1024]);
         for i in 0..1_000u64 {
             let rel = PathBuf::from(format!("f{i}"));
-            hot.put(&rel, stamp(i, body.len() as u64, 1), &body, now);
+            hot.put(&rel, stamp(i, body.len() as u64, 1), &body, (), now);
         }
         let table = hot.table.read().unwrap();
         assert!(table.bytes <= MAX_BYTES, "{}", table.bytes);
         assert_eq!(
             table.bytes,
-            table.files.values().map(|(_, b)| b.len()).sum::<usize>()
+            table.files.values().map(|(_, b, _)| b.len()).sum::<usize>()
         );
     }
 }

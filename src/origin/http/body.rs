@@ -18,7 +18,7 @@ use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use crate::http_fields;
-use crate::origin::LOG_TARGET;
+use crate::logging::access::{self, Service};
 use crate::server::{empty, full, Body, BoxError};
 
 use super::lookup::{Content, Meta};
@@ -28,48 +28,72 @@ use super::Counters;
 /// bounded amount of memory per response.
 pub(super) const STREAM_CHUNK: usize = 256 * 1024;
 
+/// What the answer for one version of one file says about it, worked out
+/// once per version: a file kept in memory answers with these values
+/// copied, not formatted again per request.
+#[derive(Debug)]
+pub(super) struct FileHead {
+    pub(super) len: u64,
+    pub(super) modified: Option<SystemTime>,
+    /// The ETag's text (compared with `If-None-Match`) and its header value.
+    etag: Option<(String, HeaderValue)>,
+    last_modified: Option<HeaderValue>,
+    content_type: HeaderValue,
+}
+
+impl FileHead {
+    pub(super) fn new(file: &Path, meta: &Meta) -> FileHead {
+        let etag = meta.modified.and_then(|m| {
+            let tag = etag_for(meta.len, m);
+            HeaderValue::from_str(&tag).ok().map(|v| (tag, v))
+        });
+        let last_modified = meta
+            .modified
+            .and_then(|m| HeaderValue::from_str(&httpdate::fmt_http_date(m)).ok());
+        FileHead {
+            len: meta.len,
+            modified: meta.modified,
+            etag,
+            last_modified,
+            content_type: content_type(file),
+        }
+    }
+}
+
 pub(super) fn serve_file(
     req_headers: &HeaderMap,
-    file: &Path,
-    meta: &Meta,
+    head: &FileHead,
     content: Content,
     cache_control: Option<&HeaderValue>,
     now: SystemTime,
 ) -> Response<Body> {
-    let len = meta.len;
-    let modified = meta.modified;
-    let etag = modified.map(|m| etag_for(len, m));
-
-    let mut headers = HeaderMap::new();
+    let mut headers = HeaderMap::with_capacity(8);
     if let Some(cc) = cache_control {
         headers.insert(header::CACHE_CONTROL, cc.clone());
     }
-    if let Some(tag) = &etag {
-        if let Ok(v) = HeaderValue::from_str(tag) {
-            headers.insert(header::ETAG, v);
-        }
+    if let Some((_, v)) = &head.etag {
+        headers.insert(header::ETAG, v.clone());
     }
-    if let Some(m) = modified {
-        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(m)) {
-            headers.insert(header::LAST_MODIFIED, v);
-        }
+    if let Some(v) = &head.last_modified {
+        headers.insert(header::LAST_MODIFIED, v.clone());
     }
 
-    if http_fields::not_modified(req_headers, etag.as_deref(), modified, now) {
+    let etag = head.etag.as_ref().map(|(tag, _)| tag.as_str());
+    if http_fields::not_modified(req_headers, etag, head.modified, now) {
         let mut r = Response::new(empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         *r.headers_mut() = headers;
         return r;
     }
 
-    headers.insert(header::CONTENT_TYPE, content_type(file));
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    headers.insert(header::CONTENT_TYPE, head.content_type.clone());
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(head.len));
     let body = match content {
         Content::None => empty(),
         Content::Small(bytes) => full(bytes),
         Content::Stream(file) => FileBody {
             file,
-            remaining: len,
+            remaining: head.len,
         }
         .boxed(),
     };
@@ -202,18 +226,20 @@ impl http_body::Body for LoggedBody {
 impl Drop for LoggedBody {
     fn drop(&mut self) {
         let log = &self.log;
-        tracing::info!(
-            target: LOG_TARGET,
-            peer = %log.peer,
-            method = %log.method,
-            path = %log.target,
-            status = log.status.as_u16(),
-            bytes = log.bytes,
-            duration = ?log.started.elapsed(),
-            // hyper stops polling once Content-Length bytes are out, so a
-            // full count is as good as end-of-stream.
-            complete = log.complete || self.inner.is_end_stream() || log.expected == Some(log.bytes),
-            "request"
-        );
+        // hyper stops polling once Content-Length bytes are out, so a
+        // full count is as good as end-of-stream.
+        let complete =
+            log.complete || self.inner.is_end_stream() || log.expected == Some(log.bytes);
+        let duration = log.started.elapsed();
+        access::info(Service::Origin, |line| {
+            line.message(format_args!("request"))
+                .field("peer", log.peer)
+                .field("method", &log.method)
+                .field("path", &log.target)
+                .field("status", log.status.as_u16())
+                .field("bytes", log.bytes)
+                .field("duration", format_args!("{duration:?}"))
+                .field("complete", complete);
+        });
     }
 }

@@ -5,12 +5,15 @@
 use std::io::{self, Read};
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, StatxFlags};
 
 use crate::clock::Clock;
+
+use super::body::FileHead;
 use crate::origin::hot::{HotFiles, Stamp};
 use crate::origin::path::SafePath;
 use crate::origin::LOG_TARGET;
@@ -47,8 +50,7 @@ pub(super) fn beneath() -> ResolveFlags {
 /// errors, kernels without `openat2` (Linux < 5.6).
 pub(super) struct Fast<'a> {
     pub(super) dir: BorrowedFd<'a>,
-    pub(super) root: &'a Path,
-    pub(super) hot: &'a HotFiles,
+    pub(super) hot: &'a HotFiles<Arc<FileHead>>,
     pub(super) clock: &'a dyn Clock,
 }
 
@@ -87,14 +89,13 @@ impl Fast<'_> {
     /// its bytes are the ones that were inside then); otherwise opens it
     /// beneath the folder and reads a small one whole.
     fn open(&self, rel: PathBuf, stamp: Stamp, want_body: bool) -> Option<Lookup> {
-        let meta = meta_of(&stamp);
-        if let Some(body) = self.hot.get(&rel, &stamp) {
+        if let Some((body, head)) = self.hot.get(&rel, &stamp) {
             let content = if want_body {
                 Content::Small(body)
             } else {
                 Content::None
             };
-            return Some(Lookup::File(Box::new((self.root.join(rel), meta, content))));
+            return Some(Lookup::File(Box::new((head, content))));
         }
         // HEAD reads nothing: an O_PATH open proves the path is inside.
         let flags = if want_body {
@@ -103,21 +104,20 @@ impl Fast<'_> {
             OFlags::PATH
         };
         let fd = open_beneath(self.dir, &rel, flags).ok()?;
+        // The type goes by the extension: the relative path has the same.
+        let head = Arc::new(FileHead::new(&rel, &meta_of(&stamp)));
         if !want_body {
-            return Some(Lookup::File(Box::new((
-                self.root.join(rel),
-                meta,
-                Content::None,
-            ))));
+            return Some(Lookup::File(Box::new((head, Content::None))));
         }
-        let content = match read_content(std::fs::File::from(fd), meta.len) {
+        let content = match read_content(std::fs::File::from(fd), head.len) {
             Ok(c) => c,
             Err(e) => return Some(Lookup::Failed(e)),
         };
         if let Content::Small(body) = &content {
-            self.hot.put(&rel, stamp, body, self.clock.wall());
+            self.hot
+                .put(&rel, stamp, body, head.clone(), self.clock.wall());
         }
-        Some(Lookup::File(Box::new((self.root.join(rel), meta, content))))
+        Some(Lookup::File(Box::new((head, content))))
     }
 }
 
@@ -219,15 +219,16 @@ pub(super) fn lookup_blocking(
         len: meta.len(),
         modified: meta.modified().ok(),
     };
+    let head = Arc::new(FileHead::new(&file, &meta));
     if !want_body {
-        return Lookup::File(Box::new((file, meta, Content::None)));
+        return Lookup::File(Box::new((head, Content::None)));
     }
     let content = match std::fs::File::open(&file).and_then(|f| read_content(f, meta.len)) {
         Ok(c) => c,
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Lookup::Forbidden,
         Err(e) => return Lookup::Failed(e),
     };
-    Lookup::File(Box::new((file, meta, content)))
+    Lookup::File(Box::new((head, content)))
 }
 
 /// Small files are read whole here; larger ones are streamed.
@@ -274,7 +275,7 @@ pub(super) struct Meta {
 
 pub(super) enum Lookup {
     /// Boxed: the other variants are small.
-    File(Box<(PathBuf, Meta, Content)>),
+    File(Box<(Arc<FileHead>, Content)>),
     Redirect,
     Outside(PathBuf),
     NotFound,

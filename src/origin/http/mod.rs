@@ -32,7 +32,7 @@ use crate::clock::Clock;
 use crate::server::{self, bump, closing, text, Body, BodyError, ConnStats, Handler, HttpLimits};
 use crate::throttle::Throttle;
 
-use body::{serve_file, LoggedBody, RequestLog};
+use body::{serve_file, FileHead, LoggedBody, RequestLog};
 use lookup::{lookup_blocking, open_root, Fast, Lookup};
 
 /// A running HTTP file server.
@@ -177,7 +177,7 @@ struct Files {
     /// if it could not be opened so (every lookup then takes the slow path).
     dir: Option<OwnedFd>,
     /// Small files served lately, each checked against the disk per use.
-    hot: HotFiles,
+    hot: HotFiles<Arc<FileHead>>,
     /// The time: when a file has settled enough to be kept in `hot`, and
     /// whether an `If-Modified-Since` is in the future.
     clock: Arc<dyn Clock>,
@@ -282,11 +282,10 @@ impl Files {
         };
         match self.lookup(&safe, parts.method != Method::HEAD).await {
             Lookup::File(found) => {
-                let (file, meta, content) = *found;
+                let (head, content) = *found;
                 serve_file(
                     &parts.headers,
-                    &file,
-                    &meta,
+                    &head,
                     content,
                     self.cache_control.as_ref(),
                     self.clock.wall(),
@@ -405,7 +404,6 @@ impl Files {
         if let Some(dir) = &self.dir {
             let fast = Fast {
                 dir: dir.as_fd(),
-                root: &self.root,
                 hot: &self.hot,
                 clock: self.clock.as_ref(),
             };

@@ -37,6 +37,7 @@ use crate::server::{self, bump, BodyError};
 use crate::server::{closing, empty, full, text, Body, Handler};
 
 use crate::http_fields;
+use crate::logging::access::{self, Service};
 use crate::proxy::cache::{request_cache_control, CacheStatus, Detail, Fwd};
 use body::PacedBody;
 use flow::CacheState;
@@ -140,14 +141,14 @@ impl Handler for ProxyService {
         } else {
             resp
         };
-        tracing::info!(
-            target: "netrun::proxy",
-            %peer,
-            "{method} {path} {} {} {:.1}ms",
-            resp.status().as_u16(),
-            label.as_str(),
-            start.elapsed().as_secs_f64() * 1e3
-        );
+        let (status, ms) = (resp.status().as_u16(), start.elapsed().as_secs_f64() * 1e3);
+        access::info(Service::Proxy, |line| {
+            line.message(format_args!(
+                "{method} {path} {status} {} {ms:.1}ms",
+                label.as_str()
+            ))
+            .field("peer", peer);
+        });
         resp
     }
 }
