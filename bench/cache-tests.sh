@@ -19,8 +19,12 @@
 #                     a required test that fails outright fails the run)
 #   NETRUN            the netrun binary to test (default: cargo build, target/debug/netrun)
 #   CACHE_TESTS_UPSTREAM_H2  1: the proxy fetches from the origin over HTTP/2 (h2c by
-#                     prior knowledge, through a cacheless netrun proxy in front of
-#                     the suite's HTTP/1.1 origin)
+#                     prior knowledge, through bench/cache-tests-h2-relay.mjs, a
+#                     transparent HTTP/2 front for the suite's HTTP/1.1 origin)
+#   CACHE_TESTS_CLIENT_H2  the suite's client speaks HTTP/2 to the proxy under test:
+#                     1 or h2c: h2c by prior knowledge (undici's H2CClient); tls: HTTPS
+#                     with ALPN h2 only (the proxy runs with --tls, the client trusts
+#                     its CA). Combines with CACHE_TESTS_UPSTREAM_H2=1 (HTTP/2 end to end).
 #
 # Exit status: 0 when no required test fails outright (and at least
 # CACHE_TESTS_MIN_PASS pass), 1 when one does (or fewer pass), 3 when the suite
@@ -133,31 +137,51 @@ ORIGIN=$(wait_line "$WORK/origin.log" '^Listening on' | sed -E 's#.*//([^/]+)/.*
 UPSTREAM=$ORIGIN
 UPSTREAM_FLAGS=()
 if [[ ${CACHE_TESTS_UPSTREAM_H2:-0} == 1 ]]; then
-    # The suite's origin speaks HTTP/1.1 only: a cacheless netrun proxy in
-    # front of it takes HTTP/2 (h2c by prior knowledge), so the proxy under
-    # test fetches, revalidates and streams over HTTP/2.
-    "$NETRUN" proxy --no-cache --http 127.0.0.1:0 --udp 127.0.0.1:0 --upstream "$ORIGIN" \
-        --udp-upstream 127.0.0.1:9 >"$WORK/relay.log" 2>&1 &
+    # The suite's origin speaks HTTP/1.1 only: a transparent relay in front
+    # of it takes HTTP/2 (h2c by prior knowledge), so the proxy under test
+    # fetches, revalidates and streams over HTTP/2. The relay passes 1xx on
+    # and resets the stream when the origin closes without answering, as an
+    # HTTP/2 origin would (a 502 from a proxy would hide the close).
+    node bench/cache-tests-h2-relay.mjs "$ORIGIN" >"$WORK/relay.log" 2>&1 &
     PIDS+=($!)
-    UPSTREAM=$(wait_line "$WORK/relay.log" '^proxy http://' | sed -E 's#^proxy http://([^ ]+) .*#\1#')
+    UPSTREAM=$(wait_line "$WORK/relay.log" '^relay h2c://' | sed -E 's#^relay h2c://([^ ]+).*#\1#')
     UPSTREAM_FLAGS=(--upstream-http2)
-    echo "upstream over HTTP/2 (h2c): through a cacheless netrun proxy at $UPSTREAM"
+    echo "upstream over HTTP/2 (h2c): through bench/cache-tests-h2-relay.mjs at $UPSTREAM"
+fi
+SCHEME=http
+CLIENT_FLAGS=()
+NODE_CLIENT=(node --no-warnings)
+CLIENT_H2=${CACHE_TESTS_CLIENT_H2:-0}
+case $CLIENT_H2 in
+0) ;;
+1 | h2c) CLIENT_H2=h2c ;;
+tls)
+    SCHEME=https
+    CLIENT_FLAGS=(--tls --ca-out "$WORK/ca.pem")
+    ;;
+*) die "CACHE_TESTS_CLIENT_H2=$CLIENT_H2: use 1 (or h2c) or tls" ;;
+esac
+if [[ $CLIENT_H2 != 0 ]]; then
+    NODE_CLIENT+=(--import "$PWD/bench/cache-tests-h2-client.mjs")
+    export CACHE_TESTS_UNDICI=$DIR/node_modules/undici/index.js CACHE_TESTS_CA=$WORK/ca.pem \
+        CACHE_TESTS_CLIENT_H2=$CLIENT_H2
 fi
 "$NETRUN" proxy --http 127.0.0.1:0 --udp 127.0.0.1:0 --upstream "$UPSTREAM" "${UPSTREAM_FLAGS[@]}" \
-    --udp-upstream 127.0.0.1:9 "$@" >"$WORK/proxy.log" 2>&1 &
+    "${CLIENT_FLAGS[@]}" --udp-upstream 127.0.0.1:9 "$@" >"$WORK/proxy.log" 2>&1 &
 PIDS+=($!)
-PROXY=$(wait_line "$WORK/proxy.log" '^proxy http://' | sed -E 's#^proxy http://([^ ]+) .*#\1#')
-echo "suite $SUITE_REPO at ${SUITE_COMMIT:0:7} (0.4.5, 2026-07-20); origin $ORIGIN; netrun proxy $PROXY ${*:-(default flags)}"
+PROXY=$(wait_line "$WORK/proxy.log" "^proxy $SCHEME://" | sed -E 's#^proxy https?://([^ ]+) .*#\1#')
+echo "suite $SUITE_REPO at ${SUITE_COMMIT:0:7} (0.4.5, 2026-07-20); origin $ORIGIN; netrun proxy $SCHEME://$PROXY ${*:-(default flags)}"
+if [[ $CLIENT_H2 != 0 ]]; then echo "client to proxy over HTTP/2 ($CLIENT_H2)"; fi
 
 RESULTS=$DIR/results.json
 cd "$SUITE"
 if [[ -n $ONE_TEST ]]; then
-    npm_config_base="http://$PROXY" npm_config_id="$ONE_TEST" timeout 120 node --no-warnings test-engine/cli.mjs
+    npm_config_base="$SCHEME://$PROXY" npm_config_id="$ONE_TEST" timeout 120 "${NODE_CLIENT[@]}" test-engine/cli.mjs
     exit 0
 fi
 start=$(date +%s)
-npm_config_base="http://$PROXY" npm_package_config_id="" timeout 600 \
-    node --no-warnings test-engine/cli.mjs >"$RESULTS" || die "the suite's client failed; see $RESULTS"
+npm_config_base="$SCHEME://$PROXY" npm_package_config_id="" timeout 600 \
+    "${NODE_CLIENT[@]}" test-engine/cli.mjs >"$RESULTS" || die "the suite's client failed; see $RESULTS"
 echo "ran in $(($(date +%s) - start)) s; results in $RESULTS"
 echo
 node "$OLDPWD/bench/cache-tests-summary.mjs" "$SUITE" "$RESULTS" "netrun proxy ${*:-}" "${CACHE_TESTS_MIN_PASS:-0}"

@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -664,6 +665,112 @@ async fn the_proxy_speaks_h2c_to_a_clear_text_upstream_by_prior_knowledge() {
     assert_eq!((s.upstream_connections, s.upstream_tls_handshakes), (1, 0));
     token.cancel();
     origin_token.cancel();
+}
+
+/// An HTTP/2 origin (h2c) that answers `limit` requests per connection and
+/// then refuses the rest, much as nginx at its keepalive_requests: every
+/// stream past the limit is reset with REFUSED_STREAM, and the first of them
+/// also starts a graceful GOAWAY (NO_ERROR). Its first `hold` streams wait until that many have
+/// arrived, so a burst reaches it whole, on one connection. Returns its
+/// address and the number of connections it accepted.
+async fn refusing_h2_origin(limit: usize, hold: usize) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let (all_in, _) = tokio::sync::watch::channel(());
+    let all_in = Arc::new(all_in);
+    let accepted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            accepted.fetch_add(1, Ordering::SeqCst);
+            let (arrived, all_in) = (arrived.clone(), all_in.clone());
+            tokio::spawn(async move {
+                let Ok(mut conn) = h2::server::handshake(tcp).await else {
+                    return;
+                };
+                let mut served = 0;
+                while let Some(Ok((req, mut respond))) = conn.accept().await {
+                    served += 1;
+                    let n = arrived.fetch_add(1, Ordering::SeqCst) + 1;
+                    if n == hold {
+                        all_in.send_replace(());
+                    }
+                    if served > limit {
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                        if served == limit + 1 {
+                            conn.graceful_shutdown();
+                        }
+                        continue;
+                    }
+                    let mut released = all_in.subscribe();
+                    let arrived = arrived.clone();
+                    tokio::spawn(async move {
+                        if n <= hold {
+                            let _ = released
+                                .wait_for(|_| arrived.load(Ordering::SeqCst) >= hold)
+                                .await;
+                        }
+                        let head = http::Response::builder()
+                            .header("cache-control", "no-store")
+                            .body(())
+                            .unwrap();
+                        if let Ok(mut body) = respond.send_response(head, false) {
+                            let path = req.uri().path().to_string();
+                            let _ = body.send_data(path.into(), true);
+                        }
+                    });
+                }
+            });
+        }
+    });
+    (addr, connections)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_an_http2_upstream_refuses_unprocessed_are_sent_again_on_a_new_connection() {
+    // Eight at once on one connection that takes five: three refused.
+    let (addr, connections) = refusing_h2_origin(5, 8).await;
+    let transport = UpstreamTransport {
+        tls: None,
+        http2: true,
+    };
+    let (proxy, token) = proxy("127.0.0.1:0", addr, transport, None).await;
+    let at = proxy.http_addr();
+    let burst = (0..8).map(|i| {
+        tokio::spawn(
+            async move { common_http::request(at, "GET", &format!("/burst/{i}"), &[]).await },
+        )
+    });
+    for (i, reply) in futures_util::future::join_all(burst)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let reply = reply.unwrap();
+        assert_eq!(reply.status, 200, "{i}: {:?}", reply.body);
+        assert_eq!(reply.body, format!("/burst/{i}"));
+    }
+    // The sixth is refused (and starts the GOAWAY); the seventh and eighth
+    // too, unless the proxy saw the GOAWAY before sending them.
+    let s = proxy.stats();
+    assert_eq!(s.upstream_errors, 0);
+    assert!((1..=3).contains(&s.upstream_retries), "{s:?}");
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+    // One after another, as a keep-alive client does: the request after
+    // each connection's fifth is refused, and goes again on a new one.
+    let before = s.upstream_retries;
+    let mut client = common_http::connect(at).await;
+    for i in 0..24 {
+        let path = format!("/one/{i}");
+        let reply = common_http::send_on(&mut client, "GET", &path, &[]).await;
+        assert_eq!((reply.status.as_u16(), reply.body), (200, path.into()));
+    }
+    let s = proxy.stats();
+    assert_eq!(s.upstream_errors, 0);
+    assert!(s.upstream_retries - before >= 24 / 5, "{s:?}");
+    assert!(connections.load(Ordering::SeqCst) >= 2 + 24 / 5);
+    token.cancel();
 }
 
 #[tokio::test]

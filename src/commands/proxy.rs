@@ -206,9 +206,10 @@ fn print_stats(s: &ProxyStats) {
         s.bytes_from_cache, s.bytes_from_upstream, s.upstream_fetches, s.upstream_errors
     );
     outln!(
-        "      {} upstream connections, {} upstream TLS handshakes",
+        "      {} upstream connections, {} upstream TLS handshakes, {} refused by HTTP/2 and sent again",
         s.upstream_connections,
-        s.upstream_tls_handshakes
+        s.upstream_tls_handshakes,
+        s.upstream_retries
     );
     outln!(
         "cache: {} stored, {} evicted, {} entries, {} bytes held; {} streamed past the memory bound",

@@ -251,6 +251,9 @@ pub struct ProxyStats {
     /// TLS handshakes completed with the upstream: one per connection, not
     /// per request.
     pub upstream_tls_handshakes: u64,
+    /// Requests an HTTP/2 upstream refused unprocessed (GOAWAY or
+    /// REFUSED_STREAM) and the proxy sent once more on a new connection.
+    pub upstream_retries: u64,
     /// Responses stored in the cache.
     pub stored: u64,
     /// Entries evicted to keep the cache within its capacity.
@@ -326,6 +329,7 @@ pub(crate) struct Counters {
     pub upstream_errors: AtomicU64,
     pub upstream_connections: AtomicU64,
     pub upstream_tls_handshakes: AtomicU64,
+    pub upstream_retries: AtomicU64,
     pub stored: AtomicU64,
     pub evictions: AtomicU64,
     pub cache_bytes: AtomicU64,
@@ -369,6 +373,7 @@ impl Counters {
             upstream_errors: g(&self.upstream_errors),
             upstream_connections: g(&self.upstream_connections),
             upstream_tls_handshakes: g(&self.upstream_tls_handshakes),
+            upstream_retries: g(&self.upstream_retries),
             stored: g(&self.stored),
             evictions: g(&self.evictions),
             cache_bytes: g(&self.cache_bytes),

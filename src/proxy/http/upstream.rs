@@ -10,12 +10,13 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, Uri};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 
 use crate::interim::Interim;
 use crate::proxy::impair::{Direction, Impairment};
 use crate::proxy::DelayTimer;
-use crate::server::{bump, is_body_too_large};
+use crate::server::{bump, empty, is_body_too_large};
 use crate::server::{closing, text, Body, BoxError};
 
 use super::body::{PacedBody, UpstreamBody};
@@ -110,22 +111,28 @@ impl ProxyService {
         if let Ok(host) = HeaderValue::from_str(&self.authority) {
             headers.insert(header::HOST, host);
         }
-        let mut req = Request::new(body);
-        *req.method_mut() = method;
-        *req.uri_mut() = uri;
-        *req.headers_mut() = headers;
-        if let Some(interim) = interim.cloned() {
-            // 1xx from the upstream go on to the client (RFC 9110 §15.2),
-            // hop-by-hop headers removed; they are never stored.
-            hyper::ext::on_informational(&mut req, move |res| {
-                let mut headers = res.headers().clone();
-                strip_hop_by_hop(&mut headers);
-                interim.send(res.status(), &headers);
-            });
-        }
+        // Without a body the request can be sent again as it was: kept for
+        // an HTTP/2 upstream that refuses it unprocessed.
+        let again = body
+            .is_end_stream()
+            .then(|| (method.clone(), uri.clone(), headers.clone()));
+        let req = upstream_request(method, uri, headers, body, interim);
         // The link's delays count against the deadline: the proxy's timer
         // runs from when it sends, as it would over a real path.
-        let result = match tokio::time::timeout_at(deadline, self.over_origin_link(req)).await {
+        let mut sent = tokio::time::timeout_at(deadline, self.over_origin_link(req)).await;
+        if let (Ok(Err(e)), Some((method, uri, headers))) = (&sent, again) {
+            if refused_unprocessed(e) {
+                // RFC 9113 §8.7: a stream above a GOAWAY's last stream id,
+                // or reset with REFUSED_STREAM, was never processed, so it
+                // is safe to send once more, on another connection (the
+                // pool no longer hands out the one that went away).
+                bump(&self.counters.upstream_retries);
+                tracing::debug!(target: "netrun::proxy", "upstream {} refused the request unprocessed ({}); sending it again", self.upstream, describe(e));
+                let req = upstream_request(method, uri, headers, empty(), interim);
+                sent = tokio::time::timeout_at(deadline, self.over_origin_link(req)).await;
+            }
+        }
+        let result = match sent {
             Ok(Ok(resp)) => return Ok(resp),
             Err(_) => UpstreamError {
                 status: StatusCode::GATEWAY_TIMEOUT,
@@ -187,6 +194,52 @@ impl ProxyService {
             resp
         })
     }
+}
+
+/// The request to the upstream; 1xx from the upstream go on to the client
+/// (RFC 9110 §15.2), hop-by-hop headers removed; they are never stored.
+fn upstream_request(
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+    interim: Option<&Interim>,
+) -> Request<Body> {
+    let mut req = Request::new(body);
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers;
+    if let Some(interim) = interim.cloned() {
+        hyper::ext::on_informational(&mut req, move |res| {
+            let mut headers = res.headers().clone();
+            strip_hop_by_hop(&mut headers);
+            interim.send(res.status(), &headers);
+        });
+    }
+    req
+}
+
+/// The HTTP/2 upstream refused the request before processing it (RFC 9113
+/// §8.7): the stream was above the last stream id of a graceful GOAWAY
+/// (NO_ERROR, as a server sends when it reaches its keep-alive limit, or
+/// the request was started on a connection that had already received it),
+/// or the server reset it with REFUSED_STREAM. A GOAWAY with an error code
+/// is not counted: h2 reports it on processed streams too.
+pub(super) fn refused_unprocessed(e: &hyper_util::client::legacy::Error) -> bool {
+    use std::error::Error as _;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
+    while let Some(s) = source {
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            return h2.is_remote()
+                && match h2.reason() {
+                    Some(h2::Reason::REFUSED_STREAM) => true,
+                    Some(h2::Reason::NO_ERROR) => h2.is_go_away(),
+                    _ => false,
+                };
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Holds an HTTP message back for `link`'s delay (and jitter) going `dir`,
