@@ -99,6 +99,38 @@ async fn probe(config: &HttpProbeConfig) -> (HttpReport, Vec<HttpRequestRow>) {
     (report, rows)
 }
 
+/// The probe against `addr` (the authority its address), over TLS trusting
+/// `tls`'s CA when given, else clear text; HTTP/2 with `streams` per
+/// connection when `http2`.
+async fn probe_origin(
+    addr: SocketAddr,
+    tls: Option<&Identity>,
+    http2: bool,
+    streams: u32,
+    requests: u64,
+) -> (HttpReport, Vec<HttpRequestRow>) {
+    let authority = addr.to_string();
+    let wire = match tls {
+        Some(id) => https(id, &authority, http2, streams),
+        None => HttpWire {
+            tls: None,
+            http2,
+            streams,
+        },
+    };
+    probe(&probe_config(addr, &authority, requests, wire)).await
+}
+
+/// Every one of `requests` answered, none failed.
+fn assert_all_answered(report: &HttpReport, requests: u64) {
+    assert_eq!(
+        (report.requests, report.responses, report.errors),
+        (requests, requests, 0),
+        "{:?}",
+        report.errors_by_class()
+    );
+}
+
 fn https(ca: &Identity, authority: &str, http2: bool, streams: u32) -> HttpWire {
     let trust = Trust::CaPem(ca.ca_pem.clone().unwrap());
     HttpWire {
@@ -133,39 +165,15 @@ async fn https_serves_http1_and_http2_by_alpn_with_one_handshake_per_connection(
     let id = Identity::made(&[]).unwrap();
     let (_www, origin, token) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
     let addr = origin.http_addr();
-    let authority = addr.to_string();
-
-    let (report, rows) = probe(&probe_config(
-        addr,
-        &authority,
-        20,
-        https(&id, &authority, false, 1),
-    ))
-    .await;
-    assert_eq!(
-        (report.responses, report.errors),
-        (20, 0),
-        "{:?}",
-        report.errors_by_class()
-    );
+    let (report, rows) = probe_origin(addr, Some(&id), false, 1, 20).await;
+    assert_all_answered(&report, 20);
     assert!(rows
         .iter()
         .all(|r| r.protocol.as_deref() == Some("HTTP/1.1")));
     assert_one_handshake_per_connection(&rows, &report, true);
 
-    let (report, rows) = probe(&probe_config(
-        addr,
-        &authority,
-        40,
-        https(&id, &authority, true, 4),
-    ))
-    .await;
-    assert_eq!(
-        (report.responses, report.errors),
-        (40, 0),
-        "{:?}",
-        report.errors_by_class()
-    );
+    let (report, rows) = probe_origin(addr, Some(&id), true, 4, 40).await;
+    assert_all_answered(&report, 40);
     assert!(rows.iter().all(|r| r.protocol.as_deref() == Some("HTTP/2")));
     assert_one_handshake_per_connection(&rows, &report, true);
     token.cancel();
@@ -178,29 +186,13 @@ async fn clear_text_http2_with_prior_knowledge_and_ipv6() {
     }
     let (_www, origin, token) = origin("[::1]:0", None, HttpLimits::default()).await;
     let addr = origin.http_addr();
-    let wire = HttpWire {
-        tls: None,
-        http2: true,
-        streams: 3,
-    };
-    let (report, rows) = probe(&probe_config(addr, &addr.to_string(), 30, wire)).await;
-    assert_eq!(
-        (report.responses, report.errors),
-        (30, 0),
-        "{:?}",
-        report.errors_by_class()
-    );
+    let (report, rows) = probe_origin(addr, None, true, 3, 30).await;
+    assert_all_answered(&report, 30);
     assert!(rows.iter().all(|r| r.protocol.as_deref() == Some("HTTP/2")));
     assert_one_handshake_per_connection(&rows, &report, false);
     // HTTP/1.1 still works on the same port.
-    let (report, _) = probe(&probe_config(
-        addr,
-        &addr.to_string(),
-        4,
-        HttpWire::default(),
-    ))
-    .await;
-    assert_eq!(report.responses, 4);
+    let (report, _) = probe_origin(addr, None, false, 1, 4).await;
+    assert_all_answered(&report, 4);
     token.cancel();
 }
 
@@ -212,21 +204,9 @@ async fn https_over_ipv6_checks_the_address_in_the_certificate() {
     let id = Identity::made(&[]).unwrap();
     let (_www, origin, token) = origin("[::1]:0", Some(&id), HttpLimits::default()).await;
     let addr = origin.http_addr();
-    let authority = addr.to_string();
-    assert!(authority.starts_with("[::1]:"));
-    let (report, _) = probe(&probe_config(
-        addr,
-        &authority,
-        6,
-        https(&id, &authority, true, 2),
-    ))
-    .await;
-    assert_eq!(
-        (report.responses, report.errors),
-        (6, 0),
-        "{:?}",
-        report.errors_by_class()
-    );
+    assert!(addr.to_string().starts_with("[::1]:"));
+    let (report, _) = probe_origin(addr, Some(&id), true, 2, 6).await;
+    assert_all_answered(&report, 6);
     token.cancel();
 }
 
@@ -234,21 +214,8 @@ async fn https_over_ipv6_checks_the_address_in_the_certificate() {
 async fn eight_streams_per_connection_over_tls_and_h2c_make_every_request() {
     let id = Identity::made(&[]).unwrap();
     let (_w1, secure, t1) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
-    let addr = secure.http_addr();
-    let authority = addr.to_string();
-    let (report, rows) = probe(&probe_config(
-        addr,
-        &authority,
-        400,
-        https(&id, &authority, true, 8),
-    ))
-    .await;
-    assert_eq!(
-        (report.requests, report.responses, report.errors),
-        (400, 400, 0),
-        "{:?}",
-        report.errors_by_class()
-    );
+    let (report, rows) = probe_origin(secure.http_addr(), Some(&id), true, 8, 400).await;
+    assert_all_answered(&report, 400);
     assert!(rows.iter().all(|r| r.protocol.as_deref() == Some("HTTP/2")));
     assert_one_handshake_per_connection(&rows, &report, true);
     // 2 connections x 8 streams: more requests in flight at once than
@@ -256,14 +223,8 @@ async fn eight_streams_per_connection_over_tls_and_h2c_make_every_request() {
     assert_eq!(secure.stats().http.connections, 2);
 
     let (_w2, plain, t2) = origin("127.0.0.1:0", None, HttpLimits::default()).await;
-    let addr = plain.http_addr();
-    let wire = HttpWire {
-        tls: None,
-        http2: true,
-        streams: 8,
-    };
-    let (report, rows) = probe(&probe_config(addr, &addr.to_string(), 400, wire)).await;
-    assert_eq!((report.responses, report.errors), (400, 0));
+    let (report, rows) = probe_origin(plain.http_addr(), None, true, 8, 400).await;
+    assert_all_answered(&report, 400);
     assert!(rows.iter().all(|r| r.protocol.as_deref() == Some("HTTP/2")));
     assert_one_handshake_per_connection(&rows, &report, false);
     t1.cancel();
