@@ -761,15 +761,27 @@ async fn a_self_signed_upstream_certificate_given_as_the_ca_is_pinned_and_its_na
     let (old, old_pem) = self_signed(&["origin.test"], now - 48 * hour, now - 24 * hour);
     let (_w1, origin_a, t1) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
     let (_w2, origin_b, t2) = origin("127.0.0.1:0", Some(&old), HttpLimits::default()).await;
+    let (a, b, name) = (
+        origin_a.http_addr(),
+        origin_b.http_addr(),
+        Some("origin.test"),
+    );
     let cases = [
         // Pinned, and named as the certificate names it: trusted.
-        ("pinned", origin_a.http_addr(), &pem, Some("origin.test"), 200, ""),
+        ("pinned", a, &pem, name, 200, ""),
         // Reached by address without a name: the address is not in it.
-        ("no name", origin_a.http_addr(), &pem, None, 502, "for another name"),
-        ("wrong name", origin_a.http_addr(), &pem, Some("other.test"), 502, "for another name"),
+        ("no name", a, &pem, None, 502, "for another name"),
+        (
+            "wrong name",
+            a,
+            &pem,
+            Some("other.test"),
+            502,
+            "for another name",
+        ),
         // Another self-signed certificate given: this one is not pinned.
-        ("other", origin_a.http_addr(), &other_pem, Some("origin.test"), 502, "no trusted CA"),
-        ("expired", origin_b.http_addr(), &old_pem, Some("origin.test"), 502, "expired"),
+        ("other", a, &other_pem, name, 502, "no trusted CA"),
+        ("expired", b, &old_pem, name, 502, "expired"),
     ];
     for (case, upstream, ca, name, status, says) in cases {
         let mut transport =
@@ -791,10 +803,20 @@ async fn a_self_signed_upstream_certificate_given_as_the_ca_is_pinned_and_its_na
 
 #[test]
 fn upstream_name_is_refused_on_a_clear_text_upstream_and_must_be_a_name() {
-    let out = netrun_proxy_check(&["--upstream", "127.0.0.1:1", "--upstream-name", "origin.test"]);
+    let out = netrun_proxy_check(&[
+        "--upstream",
+        "127.0.0.1:1",
+        "--upstream-name",
+        "origin.test",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--upstream-name apply to an https://"));
-    let out = netrun_proxy_check(&["--upstream", "https://127.0.0.1:1", "--upstream-name", "a b"]);
+    let out = netrun_proxy_check(&[
+        "--upstream",
+        "https://127.0.0.1:1",
+        "--upstream-name",
+        "a b",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("`a b` is not a valid TLS server name"));
 }

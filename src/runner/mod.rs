@@ -452,7 +452,8 @@ impl VariantCtx<'_> {
                 if let Some(trust) = self.services.client_trust(w.target) {
                     config.use_tls(trust)?;
                     if let Some(name) = self.services.tls_name(w.target) {
-                        config.wire.tls = config.wire.tls.take().map(|t| t.named(name)).transpose()?;
+                        config.wire.tls =
+                            config.wire.tls.take().map(|t| t.named(name)).transpose()?;
                     }
                 }
                 let mut tag = tagger(&self.outputs.requests, label, &w.name, self.pos.repetition);
