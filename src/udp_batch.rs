@@ -24,7 +24,8 @@ const SLOT_BYTES: usize = 1 << 16;
 /// memset and page faults of 32 smaller buffers cost ~1 ms at start-up).
 pub struct RecvBatch {
     buf: Box<[u8]>,
-    got: Vec<(usize, SocketAddr)>,
+    /// (slot, length, sender) of each datagram received.
+    got: Vec<(usize, usize, SocketAddr)>,
 }
 
 impl Default for RecvBatch {
@@ -45,10 +46,29 @@ impl RecvBatch {
     /// Receives the datagrams queued on `sock` (up to the batch's room)
     /// without waiting; `WouldBlock` when there are none, after which tokio
     /// knows to wait for the socket to be readable again.
+    ///
+    /// A batch with room to spare emptied the queue: tokio is told so at
+    /// once (its readiness cleared, as a `WouldBlock` does) instead of
+    /// learning it from one more system call that finds nothing. Nothing is
+    /// missed: tokio's sockets are edge-triggered, and every datagram that
+    /// arrives after the call raises a new readiness event.
     pub fn try_recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
         self.got.clear();
         let RecvBatch { buf, got } = self;
-        sock.try_io(Interest::READABLE, || imp::recv(sock, buf, got))?;
+        let room = (buf.len() / SLOT_BYTES).min(SLOTS);
+        let mut received = 0;
+        let r = sock.try_io(Interest::READABLE, || {
+            received = imp::recv(sock, buf, got)?;
+            if received < room {
+                // Drained: tokio clears the readiness on this answer.
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(())
+        });
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && received > 0 => {}
+            r => r?,
+        }
         Ok(self.got.len())
     }
 
@@ -56,8 +76,7 @@ impl RecvBatch {
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> + '_ {
         self.got
             .iter()
-            .zip(self.buf.chunks(SLOT_BYTES))
-            .map(|(&(len, from), buf)| (&buf[..len], from))
+            .map(|&(slot, len, from)| (&self.buf[slot * SLOT_BYTES..][..len], from))
     }
 
     pub fn len(&self) -> usize {
@@ -92,8 +111,8 @@ mod imp {
     pub(super) fn recv(
         sock: &impl AsRawFd,
         buf: &mut [u8],
-        got: &mut Vec<(usize, SocketAddr)>,
-    ) -> io::Result<()> {
+        got: &mut Vec<(usize, usize, SocketAddr)>,
+    ) -> io::Result<usize> {
         let n = (buf.len() / SLOT_BYTES).min(SLOTS);
         // SAFETY: all-zero is a valid value of these plain C structs.
         let mut addrs: [libc::sockaddr_storage; SLOTS] = unsafe { zeroed() };
@@ -133,13 +152,13 @@ mod imp {
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        for (h, addr) in hdrs.iter().zip(&addrs).take(r as usize) {
+        for (slot, (h, addr)) in hdrs.iter().zip(&addrs).take(r as usize).enumerate() {
             // A datagram from a family netrun does not use cannot be answered: skipped.
             if let Some(from) = from_raw(addr) {
-                got.push((h.msg_len as usize, from));
+                got.push((slot, h.msg_len as usize, from));
             }
         }
-        Ok(())
+        Ok(r as usize)
     }
 
     pub(super) fn send(
@@ -264,11 +283,11 @@ mod imp {
     pub(super) fn recv(
         sock: &UdpSocket,
         buf: &mut [u8],
-        got: &mut Vec<(usize, SocketAddr)>,
-    ) -> io::Result<()> {
+        got: &mut Vec<(usize, usize, SocketAddr)>,
+    ) -> io::Result<usize> {
         let (n, from) = sock.try_recv_from(buf)?;
-        got.push((n, from));
-        Ok(())
+        got.push((0, n, from));
+        Ok(1)
     }
 
     pub(super) fn send(
@@ -316,6 +335,26 @@ mod tests {
         // Nothing left: WouldBlock, not an empty batch.
         let e = batch.try_recv(&rx).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+
+        // A datagram arriving after a drained batch still wakes the
+        // socket: the readiness cleared without a system call comes back
+        // with it.
+        for round in 0..3u8 {
+            a.send_to(&[round], to).await.unwrap();
+            let got = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                loop {
+                    rx.readable().await.unwrap();
+                    match batch.try_recv(&rx) {
+                        Ok(_) => return batch.iter().map(|(p, _)| p.to_vec()).collect::<Vec<_>>(),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+            .await
+            .expect("a datagram sent after a drained batch wakes the socket");
+            assert_eq!(got, vec![vec![round]]);
+        }
 
         rx.writable().await.unwrap();
         let msgs: Vec<(&[u8], Option<SocketAddr>)> = vec![

@@ -4,6 +4,8 @@
 //! no clocks: callers pass nanosecond timestamps, so every case is testable by hand.
 
 use std::collections::TryReserveError;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -166,16 +168,38 @@ pub enum ReplyClass {
     Unknown,
 }
 
-/// Per-datagram state: a byte and an RTT slot per sequence number.
+/// Per-datagram state: a byte and a time slot per sequence number.
 const NONE: u8 = 0;
 const IN_TIME: u8 = 1;
 const LATE: u8 = 2;
-/// RTT slot value for "no in-time reply".
-const NO_RTT: u64 = u64::MAX;
+
+/// One 8-byte time slot per datagram of a flow, shared by its sender and
+/// its [`FlowTracker`]: the sender records each datagram's send time there
+/// ([`SendTimes::record`], before sending it), and an in-time reply replaces
+/// it with the RTT. A datagram needs its send time only while unanswered
+/// (a lost datagram's row gives it) and its RTT only once answered, so one
+/// slot holds both in turn: 8 bytes a datagram instead of 16.
+///
+/// The two writes to a slot never race: the sender's comes before the
+/// datagram leaves, the tracker's after its reply came back. Whoever reads
+/// them all at the end does so once both sides have finished (joined).
+#[derive(Debug, Clone)]
+pub struct SendTimes(Arc<Vec<AtomicU64>>);
+
+impl SendTimes {
+    /// Records that datagram `seq` is sent at `ns` (ns since the run's
+    /// start). Call it before sending. A `seq` past the flow's count is ignored.
+    pub fn record(&self, seq: u64, ns: u64) {
+        if let Some(slot) = usize::try_from(seq).ok().and_then(|i| self.0.get(i)) {
+            slot.store(ns, Ordering::Relaxed);
+        }
+    }
+}
 
 /// Classifies the replies of one flow. Memory: 9 bytes per datagram (a state
-/// byte and the RTT in ns, kept so that jitter is computed in sequence order
-/// even when replies arrive reordered); no per-sample rows are kept.
+/// byte and a time slot: the send time until an in-time reply, then the RTT
+/// in ns, kept so that jitter is computed in sequence order even when
+/// replies arrive reordered); no per-sample rows are kept.
 ///
 /// Definitions (docs/src/probe.md documents them for users):
 /// - a reply whose RTT exceeds `timeout` is **late**; it is neither received nor lost;
@@ -186,11 +210,12 @@ const NO_RTT: u64 = u64::MAX;
 /// - **duplicates** = every further copy of a datagram already answered.
 ///
 /// So `sent == received + late + lost` always holds.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FlowTracker {
     timeout_ns: u64,
     state: Vec<u8>,
-    rtt_ns: Vec<u64>,
+    /// Send time while `state` is NONE or LATE; RTT once IN_TIME.
+    times: SendTimes,
     highest_seq: Option<u64>,
     pub counts: FlowCounts,
 }
@@ -226,16 +251,21 @@ impl FlowTracker {
         let mut state = Vec::new();
         state.try_reserve_exact(n)?;
         state.resize(n, NONE);
-        let mut rtt_ns = Vec::new();
-        rtt_ns.try_reserve_exact(n)?;
-        rtt_ns.resize(n, NO_RTT);
+        let mut times = Vec::new();
+        times.try_reserve_exact(n)?;
+        times.resize_with(n, || AtomicU64::new(0));
         Ok(FlowTracker {
             timeout_ns: u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX),
             state,
-            rtt_ns,
+            times: SendTimes(Arc::new(times)),
             highest_seq: None,
             counts: FlowCounts::default(),
         })
+    }
+
+    /// Where this flow's sender records its send times.
+    pub fn send_times(&self) -> SendTimes {
+        self.times.clone()
     }
 
     /// Classifies a reply for `seq`, sent at `send_ns`, received at `recv_ns`
@@ -257,7 +287,7 @@ impl FlowTracker {
             return ReplyClass::Late;
         }
         self.state[i] = IN_TIME;
-        self.rtt_ns[i] = rtt;
+        self.times.0[i].store(rtt, Ordering::Relaxed);
         self.counts.received += 1;
         self.counts.received_bytes += bytes as u64;
         if after_higher {
@@ -281,9 +311,24 @@ impl FlowTracker {
         sent.saturating_sub(self.counts.received + self.counts.late)
     }
 
+    /// The send time recorded for `seq` (ns since the start), while it has
+    /// no in-time reply (its slot then holds the RTT instead): what a lost
+    /// datagram's row shows. `None` past the flow's count.
+    pub fn send_ns(&self, seq: u64) -> Option<u64> {
+        let i = usize::try_from(seq).ok()?;
+        match self.state.get(i)? {
+            &IN_TIME => None,
+            _ => Some(self.times.0[i].load(Ordering::Relaxed)),
+        }
+    }
+
     /// In-time RTTs in sequence order (ns), for jitter and latency statistics.
     pub fn rtts_in_seq_order(&self) -> impl Iterator<Item = u64> + '_ {
-        self.rtt_ns.iter().copied().filter(|&r| r != NO_RTT)
+        self.state
+            .iter()
+            .zip(self.times.0.iter())
+            .filter(|(&s, _)| s == IN_TIME)
+            .map(|(_, t)| t.load(Ordering::Relaxed))
     }
 }
 
@@ -383,6 +428,35 @@ mod tests {
         assert!(FlowTracker::try_new(1 << 60, Duration::from_secs(1)).is_err());
         let t = FlowTracker::try_new(3, Duration::from_secs(1)).unwrap();
         assert!(t.unanswered(2));
+    }
+
+    #[test]
+    fn one_slot_holds_the_send_time_until_an_in_time_reply_puts_the_rtt_there() {
+        let mut t = FlowTracker::try_new(4, Duration::from_millis(100)).unwrap();
+        let sender = t.send_times();
+        for seq in 0..4 {
+            sender.record(seq, 1_000 + seq * MS);
+        }
+        sender.record(4, 7); // past the count: ignored
+        assert_eq!(t.on_reply(0, 1_000, 1_000 + 5 * MS, 10), ReplyClass::Ok);
+        assert_eq!(
+            t.on_reply(1, 1_000 + MS, 1_000 + 300 * MS, 10),
+            ReplyClass::Late
+        );
+        assert_eq!(
+            t.on_reply(3, 1_000 + 3 * MS, 1_000 + 10 * MS, 10),
+            ReplyClass::Ok
+        );
+        // Answered in time: the RTT, no send time left.
+        assert_eq!(t.send_ns(0), None);
+        assert_eq!(t.rtts_in_seq_order().collect::<Vec<_>>(), [5 * MS, 7 * MS]);
+        // Late or unanswered: the send time is still there.
+        assert_eq!(t.send_ns(1), Some(1_000 + MS));
+        assert_eq!(t.send_ns(2), Some(1_000 + 2 * MS));
+        assert_eq!(t.send_ns(4), None);
+        // A duplicate changes nothing.
+        assert_eq!(t.on_reply(0, 1_000, 1_000 + 50 * MS, 10), ReplyClass::Dup);
+        assert_eq!(t.rtts_in_seq_order().next(), Some(5 * MS));
     }
 
     #[test]

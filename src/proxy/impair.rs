@@ -114,13 +114,24 @@ pub trait Impairment: Send + Sync + 'static {
     fn http_body_wait(&self, _dir: Direction, _len: usize) -> Duration {
         Duration::ZERO
     }
+
+    /// True when the model never drops, delays or paces anything, whatever
+    /// the traffic: the UDP forwarder then passes datagrams on without
+    /// asking it about each one. A model that might ever act says false.
+    fn is_transparent(&self) -> bool {
+        false
+    }
 }
 
 /// A perfect link.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoImpairment;
 
-impl Impairment for NoImpairment {}
+impl Impairment for NoImpairment {
+    fn is_transparent(&self) -> bool {
+        true
+    }
+}
 
 /// The knobs of a [`LinkModel`]; each applies to each direction separately.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -318,6 +329,10 @@ impl Impairment for LinkModel {
     fn http_body_wait(&self, dir: Direction, len: usize) -> Duration {
         self.http_body_wait_at(dir, len, Instant::now())
     }
+
+    fn is_transparent(&self) -> bool {
+        self.config.is_none()
+    }
 }
 
 impl LinkModel {
@@ -351,6 +366,28 @@ mod tests {
             .iter()
             .all(|v| *v == Verdict::Forward));
         assert_eq!(m.http_delay(Direction::ToUpstream), Duration::ZERO);
+        // The forwarder skips only a model that can never act.
+        assert!(m.is_transparent() && NoImpairment.is_transparent());
+        for c in [
+            LinkConfig {
+                delay: Duration::from_micros(1),
+                ..cfg()
+            },
+            LinkConfig {
+                jitter: Duration::from_micros(1),
+                ..cfg()
+            },
+            LinkConfig {
+                loss_percent: 0.1,
+                ..cfg()
+            },
+            LinkConfig {
+                rate_bps: 1e9,
+                ..cfg()
+            },
+        ] {
+            assert!(!LinkModel::new(c).is_transparent(), "{c:?}");
+        }
     }
 
     #[test]

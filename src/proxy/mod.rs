@@ -536,16 +536,11 @@ pub async fn spawn_with_hooks(
             shutdown: shutdown.clone(),
         },
     );
-    tracker.spawn(server::serve(
-        http,
-        handler,
-        config.limits.clone(),
-        shutdown.clone(),
-        tracker.clone(),
-        conn_stats.clone(),
-        "proxy",
-    ));
-
+    // The forwarder runs on a thread of its own (see proxy::udp).
+    let udp_thread = udp::ForwarderThread::new().context("starting the UDP forwarder's runtime")?;
+    let udp = udp_thread
+        .adopt(udp)
+        .context("moving the UDP socket to the forwarder's thread")?;
     let forwarder = udp::Forwarder::new(
         Arc::new(udp),
         config.upstream_udp,
@@ -555,7 +550,18 @@ pub async fn spawn_with_hooks(
         hooks.origin_link,
         delays,
     );
-    tracker.spawn(forwarder.run(shutdown.clone(), tracker.clone()));
+    udp_thread
+        .start(forwarder, shutdown.clone(), &tracker)
+        .context("starting the UDP forwarder's thread")?;
+    tracker.spawn(server::serve(
+        http,
+        handler,
+        config.limits.clone(),
+        shutdown.clone(),
+        tracker.clone(),
+        conn_stats.clone(),
+        "proxy",
+    ));
 
     Ok(ProxyHandle {
         http_addr,

@@ -6,6 +6,12 @@
 //! fit is dropped and counted, as a router would, so one stuck client cannot
 //! hold back the others.
 //!
+//! All of them run on one thread of the forwarder's own ([`ForwarderThread`],
+//! a single-threaded runtime): a datagram is received and sent on by the
+//! same thread, with no hand-over to another thread or queue between the two
+//! system calls, and so is its reply. With both links transparent (no
+//! impairment configured) a datagram is not even shown to the link models.
+//!
 //! Every datagram crosses two links ([`Links`]): clients ↔ proxy and proxy ↔
 //! origin, in the order it travels. Datagrams either link delays go through
 //! the proxy's delay line ([`DelayLine`]): its precise timer thread
@@ -18,6 +24,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -74,11 +81,7 @@ impl Forwarder {
             socket,
             upstream,
             config,
-            links: Links {
-                clients: impair,
-                origin: origin_link,
-                counters: counters.clone(),
-            },
+            links: Links::new(impair, origin_link, counters.clone()),
             counters,
             epoch: Instant::now(),
             full_warned: AtomicBool::new(false),
@@ -101,9 +104,11 @@ impl Forwarder {
         // Up to 32 datagrams per system call each way: a busy forwarder
         // drains its queue in batches instead of one readiness round each.
         let mut batch = RecvBatch::new();
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => break,
+                _ = &mut cancelled => break,
                 _ = sweep.tick() => self.sweep(&mut sessions),
                 r = self.socket.readable() => {
                     if let Err(e) = r {
@@ -263,6 +268,57 @@ impl Forwarder {
     }
 }
 
+/// The thread a forwarder runs on, with its single-threaded runtime. Made
+/// first, so the listening socket can move onto its runtime
+/// ([`ForwarderThread::adopt`]) before the [`Forwarder`] is built around it.
+pub(crate) struct ForwarderThread {
+    runtime: tokio::runtime::Runtime,
+}
+
+impl ForwarderThread {
+    pub(crate) fn new() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(ForwarderThread { runtime })
+    }
+
+    /// `socket`, moved from the caller's runtime onto this thread's.
+    pub(crate) fn adopt(&self, socket: UdpSocket) -> std::io::Result<UdpSocket> {
+        let socket = socket.into_std()?;
+        let _on = self.runtime.enter();
+        UdpSocket::from_std(socket)
+    }
+
+    /// Starts the thread running `forwarder` until `shutdown`; `tracker`
+    /// waits for the thread to end (its sessions' tasks with it).
+    pub(crate) fn start(
+        self,
+        forwarder: Forwarder,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> std::io::Result<()> {
+        let (ended, ended_rx) = tokio::sync::oneshot::channel::<()>();
+        let sessions = tracker.clone();
+        // The new thread starts in the caller's network namespace (a proxy
+        // in its own namespace is started from inside it), where the
+        // sessions' sockets must be made.
+        thread::Builder::new()
+            .name("netrun-udp".into())
+            .spawn(move || {
+                // Dropping the runtime at the end drops the sessions' tasks,
+                // which have stopped by then (run closes every session).
+                self.runtime.block_on(forwarder.run(shutdown, sessions));
+                drop(self.runtime);
+                drop(ended);
+            })?;
+        tracker.spawn(async move {
+            let _ = ended_rx.await;
+        });
+        Ok(())
+    }
+}
+
 /// Relays one session's upstream replies back to its client.
 struct Relay {
     upstream: Arc<UdpSocket>,
@@ -284,9 +340,11 @@ thread_local! {
 
 impl Relay {
     async fn run(self, stop: CancellationToken) {
+        let stopped = stop.cancelled();
+        tokio::pin!(stopped);
         loop {
             tokio::select! {
-                _ = stop.cancelled() => return,
+                _ = &mut stopped => return,
                 r = self.upstream.readable() => if let Err(e) = r {
                     tracing::debug!(target: "netrun::proxy", client = %self.client, error = %e, "udp upstream error");
                     continue;
@@ -342,6 +400,8 @@ struct Links {
     /// Proxy ↔ origin.
     origin: Arc<dyn Impairment>,
     counters: Arc<Counters>,
+    /// Neither link can ever act: every datagram passes at once, unasked.
+    transparent: bool,
 }
 
 /// Which links held a datagram back: each counts it as delayed once the
@@ -353,12 +413,28 @@ struct DelayedBy {
 }
 
 impl Links {
+    fn new(
+        clients: Arc<dyn Impairment>,
+        origin: Arc<dyn Impairment>,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Links {
+            transparent: clients.is_transparent() && origin.is_transparent(),
+            clients,
+            origin,
+            counters,
+        }
+    }
+
     /// Takes a datagram of `len` bytes across both links going `dir`, in
     /// the order it meets them: the second link sees it arrive once the
     /// first has delayed it, so its rate queue starts from then. `None`:
     /// a link dropped it (counted on that link). Otherwise the total delay
     /// (zero: forward now) and which links delayed it.
     fn cross(&self, dir: Direction, len: usize) -> Option<(Duration, DelayedBy)> {
+        if self.transparent {
+            return Some((Duration::ZERO, DelayedBy::default()));
+        }
         let order = match dir {
             Direction::ToUpstream => [Link::ClientsProxy, Link::ProxyOrigin],
             Direction::ToClient => [Link::ProxyOrigin, Link::ClientsProxy],
@@ -678,11 +754,11 @@ mod tests {
     }
 
     fn links(clients: LinkConfig, origin: LinkConfig) -> Links {
-        Links {
-            clients: Arc::new(LinkModel::on(Link::ClientsProxy, clients)),
-            origin: Arc::new(LinkModel::on(Link::ProxyOrigin, origin)),
-            counters: Arc::new(Counters::default()),
-        }
+        Links::new(
+            Arc::new(LinkModel::on(Link::ClientsProxy, clients)),
+            Arc::new(LinkModel::on(Link::ProxyOrigin, origin)),
+            Arc::new(Counters::default()),
+        )
     }
 
     #[test]

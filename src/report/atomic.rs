@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-pub use crate::atomic_file::AtomicFile;
+pub use crate::atomic_file::{commit_all, AtomicFile, Staged};
 
 /// Writes `rows` as a CSV file, atomically. The header comes from the row
 /// type's field names, and is written even when there are no rows.
@@ -13,6 +13,14 @@ pub fn write_csv<T: serde::Serialize + Default>(
     path: impl AsRef<Path>,
     rows: &[T],
 ) -> anyhow::Result<()> {
+    stage_csv(path, rows)?.commit()
+}
+
+/// [`write_csv`], staged for [`commit_all`] with other files.
+pub fn stage_csv<T: serde::Serialize + Default>(
+    path: impl AsRef<Path>,
+    rows: &[T],
+) -> anyhow::Result<Staged> {
     let path = path.as_ref();
     let file = AtomicFile::create(path)?;
     let mut w = csv::WriterBuilder::new()
@@ -27,7 +35,7 @@ pub fn write_csv<T: serde::Serialize + Default>(
     let file = w
         .into_inner()
         .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error()))?;
-    file.commit()
+    file.stage()
 }
 
 /// The CSV header of a row type: its field names, in order.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use super::atomic::{header_of, AtomicFile};
+use super::atomic::{header_of, AtomicFile, Staged};
 
 /// `s` with every control character written as a visible escape (`\u{1b}`),
 /// so a CSV cell never carries raw escape sequences to a terminal or a
@@ -74,6 +74,12 @@ impl CsvStream {
 
     /// [`CsvStream::commit`] under another name.
     pub fn commit_to(self, path: &Path) -> anyhow::Result<()> {
+        self.stage_to(path)?.commit()
+    }
+
+    /// Flushes the file for [`crate::atomic_file::commit_all`] to rename to
+    /// `path` with others, or reports the first write error.
+    pub fn stage_to(self, path: &Path) -> anyhow::Result<Staged> {
         if let Some(e) = self.error {
             return Err(e).with_context(|| format!("cannot write {}", path.display()));
         }
@@ -81,7 +87,7 @@ impl CsvStream {
             .writer
             .into_inner()
             .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error()))?;
-        file.commit_to(path)
+        file.stage_to(path)
     }
 }
 

@@ -303,12 +303,17 @@ impl RunInfo {
 
     /// Writes `dir/run.json` atomically.
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        self.stage(dir)?.commit()
+    }
+
+    /// [`RunInfo::write`], staged for [`crate::atomic_file::commit_all`].
+    pub fn stage(&self, dir: &Path) -> anyhow::Result<crate::atomic_file::Staged> {
         let path = dir.join(RUN_JSON);
         let mut file = AtomicFile::create(&path)?;
         serde_json::to_writer_pretty(&mut file, self)
             .with_context(|| format!("cannot write {}", path.display()))?;
         std::io::Write::write_all(&mut file, b"\n")?;
-        file.commit()
+        file.stage()
     }
 
     /// Reads `dir/run.json`; `None` when there is none (results of an older

@@ -172,22 +172,17 @@ pub async fn run_scenario_units(
         check_expectations(scenario, &rows)
     };
     let record = share.record(&run_id, interrupted, &expectations);
-    let written = outputs.finish(&place, &rows, &record, &timestamp);
     // The log goes with the results it describes: when they could not be
     // written, the earlier run's log stays beside the earlier run's results.
-    let log_written = match (&written, log) {
-        (Ok(()), Some(l)) => l.commit_to(place.services_log()),
-        _ => Ok(()),
-    };
+    let written = outputs.finish(&place, &rows, &record, &timestamp, log);
     outputs.tidy(&place);
     if let Some(e) = failure {
-        if let Err(w) = written.and(log_written) {
+        if let Err(w) = written {
             tracing::error!("also failed to write the results: {w:#}");
         }
         return Err(e);
     }
     written?;
-    log_written?;
 
     if !interrupted {
         observer.event(&Event::ExpectationsChecked {

@@ -13,7 +13,7 @@ use crate::metrics::{HttpRequestRow, SummaryRow, UdpPacketRow};
 
 /// The latency histograms of a run, one per summary row, inside `<out>/<name>/`.
 pub const HISTOGRAMS_CSV: &str = "histograms.csv";
-use crate::report::atomic::{header_of, write_csv, AtomicFile};
+use crate::report::atomic::{commit_all, header_of, stage_csv, AtomicFile, Staged};
 use crate::report::csv_stream::CsvStream;
 use crate::report::run_record::RunInfo;
 
@@ -54,6 +54,11 @@ impl<T: serde::Serialize + Default> RowFile<T> {
     /// Flushes and renames the file into place at `path`.
     pub fn commit_to(&self, path: &Path) -> anyhow::Result<()> {
         self.take()?.commit_to(path)
+    }
+
+    /// Flushes the file for [`commit_all`] to rename to `path`.
+    pub fn stage_to(&self, path: &Path) -> anyhow::Result<Staged> {
+        self.take()?.stage_to(path)
     }
 
     /// The stream, once: committing twice is an error, not a silent no-op
@@ -205,22 +210,38 @@ impl Outputs {
 
     /// Writes the summary and the run record at `place` and appends the
     /// rows to the history (whose rows say whether they were interrupted);
-    /// commits the sample files.
+    /// commits the sample files and `log` (the services' log) with them.
+    /// Every file is complete under its temporary name before the first is
+    /// renamed into place, and all are put on disk with one wait
+    /// ([`commit_all`]); if any cannot be written, none replaces its old one.
     pub fn finish(
         &self,
         place: &Place,
         rows: &[SummaryRow],
         record: &RunInfo,
         timestamp: &str,
+        log: Option<AtomicFile>,
     ) -> anyhow::Result<()> {
-        self.packets.commit_to(&place.dir.join("udp_packets.csv"))?;
-        self.requests
-            .commit_to(&place.dir.join("http_requests.csv"))?;
-        write_csv(place.dir.join(HISTOGRAMS_CSV), &self.histogram_rows(rows))?;
-        write_csv(&place.summary, rows)?;
-        write_csv(&place.stats, &crate::report::stats_csv::stats_rows(rows))?;
-        record.write(&place.dir)?;
-        append_history(&self.history, rows, &record.run_id, timestamp)
+        let mut files = vec![
+            self.packets.stage_to(&place.dir.join("udp_packets.csv"))?,
+            self.requests
+                .stage_to(&place.dir.join("http_requests.csv"))?,
+            stage_csv(place.dir.join(HISTOGRAMS_CSV), &self.histogram_rows(rows))?,
+            stage_csv(&place.summary, rows)?,
+            stage_csv(&place.stats, &crate::report::stats_csv::stats_rows(rows))?,
+            record.stage(&place.dir)?,
+        ];
+        files.extend(stage_history(
+            &self.history,
+            rows,
+            &record.run_id,
+            timestamp,
+        )?);
+        // The log goes with the results it describes, last.
+        if let Some(log) = log {
+            files.push(log.stage_to(place.services_log())?);
+        }
+        commit_all(files)
     }
 }
 
@@ -250,8 +271,22 @@ pub fn append_history(
     run_id: &str,
     timestamp: &str,
 ) -> anyhow::Result<()> {
+    match stage_history(path, rows, run_id, timestamp)? {
+        Some(file) => file.commit(),
+        None => Ok(()),
+    }
+}
+
+/// [`append_history`], staged for [`commit_all`]; `None` when there are no
+/// rows to add.
+fn stage_history(
+    path: &Path,
+    rows: &[SummaryRow],
+    run_id: &str,
+    timestamp: &str,
+) -> anyhow::Result<Option<Staged>> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     // Each record is run_id, timestamp, then the summary row's own fields.
     let mut head = csv::StringRecord::from(vec!["run_id", "timestamp"]);
@@ -297,7 +332,7 @@ pub fn append_history(
         None => file.write_all(header)?,
     }
     file.write_all(body)?;
-    file.commit()
+    file.stage().map(Some)
 }
 
 #[cfg(test)]

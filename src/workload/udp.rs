@@ -8,7 +8,8 @@
 //! per flow classifies replies and sends them in batches down a bounded
 //! channel to the collector (this function), which calls `on_packet` off the
 //! runtime's worker (the caller may write to disk there). Memory per
-//! datagram: 17 bytes (state byte, RTT, achieved send time), reserved before
+//! datagram: 9 bytes (a state byte and one time slot: the achieved send
+//! time, replaced by the RTT once an in-time reply comes), reserved before
 //! the first send; never a row per sample.
 //!
 //! Rows reach `on_packet` as soon as they are final: `ok`, `reordered`, `late`
@@ -28,14 +29,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::{check_duration, Progress, Setting, SettingError};
 use crate::error::Error;
-use crate::metrics::qos::{self, FlowCounts, FlowTracker, JitterAcc, LatencyStats, ReplyClass};
+use crate::metrics::qos::{
+    self, FlowCounts, FlowTracker, JitterAcc, LatencyStats, ReplyClass, SendTimes,
+};
 use crate::metrics::summary::round3;
 use crate::metrics::{PacketStatus, SummaryRow, UdpPacketRow};
 use crate::shutdown::Interrupt;
 use crate::workload::probe::{self, ProbeHeader, HEADER_LEN, MAX_DATAGRAM};
 
-/// Most datagrams one run tracks (count × flows): 17 bytes of state each,
-/// so about 850 MB at the limit.
+/// Most datagrams one run tracks (count × flows): 9 bytes of state each,
+/// so about 450 MB at the limit.
 pub const MAX_DATAGRAMS: u64 = 50_000_000;
 
 /// Replies travel to the collector in batches of this many: one channel
@@ -90,7 +93,7 @@ impl UdpProbeConfig {
         if total > MAX_DATAGRAMS {
             return Err(Setting::Count.error(format!(
                 "count × flows = {total} datagrams is more than one run can track \
-                 (at most {MAX_DATAGRAMS}, 17 bytes of state each); split it into several runs"
+                 (at most {MAX_DATAGRAMS}, 9 bytes of state each); split it into several runs"
             )));
         }
         Ok(())
@@ -175,8 +178,9 @@ struct Event {
 struct Paced {
     /// Datagrams sent per flow (the same for every flow).
     sent: u64,
-    /// Achieved send time of each datagram, ns since start, per flow.
-    send_ns: Vec<Vec<u64>>,
+    /// Achieved time of the first send, ns since start (each datagram's is
+    /// in its flow's [`SendTimes`]).
+    first_send_ns: Option<u64>,
     lateness_sum_ns: f64,
     lateness_max_ns: u64,
 }
@@ -206,7 +210,8 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
     progress.set_total(config.count * u64::from(flows));
     progress.replies(0, None);
 
-    let (trackers, send_ns) = reserve(config)?;
+    let trackers = reserve(config)?;
+    let send_times: Vec<SendTimes> = trackers.iter().map(FlowTracker::send_times).collect();
     let (senders, receivers) = open_sockets(config)?;
 
     let started_at = SystemTime::now();
@@ -236,7 +241,7 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
         let (cancel, progress) = (cancel.clone(), progress.clone());
         tokio::task::spawn_blocking(move || {
             let result = pace(
-                senders, send_ns, run_id, count, size, interval, start, &cancel, &progress,
+                senders, send_times, run_id, count, size, interval, start, &cancel, &progress,
             );
             // Always open the reply window, even after an error, so the
             // receivers end (after an error, not knowing what was sent,
@@ -266,27 +271,21 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
 }
 
 /// The run's per-datagram state, reserved before anything is sent: each
-/// flow's reply tracker (9 bytes a datagram) and the pacer's send times (8).
-/// Memory that cannot be had is an error that says so, not an abort.
-fn reserve(config: &UdpProbeConfig) -> Result<(Vec<FlowTracker>, Vec<Vec<u64>>), Error> {
+/// flow's reply tracker (9 bytes a datagram, the pacer's send times
+/// included). Memory that cannot be had is an error that says so, not an
+/// abort.
+fn reserve(config: &UdpProbeConfig) -> Result<Vec<FlowTracker>, Error> {
     let fail = |e: TryReserveError| {
         let total = config.count.saturating_mul(u64::from(config.flows));
         Error::Runtime(format!(
-            "cannot reserve memory to track {total} datagrams ({} MiB, 17 bytes each): {e}; \
+            "cannot reserve memory to track {total} datagrams ({} MiB, 9 bytes each): {e}; \
              lower count or flows, or split the workload into several runs",
-            total.saturating_mul(17) >> 20
+            total.saturating_mul(9) >> 20
         ))
     };
-    let n = usize::try_from(config.count).unwrap_or(usize::MAX);
-    let mut trackers = Vec::new();
-    let mut send_ns = Vec::new();
-    for _ in 0..config.flows {
-        trackers.push(FlowTracker::try_new(config.count, config.timeout).map_err(fail)?);
-        let mut times = Vec::new();
-        times.try_reserve_exact(n).map_err(fail)?;
-        send_ns.push(times);
-    }
-    Ok((trackers, send_ns))
+    (0..config.flows)
+        .map(|_| FlowTracker::try_new(config.count, config.timeout).map_err(fail))
+        .collect()
 }
 
 /// When a run started, how long it took, and whether it was cut short.
@@ -401,7 +400,7 @@ fn summarise(
                     flow,
                     seq,
                     send_offset_ms: round3(qos::ns_to_ms(
-                        paced.send_ns[flow as usize][seq as usize] as f64,
+                        r.tracker.send_ns(seq).unwrap_or(0) as f64
                     )),
                     rtt_ms: None,
                     status: PacketStatus::Lost,
@@ -427,9 +426,8 @@ fn summarise(
     }
 
     let sent = paced.sent * u64::from(config.flows);
-    let first_send_ns = paced.send_ns.iter().filter_map(|v| v.first()).min();
-    let throughput_bps = match (first_send_ns, last_reply_ns) {
-        (Some(&first), Some(last)) => qos::throughput_bps(
+    let throughput_bps = match (paced.first_send_ns, last_reply_ns) {
+        (Some(first), Some(last)) => qos::throughput_bps(
             counts.received_bytes,
             Duration::from_nanos(last.saturating_sub(first)),
         ),
@@ -627,7 +625,7 @@ const MAX_NAP: Duration = Duration::from_millis(10);
 #[allow(clippy::too_many_arguments)]
 fn pace(
     sockets: Vec<std::net::UdpSocket>,
-    mut send_ns: Vec<Vec<u64>>,
+    send_times: Vec<SendTimes>,
     run_id: u64,
     count: u64,
     size: usize,
@@ -651,11 +649,11 @@ fn pace(
             b
         })
         .collect();
-    // `send_ns` was reserved for `count` per flow ([`reserve`]): the hot
-    // loop never reallocates.
+    // Each flow's send times were reserved for `count` ([`reserve`]): the
+    // hot loop never allocates.
     let mut paced = Paced {
         sent: 0,
-        send_ns: Vec::new(),
+        first_send_ns: None,
         lateness_sum_ns: 0.0,
         lateness_max_ns: 0,
     };
@@ -676,8 +674,11 @@ fn pace(
                 },
                 buf,
             );
+            // Recorded before the datagram leaves: its reply may come back
+            // (and put the RTT in the same slot) before `send` returns.
+            send_times[flow as usize].record(seq, now_ns);
+            paced.first_send_ns.get_or_insert(now_ns);
             send(socket, buf, cancel)?;
-            send_ns[flow as usize].push(now_ns);
             let late = now_ns.saturating_sub(due_ns);
             paced.lateness_sum_ns += late as f64;
             paced.lateness_max_ns = paced.lateness_max_ns.max(late);
@@ -685,7 +686,6 @@ fn pace(
         paced.sent += 1;
         progress.advance(sockets.len() as u64);
     }
-    paced.send_ns = send_ns;
     Ok(paced)
 }
 
