@@ -321,8 +321,8 @@ const BATCH_AGE: Duration = Duration::from_millis(50);
 /// core (as wrk's threads), so a request's wake-ups stay on its thread; each
 /// thread opens its connections (TCP, TLS, HTTP/2 settings) before the clock
 /// starts; in open loop a pacing thread releases each request at its
-/// scheduled instant (sleep, then spin: tokio's timer is a millisecond
-/// late). The samples come back in batches to the collector (this
+/// scheduled instant (at real-time priority where allowed; else sleep,
+/// then spin: tokio's timer is a millisecond late). The samples come back in batches to the collector (this
 /// function), which keeps the histograms and calls `on_request`.
 pub async fn run_http(
     config: &HttpProbeConfig,
@@ -684,11 +684,16 @@ fn schedule(
     cancel: &CancellationToken,
 ) -> Result<(), crate::traffic::TraceError> {
     let threads = queues.len().max(1) as u64;
+    // Paced sends only (a `fast` trace never waits): see `Pacing`.
+    let mut pacing = None;
     for (index, item) in (0..total).zip(feed) {
         let item = item?;
         let scheduled = item.due.map(|d| start + d);
         let go = match scheduled {
-            Some(due) => deadline.map_or(true, |d| due < d) && wait_until(due, cancel),
+            Some(due) => {
+                let pacing = pacing.get_or_insert_with(Pacing::take);
+                deadline.map_or(true, |d| due < d) && pacing.wait_until(due, cancel)
+            }
             None => !cancel.is_cancelled() && deadline.map_or(true, |d| Instant::now() < d),
         };
         if !go {
@@ -707,6 +712,45 @@ fn schedule(
         }
     }
     Ok(())
+}
+
+/// How the pacing thread waits for a request's instant. On a busy host a
+/// normal thread that wakes from its sleep waits for a core: with 8–11
+/// runnable tasks on 2 cores the ramp's sends stalled for 100–430 ms now
+/// and then, all at once. Where Linux allows it (root or `CAP_SYS_NICE`)
+/// the thread takes the lowest real-time priority, as the precise timer
+/// does (`crate::timer`), and sleeps to the instant without spinning; it
+/// uses the CPU only to hand tickets over. Otherwise it sleeps, then spins
+/// the last moment, as the UDP pacer does.
+struct Pacing {
+    real_time: bool,
+}
+
+impl Pacing {
+    fn take() -> Self {
+        crate::timer::minimal_timer_slack();
+        Pacing {
+            real_time: crate::timer::real_time_priority(),
+        }
+    }
+
+    /// Waits until `due`; false on cancellation.
+    fn wait_until(&self, due: Instant, cancel: &CancellationToken) -> bool {
+        if !self.real_time {
+            return wait_until(due, cancel);
+        }
+        loop {
+            if cancel.is_cancelled() {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= due {
+                return true;
+            }
+            // Short naps, so cancellation is noticed.
+            std::thread::sleep((due - now).min(Duration::from_millis(10)));
+        }
+    }
 }
 
 /// What every worker of a thread shares.
