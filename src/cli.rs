@@ -267,6 +267,11 @@ pub struct ProxyArgs {
     /// Accept any certificate from an https:// upstream (measuring only).
     #[arg(long, conflicts_with = "upstream_ca")]
     pub upstream_insecure: bool,
+    /// The name an https:// upstream's certificate must carry, sent as SNI
+    /// and Host, when --upstream gives its address (a certificate for
+    /// origin.example reached at 127.0.0.1).
+    #[arg(long, value_name = "NAME", conflicts_with = "upstream_insecure")]
+    pub upstream_name: Option<String>,
     /// HTTP/2 to the upstream: prior knowledge (h2c) on http://, the only
     /// protocol offered by ALPN on https://.
     #[arg(long)]

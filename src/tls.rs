@@ -298,11 +298,30 @@ pub fn client_config(trust: &Trust, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>,
     let mut config = match trust {
         Trust::Insecure => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider())))
+            .with_custom_certificate_verifier(Arc::new(Verifier {
+                provider: provider(),
+                check: Check::Any,
+            }))
             .with_no_client_auth(),
-        other => builder
-            .with_root_certificates(roots(other)?)
+        Trust::System => builder
+            .with_root_certificates(roots(trust)?)
             .with_no_client_auth(),
+        given => {
+            let (store, pinned) = (roots(given)?, given_certs(given)?);
+            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(store),
+                provider(),
+            )
+            .build()
+            .map_err(|e| Error::input(format!("the CA file cannot be used: {e}")))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Verifier {
+                    provider: provider(),
+                    check: Check::Pinning { inner, pinned },
+                }))
+                .with_no_client_auth()
+        }
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
@@ -310,7 +329,20 @@ pub fn client_config(trust: &Trust, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>,
 
 fn roots(trust: &Trust) -> Result<RootCertStore, Error> {
     let mut store = RootCertStore::empty();
-    let certs: Vec<CertificateDer<'static>> = match trust {
+    let certs = given_certs(trust)?;
+    let (_, refused) = store.add_parsable_certificates(certs);
+    if refused > 0 && matches!(trust, Trust::CaFile(_) | Trust::CaPem(_)) && store.is_empty() {
+        return Err(Error::input(
+            "the CA file's certificates cannot be used as trust anchors",
+        ));
+    }
+    Ok(store)
+}
+
+/// The certificates `trust` names: the CA file's or the PEM's, the system's
+/// bundle; none for `Insecure`.
+fn given_certs(trust: &Trust) -> Result<Vec<CertificateDer<'static>>, Error> {
+    Ok(match trust {
         Trust::Insecure => Vec::new(),
         Trust::CaPem(pem) => CertificateDer::pem_slice_iter(pem.as_bytes())
             .collect::<Result<_, _>>()
@@ -340,14 +372,98 @@ fn roots(trust: &Trust) -> Result<RootCertStore, Error> {
                 Err(_) => Vec::new(),
             }
         }
-    };
-    let (_, refused) = store.add_parsable_certificates(certs);
-    if refused > 0 && matches!(trust, Trust::CaFile(_) | Trust::CaPem(_)) && store.is_empty() {
-        return Err(Error::input(
-            "the CA file's certificates cannot be used as trust anchors",
-        ));
+    })
+}
+
+/// The client's certificate check, one of two:
+/// - `Pinning`: as webpki against the given CAs, and also a server whose
+///   certificate is byte for byte one of them: a self-signed certificate
+///   given as its own CA (`openssl req -x509` marks it CA:TRUE, which webpki
+///   refuses as a server's own certificate). That is pinning: only that exact
+///   certificate passes, and its validity dates and names are still checked.
+/// - `Any` (`--insecure`): any certificate for any name.
+///
+/// Signatures are checked either way, so the handshake is a real one.
+#[derive(Debug)]
+struct Verifier {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    check: Check,
+}
+
+#[derive(Debug)]
+enum Check {
+    Pinning {
+        inner: Arc<rustls::client::WebPkiServerVerifier>,
+        pinned: Vec<CertificateDer<'static>>,
+    },
+    Any,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let Check::Pinning { inner, pinned } = &self.check else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            // webpki checks the dates before the basic constraints, so a
+            // certificate refused as a CA has valid dates; the name is ours
+            // to check.
+            Err(e) if ca_as_end_entity(&e) && pinned.iter().any(|p| p == end_entity) => {
+                let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+                rustls::client::verify_server_name(&cert, server_name)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
+        }
     }
-    Ok(store)
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// webpki's `CaUsedAsEndEntity`: the server presented a CA certificate
+/// (rustls carries webpki's error only as an opaque `Other`).
+fn ca_as_end_entity(e: &rustls::Error) -> bool {
+    matches!(e, rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o))
+        if format!("{o:?}").contains("CaUsedAsEndEntity"))
 }
 
 /// A client's TLS: its settings (trust, ALPN) and the name it checks the
@@ -380,53 +496,19 @@ impl ClientTls {
     }
 }
 
-/// `--insecure`: accepts any certificate for any name (signatures are still
-/// checked, so the handshake is a real one).
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+impl ClientTls {
+    /// Checks the server's certificate against `host` (a DNS name or an IP
+    /// address) instead of the address it is reached at, and sends it as
+    /// SNI: a certificate for `origin.example` works when the server is
+    /// dialled as 127.0.0.1.
+    pub fn named(mut self, host: &str) -> Result<ClientTls, Error> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.name = ServerName::try_from(host.to_string()).map_err(|_| {
+            Error::input(format!(
+                "`{host}` is not a valid TLS server name (a DNS name or an IP address)"
+            ))
+        })?;
+        Ok(self)
     }
 }
 
@@ -464,6 +546,9 @@ pub fn failure_class(e: &std::io::Error) -> &'static str {
         | T::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => "tls_name",
         T::InvalidCertificate(CertificateError::UnknownIssuer)
         | T::InvalidCertificate(CertificateError::BadSignature) => "tls_untrusted",
+        // A CA's certificate as the server's own: a self-signed one not
+        // given as the CA (given, it is pinned and passes).
+        e if ca_as_end_entity(e) => "tls_untrusted",
         T::InvalidCertificate(_) => "tls_certificate",
         T::InvalidMessage(_) | T::InappropriateMessage { .. } => "tls_not_tls",
         _ => "tls",

@@ -99,6 +99,38 @@ async fn probe(config: &HttpProbeConfig) -> (HttpReport, Vec<HttpRequestRow>) {
     (report, rows)
 }
 
+/// The probe against `addr` (the authority its address), over TLS trusting
+/// `tls`'s CA when given, else clear text; HTTP/2 with `streams` per
+/// connection when `http2`.
+async fn probe_origin(
+    addr: SocketAddr,
+    tls: Option<&Identity>,
+    http2: bool,
+    streams: u32,
+    requests: u64,
+) -> (HttpReport, Vec<HttpRequestRow>) {
+    let authority = addr.to_string();
+    let wire = match tls {
+        Some(id) => https(id, &authority, http2, streams),
+        None => HttpWire {
+            tls: None,
+            http2,
+            streams,
+        },
+    };
+    probe(&probe_config(addr, &authority, requests, wire)).await
+}
+
+/// Every one of `requests` answered, none failed.
+fn assert_all_answered(report: &HttpReport, requests: u64) {
+    assert_eq!(
+        (report.requests, report.responses, report.errors),
+        (requests, requests, 0),
+        "{:?}",
+        report.errors_by_class()
+    );
+}
+
 fn https(ca: &Identity, authority: &str, http2: bool, streams: u32) -> HttpWire {
     let trust = Trust::CaPem(ca.ca_pem.clone().unwrap());
     HttpWire {
@@ -133,39 +165,15 @@ async fn https_serves_http1_and_http2_by_alpn_with_one_handshake_per_connection(
     let id = Identity::made(&[]).unwrap();
     let (_www, origin, token) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
     let addr = origin.http_addr();
-    let authority = addr.to_string();
-
-    let (report, rows) = probe(&probe_config(
-        addr,
-        &authority,
-        20,
-        https(&id, &authority, false, 1),
-    ))
-    .await;
-    assert_eq!(
-        (report.responses, report.errors),
-        (20, 0),
-        "{:?}",
-        report.errors_by_class()
-    );
+    let (report, rows) = probe_origin(addr, Some(&id), false, 1, 20).await;
+    assert_all_answered(&report, 20);
     assert!(rows
         .iter()
         .all(|r| r.protocol.as_deref() == Some("HTTP/1.1")));
     assert_one_handshake_per_connection(&rows, &report, true);
 
-    let (report, rows) = probe(&probe_config(
-        addr,
-        &authority,
-        40,
-        https(&id, &authority, true, 4),
-    ))
-    .await;
-    assert_eq!(
-        (report.responses, report.errors),
-        (40, 0),
-        "{:?}",
-        report.errors_by_class()
-    );
+    let (report, rows) = probe_origin(addr, Some(&id), true, 4, 40).await;
+    assert_all_answered(&report, 40);
     assert!(rows.iter().all(|r| r.protocol.as_deref() == Some("HTTP/2")));
     assert_one_handshake_per_connection(&rows, &report, true);
     token.cancel();
@@ -178,29 +186,13 @@ async fn clear_text_http2_with_prior_knowledge_and_ipv6() {
     }
     let (_www, origin, token) = origin("[::1]:0", None, HttpLimits::default()).await;
     let addr = origin.http_addr();
-    let wire = HttpWire {
-        tls: None,
-        http2: true,
-        streams: 3,
-    };
-    let (report, rows) = probe(&probe_config(addr, &addr.to_string(), 30, wire)).await;
-    assert_eq!(
-        (report.responses, report.errors),
-        (30, 0),
-        "{:?}",
-        report.errors_by_class()
-    );
+    let (report, rows) = probe_origin(addr, None, true, 3, 30).await;
+    assert_all_answered(&report, 30);
     assert!(rows.iter().all(|r| r.protocol.as_deref() == Some("HTTP/2")));
     assert_one_handshake_per_connection(&rows, &report, false);
     // HTTP/1.1 still works on the same port.
-    let (report, _) = probe(&probe_config(
-        addr,
-        &addr.to_string(),
-        4,
-        HttpWire::default(),
-    ))
-    .await;
-    assert_eq!(report.responses, 4);
+    let (report, _) = probe_origin(addr, None, false, 1, 4).await;
+    assert_all_answered(&report, 4);
     token.cancel();
 }
 
@@ -212,21 +204,9 @@ async fn https_over_ipv6_checks_the_address_in_the_certificate() {
     let id = Identity::made(&[]).unwrap();
     let (_www, origin, token) = origin("[::1]:0", Some(&id), HttpLimits::default()).await;
     let addr = origin.http_addr();
-    let authority = addr.to_string();
-    assert!(authority.starts_with("[::1]:"));
-    let (report, _) = probe(&probe_config(
-        addr,
-        &authority,
-        6,
-        https(&id, &authority, true, 2),
-    ))
-    .await;
-    assert_eq!(
-        (report.responses, report.errors),
-        (6, 0),
-        "{:?}",
-        report.errors_by_class()
-    );
+    assert!(addr.to_string().starts_with("[::1]:"));
+    let (report, _) = probe_origin(addr, Some(&id), true, 2, 6).await;
+    assert_all_answered(&report, 6);
     token.cancel();
 }
 
@@ -234,21 +214,8 @@ async fn https_over_ipv6_checks_the_address_in_the_certificate() {
 async fn eight_streams_per_connection_over_tls_and_h2c_make_every_request() {
     let id = Identity::made(&[]).unwrap();
     let (_w1, secure, t1) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
-    let addr = secure.http_addr();
-    let authority = addr.to_string();
-    let (report, rows) = probe(&probe_config(
-        addr,
-        &authority,
-        400,
-        https(&id, &authority, true, 8),
-    ))
-    .await;
-    assert_eq!(
-        (report.requests, report.responses, report.errors),
-        (400, 400, 0),
-        "{:?}",
-        report.errors_by_class()
-    );
+    let (report, rows) = probe_origin(secure.http_addr(), Some(&id), true, 8, 400).await;
+    assert_all_answered(&report, 400);
     assert!(rows.iter().all(|r| r.protocol.as_deref() == Some("HTTP/2")));
     assert_one_handshake_per_connection(&rows, &report, true);
     // 2 connections x 8 streams: more requests in flight at once than
@@ -256,14 +223,8 @@ async fn eight_streams_per_connection_over_tls_and_h2c_make_every_request() {
     assert_eq!(secure.stats().http.connections, 2);
 
     let (_w2, plain, t2) = origin("127.0.0.1:0", None, HttpLimits::default()).await;
-    let addr = plain.http_addr();
-    let wire = HttpWire {
-        tls: None,
-        http2: true,
-        streams: 8,
-    };
-    let (report, rows) = probe(&probe_config(addr, &addr.to_string(), 400, wire)).await;
-    assert_eq!((report.responses, report.errors), (400, 0));
+    let (report, rows) = probe_origin(plain.http_addr(), None, true, 8, 400).await;
+    assert_all_answered(&report, 400);
     assert!(rows.iter().all(|r| r.protocol.as_deref() == Some("HTTP/2")));
     assert_one_handshake_per_connection(&rows, &report, false);
     t1.cancel();
@@ -773,6 +734,105 @@ async fn requests_an_http2_upstream_refuses_unprocessed_are_sent_again_on_a_new_
     token.cancel();
 }
 
+/// A self-signed certificate for `names` only (no loopback address), marked
+/// CA:TRUE as `openssl req -x509` makes one, valid `from`..`until`; and its
+/// PEM, which a client gives as the CA to pin it.
+fn self_signed(names: &[&str], from: SystemTime, until: SystemTime) -> (Identity, String) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    (params.not_before, params.not_after) = (from.into(), until.into());
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let id = Identity {
+        chain: vec![cert.der().clone()],
+        key: rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        ca_pem: None,
+    };
+    (id, cert.pem())
+}
+
+#[tokio::test]
+async fn a_self_signed_upstream_certificate_given_as_the_ca_is_pinned_and_its_name_checked() {
+    let hour = Duration::from_secs(3600);
+    let now = SystemTime::now();
+    let (id, pem) = self_signed(&["origin.test"], now - hour, now + 24 * hour);
+    let (_, other_pem) = self_signed(&["origin.test"], now - hour, now + 24 * hour);
+    let (old, old_pem) = self_signed(&["origin.test"], now - 48 * hour, now - 24 * hour);
+    let (_w1, origin_a, t1) = origin("127.0.0.1:0", Some(&id), HttpLimits::default()).await;
+    let (_w2, origin_b, t2) = origin("127.0.0.1:0", Some(&old), HttpLimits::default()).await;
+    let (a, b, name) = (
+        origin_a.http_addr(),
+        origin_b.http_addr(),
+        Some("origin.test"),
+    );
+    let cases = [
+        // Pinned, and named as the certificate names it: trusted.
+        ("pinned", a, &pem, name, 200, ""),
+        // Reached by address without a name: the address is not in it.
+        ("no name", a, &pem, None, 502, "for another name"),
+        (
+            "wrong name",
+            a,
+            &pem,
+            Some("other.test"),
+            502,
+            "for another name",
+        ),
+        // Another self-signed certificate given: this one is not pinned.
+        ("other", a, &other_pem, name, 502, "no trusted CA"),
+        ("expired", b, &old_pem, name, 502, "expired"),
+    ];
+    for (case, upstream, ca, name, status, says) in cases {
+        let mut transport =
+            UpstreamTransport::tls(&Trust::CaPem(ca.clone()), &upstream.to_string(), false)
+                .unwrap();
+        if let Some(name) = name {
+            transport = transport.named(name).unwrap();
+        }
+        let (proxy, token) = proxy("127.0.0.1:0", upstream, transport, None).await;
+        let reply = common_http::get(proxy.http_addr(), "/index.html").await;
+        let body = String::from_utf8_lossy(&reply.body);
+        assert_eq!(reply.status, status, "{case}: {body}");
+        assert!(body.contains(says), "{case}: {body}");
+        token.cancel();
+    }
+    t1.cancel();
+    t2.cancel();
+}
+
+#[test]
+fn upstream_name_is_refused_on_a_clear_text_upstream_and_must_be_a_name() {
+    let out = netrun_proxy_check(&[
+        "--upstream",
+        "127.0.0.1:1",
+        "--upstream-name",
+        "origin.test",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--upstream-name apply to an https://"));
+    let out = netrun_proxy_check(&[
+        "--upstream",
+        "https://127.0.0.1:1",
+        "--upstream-name",
+        "a b",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`a b` is not a valid TLS server name"));
+}
+
+/// `netrun proxy` with `args` on free ports, for arguments refused at start.
+fn netrun_proxy_check(args: &[&str]) -> std::process::Output {
+    let mut all = vec!["proxy", "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"];
+    all.extend(args);
+    assert_cmd::Command::cargo_bin("netrun")
+        .unwrap()
+        .args(all)
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_failed_upstream_handshake_is_a_counted_502_that_says_why() {
     let good = Identity::made(&[]).unwrap();
@@ -1268,4 +1328,62 @@ fn col_of(header: &csv::StringRecord, row: &csv::StringRecord, name: &str) -> St
         .position(|h| h == name)
         .unwrap_or_else(|| panic!("no {name}"));
     row[i].to_string()
+}
+
+#[test]
+fn a_scenario_origin_with_a_self_signed_certificate_and_a_name_is_reached_by_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let www = Path::new(env!("CARGO_MANIFEST_DIR")).join("www");
+    let now = SystemTime::now();
+    let hour = Duration::from_secs(3600);
+    let (id, _) = self_signed(&["origin.test"], now - hour, now + 24 * hour);
+    id.write_pem(&dir.path().join("o.pem"), &dir.path().join("o.key"))
+        .unwrap();
+    let workload = |name: &str, target: &str| {
+        format!(
+            "[[workload]]\nkind = \"http\"\nname = \"{name}\"\ntarget = \"{target}\"\n\
+             paths = [\"/index.html\"]\nrequests = 5\nconcurrency = 1\n"
+        )
+    };
+    let file = dir.path().join("named.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"named\"\n[topology]\nwww = \"{}\"\n[proxy]\ntls = true\n\
+             [origin]\ntls = {{ cert = \"o.pem\", key = \"o.key\", ca = \"o.pem\", name = \"origin.test\" }}\n{}{}",
+            www.display(),
+            workload("via_proxy", "proxy"),
+            workload("direct", "origin"),
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("results");
+    let run = assert_cmd::Command::cargo_bin("netrun")
+        .unwrap()
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .timeout(Duration::from_secs(180))
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.status.success(), "{said}");
+    // The proxy pinned the origin's certificate and checked origin.test;
+    // the direct workload did the same.
+    let mut reader = csv::Reader::from_path(out.join("named.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    for name in ["via_proxy", "direct"] {
+        let row = rows
+            .iter()
+            .find(|r| col_of(&header, r, "workload") == name)
+            .unwrap();
+        assert_eq!(col_of(&header, row, "errors"), "0", "{name}: {row:?}");
+        assert_eq!(col_of(&header, row, "received"), "5", "{name}: {row:?}");
+    }
 }

@@ -27,11 +27,15 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
             (None, true) => Trust::Insecure,
             (None, false) => Trust::System,
         };
-        UpstreamTransport::tls(&trust, &authority, args.upstream_http2)?
+        let transport = UpstreamTransport::tls(&trust, &authority, args.upstream_http2)?;
+        match &args.upstream_name {
+            Some(name) => transport.named(name)?,
+            None => transport,
+        }
     } else {
-        if args.upstream_ca.is_some() || args.upstream_insecure {
+        if args.upstream_ca.is_some() || args.upstream_insecure || args.upstream_name.is_some() {
             return Err(crate::Error::input(format!(
-                "--upstream-ca and --upstream-insecure apply to an https:// upstream; `{}` is clear text (write https://{authority})",
+                "--upstream-ca, --upstream-insecure and --upstream-name apply to an https:// upstream; `{}` is clear text (write https://{authority})",
                 args.upstream
             ))
             .into());

@@ -155,13 +155,9 @@ struct Escaping<'a>(&'a mut String);
 
 impl fmt::Write for Escaping<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let plain = |c: char| {
-            !matches!(
-                c,
-                '\x1b' | '\x07' | '\x08' | '\x0c' | '\x7f' | '\u{80}'..='\u{9f}'
-            )
-        };
-        if s.chars().all(plain) {
+        // ASCII without those controls (nearly every message): as it is.
+        let plain = |b: &u8| b.is_ascii() && !matches!(b, 0x1b | 0x07 | 0x08 | 0x0c | 0x7f);
+        if s.as_bytes().iter().all(plain) {
             self.0.push_str(s);
             return Ok(());
         }

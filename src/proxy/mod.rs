@@ -84,6 +84,15 @@ impl UpstreamTransport {
         })
     }
 
+    /// Checks the upstream's certificate against `host` (and sends it as
+    /// SNI and in Host) instead of the address it is reached at.
+    pub fn named(mut self, host: &str) -> Result<Self, crate::Error> {
+        if let Some(tls) = self.tls.take() {
+            self.tls = Some(tls.named(host)?);
+        }
+        Ok(self)
+    }
+
     /// `https` or `http`.
     pub fn scheme(&self) -> &'static str {
         if self.tls.is_some() {

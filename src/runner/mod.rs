@@ -446,6 +446,10 @@ impl VariantCtx<'_> {
                 // A TLS service: HTTPS, trusting what the run gave it (its CA).
                 if let Some(trust) = self.services.client_trust(w.target) {
                     config.use_tls(trust)?;
+                    if let Some(name) = self.services.tls_name(w.target) {
+                        config.wire.tls =
+                            config.wire.tls.take().map(|t| t.named(name)).transpose()?;
+                    }
                 }
                 let mut tag = tagger(&self.outputs.requests, label, &w.name, self.pos.repetition);
                 let mut sink = |mut row: HttpRequestRow| {

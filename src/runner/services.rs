@@ -31,6 +31,9 @@ pub(super) struct Services {
     /// What clients of the origin and of the proxy trust; `None` for clear text.
     origin_trust: Option<Trust>,
     proxy_trust: Option<Trust>,
+    /// The `name` a given certificate carries, checked instead of the address.
+    origin_tls_name: Option<String>,
+    proxy_tls_name: Option<String>,
 }
 
 impl Services {
@@ -101,7 +104,11 @@ impl Services {
                 // The proxy trusts the origin's CA as the workloads do.
                 let upstream_transport = match client_trust(plan, Target::Origin, ca) {
                     Some(trust) => {
-                        UpstreamTransport::tls(&trust, &upstream_http.to_string(), false)?
+                        let t = UpstreamTransport::tls(&trust, &upstream_http.to_string(), false)?;
+                        match tls_name(plan, Target::Origin) {
+                            Some(name) => t.named(&name)?,
+                            None => t,
+                        }
                     }
                     None => UpstreamTransport::default(),
                 };
@@ -146,7 +153,18 @@ impl Services {
             proxy_udp,
             origin_trust: client_trust(plan, Target::Origin, ca),
             proxy_trust: client_trust(plan, Target::Proxy, ca),
+            origin_tls_name: tls_name(plan, Target::Origin),
+            proxy_tls_name: tls_name(plan, Target::Proxy),
         })
+    }
+
+    /// The name a workload aimed at `target` checks the certificate
+    /// against, when the scenario gives one (`tls = { ..., name }`).
+    pub(super) fn tls_name(&self, target: Target) -> Option<&str> {
+        match target {
+            Target::Proxy => self.proxy_tls_name.as_deref(),
+            Target::Origin => self.origin_tls_name.as_deref(),
+        }
     }
 
     /// What a workload aimed at `target` trusts, `None` when that service
@@ -237,6 +255,10 @@ pub(super) fn client_trust(plan: &Plan, target: Target, ca: Option<&MadeCa>) -> 
         (_, Some(file), _) => Trust::CaFile(file.clone()),
         _ => Trust::System,
     })
+}
+
+fn tls_name(plan: &Plan, target: Target) -> Option<String> {
+    plan.tls.of(target).and_then(|t| t.name.clone())
 }
 
 /// Adds the proxy's own view of a workload (counter deltas) beside the client's figures.

@@ -322,6 +322,9 @@ pub struct ServiceTls {
     /// workloads then trust; `None` with given files trusts the system's
     /// CAs, with a made certificate the run's CA.
     pub ca: Option<PathBuf>,
+    /// The name clients check the certificate against (`name = "..."`),
+    /// when it is not the address they reach the service at.
+    pub name: Option<String>,
 }
 
 /// A service netrun starts, or one already running elsewhere.

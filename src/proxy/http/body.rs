@@ -85,6 +85,10 @@ pub(super) struct UpstreamBody {
     /// only while waiting, so a slow reader on the client side never trips it.
     stall: Pin<Box<tokio::time::Sleep>>,
     waiting: bool,
+    /// The upstream's body failed: handed on at the next poll, so hyper
+    /// first writes out the response head (and what came before) instead of
+    /// dropping a connection whose head is still in its buffer.
+    failed: Option<BoxError>,
 }
 
 impl UpstreamBody {
@@ -101,6 +105,7 @@ impl UpstreamBody {
             idle,
             stall: Box::pin(tokio::time::sleep(idle)),
             waiting: false,
+            failed: None,
         }
     }
 }
@@ -116,6 +121,9 @@ impl http_body::Body for UpstreamBody {
         if let Some(p) = self.prefix.pop_front() {
             return Poll::Ready(Some(Ok(Frame::data(p))));
         }
+        if let Some(e) = self.failed.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if !matches!(polled, Poll::Pending) {
             self.waiting = false;
@@ -129,9 +137,14 @@ impl http_body::Body for UpstreamBody {
             }
             Poll::Ready(Some(Err(e))) => {
                 // A reset or a malformed chunk mid-body: as much an upstream
-                // failure as the stall below, and counted the same.
+                // failure as the stall below, and counted the same. Held for
+                // one turn: hyper flushes what it buffered when the body is
+                // pending, so the client sees the head and a cut body, never
+                // a connection closed without an answer.
                 bump(&self.counters.upstream_errors);
-                Poll::Ready(Some(Err(e)))
+                self.failed = Some(e);
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {

@@ -27,39 +27,44 @@ pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-pub(super) const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authorization",
+pub(super) const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
 ];
 
 /// Removes hop-by-hop headers, including those the `Connection` header names
-/// and every `Proxy-*` header.
+/// and every `Proxy-*` header. Runs on every request, so the usual case (none
+/// of them present) costs look-ups of known names, no allocation.
 pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = list_members(headers, header::CONNECTION)
-        .into_iter()
-        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-        // Never let a client strip the framing of the message itself.
-        .filter(|n| n != header::CONTENT_LENGTH && n != header::HOST)
-        .collect();
-    for n in named {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = list_members(headers, header::CONNECTION)
+            .into_iter()
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            // Never let a client strip the framing of the message itself.
+            .filter(|n| n != header::CONTENT_LENGTH && n != header::HOST)
+            .collect();
+        for n in named {
+            headers.remove(n);
+        }
+    }
+    for n in &HOP_BY_HOP {
         headers.remove(n);
     }
-    for n in HOP_BY_HOP {
-        headers.remove(n);
-    }
-    let proxy: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("proxy-"))
-        .cloned()
-        .collect();
-    for n in proxy {
-        headers.remove(n);
+    if headers.keys().any(|k| k.as_str().starts_with("proxy-")) {
+        let proxy: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with("proxy-"))
+            .cloned()
+            .collect();
+        for n in proxy {
+            headers.remove(n);
+        }
     }
 }
 

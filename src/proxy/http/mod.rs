@@ -107,6 +107,8 @@ pub(crate) struct ProxyService {
     /// This instance's `Via` pseudonym: seen again in a request, it means
     /// the request came round a forwarding loop.
     via_token: String,
+    /// The `Via` every response gets (`1.1 <via_token>`), built once.
+    via: Option<HeaderValue>,
 }
 
 impl Handler for ProxyService {
@@ -131,8 +133,8 @@ impl Handler for ProxyService {
         }
         self.impair_delay(Direction::ToClient).await;
         let mut resp = resp;
-        if let Ok(via) = HeaderValue::from_str(&format!("1.1 {}", self.via_token)) {
-            resp.headers_mut().append(header::VIA, via);
+        if let Some(via) = &self.via {
+            resp.headers_mut().append(header::VIA, via.clone());
         }
         let resp = if self.impair.paces_http_bodies(Direction::ToClient) {
             let impair = self.impair.clone();
@@ -233,6 +235,7 @@ impl ProxyService {
             origin_link,
             delays,
             me: me.clone(),
+            via: HeaderValue::from_str(&format!("1.1 {via_token}")).ok(),
             via_token,
             background,
         })

@@ -32,6 +32,7 @@ pub(super) fn resolve_tls(
             None if both_on => Some(ServiceTls {
                 cert: CertSource::Made,
                 ca: None,
+                name: None,
             }),
             None => None,
         };
@@ -65,8 +66,9 @@ pub(super) fn resolve_tls(
     out
 }
 
-/// `true` (made for the run), `false`, or `{ cert, key, ca }` (PEM files,
-/// relative to the scenario; `ca` optional), read and checked now.
+/// `true` (made for the run), `false`, or `{ cert, key, ca, name }` (PEM
+/// files, relative to the scenario; `ca` and `name` optional), read and
+/// checked now.
 fn service_tls(
     v: &Spanned<toml::Value>,
     key: &str,
@@ -82,6 +84,7 @@ fn service_tls(
             return Some(ServiceTls {
                 cert: CertSource::Made,
                 ca: None,
+                name: None,
             })
         }
         toml::Value::Boolean(false) => return None,
@@ -98,13 +101,32 @@ fn service_tls(
     };
     if let Some(unknown) = table
         .keys()
-        .find(|k| !["cert", "key", "ca"].contains(&k.as_str()))
+        .find(|k| !["cert", "key", "ca", "name"].contains(&k.as_str()))
     {
         return bad(
             errs,
-            format!("`{unknown}` is not a TLS key; use `cert`, `key` and optionally `ca`"),
+            format!(
+                "`{unknown}` is not a TLS key; use `cert`, `key` and optionally `ca` and `name`"
+            ),
         );
     }
+    let name = match table.get("name") {
+        None => None,
+        Some(toml::Value::String(n))
+            if rustls::pki_types::ServerName::try_from(n.as_str()).is_ok() =>
+        {
+            Some(n.clone())
+        }
+        Some(other) => {
+            return bad(
+                errs,
+                format!(
+                    "`name` is `{other}`; give the DNS name (or IP address) the certificate \
+                     carries, e.g. name = \"origin.example\""
+                ),
+            )
+        }
+    };
     let path = |name: &str| match table.get(name) {
         Some(toml::Value::String(s)) => Ok(Some(dir.join(s))),
         Some(other) => Err(format!(
@@ -136,6 +158,7 @@ fn service_tls(
             key: key_file,
         },
         ca,
+        name,
     })
 }
 
@@ -152,6 +175,7 @@ mod tests {
         let made = Some(ServiceTls {
             cert: CertSource::Made,
             ca: None,
+            name: None,
         });
         assert_eq!((&t.origin, &t.proxy), (&made, &made));
         assert!(t.makes_ca());
@@ -197,6 +221,23 @@ mod tests {
         );
         let m = problem(&table(&cert, &dir.path().join("none.pem")), "origin.tls");
         assert!(m.contains("none.pem"), "{m}");
+
+        // `name`: what clients check the certificate against.
+        let named = |name: &str| {
+            format!(
+                "[origin]\ntls = {{ cert = \"{}\", key = \"{}\", name = {name} }}\n{}",
+                cert.display(),
+                key.display(),
+                http("")
+            )
+        };
+        let s = valid(&named("\"origin.example\""));
+        let t = s.variants[0].plan.tls.origin.clone().unwrap();
+        assert_eq!(t.name.as_deref(), Some("origin.example"));
+        let m = problem(&named("\"not a name\""), "origin.tls");
+        assert!(m.contains("`name` is") && m.contains("DNS name"), "{m}");
+        let m = problem(&named("1"), "origin.tls");
+        assert!(m.contains("`name` is `1`"), "{m}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use super::h1::H1Conn;
 use super::HttpProbeConfig;
 use crate::tls::ALPN_H2;
 
@@ -51,6 +52,8 @@ pub(super) struct Timing {
 
 /// A request sender on an open connection.
 pub(super) enum Sender {
+    /// Clear-text HTTP/1.1, spoken by the request loop itself (h1.rs).
+    Raw(H1Conn),
     /// HTTP/1.1: one request at a time.
     H1(http1::SendRequest<Empty<Bytes>>),
     /// HTTP/2: cloned for each concurrent stream.
@@ -62,6 +65,7 @@ impl Sender {
     /// closed it); waits while an HTTP/1.1 response is still being read.
     async fn usable(&mut self) -> bool {
         match self {
+            Sender::Raw(c) => c.reusable(),
             Sender::H1(s) => s.ready().await.is_ok(),
             Sender::H2(s) => s.ready().await.is_ok(),
         }
@@ -69,7 +73,7 @@ impl Sender {
 
     fn protocol(&self) -> Protocol {
         match self {
-            Sender::H1(_) => Protocol::Http1,
+            Sender::Raw(_) | Sender::H1(_) => Protocol::Http1,
             Sender::H2(_) => Protocol::Http2,
         }
     }
@@ -134,16 +138,22 @@ impl Lane {
                         return Ok(live.sender);
                     }
                 }
-                open(cfg, timing).await
+                // Boxed: opening (TLS, HTTP/2 handshakes) is a large future,
+                // and unboxed its size would be copied with every request.
+                Box::pin(open(cfg, timing)).await
             }
-            Lane::Shared(shared) => shared.acquire(cfg, timing).await,
+            Lane::Shared(shared) => Box::pin(shared.acquire(cfg, timing)).await,
         }
     }
 
     /// Gives a sender back after a whole response, for the next request.
     /// A shared lane's clone is simply dropped: the connection stays shared.
     pub(super) fn release(&mut self, sender: Sender, keep_alive: bool) {
-        if let (Lane::Own(slot), true) = (self, keep_alive) {
+        let reusable = match &sender {
+            Sender::Raw(c) => c.reusable(),
+            _ => true,
+        };
+        if let (Lane::Own(slot), true) = (self, keep_alive && reusable) {
             *slot = Some(Live {
                 sender,
                 opened: None,
@@ -246,6 +256,7 @@ impl Drop for OpeningGuard<'_> {
 
 /// Opens a connection: TCP, then TLS if asked, then HTTP/1.1 or HTTP/2 (by
 /// ALPN over TLS, by prior knowledge in clear text), timing each step.
+/// Clear-text HTTP/1.1 is the lean client of h1.rs; the rest is hyper's.
 pub(super) async fn open(
     cfg: &HttpProbeConfig,
     timing: &mut Timing,
@@ -257,7 +268,11 @@ pub(super) async fn open(
     timing.connect = Some(t.elapsed());
     let _ = stream.set_nodelay(true);
     let Some(tls) = &cfg.wire.tls else {
-        return handshake(stream, cfg.wire.http2, timing).await;
+        if !cfg.wire.http2 {
+            timing.protocol = Some(Protocol::Http1);
+            return Ok(Sender::Raw(H1Conn::new(stream)));
+        }
+        return handshake(stream, true, timing).await;
     };
     let t = Instant::now();
     let stream = tokio_rustls::TlsConnector::from(tls.config.clone())

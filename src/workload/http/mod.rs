@@ -31,9 +31,11 @@ use tokio_util::sync::CancellationToken;
 use anyhow::Context as _;
 
 mod conn;
+mod h1;
 mod tally;
 
 use conn::{classify_hyper, Lane, Protocol, Sender, SharedConn, Timing};
+use h1::Failure;
 pub use tally::HttpReport;
 use tally::Tally;
 
@@ -306,9 +308,10 @@ struct Response {
     cache: CacheMark,
 }
 
-/// Samples travel to the collector in batches of this many: one channel
-/// hand-off (and one wake-up of the collector) per batch, not per request.
-const BATCH: usize = 256;
+/// Samples travel to the collector in batches of this many, one batch per
+/// worker thread (its lanes add to it in turn): one channel hand-off, and
+/// one wake-up of the collector, per batch, not per request or lane.
+const BATCH: usize = 1024;
 /// A partial batch is handed over once its first sample is this old, so
 /// slow runs still show progress.
 const BATCH_AGE: Duration = Duration::from_millis(50);
@@ -594,6 +597,9 @@ struct RequestParts {
     host: Option<HeaderValue>,
     agent: HeaderValue,
     connection: HeaderValue,
+    /// Clear-text HTTP/1.1: each listed path's request head, whole.
+    heads: Vec<Option<Vec<u8>>>,
+    close: bool,
 }
 
 impl RequestParts {
@@ -604,21 +610,57 @@ impl RequestParts {
             "http"
         };
         let origin = format!("{scheme}://{}", cfg.authority);
+        let uris: Vec<Option<Uri>> = cfg.paths.iter().map(|p| p.parse().ok()).collect();
+        let host = HeaderValue::from_str(&cfg.authority).ok();
+        let agent = HeaderValue::from_static(concat!("netrun/", env!("CARGO_PKG_VERSION")));
+        let heads = cfg
+            .paths
+            .iter()
+            .zip(&uris)
+            .map(|(path, uri)| {
+                let (host, _) = (host.as_ref()?, uri.as_ref()?);
+                let mut head = Vec::new();
+                h1::write_head(
+                    &mut head,
+                    path,
+                    host.as_bytes(),
+                    agent.as_bytes(),
+                    !cfg.keep_alive,
+                );
+                Some(head)
+            })
+            .collect();
         RequestParts {
-            uris: cfg.paths.iter().map(|p| p.parse().ok()).collect(),
+            heads,
+            close: !cfg.keep_alive,
+            uris,
             absolute: cfg
                 .paths
                 .iter()
                 .map(|p| format!("{origin}{p}").parse().ok())
                 .collect(),
             origin,
-            host: HeaderValue::from_str(&cfg.authority).ok(),
-            agent: HeaderValue::from_static(concat!("netrun/", env!("CARGO_PKG_VERSION"))),
+            host,
+            agent,
             connection: HeaderValue::from_static(if cfg.keep_alive {
                 "keep-alive"
             } else {
                 "close"
             }),
+        }
+    }
+
+    /// The clear-text HTTP/1.1 request head for `want`: prebuilt for a
+    /// listed path, else written into `scratch` (an object's path is
+    /// percent-encoded, always a valid request target).
+    fn h1_head<'a>(&'a self, want: &Want, scratch: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+        match want {
+            Want::Listed(i) => self.heads.get(*i)?.as_deref(),
+            Want::Object(o) => {
+                let host = self.host.as_ref()?.as_bytes();
+                h1::write_head(scratch, &o.path(), host, self.agent.as_bytes(), self.close);
+                Some(scratch)
+            }
         }
     }
 
@@ -655,13 +697,14 @@ async fn worker_thread(
     ramp: Option<Arc<(Profile, Instant)>>,
 ) {
     let parts = Arc::new(RequestParts::new(&cfg));
+    let outbox = Arc::new(Outbox::new(tx));
     let mut set = tokio::task::JoinSet::new();
     for (client, lane) in lanes {
         let shared = Shared {
             parts: parts.clone(),
             cfg: cfg.clone(),
             tickets: tickets.clone(),
-            tx: tx.clone(),
+            outbox: outbox.clone(),
             ramp: ramp.clone(),
         };
         set.spawn(worker(client, lane, shared, cancel.clone()));
@@ -714,6 +757,59 @@ fn schedule(
     Ok(())
 }
 
+/// A worker thread's samples on their way to the collector: the batch its
+/// lanes fill in turn, handed over whole when full or old.
+struct Outbox {
+    tx: mpsc::Sender<Vec<Sample>>,
+    /// The batch and when its first sample came. Locked only by the
+    /// lanes of one thread, one at a time, never across an `.await`.
+    batch: std::sync::Mutex<(Vec<Sample>, Instant)>,
+}
+
+impl Outbox {
+    fn new(tx: mpsc::Sender<Vec<Sample>>) -> Self {
+        Outbox {
+            tx,
+            batch: std::sync::Mutex::new((Vec::with_capacity(BATCH), Instant::now())),
+        }
+    }
+
+    fn batch(&self) -> std::sync::MutexGuard<'_, (Vec<Sample>, Instant)> {
+        // Nothing panics while holding it; a poisoned one is still consistent.
+        self.batch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds a sample finished at `end`; hands the batch to the collector
+    /// when it is full or its first sample is `BATCH_AGE` old. False once
+    /// the collector is gone.
+    async fn add(&self, sample: Sample, end: Instant) -> bool {
+        let full = {
+            let mut b = self.batch();
+            if b.0.is_empty() {
+                b.1 = end;
+            }
+            b.0.push(sample);
+            (b.0.len() >= BATCH || end - b.1 >= BATCH_AGE)
+                .then(|| std::mem::replace(&mut b.0, Vec::with_capacity(BATCH)))
+        };
+        match full {
+            Some(full) => self.tx.send(full).await.is_ok(),
+            None => true,
+        }
+    }
+
+    /// Hands over what is left (a lane that ends; the thread's last one
+    /// leaves nothing behind).
+    async fn flush(&self) {
+        let rest = std::mem::take(&mut self.batch().0);
+        if !rest.is_empty() {
+            let _ = self.tx.send(rest).await;
+        }
+    }
+}
+
 /// How the pacing thread waits for a request's instant. On a busy host a
 /// normal thread that wakes from its sleep waits for a core: with 8–11
 /// runnable tasks on 2 cores the ramp's sends stalled for 100–430 ms now
@@ -758,7 +854,7 @@ struct Shared {
     parts: Arc<RequestParts>,
     cfg: Arc<HttpProbeConfig>,
     tickets: Tickets,
-    tx: mpsc::Sender<Vec<Sample>>,
+    outbox: Arc<Outbox>,
     /// Closed loop with stages: the number of active clients over time,
     /// from the run's start. Client `k` works while the level is above `k`.
     ramp: Option<Arc<(Profile, Instant)>>,
@@ -791,11 +887,10 @@ async fn worker(client: u32, mut lane: Lane, shared: Shared, cancel: Cancellatio
         parts,
         cfg,
         tickets,
-        tx,
+        outbox,
         ramp,
     } = shared;
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut batch_since = Instant::now();
+    let mut scratch = Vec::new();
     // One cancellation future for the whole loop, not one per request.
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
@@ -822,7 +917,15 @@ async fn worker(client: u32, mut lane: Lane, shared: Shared, cancel: Cancellatio
         let mut timing = Timing::default();
         let attempt = tokio::time::timeout(
             cfg.timeout,
-            request(&mut lane, &cfg, &parts, &want, started, &mut timing),
+            request(
+                &mut lane,
+                &cfg,
+                &parts,
+                &want,
+                started,
+                &mut timing,
+                &mut scratch,
+            ),
         );
         let outcome = tokio::select! {
             _ = &mut cancelled => break,
@@ -855,20 +958,11 @@ async fn worker(client: u32, mut lane: Lane, shared: Shared, cancel: Cancellatio
             Ok(Err(class)) => sample.error = Some(class),
             Err(_elapsed) => sample.error = Some("timeout"),
         }
-        if batch.is_empty() {
-            batch_since = end;
-        }
-        batch.push(sample);
-        if batch.len() >= BATCH || end - batch_since >= BATCH_AGE {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            if tx.send(full).await.is_err() {
-                return;
-            }
+        if !outbox.add(sample, end).await {
+            return;
         }
     }
-    if !batch.is_empty() {
-        let _ = tx.send(batch).await;
-    }
+    outbox.flush().await;
 }
 
 /// One request over the lane's connection (opened or reopened as needed),
@@ -881,13 +975,42 @@ async fn request(
     want: &Want,
     started: Instant,
     timing: &mut Timing,
+    scratch: &mut Vec<u8>,
 ) -> Result<Response, &'static str> {
     let mut sender = lane.acquire(cfg, timing).await?;
+    let mut retried = false;
+    // Clear-text HTTP/1.1: the lean client, on this task.
+    while let Sender::Raw(conn) = &mut sender {
+        let head = parts.h1_head(want, scratch).ok_or("other")?;
+        match conn
+            .exchange(head, || timing.ttfb = Some(started.elapsed()))
+            .await
+        {
+            Ok(answer) => {
+                lane.release(sender, cfg.keep_alive);
+                return Ok(Response {
+                    status: answer.status,
+                    bytes: answer.bytes,
+                    cache: answer.cache,
+                });
+            }
+            // The server closed the idle connection before it read the
+            // request: sent again, once, on a new connection.
+            Err(Failure::Stale) if !retried => {
+                retried = true;
+                sender = Box::pin(conn::open(cfg, timing)).await?;
+            }
+            Err(Failure::Stale) => return Err("reset"),
+            Err(Failure::Class(class)) => return Err(class),
+        }
+    }
     let protocol = timing.protocol.unwrap_or(Protocol::Http1);
     let req = parts.request(want, protocol).ok_or("other")?;
     let resp = match &mut sender {
         Sender::H1(s) => s.send_request(req).await,
         Sender::H2(s) => s.send_request(req).await,
+        // The loop above answered every request over one.
+        Sender::Raw(_) => return Err("other"),
     }
     .map_err(classify_hyper)?;
     timing.ttfb = Some(started.elapsed());
