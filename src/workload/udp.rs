@@ -504,25 +504,47 @@ async fn receive_flow(
     let mut last_reply = None::<Instant>;
     let mut max_rtt = Duration::ZERO;
     let mut buf = vec![0u8; 65_536];
+    // The abort and both timers live across the loop's turns, each timer
+    // reset only when its instant changes: made anew per reply, they would
+    // cost a timer-wheel insertion and removal (and a waiter list's lock)
+    // for every datagram.
+    let aborted = interrupt.aborted();
+    tokio::pin!(aborted);
+    let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
+    let listen_timer = tokio::time::sleep_until(far);
+    tokio::pin!(listen_timer);
+    let mut listen_at = None::<Instant>;
+    let batch_timer = tokio::time::sleep_until(far);
+    tokio::pin!(batch_timer);
+    let mut batch_at = None::<tokio::time::Instant>;
     loop {
         let deadline = end_rx
             .borrow()
             .map(|end| listen_until(end, timeout, answered, last_reply, max_rtt));
-        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
+        if let Some(at) = deadline.filter(|&at| listen_at != Some(at)) {
+            listen_timer.as_mut().reset(at.into());
+            listen_at = Some(at);
+        }
+        if !batch.waiting() {
+            batch_at = None;
+        } else if batch_at != Some(batch.due()) {
+            batch_timer.as_mut().reset(batch.due());
+            batch_at = Some(batch.due());
+        }
         // A stop ends the sender, not this loop: replies to what was
         // already sent get their full `timeout`, so an interrupted run does
         // not count as lost what was merely still in flight. An abort (the
         // second Ctrl-C) ends the wait.
         tokio::select! {
             biased;
-            _ = interrupt.aborted() => break,
-            _ = tokio::time::sleep_until(deadline.map_or(far, Into::into)), if deadline.is_some() => break,
+            _ = &mut aborted => break,
+            _ = &mut listen_timer, if deadline.is_some() => break,
             changed = end_rx.changed(), if deadline.is_none() => {
                 // The pacer always signals before it ends; a dropped sender
                 // means it died, so stop waiting.
                 if changed.is_err() { break; }
             }
-            _ = tokio::time::sleep_until(batch.due()), if batch.waiting() => batch.hand_over().await,
+            _ = &mut batch_timer, if batch.waiting() => batch.hand_over().await,
             r = socket.recv(&mut buf) => {
                 let n = match r {
                     Ok(n) => n,
