@@ -536,11 +536,6 @@ pub async fn spawn_with_hooks(
             shutdown: shutdown.clone(),
         },
     );
-    // The forwarder runs on a thread of its own (see proxy::udp).
-    let udp_thread = udp::ForwarderThread::new().context("starting the UDP forwarder's runtime")?;
-    let udp = udp_thread
-        .adopt(udp)
-        .context("moving the UDP socket to the forwarder's thread")?;
     let forwarder = udp::Forwarder::new(
         Arc::new(udp),
         config.upstream_udp,
@@ -550,9 +545,7 @@ pub async fn spawn_with_hooks(
         hooks.origin_link,
         delays,
     );
-    udp_thread
-        .start(forwarder, shutdown.clone(), &tracker)
-        .context("starting the UDP forwarder's thread")?;
+    tracker.spawn(forwarder.run(shutdown.clone(), tracker.clone()));
     tracker.spawn(server::serve(
         http,
         handler,
