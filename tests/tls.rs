@@ -1269,15 +1269,7 @@ fn a_tls_scenario_is_checked_and_its_run_speaks_https_to_both_services() {
         "{text}"
     );
     let out = dir.path().join("results");
-    let run = assert_cmd::Command::cargo_bin("netrun")
-        .unwrap()
-        .arg("run")
-        .arg(&file)
-        .arg("--out")
-        .arg(&out)
-        .timeout(Duration::from_secs(180))
-        .output()
-        .unwrap();
+    let run = run_scenario(&file, &out);
     assert!(
         run.status.success(),
         "{}{}",
@@ -1290,13 +1282,7 @@ fn a_tls_scenario_is_checked_and_its_run_speaks_https_to_both_services() {
 
     let mut reader = csv::Reader::from_path(out.join("tls.csv")).unwrap();
     let header = reader.headers().unwrap().clone();
-    let col = |row: &csv::StringRecord, name: &str| {
-        let i = header
-            .iter()
-            .position(|h| h == name)
-            .unwrap_or_else(|| panic!("no {name}"));
-        row[i].to_string()
-    };
+    let col = |row: &csv::StringRecord, name: &str| col_of(&header, row, name);
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     for name in ["via_proxy", "direct"] {
         let row = rows.iter().find(|r| col(r, "workload") == name).unwrap();
@@ -1320,6 +1306,19 @@ fn a_tls_scenario_is_checked_and_its_run_speaks_https_to_both_services() {
         opened >= 2 && reused >= 1,
         "{opened} opened, {reused} reused"
     );
+}
+
+/// `netrun run FILE --out OUT`, bounded at 3 minutes.
+fn run_scenario(file: &Path, out: &Path) -> std::process::Output {
+    assert_cmd::Command::cargo_bin("netrun")
+        .unwrap()
+        .arg("run")
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .timeout(Duration::from_secs(180))
+        .output()
+        .unwrap()
 }
 
 fn col_of(header: &csv::StringRecord, row: &csv::StringRecord, name: &str) -> String {
@@ -1358,15 +1357,7 @@ fn a_scenario_origin_with_a_self_signed_certificate_and_a_name_is_reached_by_add
     )
     .unwrap();
     let out = dir.path().join("results");
-    let run = assert_cmd::Command::cargo_bin("netrun")
-        .unwrap()
-        .arg("run")
-        .arg(&file)
-        .arg("--out")
-        .arg(&out)
-        .timeout(Duration::from_secs(180))
-        .output()
-        .unwrap();
+    let run = run_scenario(&file, &out);
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&run.stdout),
