@@ -713,6 +713,14 @@ fn pace(
 
 /// Sleeps, then spins, until `due`. False when cancelled first.
 pub(super) fn wait_until(due: Instant, cancel: &CancellationToken) -> bool {
+    wait_until_with(due, cancel, true)
+}
+
+/// Waits until `due` in naps of at most `MAX_NAP` (so cancellation is
+/// noticed); with `spin`, the last `SPIN` is spent yielding instead of
+/// sleeping (a thread with real-time priority sleeps it out instead: the
+/// kernel wakes it on time). False when cancelled first.
+pub(super) fn wait_until_with(due: Instant, cancel: &CancellationToken, spin: bool) -> bool {
     loop {
         if cancel.is_cancelled() {
             return false;
@@ -722,7 +730,9 @@ pub(super) fn wait_until(due: Instant, cancel: &CancellationToken) -> bool {
             return true;
         }
         let left = due - now;
-        if left > SPIN {
+        if !spin {
+            thread::sleep(left.min(MAX_NAP));
+        } else if left > SPIN {
             thread::sleep((left - SPIN).min(MAX_NAP));
         } else {
             // Let the receivers run on a busy machine; returns at once otherwise.

@@ -40,7 +40,7 @@ pub use tally::HttpReport;
 use tally::Tally;
 
 use super::source::{self, Feed, Ramp, Source};
-use super::udp::wait_until;
+use super::udp::wait_until_with;
 use super::{check_duration, Progress, Setting, SettingError};
 use crate::error::Error;
 use crate::metrics::qos;
@@ -832,20 +832,7 @@ impl Pacing {
 
     /// Waits until `due`; false on cancellation.
     fn wait_until(&self, due: Instant, cancel: &CancellationToken) -> bool {
-        if !self.real_time {
-            return wait_until(due, cancel);
-        }
-        loop {
-            if cancel.is_cancelled() {
-                return false;
-            }
-            let now = Instant::now();
-            if now >= due {
-                return true;
-            }
-            // Short naps, so cancellation is noticed.
-            std::thread::sleep((due - now).min(Duration::from_millis(10)));
-        }
+        wait_until_with(due, cancel, !self.real_time)
     }
 }
 
