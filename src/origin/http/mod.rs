@@ -30,7 +30,9 @@ use super::hot::HotFiles;
 use super::path::{self, SafePath};
 use super::{OriginConfig, LOG_TARGET};
 use crate::clock::Clock;
-use crate::server::{self, bump, closing, text, Body, BodyError, ConnStats, Handler, HttpLimits};
+use crate::server::{
+    self, bump, closing, text, Body, BodyError, ConnStats, Handler, HttpLimits, QuickBody,
+};
 use crate::throttle::Throttle;
 
 use body::{serve_file, FileHead, LoggedBody, RequestLog};
@@ -258,7 +260,7 @@ impl Handler for Files {
     /// (the same `statx` check as [`Fast::lookup`]), with no conditional:
     /// the kept head, a date and the body, counted and logged as
     /// [`Files::handle`] does. Anything else is declined (hyper serves it).
-    fn quick(&self, req: &server::QuickRequest<'_>, out: &mut Vec<u8>) -> Option<Bytes> {
+    fn quick(&self, req: &server::QuickRequest<'_>, out: &mut Vec<u8>) -> Option<QuickBody> {
         if !self.quick {
             return None;
         }
@@ -283,15 +285,14 @@ impl Handler for Files {
         else {
             return None;
         };
-        let (body, head) = self.hot.get(&rel, &stamp)?;
+        let Some((body, head)) = self.hot.get(&rel, &stamp) else {
+            return self.quick_file(req, dir.as_fd(), &rel, &stamp, out, started);
+        };
         out.extend_from_slice(head.quick_head(self.cache_control.as_ref()));
         let body = if req.head { Bytes::new() } else { body };
         let bytes = body.len() as u64;
-        let c = &self.counters;
-        bump(&c.requests);
-        bump(&c.by_class[0]);
-        bump(&c.quick);
-        server::add(&c.bytes_sent, bytes);
+        self.count_quick();
+        server::add(&self.counters.bytes_sent, bytes);
         body::log_request(
             req.peer,
             req.method(),
@@ -301,7 +302,55 @@ impl Handler for Files {
             started.elapsed(),
             true,
         );
-        Some(body)
+        Some(QuickBody::Bytes(body))
+    }
+}
+
+impl Files {
+    /// A GET of a file too large to keep: opened beneath the folder as
+    /// [`Fast::lookup`] opens it, its head made for this version, its body
+    /// left to `sendfile(2)`; counted now, logged once sent.
+    fn quick_file(
+        &self,
+        req: &server::QuickRequest<'_>,
+        dir: std::os::fd::BorrowedFd<'_>,
+        rel: &Path,
+        stamp: &super::hot::Stamp,
+        out: &mut Vec<u8>,
+        started: Instant,
+    ) -> Option<QuickBody> {
+        if req.head || stamp.size <= lookup::CHUNK as u64 {
+            return None;
+        }
+        let file =
+            std::fs::File::from(lookup::open_beneath(dir, rel, rustix::fs::OFlags::RDONLY).ok()?);
+        let head = FileHead::new(rel, &lookup::meta_of(stamp));
+        out.extend_from_slice(head.quick_head(self.cache_control.as_ref()));
+        self.count_quick();
+        let (peer, target) = (req.peer, req.target.to_string());
+        let (len, counters) = (head.len, self.counters.clone());
+        let sent = Box::new(move |bytes: u64| {
+            server::add(&counters.bytes_sent, bytes);
+            let complete = bytes == len;
+            body::log_request(
+                peer,
+                "GET",
+                &target,
+                200,
+                bytes,
+                started.elapsed(),
+                complete,
+            );
+        });
+        Some(QuickBody::File { file, len, sent })
+    }
+
+    /// Counts a 200 answered by the fast path.
+    fn count_quick(&self) {
+        let c = &self.counters;
+        bump(&c.requests);
+        bump(&c.by_class[0]);
+        bump(&c.quick);
     }
 }
 
