@@ -256,10 +256,12 @@ impl Handler for Files {
         response.map(|inner| LoggedBody { inner, log }.boxed())
     }
 
-    /// A GET or HEAD of a file kept in memory, still the version on disk
-    /// (the same `statx` check as [`Fast::lookup`]), with no conditional:
-    /// the kept head, a date and the body, counted and logged as
-    /// [`Files::handle`] does. Anything else is declined (hyper serves it).
+    /// A GET or HEAD of a regular file with no conditional and no `Range`,
+    /// found as [`Fast::lookup`] finds it: from memory if kept and still the
+    /// version on disk (the same `statx` check), else opened inline; its
+    /// head as hyper writes [`serve_file`]'s, counted and logged as
+    /// [`Files::handle`] does. Anything else (folders, errors, symlinks,
+    /// objects) is declined: hyper serves it.
     fn quick(&self, req: &server::QuickRequest<'_>, out: &mut Vec<u8>) -> Option<QuickBody> {
         if !self.quick {
             return None;
@@ -290,26 +292,16 @@ impl Handler for Files {
         };
         out.extend_from_slice(head.quick_head(self.cache_control.as_ref()));
         let body = if req.head { Bytes::new() } else { body };
-        let bytes = body.len() as u64;
         self.count_quick();
-        server::add(&self.counters.bytes_sent, bytes);
-        body::log_request(
-            req.peer,
-            req.method(),
-            req.target,
-            200,
-            bytes,
-            started.elapsed(),
-            true,
-        );
-        Some(QuickBody::Bytes(body))
+        Some(self.quick_sent(req, body, started))
     }
 }
 
 impl Files {
-    /// A GET of a file too large to keep: opened beneath the folder as
-    /// [`Fast::lookup`] opens it, its head made for this version, its body
-    /// left to `sendfile(2)`; counted now, logged once sent.
+    /// A file not kept (yet): opened beneath the folder as [`Fast::lookup`]
+    /// opens it (HEAD with `O_PATH`), its head made for this version; a
+    /// small one read whole and kept, a larger one left to `sendfile(2)`.
+    /// Counted now, logged once sent.
     fn quick_file(
         &self,
         req: &server::QuickRequest<'_>,
@@ -319,14 +311,31 @@ impl Files {
         out: &mut Vec<u8>,
         started: Instant,
     ) -> Option<QuickBody> {
-        if req.head || stamp.size <= lookup::CHUNK as u64 {
-            return None;
-        }
-        let file =
-            std::fs::File::from(lookup::open_beneath(dir, rel, rustix::fs::OFlags::RDONLY).ok()?);
-        let head = FileHead::new(rel, &lookup::meta_of(stamp));
+        use lookup::Content;
+        let flags = if req.head {
+            rustix::fs::OFlags::PATH
+        } else {
+            rustix::fs::OFlags::RDONLY
+        };
+        let file = std::fs::File::from(lookup::open_beneath(dir, rel, flags).ok()?);
+        let head = Arc::new(FileHead::new(rel, &lookup::meta_of(stamp)));
+        let content = if req.head {
+            Content::None
+        } else {
+            // A read error is left to hyper's path, which answers 500.
+            lookup::read_content(file, head.len).ok()?
+        };
         out.extend_from_slice(head.quick_head(self.cache_control.as_ref()));
         self.count_quick();
+        let file = match content {
+            Content::Stream(file) => file,
+            Content::Small(body) => {
+                self.hot
+                    .put(rel, *stamp, &body, head.clone(), self.clock.wall());
+                return Some(self.quick_sent(req, body, started));
+            }
+            Content::None => return Some(self.quick_sent(req, Bytes::new(), started)),
+        };
         let (peer, target) = (req.peer, req.target.to_string());
         let (len, counters) = (head.len, self.counters.clone());
         let sent = Box::new(move |bytes: u64| {
@@ -343,6 +352,27 @@ impl Files {
             );
         });
         Some(QuickBody::File { file, len, sent })
+    }
+
+    /// A fast answer's body in memory, counted and logged.
+    fn quick_sent(
+        &self,
+        req: &server::QuickRequest<'_>,
+        body: Bytes,
+        started: Instant,
+    ) -> QuickBody {
+        let bytes = body.len() as u64;
+        server::add(&self.counters.bytes_sent, bytes);
+        body::log_request(
+            req.peer,
+            req.method(),
+            req.target,
+            200,
+            bytes,
+            started.elapsed(),
+            true,
+        );
+        QuickBody::Bytes(body)
     }
 
     /// Counts a 200 answered by the fast path.
