@@ -753,7 +753,11 @@ async fn the_probe_sends_requests_an_http2_server_refuses_unprocessed_again() {
         config.concurrency = 1;
         let (report, _) = probe(&config).await;
         assert_all_answered(&report, requests);
-        assert_eq!(connections.load(Ordering::SeqCst), opened, "{streams} streams");
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            opened,
+            "{streams} streams"
+        );
     }
 }
 
