@@ -4,8 +4,9 @@
 //!
 //! Threads and tasks: one pacing thread (its own, `netrun-pacer`) sends for
 //! every flow at `start + i × interval`: at real-time priority where allowed,
-//! sleeping to each instant, else sleeping then spinning for the last 200 µs
-//! ([`super::pacing`]; tokio's timer has millisecond granularity); one
+//! sleeping to each instant but waking at most every 100 µs (shorter
+//! intervals leave in small bursts), else sleeping then spinning for the last 200 µs
+//! (`workload/pacing.rs`; tokio's timer has millisecond granularity); one
 //! receive task per flow drains its socket with `recvmmsg` (up to 32 replies
 //! a call), classifies the replies and sends them in batches down a bounded
 //! channel to the collector (this function), which calls `on_packet` off the
