@@ -22,7 +22,9 @@ use crate::report::csv_stream::CsvStream;
 use crate::report::progress;
 use crate::report::table::render_summary;
 use crate::tls::{ClientTls, Trust};
+use crate::workload::http::run_http_summary;
 use crate::workload::http::{HttpWire, UNTIL_DURATION};
+use crate::workload::source::{Source, Timing, TraceReplay, Traffic};
 use crate::workload::{run_http, run_udp, HttpProbeConfig, UdpProbeConfig};
 
 const VARIANT: &str = "default";
@@ -109,6 +111,7 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
             Some(ClientTls::new(&trust, &authority, args.http2)?)
         }
     };
+    let (traffic, trace_lines) = trace_traffic(&args)?;
     let config = HttpProbeConfig {
         authority,
         target,
@@ -117,18 +120,20 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
         } else {
             args.paths.clone()
         },
-        // With a duration and no count, run until the duration ends.
-        requests: match (args.requests, args.duration) {
-            (Some(n), _) => n,
-            (None, Some(_)) => UNTIL_DURATION,
-            (None, None) => 1,
+        // With a duration and no count, run until the duration ends; a
+        // trace: all of it, or until the duration ends.
+        requests: match (args.requests, args.duration, trace_lines) {
+            (Some(n), _, _) => n,
+            (None, _, Some(lines)) => lines,
+            (None, Some(_), None) => UNTIL_DURATION,
+            (None, None, None) => 1,
         },
         concurrency: args.concurrency,
         keep_alive: !args.no_keep_alive,
         rate: args.rate,
         duration: args.duration,
         timeout: args.timeout,
-        traffic: Default::default(),
+        traffic,
         wire: HttpWire {
             tls,
             http2: args.http2,
@@ -144,13 +149,17 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
     let progress = progress_bar(args.quiet || args.json, "http");
     let cancel = super::interrupt_on_signal();
 
-    let mut on_request = |mut row: HttpRequestRow| {
-        if let Some(csv) = csv.as_mut() {
-            row.tag(VARIANT, WORKLOAD, 1);
-            csv.write(&row);
+    let result = match csv.as_mut() {
+        Some(csv) => {
+            let mut on_request = |mut row: HttpRequestRow| {
+                row.tag(VARIANT, WORKLOAD, 1);
+                csv.write(&row);
+            };
+            run_http(&config, &mut on_request, &progress, cancel.stop_token()).await
         }
+        // No rows wanted: none built.
+        None => run_http_summary(&config, &progress, cancel.stop_token()).await,
     };
-    let result = run_http(&config, &mut on_request, &progress, cancel.stop_token()).await;
     progress.finish_and_clear();
     let report = result?;
     if let Some(csv) = csv {
@@ -192,6 +201,37 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
         .into());
     }
     Ok(Outcome::Success)
+}
+
+/// `--trace`: the replay, and the trace's requests. The whole trace is
+/// read once first, as `netrun check` does, so a bad line is refused
+/// (exit 2, naming the file and line) before anything is sent.
+fn trace_traffic(args: &HttpProbeArgs) -> Result<(Traffic, Option<u64>), Error> {
+    let Some(path) = &args.trace else {
+        return Ok((Traffic::default(), None));
+    };
+    let timing = match args.timing.as_str() {
+        "fast" => Timing::Fast,
+        _ => Timing::Recorded,
+    };
+    let summary = crate::traffic::trace::scan(path, timing == Timing::Recorded)
+        .map_err(|e| Error::input(e.to_string()))?;
+    if summary.requests == 0 {
+        return Err(Error::input(format!(
+            "{}: the trace has no requests after its header",
+            path.display()
+        )));
+    }
+    let source = Source::Trace(TraceReplay {
+        path: path.clone(),
+        timing,
+        speed: args.speed,
+    });
+    let traffic = Traffic {
+        source,
+        ..Traffic::default()
+    };
+    Ok((traffic, Some(summary.requests)))
 }
 
 /// Clear text or TLS.

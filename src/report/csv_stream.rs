@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::atomic::{header_of, AtomicFile, Staged};
+use crate::metrics::records::CsvRow;
 
 /// `s` with every control character written as a visible escape (`\u{1b}`),
 /// so a CSV cell never carries raw escape sequences to a terminal or a
@@ -58,9 +59,9 @@ impl CsvStream {
     }
 
     /// Appends a row of the type given to `create`.
-    pub fn write<T: Serialize>(&mut self, row: &T) {
+    pub fn write<T: CsvRow>(&mut self, row: &T) {
         if self.error.is_none() {
-            if let Err(e) = self.writer.serialize(row) {
+            if let Err(e) = row.write_csv(&mut self.writer) {
                 self.error = Some(e);
             }
         }

@@ -47,7 +47,7 @@ use crate::metrics::qos;
 use crate::metrics::summary::round3;
 use crate::metrics::{CacheMark, HttpRequestRow};
 use crate::tls::ClientTls;
-use crate::traffic::{Object, Profile};
+use crate::traffic::Profile;
 
 /// What to request, where, and how hard.
 #[derive(Debug, Clone, PartialEq)]
@@ -223,8 +223,9 @@ impl HttpProbeConfig {
 struct Ticket {
     index: u64,
     scheduled: Option<Instant>,
-    /// A trace's object; otherwise the index picks the path or catalog draw.
-    object: Option<Object>,
+    /// A trace's object, as its path; otherwise the index picks the path
+    /// or catalog draw.
+    object: Option<String>,
 }
 
 /// Where one worker thread's connections take their next request from.
@@ -288,15 +289,16 @@ struct Sample {
 enum Want {
     /// `paths[i]`.
     Listed(usize),
-    /// A catalog's or trace's object.
-    Object(Object),
+    /// A catalog's or trace's object, by its path (`Object::path`, built
+    /// once per request and moved into its row).
+    Object(String),
 }
 
 impl Want {
-    fn path(&self, paths: &[String]) -> String {
+    fn into_path(self, paths: &[String]) -> String {
         match self {
-            Want::Listed(i) => paths.get(*i).cloned().unwrap_or_default(),
-            Want::Object(o) => o.path(),
+            Want::Listed(i) => paths.get(i).cloned().unwrap_or_default(),
+            Want::Object(path) => path,
         }
     }
 }
@@ -333,6 +335,25 @@ pub async fn run_http(
     progress: &dyn Progress,
     cancel: &CancellationToken,
 ) -> anyhow::Result<HttpReport> {
+    run(config, Some(on_request), progress, cancel).await
+}
+
+/// [`run_http`] without per-request rows (`netrun probe http` without
+/// `--csv`): the same load and report, no row built per request.
+pub async fn run_http_summary(
+    config: &HttpProbeConfig,
+    progress: &dyn Progress,
+    cancel: &CancellationToken,
+) -> anyhow::Result<HttpReport> {
+    run(config, None, progress, cancel).await
+}
+
+async fn run(
+    config: &HttpProbeConfig,
+    mut on_request: Option<&mut (dyn FnMut(HttpRequestRow) + Send)>,
+    progress: &dyn Progress,
+    cancel: &CancellationToken,
+) -> anyhow::Result<HttpReport> {
     config.validate().map_err(Error::from)?;
     // A trace that cannot be opened is the user's to fix (exit 2).
     let feed =
@@ -365,12 +386,16 @@ pub async fn run_http(
 
     // The collector: the only place samples are aggregated.
     let mut tally = Tally::default();
+    let open_loop = config.open_loop();
     while let Some(batch) = rx.recv().await {
-        for s in &batch {
-            tally.add(s, config.open_loop());
-            on_request(row(s, config, start));
+        let n = batch.len() as u64;
+        for s in batch {
+            tally.add(&s, open_loop);
+            if let Some(f) = on_request.as_mut() {
+                f(row(s, config, start));
+            }
         }
-        progress.advance(batch.len() as u64);
+        progress.advance(n);
         progress.replies(tally.responses, Some(tally.errors));
     }
     let duration = start.elapsed();
@@ -384,14 +409,14 @@ pub async fn run_http(
     Ok(tally.report(started_at, duration, cancel.is_cancelled()))
 }
 
-/// A sample as a row of `http_requests.csv`.
-fn row(s: &Sample, config: &HttpProbeConfig, start: Instant) -> HttpRequestRow {
+/// A sample as a row of `http_requests.csv` (its path moved, not copied).
+fn row(s: Sample, config: &HttpProbeConfig, start: Instant) -> HttpRequestRow {
     let ms = |d: Duration| round3(qos::ns_to_ms(d.as_nanos() as f64));
     HttpRequestRow {
         variant: String::new(),
         workload: String::new(),
         client: s.client,
-        path: s.want.path(&config.paths),
+        path: s.want.into_path(&config.paths),
         status: s.status,
         bytes: s.bytes,
         latency_ms: ms(s.latency),
@@ -656,9 +681,9 @@ impl RequestParts {
     fn h1_head<'a>(&'a self, want: &Want, scratch: &'a mut Vec<u8>) -> Option<&'a [u8]> {
         match want {
             Want::Listed(i) => self.heads.get(*i)?.as_deref(),
-            Want::Object(o) => {
+            Want::Object(path) => {
                 let host = self.host.as_ref()?.as_bytes();
-                h1::write_head(scratch, &o.path(), host, self.agent.as_bytes(), self.close);
+                h1::write_head(scratch, path, host, self.agent.as_bytes(), self.close);
                 Some(scratch)
             }
         }
@@ -669,7 +694,7 @@ impl RequestParts {
         if protocol == Protocol::Http2 {
             *req.uri_mut() = match want {
                 Want::Listed(i) => self.absolute.get(*i)?.clone()?,
-                Want::Object(o) => format!("{}{}", self.origin, o.path()).parse().ok()?,
+                Want::Object(path) => format!("{}{path}", self.origin).parse().ok()?,
             };
             *req.version_mut() = hyper::Version::HTTP_2;
             req.headers_mut().insert(USER_AGENT, self.agent.clone());
@@ -677,7 +702,7 @@ impl RequestParts {
         }
         *req.uri_mut() = match want {
             Want::Listed(i) => self.uris.get(*i)?.clone()?,
-            Want::Object(o) => o.path().parse().ok()?,
+            Want::Object(path) => path.parse().ok()?,
         };
         let headers = req.headers_mut();
         headers.insert(HOST, self.host.clone()?);
@@ -895,8 +920,8 @@ async fn worker(client: u32, mut lane: Lane, shared: Shared, cancel: Cancellatio
             },
         };
         let want = match (ticket.object, &cfg.traffic.source) {
-            (Some(o), _) => Want::Object(o),
-            (None, Source::Catalog(c)) => Want::Object(c.request(ticket.index)),
+            (Some(path), _) => Want::Object(path),
+            (None, Source::Catalog(c)) => Want::Object(c.request(ticket.index).path()),
             (None, _) => Want::Listed((ticket.index % cfg.paths.len().max(1) as u64) as usize),
         };
         let sent_at = Instant::now();
