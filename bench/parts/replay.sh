@@ -118,8 +118,9 @@ if out.lstrip().startswith("{"):
         n = sum(d.get("statusCodeDistribution", {}).values())
         bad = n - d.get("statusCodeDistribution", {}).get("200", 0)
     else:                                                        # netrun probe --json
-        s = d["summary"]
-        rps, n, bad = s["requests_per_s"], s["requests"], s["errors"]
+        rps, n, bad = d["requests_per_s"], d["requests"], d["errors"]
+        if d.get("cache_hit_ratio") is not None and d["cache_hit_ratio"] < 1:
+            sys.exit(f"not every request hit: cache_hit_ratio {d['cache_hit_ratio']}")
 else:                                                            # wrk
     n = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))

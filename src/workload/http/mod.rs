@@ -237,10 +237,19 @@ enum Tickets {
         total: u64,
         deadline: Option<Instant>,
     },
-    /// Open loop or a trace: this thread's queue, filled by the feeding
-    /// thread. Many receivers (the thread's connections), no lock: whichever
-    /// connection is free takes the next ticket.
-    Open(async_channel::Receiver<Ticket>),
+    /// Open loop or a trace: this thread's queue of runs of tickets, filled
+    /// by the feeding thread, and the tickets of the runs its connections
+    /// took, which any of them takes next (a queue within the thread, so a
+    /// connection waiting for work is woken by either). Runs, not single
+    /// tickets, so that a fast replay wakes a thread (and the feeder) once
+    /// per run rather than once per request.
+    Open {
+        queue: async_channel::Receiver<Vec<Ticket>>,
+        taken: (
+            async_channel::Sender<Ticket>,
+            async_channel::Receiver<Ticket>,
+        ),
+    },
 }
 
 impl Tickets {
@@ -261,10 +270,43 @@ impl Tickets {
                     object: None,
                 })
             }
-            Tickets::Open(rx) => rx.recv().await.ok(),
+            Tickets::Open {
+                queue,
+                taken: (put, take),
+            } => loop {
+                if let Ok(t) = take.try_recv() {
+                    return Some(t);
+                }
+                tokio::select! {
+                    biased;
+                    // Never closed: every connection holds a sender.
+                    t = take.recv() => return t.ok(),
+                    run = queue.recv() => {
+                        // The feeder is done: what the thread took is left.
+                        let Ok(run) = run else {
+                            return take.try_recv().ok();
+                        };
+                        let mut run = run.into_iter();
+                        let first = run.next();
+                        for t in run {
+                            // Unbounded, and open while this sender lives.
+                            let _ = put.try_send(t);
+                        }
+                        if first.is_some() {
+                            return first;
+                        }
+                    }
+                }
+            },
         }
     }
 }
+
+/// Most tickets the feeding thread hands a worker thread at once: a fast
+/// replay fills runs this long; a paced one hands over what is due.
+const RUN: usize = 64;
+/// Runs waiting in a worker thread's queue before the feeder waits.
+const QUEUED_RUNS: usize = 64;
 
 /// One finished request, from a worker to the collector.
 struct Sample {
@@ -441,7 +483,7 @@ struct Pool {
     /// Each thread's start signal: the run's start instant.
     starts: Vec<std::sync::mpsc::Sender<Instant>>,
     /// Open loop: each thread's ticket queue, for the pacer.
-    queues: Vec<async_channel::Sender<Ticket>>,
+    queues: Vec<async_channel::Sender<Vec<Ticket>>>,
 }
 
 impl Pool {
@@ -473,7 +515,7 @@ impl Pool {
         };
         for (thread, runtime) in (0..threads).zip(runtimes) {
             let queue = open_loop.then(|| {
-                let (qtx, qrx) = async_channel::bounded(1024);
+                let (qtx, qrx) = async_channel::bounded(QUEUED_RUNS);
                 pool.queues.push(qtx);
                 qrx
             });
@@ -495,7 +537,10 @@ impl Pool {
                         return;
                     };
                     let tickets = match queue {
-                        Some(q) => Tickets::Open(q),
+                        Some(queue) => Tickets::Open {
+                            queue,
+                            taken: async_channel::unbounded(),
+                        },
                         None => Tickets::Closed {
                             next: counter,
                             total: cfg.requests,
@@ -741,17 +786,23 @@ async fn worker_thread(
 /// worker threads in turn, sleeping then spinning to the instant as the UDP
 /// pacer does. Tickets carry their scheduled instant, so however late a
 /// request actually leaves is charged to its latency and shows as the
-/// pacing error. A trace replayed `fast` has no instants: its requests
-/// are released as the queues take them, in trace order.
+/// pacing error. What is due is handed over together (a run of up to
+/// `RUN` tickets) before the wait for the next instant; a trace replayed
+/// `fast` has no instants: its requests go out in runs of `RUN`, in trace
+/// order, as the queues take them.
 fn schedule(
-    queues: Vec<async_channel::Sender<Ticket>>,
+    queues: Vec<async_channel::Sender<Vec<Ticket>>>,
     total: u64,
     feed: Feed,
     start: Instant,
     deadline: Option<Instant>,
     cancel: &CancellationToken,
 ) -> Result<(), crate::traffic::TraceError> {
-    let threads = queues.len().max(1) as u64;
+    let mut out = Handout {
+        queues,
+        next: 0,
+        run: Vec::with_capacity(RUN),
+    };
     // Paced sends only (a `fast` trace never waits): see `Pacing`.
     let mut pacing = None;
     for (index, item) in (0..total).zip(feed) {
@@ -759,6 +810,10 @@ fn schedule(
         let scheduled = item.due.map(|d| start + d);
         let go = match scheduled {
             Some(due) => {
+                // What is due leaves now, not after this one's wait.
+                if due > Instant::now() && !out.flush() {
+                    break;
+                }
                 let pacing = pacing.get_or_insert_with(Pacing::take);
                 deadline.map_or(true, |d| due < d) && pacing.wait_until(due, cancel)
             }
@@ -767,19 +822,57 @@ fn schedule(
         if !go {
             break;
         }
-        let ticket = Ticket {
+        out.run.push(Ticket {
             index,
             scheduled,
             object: item.object,
-        };
-        // A full queue (the server is far behind) holds the pacer back; the
-        // tickets still carry their own schedule.
-        let queue = &queues[(index % threads) as usize];
-        if queue.send_blocking(ticket).is_err() {
+        });
+        if out.run.len() >= RUN && !out.flush() {
             break;
         }
     }
+    // Tickets released before a stop still go out.
+    out.flush();
     Ok(())
+}
+
+/// The feeder's run of released tickets and the worker thread it goes to next.
+struct Handout {
+    queues: Vec<async_channel::Sender<Vec<Ticket>>>,
+    next: usize,
+    run: Vec<Ticket>,
+}
+
+impl Handout {
+    /// Hands the run to the threads' queues, split evenly over them in turn
+    /// (requests due together go out on as many threads' connections as
+    /// there are). A full queue (the server is far behind) holds the feeder
+    /// back; the tickets still carry their own schedule. False once the
+    /// workers are gone.
+    fn flush(&mut self) -> bool {
+        let threads = self.queues.len();
+        if self.run.is_empty() || threads == 0 {
+            return true;
+        }
+        let mut run = std::mem::replace(&mut self.run, Vec::with_capacity(RUN));
+        let (base, extra) = (run.len() / threads, run.len() % threads);
+        for i in 0..threads {
+            let share = base + usize::from(i < extra);
+            if share == 0 {
+                break;
+            }
+            let rest = run.split_off(share);
+            let queue = &self.queues[self.next % threads];
+            self.next = self.next.wrapping_add(1);
+            if queue
+                .send_blocking(std::mem::replace(&mut run, rest))
+                .is_err()
+            {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// A worker thread's samples on their way to the collector: the batch its
