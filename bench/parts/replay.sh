@@ -10,7 +10,9 @@
 #   wrk -t1 and -t2 with a Lua script cycling through the trace's paths,
 #   wrk -t1 on one path (the plainest ceiling), oha --urls-from-file, and
 #   `netrun probe http --trace` replaying the trace (`--timing fast`), with
-#   and without `--csv` (a row per request written).
+#   and without `--csv` (a row per request written); and over HTTP/2 in clear
+#   text, H2_CONNS connections × H2_STREAMS streams: h2load -i (the paths'
+#   URLs) and `netrun probe http --http2 --streams --trace`.
 # Each row: the median of RUNS runs of DURATION (by requests/s), the
 # client's CPU per request (getrusage) and the cache's (its /proc ticks).
 # On 2 cores a row's requests/s is bounded by whichever side costs more per
@@ -36,6 +38,12 @@ HAVE_TRACE=0
 if "$NETRUN" probe http --help | grep -q -- '--trace'; then HAVE_TRACE=1; else log "this netrun's probe has no --trace: no netrun rows"; fi
 HAVE_OHA=0
 if command -v oha >/dev/null 2>&1; then HAVE_OHA=1; else log "oha missing: no oha rows"; fi
+HAVE_H2LOAD=0
+if command -v h2load >/dev/null 2>&1; then HAVE_H2LOAD=1; else log "h2load missing: no h2load rows"; fi
+# HTTP/2 in clear text (prior knowledge): H2_CONNS connections × H2_STREAMS
+# streams, the same requests in flight as CONNS HTTP/1.1 connections.
+H2_CONNS=${H2_CONNS:-4}
+H2_STREAMS=${H2_STREAMS:-8}
 
 log "trace: $REPLAY_LINES lines, Zipf 0.8 over 1000 objects of 64 bytes"
 "$NETRUN" trace zipf --objects 1000 --alpha 0.8 --requests "$REPLAY_LINES" --size 64 \
@@ -67,13 +75,16 @@ spawn taskset -c "$SERVER_CORE" "$NETRUN" proxy --http "127.0.0.1:$proxy_port" -
     --upstream "127.0.0.1:$origin_port" --cache-objects 1000 --workers 1 >/dev/null 2>"$WORK/proxy.log"
 proxy_pid=${PIDS[-1]}
 nginx_port=$(free_port)
+nginx_h2_port=$(free_port)
 mkdir -p "$WORK/nginx-cache"
 chmod a+rwx "$WORK/nginx-cache"
 nginx_start cache "
     proxy_cache_path $WORK/nginx-cache keys_zone=hits:10m;
     server {
         listen 127.0.0.1:$nginx_port;
+        listen 127.0.0.1:$nginx_h2_port http2;
         keepalive_requests 10000000;
+        http2_max_requests 10000000;
         location / {
             proxy_pass http://127.0.0.1:$origin_port;
             proxy_http_version 1.1;
@@ -86,6 +97,7 @@ nginx_master=${PIDS[-1]}
 wait_tcp "$origin_port"
 wait_tcp "$proxy_port"
 wait_tcp "$nginx_port"
+wait_tcp "$nginx_h2_port"
 
 # Warm both caches with every object, one request each, then check a hit.
 mapfile -t all_paths < <(for k in $(seq 1000); do echo "--path=/objects/$k/64"; done)
@@ -121,6 +133,11 @@ if out.lstrip().startswith("{"):
         rps, n, bad = d["requests_per_s"], d["requests"], d["errors"]
         if d.get("cache_hit_ratio") is not None and d["cache_hit_ratio"] < 1:
             sys.exit(f"not every request hit: cache_hit_ratio {d['cache_hit_ratio']}")
+elif "req/s" in out and "requests:" in out:                      # h2load
+    n = int(re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", out).group(1))
+    rps = float(re.search(r"finished in [0-9.]+m?s, ([0-9.]+) req/s", out).group(1))
+    m = re.search(r"status codes: (\d+) 2xx", out)
+    bad = n - int(m.group(1)) if m else n
 else:                                                            # wrk
     n = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
@@ -138,9 +155,10 @@ median() {
     for _ in $(seq "$RUNS"); do measure "$@"; done | sort -g | sed -n "$(((RUNS + 1) / 2))p"
 }
 
-# client_cmd NAME PORT: the client command line of row NAME against PORT.
+# client_cmd NAME PORT H2PORT: the client command line of row NAME against
+# PORT (HTTP/1.1) or H2PORT (h2c).
 client_cmd() {
-    local url="http://127.0.0.1:$2"
+    local url="http://127.0.0.1:$2" h2url="http://127.0.0.1:$3"
     case $1 in
     wrk1-paths) echo wrk -t1 -c"$CONNS" -d"$DURATION" -s "$WORK/paths.lua" "$url" ;;
     wrk2-paths) echo wrk -t2 -c"$CONNS" -d"$DURATION" -s "$WORK/paths.lua" "$url" ;;
@@ -153,21 +171,29 @@ client_cmd() {
         --concurrency "$CONNS" --duration "$DURATION" --quiet --json ;;
     netrun-trace-csv) echo "$NETRUN" probe http "$url/" --trace "$WORK/trace.csv" --timing fast \
         --concurrency "$CONNS" --duration "$DURATION" --quiet --json --csv "$WORK/rows.csv" ;;
+    h2load-h2c)
+        sed "s|^|$h2url|" "$PATHS" >"$WORK/h2urls-$3.txt"
+        echo h2load -c "$H2_CONNS" -m "$H2_STREAMS" -D "${DURATION%s}" -i "$WORK/h2urls-$3.txt"
+        ;;
+    netrun-trace-h2c) echo "$NETRUN" probe http "$h2url/" --http2 --streams "$H2_STREAMS" \
+        --trace "$WORK/trace.csv" --timing fast --concurrency "$H2_CONNS" --duration "$DURATION" --quiet --json ;;
     esac
 }
 
 CLIENTS=(wrk1-paths wrk2-paths wrk1-one)
 [ "$HAVE_OHA" = 1 ] && CLIENTS+=(oha-urls)
 [ "$HAVE_TRACE" = 1 ] && CLIENTS+=(netrun-trace netrun-trace-csv)
+[ "$HAVE_H2LOAD" = 1 ] && CLIENTS+=(h2load-h2c)
+[ "$HAVE_TRACE" = 1 ] && CLIENTS+=(netrun-trace-h2c)
 echo "| client (on core $CLIENT_CORE, $CONNS conns) | cache (core $SERVER_CORE) | req/s | client CPU µs/req | cache CPU µs/req | load |"
 echo "|---|---|---:|---:|---:|---|"
 for client in "${CLIENTS[@]}"; do
     for cache in netrun nginx; do
-        if [ "$cache" = netrun ]; then port=$proxy_port pids=("$proxy_pid"); else
-            port=$nginx_port
+        if [ "$cache" = netrun ]; then port=$proxy_port h2port=$proxy_port pids=("$proxy_pid"); else
+            port=$nginx_port h2port=$nginx_h2_port
             read -ra pids <<<"$(with_children "$nginx_master")"
         fi
-        read -ra cmd <<<"$(client_cmd "$client" "$port")"
+        read -ra cmd <<<"$(client_cmd "$client" "$port" "$h2port")"
         log "$client against $cache"
         r=$(median "${pids[@]}" -- "${cmd[@]}")
         read -r rps cus sus <<<"$r"
@@ -177,4 +203,4 @@ for client in "${CLIENTS[@]}"; do
 done
 after=$(grep -c ' request' "$WORK/serve.log" || true)
 log "origin requests in all: $after (after warming: $warm; more means a measured request missed)"
-rm -f "$WORK/trace.csv" "$WORK"/urls-*.txt
+rm -f "$WORK/trace.csv" "$WORK"/urls-*.txt "$WORK"/h2urls-*.txt

@@ -22,6 +22,7 @@ use crate::report::csv_stream::CsvStream;
 use crate::report::progress;
 use crate::report::table::render_summary;
 use crate::tls::{ClientTls, Trust};
+use crate::traffic::TraceReader;
 use crate::workload::http::run_http_summary;
 use crate::workload::http::{HttpWire, UNTIL_DURATION};
 use crate::workload::source::{Source, Timing, TraceReplay, Traffic};
@@ -111,7 +112,7 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
             Some(ClientTls::new(&trust, &authority, args.http2)?)
         }
     };
-    let (traffic, trace_lines) = trace_traffic(&args)?;
+    let (traffic, trace) = trace_traffic(&args)?;
     let config = HttpProbeConfig {
         authority,
         target,
@@ -122,11 +123,10 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
         },
         // With a duration and no count, run until the duration ends; a
         // trace: all of it, or until the duration ends.
-        requests: match (args.requests, args.duration, trace_lines) {
+        requests: match (args.requests, args.duration, trace) {
             (Some(n), _, _) => n,
-            (None, _, Some(lines)) => lines,
-            (None, Some(_), None) => UNTIL_DURATION,
-            (None, None, None) => 1,
+            (None, Some(_), _) | (None, None, true) => UNTIL_DURATION,
+            (None, None, false) => 1,
         },
         concurrency: args.concurrency,
         keep_alive: !args.no_keep_alive,
@@ -203,24 +203,29 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// `--trace`: the replay, and the trace's requests. The whole trace is
-/// read once first, as `netrun check` does, so a bad line is refused
-/// (exit 2, naming the file and line) before anything is sent.
-fn trace_traffic(args: &HttpProbeArgs) -> Result<(Traffic, Option<u64>), Error> {
+/// `--trace`: the replay. The header is checked here (exit 2 before
+/// anything is sent); the lines are read as they are sent, so a long trace
+/// costs no pass before the clock starts, and a bad line stops the replay
+/// there (exit 2, naming the file and line). True when there is a trace.
+fn trace_traffic(args: &HttpProbeArgs) -> Result<(Traffic, bool), Error> {
     let Some(path) = &args.trace else {
-        return Ok((Traffic::default(), None));
+        return Ok((Traffic::default(), false));
     };
     let timing = match args.timing.as_str() {
         "fast" => Timing::Fast,
         _ => Timing::Recorded,
     };
-    let summary = crate::traffic::trace::scan(path, timing == Timing::Recorded)
+    let mut reader = TraceReader::open(path, timing == Timing::Recorded)
         .map_err(|e| Error::input(e.to_string()))?;
-    if summary.requests == 0 {
-        return Err(Error::input(format!(
-            "{}: the trace has no requests after its header",
-            path.display()
-        )));
+    match reader.next_request() {
+        Some(Err(e)) => return Err(Error::input(e.to_string())),
+        None => {
+            return Err(Error::input(format!(
+                "{}: the trace has no requests after its header",
+                path.display()
+            )))
+        }
+        Some(Ok(_)) => {}
     }
     let source = Source::Trace(TraceReplay {
         path: path.clone(),
@@ -231,7 +236,7 @@ fn trace_traffic(args: &HttpProbeArgs) -> Result<(Traffic, Option<u64>), Error> 
         source,
         ..Traffic::default()
     };
-    Ok((traffic, Some(summary.requests)))
+    Ok((traffic, true))
 }
 
 /// Clear text or TLS.

@@ -113,7 +113,9 @@ impl HttpProbeConfig {
         if self.requests == 0 {
             return Err(Setting::Requests.error("requests must be at least 1"));
         }
-        if self.requests == UNTIL_DURATION && self.run_length().is_none() {
+        // A trace ends by itself.
+        let endless = !matches!(self.traffic.source, Source::Trace(_));
+        if self.requests == UNTIL_DURATION && self.run_length().is_none() && endless {
             return Err(Setting::Requests.error(
                 "give a number of requests, or a duration to run for (--duration / `duration`)",
             ));
