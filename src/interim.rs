@@ -69,7 +69,7 @@ impl<S: AsyncRead + AsyncWrite + Send + 'static>
 }
 
 impl<R, W: AsyncWrite + Unpin + Send + 'static> InterimIo<R, W> {
-    fn from_halves(read: R, half: W) -> Self {
+    pub(crate) fn from_halves(read: R, half: W) -> Self {
         InterimIo {
             read,
             writer: Arc::new(Mutex::new(Writer {

@@ -27,6 +27,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::interim::InterimIo;
 
+mod fast;
+pub use fast::QuickRequest;
+
 /// Error type of response bodies (file reads, upstream streams).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Response body type used by every netrun HTTP service.
@@ -147,6 +150,16 @@ pub trait Handler: Send + Sync + 'static {
         req: Request<Incoming>,
         peer: SocketAddr,
     ) -> impl Future<Output = Response<Body>> + Send;
+
+    /// Answers a plain clear-text HTTP/1.1 request without hyper if it can
+    /// do so cheaply: appends the response head to `out` as hyper would
+    /// write it up to its `connection` and `date` lines (the server adds
+    /// those), counts and logs the request as [`Handler::handle`] would, and
+    /// returns the body to send (empty for HEAD). `None` leaves `out` as it
+    /// was, and hyper serves this request and the rest of the connection.
+    fn quick(&self, _req: &QuickRequest<'_>, _out: &mut Vec<u8>) -> Option<Bytes> {
+        None
+    }
 }
 
 /// Connection-level counters.
@@ -581,7 +594,7 @@ impl<H: Handler> Connection<H> {
         let opened = match tls {
             None => match tokio::time::timeout(timeout, sends_h2_preface(&stream)).await {
                 Ok(Ok(true)) => return self.serve_h2(stream, peer).await,
-                Ok(Ok(false)) => return self.serve_h1(InterimIo::new(stream), peer).await,
+                Ok(Ok(false)) => return self.serve_clear_h1(stream, peer).await,
                 Ok(Err(e)) => Opening::Io(e),
                 Err(_) => Opening::TimedOut,
             },
@@ -591,7 +604,7 @@ impl<H: Handler> Connection<H> {
                         if tls.get_ref().1.alpn_protocol() == Some(crate::tls::ALPN_H2) {
                             return self.serve_h2(tls, peer).await;
                         }
-                        return self.serve_h1(InterimIo::split(tls), peer).await;
+                        return self.serve_h1(InterimIo::split(tls), peer, 0).await;
                     }
                     Ok(Err(opening)) => opening,
                     Err(_) => Opening::TimedOut,
@@ -656,15 +669,16 @@ impl<H: Handler> Connection<H> {
     }
 
     /// Serves HTTP/1.1 requests on `stream` until the client closes, a
-    /// limit is hit, or shutdown asks it to finish its current request.
-    async fn serve_h1<R, W>(self, stream: InterimIo<R, W>, peer: SocketAddr)
+    /// limit is hit, or shutdown asks it to finish its current request;
+    /// `served` requests were answered on it before (by the fast path).
+    async fn serve_h1<R, W>(self, stream: InterimIo<R, W>, peer: SocketAddr, served: u64)
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
         // Requests seen on this connection: a head timeout after some
         // requests is an idle keep-alive connection closing, not an attack.
-        let served = Arc::new(AtomicU64::new(0));
+        let served = Arc::new(AtomicU64::new(served));
         // Handlers reach the connection's writer to send 1xx responses.
         let service = self.service(peer, Some(stream.interim()), served.clone());
         let Connection {

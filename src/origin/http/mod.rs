@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body as _;
@@ -97,6 +98,8 @@ struct Counters {
     not_modified: AtomicU64,
     refused_paths: AtomicU64,
     limit_hits: AtomicU64,
+    /// Requests the fast path answered (also in the counts above); for tests.
+    quick: AtomicU64,
 }
 
 /// Starts serving `config.www` on `listener` until `shutdown` is cancelled.
@@ -107,6 +110,19 @@ pub async fn spawn(
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
+) -> anyhow::Result<HttpOrigin> {
+    spawn_with(listener, config, clock, shutdown, tracker, true).await
+}
+
+/// [`spawn`], with the fast path for kept files on or off (tests compare
+/// the two).
+pub(crate) async fn spawn_with(
+    listener: server::Listener,
+    config: OriginConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+    quick: bool,
 ) -> anyhow::Result<HttpOrigin> {
     let root = super::www_root(&config.www)?;
     let addr = listener.tcp.local_addr()?;
@@ -123,6 +139,7 @@ pub async fn spawn(
             .max_age
             .and_then(|a| HeaderValue::from_str(&format!("max-age={}", a.as_secs())).ok()),
         client_warnings: Throttle::new(Duration::from_secs(1)),
+        quick,
     });
     tracker.spawn(server::serve(
         listener,
@@ -188,6 +205,8 @@ struct Files {
     /// Warnings a client can trigger at will (refused or unresolvable
     /// paths) are logged at most once a second.
     client_warnings: Throttle,
+    /// Whether kept files are answered by the fast path ([`Handler::quick`]).
+    quick: bool,
 }
 
 /// Longest request path looked up (Linux's PATH_MAX): a longer one cannot
@@ -234,6 +253,64 @@ impl Handler for Files {
         };
         response.map(|inner| LoggedBody { inner, log }.boxed())
     }
+
+    /// A GET or HEAD of a file kept in memory, still the version on disk
+    /// (the same `statx` check as [`Fast::lookup`]), with no conditional:
+    /// the kept head, a date and the body, counted and logged as
+    /// [`Files::handle`] does. Anything else is declined (hyper serves it).
+    fn quick(&self, req: &server::QuickRequest<'_>, out: &mut Vec<u8>) -> Option<Bytes> {
+        if !self.quick {
+            return None;
+        }
+        let started = Instant::now();
+        let dir = self.dir.as_ref()?;
+        let path = req.target.split_once('?').map_or(req.target, |(p, _)| p);
+        if path.len() > MAX_PATH
+            || objects::parse(path).is_some()
+            || req.headers.iter().any(|h| conditional(h.name))
+        {
+            return None;
+        }
+        let Ok(safe) = path::resolve(path) else {
+            return None;
+        };
+        if safe.trailing_slash {
+            return None;
+        }
+        let rel = safe.relative();
+        let Ok((rustix::fs::FileType::RegularFile, stamp)) =
+            lookup::stat_beneath(dir.as_fd(), &rel)
+        else {
+            return None;
+        };
+        let (body, head) = self.hot.get(&rel, &stamp)?;
+        out.extend_from_slice(head.quick_head(self.cache_control.as_ref()));
+        let body = if req.head { Bytes::new() } else { body };
+        let bytes = body.len() as u64;
+        let c = &self.counters;
+        bump(&c.requests);
+        bump(&c.by_class[0]);
+        bump(&c.quick);
+        server::add(&c.bytes_sent, bytes);
+        body::log_request(
+            req.peer,
+            req.method(),
+            req.target,
+            200,
+            bytes,
+            started.elapsed(),
+            true,
+        );
+        Some(body)
+    }
+}
+
+/// Header fields that can change a file's answer (conditionals, ranges):
+/// such requests take hyper's path.
+fn conditional(name: &str) -> bool {
+    let name = name.as_bytes();
+    (name.len() > 3 && name[..3].eq_ignore_ascii_case(b"if-"))
+        || name.eq_ignore_ascii_case(b"range")
 }
 
 impl Files {

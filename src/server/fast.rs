@@ -1,0 +1,453 @@
+//! The clear-text HTTP/1.1 fast path: request heads read into one buffer and
+//! parsed with `httparse` (hyper's own parser), and the plain GET/HEAD
+//! requests a handler can answer from memory ([`Handler::quick`]) answered
+//! in order, one write per batch of pipelined requests. The first request
+//! that is not plain, or that the handler declines, hands the connection to
+//! hyper for good, the bytes already read replayed first ([`Rewind`]).
+//! Limits and logging are the hyper path's: the head timeout (idle
+//! keep-alive included), the head size (past it hyper answers 431), the
+//! write timeout, `Connection: close` and graceful shutdown.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::{plain_host, Connection, Handler};
+use crate::interim::InterimIo;
+
+/// Most header fields a fast request may carry (hyper takes 100): a head
+/// with more is handed to hyper.
+const MAX_HEADERS: usize = 64;
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// A plain request the fast path parsed: HTTP/1.1, GET or HEAD, no body,
+/// one plain `Host`, no `Upgrade` or `Expect`, a target of plain characters
+/// in origin form.
+pub struct QuickRequest<'a> {
+    /// HEAD: the answer carries no body.
+    pub head: bool,
+    /// The request target as sent (`/path?query`).
+    pub target: &'a str,
+    /// The request's header fields, names in any case.
+    pub headers: &'a [httparse::Header<'a>],
+    pub peer: SocketAddr,
+}
+
+impl QuickRequest<'_> {
+    /// The method as the access log writes it.
+    pub fn method(&self) -> &'static str {
+        if self.head {
+            "HEAD"
+        } else {
+            "GET"
+        }
+    }
+
+    /// Whether any header field is named `name` (ASCII lower case).
+    pub fn has(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Appends hyper's last response line, `date: <IMF-fixdate>` and the empty
+/// line that ends the head, the date formatted once a second per thread as
+/// hyper does.
+fn end_head_with_date(out: &mut Vec<u8>) {
+    thread_local! {
+        static DATE: std::cell::Cell<(u64, [u8; 29])> = const { std::cell::Cell::new((u64::MAX, [0; 29])) };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (cached, mut text) = DATE.get();
+    out.extend_from_slice(b"date: ");
+    if cached == secs {
+        out.extend_from_slice(&text);
+    } else {
+        let formatted = httpdate::fmt_http_date(now);
+        out.extend_from_slice(formatted.as_bytes());
+        // Years past 9999 are longer: never cached, always right.
+        if formatted.len() == text.len() {
+            text.copy_from_slice(formatted.as_bytes());
+            DATE.set((secs, text));
+        }
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
+/// What the fast path did with the bytes at the front of the buffer.
+enum Step {
+    /// Answered a request whose head was `used` bytes; `close` if the
+    /// connection ends after it.
+    Answered { used: usize, close: bool },
+    /// No complete head yet.
+    Partial,
+    /// Not for the fast path: hyper takes the connection from here.
+    Hyper,
+}
+
+/// How the fast path left a connection.
+enum End {
+    /// Done with it (closed, or failed and accounted for).
+    Done,
+    /// Hand it to hyper with these bytes read but not yet served.
+    Hyper(Vec<u8>),
+}
+
+/// Why waiting for a request head stopped.
+enum Wait {
+    Read(usize),
+    TimedOut,
+    Shutdown,
+}
+
+impl<H: Handler> Connection<H> {
+    /// Serves a clear-text HTTP/1.1 connection: fast while its requests are
+    /// plain and answered by [`Handler::quick`], then by hyper.
+    pub(super) async fn serve_clear_h1(self, stream: TcpStream, peer: SocketAddr) {
+        let mut served = 0;
+        match self.fast(&stream, peer, &mut served).await {
+            End::Done => {}
+            End::Hyper(unread) => {
+                let (read, write) = stream.into_split();
+                let io = InterimIo::from_halves(Rewind::new(unread, read), write);
+                self.serve_h1(io, peer, served).await;
+            }
+        }
+    }
+
+    async fn fast(&self, stream: &TcpStream, peer: SocketAddr, served: &mut u64) -> End {
+        let limits = &self.limits;
+        let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+        let mut out: Vec<u8> = Vec::new();
+        // When the head now awaited must be in; `None` between heads.
+        let mut deadline: Option<Instant> = None;
+        // One timer and one shutdown waiter for the whole connection: the
+        // timer may fire early (armed for an earlier head) and is then moved.
+        let timer = tokio::time::sleep(limits.header_timeout);
+        tokio::pin!(timer);
+        let cancelled = self.shutdown.cancelled();
+        tokio::pin!(cancelled);
+        loop {
+            let mut start = 0;
+            let mut close = false;
+            let mut hyper = false;
+            while start < buf.len() {
+                match self.answer(&buf[start..], peer, &mut out) {
+                    Step::Answered { used, close: c } => {
+                        start += used;
+                        *served += 1;
+                        deadline = None;
+                        if c {
+                            close = true;
+                            break;
+                        }
+                    }
+                    Step::Partial => break,
+                    Step::Hyper => {
+                        hyper = true;
+                        break;
+                    }
+                }
+            }
+            if !out.is_empty() {
+                let written = write_all(stream, &out, limits.write_timeout).await;
+                out.clear();
+                if let Err(e) = written {
+                    self.write_failed(peer, &e);
+                    return End::Done;
+                }
+            }
+            if hyper {
+                buf.drain(..start);
+                return End::Hyper(buf);
+            }
+            if close {
+                let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
+                return End::Done;
+            }
+            buf.drain(..start);
+            if buf.len() >= limits.max_header_size {
+                // hyper answers 431 for the head.
+                return End::Hyper(buf);
+            }
+            let due = *deadline.get_or_insert_with(|| Instant::now() + limits.header_timeout);
+            let waited = read_more(stream, &mut buf, due, timer.as_mut(), cancelled.as_mut()).await;
+            match waited {
+                Ok(Wait::Read(0)) if buf.is_empty() => return End::Done,
+                // A head cut off by the end of the stream: hyper says so.
+                Ok(Wait::Read(0)) => return End::Hyper(buf),
+                Ok(Wait::Read(_)) => {}
+                Ok(Wait::Shutdown) => return End::Done,
+                Ok(Wait::TimedOut) => {
+                    self.head_timed_out(peer, *served);
+                    return End::Done;
+                }
+                Err(e) => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(server = self.name, %peer, error = %e, "connection error");
+                    return End::Done;
+                }
+            }
+        }
+    }
+
+    /// Parses the head at the front of `data` and answers it into `out` if
+    /// it is plain and the handler takes it.
+    fn answer(&self, data: &[u8], peer: SocketAddr, out: &mut Vec<u8>) -> Step {
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let used = match req.parse_with_uninit_headers(data, &mut slots) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Step::Partial,
+            Err(_) => return Step::Hyper,
+        };
+        if used > self.limits.max_header_size || req.version != Some(1) {
+            return Step::Hyper;
+        }
+        let head = match req.method {
+            Some("GET") => false,
+            Some("HEAD") => true,
+            _ => return Step::Hyper,
+        };
+        let Some(target) = req.path.filter(|t| plain_target(t.as_bytes())) else {
+            return Step::Hyper;
+        };
+        let mut host = None;
+        let mut close = false;
+        for h in req.headers.iter() {
+            let name = h.name.as_bytes();
+            if name.eq_ignore_ascii_case(b"host") {
+                if host.replace(h.value).is_some() {
+                    return Step::Hyper;
+                }
+            } else if name.eq_ignore_ascii_case(b"connection") {
+                match h.value.trim_ascii() {
+                    v if v.eq_ignore_ascii_case(b"close") => close = true,
+                    v if v.eq_ignore_ascii_case(b"keep-alive") => {}
+                    _ => return Step::Hyper,
+                }
+            } else if [
+                &b"content-length"[..],
+                b"transfer-encoding",
+                b"upgrade",
+                b"expect",
+            ]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n))
+            {
+                return Step::Hyper;
+            }
+        }
+        if !host.is_some_and(plain_host) {
+            return Step::Hyper;
+        }
+        let quick = QuickRequest {
+            head,
+            target,
+            headers: req.headers,
+            peer,
+        };
+        let Some(body) = self.handler.quick(&quick, out) else {
+            return Step::Hyper;
+        };
+        // Graceful shutdown: this is the connection's last answer. hyper
+        // says so on every last answer it gives.
+        let close = close || self.shutdown.is_cancelled();
+        if close {
+            out.extend_from_slice(b"connection: close\r\n");
+        }
+        end_head_with_date(out);
+        out.extend_from_slice(&body);
+        Step::Answered { used, close }
+    }
+
+    /// The head timeout, accounted as hyper's path does: after a request it
+    /// is an idle keep-alive connection closing, before one an attack.
+    fn head_timed_out(&self, peer: SocketAddr, served: u64) {
+        if served > 0 {
+            tracing::debug!(server = self.name, %peer, "closed idle keep-alive connection");
+            return;
+        }
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(server = self.name, %peer, "closed connection: request head not received in time");
+    }
+
+    fn write_failed(&self, peer: SocketAddr, e: &io::Error) {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        if e.kind() == io::ErrorKind::TimedOut {
+            tracing::warn!(server = self.name, %peer, timeout = ?self.limits.write_timeout,
+                "closed connection: the client stopped reading the response (write timeout)");
+        } else {
+            tracing::debug!(server = self.name, %peer, error = %e, "connection error");
+        }
+    }
+}
+
+/// An origin-form target of characters that need no further checks: `/`
+/// first, then unreserved, sub-delims, `:@/?%`; no fragment, no trailing
+/// `?` (whose form in the URI type differs), nothing hyper might refuse.
+fn plain_target(t: &[u8]) -> bool {
+    t.first() == Some(&b'/')
+        && t.last() != Some(&b'?')
+        && t.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b))
+}
+
+/// Reads what the socket has into `buf`, waiting for it until `due` (the
+/// head timeout) or shutdown.
+async fn read_more(
+    stream: &TcpStream,
+    buf: &mut Vec<u8>,
+    due: Instant,
+    mut timer: Pin<&mut tokio::time::Sleep>,
+    mut cancelled: Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+) -> io::Result<Wait> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+        buf.reserve(READ_CHUNK);
+    }
+    loop {
+        match stream.try_read_buf(buf) {
+            Ok(n) => return Ok(Wait::Read(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        if timer.deadline() > due {
+            timer.as_mut().reset(due);
+        }
+        tokio::select! {
+            biased;
+            r = stream.readable() => r?,
+            () = cancelled.as_mut() => return Ok(Wait::Shutdown),
+            () = timer.as_mut() => {
+                if Instant::now() >= due {
+                    return Ok(Wait::TimedOut);
+                }
+                timer.as_mut().reset(due);
+            }
+        }
+    }
+}
+
+/// Writes all of `out`, failing with `TimedOut` once no byte could be
+/// written for `timeout` (zero: no limit), as [`super::WriteTimeout`] does.
+async fn write_all(stream: &TcpStream, out: &[u8], timeout: std::time::Duration) -> io::Result<()> {
+    let mut pos = 0;
+    let mut stalled: Option<Instant> = None;
+    while pos < out.len() {
+        match stream.try_write(&out[pos..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                pos += n;
+                stalled = None;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if timeout.is_zero() {
+                    stream.writable().await?;
+                    continue;
+                }
+                let since = *stalled.get_or_insert_with(Instant::now);
+                match tokio::time::timeout_at(since + timeout, stream.writable()).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "client read nothing for {}",
+                                crate::units::format_duration(timeout)
+                            ),
+                        ))
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A read half that first gives back bytes already read from it: what the
+/// fast path read but did not serve, for hyper to parse.
+pub(super) struct Rewind<R> {
+    first: Vec<u8>,
+    pos: usize,
+    inner: R,
+}
+
+impl<R> Rewind<R> {
+    fn new(first: Vec<u8>, inner: R) -> Self {
+        Rewind {
+            first,
+            pos: 0,
+            inner,
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Rewind<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.pos < this.first.len() {
+            let n = (this.first.len() - this.pos).min(buf.remaining());
+            buf.put_slice(&this.first[this.pos..this.pos + n]);
+            this.pos += n;
+            if this.pos == this.first.len() {
+                this.first = Vec::new();
+                this.pos = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_targets() {
+        for good in [&b"/"[..], b"/a/b.txt", b"/a?b=c&d", b"/%20x", b"/a:b@c"] {
+            assert!(plain_target(good), "{good:?}");
+        }
+        for bad in [
+            &b""[..],
+            b"*",
+            b"http://h/",
+            b"/a#b",
+            b"/a?",
+            b"/a b",
+            b"/a\"",
+            b"/\x7f",
+        ] {
+            assert!(!plain_target(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_date_line_is_hypers() {
+        let mut out = Vec::new();
+        end_head_with_date(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        let date = text
+            .strip_prefix("date: ")
+            .and_then(|t| t.strip_suffix("\r\n\r\n"))
+            .unwrap();
+        assert_eq!(date.len(), 29, "{date}");
+        assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
+    }
+}
