@@ -24,6 +24,8 @@ const SLOT_BYTES: usize = 1 << 16;
 /// memset and page faults of 32 smaller buffers cost ~1 ms at start-up).
 pub struct RecvBatch {
     buf: Box<[u8]>,
+    /// Bytes per slot: the largest datagram a slot takes whole.
+    slot: usize,
     /// (slot, length, sender) of each datagram received.
     got: Vec<(usize, usize, SocketAddr)>,
 }
@@ -36,9 +38,19 @@ impl Default for RecvBatch {
 
 impl RecvBatch {
     pub fn new() -> Self {
+        Self::with_slot_bytes(SLOT_BYTES)
+    }
+
+    /// A batch whose slots take datagrams of up to `slot` bytes (at least
+    /// 1, at most any UDP payload): for a receiver that knows what it
+    /// expects, such as the probe, whose replies are its own datagrams. A
+    /// longer datagram is cut to `slot` bytes.
+    pub fn with_slot_bytes(slot: usize) -> Self {
+        let slot = slot.clamp(1, SLOT_BYTES);
         let slots = if cfg!(target_os = "linux") { SLOTS } else { 1 };
         RecvBatch {
-            buf: vec![0u8; slots * SLOT_BYTES].into_boxed_slice(),
+            buf: vec![0u8; slots * slot].into_boxed_slice(),
+            slot,
             got: Vec::with_capacity(slots),
         }
     }
@@ -54,11 +66,11 @@ impl RecvBatch {
     /// arrives after the call raises a new readiness event.
     pub fn try_recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
         self.got.clear();
-        let RecvBatch { buf, got } = self;
-        let room = (buf.len() / SLOT_BYTES).min(SLOTS);
+        let RecvBatch { buf, slot, got } = self;
+        let room = (buf.len() / *slot).min(SLOTS);
         let mut received = 0;
         let r = sock.try_io(Interest::READABLE, || {
-            received = imp::recv(sock, buf, got)?;
+            received = imp::recv(sock, buf, *slot, got)?;
             if received < room {
                 // Drained: tokio clears the readiness on this answer.
                 return Err(io::ErrorKind::WouldBlock.into());
@@ -76,7 +88,7 @@ impl RecvBatch {
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> + '_ {
         self.got
             .iter()
-            .map(|&(slot, len, from)| (&self.buf[slot * SLOT_BYTES..][..len], from))
+            .map(|&(slot, len, from)| (&self.buf[slot * self.slot..][..len], from))
     }
 
     pub fn len(&self) -> usize {
@@ -106,19 +118,20 @@ mod imp {
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
     use std::os::fd::AsRawFd;
 
-    use super::{SLOTS, SLOT_BYTES};
+    use super::SLOTS;
 
     pub(super) fn recv(
         sock: &impl AsRawFd,
         buf: &mut [u8],
+        slot_bytes: usize,
         got: &mut Vec<(usize, usize, SocketAddr)>,
     ) -> io::Result<usize> {
-        let n = (buf.len() / SLOT_BYTES).min(SLOTS);
+        let n = (buf.len() / slot_bytes).min(SLOTS);
         // SAFETY: all-zero is a valid value of these plain C structs.
         let mut addrs: [libc::sockaddr_storage; SLOTS] = unsafe { zeroed() };
         let mut iovs: [libc::iovec; SLOTS] = unsafe { zeroed() };
         let mut hdrs: [libc::mmsghdr; SLOTS] = unsafe { zeroed() };
-        for (i, slot) in buf.chunks_mut(SLOT_BYTES).take(n).enumerate() {
+        for (i, slot) in buf.chunks_mut(slot_bytes).take(n).enumerate() {
             iovs[i] = libc::iovec {
                 iov_base: slot.as_mut_ptr().cast(),
                 iov_len: slot.len(),
@@ -283,6 +296,7 @@ mod imp {
     pub(super) fn recv(
         sock: &UdpSocket,
         buf: &mut [u8],
+        _slot_bytes: usize,
         got: &mut Vec<(usize, usize, SocketAddr)>,
     ) -> io::Result<usize> {
         let (n, from) = sock.try_recv_from(buf)?;
@@ -355,6 +369,22 @@ mod tests {
             .expect("a datagram sent after a drained batch wakes the socket");
             assert_eq!(got, vec![vec![round]]);
         }
+
+        // Small slots: a datagram longer than its slot is cut to it, the
+        // next one still lands whole in its own.
+        let mut small = RecvBatch::with_slot_bytes(4);
+        a.send_to(b"longer", to).await.unwrap();
+        a.send_to(b"abc", to).await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            rx.readable().await.unwrap();
+            match small.try_recv(&rx) {
+                Ok(_) => got.extend(small.iter().map(|(p, _)| p.to_vec())),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, vec![b"long".to_vec(), b"abc".to_vec()]);
 
         rx.writable().await.unwrap();
         let msgs: Vec<(&[u8], Option<SocketAddr>)> = vec![

@@ -4,7 +4,9 @@
 //! `netrun probe` and the scenario runner drive; [`probe`] is the datagram
 //! wire format.
 
+mod batch;
 pub mod http;
+mod pacing;
 pub mod probe;
 pub mod source;
 pub mod udp;

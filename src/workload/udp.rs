@@ -2,10 +2,13 @@
 //! replies classified per flow, QoS computed at the end. Used by `netrun probe
 //! udp` and by the scenario runner; it knows nothing of CSV files or tables.
 //!
-//! Threads and tasks: one pacing thread (on tokio's blocking pool) sends for
-//! every flow at `start + i × interval`, sleeping then spinning for the last
-//! 200 µs because tokio's timer has millisecond granularity; one receive task
-//! per flow classifies replies and sends them in batches down a bounded
+//! Threads and tasks: one pacing thread (its own, `netrun-pacer`) sends for
+//! every flow at `start + i × interval`: at real-time priority where allowed,
+//! sleeping to each instant but waking at most every 100 µs (shorter
+//! intervals leave in small bursts), else sleeping then spinning for the last 200 µs
+//! (`workload/pacing.rs`; tokio's timer has millisecond granularity); one
+//! receive task per flow drains its socket with `recvmmsg` (up to 32 replies
+//! a call), classifies the replies and sends them in batches down a bounded
 //! channel to the collector (this function), which calls `on_packet` off the
 //! runtime's worker (the caller may write to disk there). Memory per
 //! datagram: 9 bytes (a state byte and one time slot: the achieved send
@@ -27,6 +30,8 @@ use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::batch::Batcher;
+use super::pacing::Pacing;
 use super::{check_duration, Progress, Setting, SettingError};
 use crate::error::Error;
 use crate::metrics::qos::{
@@ -35,6 +40,7 @@ use crate::metrics::qos::{
 use crate::metrics::summary::round3;
 use crate::metrics::{PacketStatus, SummaryRow, UdpPacketRow};
 use crate::shutdown::Interrupt;
+use crate::udp_batch::RecvBatch;
 use crate::workload::probe::{self, ProbeHeader, HEADER_LEN, MAX_DATAGRAM};
 
 /// Most datagrams one run tracks (count × flows): 9 bytes of state each,
@@ -227,6 +233,7 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
             run_id,
             tracker,
             config.timeout,
+            config.size,
             start,
             end_rx.clone(),
             tx.clone(),
@@ -236,28 +243,38 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
     drop(tx);
     drop(end_rx);
 
-    let pacer = {
+    // A thread of its own, not one of tokio's blocking pool: the pacer may
+    // take real-time priority, which must not stay with a pool thread.
+    let (paced_tx, paced_rx) = tokio::sync::oneshot::channel();
+    {
         let (count, size, interval) = (config.count, config.size, config.interval);
         let (cancel, progress) = (cancel.clone(), progress.clone());
-        tokio::task::spawn_blocking(move || {
-            let result = pace(
-                senders, send_times, run_id, count, size, interval, start, &cancel, &progress,
-            );
-            // Always open the reply window, even after an error, so the
-            // receivers end (after an error, not knowing what was sent,
-            // they wait the whole timeout).
-            let sent = result.as_ref().map_or(u64::MAX, |p| p.sent);
-            let _ = end_tx.send(Some(SendEnd {
-                at: Instant::now(),
-                sent,
-            }));
-            result
-        })
-    };
+        thread::Builder::new()
+            .name("netrun-pacer".into())
+            .spawn(move || {
+                let result = pace(
+                    senders, send_times, run_id, count, size, interval, start, &cancel, &progress,
+                );
+                // Always open the reply window, even after an error, so the
+                // receivers end (after an error, not knowing what was sent,
+                // they wait the whole timeout).
+                let sent = result.as_ref().map_or(u64::MAX, |p| p.sent);
+                let _ = end_tx.send(Some(SendEnd {
+                    at: Instant::now(),
+                    sent,
+                }));
+                let _ = paced_tx.send(result);
+            })
+            .context("cannot start the UDP pacing thread")?;
+    }
 
     collect_replies(&mut rx, on_packet, progress).await;
 
-    let paced = pacer.await.context("the UDP pacing thread failed")??;
+    // A pacer that panicked dropped its sender (and `end_tx`, which ended
+    // the receivers).
+    let paced = paced_rx
+        .await
+        .map_err(|_| anyhow::anyhow!("the UDP pacing thread failed"))??;
     let mut flows_rx = Vec::with_capacity(tasks.len());
     for t in tasks {
         flows_rx.push(t.await.context("a UDP receive task failed")??);
@@ -489,21 +506,30 @@ async fn receive_flow(
     flow: u32,
     socket: tokio::net::UdpSocket,
     run_id: u64,
-    mut tracker: FlowTracker,
+    tracker: FlowTracker,
     timeout: Duration,
+    size: usize,
     start: Instant,
     mut end_rx: watch::Receiver<Option<SendEnd>>,
     tx: mpsc::Sender<Vec<Event>>,
     interrupt: Interrupt,
 ) -> anyhow::Result<Received> {
     let mut batch = Batch::new(tx);
-    let mut foreign = 0u64;
-    let mut last_reply_ns = None;
-    // Datagrams with a reply (in time or late), the last reply, the largest RTT.
-    let mut answered = 0u64;
-    let mut last_reply = None::<Instant>;
-    let mut max_rtt = Duration::ZERO;
-    let mut buf = vec![0u8; 65_536];
+    let mut st = FlowState {
+        flow,
+        run_id,
+        tracker,
+        foreign: 0,
+        last_reply_ns: None,
+        answered: 0,
+        last_reply: None,
+        max_rtt: Duration::ZERO,
+    };
+    // Replies are this flow's own datagrams: slots of their size (one
+    // `recvmmsg` drains up to 32 queued replies) instead of a 64 KiB
+    // buffer and a `recv` each. A longer reply (an echo that pads) is cut
+    // to `size` and counted as that many bytes.
+    let mut replies = RecvBatch::with_slot_bytes(size);
     // The abort and both timers live across the loop's turns, each timer
     // reset only when its instant changes: made anew per reply, they would
     // cost a timer-wheel insertion and removal (and a waiter list's lock)
@@ -520,17 +546,16 @@ async fn receive_flow(
     loop {
         let deadline = end_rx
             .borrow()
-            .map(|end| listen_until(end, timeout, answered, last_reply, max_rtt));
+            .map(|end| listen_until(end, timeout, st.answered, st.last_reply, st.max_rtt));
         if let Some(at) = deadline.filter(|&at| listen_at != Some(at)) {
             listen_timer.as_mut().reset(at.into());
             listen_at = Some(at);
         }
-        if !batch.waiting() {
-            batch_at = None;
-        } else if batch_at != Some(batch.due()) {
-            batch_timer.as_mut().reset(batch.due());
-            batch_at = Some(batch.due());
+        let batch_due = batch.due();
+        if let Some(at) = batch_due.filter(|&at| batch_at != Some(at)) {
+            batch_timer.as_mut().reset(at);
         }
+        batch_at = batch_due;
         // A stop ends the sender, not this loop: replies to what was
         // already sent get their full `timeout`, so an interrupted run does
         // not count as lost what was merely still in flight. An abort (the
@@ -544,91 +569,126 @@ async fn receive_flow(
                 // means it died, so stop waiting.
                 if changed.is_err() { break; }
             }
-            _ = &mut batch_timer, if batch.waiting() => batch.hand_over().await,
-            r = socket.recv(&mut buf) => {
-                let n = match r {
-                    Ok(n) => n,
+            _ = &mut batch_timer, if batch_due.is_some() => batch.hand_over().await,
+            r = socket.readable() => {
+                r.context("cannot receive UDP replies")?;
+                match replies.try_recv(&socket) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     // ICMP port unreachable from an earlier send: nobody
                     // listens (yet); those datagrams count as lost.
                     Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset) => continue,
                     Err(e) => return Err(e).context("cannot receive UDP replies"),
-                };
-                let recv_ns = elapsed_ns(start);
-                let header = probe::decode(&buf[..n], run_id).filter(|h| h.flow == flow);
-                let Some(h) = header else {
-                    foreign += 1;
-                    continue;
-                };
-                let class = tracker.on_reply(h.seq, h.send_ns, recv_ns, n);
-                match class {
-                    ReplyClass::Unknown => { foreign += 1; continue; }
-                    ReplyClass::Ok | ReplyClass::Reordered => {
-                        last_reply_ns = last_reply_ns.max(Some(recv_ns));
+                }
+                // One reading of the clocks for the batch: its replies were
+                // all waiting when the call returned.
+                let (recv_ns, now) = (elapsed_ns(start), Instant::now());
+                for (payload, _) in replies.iter() {
+                    if let Some(ev) = st.on_datagram(payload, recv_ns, now) {
+                        batch.push(ev, now).await;
                     }
-                    ReplyClass::Late | ReplyClass::Dup => {}
                 }
-                if matches!(class, ReplyClass::Ok | ReplyClass::Reordered | ReplyClass::Late) {
-                    answered += 1;
-                    last_reply = Some(Instant::now());
-                    max_rtt = max_rtt.max(Duration::from_nanos(recv_ns.saturating_sub(h.send_ns)));
-                }
-                batch.push(Event { flow, seq: h.seq, send_ns: h.send_ns, rtt_ns: recv_ns.saturating_sub(h.send_ns), class }).await;
             }
         }
     }
     batch.hand_over().await;
     Ok(Received {
-        tracker,
-        foreign,
-        last_reply_ns,
+        tracker: st.tracker,
+        foreign: st.foreign,
+        last_reply_ns: st.last_reply_ns,
     })
+}
+
+/// What a receive task knows of its flow while replies come in.
+struct FlowState {
+    flow: u32,
+    run_id: u64,
+    tracker: FlowTracker,
+    foreign: u64,
+    last_reply_ns: Option<u64>,
+    /// Datagrams with a reply (in time or late), the last reply, the
+    /// largest RTT: when listening may end.
+    answered: u64,
+    last_reply: Option<Instant>,
+    max_rtt: Duration,
+}
+
+impl FlowState {
+    /// Classifies one datagram received at `recv_ns` (since the start;
+    /// `now` as an instant): the reply's row-to-be, or `None` for a
+    /// datagram that is not one of this flow's (counted as foreign).
+    fn on_datagram(&mut self, payload: &[u8], recv_ns: u64, now: Instant) -> Option<Event> {
+        let header = probe::decode(payload, self.run_id).filter(|h| h.flow == self.flow);
+        let Some(h) = header else {
+            self.foreign += 1;
+            return None;
+        };
+        let class = self
+            .tracker
+            .on_reply(h.seq, h.send_ns, recv_ns, payload.len());
+        let rtt_ns = recv_ns.saturating_sub(h.send_ns);
+        match class {
+            ReplyClass::Unknown => {
+                self.foreign += 1;
+                return None;
+            }
+            ReplyClass::Ok | ReplyClass::Reordered => {
+                self.last_reply_ns = self.last_reply_ns.max(Some(recv_ns));
+            }
+            ReplyClass::Late | ReplyClass::Dup => {}
+        }
+        if matches!(
+            class,
+            ReplyClass::Ok | ReplyClass::Reordered | ReplyClass::Late
+        ) {
+            self.answered += 1;
+            self.last_reply = Some(now);
+            self.max_rtt = self.max_rtt.max(Duration::from_nanos(rtt_ns));
+        }
+        Some(Event {
+            flow: self.flow,
+            seq: h.seq,
+            send_ns: h.send_ns,
+            rtt_ns,
+            class,
+        })
+    }
 }
 
 /// A receive task's replies not yet handed to the collector.
 struct Batch {
-    events: Vec<Event>,
-    since: tokio::time::Instant,
+    events: Batcher<Event>,
     tx: mpsc::Sender<Vec<Event>>,
 }
 
 impl Batch {
     fn new(tx: mpsc::Sender<Vec<Event>>) -> Self {
         Batch {
-            events: Vec::with_capacity(BATCH),
-            since: tokio::time::Instant::now(),
+            events: Batcher::new(BATCH, BATCH_AGE),
             tx,
         }
     }
 
-    /// Adds a reply; a full batch goes to the collector at once.
-    async fn push(&mut self, ev: Event) {
-        if self.events.is_empty() {
-            self.since = tokio::time::Instant::now();
-        }
-        self.events.push(ev);
-        if self.events.len() >= BATCH {
-            self.hand_over().await;
+    /// Adds a reply received at `now`; a full (or old) batch goes to the
+    /// collector at once.
+    async fn push(&mut self, ev: Event, now: Instant) {
+        if let Some(full) = self.events.push(ev, now) {
+            let _ = self.tx.send(full).await;
         }
     }
 
-    /// Whether replies are waiting to be handed over.
-    fn waiting(&self) -> bool {
-        !self.events.is_empty()
-    }
-
-    /// When the waiting replies go even if the batch is not full.
-    fn due(&self) -> tokio::time::Instant {
-        self.since + BATCH_AGE
+    /// When the waiting replies go even if the batch is not full; `None`
+    /// when none wait.
+    fn due(&self) -> Option<tokio::time::Instant> {
+        self.events.due().map(tokio::time::Instant::from_std)
     }
 
     /// Hands the waiting replies to the collector, waiting while its queue
     /// is full. A collector gone (the run is ending) leaves nothing to do.
     async fn hand_over(&mut self) {
-        if self.events.is_empty() {
-            return;
+        if let Some(rest) = self.events.take() {
+            let _ = self.tx.send(rest).await;
         }
-        let full = std::mem::replace(&mut self.events, Vec::with_capacity(BATCH));
-        let _ = self.tx.send(full).await;
     }
 }
 
@@ -636,14 +696,18 @@ fn elapsed_ns(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Below this much time to go, the pacer spins instead of sleeping (OS
-/// sleeps overshoot by 50–100 µs or more).
-const SPIN: Duration = Duration::from_micros(200);
-/// Longest single sleep, so cancellation is noticed quickly.
-const MAX_NAP: Duration = Duration::from_millis(10);
+/// Shortest sleep of a real-time pacer: at intervals below it, it sends what
+/// fell due since it last woke at once (each datagram stamped when it
+/// leaves; the lateness shows as the pacing error, ~45 µs on average at
+/// 50k/s). Woken for every datagram at 50k/s, a real-time pacer cost more
+/// CPU per datagram than spinning (16 µs against 10) and its preemptions
+/// starved the echo it measured (55 % loss direct; bench/README.md,
+/// session 31). At most 10,000 wake-ups a second.
+const MIN_WAKE_GAP: Duration = Duration::from_micros(100);
 
 /// Sends datagram `i` of every flow at `start + i × interval`, recording the
-/// achieved send times. Blocking: runs on its own thread.
+/// achieved send times. Blocking: runs on its own thread, which it moves to
+/// real-time priority where allowed ([`Pacing`]).
 #[allow(clippy::too_many_arguments)]
 fn pace(
     sockets: Vec<std::net::UdpSocket>,
@@ -679,9 +743,22 @@ fn pace(
         lateness_sum_ns: 0.0,
         lateness_max_ns: 0,
     };
+    let pacing = Pacing::take();
+    let gap = if pacing.real_time() {
+        MIN_WAKE_GAP
+    } else {
+        Duration::ZERO
+    };
+    let mut woke = start;
     for seq in 0..count {
         let due_ns = interval_ns.saturating_mul(seq);
-        if !wait_until(start + Duration::from_nanos(due_ns), cancel) {
+        let due = start + Duration::from_nanos(due_ns);
+        if due > Instant::now() {
+            if !pacing.wait_until(due.max(woke + gap), cancel) {
+                break;
+            }
+            woke = Instant::now();
+        } else if cancel.is_cancelled() {
             break;
         }
         for (flow, socket) in (0u32..).zip(&sockets) {
@@ -700,7 +777,7 @@ fn pace(
             // (and put the RTT in the same slot) before `send` returns.
             send_times[flow as usize].record(seq, now_ns);
             paced.first_send_ns.get_or_insert(now_ns);
-            send(socket, buf, cancel)?;
+            send(socket, buf, &pacing, cancel)?;
             let late = now_ns.saturating_sub(due_ns);
             paced.lateness_sum_ns += late as f64;
             paced.lateness_max_ns = paced.lateness_max_ns.max(late);
@@ -711,42 +788,13 @@ fn pace(
     Ok(paced)
 }
 
-/// Sleeps, then spins, until `due`. False when cancelled first.
-pub(super) fn wait_until(due: Instant, cancel: &CancellationToken) -> bool {
-    wait_until_with(due, cancel, true)
-}
-
-/// Waits until `due` in naps of at most `MAX_NAP` (so cancellation is
-/// noticed); with `spin`, the last `SPIN` is spent yielding instead of
-/// sleeping (a thread with real-time priority sleeps it out instead: the
-/// kernel wakes it on time). False when cancelled first.
-pub(super) fn wait_until_with(due: Instant, cancel: &CancellationToken, spin: bool) -> bool {
-    loop {
-        if cancel.is_cancelled() {
-            return false;
-        }
-        let now = Instant::now();
-        if now >= due {
-            return true;
-        }
-        let left = due - now;
-        if !spin {
-            thread::sleep(left.min(MAX_NAP));
-        } else if left > SPIN {
-            thread::sleep((left - SPIN).min(MAX_NAP));
-        } else {
-            // Let the receivers run on a busy machine; returns at once otherwise.
-            thread::yield_now();
-        }
-    }
-}
-
 /// Sends one datagram on a non-blocking socket: waits out a full send buffer,
 /// and skips past the ICMP "port unreachable" a previous send left pending
 /// (the datagram then counts as sent, and lost).
 fn send(
     socket: &std::net::UdpSocket,
     buf: &[u8],
+    pacing: &Pacing,
     cancel: &CancellationToken,
 ) -> anyhow::Result<()> {
     let mut refused = 0;
@@ -757,7 +805,13 @@ fn send(
                 if cancel.is_cancelled() {
                     return Ok(());
                 }
-                thread::yield_now();
+                if pacing.real_time() {
+                    // Yielding would keep a real-time thread on its core:
+                    // the threads that drain the buffer could not run there.
+                    thread::sleep(Duration::from_micros(50));
+                } else {
+                    thread::yield_now();
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && refused < 2 => refused += 1,
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Ok(()),

@@ -39,8 +39,9 @@ use h1::Failure;
 pub use tally::HttpReport;
 use tally::Tally;
 
+use super::batch::Batcher;
+use super::pacing::Pacing;
 use super::source::{self, Feed, Ramp, Source};
-use super::udp::wait_until_with;
 use super::{check_duration, Progress, Setting, SettingError};
 use crate::error::Error;
 use crate::metrics::qos;
@@ -881,20 +882,20 @@ impl Handout {
 /// lanes fill in turn, handed over whole when full or old.
 struct Outbox {
     tx: mpsc::Sender<Vec<Sample>>,
-    /// The batch and when its first sample came. Locked only by the
-    /// lanes of one thread, one at a time, never across an `.await`.
-    batch: std::sync::Mutex<(Vec<Sample>, Instant)>,
+    /// Locked only by the lanes of one thread, one at a time, never across
+    /// an `.await`.
+    batch: std::sync::Mutex<Batcher<Sample>>,
 }
 
 impl Outbox {
     fn new(tx: mpsc::Sender<Vec<Sample>>) -> Self {
         Outbox {
             tx,
-            batch: std::sync::Mutex::new((Vec::with_capacity(BATCH), Instant::now())),
+            batch: std::sync::Mutex::new(Batcher::new(BATCH, BATCH_AGE)),
         }
     }
 
-    fn batch(&self) -> std::sync::MutexGuard<'_, (Vec<Sample>, Instant)> {
+    fn batch(&self) -> std::sync::MutexGuard<'_, Batcher<Sample>> {
         // Nothing panics while holding it; a poisoned one is still consistent.
         self.batch
             .lock()
@@ -905,15 +906,7 @@ impl Outbox {
     /// when it is full or its first sample is `BATCH_AGE` old. False once
     /// the collector is gone.
     async fn add(&self, sample: Sample, end: Instant) -> bool {
-        let full = {
-            let mut b = self.batch();
-            if b.0.is_empty() {
-                b.1 = end;
-            }
-            b.0.push(sample);
-            (b.0.len() >= BATCH || end - b.1 >= BATCH_AGE)
-                .then(|| std::mem::replace(&mut b.0, Vec::with_capacity(BATCH)))
-        };
+        let full = self.batch().push(sample, end);
         match full {
             Some(full) => self.tx.send(full).await.is_ok(),
             None => true,
@@ -923,36 +916,10 @@ impl Outbox {
     /// Hands over what is left (a lane that ends; the thread's last one
     /// leaves nothing behind).
     async fn flush(&self) {
-        let rest = std::mem::take(&mut self.batch().0);
-        if !rest.is_empty() {
+        let rest = self.batch().take();
+        if let Some(rest) = rest {
             let _ = self.tx.send(rest).await;
         }
-    }
-}
-
-/// How the pacing thread waits for a request's instant. On a busy host a
-/// normal thread that wakes from its sleep waits for a core: with 8–11
-/// runnable tasks on 2 cores the ramp's sends stalled for 100–430 ms now
-/// and then, all at once. Where Linux allows it (root or `CAP_SYS_NICE`)
-/// the thread takes the lowest real-time priority, as the precise timer
-/// does (`crate::timer`), and sleeps to the instant without spinning; it
-/// uses the CPU only to hand tickets over. Otherwise it sleeps, then spins
-/// the last moment, as the UDP pacer does.
-struct Pacing {
-    real_time: bool,
-}
-
-impl Pacing {
-    fn take() -> Self {
-        crate::timer::minimal_timer_slack();
-        Pacing {
-            real_time: crate::timer::real_time_priority(),
-        }
-    }
-
-    /// Waits until `due`; false on cancellation.
-    fn wait_until(&self, due: Instant, cancel: &CancellationToken) -> bool {
-        wait_until_with(due, cancel, !self.real_time)
     }
 }
 
