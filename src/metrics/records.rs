@@ -56,12 +56,24 @@ pub enum CacheMark {
 }
 
 impl CacheMark {
+    /// The verdict an `X-Cache` value starts with, in any case (no
+    /// allocation: the client reads one per response).
     pub fn from_header(v: Option<&str>) -> Self {
-        match v.map(|s| s.trim().to_ascii_uppercase()) {
-            Some(s) if s.starts_with("HIT") => CacheMark::Hit,
-            Some(s) if s.starts_with("MISS") => CacheMark::Miss,
-            Some(s) if s.starts_with("BYPASS") => CacheMark::Bypass,
-            _ => CacheMark::None,
+        let Some(v) = v.map(|s| s.trim().as_bytes()) else {
+            return CacheMark::None;
+        };
+        let starts = |word: &[u8]| {
+            v.get(..word.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(word))
+        };
+        if starts(b"HIT") {
+            CacheMark::Hit
+        } else if starts(b"MISS") {
+            CacheMark::Miss
+        } else if starts(b"BYPASS") {
+            CacheMark::Bypass
+        } else {
+            CacheMark::None
         }
     }
 }
@@ -334,6 +346,25 @@ impl Thousandths {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_marks_read_the_verdict_an_x_cache_value_starts_with() {
+        let cases = [
+            (Some("HIT"), CacheMark::Hit),
+            (Some(" hit from netrun "), CacheMark::Hit),
+            (Some("HITX"), CacheMark::Hit),
+            (Some("Miss"), CacheMark::Miss),
+            (Some("bypass; reason"), CacheMark::Bypass),
+            (Some("HI"), CacheMark::None),
+            (Some("EXPIRED"), CacheMark::None),
+            (Some(""), CacheMark::None),
+            (Some("ünï"), CacheMark::None),
+            (None, CacheMark::None),
+        ];
+        for (value, want) in cases {
+            assert_eq!(CacheMark::from_header(value), want, "{value:?}");
+        }
+    }
 
     fn by_serde(rows: &[HttpRequestRow]) -> String {
         let mut w = csv::WriterBuilder::new()
