@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod error;
+pub mod http2;
 pub mod http_fields;
 pub mod interim;
 pub mod link;

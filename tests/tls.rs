@@ -734,6 +734,33 @@ async fn requests_an_http2_upstream_refuses_unprocessed_are_sent_again_on_a_new_
     token.cancel();
 }
 
+/// The probe's own HTTP/2 client does as the proxy: a request the server
+/// refused unprocessed goes again, once, on another connection. Eight
+/// streams sharing a connection that takes five: the three refused go on a
+/// second connection, which all three share. One stream on its own
+/// connection, one request after another: each sixth is refused and goes
+/// on a new connection. Without the retry those were counted errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_sends_requests_an_http2_server_refuses_unprocessed_again() {
+    for (streams, hold, requests, opened) in [(8, 8, 8, 2), (1, 1, 24, 5)] {
+        let (addr, connections) = refusing_h2_origin(5, hold).await;
+        let wire = HttpWire {
+            tls: None,
+            http2: true,
+            streams,
+        };
+        let mut config = probe_config(addr, &addr.to_string(), requests, wire);
+        config.concurrency = 1;
+        let (report, _) = probe(&config).await;
+        assert_all_answered(&report, requests);
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            opened,
+            "{streams} streams"
+        );
+    }
+}
+
 /// A self-signed certificate for `names` only (no loopback address), marked
 /// CA:TRUE as `openssl req -x509` makes one, valid `from`..`until`; and its
 /// PEM, which a client gives as the CA to pin it.
@@ -1377,4 +1404,76 @@ fn a_scenario_origin_with_a_self_signed_certificate_and_a_name_is_reached_by_add
         assert_eq!(col_of(&header, row, "errors"), "0", "{name}: {row:?}");
         assert_eq!(col_of(&header, row, "received"), "5", "{name}: {row:?}");
     }
+}
+
+/// The resolved TLS settings are shown before anything runs: `netrun check`
+/// names the certificate, its CA and the name clients check (`tls.name`),
+/// and `netrun proxy`'s start line the upstream's (`--upstream-name`).
+#[test]
+fn check_and_the_proxy_start_line_show_the_tls_name_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = Identity::made(&["origin.example".into()]).unwrap();
+    id.write_pem(&dir.path().join("cert.pem"), &dir.path().join("key.pem"))
+        .unwrap();
+    let ca = id.write_ca(&dir.path().join("ca.pem")).unwrap().unwrap();
+    std::fs::create_dir(dir.path().join("www")).unwrap();
+    let file = dir.path().join("named.toml");
+    std::fs::write(
+        &file,
+        "name = \"named\"\n[topology]\nwww = \"www\"\n\
+         [origin]\ntls = { cert = \"cert.pem\", key = \"key.pem\", ca = \"ca.pem\", name = \"origin.example\" }\n\
+         [[workload]]\nkind = \"http\"\nname = \"page\"\ntarget = \"origin\"\n",
+    )
+    .unwrap();
+    let out = assert_cmd::Command::cargo_bin("netrun")
+        .unwrap()
+        .arg("check")
+        .arg(&file)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{out:?}");
+    assert!(
+        text.contains("name checked origin.example (`name`")
+            && text.contains("proxy clear text")
+            && text.contains(&format!("trusted by its CA {}", ca.display())),
+        "{text}"
+    );
+
+    // Nothing listens at the upstream: the proxy starts all the same (it
+    // connects per request) and its first line says what it will check.
+    let ca = ca.display().to_string();
+    let mut child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_netrun"))
+            .args([
+                "proxy",
+                "--http",
+                "127.0.0.1:0",
+                "--udp",
+                "127.0.0.1:0",
+                "--upstream",
+                "https://127.0.0.1:1",
+                "--upstream-ca",
+                &ca,
+                "--upstream-name",
+                "origin.example",
+                "--udp-upstream",
+                "127.0.0.1:9",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.contains(&format!(
+            "-> https://127.0.0.1:1 (HTTP/2 or 1.1 by ALPN; TLS name origin.example, trusting {ca})"
+        )),
+        "{line}"
+    );
 }

@@ -99,19 +99,9 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
     // as soon as it is read is then never the default kill.
     let signalled = crate::shutdown::cancelled_on_signal();
     outln!(
-        "proxy {scheme}://{} -> {}{}{}  udp {} -> {}  {}  {}{}",
+        "proxy {scheme}://{} -> {}  udp {} -> {}  {}  {}{}",
         handle.http_addr(),
-        if upstream_transport.tls.is_some() {
-            "https://"
-        } else {
-            ""
-        },
-        upstream_http,
-        if upstream_transport.http2 {
-            " (HTTP/2)"
-        } else {
-            ""
-        },
+        upstream_text(&upstream_transport, upstream_http, &args),
         handle.udp_addr(),
         upstream_udp,
         cache_desc,
@@ -128,6 +118,36 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
     }
     print_stats(&stats);
     Ok(Outcome::Success)
+}
+
+/// The upstream as the start line shows it, with the resolved TLS settings:
+/// `https://127.0.0.1:8443 (HTTP/2; TLS name origin.test, trusting ca.pem)`.
+fn upstream_text(
+    transport: &UpstreamTransport,
+    addr: std::net::SocketAddr,
+    args: &ProxyArgs,
+) -> String {
+    let http2 = if transport.http2 { "HTTP/2" } else { "" };
+    let Some(tls) = &transport.tls else {
+        return match http2 {
+            "" => addr.to_string(),
+            h => format!("{addr} ({h} by prior knowledge)"),
+        };
+    };
+    let trust = match (&args.upstream_ca, args.upstream_insecure) {
+        (Some(ca), _) => format!("trusting {}", ca.display()),
+        (None, true) => "certificate not checked (--upstream-insecure)".to_string(),
+        (None, false) => "trusting the system's CAs".to_string(),
+    };
+    // --upstream-http2 offers h2 alone (UpstreamTransport::tls).
+    let alpn = match http2 {
+        "" => "HTTP/2 or 1.1 by ALPN",
+        _ => "HTTP/2 only, ALPN h2",
+    };
+    format!(
+        "https://{addr} ({alpn}; TLS name {}, {trust})",
+        tls.name.to_str()
+    )
 }
 
 /// `--upstream`'s scheme and `host:port`: `HOST:PORT` and `http://` are

@@ -2,6 +2,7 @@
 
 pub mod histogram;
 pub mod judged;
+mod pick;
 pub mod qos;
 pub mod records;
 pub mod summary;

@@ -187,8 +187,7 @@ impl SummaryRow {
     /// A numeric column by its CSV name (`latency_p99_ms`); `None` when empty
     /// or not a number column.
     pub fn metric(&self, name: &str) -> Option<f64> {
-        let v = serde_json::to_value(self).ok()?;
-        v.get(name)?.as_f64()
+        super::pick::number(self, name)
     }
 }
 

@@ -193,8 +193,9 @@ pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
     out
 }
 
-/// Which services speak TLS and with which certificate, and what their
-/// clients trust: `origin made (run CA), proxy clear text; CA <results>/ca.pem`.
+/// Which services speak TLS and with which certificate, what their clients
+/// trust and the name they check: `origin HTTPS (...), certificate made by
+/// the run's CA, name checked: the address it is dialled at; proxy clear text; ...`.
 fn tls_text(t: &crate::scenario::TlsSettings) -> String {
     use crate::tls::CertSource;
     let one = |name: &str, s: Option<&crate::scenario::ServiceTls>| match s {
@@ -211,7 +212,13 @@ fn tls_text(t: &crate::scenario::TlsSettings) -> String {
                 (_, Some(ca)) => format!(", trusted by its CA {}", ca.display()),
                 (_, None) => ", trusted by the system's CAs".to_string(),
             };
-            format!("{name} HTTPS (HTTP/2 or 1.1 by ALPN), {cert}{trust}")
+            // The name its clients (workloads, and the proxy for the
+            // origin) check the certificate against and send as SNI.
+            let checked = match &s.name {
+                Some(n) => format!(", name checked {n} (`name`; sent as SNI, dialled by address)"),
+                None => ", name checked: the address it is dialled at".to_string(),
+            };
+            format!("{name} HTTPS (HTTP/2 or 1.1 by ALPN), {cert}{trust}{checked}")
         }
     };
     let mut text = format!(

@@ -3,6 +3,7 @@
 //! clients reach them at, and the proxy's counters a workload's row carries.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,9 +70,9 @@ impl Services {
                         let l = bind_tcp(http, &format!("topology.origin.http in {file}")).await?;
                         let l = Listener {
                             tls: origin_tls,
+                            workers: workers(plan, Target::Origin, server::default_workers()),
                             ..Listener::from(l)
-                        }
-                        .with_workers(plan.origin_workers.unwrap_or_else(server::default_workers));
+                        };
                         let u = bind_udp(udp, &format!("topology.origin.udp in {file}")).await?;
                         origin::spawn(l, u, config, token.clone())
                             .await
@@ -122,9 +123,9 @@ impl Services {
                     let l = bind_tcp(http, &format!("topology.proxy.http in {file}")).await?;
                     let l = Listener {
                         tls: proxy_tls,
+                        workers: workers(plan, Target::Proxy, server::default_workers()),
                         ..Listener::from(l)
-                    }
-                    .with_workers(plan.proxy_workers.unwrap_or_else(server::default_workers));
+                    };
                     let u = bind_udp(udp, &format!("topology.proxy.udp in {file}")).await?;
                     proxy::spawn_with_hooks(l, u, config, hooks, token.clone())
                         .await
@@ -257,6 +258,35 @@ pub(super) fn client_trust(plan: &Plan, target: Target, ca: Option<&MadeCa>) -> 
     })
 }
 
+/// A spawned service's serving threads: `workers` when the scenario sets
+/// it, else one per core (`cores`) but no more than the connections the
+/// run's HTTP workloads can open to it at once — a connection stays on the
+/// thread that accepted it, so more threads would only be started and
+/// stopped. Where that is one, `None`: the service serves on the run's own
+/// runtime, as every service did before `workers`, and starts no thread
+/// (a one-request run on two cores starts four threads fewer). The origin counts the
+/// workloads aimed at the proxy too: the proxy fetches for them.
+fn workers(plan: &Plan, target: Target, cores: NonZeroUsize) -> Option<NonZeroUsize> {
+    let given = match target {
+        Target::Origin => plan.origin_workers,
+        Target::Proxy => plan.proxy_workers,
+    };
+    if given.is_some() {
+        return given;
+    }
+    let connections: u64 = plan
+        .workloads
+        .iter()
+        .filter(|w| w.target == target || target == Target::Origin)
+        .map(|w| match &w.kind {
+            WorkloadKind::Http(h) => u64::from(h.concurrency),
+            WorkloadKind::Udp(_) => 0,
+        })
+        .sum();
+    let connections = usize::try_from(connections).unwrap_or(usize::MAX);
+    NonZeroUsize::new(connections.min(cores.get())).filter(|n| n.get() > 1)
+}
+
 fn tls_name(plan: &Plan, target: Target) -> Option<String> {
     plan.tls.of(target).and_then(|t| t.name.clone())
 }
@@ -348,4 +378,48 @@ pub(super) fn attach_link_counters(row: &mut SummaryRow, before: &LinkCounts, af
     row.link_queue_drops = Some(all.queue_drops);
     row.link_sojourn_p50_ms = Some(ms(0.5));
     row.link_sojourn_p99_ms = Some(ms(0.99));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(workloads: &str) -> Plan {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/unit.toml");
+        let s = crate::scenario::parse(&path, &format!("name = \"w\"\n{workloads}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.variants[0].plan.clone()
+    }
+
+    fn http(name: &str, target: &str, concurrency: u32) -> String {
+        format!("[[workload]]\nkind = \"http\"\nname = \"{name}\"\ntarget = \"{target}\"\nrequests = 10\nconcurrency = {concurrency}\n")
+    }
+
+    #[test]
+    fn serving_threads_are_the_cores_at_most_one_per_connection() {
+        let n = |n: usize| NonZeroUsize::new(n);
+        let workers = |p: &Plan| {
+            let cores = NonZeroUsize::new(4).unwrap();
+            (
+                workers(p, Target::Origin, cores),
+                workers(p, Target::Proxy, cores),
+            )
+        };
+        // One request through the proxy: both on the run's runtime.
+        assert_eq!(workers(&plan(&http("one", "proxy", 1))), (None, None));
+        // The origin serves the proxy's fetches and its own clients.
+        let p = plan(&(http("a", "proxy", 2) + &http("b", "origin", 1)));
+        assert_eq!(workers(&p), (n(3), n(2)));
+        // Never more than the cores.
+        assert_eq!(workers(&plan(&http("many", "proxy", 50))), (n(4), n(4)));
+        // No HTTP client at all.
+        let udp = "[[workload]]\nkind = \"udp\"\nname = \"u\"\ncount = 1\n";
+        assert_eq!(workers(&plan(udp)), (None, None));
+        // Given workers win, one too.
+        let p = plan(&format!(
+            "[origin]\nworkers = 1\n{}",
+            http("many", "proxy", 50)
+        ));
+        assert_eq!(workers(&p), (n(1), n(4)));
+    }
 }

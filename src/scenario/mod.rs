@@ -126,7 +126,8 @@ pub struct Plan {
     /// TLS on the services netrun starts.
     pub tls: TlsSettings,
     /// `[origin] workers` and `[proxy] workers`: the spawned services'
-    /// serving threads (`None`: one per core).
+    /// serving threads (`None`: one per core, at most one per connection
+    /// the workloads can open to it; `runner::services` decides).
     pub origin_workers: Option<std::num::NonZeroUsize>,
     pub proxy_workers: Option<std::num::NonZeroUsize>,
     pub cache: CacheSettings,

@@ -121,7 +121,7 @@ impl ProxyService {
         // runs from when it sends, as it would over a real path.
         let mut sent = tokio::time::timeout_at(deadline, self.over_origin_link(req)).await;
         if let (Ok(Err(e)), Some((method, uri, headers))) = (&sent, again) {
-            if refused_unprocessed(e) {
+            if crate::http2::refused_unprocessed(e) {
                 // RFC 9113 §8.7: a stream above a GOAWAY's last stream id,
                 // or reset with REFUSED_STREAM, was never processed, so it
                 // is safe to send once more, on another connection (the
@@ -217,29 +217,6 @@ fn upstream_request(
         });
     }
     req
-}
-
-/// The HTTP/2 upstream refused the request before processing it (RFC 9113
-/// §8.7): the stream was above the last stream id of a graceful GOAWAY
-/// (NO_ERROR, as a server sends when it reaches its keep-alive limit, or
-/// the request was started on a connection that had already received it),
-/// or the server reset it with REFUSED_STREAM. A GOAWAY with an error code
-/// is not counted: h2 reports it on processed streams too.
-pub(super) fn refused_unprocessed(e: &hyper_util::client::legacy::Error) -> bool {
-    use std::error::Error as _;
-    let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
-    while let Some(s) = source {
-        if let Some(h2) = s.downcast_ref::<h2::Error>() {
-            return h2.is_remote()
-                && match h2.reason() {
-                    Some(h2::Reason::REFUSED_STREAM) => true,
-                    Some(h2::Reason::NO_ERROR) => h2.is_go_away(),
-                    _ => false,
-                };
-        }
-        source = s.source();
-    }
-    false
 }
 
 /// Holds an HTTP message back for `link`'s delay (and jitter) going `dir`,

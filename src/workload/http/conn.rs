@@ -6,6 +6,7 @@
 
 use std::error::Error as _;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -118,8 +119,9 @@ pub(super) enum Lane {
     /// The client's only lane: the connection is its own (HTTP/1.1, or
     /// HTTP/2 with one stream), no sharing, no lock.
     Own(Option<Live>),
-    /// One of `streams` lanes over a client's HTTP/2 connection.
-    Shared(Arc<SharedConn>),
+    /// One of `streams` lanes over a client's HTTP/2 connection, with the
+    /// number of the connection it last used.
+    Shared(Arc<SharedConn>, u64),
 }
 
 impl Lane {
@@ -142,7 +144,24 @@ impl Lane {
                 // and unboxed its size would be copied with every request.
                 Box::pin(open(cfg, timing)).await
             }
-            Lane::Shared(shared) => Box::pin(shared.acquire(cfg, timing)).await,
+            Lane::Shared(shared, used) => {
+                let (sender, id) = Box::pin(shared.acquire(cfg, timing)).await?;
+                *used = id;
+                Ok(sender)
+            }
+        }
+    }
+
+    /// The connection last acquired refused a request unprocessed (an
+    /// HTTP/2 GOAWAY or REFUSED_STREAM): a shared one is not handed out
+    /// again, so the next `acquire` opens another. An own one was already
+    /// taken out of the lane.
+    pub(super) fn refused(&mut self) {
+        if let Lane::Shared(shared, used) = self {
+            let mut state = shared.state();
+            if matches!(&*state, Shared::Open(_, id) if id == used) {
+                *state = Shared::Closed;
+            }
         }
     }
 
@@ -168,19 +187,24 @@ impl Lane {
 pub(super) struct SharedConn {
     state: Mutex<Shared>,
     opened: Notify,
+    /// Numbers the connections opened, so a lane can let go of the one it
+    /// used and not of its successor.
+    count: AtomicU64,
 }
 
 enum Shared {
     Closed,
     Opening,
-    Open(Live),
+    /// The connection and its number.
+    Open(Live, u64),
 }
 
 impl SharedConn {
     pub(super) fn new(live: Option<Live>) -> SharedConn {
         SharedConn {
-            state: Mutex::new(live.map_or(Shared::Closed, Shared::Open)),
+            state: Mutex::new(live.map_or(Shared::Closed, |l| Shared::Open(l, 0))),
             opened: Notify::new(),
+            count: AtomicU64::new(1),
         }
     }
 
@@ -189,23 +213,24 @@ impl SharedConn {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A sender on the shared connection, and the connection's number.
     async fn acquire(
         &self,
         cfg: &HttpProbeConfig,
         timing: &mut Timing,
-    ) -> Result<Sender, &'static str> {
+    ) -> Result<(Sender, u64), &'static str> {
         // Wait while another lane opens the connection, then use it (or
         // open one if that failed).
         loop {
             let notified = {
                 let mut state = self.state();
                 match &mut *state {
-                    Shared::Open(live) => {
+                    Shared::Open(live, id) => {
                         if let Sender::H2(s) = &live.sender {
                             if !s.is_closed() {
                                 let s = s.clone();
                                 live.report(timing);
-                                return Ok(Sender::H2(s));
+                                return Ok((Sender::H2(s), *id));
                             }
                         }
                         // Closed by the server (or ALPN chose HTTP/1.1,
@@ -229,17 +254,21 @@ impl SharedConn {
         let guard = OpeningGuard(self);
         let opened = open(cfg, timing).await;
         std::mem::forget(guard);
+        let id = self.count.fetch_add(1, Ordering::Relaxed);
         let mut state = self.state();
         *state = match &opened {
-            Ok(Sender::H2(s)) if cfg.keep_alive => Shared::Open(Live {
-                sender: Sender::H2(s.clone()),
-                opened: None,
-            }),
+            Ok(Sender::H2(s)) if cfg.keep_alive => Shared::Open(
+                Live {
+                    sender: Sender::H2(s.clone()),
+                    opened: None,
+                },
+                id,
+            ),
             _ => Shared::Closed,
         };
         drop(state);
         self.opened.notify_waiters();
-        opened
+        opened.map(|s| (s, id))
     }
 }
 

@@ -652,7 +652,7 @@ async fn preconnect(clients: &[u32], cfg: &HttpProbeConfig, cancel: &Cancellatio
         }
         let shared = Arc::new(SharedConn::new(live));
         for _ in 0..cfg.wire.streams {
-            lanes.push((client, Lane::Shared(shared.clone())));
+            lanes.push((client, Lane::Shared(shared.clone(), 0)));
         }
     }
     lanes
@@ -1078,15 +1078,35 @@ async fn request(
             Err(Failure::Class(class)) => return Err(class),
         }
     }
-    let protocol = timing.protocol.unwrap_or(Protocol::Http1);
-    let req = parts.request(want, protocol).ok_or("other")?;
-    let resp = match &mut sender {
-        Sender::H1(s) => s.send_request(req).await,
-        Sender::H2(s) => s.send_request(req).await,
-        // The loop above answered every request over one.
-        Sender::Raw(_) => return Err("other"),
-    }
-    .map_err(classify_hyper)?;
+    let resp = loop {
+        let protocol = timing.protocol.unwrap_or(Protocol::Http1);
+        let req = parts.request(want, protocol).ok_or("other")?;
+        let sent = match &mut sender {
+            Sender::H1(s) => s.send_request(req).await,
+            Sender::H2(s) => s.send_request(req).await,
+            // The loop above answered every request over one.
+            Sender::Raw(_) => return Err("other"),
+        };
+        match sent {
+            Ok(resp) => break resp,
+            // An HTTP/2 server that refused it unprocessed (a GOAWAY at its
+            // keep-alive limit, REFUSED_STREAM), or a connection that
+            // closed before hyper put it on the wire (canceled): sent
+            // again, once, on another connection, as the proxy does
+            // (hyper-util's pool retries the canceled ones there). The
+            // requests carry no body, so nothing is lost.
+            Err(e)
+                if !retried
+                    && matches!(sender, Sender::H2(_))
+                    && (e.is_canceled() || crate::http2::refused_unprocessed(&e)) =>
+            {
+                retried = true;
+                lane.refused();
+                sender = lane.acquire(cfg, timing).await?;
+            }
+            Err(e) => return Err(classify_hyper(e)),
+        }
+    };
     timing.ttfb = Some(started.elapsed());
     let status = resp.status().as_u16();
     let cache = CacheMark::from_header(resp.headers().get("x-cache").and_then(|v| v.to_str().ok()));

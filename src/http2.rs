@@ -1,0 +1,28 @@
+//! HTTP/2 rules the proxy's upstream client and the workloads' client
+//! share: which failed requests the server refused before processing them,
+//! and so may be sent again (RFC 9113 §8.7). Reads error chains only.
+
+use std::error::Error;
+
+/// Whether `e` (or an error in its chain) says the HTTP/2 server refused
+/// the request unprocessed: the stream was above the last stream id of a
+/// graceful GOAWAY (NO_ERROR, as a server sends when it reaches its
+/// keep-alive limit, or the request was started on a connection that had
+/// already received it), or the server reset it with REFUSED_STREAM. A
+/// GOAWAY with an error code is not counted: h2 reports it on processed
+/// streams too.
+pub fn refused_unprocessed(e: &(dyn Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            return h2.is_remote()
+                && match h2.reason() {
+                    Some(h2::Reason::REFUSED_STREAM) => true,
+                    Some(h2::Reason::NO_ERROR) => h2.is_go_away(),
+                    _ => false,
+                };
+        }
+        source = s.source();
+    }
+    false
+}
