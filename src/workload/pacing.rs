@@ -37,6 +37,12 @@ impl Pacing {
         }
     }
 
+    /// Sleep then spin, at the thread's own priority: for a thread that
+    /// has no schedule to keep.
+    pub(super) fn normal() -> Self {
+        Pacing { real_time: false }
+    }
+
     /// Whether the thread got real-time priority.
     pub(super) fn real_time(&self) -> bool {
         self.real_time
