@@ -1,34 +1,45 @@
 #!/usr/bin/env bash
 # Traffic benchmarks (issue 22), not part of CI:
-#  replay: replay a LINES-line Zipf trace (default 10 million, written by
-#     `netrun trace zipf`) through the proxy's cache, timing = "fast": peak
-#     RSS of the whole netrun process (services and workload), requests/s,
-#     and the disk its result files took (deleted afterwards);
+#  replay: issue 22's "requests/s from a trace against the cache", pinned
+#     apart (bench/parts/replay.sh): `netrun proxy --workers 1` and nginx
+#     `proxy_cache` on one core, each warmed with a 1000-object catalog;
+#     on the other core wrk (-t1, -t2, a Lua list of the trace's paths, and
+#     one path), oha (--urls-from-file) and `netrun probe http --trace`
+#     (timing fast, with and without --csv): requests/s and CPU per request
+#     of client and cache, median of RUNS runs of DURATION; then the same
+#     trace (LINES, default 1 million) replayed by one `netrun run` holding
+#     proxy, origin and client together (the figure of earlier sessions);
+#  rss: the whole-run replay of a 10-million-line trace: peak RSS of the
+#     netrun process (flat memory), requests/s, the disk its results took;
 #  ramp: a stage ramp 100 → 1000 requests/s over 10 s against the origin:
 #     requests scheduled and actually sent in each second against the ramp.
-# Everything on loopback, bounded in count and time; every file it writes
-# lives in one temporary folder, removed on exit (the replay's ~1.5 GB of
-# results are removed as soon as they are measured).
+# Everything on loopback, bounded in count and time (replay about 4
+# minutes, rss about 10, ramp 15 s); every file it writes lives in one
+# temporary folder, removed on exit (the replay's results are removed as
+# soon as they are measured: ~200 MB for replay, ~1.9 GB for rss).
 #
-#   cargo build --release && bench/traffic.sh            # both
-#   bench/traffic.sh ramp                                # one part
-#   NETRUN=target/release/netrun LINES=1000000 CONCURRENCY=32 bench/traffic.sh replay
+#   cargo build --release && bench/traffic.sh            # replay and ramp
+#   bench/traffic.sh replay                              # one part
+#   NETRUN=target/release/netrun LINES=10000000 CONCURRENCY=32 bench/traffic.sh rss
+#   RUNS=1 DURATION=3s bench/traffic.sh replay           # a quicker, noisier replay
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 NETRUN=${NETRUN:-$root/target/release/netrun}
-LINES=${LINES:-10000000}
 CONCURRENCY=${CONCURRENCY:-32}
 parts=${*:-replay ramp}
 want() { [[ " $parts " == *" $1 "* ]]; }
 for p in $parts; do
-  case $p in replay | ramp) ;; *) echo "unknown part $p: give replay and/or ramp" >&2; exit 2 ;; esac
+  case $p in replay | rss | ramp) ;; *) echo "unknown part $p: give replay, rss and/or ramp" >&2; exit 2 ;; esac
 done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "netrun $("$NETRUN" --version | cut -d' ' -f2-), $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'); $(nproc) cores"
 
-if want replay; then
-echo "== trace replay: $LINES lines (Zipf 0.8 over 1000 objects of 64 bytes), timing fast, concurrency $CONCURRENCY, through the cache (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+# whole_run LINES: one `netrun run` replaying a LINES-line trace through its
+# own proxy: requests/s, CPU per request, peak RSS, the disk its results took.
+whole_run() {
+LINES=$1
+echo "== trace replay in one netrun run: $LINES lines (Zipf 0.8 over 1000 objects of 64 bytes), timing fast, concurrency $CONCURRENCY, through the cache (load: $(cut -d' ' -f1-3 /proc/loadavg))"
 "$NETRUN" trace zipf --objects 1000 --alpha 0.8 --requests "$LINES" --size 64 --rate 1000000 --seed 1 -o "$work/big.csv" 2>/dev/null
 cat > "$work/replay.toml" <<EOF2
 name = "replay"
@@ -64,6 +75,18 @@ PY
 echo "result files: $(du -sh "$work/out" | cut -f1) (http_requests.csv $(du -h "$work/out/replay/http_requests.csv" | cut -f1), services.log $(du -h "$work/out/replay/services.log" | cut -f1)); removed"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 rm -rf "$work/out"
+}
+
+if want replay; then
+echo "== trace replay, pinned apart: caches on core ${SERVER_CORE:-0}, clients on core ${CLIENT_CORE:-1}, $CONCURRENCY connections (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+mkdir -p "$work/pinned"
+NETRUN=$NETRUN WORK=$work/pinned REPLAY_CONNS=$CONCURRENCY bash "$root/bench/parts/replay.sh"
+rm -rf "$work/pinned"
+whole_run "${LINES:-1000000}"
+fi
+
+if want rss; then
+whole_run "${LINES:-10000000}"
 fi
 
 if want ramp; then

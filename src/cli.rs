@@ -559,6 +559,15 @@ fn parse_alpha(s: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && (0.001..=1e6).contains(&x) => Ok(x),
+        _ => Err(format!(
+            "`{s}`: give 0.001 to 1000000 (2 replays twice as fast)"
+        )),
+    }
+}
+
 fn parse_trace_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if r.is_finite() && (0.001..=10_000_000.0).contains(&r) => Ok(r),
@@ -640,6 +649,20 @@ pub struct HttpProbeArgs {
     /// Paths to request in turn instead of the URL's own path (repeatable).
     #[arg(long = "path", value_name = "PATH")]
     pub paths: Vec<String>,
+    /// Replay a request trace (CSV with timestamp,key,size; `.gz` read
+    /// through gzip) as `/objects/<key>/<size>` against the URL's server;
+    /// default --requests: the whole trace.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["paths", "rate"])]
+    pub trace: Option<PathBuf>,
+    /// With --trace: `recorded` (each request at its timestamp / --speed,
+    /// open loop) or `fast` (in trace order, as fast as --concurrency allows).
+    #[arg(long, value_name = "recorded|fast", default_value = "recorded", requires = "trace",
+          value_parser = ["recorded", "fast"])]
+    pub timing: String,
+    /// With --trace and recorded timing: divide the trace's gaps by this.
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0, requires = "trace",
+          value_parser = parse_speed)]
+    pub speed: f64,
     /// Per-request deadline; past it, the request counts as a timeout error.
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -712,6 +735,8 @@ mod tests {
             "BYTES|DIST",
             "constant|poisson",
             "POLICY",
+            "recorded|fast",
+            "FACTOR",
         ];
         fn walk(cmd: &clap::Command, bad: &mut Vec<String>) {
             for arg in cmd.get_arguments() {

@@ -335,3 +335,51 @@ async fn an_open_loop_reports_its_pacing_and_latency_covers_service_time() {
         "send lag max {worst} / mean {avg} ms vs pacing {max} / {mean} ms"
     );
 }
+
+/// Requests a trace schedules for the same instant leave together, one per
+/// free connection, whatever thread their connections are on: a server that
+/// answers none of 8 requests until all 8 have arrived (a barrier, no
+/// clock) answers them all only if they were all sent at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_due_together_leave_on_every_free_connection() {
+    use netrun::workload::source::{Source, Timing, TraceReplay, Traffic};
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::{Arc, Barrier};
+
+    const N: usize = 8;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let all_in = Arc::new(Barrier::new(N));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(N) {
+            let (mut stream, all_in) = (stream.unwrap(), all_in.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                // One request per connection: its head, then wait for the rest.
+                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                    line.clear();
+                }
+                all_in.wait();
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nx");
+                // Held open until the client is done.
+                let _ = reader.read_line(&mut line);
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("burst.csv");
+    let lines: String = (0..N).map(|k| format!("0,{k},1\n")).collect();
+    std::fs::write(&trace, format!("timestamp,key,size\n{lines}")).unwrap();
+    let mut cfg = config(addr, &[], N as u64, N as u32);
+    cfg.traffic = Traffic {
+        source: Source::Trace(TraceReplay {
+            path: trace,
+            timing: Timing::Recorded,
+            speed: 1.0,
+        }),
+        ..Traffic::default()
+    };
+    let (report, rows) = probe(&cfg).await;
+    assert_eq!((report.responses, report.errors), (N as u64, 0), "{rows:?}");
+}

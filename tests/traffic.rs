@@ -8,6 +8,8 @@
 mod common_csv;
 #[path = "common/policy_reference.rs"]
 mod policy_reference;
+#[path = "common/serve.rs"]
+mod serve;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -235,4 +237,127 @@ fn bad_traffic_keys_and_traces_exit_2_naming_file_line_and_fix() {
     )
     .expect("write");
     netrun().arg("check").arg(&file).assert().code(0);
+}
+
+/// `netrun probe http --trace` replays a trace against any server (here a
+/// `netrun serve` of its own, a separate process, as a pinned-apart
+/// benchmark runs it): every line once, in trace order with one client, as
+/// `/objects/<key>/<size>` answered with exactly `size` bytes; with recorded
+/// timing the rows carry their schedule. Bad traces and flags exit 2.
+#[test]
+fn probe_http_replays_a_trace_against_an_external_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (trace, reqs) = zipf_trace(
+        dir.path(),
+        50,
+        300,
+        "lognormal:median=2KiB,sigma=1,max=64KiB",
+    );
+    let origin = serve::Origin::spawn(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("netrun")),
+        "127.0.0.1".parse().expect("ip"),
+    );
+    let url = format!("http://{}/", origin.http);
+    let rows_csv = dir.path().join("rows.csv");
+    let out = netrun()
+        .args([
+            "probe",
+            "http",
+            &url,
+            "--timing",
+            "fast",
+            "--concurrency",
+            "1",
+            "--json",
+        ])
+        .arg("--trace")
+        .arg(&trace)
+        .arg("--csv")
+        .arg(&rows_csv)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(summary["requests"], 300);
+    assert_eq!(summary["errors"], 0);
+    let rows = common_csv::read_csv(&rows_csv);
+    let got: Vec<(String, u64)> = rows
+        .iter()
+        .map(|r| (r["path"].clone(), r["bytes"].parse().expect("bytes")))
+        .collect();
+    let want: Vec<(String, u64)> = reqs
+        .iter()
+        .map(|(k, size)| (format!("/objects/{k}/{size}"), *size))
+        .collect();
+    assert_eq!(got, want);
+
+    // Recorded timing (the trace's 1000/s, ten times faster) with several
+    // clients and no rows: every request sent, none failed.
+    let out = netrun()
+        .args([
+            "probe",
+            "http",
+            &url,
+            "--speed",
+            "10",
+            "--concurrency",
+            "4",
+            "--json",
+        ])
+        .arg("--trace")
+        .arg(&trace)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (summary["requests"].as_u64(), summary["errors"].as_u64()),
+        (Some(300), Some(0))
+    );
+    assert!(
+        summary["pacing_max_ms"].is_number(),
+        "an open loop reports its pacing: {summary}"
+    );
+
+    // A bad trace names its file and line before anything is sent; flags
+    // that need a trace are refused without one.
+    std::fs::write(
+        dir.path().join("order.csv"),
+        "timestamp,key,size\n0,a,1\n2,b,1\n1,c,1\n",
+    )
+    .expect("write");
+    let out = netrun()
+        .args(["probe", "http", &url])
+        .arg("--trace")
+        .arg(dir.path().join("order.csv"))
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("order.csv:4: timestamp 1 is earlier than 2 on line 3"),
+        "{stderr}"
+    );
+    for flags in [
+        &["--timing", "fast"][..],
+        &["--speed", "2"],
+        &["--path", "/a", "--trace", "x.csv"],
+    ] {
+        let out = netrun()
+            .args(["probe", "http", &url])
+            .args(flags)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{flags:?}");
+    }
 }

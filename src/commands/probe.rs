@@ -22,7 +22,10 @@ use crate::report::csv_stream::CsvStream;
 use crate::report::progress;
 use crate::report::table::render_summary;
 use crate::tls::{ClientTls, Trust};
+use crate::traffic::TraceReader;
+use crate::workload::http::run_http_summary;
 use crate::workload::http::{HttpWire, UNTIL_DURATION};
+use crate::workload::source::{Source, Timing, TraceReplay, Traffic};
 use crate::workload::{run_http, run_udp, HttpProbeConfig, UdpProbeConfig};
 
 const VARIANT: &str = "default";
@@ -109,6 +112,7 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
             Some(ClientTls::new(&trust, &authority, args.http2)?)
         }
     };
+    let (traffic, trace) = trace_traffic(&args)?;
     let config = HttpProbeConfig {
         authority,
         target,
@@ -117,18 +121,19 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
         } else {
             args.paths.clone()
         },
-        // With a duration and no count, run until the duration ends.
-        requests: match (args.requests, args.duration) {
-            (Some(n), _) => n,
-            (None, Some(_)) => UNTIL_DURATION,
-            (None, None) => 1,
+        // With a duration and no count, run until the duration ends; a
+        // trace: all of it, or until the duration ends.
+        requests: match (args.requests, args.duration, trace) {
+            (Some(n), _, _) => n,
+            (None, Some(_), _) | (None, None, true) => UNTIL_DURATION,
+            (None, None, false) => 1,
         },
         concurrency: args.concurrency,
         keep_alive: !args.no_keep_alive,
         rate: args.rate,
         duration: args.duration,
         timeout: args.timeout,
-        traffic: Default::default(),
+        traffic,
         wire: HttpWire {
             tls,
             http2: args.http2,
@@ -144,13 +149,17 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
     let progress = progress_bar(args.quiet || args.json, "http");
     let cancel = super::interrupt_on_signal();
 
-    let mut on_request = |mut row: HttpRequestRow| {
-        if let Some(csv) = csv.as_mut() {
-            row.tag(VARIANT, WORKLOAD, 1);
-            csv.write(&row);
+    let result = match csv.as_mut() {
+        Some(csv) => {
+            let mut on_request = |mut row: HttpRequestRow| {
+                row.tag(VARIANT, WORKLOAD, 1);
+                csv.write(&row);
+            };
+            run_http(&config, &mut on_request, &progress, cancel.stop_token()).await
         }
+        // No rows wanted: none built.
+        None => run_http_summary(&config, &progress, cancel.stop_token()).await,
     };
-    let result = run_http(&config, &mut on_request, &progress, cancel.stop_token()).await;
     progress.finish_and_clear();
     let report = result?;
     if let Some(csv) = csv {
@@ -192,6 +201,42 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
         .into());
     }
     Ok(Outcome::Success)
+}
+
+/// `--trace`: the replay. The header is checked here (exit 2 before
+/// anything is sent); the lines are read as they are sent, so a long trace
+/// costs no pass before the clock starts, and a bad line stops the replay
+/// there (exit 2, naming the file and line). True when there is a trace.
+fn trace_traffic(args: &HttpProbeArgs) -> Result<(Traffic, bool), Error> {
+    let Some(path) = &args.trace else {
+        return Ok((Traffic::default(), false));
+    };
+    let timing = match args.timing.as_str() {
+        "fast" => Timing::Fast,
+        _ => Timing::Recorded,
+    };
+    let mut reader = TraceReader::open(path, timing == Timing::Recorded)
+        .map_err(|e| Error::input(e.to_string()))?;
+    match reader.next_request() {
+        Some(Err(e)) => return Err(Error::input(e.to_string())),
+        None => {
+            return Err(Error::input(format!(
+                "{}: the trace has no requests after its header",
+                path.display()
+            )))
+        }
+        Some(Ok(_)) => {}
+    }
+    let source = Source::Trace(TraceReplay {
+        path: path.clone(),
+        timing,
+        speed: args.speed,
+    });
+    let traffic = Traffic {
+        source,
+        ..Traffic::default()
+    };
+    Ok((traffic, true))
 }
 
 /// Clear text or TLS.

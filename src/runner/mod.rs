@@ -348,7 +348,7 @@ fn link_counts(ns: Option<&netns::Hosts>) -> services::LinkCounts {
     ns.map(netns::Hosts::link_counters).unwrap_or_default()
 }
 
-fn tagger<'a, T: Tagged + serde::Serialize + Default>(
+fn tagger<'a, T: Tagged + crate::metrics::records::CsvRow + Default>(
     file: &'a RowFile<T>,
     variant: &'a str,
     workload: &'a str,

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 
 use crate::metrics::histogram::HistogramRow;
+use crate::metrics::records::CsvRow;
 use crate::metrics::{HttpRequestRow, SummaryRow, UdpPacketRow};
 
 /// The latency histograms of a run, one per summary row, inside `<out>/<name>/`.
@@ -25,7 +26,7 @@ pub struct RowFile<T> {
     _row: std::marker::PhantomData<fn(T)>,
 }
 
-impl<T: serde::Serialize + Default> RowFile<T> {
+impl<T: CsvRow + Default> RowFile<T> {
     pub fn create(path: &Path) -> anyhow::Result<Arc<Self>> {
         Ok(Arc::new(RowFile {
             stream: Mutex::new(Some(CsvStream::create::<T>(path)?)),
@@ -374,7 +375,7 @@ mod tests {
         };
         fn round_trip<T>(dir: &Path, row: &T) -> T
         where
-            T: serde::Serialize + serde::de::DeserializeOwned + Default,
+            T: CsvRow + serde::de::DeserializeOwned + Default,
         {
             let path = dir.join("rows.csv");
             let file = RowFile::<T>::create(&path).unwrap();

@@ -122,6 +122,37 @@ impl TraceReader {
 
     /// The next record; `None` at the end of the file.
     pub fn next_record(&mut self) -> Option<Result<TraceRecord, TraceError>> {
+        let line = match self.advance()? {
+            Ok(line) => line,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(self.check(line).map(|(timestamp, size)| TraceRecord {
+            line,
+            timestamp,
+            object: Object {
+                key: self.key().to_string(),
+                size,
+            },
+        }))
+    }
+
+    /// The next request as its timestamp and the origin's path for it
+    /// (`Object::path`), built straight from the line: what a replay sends,
+    /// without the record's own copy of the key.
+    pub fn next_request(&mut self) -> Option<Result<(f64, String), TraceError>> {
+        let line = match self.advance()? {
+            Ok(line) => line,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(
+            self.check(line).map(|(timestamp, size)| {
+                (timestamp, super::catalog::object_path(self.key(), size))
+            }),
+        )
+    }
+
+    /// Reads the next line into `record`: its line number, `None` at the end.
+    fn advance(&mut self) -> Option<Result<u64, TraceError>> {
         match self.csv.read_record(&mut self.record) {
             Ok(true) => {}
             Ok(false) => return None,
@@ -130,13 +161,21 @@ impl TraceReader {
                 return Some(Err(self.error(line, format!("unreadable line: {e}"))));
             }
         }
-        let line = self.record.position().map_or(0, |p| p.line());
-        Some(self.parse(line))
+        Some(Ok(self.record.position().map_or(0, |p| p.line())))
     }
 
-    fn parse(&mut self, line: u64) -> Result<TraceRecord, TraceError> {
-        let field = |i: usize| self.record.get(self.columns[i]).unwrap_or("").trim();
-        let (ts, key, size) = (field(0), field(1), field(2));
+    fn field(&self, i: usize) -> &str {
+        self.record.get(self.columns[i]).unwrap_or("").trim()
+    }
+
+    /// The current line's key (checked by `check`).
+    fn key(&self) -> &str {
+        self.field(1)
+    }
+
+    /// Checks the current line: its timestamp and size, the key valid.
+    fn check(&mut self, line: u64) -> Result<(f64, u64), TraceError> {
+        let (ts, key, size) = (self.field(0), self.field(1), self.field(2));
         let timestamp = ts
             .parse::<f64>()
             .ok()
@@ -159,7 +198,6 @@ impl TraceReader {
                 format!("size `{size}` is not a whole number of bytes"),
             )
         })?;
-        let key = key.to_string();
         if self.in_order {
             if let Some((last, last_line)) = self.last {
                 if timestamp < last {
@@ -174,11 +212,7 @@ impl TraceReader {
             }
             self.last = Some((timestamp, line));
         }
-        Ok(TraceRecord {
-            line,
-            timestamp,
-            object: Object { key, size },
-        })
+        Ok((timestamp, size))
     }
 }
 

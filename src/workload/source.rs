@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::traffic::{Arrivals, Catalog, Object, Profile, Schedule, TraceError, TraceReader};
+use crate::traffic::{Arrivals, Catalog, Profile, Schedule, TraceError, TraceReader};
 
 /// Where request targets come from.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -86,10 +86,10 @@ impl Traffic {
 }
 
 /// One request to release: when (offset from the start; `None`: at once)
-/// and, for traces, which object.
+/// and, for traces, which object (its path).
 pub(super) struct FeedItem {
     pub due: Option<Duration>,
-    pub object: Option<Object>,
+    pub object: Option<String>,
 }
 
 pub(super) type Feed = Box<dyn Iterator<Item = Result<FeedItem, TraceError>> + Send>;
@@ -101,20 +101,20 @@ pub(super) fn feed(traffic: &Traffic, rate: Option<f64>) -> Result<Option<Feed>,
         let mut reader = TraceReader::open(&t.path, t.timing == Timing::Recorded)?;
         let (timing, speed) = (t.timing, t.speed);
         let mut first = None;
-        let items = std::iter::from_fn(move || reader.next_record()).map(move |r| {
-            let r = r?;
+        let items = std::iter::from_fn(move || reader.next_request()).map(move |r| {
+            let (timestamp, path) = r?;
             let due = match timing {
                 Timing::Fast => None,
                 Timing::Recorded => {
-                    let first = *first.get_or_insert(r.timestamp);
+                    let first = *first.get_or_insert(timestamp);
                     Some(Duration::from_secs_f64(
-                        ((r.timestamp - first) / speed).max(0.0),
+                        ((timestamp - first) / speed).max(0.0),
                     ))
                 }
             };
             Ok(FeedItem {
                 due,
-                object: Some(r.object),
+                object: Some(path),
             })
         });
         return Ok(Some(Box::new(items)));

@@ -48,7 +48,7 @@ use crate::metrics::qos;
 use crate::metrics::summary::round3;
 use crate::metrics::{CacheMark, HttpRequestRow};
 use crate::tls::ClientTls;
-use crate::traffic::{Object, Profile};
+use crate::traffic::Profile;
 
 /// What to request, where, and how hard.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,7 +114,9 @@ impl HttpProbeConfig {
         if self.requests == 0 {
             return Err(Setting::Requests.error("requests must be at least 1"));
         }
-        if self.requests == UNTIL_DURATION && self.run_length().is_none() {
+        // A trace ends by itself.
+        let endless = !matches!(self.traffic.source, Source::Trace(_));
+        if self.requests == UNTIL_DURATION && self.run_length().is_none() && endless {
             return Err(Setting::Requests.error(
                 "give a number of requests, or a duration to run for (--duration / `duration`)",
             ));
@@ -224,8 +226,9 @@ impl HttpProbeConfig {
 struct Ticket {
     index: u64,
     scheduled: Option<Instant>,
-    /// A trace's object; otherwise the index picks the path or catalog draw.
-    object: Option<Object>,
+    /// A trace's object, as its path; otherwise the index picks the path
+    /// or catalog draw.
+    object: Option<String>,
 }
 
 /// Where one worker thread's connections take their next request from.
@@ -237,10 +240,19 @@ enum Tickets {
         total: u64,
         deadline: Option<Instant>,
     },
-    /// Open loop or a trace: this thread's queue, filled by the feeding
-    /// thread. Many receivers (the thread's connections), no lock: whichever
-    /// connection is free takes the next ticket.
-    Open(async_channel::Receiver<Ticket>),
+    /// Open loop or a trace: this thread's queue of runs of tickets, filled
+    /// by the feeding thread, and the tickets of the runs its connections
+    /// took, which any of them takes next (a queue within the thread, so a
+    /// connection waiting for work is woken by either). Runs, not single
+    /// tickets, so that a fast replay wakes a thread (and the feeder) once
+    /// per run rather than once per request.
+    Open {
+        queue: async_channel::Receiver<Vec<Ticket>>,
+        taken: (
+            async_channel::Sender<Ticket>,
+            async_channel::Receiver<Ticket>,
+        ),
+    },
 }
 
 impl Tickets {
@@ -261,10 +273,43 @@ impl Tickets {
                     object: None,
                 })
             }
-            Tickets::Open(rx) => rx.recv().await.ok(),
+            Tickets::Open {
+                queue,
+                taken: (put, take),
+            } => loop {
+                if let Ok(t) = take.try_recv() {
+                    return Some(t);
+                }
+                tokio::select! {
+                    biased;
+                    // Never closed: every connection holds a sender.
+                    t = take.recv() => return t.ok(),
+                    run = queue.recv() => {
+                        // The feeder is done: what the thread took is left.
+                        let Ok(run) = run else {
+                            return take.try_recv().ok();
+                        };
+                        let mut run = run.into_iter();
+                        let first = run.next();
+                        for t in run {
+                            // Unbounded, and open while this sender lives.
+                            let _ = put.try_send(t);
+                        }
+                        if first.is_some() {
+                            return first;
+                        }
+                    }
+                }
+            },
         }
     }
 }
+
+/// Most tickets the feeding thread hands a worker thread at once: a fast
+/// replay fills runs this long; a paced one hands over what is due.
+const RUN: usize = 64;
+/// Runs waiting in a worker thread's queue before the feeder waits.
+const QUEUED_RUNS: usize = 64;
 
 /// One finished request, from a worker to the collector.
 struct Sample {
@@ -289,15 +334,16 @@ struct Sample {
 enum Want {
     /// `paths[i]`.
     Listed(usize),
-    /// A catalog's or trace's object.
-    Object(Object),
+    /// A catalog's or trace's object, by its path (`Object::path`, built
+    /// once per request and moved into its row).
+    Object(String),
 }
 
 impl Want {
-    fn path(&self, paths: &[String]) -> String {
+    fn into_path(self, paths: &[String]) -> String {
         match self {
-            Want::Listed(i) => paths.get(*i).cloned().unwrap_or_default(),
-            Want::Object(o) => o.path(),
+            Want::Listed(i) => paths.get(i).cloned().unwrap_or_default(),
+            Want::Object(path) => path,
         }
     }
 }
@@ -334,6 +380,25 @@ pub async fn run_http(
     progress: &dyn Progress,
     cancel: &CancellationToken,
 ) -> anyhow::Result<HttpReport> {
+    run(config, Some(on_request), progress, cancel).await
+}
+
+/// [`run_http`] without per-request rows (`netrun probe http` without
+/// `--csv`): the same load and report, no row built per request.
+pub async fn run_http_summary(
+    config: &HttpProbeConfig,
+    progress: &dyn Progress,
+    cancel: &CancellationToken,
+) -> anyhow::Result<HttpReport> {
+    run(config, None, progress, cancel).await
+}
+
+async fn run(
+    config: &HttpProbeConfig,
+    mut on_request: Option<&mut (dyn FnMut(HttpRequestRow) + Send)>,
+    progress: &dyn Progress,
+    cancel: &CancellationToken,
+) -> anyhow::Result<HttpReport> {
     config.validate().map_err(Error::from)?;
     // A trace that cannot be opened is the user's to fix (exit 2).
     let feed =
@@ -366,12 +431,16 @@ pub async fn run_http(
 
     // The collector: the only place samples are aggregated.
     let mut tally = Tally::default();
+    let open_loop = config.open_loop();
     while let Some(batch) = rx.recv().await {
-        for s in &batch {
-            tally.add(s, config.open_loop());
-            on_request(row(s, config, start));
+        let n = batch.len() as u64;
+        for s in batch {
+            tally.add(&s, open_loop);
+            if let Some(f) = on_request.as_mut() {
+                f(row(s, config, start));
+            }
         }
-        progress.advance(batch.len() as u64);
+        progress.advance(n);
         progress.replies(tally.responses, Some(tally.errors));
     }
     let duration = start.elapsed();
@@ -385,14 +454,14 @@ pub async fn run_http(
     Ok(tally.report(started_at, duration, cancel.is_cancelled()))
 }
 
-/// A sample as a row of `http_requests.csv`.
-fn row(s: &Sample, config: &HttpProbeConfig, start: Instant) -> HttpRequestRow {
+/// A sample as a row of `http_requests.csv` (its path moved, not copied).
+fn row(s: Sample, config: &HttpProbeConfig, start: Instant) -> HttpRequestRow {
     let ms = |d: Duration| round3(qos::ns_to_ms(d.as_nanos() as f64));
     HttpRequestRow {
         variant: String::new(),
         workload: String::new(),
         client: s.client,
-        path: s.want.path(&config.paths),
+        path: s.want.into_path(&config.paths),
         status: s.status,
         bytes: s.bytes,
         latency_ms: ms(s.latency),
@@ -417,7 +486,7 @@ struct Pool {
     /// Each thread's start signal: the run's start instant.
     starts: Vec<std::sync::mpsc::Sender<Instant>>,
     /// Open loop: each thread's ticket queue, for the pacer.
-    queues: Vec<async_channel::Sender<Ticket>>,
+    queues: Vec<async_channel::Sender<Vec<Ticket>>>,
 }
 
 impl Pool {
@@ -449,7 +518,7 @@ impl Pool {
         };
         for (thread, runtime) in (0..threads).zip(runtimes) {
             let queue = open_loop.then(|| {
-                let (qtx, qrx) = async_channel::bounded(1024);
+                let (qtx, qrx) = async_channel::bounded(QUEUED_RUNS);
                 pool.queues.push(qtx);
                 qrx
             });
@@ -471,7 +540,10 @@ impl Pool {
                         return;
                     };
                     let tickets = match queue {
-                        Some(q) => Tickets::Open(q),
+                        Some(queue) => Tickets::Open {
+                            queue,
+                            taken: async_channel::unbounded(),
+                        },
                         None => Tickets::Closed {
                             next: counter,
                             total: cfg.requests,
@@ -657,9 +729,9 @@ impl RequestParts {
     fn h1_head<'a>(&'a self, want: &Want, scratch: &'a mut Vec<u8>) -> Option<&'a [u8]> {
         match want {
             Want::Listed(i) => self.heads.get(*i)?.as_deref(),
-            Want::Object(o) => {
+            Want::Object(path) => {
                 let host = self.host.as_ref()?.as_bytes();
-                h1::write_head(scratch, &o.path(), host, self.agent.as_bytes(), self.close);
+                h1::write_head(scratch, path, host, self.agent.as_bytes(), self.close);
                 Some(scratch)
             }
         }
@@ -670,7 +742,7 @@ impl RequestParts {
         if protocol == Protocol::Http2 {
             *req.uri_mut() = match want {
                 Want::Listed(i) => self.absolute.get(*i)?.clone()?,
-                Want::Object(o) => format!("{}{}", self.origin, o.path()).parse().ok()?,
+                Want::Object(path) => format!("{}{path}", self.origin).parse().ok()?,
             };
             *req.version_mut() = hyper::Version::HTTP_2;
             req.headers_mut().insert(USER_AGENT, self.agent.clone());
@@ -678,7 +750,7 @@ impl RequestParts {
         }
         *req.uri_mut() = match want {
             Want::Listed(i) => self.uris.get(*i)?.clone()?,
-            Want::Object(o) => o.path().parse().ok()?,
+            Want::Object(path) => path.parse().ok()?,
         };
         let headers = req.headers_mut();
         headers.insert(HOST, self.host.clone()?);
@@ -717,17 +789,23 @@ async fn worker_thread(
 /// worker threads in turn, sleeping then spinning to the instant as the UDP
 /// pacer does. Tickets carry their scheduled instant, so however late a
 /// request actually leaves is charged to its latency and shows as the
-/// pacing error. A trace replayed `fast` has no instants: its requests
-/// are released as the queues take them, in trace order.
+/// pacing error. What is due is handed over together (a run of up to
+/// `RUN` tickets) before the wait for the next instant; a trace replayed
+/// `fast` has no instants: its requests go out in runs of `RUN`, in trace
+/// order, as the queues take them.
 fn schedule(
-    queues: Vec<async_channel::Sender<Ticket>>,
+    queues: Vec<async_channel::Sender<Vec<Ticket>>>,
     total: u64,
     feed: Feed,
     start: Instant,
     deadline: Option<Instant>,
     cancel: &CancellationToken,
 ) -> Result<(), crate::traffic::TraceError> {
-    let threads = queues.len().max(1) as u64;
+    let mut out = Handout {
+        queues,
+        next: 0,
+        run: Vec::with_capacity(RUN),
+    };
     // Paced sends only (a `fast` trace never waits): see `Pacing`.
     let mut pacing = None;
     for (index, item) in (0..total).zip(feed) {
@@ -735,6 +813,10 @@ fn schedule(
         let scheduled = item.due.map(|d| start + d);
         let go = match scheduled {
             Some(due) => {
+                // What is due leaves now, not after this one's wait.
+                if due > Instant::now() && !out.flush() {
+                    break;
+                }
                 let pacing = pacing.get_or_insert_with(Pacing::take);
                 deadline.map_or(true, |d| due < d) && pacing.wait_until(due, cancel)
             }
@@ -743,19 +825,57 @@ fn schedule(
         if !go {
             break;
         }
-        let ticket = Ticket {
+        out.run.push(Ticket {
             index,
             scheduled,
             object: item.object,
-        };
-        // A full queue (the server is far behind) holds the pacer back; the
-        // tickets still carry their own schedule.
-        let queue = &queues[(index % threads) as usize];
-        if queue.send_blocking(ticket).is_err() {
+        });
+        if out.run.len() >= RUN && !out.flush() {
             break;
         }
     }
+    // Tickets released before a stop still go out.
+    out.flush();
     Ok(())
+}
+
+/// The feeder's run of released tickets and the worker thread it goes to next.
+struct Handout {
+    queues: Vec<async_channel::Sender<Vec<Ticket>>>,
+    next: usize,
+    run: Vec<Ticket>,
+}
+
+impl Handout {
+    /// Hands the run to the threads' queues, split evenly over them in turn
+    /// (requests due together go out on as many threads' connections as
+    /// there are). A full queue (the server is far behind) holds the feeder
+    /// back; the tickets still carry their own schedule. False once the
+    /// workers are gone.
+    fn flush(&mut self) -> bool {
+        let threads = self.queues.len();
+        if self.run.is_empty() || threads == 0 {
+            return true;
+        }
+        let mut run = std::mem::replace(&mut self.run, Vec::with_capacity(RUN));
+        let (base, extra) = (run.len() / threads, run.len() % threads);
+        for i in 0..threads {
+            let share = base + usize::from(i < extra);
+            if share == 0 {
+                break;
+            }
+            let rest = run.split_off(share);
+            let queue = &self.queues[self.next % threads];
+            self.next = self.next.wrapping_add(1);
+            if queue
+                .send_blocking(std::mem::replace(&mut run, rest))
+                .is_err()
+            {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// A worker thread's samples on their way to the collector: the batch its
@@ -862,8 +982,8 @@ async fn worker(client: u32, mut lane: Lane, shared: Shared, cancel: Cancellatio
             },
         };
         let want = match (ticket.object, &cfg.traffic.source) {
-            (Some(o), _) => Want::Object(o),
-            (None, Source::Catalog(c)) => Want::Object(c.request(ticket.index)),
+            (Some(path), _) => Want::Object(path),
+            (None, Source::Catalog(c)) => Want::Object(c.request(ticket.index).path()),
             (None, _) => Want::Listed((ticket.index % cfg.paths.len().max(1) as u64) as usize),
         };
         let sent_at = Instant::now();
