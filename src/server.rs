@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 use crate::interim::InterimIo;
 
 mod fast;
-pub use fast::QuickRequest;
+pub use fast::{QuickBody, QuickRequest};
 
 /// Error type of response bodies (file reads, upstream streams).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -154,10 +154,11 @@ pub trait Handler: Send + Sync + 'static {
     /// Answers a plain clear-text HTTP/1.1 request without hyper if it can
     /// do so cheaply: appends the response head to `out` as hyper would
     /// write it up to its `connection` and `date` lines (the server adds
-    /// those), counts and logs the request as [`Handler::handle`] would, and
-    /// returns the body to send (empty for HEAD). `None` leaves `out` as it
-    /// was, and hyper serves this request and the rest of the connection.
-    fn quick(&self, _req: &QuickRequest<'_>, _out: &mut Vec<u8>) -> Option<Bytes> {
+    /// those), counts the request as [`Handler::handle`] would, logs it (or
+    /// has the body's `sent` do so), and returns the body to send. `None`
+    /// leaves `out` as it was, and hyper serves this request and the rest
+    /// of the connection.
+    fn quick(&self, _req: &QuickRequest<'_>, _out: &mut Vec<u8>) -> Option<QuickBody> {
         None
     }
 }

@@ -185,8 +185,14 @@ pub(super) fn open_beneath(
         rel
     };
     // NONBLOCK: should a FIFO replace the file between the statx and this
-    // open, the open must not wait for a writer on a runtime thread.
-    let flags = flags | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+    // open, the open must not wait for a writer on a runtime thread. An
+    // `O_PATH` open opens nothing, and `openat2` refuses it any flag but
+    // CLOEXEC, DIRECTORY and NOFOLLOW (EINVAL).
+    let flags = if flags.contains(OFlags::PATH) {
+        flags | OFlags::CLOEXEC
+    } else {
+        flags | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK
+    };
     rustix::fs::openat2(dir, rel, flags, Mode::empty(), beneath())
 }
 

@@ -30,7 +30,9 @@ use super::hot::HotFiles;
 use super::path::{self, SafePath};
 use super::{OriginConfig, LOG_TARGET};
 use crate::clock::Clock;
-use crate::server::{self, bump, closing, text, Body, BodyError, ConnStats, Handler, HttpLimits};
+use crate::server::{
+    self, bump, closing, text, Body, BodyError, ConnStats, Handler, HttpLimits, QuickBody,
+};
 use crate::throttle::Throttle;
 
 use body::{serve_file, FileHead, LoggedBody, RequestLog};
@@ -254,11 +256,13 @@ impl Handler for Files {
         response.map(|inner| LoggedBody { inner, log }.boxed())
     }
 
-    /// A GET or HEAD of a file kept in memory, still the version on disk
-    /// (the same `statx` check as [`Fast::lookup`]), with no conditional:
-    /// the kept head, a date and the body, counted and logged as
-    /// [`Files::handle`] does. Anything else is declined (hyper serves it).
-    fn quick(&self, req: &server::QuickRequest<'_>, out: &mut Vec<u8>) -> Option<Bytes> {
+    /// A GET or HEAD of a regular file with no conditional and no `Range`,
+    /// found as [`Fast::lookup`] finds it: from memory if kept and still the
+    /// version on disk (the same `statx` check), else opened inline; its
+    /// head as hyper writes [`serve_file`]'s, counted and logged as
+    /// [`Files::handle`] does. Anything else (folders, errors, symlinks,
+    /// objects) is declined: hyper serves it.
+    fn quick(&self, req: &server::QuickRequest<'_>, out: &mut Vec<u8>) -> Option<QuickBody> {
         if !self.quick {
             return None;
         }
@@ -283,15 +287,82 @@ impl Handler for Files {
         else {
             return None;
         };
-        let (body, head) = self.hot.get(&rel, &stamp)?;
+        let Some((body, head)) = self.hot.get(&rel, &stamp) else {
+            return self.quick_file(req, dir.as_fd(), &rel, &stamp, out, started);
+        };
         out.extend_from_slice(head.quick_head(self.cache_control.as_ref()));
         let body = if req.head { Bytes::new() } else { body };
+        self.count_quick();
+        Some(self.quick_sent(req, body, started))
+    }
+}
+
+impl Files {
+    /// A file not kept (yet): opened beneath the folder as [`Fast::lookup`]
+    /// opens it (HEAD with `O_PATH`), its head made for this version; a
+    /// small one read whole and kept, a larger one left to `sendfile(2)`.
+    /// Counted now, logged once sent.
+    fn quick_file(
+        &self,
+        req: &server::QuickRequest<'_>,
+        dir: std::os::fd::BorrowedFd<'_>,
+        rel: &Path,
+        stamp: &super::hot::Stamp,
+        out: &mut Vec<u8>,
+        started: Instant,
+    ) -> Option<QuickBody> {
+        use lookup::Content;
+        let flags = if req.head {
+            rustix::fs::OFlags::PATH
+        } else {
+            rustix::fs::OFlags::RDONLY
+        };
+        let file = std::fs::File::from(lookup::open_beneath(dir, rel, flags).ok()?);
+        let head = Arc::new(FileHead::new(rel, &lookup::meta_of(stamp)));
+        let content = if req.head {
+            Content::None
+        } else {
+            // A read error is left to hyper's path, which answers 500.
+            lookup::read_content(file, head.len).ok()?
+        };
+        out.extend_from_slice(head.quick_head(self.cache_control.as_ref()));
+        self.count_quick();
+        let file = match content {
+            Content::Stream(file) => file,
+            Content::Small(body) => {
+                self.hot
+                    .put(rel, *stamp, &body, head.clone(), self.clock.wall());
+                return Some(self.quick_sent(req, body, started));
+            }
+            Content::None => return Some(self.quick_sent(req, Bytes::new(), started)),
+        };
+        let (peer, target) = (req.peer, req.target.to_string());
+        let (len, counters) = (head.len, self.counters.clone());
+        let sent = Box::new(move |bytes: u64| {
+            server::add(&counters.bytes_sent, bytes);
+            let complete = bytes == len;
+            body::log_request(
+                peer,
+                "GET",
+                &target,
+                200,
+                bytes,
+                started.elapsed(),
+                complete,
+            );
+        });
+        Some(QuickBody::File { file, len, sent })
+    }
+
+    /// A fast answer's body in memory, counted and logged.
+    fn quick_sent(
+        &self,
+        req: &server::QuickRequest<'_>,
+        body: Bytes,
+        started: Instant,
+    ) -> QuickBody {
         let bytes = body.len() as u64;
-        let c = &self.counters;
-        bump(&c.requests);
-        bump(&c.by_class[0]);
-        bump(&c.quick);
-        server::add(&c.bytes_sent, bytes);
+        server::add(&self.counters.bytes_sent, bytes);
         body::log_request(
             req.peer,
             req.method(),
@@ -301,7 +372,15 @@ impl Handler for Files {
             started.elapsed(),
             true,
         );
-        Some(body)
+        QuickBody::Bytes(body)
+    }
+
+    /// Counts a 200 answered by the fast path.
+    fn count_quick(&self) {
+        let c = &self.counters;
+        bump(&c.requests);
+        bump(&c.by_class[0]);
+        bump(&c.quick);
     }
 }
 

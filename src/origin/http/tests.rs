@@ -117,7 +117,13 @@ mod quick {
         let one_k: Vec<u8> = (0..1024u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(www.join("1k.bin"), one_k).unwrap();
         std::fs::write(www.join("60k.bin"), vec![9u8; 60 * 1024]).unwrap();
+        std::fs::write(www.join("big.bin"), big()).unwrap();
         (dir, www)
+    }
+
+    /// A file too large to keep: sent with sendfile(2).
+    fn big() -> Vec<u8> {
+        (0..300 * 1024u32).map(|i| (i % 253) as u8).collect()
     }
 
     /// Sends `bytes` in one write and reads until the server closes.
@@ -162,10 +168,12 @@ mod quick {
             get("/1k.bin"),
             get("/1k.bin?v=1"),
             get("/60k.bin"),
+            get("/big.bin"),
             "HEAD /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n".into(),
             "GET /hello.txt HTTP/1.1\r\nhost: localhost:8080\r\nAccept: */*\r\nUser-Agent: t\r\n\r\n".into(),
             "GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n".into(),
             "GET /hello.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"nope\"\r\n\r\n".into(),
+            "HEAD /big.bin HTTP/1.1\r\nHost: x\r\n\r\n".into(),
             "GET /hello.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: Thu, 01 Jan 2099 00:00:00 GMT\r\n\r\n".into(),
             "GET /hello.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\n\r\n".into(),
             "POST /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc".into(),
@@ -220,10 +228,9 @@ mod quick {
         // The same requests counted the same way.
         assert_eq!(fast.http.stats(), slow.http.stats());
         let quick = |o: &Origin| o.http.counters.quick.load(Ordering::Relaxed);
-        // Alone: the plain requests for files already kept (5 in the first
-        // half of the corpus, 8 in the second); pipelined: the 7 before the
-        // first one hyper must answer.
-        assert_eq!((quick(&fast), quick(&slow)), (20, 0));
+        // Alone: the 10 plain requests for files in each half of the
+        // corpus; pipelined: the 8 before the first one hyper must answer.
+        assert_eq!((quick(&fast), quick(&slow)), (28, 0));
     }
 
     #[tokio::test]
@@ -275,7 +282,45 @@ mod quick {
         assert_eq!(body_bytes, want_len - 13);
         let stats = origin.http.stats();
         assert_eq!((stats.requests, stats.status_2xx), (103, 103));
-        assert_eq!(origin.http.counters.quick.load(Ordering::Relaxed), 101);
+        assert_eq!(origin.http.counters.quick.load(Ordering::Relaxed), 103);
+    }
+
+    #[tokio::test]
+    async fn a_large_file_is_sent_byte_exact() {
+        let (_dir, www) = site();
+        let origin = start(&www, HttpLimits::default(), true).await;
+        let warm = get("/hello.txt").replacen("\r\n", "\r\nConnection: close\r\n", 1);
+        exchange(origin.addr, warm.as_bytes()).await;
+        let mut reqs = String::new();
+        for _ in 0..3 {
+            reqs.push_str(&get("/big.bin"));
+            reqs.push_str(&get("/hello.txt"));
+        }
+        reqs.push_str("GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let got = exchange(origin.addr, reqs.as_bytes()).await;
+        let big = big();
+        let mut rest = &got[..];
+        for i in 0..7 {
+            let end = rest.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let head = String::from_utf8_lossy(&rest[..end]).to_string();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            if i % 2 == 0 {
+                assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+                assert!(rest[end..end + len] == big[..], "answer {i}");
+            } else {
+                assert_eq!(&rest[end..end + len], b"hello, world\n", "answer {i}");
+            }
+            rest = &rest[end + len..];
+        }
+        assert!(rest.is_empty());
+        let stats = origin.http.stats();
+        assert_eq!(stats.bytes_sent, 4 * big.len() as u64 + 4 * 13);
+        assert_eq!(origin.http.counters.quick.load(Ordering::Relaxed), 8);
     }
 
     #[tokio::test]
