@@ -62,10 +62,15 @@ compare() {
     read -r d_loss d_p50 d_p99 <<<"$(probe3 "$e" 50000 "$SECS" "$pin")"
     read -r p_loss p_p50 p_p99 <<<"$(probe3 "$p" 50000 "$SECS" "$pin")"
     diff_us=$(python3 -c "print(round(($p_p50 - $d_p50) * 1000))")
+    # A direct run that lost datagrams or queued for milliseconds is no
+    # baseline: the proxy cannot be "within 30 µs" of an overloaded path.
+    local p50_met
+    p50_met=$(python3 -c "print('no (direct run overloaded: no baseline)' if float('$d_loss') > 0 or float('$d_p50') > 1 else '')")
+    [ -n "$p50_met" ] || p50_met=$(at_most "$diff_us" 30)
     row "UDP 50k/s through the proxy$label: loss" "${p_loss} %" "direct echo ${d_loss} %" "-" "0 %" \
         "$(python3 -c "print('yes' if float('$p_loss') == 0 else 'no')")"
     row "UDP 50k/s through the proxy$label: RTT p50" "${p_p50} ms (+${diff_us} µs)" "direct echo ${d_p50} ms" \
-        "$(ratio "$p_p50" "$d_p50")" "≤ direct + 30 µs" "$(at_most "$diff_us" 30)"
+        "$(ratio "$p_p50" "$d_p50")" "≤ direct + 30 µs" "$p50_met"
     row "UDP 50k/s through the proxy$label: RTT p99" "${p_p99} ms" "direct echo ${d_p99} ms" \
         "$(ratio "$p_p99" "$d_p99")" "-" "-"
 }

@@ -1,6 +1,6 @@
 //! How a workload's pacing thread waits for the instant of its next send:
 //! the UDP probe's datagrams and the open-loop HTTP load's requests. One
-//! loop for both, so both stall (or not) the same way on a busy host.
+//! loop for both; only the HTTP pacer takes real-time priority.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -37,15 +37,11 @@ impl Pacing {
         }
     }
 
-    /// Sleep then spin, at the thread's own priority: for a thread that
-    /// has no schedule to keep.
+    /// Sleep then spin, at the thread's own priority: for the UDP pacer,
+    /// whose real-time preemptions would starve what it measures
+    /// (`workload::udp::pace`).
     pub(super) fn normal() -> Self {
         Pacing { real_time: false }
-    }
-
-    /// Whether the thread got real-time priority.
-    pub(super) fn real_time(&self) -> bool {
-        self.real_time
     }
 
     /// Waits until `due`; false on cancellation.

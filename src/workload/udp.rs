@@ -3,10 +3,9 @@
 //! udp` and by the scenario runner; it knows nothing of CSV files or tables.
 //!
 //! Threads and tasks: one pacing thread (its own, `netrun-pacer`) sends for
-//! every flow at `start + i × interval`: at real-time priority where allowed,
-//! sleeping to each instant but waking at most every 100 µs (shorter
-//! intervals leave in small bursts), else sleeping then spinning for the last 200 µs
-//! (`workload/pacing.rs`; tokio's timer has millisecond granularity); one
+//! every flow at `start + i × interval`, at its normal priority, sleeping
+//! then spinning for the last 200 µs (`workload/pacing.rs`; tokio's timer
+//! has millisecond granularity; why not real-time priority: [`pace`]); one
 //! receive task per flow drains its socket with `recvmmsg` (up to 32 replies
 //! a call), classifies the replies and sends them in batches down a bounded
 //! channel to the collector (this function), which calls `on_packet` off the
@@ -243,8 +242,9 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
     drop(tx);
     drop(end_rx);
 
-    // A thread of its own, not one of tokio's blocking pool: the pacer may
-    // take real-time priority, which must not stay with a pool thread.
+    // A thread of its own, not one of tokio's blocking pool: it spins the
+    // last 200 µs before each send, which a pool thread shared with file
+    // writes should not.
     let (paced_tx, paced_rx) = tokio::sync::oneshot::channel();
     {
         let (count, size, interval) = (config.count, config.size, config.interval);
@@ -696,22 +696,14 @@ fn elapsed_ns(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Shortest sleep of a real-time pacer: at intervals below it, it sends what
-/// fell due since it last woke at once (each datagram stamped when it
-/// leaves; the lateness shows as the pacing error, ~45 µs on average at
-/// 50k/s). Woken for every datagram at 50k/s, a real-time pacer cost more
-/// CPU per datagram than spinning (16 µs against 10) and its preemptions
-/// starved the echo it measured (55 % loss direct; bench/README.md,
-/// session 31). At most 10,000 wake-ups a second.
-const MIN_WAKE_GAP: Duration = Duration::from_micros(100);
-
-/// Longest a real-time pacer sends without sleeping when it is behind
-/// schedule: then it naps [`MIN_WAKE_GAP`].
-const MAX_BUSY: Duration = Duration::from_millis(1);
-
 /// Sends datagram `i` of every flow at `start + i × interval`, recording the
-/// achieved send times. Blocking: runs on its own thread, which it moves to
-/// real-time priority where allowed ([`Pacing`]).
+/// achieved send times. Blocking: runs on its own thread, at its normal
+/// priority. Unlike the HTTP open-loop pacer it does not take real-time
+/// priority: at 50k datagrams/s a real-time pacer preempts the echo and the
+/// proxy it measures, and on a quiet machine the RTT through the proxy went
+/// from 0.9–5.3 ms (normal priority) to 59–154 ms with 6 % loss
+/// (bench/README.md, session 31); woken for every datagram it also cost more
+/// CPU than spinning (16 µs a datagram against 10).
 #[allow(clippy::too_many_arguments)]
 fn pace(
     sockets: Vec<std::net::UdpSocket>,
@@ -747,37 +739,17 @@ fn pace(
         lateness_sum_ns: 0.0,
         lateness_max_ns: 0,
     };
-    // With no schedule (interval 0) there is nothing to wake up for on
-    // time, and a real-time thread sending flat out would keep its core
-    // from everything else.
-    let pacing = if interval.is_zero() {
-        Pacing::normal()
-    } else {
-        Pacing::take()
-    };
-    let gap = if pacing.real_time() {
-        MIN_WAKE_GAP
-    } else {
-        Duration::ZERO
-    };
-    let mut woke = start;
+    let pacing = Pacing::normal();
     for seq in 0..count {
         let due_ns = interval_ns.saturating_mul(seq);
         let due = start + Duration::from_nanos(due_ns);
         let now = Instant::now();
         if due > now {
-            if !pacing.wait_until(due.max(woke + gap), cancel) {
+            if !pacing.wait_until(due, cancel) {
                 break;
             }
-            woke = Instant::now();
         } else if cancel.is_cancelled() {
             break;
-        } else if pacing.real_time() && now.saturating_duration_since(woke) > MAX_BUSY {
-            // Behind schedule for long (a rate past what the host can
-            // send): a real-time thread still naps, so the receivers
-            // sharing its core run; the lateness shows as pacing error.
-            thread::sleep(MIN_WAKE_GAP);
-            woke = Instant::now();
         }
         for (flow, socket) in (0u32..).zip(&sockets) {
             let now_ns = elapsed_ns(start);
@@ -795,7 +767,7 @@ fn pace(
             // (and put the RTT in the same slot) before `send` returns.
             send_times[flow as usize].record(seq, now_ns);
             paced.first_send_ns.get_or_insert(now_ns);
-            send(socket, buf, &pacing, cancel)?;
+            send(socket, buf, cancel)?;
             let late = now_ns.saturating_sub(due_ns);
             paced.lateness_sum_ns += late as f64;
             paced.lateness_max_ns = paced.lateness_max_ns.max(late);
@@ -812,7 +784,6 @@ fn pace(
 fn send(
     socket: &std::net::UdpSocket,
     buf: &[u8],
-    pacing: &Pacing,
     cancel: &CancellationToken,
 ) -> anyhow::Result<()> {
     let mut refused = 0;
@@ -823,13 +794,7 @@ fn send(
                 if cancel.is_cancelled() {
                     return Ok(());
                 }
-                if pacing.real_time() {
-                    // Yielding would keep a real-time thread on its core:
-                    // the threads that drain the buffer could not run there.
-                    thread::sleep(Duration::from_micros(50));
-                } else {
-                    thread::yield_now();
-                }
+                thread::yield_now();
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && refused < 2 => refused += 1,
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Ok(()),
