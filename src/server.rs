@@ -213,14 +213,20 @@ impl<S> WriteTimeout<S> {
             return Poll::Pending;
         }
         self.fired.store(true, Ordering::Relaxed);
-        Poll::Ready(Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!(
-                "client read nothing for {}",
-                crate::units::format_duration(timeout)
-            ),
-        )))
+        Poll::Ready(Err(write_timed_out(timeout)))
     }
+}
+
+/// The error of a write that made no progress for `timeout`: the client
+/// stopped reading (hyper's path and the fast path alike).
+fn write_timed_out(timeout: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!(
+            "client read nothing for {}",
+            crate::units::format_duration(timeout)
+        ),
+    )
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for WriteTimeout<S> {
@@ -682,13 +688,7 @@ impl<H: Handler> Connection<H> {
         let served = Arc::new(AtomicU64::new(served));
         // Handlers reach the connection's writer to send 1xx responses.
         let service = self.service(peer, Some(stream.interim()), served.clone());
-        let Connection {
-            limits,
-            shutdown,
-            stats,
-            name,
-            ..
-        } = self;
+        let limits = &self.limits;
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
@@ -704,31 +704,46 @@ impl<H: Handler> Connection<H> {
         tokio::pin!(conn);
         let result = tokio::select! {
             r = conn.as_mut() => r,
-            _ = shutdown.cancelled() => {
+            _ = self.shutdown.cancelled() => {
                 conn.as_mut().graceful_shutdown();
                 conn.await
             }
         };
         let Err(e) = result else { return };
         if write_stalled.load(Ordering::Relaxed) {
-            stats.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(server = name, %peer, timeout = ?limits.write_timeout,
-                "closed connection: the client stopped reading the response (write timeout)");
+            self.stopped_reading(peer);
             return;
         }
-        let idle = e.is_timeout() && served.load(Ordering::Relaxed) > 0;
-        if idle {
-            tracing::debug!(server = name, %peer, "closed idle keep-alive connection");
-            return;
-        }
-        stats.errors.fetch_add(1, Ordering::Relaxed);
         if e.is_timeout() {
-            tracing::warn!(server = name, %peer, "closed connection: request head not received in time");
-        } else if e.is_parse_too_large() {
-            tracing::warn!(server = name, %peer, "refused request: header too large (431)");
-        } else {
-            tracing::debug!(server = name, %peer, error = %e, "connection error");
+            self.head_timed_out(peer, served.load(Ordering::Relaxed));
+            return;
         }
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        if e.is_parse_too_large() {
+            tracing::warn!(server = self.name, %peer, "refused request: header too large (431)");
+        } else {
+            tracing::debug!(server = self.name, %peer, error = %e, "connection error");
+        }
+    }
+
+    /// The head timeout, on hyper's path and the fast path alike: after a
+    /// request it is an idle keep-alive connection closing, before one an
+    /// attack (slowloris).
+    fn head_timed_out(&self, peer: SocketAddr, served: u64) {
+        if served > 0 {
+            tracing::debug!(server = self.name, %peer, "closed idle keep-alive connection");
+            return;
+        }
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(server = self.name, %peer, "closed connection: request head not received in time");
+    }
+
+    /// A write made no progress for the write timeout: the client stopped
+    /// reading its response.
+    fn stopped_reading(&self, peer: SocketAddr) {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(server = self.name, %peer, timeout = ?self.limits.write_timeout,
+            "closed connection: the client stopped reading the response (write timeout)");
     }
 }
 

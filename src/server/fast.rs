@@ -327,23 +327,11 @@ impl<H: Handler> Connection<H> {
         Step::Answered { used, close, file }
     }
 
-    /// The head timeout, accounted as hyper's path does: after a request it
-    /// is an idle keep-alive connection closing, before one an attack.
-    fn head_timed_out(&self, peer: SocketAddr, served: u64) {
-        if served > 0 {
-            tracing::debug!(server = self.name, %peer, "closed idle keep-alive connection");
-            return;
-        }
-        self.stats.errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(server = self.name, %peer, "closed connection: request head not received in time");
-    }
-
     fn write_failed(&self, peer: SocketAddr, e: &io::Error) {
-        self.stats.errors.fetch_add(1, Ordering::Relaxed);
         if e.kind() == io::ErrorKind::TimedOut {
-            tracing::warn!(server = self.name, %peer, timeout = ?self.limits.write_timeout,
-                "closed connection: the client stopped reading the response (write timeout)");
+            self.stopped_reading(peer);
         } else {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(server = self.name, %peer, error = %e, "connection error");
         }
     }
@@ -465,13 +453,7 @@ async fn wait_writable(
     let since = *stalled.get_or_insert_with(Instant::now);
     match tokio::time::timeout_at(since + timeout, stream.writable()).await {
         Ok(r) => r,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!(
-                "client read nothing for {}",
-                crate::units::format_duration(timeout)
-            ),
-        )),
+        Err(_) => Err(super::write_timed_out(timeout)),
     }
 }
 

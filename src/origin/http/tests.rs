@@ -159,6 +159,20 @@ mod quick {
         format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")
     }
 
+    /// The response head at the front of `bytes`: its text, its length in
+    /// bytes and its `content-length`.
+    fn response_head(bytes: &[u8]) -> (String, usize, usize) {
+        let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&bytes[..end]).to_string();
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        (head, end, len)
+    }
+
     /// Requests of every kind: plain ones the fast path answers, and the
     /// ones it leaves to hyper (conditionals, bodies, other methods,
     /// HTTP/1.0, odd hosts, folders, missing files, objects).
@@ -258,14 +272,7 @@ mod quick {
         let mut rest = &got[..];
         let mut body_bytes = 0;
         for i in 0..101 {
-            let end = rest.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-            let head = String::from_utf8_lossy(&rest[..end]).to_string();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length: "))
-                .unwrap()
-                .parse()
-                .unwrap();
+            let (_, end, len) = response_head(rest);
             let body_len = if i == 100 { 0 } else { len };
             let body = &rest[end..end + body_len];
             if i == 100 {
@@ -301,14 +308,7 @@ mod quick {
         let big = big();
         let mut rest = &got[..];
         for i in 0..7 {
-            let end = rest.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-            let head = String::from_utf8_lossy(&rest[..end]).to_string();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length: "))
-                .unwrap()
-                .parse()
-                .unwrap();
+            let (head, end, len) = response_head(rest);
             if i % 2 == 0 {
                 assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
                 assert!(rest[end..end + len] == big[..], "answer {i}");
