@@ -244,6 +244,17 @@ fn bad_traffic_keys_and_traces_exit_2_naming_file_line_and_fix() {
 /// benchmark runs it): every line once, in trace order with one client, as
 /// `/objects/<key>/<size>` answered with exactly `size` bytes; with recorded
 /// timing the rows carry their schedule. Bad traces and flags exit 2.
+/// The JSON summary of a run that must have succeeded (its stderr shown if not).
+fn json_summary(out: &std::process::Output) -> serde_json::Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
 #[test]
 fn probe_http_replays_a_trace_against_an_external_server() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -276,13 +287,7 @@ fn probe_http_replays_a_trace_against_an_external_server() {
         .arg(&rows_csv)
         .output()
         .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let summary = json_summary(&out);
     assert_eq!(summary["requests"], 300);
     assert_eq!(summary["errors"], 0);
     let rows = common_csv::read_csv(&rows_csv);
@@ -313,13 +318,7 @@ fn probe_http_replays_a_trace_against_an_external_server() {
         .arg(&trace)
         .output()
         .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let summary = json_summary(&out);
     assert_eq!(
         (summary["requests"].as_u64(), summary["errors"].as_u64()),
         (Some(300), Some(0))
