@@ -460,6 +460,17 @@ impl Drop for TlsServe {
     }
 }
 
+/// `netrun check FILE`, bounded in time.
+fn netrun_check(file: &std::path::Path) -> std::process::Output {
+    assert_cmd::Command::cargo_bin("netrun")
+        .unwrap()
+        .arg("check")
+        .arg(file)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap()
+}
+
 fn netrun_probe(args: &[&str], extra: &[&std::ffi::OsStr]) -> std::process::Output {
     assert_cmd::Command::cargo_bin("netrun")
         .unwrap()
@@ -1017,13 +1028,7 @@ fn check_scenario(workload: &str) -> (Option<i32>, String, String) {
         format!("name = \"h2\"\n[[workload]]\nkind = \"http\"\nname = \"page\"\n{workload}"),
     )
     .unwrap();
-    let out = assert_cmd::Command::cargo_bin("netrun")
-        .unwrap()
-        .arg("check")
-        .arg(&file)
-        .timeout(Duration::from_secs(60))
-        .output()
-        .unwrap();
+    let out = netrun_check(&file);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -1282,13 +1287,7 @@ fn a_tls_scenario_is_checked_and_its_run_speaks_https_to_both_services() {
         ),
     )
     .unwrap();
-    let check = assert_cmd::Command::cargo_bin("netrun")
-        .unwrap()
-        .arg("check")
-        .arg(&file)
-        .timeout(Duration::from_secs(60))
-        .output()
-        .unwrap();
+    let check = netrun_check(&file);
     let text = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "{text}");
     assert!(
@@ -1425,13 +1424,7 @@ fn check_and_the_proxy_start_line_show_the_tls_name_checked() {
          [[workload]]\nkind = \"http\"\nname = \"page\"\ntarget = \"origin\"\n",
     )
     .unwrap();
-    let out = assert_cmd::Command::cargo_bin("netrun")
-        .unwrap()
-        .arg("check")
-        .arg(&file)
-        .timeout(Duration::from_secs(60))
-        .output()
-        .unwrap();
+    let out = netrun_check(&file);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}{out:?}");
     assert!(
