@@ -536,6 +536,8 @@ pub async fn spawn_with_hooks(
             shutdown: shutdown.clone(),
         },
     );
+    let udp =
+        crate::udp_batch::UdpIo::from_tokio(udp).context("registering the proxy's UDP socket")?;
     let forwarder = udp::Forwarder::new(
         Arc::new(udp),
         config.upstream_udp,
