@@ -460,4 +460,42 @@ mod tests {
         let n = a.recv(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"a again");
     }
+
+    /// The rare wait for room: a socket with room is writable at once,
+    /// however many times it is asked (each wait watches a clone of the
+    /// descriptor), and the socket still receives afterwards.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_read_only_socket_can_still_wait_for_room_to_send() {
+        let io = UdpIo::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = peer.local_addr().unwrap();
+        for round in 0..3u8 {
+            tokio::time::timeout(std::time::Duration::from_secs(10), io.writable())
+                .await
+                .expect("a socket with room is writable at once")
+                .unwrap();
+            assert_eq!(try_send(&io, &[(&[round], Some(to))]).unwrap(), 1);
+        }
+        let mut buf = [0u8; 4];
+        for round in 0..3u8 {
+            let n = peer.recv(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], &[round]);
+        }
+        peer.send_to(b"back", io.local_addr().unwrap())
+            .await
+            .unwrap();
+        let mut batch = RecvBatch::with_slot_bytes(16);
+        loop {
+            io.readable().await.unwrap();
+            match batch.try_recv(&io) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(
+            batch.iter().next().map(|(p, _)| p.to_vec()),
+            Some(b"back".to_vec())
+        );
+    }
 }
