@@ -496,9 +496,11 @@ async fn one_connection_mixes_hits_misses_and_conditionals() {
 /// the first two is still there.
 async fn kept_after_a_fast_hit(policy: Policy) -> HashMap<&'static str, bool> {
     let (upstream, _) = upstream().await;
-    let mut cache = CacheConfig::default();
-    cache.policy = policy;
-    cache.capacity_objects = Some(2);
+    let cache = CacheConfig {
+        policy,
+        capacity_objects: Some(2),
+        ..CacheConfig::default()
+    };
     let proxy = start(upstream, Arc::new(ManualClock::new()), cache, true).await;
     for path in ["/k/a", "/k/b", "/k/a", "/k/c"] {
         proxy.exchange(closing(&get(path)).as_bytes()).await;
