@@ -7,6 +7,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -21,6 +22,9 @@ use tokio::io::Interest;
 #[derive(Debug)]
 pub struct UdpIo {
     fd: AsyncFd<std::net::UdpSocket>,
+    /// Runs of same-size datagrams to one peer leave as one segmented
+    /// send (`UDP_SEGMENT`) until the kernel refuses one.
+    gso: AtomicBool,
 }
 
 impl UdpIo {
@@ -30,7 +34,10 @@ impl UdpIo {
         // SAFETY: the AsyncFd owns the socket, so its descriptor stays open
         // and the same for the AsyncFd's whole life.
         let fd = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE)? };
-        Ok(UdpIo { fd })
+        Ok(UdpIo {
+            fd,
+            gso: AtomicBool::new(cfg!(target_os = "linux")),
+        })
     }
 
     /// A tokio socket moved over (its registration dropped).
@@ -160,11 +167,51 @@ impl RecvBatch {
 /// the socket ran out of room, or the first unsent one failed and the next
 /// call reports why. `WouldBlock` when none fit (the kernel's word: the
 /// socket is not watched for writability).
+///
+/// On Linux a run of consecutive datagrams of one size to one peer leaves
+/// as one segmented send (UDP GSO, `UDP_SEGMENT`): the kernel takes the run
+/// through the IP layer and the device once, and cuts it back into the same
+/// datagrams before any receiver sees them (a receiver without `UDP_GRO`
+/// gets each one as sent). A kernel or route that refuses segmentation
+/// (too old, a run wider than the path's MTU allows) turns it off for this
+/// socket, and the run goes out datagram by datagram.
 pub fn try_send(sock: &UdpIo, msgs: &[(&[u8], Option<SocketAddr>)]) -> io::Result<usize> {
     if msgs.is_empty() {
         return Ok(0);
     }
-    imp::send(sock.get_ref(), msgs)
+    let gso = sock.gso.load(Ordering::Relaxed);
+    match imp::send(sock.get_ref(), msgs, gso) {
+        Err(e) if gso && run_len(msgs, true) > 1 && imp::gso_refused(&e) => {
+            sock.gso.store(false, Ordering::Relaxed);
+            tracing::debug!(error = %e, "UDP segmentation offload refused; sending datagram by datagram");
+            imp::send(sock.get_ref(), msgs, false)
+        }
+        r => r,
+    }
+}
+
+/// Most datagrams in one segmented send (the kernel takes up to 64).
+const MAX_SEGMENTS: usize = 32;
+/// Most payload bytes in one segmented send: it travels as one IP packet
+/// until the kernel cuts it.
+const MAX_SEGMENTED_BYTES: usize = 65_000;
+
+/// How many datagrams from the start of `msgs` leave as one send: a run of
+/// the same size (not empty) to the same peer, within the kernel's limits;
+/// 1 without `gso`.
+fn run_len(msgs: &[(&[u8], Option<SocketAddr>)], gso: bool) -> usize {
+    let Some(&(first, to)) = msgs.first() else {
+        return 0;
+    };
+    if !gso || first.is_empty() {
+        return 1;
+    }
+    let per = MAX_SEGMENTS.min(MAX_SEGMENTED_BYTES / first.len()).max(1);
+    1 + msgs[1..]
+        .iter()
+        .take(per - 1)
+        .take_while(|(p, t)| p.len() == first.len() && *t == to)
+        .count()
 }
 
 #[cfg(target_os = "linux")]
@@ -230,55 +277,117 @@ mod imp {
         Ok(r as usize)
     }
 
+    /// `UDP_SEGMENT` (linux/udp.h): the size of each datagram of a send.
+    const UDP_SEGMENT: libc::c_int = 103;
+
+    /// One control message carrying a segment size: the `cmsghdr`, then its
+    /// two bytes of data at the aligned offset `CMSG_DATA` gives.
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct SegmentCmsg {
+        hdr: libc::cmsghdr,
+        size: u16,
+        _pad: [u8; 6],
+    }
+
+    // The segment size sits where `CMSG_DATA` points, and the whole fits
+    // the space `CMSG_SPACE` asks for.
+    const _: () = assert!(
+        std::mem::offset_of!(SegmentCmsg, size) == size_of::<libc::cmsghdr>()
+            // SAFETY: a const computation on a length, no pointers.
+            && size_of::<SegmentCmsg>() >= unsafe { libc::CMSG_SPACE(2) } as usize
+    );
+
+    /// The errors a kernel gives a segmented send it cannot do.
+    pub(super) fn gso_refused(e: &io::Error) -> bool {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::EINVAL | libc::EIO | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+        )
+    }
+
+    /// Sends up to [`SLOTS`] of `msgs` with one `sendmmsg`, a run of
+    /// same-size datagrams to one peer as one segmented message when `gso`;
+    /// returns how many datagrams left.
     pub(super) fn send(
         sock: &impl AsRawFd,
         msgs: &[(&[u8], Option<SocketAddr>)],
+        gso: bool,
     ) -> io::Result<usize> {
         let n = msgs.len().min(SLOTS);
+        let msgs = &msgs[..n];
+        // (first datagram, how many) of each message sent.
+        let mut groups = [(0usize, 0usize); SLOTS];
+        let mut g = 0;
+        let mut i = 0;
+        while i < n {
+            let k = super::run_len(&msgs[i..], gso);
+            groups[g] = (i, k);
+            g += 1;
+            i += k;
+        }
         // SAFETY: all-zero is a valid value of these plain C structs.
         let mut addrs: [libc::sockaddr_storage; SLOTS] = unsafe { zeroed() };
         let mut iovs: [libc::iovec; SLOTS] = unsafe { zeroed() };
         let mut hdrs: [libc::mmsghdr; SLOTS] = unsafe { zeroed() };
-        // Fill every address and iovec first, then take the raw pointers:
-        // a pointer taken before a later `&mut` borrow of the same element
-        // would be invalidated by it (Stacked Borrows).
+        let mut ctrls: [SegmentCmsg; SLOTS] = unsafe { zeroed() };
+        // Fill every address, iovec and control message first, then take
+        // the raw pointers: a pointer taken before a later `&mut` borrow of
+        // the same element would be invalidated by it (Stacked Borrows).
         let mut namelens = [0 as libc::socklen_t; SLOTS];
-        for (i, (payload, to)) in msgs.iter().take(n).enumerate() {
+        for (i, (payload, _)) in msgs.iter().enumerate() {
             iovs[i] = libc::iovec {
                 iov_base: payload.as_ptr() as *mut libc::c_void,
                 iov_len: payload.len(),
             };
-            if let Some(to) = to {
-                namelens[i] = to_raw(to, &mut addrs[i]);
+        }
+        for (j, &(first, k)) in groups[..g].iter().enumerate() {
+            if let Some(to) = &msgs[first].1 {
+                namelens[j] = to_raw(to, &mut addrs[j]);
+            }
+            if k > 1 {
+                ctrls[j].hdr.cmsg_level = libc::SOL_UDP;
+                ctrls[j].hdr.cmsg_type = UDP_SEGMENT;
+                // SAFETY: a const computation on a length, no pointers.
+                ctrls[j].hdr.cmsg_len = unsafe { libc::CMSG_LEN(2) } as _;
+                ctrls[j].size = msgs[first].0.len() as u16;
             }
         }
         let addrs_ptr = addrs.as_mut_ptr();
         let iovs_ptr = iovs.as_mut_ptr();
-        for (i, (_, to)) in msgs.iter().take(n).enumerate() {
-            let h = &mut hdrs[i].msg_hdr;
-            if to.is_some() {
-                // SAFETY: i < n <= SLOTS, inside the array.
-                h.msg_name = unsafe { addrs_ptr.add(i) }.cast();
-                h.msg_namelen = namelens[i];
+        let ctrls_ptr = ctrls.as_mut_ptr();
+        for (j, &(first, k)) in groups[..g].iter().enumerate() {
+            let h = &mut hdrs[j].msg_hdr;
+            if msgs[first].1.is_some() {
+                // SAFETY: j < g <= SLOTS, inside the array.
+                h.msg_name = unsafe { addrs_ptr.add(j) }.cast();
+                h.msg_namelen = namelens[j];
             }
-            // SAFETY: as above.
-            h.msg_iov = unsafe { iovs_ptr.add(i) };
-            h.msg_iovlen = 1;
+            // SAFETY: first + k <= n <= SLOTS, inside the array.
+            h.msg_iov = unsafe { iovs_ptr.add(first) };
+            h.msg_iovlen = k as _;
+            if k > 1 {
+                // SAFETY: j < g <= SLOTS, inside the array.
+                h.msg_control = unsafe { ctrls_ptr.add(j) }.cast();
+                // SAFETY: a const computation on a length, no pointers.
+                h.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as _;
+            }
         }
-        // SAFETY: every header points at a live payload (only read) and a
-        // filled address of the length it gives, or none.
+        // SAFETY: every header points at live payloads (only read), a
+        // filled address of the length it gives or none, and a filled
+        // control message of the length it gives or none.
         let r = unsafe {
             libc::sendmmsg(
                 sock.as_raw_fd(),
                 hdrs.as_mut_ptr(),
-                n as libc::c_uint,
+                g as libc::c_uint,
                 libc::MSG_DONTWAIT,
             )
         };
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(r as usize)
+        Ok(groups[..r as usize].iter().map(|&(_, k)| k).sum())
     }
 
     fn from_raw(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
@@ -358,9 +467,14 @@ mod imp {
         Ok(1)
     }
 
+    pub(super) fn gso_refused(_: &io::Error) -> bool {
+        false
+    }
+
     pub(super) fn send(
         sock: &UdpSocket,
         msgs: &[(&[u8], Option<SocketAddr>)],
+        _gso: bool,
     ) -> io::Result<usize> {
         let (payload, to) = msgs[0];
         match to {
@@ -497,5 +611,59 @@ mod tests {
             batch.iter().next().map(|(p, _)| p.to_vec()),
             Some(b"back".to_vec())
         );
+    }
+
+    /// What leaves as one segmented send: a run of one size to one peer,
+    /// never an empty datagram, never past the segment limit.
+    #[test]
+    fn a_run_is_one_size_to_one_peer() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let (x4, y4, z3): (&[u8], &[u8], &[u8]) = (b"xxxx", b"yyyy", b"zzz");
+        assert_eq!(run_len(&[], true), 0);
+        assert_eq!(
+            run_len(&[(x4, Some(a)), (y4, Some(a)), (z3, Some(a))], true),
+            2
+        );
+        assert_eq!(run_len(&[(x4, Some(a)), (y4, Some(a))], false), 1);
+        assert_eq!(run_len(&[(x4, Some(a)), (y4, Some(b))], true), 1);
+        assert_eq!(run_len(&[(x4, None), (y4, None), (x4, None)], true), 3);
+        assert_eq!(run_len(&[(b"", None), (b"", None)], true), 1);
+        let many = vec![(x4, Some(a)); 100];
+        assert_eq!(run_len(&many, true), MAX_SEGMENTS);
+        let big = vec![0u8; 30_000];
+        let wide = vec![(&big[..], Some(a)); 4];
+        assert_eq!(run_len(&wide, true), 2);
+    }
+
+    /// A batch of same-size datagrams to one peer (one segmented send), then
+    /// other sizes and another peer: every datagram arrives whole, as
+    /// itself, in order, and the count returned is of datagrams.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_segmented_batch_arrives_as_the_datagrams_sent() {
+        let io = UdpIo::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let payloads: Vec<Vec<u8>> = (0..20u8)
+            .map(|i| vec![i; 100])
+            .chain([vec![200; 7], vec![201; 100], vec![202; 100]])
+            .collect();
+        let mut msgs: Vec<(&[u8], Option<SocketAddr>)> =
+            payloads.iter().map(|p| (&p[..], Some(aa))).collect();
+        msgs.insert(21, (b"to b", Some(ba)));
+        let mut sent = 0;
+        while sent < msgs.len() {
+            sent += try_send(&io, &msgs[sent..]).unwrap();
+        }
+        assert_eq!(sent, msgs.len());
+        assert!(io.gso.load(Ordering::Relaxed) || !cfg!(target_os = "linux"));
+        let mut buf = vec![0u8; 4096];
+        for p in &payloads {
+            let n = a.recv(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], &p[..]);
+        }
+        let n = b.recv(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"to b");
     }
 }
