@@ -156,8 +156,8 @@ pub trait Handler: Send + Sync + 'static {
     /// write it up to its `connection` and `date` lines (the server adds
     /// those; no `date` after a head that has one, [`QuickBody::Dated`]), counts the request as [`Handler::handle`] would, logs it (or
     /// has the body's `sent` do so), and returns the body to send. `None`
-    /// leaves `out` as it was, and hyper serves this request and the rest
-    /// of the connection.
+    /// leaves `out` as it was, and hyper serves this request (and, if it
+    /// has a body or ends the connection, the rest of the connection).
     fn quick(&self, _req: &QuickRequest<'_>, _out: &mut Vec<u8>) -> Option<QuickBody> {
         None
     }

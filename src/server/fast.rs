@@ -1,9 +1,11 @@
 //! The clear-text HTTP/1.1 fast path: request heads read into one buffer and
 //! parsed with `httparse` (hyper's own parser), and the plain GET/HEAD
 //! requests a handler can answer from memory ([`Handler::quick`]) answered
-//! in order, one write per batch of pipelined requests. The first request
-//! that is not plain, or that the handler declines, hands the connection to
-//! hyper for good, the bytes already read replayed first ([`Rewind`]).
+//! in order, one write per batch of pipelined requests. A request that is
+//! not plain, or that the handler declines, is answered by hyper alone when
+//! it is whole and has no body, and the connection comes back here; else
+//! it hands the connection to hyper for good, the bytes already read
+//! replayed first ([`Rewind`]).
 //! Limits and logging are the hyper path's: the head timeout (idle
 //! keep-alive included), the head size (past it hyper answers 431), the
 //! write timeout, `Connection: close` and graceful shutdown.
