@@ -210,6 +210,19 @@ fn pipelining_mistakes_name_the_file_line_and_key() {
             "{text}: {err}"
         );
     }
+    // A valid one: `check` prints the resolved workload.
+    let ok = write(
+        &scenarios,
+        "pipe.toml",
+        "[[workload]]\nkind = \"http\"\nname = \"p\"\nconcurrency = 2\npipeline = 8\n",
+    );
+    let out = netrun().arg("check").arg(&ok).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("HTTP/1.1 pipelining 8 requests per connection"),
+        "{text}"
+    );
     let out = netrun()
         .args([
             "probe",
