@@ -49,9 +49,8 @@ async fn origin(
     let tcp = TcpListener::bind(bind).await.unwrap();
     let udp = UdpSocket::bind(bind).await.unwrap();
     let listener = Listener {
-        tcp,
         tls: identity.map(|id| tls::server_config(id).unwrap()),
-        workers: None,
+        ..Listener::from(tcp)
     };
     let config = OriginConfig {
         www: www.path().to_path_buf(),
@@ -564,9 +563,8 @@ async fn proxy(
     let tcp = TcpListener::bind(bind).await.unwrap();
     let udp = UdpSocket::bind(bind).await.unwrap();
     let listener = Listener {
-        tcp,
         tls: identity.map(|id| tls::server_config(id).unwrap()),
-        workers: None,
+        ..Listener::from(tcp)
     };
     let config = ProxyConfig {
         upstream_transport: transport,
