@@ -154,7 +154,7 @@ pub trait Handler: Send + Sync + 'static {
     /// Answers a plain clear-text HTTP/1.1 request without hyper if it can
     /// do so cheaply: appends the response head to `out` as hyper would
     /// write it up to its `connection` and `date` lines (the server adds
-    /// those), counts the request as [`Handler::handle`] would, logs it (or
+    /// those; no `date` after a head that has one, [`QuickBody::Dated`]), counts the request as [`Handler::handle`] would, logs it (or
     /// has the body's `sent` do so), and returns the body to send. `None`
     /// leaves `out` as it was, and hyper serves this request and the rest
     /// of the connection.

@@ -363,6 +363,9 @@ pub(crate) struct Counters {
     pub origin_link_udp_dropped: AtomicU64,
     pub origin_link_udp_delayed: AtomicU64,
     pub origin_link_http_delayed: AtomicU64,
+    /// Hits the HTTP/1.1 fast path answered (also in `requests` and
+    /// `hits`); for tests.
+    pub quick: AtomicU64,
 }
 
 impl Counters {
@@ -503,7 +506,19 @@ pub async fn spawn_with_hooks(
     hooks: ProxyHooks,
     shutdown: CancellationToken,
 ) -> anyhow::Result<ProxyHandle> {
-    let http = http.into();
+    spawn_with_quick(http.into(), udp, config, hooks, shutdown, true).await
+}
+
+/// [`spawn_with_hooks`], with fresh hits answered by the server's fast
+/// path or not (tests compare the two).
+pub(crate) async fn spawn_with_quick(
+    http: server::Listener,
+    udp: UdpSocket,
+    config: ProxyConfig,
+    hooks: ProxyHooks,
+    shutdown: CancellationToken,
+    quick: bool,
+) -> anyhow::Result<ProxyHandle> {
     let http_addr = http
         .tcp
         .local_addr()
@@ -535,6 +550,7 @@ pub async fn spawn_with_hooks(
             tracker: tracker.clone(),
             shutdown: shutdown.clone(),
         },
+        quick,
     );
     let forwarder = udp::Forwarder::new(
         Arc::new(udp),

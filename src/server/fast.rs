@@ -64,6 +64,10 @@ impl QuickRequest<'_> {
 pub enum QuickBody {
     /// Bytes in memory (none for HEAD).
     Bytes(bytes::Bytes),
+    /// Bytes in memory, after a head that carries its own `date` line (a
+    /// stored response's): hyper then adds none, and neither does the
+    /// server.
+    Dated(bytes::Bytes),
     /// The first `len` bytes of `file`, sent from the page cache with
     /// `sendfile(2)` (nginx's `sendfile on`): no copy through user space.
     /// `sent` is told how many went out before the connection went on (all
@@ -316,9 +320,13 @@ impl<H: Handler> Connection<H> {
         if close {
             out.extend_from_slice(b"connection: close\r\n");
         }
-        end_head_with_date(out);
+        if matches!(body, QuickBody::Dated(_)) {
+            out.extend_from_slice(b"\r\n");
+        } else {
+            end_head_with_date(out);
+        }
         let file = match body {
-            QuickBody::Bytes(bytes) => {
+            QuickBody::Bytes(bytes) | QuickBody::Dated(bytes) => {
                 out.extend_from_slice(&bytes);
                 None
             }

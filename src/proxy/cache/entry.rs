@@ -1,6 +1,7 @@
 //! One stored response: its age and freshness on the monotonic clock, the
 //! `Vary` variant it answers, and its refresh after a 304.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -33,6 +34,41 @@ pub struct CachedResponse {
     /// The directives that govern it ([`CacheControl::for_response`]): when
     /// it may be served stale.
     pub cc: CacheControl,
+    /// Its head as a fresh hit goes on the wire, made on the first hit the
+    /// HTTP/1.1 fast path answers from it.
+    pub hit_head: OnceLock<HitHead>,
+}
+
+/// The head of a fresh hit on this entry as written on the wire, serialized
+/// once: the status line and header lines with two gaps, where each hit's
+/// `Age` and `Cache-Status` values go. The HTTP side builds it (it knows the
+/// order hyper writes fields in).
+#[derive(Debug, Clone)]
+pub struct HitHead {
+    /// The lines, without the gaps' values.
+    pub bytes: Box<[u8]>,
+    /// Offset in `bytes` where the `Age` value goes.
+    pub age_at: usize,
+    /// Offset in `bytes` where this cache's `Cache-Status` value goes.
+    pub status_at: usize,
+    /// Whether the lines include a `date` line (then nobody adds one).
+    pub dated: bool,
+}
+
+impl HitHead {
+    /// Appends the head with `age` and `status` in their gaps.
+    pub fn write(&self, out: &mut Vec<u8>, age: &[u8], status: &[u8]) {
+        let ((first, a), (second, b)) = if self.age_at <= self.status_at {
+            ((self.age_at, age), (self.status_at, status))
+        } else {
+            ((self.status_at, status), (self.age_at, age))
+        };
+        out.extend_from_slice(&self.bytes[..first]);
+        out.extend_from_slice(a);
+        out.extend_from_slice(&self.bytes[first..second]);
+        out.extend_from_slice(b);
+        out.extend_from_slice(&self.bytes[second..]);
+    }
 }
 
 /// Fixed bookkeeping cost per entry, so many tiny entries still count.
@@ -89,6 +125,7 @@ impl CachedResponse {
             lifetime,
             vary,
             cc,
+            hit_head: OnceLock::new(),
         }
     }
 

@@ -21,7 +21,7 @@ pub use answer::{
     not_modified, request_cache_control, requested_range, same_representation, usable, RangeAnswer,
 };
 pub use control::{CacheControl, CDN_CACHE_CONTROL, MAX_DELTA_SECONDS, NETRUN_CACHE_CONTROL};
-pub use entry::{vary_value, CachedResponse};
+pub use entry::{vary_value, CachedResponse, HitHead};
 pub use freshness::{age_header, freshness_lifetime, http_date, initial_age, HEURISTIC_MAX};
 pub use status::{CacheStatus, Detail, Fwd, CACHE_NAME};
 pub use storable::{shareable, storable, NotStored, RequestFacts};

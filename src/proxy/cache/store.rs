@@ -210,6 +210,22 @@ impl Store {
         Some(slot.entry.clone())
     }
 
+    /// The entry for `key` if `take` accepts it, only then marked as just
+    /// used: a lookup that ends up answered elsewhere (and looked up again
+    /// there) must not count twice for the policy (S3-FIFO counts hits).
+    pub fn get_if(
+        &mut self,
+        key: &str,
+        take: impl FnOnce(&CachedResponse) -> bool,
+    ) -> Option<Arc<CachedResponse>> {
+        let slot = self.entries.get(key)?;
+        if !take(&slot.entry) {
+            return None;
+        }
+        self.eviction.used(&slot.key);
+        Some(slot.entry.clone())
+    }
+
     /// Stores `entry` under `key` (replacing any older one), evicting what
     /// the policy chooses until it fits. An entry over the per-entry bound
     /// is not stored, and the older one is dropped (it is outdated).

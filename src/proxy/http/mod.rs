@@ -11,6 +11,9 @@ mod body;
 mod connector;
 mod flow;
 mod headers;
+mod quick;
+#[cfg(test)]
+mod tests;
 mod upstream;
 
 use std::net::{IpAddr, SocketAddr};
@@ -34,7 +37,7 @@ use crate::proxy::coalesce::Flights;
 use crate::proxy::impair::{Direction, Impairment};
 use crate::proxy::{Counters, DelayTimer, ProxyConfig};
 use crate::server::{self, bump, BodyError};
-use crate::server::{closing, empty, full, text, Body, Handler};
+use crate::server::{closing, empty, full, text, Body, Handler, QuickBody, QuickRequest};
 
 use crate::http_fields;
 use crate::logging::access::{self, Service};
@@ -109,6 +112,9 @@ pub(crate) struct ProxyService {
     via_token: String,
     /// The `Via` every response gets (`1.1 <via_token>`), built once.
     via: Option<HeaderValue>,
+    /// Fresh hits may be answered by the server's fast path
+    /// ([`Handler::quick`]): asked for, and no link impairment to wait out.
+    quick: bool,
 }
 
 impl Handler for ProxyService {
@@ -143,16 +149,39 @@ impl Handler for ProxyService {
         } else {
             resp
         };
-        let (status, ms) = (resp.status().as_u16(), start.elapsed().as_secs_f64() * 1e3);
-        access::info(Service::Proxy, |line| {
-            line.message(format_args!(
-                "{method} {path} {status} {} {ms:.1}ms",
-                label.as_str()
-            ))
-            .field("peer", peer);
-        });
+        log_request(
+            method.as_str(),
+            &path,
+            resp.status().as_u16(),
+            label,
+            start,
+            peer,
+        );
         resp
     }
+
+    fn quick(&self, req: &QuickRequest<'_>, out: &mut Vec<u8>) -> Option<QuickBody> {
+        self.quick_hit(req, out)
+    }
+}
+
+/// The access line of one request, the same from hyper's path and the fast path.
+fn log_request(
+    method: &str,
+    path: &str,
+    status: u16,
+    label: Label,
+    start: Instant,
+    peer: SocketAddr,
+) {
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    access::info(Service::Proxy, |line| {
+        line.message(format_args!(
+            "{method} {path} {status} {} {ms:.1}ms",
+            label.as_str()
+        ))
+        .field("peer", peer);
+    });
 }
 
 /// An answer the proxy makes itself, never cached: labelled a bypass with
@@ -191,6 +220,7 @@ impl ProxyService {
         delays: DelayTimer,
         via_token: String,
         background: Background,
+        quick: bool,
     ) -> Arc<Self> {
         let transport = &config.upstream_transport;
         let connector = connector::Connector::new(
@@ -231,10 +261,11 @@ impl ProxyService {
             body_timeout: config.limits.header_timeout,
             counters,
             clock,
-            impair,
             origin_link,
             delays,
             me: me.clone(),
+            quick: quick && impair.is_transparent(),
+            impair,
             via: HeaderValue::from_str(&format!("1.1 {via_token}")).ok(),
             via_token,
             background,
