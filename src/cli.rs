@@ -251,7 +251,7 @@ pub struct HttpLimitArgs {
     /// one listening socket; the free one takes the next) or `per-worker`
     /// (one SO_REUSEPORT socket each, as nginx's `listen ... reuseport`: the
     /// kernel spreads connections by address hash, not by load).
-    #[arg(long, value_name = "HOW", default_value = "shared",
+    #[arg(long, value_name = "shared|per-worker", default_value = "shared",
         value_parser = clap::builder::TypedValueParser::map(
             clap::builder::PossibleValuesParser::new(crate::server::ListenSockets::NAMES),
             |s| s.parse::<crate::server::ListenSockets>().unwrap_or_default()))]
@@ -746,6 +746,7 @@ mod tests {
             "POLICY",
             "recorded|fast",
             "FACTOR",
+            "shared|per-worker",
         ];
         fn walk(cmd: &clap::Command, bad: &mut Vec<String>) {
             for arg in cmd.get_arguments() {
