@@ -2,13 +2,68 @@
 //! [`SLOTS`] queued datagrams and one `sendmmsg` sends a batch, instead of a
 //! system call (and a readiness round) per datagram; elsewhere the same
 //! calls move one datagram at a time. Neither ever waits: both say
-//! `WouldBlock` when the socket has nothing to give or no room.
+//! `WouldBlock` when the socket has nothing to give or no room. The sockets
+//! are [`UdpIo`]s: watched by the runtime for readability only.
 
 use std::io;
 use std::net::SocketAddr;
 
+use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::net::UdpSocket;
+
+/// A UDP socket the runtime watches for readability only. tokio's own
+/// `UdpSocket` registers for writability too, and then every datagram sent
+/// raises an `EPOLLOUT` edge once the kernel frees its buffer (on loopback
+/// at once): a turn of the reactor per send, and a wake-up of a runtime
+/// thread parked in `epoll_wait` (the probe's, whose pacer sends on a clone
+/// of the socket) for nothing. The forwarder, the echo and the probe never
+/// wait to send, or wait rarely ([`UdpIo::writable`]).
+#[derive(Debug)]
+pub struct UdpIo {
+    fd: AsyncFd<std::net::UdpSocket>,
+}
+
+impl UdpIo {
+    /// Registers `socket` (made non-blocking) with the current runtime.
+    pub fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        // SAFETY: the AsyncFd owns the socket, so its descriptor stays open
+        // and the same for the AsyncFd's whole life.
+        let fd = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE)? };
+        Ok(UdpIo { fd })
+    }
+
+    /// A tokio socket moved over (its registration dropped).
+    pub fn from_tokio(socket: tokio::net::UdpSocket) -> io::Result<Self> {
+        Self::new(socket.into_std()?)
+    }
+
+    /// The socket, for calls that do not wait (sends, addresses).
+    pub fn get_ref(&self) -> &std::net::UdpSocket {
+        self.fd.get_ref()
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.get_ref().local_addr()
+    }
+
+    /// Waits until the runtime has seen the socket readable (at once if it
+    /// already has and no receive since found it empty).
+    pub async fn readable(&self) -> io::Result<()> {
+        self.fd.readable().await.map(drop)
+    }
+
+    /// Waits until the socket has room to send: for the rare full send
+    /// buffer. A clone of the descriptor is watched for writability for
+    /// just this wait (epoll tells it at once if there is room already), so
+    /// the socket's own registration stays read-only.
+    pub async fn writable(&self) -> io::Result<()> {
+        let clone = self.get_ref().try_clone()?;
+        // SAFETY: as in `new`, the AsyncFd owns the clone.
+        let fd = unsafe { AsyncFd::register_with_interest(clone, Interest::WRITABLE)? };
+        fd.writable().await.map(drop)
+    }
+}
 
 /// Datagrams received (or sent) per system call at most.
 pub const SLOTS: usize = 32;
@@ -64,13 +119,13 @@ impl RecvBatch {
     /// learning it from one more system call that finds nothing. Nothing is
     /// missed: tokio's sockets are edge-triggered, and every datagram that
     /// arrives after the call raises a new readiness event.
-    pub fn try_recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+    pub fn try_recv(&mut self, sock: &UdpIo) -> io::Result<usize> {
         self.got.clear();
         let RecvBatch { buf, slot, got } = self;
         let room = (buf.len() / *slot).min(SLOTS);
         let mut received = 0;
-        let r = sock.try_io(Interest::READABLE, || {
-            received = imp::recv(sock, buf, *slot, got)?;
+        let r = sock.fd.try_io(Interest::READABLE, |s| {
+            received = imp::recv(s, buf, *slot, got)?;
             if received < room {
                 // Drained: tokio clears the readiness on this answer.
                 return Err(io::ErrorKind::WouldBlock.into());
@@ -103,12 +158,13 @@ impl RecvBatch {
 /// Sends `msgs` in order (each to its address, or to the connected peer when
 /// `None`) without waiting; returns how many left. Fewer than `msgs.len()`:
 /// the socket ran out of room, or the first unsent one failed and the next
-/// call reports why. `WouldBlock` when none fit.
-pub fn try_send(sock: &UdpSocket, msgs: &[(&[u8], Option<SocketAddr>)]) -> io::Result<usize> {
+/// call reports why. `WouldBlock` when none fit (the kernel's word: the
+/// socket is not watched for writability).
+pub fn try_send(sock: &UdpIo, msgs: &[(&[u8], Option<SocketAddr>)]) -> io::Result<usize> {
     if msgs.is_empty() {
         return Ok(0);
     }
-    sock.try_io(Interest::WRITABLE, || imp::send(sock, msgs))
+    imp::send(sock.get_ref(), msgs)
 }
 
 #[cfg(target_os = "linux")]
@@ -289,9 +345,7 @@ mod imp {
 #[cfg(not(target_os = "linux"))]
 mod imp {
     use std::io;
-    use std::net::SocketAddr;
-
-    use tokio::net::UdpSocket;
+    use std::net::{SocketAddr, UdpSocket};
 
     pub(super) fn recv(
         sock: &UdpSocket,
@@ -299,7 +353,7 @@ mod imp {
         _slot_bytes: usize,
         got: &mut Vec<(usize, usize, SocketAddr)>,
     ) -> io::Result<usize> {
-        let (n, from) = sock.try_recv_from(buf)?;
+        let (n, from) = sock.recv_from(buf)?;
         got.push((0, n, from));
         Ok(1)
     }
@@ -310,8 +364,8 @@ mod imp {
     ) -> io::Result<usize> {
         let (payload, to) = msgs[0];
         match to {
-            Some(to) => sock.try_send_to(payload, to)?,
-            None => sock.try_send(payload)?,
+            Some(to) => sock.send_to(payload, to)?,
+            None => sock.send(payload)?,
         };
         Ok(1)
     }
@@ -319,13 +373,15 @@ mod imp {
 
 #[cfg(test)]
 mod tests {
+    use tokio::net::UdpSocket;
+
     use super::*;
 
     /// Datagrams queued from two senders come out in one batch, in order,
     /// with their senders; a batch sent to several addresses reaches each.
     #[tokio::test(flavor = "current_thread")]
     async fn a_batch_receives_and_sends_many_datagrams() {
-        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let rx = UdpIo::from_tokio(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let to = rx.local_addr().unwrap();
@@ -403,5 +459,43 @@ mod tests {
         assert_eq!(&buf[..n], b"to a");
         let n = a.recv(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"a again");
+    }
+
+    /// The rare wait for room: a socket with room is writable at once,
+    /// however many times it is asked (each wait watches a clone of the
+    /// descriptor), and the socket still receives afterwards.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_read_only_socket_can_still_wait_for_room_to_send() {
+        let io = UdpIo::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = peer.local_addr().unwrap();
+        for round in 0..3u8 {
+            tokio::time::timeout(std::time::Duration::from_secs(10), io.writable())
+                .await
+                .expect("a socket with room is writable at once")
+                .unwrap();
+            assert_eq!(try_send(&io, &[(&[round], Some(to))]).unwrap(), 1);
+        }
+        let mut buf = [0u8; 4];
+        for round in 0..3u8 {
+            let n = peer.recv(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], &[round]);
+        }
+        peer.send_to(b"back", io.local_addr().unwrap())
+            .await
+            .unwrap();
+        let mut batch = RecvBatch::with_slot_bytes(16);
+        loop {
+            io.readable().await.unwrap();
+            match batch.try_recv(&io) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(
+            batch.iter().next().map(|(p, _)| p.to_vec()),
+            Some(b"back".to_vec())
+        );
     }
 }

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::LOG_TARGET;
-use crate::udp_batch::{self, RecvBatch};
+use crate::udp_batch::{self, RecvBatch, UdpIo};
 
 /// Peers remembered for the "new sender" log line; past it the set restarts.
 const MAX_REMEMBERED_PEERS: usize = 4096;
@@ -63,7 +63,9 @@ pub fn spawn(
     tracker: &TaskTracker,
 ) -> std::io::Result<UdpEcho> {
     let addr = socket.local_addr()?;
-    crate::net::grow_udp_buffers(&socket, crate::net::UDP_BUFFER);
+    // Watched for readability only: a send never wakes the runtime.
+    let socket = UdpIo::from_tokio(socket)?;
+    crate::net::grow_udp_buffers(socket.get_ref(), crate::net::UDP_BUFFER);
     let counters = Arc::new(Counters::default());
     tracker.spawn(echo(socket, shutdown, counters.clone()));
     Ok(UdpEcho { addr, counters })
@@ -85,7 +87,7 @@ impl UdpEcho {
     }
 }
 
-async fn echo(socket: UdpSocket, shutdown: CancellationToken, counters: Arc<Counters>) {
+async fn echo(socket: UdpIo, shutdown: CancellationToken, counters: Arc<Counters>) {
     // One batch, one loop: replies leave in arrival order, so the echo adds
     // no reordering of its own to what a probe measures. A batch drains up
     // to 32 queued datagrams in one system call and answers them in one.
@@ -133,7 +135,7 @@ async fn echo(socket: UdpSocket, shutdown: CancellationToken, counters: Arc<Coun
 /// unconnected socket never waits for one peer). False if `shutdown` came
 /// first.
 async fn send_all(
-    socket: &UdpSocket,
+    socket: &UdpIo,
     replies: &[(&[u8], Option<SocketAddr>)],
     counters: &Counters,
     shutdown: &CancellationToken,

@@ -552,6 +552,8 @@ pub(crate) async fn spawn_with_quick(
         },
         quick,
     );
+    let udp =
+        crate::udp_batch::UdpIo::from_tokio(udp).context("registering the proxy's UDP socket")?;
     let forwarder = udp::Forwarder::new(
         Arc::new(udp),
         config.upstream_udp,

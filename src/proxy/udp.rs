@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::net::UdpSocket;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -37,10 +36,10 @@ use super::impair::{Direction, Impairment, Link, Verdict};
 use super::{Counters, UdpForwardConfig};
 use crate::server::{add, bump};
 use crate::timer::Timer;
-use crate::udp_batch::{self, RecvBatch};
+use crate::udp_batch::{self, RecvBatch, UdpIo};
 
 pub(crate) struct Forwarder {
-    socket: Arc<UdpSocket>,
+    socket: Arc<UdpIo>,
     upstream: SocketAddr,
     config: UdpForwardConfig,
     counters: Arc<Counters>,
@@ -54,7 +53,7 @@ pub(crate) struct Forwarder {
 }
 
 struct Session {
-    upstream: Arc<UdpSocket>,
+    upstream: Arc<UdpIo>,
     /// Milliseconds since `epoch` of the last datagram either way.
     last_active: Arc<AtomicU64>,
     stop: CancellationToken,
@@ -62,7 +61,7 @@ struct Session {
 
 impl Forwarder {
     pub(crate) fn new(
-        socket: Arc<UdpSocket>,
+        socket: Arc<UdpIo>,
         upstream: SocketAddr,
         config: UdpForwardConfig,
         counters: Arc<Counters>,
@@ -71,7 +70,7 @@ impl Forwarder {
         timer: Timer<Held>,
     ) -> Self {
         // Bursts from many clients land on this one socket.
-        crate::net::grow_udp_buffers(&*socket, crate::net::UDP_BUFFER);
+        crate::net::grow_udp_buffers(socket.get_ref(), crate::net::UDP_BUFFER);
         Forwarder {
             line: DelayLine {
                 timer,
@@ -116,7 +115,7 @@ impl Forwarder {
                         continue;
                     }
                     match batch.try_recv(&self.socket) {
-                        Ok(_) => self.forward_batch(&batch, &mut sessions, &tracker).await,
+                        Ok(_) => self.forward_batch(&batch, &mut sessions, &tracker),
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                         Err(e) => {
                             // ICMP errors reported on the listening socket: nothing to do.
@@ -137,16 +136,16 @@ impl Forwarder {
 
     /// Forwards a batch from clients: each datagram crosses the links, the
     /// undelayed ones leave together, one send per run of the same session.
-    async fn forward_batch(
+    fn forward_batch(
         &self,
         batch: &RecvBatch,
         sessions: &mut HashMap<SocketAddr, Session>,
         tracker: &TaskTracker,
     ) {
         // (index in the batch, session socket) of what leaves now.
-        let mut now: Vec<(usize, Arc<UdpSocket>)> = Vec::with_capacity(batch.len());
+        let mut now: Vec<(usize, Arc<UdpIo>)> = Vec::with_capacity(batch.len());
         for (i, (payload, from)) in batch.iter().enumerate() {
-            if let Some(sock) = self.forward(payload, from, sessions, tracker).await {
+            if let Some(sock) = self.forward(payload, from, sessions, tracker) {
                 now.push((i, sock));
             }
         }
@@ -167,13 +166,13 @@ impl Forwarder {
     /// Takes one datagram from a client across the links: the session's
     /// upstream socket when it is to leave now; `None` when it was dropped
     /// or is held by the delay line.
-    async fn forward(
+    fn forward(
         &self,
         payload: &[u8],
         from: SocketAddr,
         sessions: &mut HashMap<SocketAddr, Session>,
         tracker: &TaskTracker,
-    ) -> Option<Arc<UdpSocket>> {
+    ) -> Option<Arc<UdpIo>> {
         if !sessions.contains_key(&from) {
             if sessions.len() >= self.config.max_sessions {
                 bump(&self.counters.udp_dropped_table_full);
@@ -184,7 +183,7 @@ impl Forwarder {
                 }
                 return None;
             }
-            match self.open(from, tracker).await {
+            match self.open(from, tracker) {
                 Ok(s) => {
                     sessions.insert(from, s);
                     bump(&self.counters.udp_sessions_opened);
@@ -213,21 +212,18 @@ impl Forwarder {
 
     /// A socket connected to the upstream (so only its replies arrive) and
     /// the task that relays those replies to `client`.
-    async fn open(&self, client: SocketAddr, tracker: &TaskTracker) -> std::io::Result<Session> {
+    fn open(&self, client: SocketAddr, tracker: &TaskTracker) -> std::io::Result<Session> {
         let local: IpAddr = match (self.upstream.ip().is_loopback(), self.upstream.is_ipv4()) {
             (true, true) => Ipv4Addr::LOCALHOST.into(),
             (true, false) => Ipv6Addr::LOCALHOST.into(),
             (false, true) => Ipv4Addr::UNSPECIFIED.into(),
             (false, false) => Ipv6Addr::UNSPECIFIED.into(),
         };
-        let upstream = UdpSocket::bind(SocketAddr::new(local, 0)).await?;
+        let upstream = std::net::UdpSocket::bind(SocketAddr::new(local, 0))?;
         crate::net::grow_udp_buffers(&upstream, crate::net::UDP_BUFFER);
-        upstream.connect(self.upstream).await?;
-        // A new socket is writable, but the runtime learns so only from its
-        // first readiness event; until then `try_send` says WouldBlock.
-        upstream.writable().await?;
+        upstream.connect(self.upstream)?;
         let session = Session {
-            upstream: Arc::new(upstream),
+            upstream: Arc::new(UdpIo::new(upstream)?),
             last_active: Arc::new(AtomicU64::new(self.stamp())),
             stop: CancellationToken::new(),
         };
@@ -270,8 +266,8 @@ impl Forwarder {
 
 /// Relays one session's upstream replies back to its client.
 struct Relay {
-    upstream: Arc<UdpSocket>,
-    client_socket: Arc<UdpSocket>,
+    upstream: Arc<UdpIo>,
+    client_socket: Arc<UdpIo>,
     client: SocketAddr,
     last_active: Arc<AtomicU64>,
     counters: Arc<Counters>,
@@ -430,9 +426,9 @@ pub(crate) fn delay_timer(counters: Arc<Counters>) -> Timer<Held> {
 /// Where a held datagram goes once due.
 enum Dest {
     /// A session's socket, connected to the upstream.
-    Upstream(Arc<UdpSocket>),
+    Upstream(Arc<UdpIo>),
     /// The listening socket, to this client.
-    Client(Arc<UdpSocket>, SocketAddr),
+    Client(Arc<UdpIo>, SocketAddr),
 }
 
 /// A datagram waiting in the delay line.
@@ -505,12 +501,12 @@ fn send_held(counters: &Counters, h: Held) {
     release(counters, n);
     let (r, sent, bytes) = match &h.dest {
         Dest::Upstream(sock) => (
-            sock.try_send(&h.payload),
+            sock.get_ref().send(&h.payload),
             &counters.udp_datagrams_to_upstream,
             &counters.udp_bytes_to_upstream,
         ),
         Dest::Client(sock, to) => (
-            sock.try_send_to(&h.payload, *to),
+            sock.get_ref().send_to(&h.payload, *to),
             &counters.udp_datagrams_to_client,
             &counters.udp_bytes_to_client,
         ),
@@ -532,7 +528,7 @@ fn send_held(counters: &Counters, h: Held) {
 /// counted, as a router would, so one stuck client cannot hold back others.
 fn send_now(
     counters: &Counters,
-    sock: &UdpSocket,
+    sock: &UdpIo,
     msgs: &[(&[u8], Option<SocketAddr>)],
     sent: &AtomicU64,
     bytes: &AtomicU64,
@@ -590,6 +586,8 @@ fn send_or_drop(counters: &Counters, r: std::io::Result<usize>) -> Sent {
 
 #[cfg(test)]
 mod tests {
+    use tokio::net::UdpSocket;
+
     use super::super::impair::{LinkConfig, LinkModel};
     use super::*;
 
@@ -635,10 +633,9 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn the_delay_line_releases_datagrams_by_due_time() {
         let target = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        sock.connect(target.local_addr().unwrap()).await.unwrap();
-        sock.writable().await.unwrap();
-        let sock = Arc::new(sock);
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.connect(target.local_addr().unwrap()).unwrap();
+        let sock = Arc::new(UdpIo::new(sock).unwrap());
         let counters = Arc::new(Counters::default());
         let line = DelayLine {
             timer: delay_timer(counters.clone()),
@@ -685,7 +682,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn the_delay_line_holds_at_most_its_byte_limit() {
         let target = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let sock = Arc::new(UdpIo::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap());
         let counters = Arc::new(Counters::default());
         let line = DelayLine {
             timer: delay_timer(counters.clone()),

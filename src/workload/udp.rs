@@ -39,7 +39,7 @@ use crate::metrics::qos::{
 use crate::metrics::summary::round3;
 use crate::metrics::{PacketStatus, SummaryRow, UdpPacketRow};
 use crate::shutdown::Interrupt;
-use crate::udp_batch::RecvBatch;
+use crate::udp_batch::{RecvBatch, UdpIo};
 use crate::workload::probe::{self, ProbeHeader, HEADER_LEN, MAX_DATAGRAM};
 
 /// Most datagrams one run tracks (count × flows): 9 bytes of state each,
@@ -314,9 +314,7 @@ struct RunTimes {
 
 /// One connected socket per flow: a blocking one for the pacing thread and
 /// its clone for the flow's receive task.
-fn open_sockets(
-    config: &UdpProbeConfig,
-) -> anyhow::Result<(Vec<std::net::UdpSocket>, Vec<tokio::net::UdpSocket>)> {
+fn open_sockets(config: &UdpProbeConfig) -> anyhow::Result<(Vec<std::net::UdpSocket>, Vec<UdpIo>)> {
     let flows = config.flows;
     let bind: SocketAddr = if config.target.is_ipv4() {
         "0.0.0.0:0".parse().expect("valid address")
@@ -336,7 +334,9 @@ fn open_sockets(
         socket.set_nonblocking(true)?;
         crate::net::grow_udp_buffers(&socket, crate::net::UDP_BUFFER);
         senders.push(socket.try_clone()?);
-        receivers.push(tokio::net::UdpSocket::from_std(socket)?);
+        // Watched for readability only: the pacer's sends on the clone
+        // never wake the receive task's thread.
+        receivers.push(UdpIo::new(socket)?);
     }
     Ok((senders, receivers))
 }
@@ -504,7 +504,7 @@ fn listen_until(
 #[allow(clippy::too_many_arguments)]
 async fn receive_flow(
     flow: u32,
-    socket: tokio::net::UdpSocket,
+    socket: UdpIo,
     run_id: u64,
     tracker: FlowTracker,
     timeout: Duration,
