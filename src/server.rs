@@ -156,8 +156,8 @@ pub trait Handler: Send + Sync + 'static {
     /// write it up to its `connection` and `date` lines (the server adds
     /// those; no `date` after a head that has one, [`QuickBody::Dated`]), counts the request as [`Handler::handle`] would, logs it (or
     /// has the body's `sent` do so), and returns the body to send. `None`
-    /// leaves `out` as it was, and hyper serves this request and the rest
-    /// of the connection.
+    /// leaves `out` as it was, and hyper serves this request (and, if it
+    /// has a body or ends the connection, the rest of the connection).
     fn quick(&self, _req: &QuickRequest<'_>, _out: &mut Vec<u8>) -> Option<QuickBody> {
         None
     }
@@ -795,6 +795,26 @@ impl<H: Handler> Connection<H> {
         let served = Arc::new(AtomicU64::new(served));
         // Handlers reach the connection's writer to send 1xx responses.
         let service = self.service(peer, Some(stream.interim()), served.clone());
+        let write_stalled = Arc::new(AtomicBool::new(false));
+        let io = WriteTimeout::new(stream, self.limits.write_timeout, write_stalled.clone());
+        let conn = self
+            .h1_builder()
+            .serve_connection(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        let result = tokio::select! {
+            r = conn.as_mut() => r,
+            _ = self.shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = result {
+            self.h1_failed(&e, &write_stalled, peer, served.load(Ordering::Relaxed));
+        }
+    }
+
+    /// hyper's HTTP/1.1 server with this server's limits.
+    fn h1_builder(&self) -> hyper::server::conn::http1::Builder {
         let limits = &self.limits;
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -805,24 +825,24 @@ impl<H: Handler> Connection<H> {
             .max_buf_size(limits.max_header_size.max(8192))
             .max_header_size(limits.max_header_size)
             .keep_alive(true);
-        let write_stalled = Arc::new(AtomicBool::new(false));
-        let io = WriteTimeout::new(stream, limits.write_timeout, write_stalled.clone());
-        let conn = builder.serve_connection(TokioIo::new(io), service);
-        tokio::pin!(conn);
-        let result = tokio::select! {
-            r = conn.as_mut() => r,
-            _ = self.shutdown.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-        };
-        let Err(e) = result else { return };
+        builder
+    }
+
+    /// Counts and logs how hyper's HTTP/1.1 connection failed, after
+    /// `served` requests.
+    fn h1_failed(
+        &self,
+        e: &hyper::Error,
+        write_stalled: &AtomicBool,
+        peer: SocketAddr,
+        served: u64,
+    ) {
         if write_stalled.load(Ordering::Relaxed) {
             self.stopped_reading(peer);
             return;
         }
         if e.is_timeout() {
-            self.head_timed_out(peer, served.load(Ordering::Relaxed));
+            self.head_timed_out(peer, served);
             return;
         }
         self.stats.errors.fetch_add(1, Ordering::Relaxed);

@@ -1,18 +1,22 @@
 //! The clear-text HTTP/1.1 fast path: request heads read into one buffer and
 //! parsed with `httparse` (hyper's own parser), and the plain GET/HEAD
 //! requests a handler can answer from memory ([`Handler::quick`]) answered
-//! in order, one write per batch of pipelined requests. The first request
-//! that is not plain, or that the handler declines, hands the connection to
-//! hyper for good, the bytes already read replayed first ([`Rewind`]).
+//! in order, one write per batch of pipelined requests. A request that is
+//! not plain, or that the handler declines, is answered by hyper alone when
+//! it is whole and has no body, and the connection comes back here; else
+//! it hands the connection to hyper for good, the bytes already read
+//! replayed first ([`Rewind`]).
 //! Limits and logging are the hyper path's: the head timeout (idle
 //! keep-alive included), the head size (past it hyper answers 431), the
 //! write timeout, `Connection: close` and graceful shutdown.
 
+use std::future::Future as _;
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -122,6 +126,9 @@ enum Step {
     },
     /// No complete head yet.
     Partial,
+    /// Not for the fast path, but a whole request without a body, its head
+    /// `used` bytes, that hyper answers alone: the fast path goes on after.
+    One { used: usize },
     /// Not for the fast path: hyper takes the connection from here.
     Hyper,
 }
@@ -146,17 +153,108 @@ impl<H: Handler> Connection<H> {
     /// plain and answered by [`Handler::quick`], then by hyper.
     pub(super) async fn serve_clear_h1(self, stream: TcpStream, peer: SocketAddr) {
         let mut served = 0;
+        let stream = Arc::new(stream);
         match self.fast(&stream, peer, &mut served).await {
             End::Done => {}
-            End::Hyper(unread) => {
-                let (read, write) = stream.into_split();
-                let io = InterimIo::from_halves(Rewind::new(unread, read), write);
-                self.serve_h1(io, peer, served).await;
+            End::Hyper(unread) => match Arc::try_unwrap(stream) {
+                Ok(stream) => {
+                    let (read, write) = stream.into_split();
+                    let io = InterimIo::from_halves(Rewind::new(unread, read), write);
+                    self.serve_h1(io, peer, served).await;
+                }
+                // Still shared (not expected: a one-request exchange is over
+                // and dropped before this): through the shared stream then.
+                Err(stream) => {
+                    let read = Rewind::new(unread, Shared(stream.clone()));
+                    let io = InterimIo::from_halves(read, Shared(stream));
+                    self.serve_h1(io, peer, served).await;
+                }
+            },
+        }
+    }
+
+    /// Serves one request that the fast path read whole (`request`, no
+    /// body) with hyper, on the same connection, and says whether the
+    /// connection goes on: hyper gets exactly these bytes, and once its
+    /// answer's head is out it is asked to finish and let go (graceful
+    /// shutdown after the head adds no `connection: close`). Ends the
+    /// connection if hyper's answer does (`Connection: close`), it failed,
+    /// or shutdown began meanwhile.
+    async fn serve_one(
+        &self,
+        stream: &Arc<TcpStream>,
+        request: Vec<u8>,
+        peer: SocketAddr,
+        served: &mut u64,
+    ) -> bool {
+        let state = Arc::new(AtomicU8::new(ONE_WAITING));
+        let read = OneRequest {
+            bytes: request,
+            pos: 0,
+        };
+        let io = InterimIo::from_halves(read, Shared(stream.clone()));
+        let seen = Arc::new(AtomicU64::new(*served));
+        let inner = self.service(peer, Some(io.interim()), seen.clone());
+        let closing = Arc::new(AtomicBool::new(false));
+        let service = {
+            let (state, closing) = (state.clone(), closing.clone());
+            hyper::service::service_fn(move |req| {
+                let answer = hyper::service::Service::call(&inner, req);
+                let (state, closing) = (state.clone(), closing.clone());
+                let boxed: OneFuture = Box::pin(async move {
+                    let resp = answer.await?;
+                    // hyper's own test: a `close` token ends the connection.
+                    let close = resp
+                        .headers()
+                        .get_all(http::header::CONNECTION)
+                        .iter()
+                        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+                        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+                    closing.store(close, Ordering::Relaxed);
+                    state.store(ONE_RESPONDED, Ordering::Relaxed);
+                    Ok(resp)
+                });
+                boxed
+            })
+        };
+        let write_stalled = Arc::new(AtomicBool::new(false));
+        let io = super::WriteTimeout::new(io, self.limits.write_timeout, write_stalled.clone());
+        let mut conn = self
+            .h1_builder()
+            .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        let cancelled = self.shutdown.cancelled();
+        tokio::pin!(cancelled);
+        let mut stopping = false;
+        // hyper reads the request in its first poll (the bytes are there),
+        // so it is never idle when asked to stop: it answers first.
+        let result = std::future::poll_fn(|cx| loop {
+            if let Poll::Ready(r) = conn.poll_without_shutdown(cx) {
+                return Poll::Ready(r);
+            }
+            if state.load(Ordering::Relaxed) == ONE_RESPONDED {
+                // The head is written: finish the answer, then let go.
+                state.store(ONE_LETTING_GO, Ordering::Relaxed);
+            } else if !stopping && cancelled.as_mut().poll(cx).is_ready() {
+                // As `serve_h1` does: the answer says `connection: close`.
+                stopping = true;
+            } else {
+                return Poll::Pending;
+            }
+            Pin::new(&mut conn).graceful_shutdown();
+        })
+        .await;
+        drop(conn);
+        *served = seen.load(Ordering::Relaxed);
+        match result {
+            Ok(()) => !closing.load(Ordering::Relaxed) && !stopping,
+            Err(e) => {
+                self.h1_failed(&e, &write_stalled, peer, *served);
+                false
             }
         }
     }
 
-    async fn fast(&self, stream: &TcpStream, peer: SocketAddr, served: &mut u64) -> End {
+    async fn fast(&self, stream: &Arc<TcpStream>, peer: SocketAddr, served: &mut u64) -> End {
         let limits = &self.limits;
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
         let mut out: Vec<u8> = Vec::new();
@@ -172,6 +270,7 @@ impl<H: Handler> Connection<H> {
             let mut start = 0;
             let mut close = false;
             let mut hyper = false;
+            let mut one = None;
             let mut file = None;
             while start < buf.len() {
                 match self.answer(&buf[start..], peer, &mut out) {
@@ -191,6 +290,10 @@ impl<H: Handler> Connection<H> {
                         }
                     }
                     Step::Partial => break,
+                    Step::One { used } => {
+                        one = Some(used);
+                        break;
+                    }
                     Step::Hyper => {
                         hyper = true;
                         break;
@@ -220,6 +323,16 @@ impl<H: Handler> Connection<H> {
             if hyper {
                 buf.drain(..start);
                 return End::Hyper(buf);
+            }
+            if let Some(used) = one {
+                // The answers before it are out: hyper's comes next.
+                let request = buf[start..start + used].to_vec();
+                buf.drain(..start + used);
+                if !self.serve_one(stream, request, peer, served).await {
+                    return End::Done;
+                }
+                deadline = None;
+                continue;
             }
             if close {
                 let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
@@ -268,22 +381,14 @@ impl<H: Handler> Connection<H> {
         if used > self.limits.max_header_size || req.version != Some(1) {
             return Step::Hyper;
         }
-        let head = match req.method {
-            Some("GET") => false,
-            Some("HEAD") => true,
-            _ => return Step::Hyper,
-        };
-        let Some(target) = req.path.filter(|t| plain_target(t.as_bytes())) else {
-            return Step::Hyper;
-        };
         let mut host = None;
+        let mut hosts = 0;
         let mut close = false;
         for h in req.headers.iter() {
             let name = h.name.as_bytes();
             if name.eq_ignore_ascii_case(b"host") {
-                if host.replace(h.value).is_some() {
-                    return Step::Hyper;
-                }
+                hosts += 1;
+                host = Some(h.value);
             } else if name.eq_ignore_ascii_case(b"connection") {
                 match h.value.trim_ascii() {
                     v if v.eq_ignore_ascii_case(b"close") => close = true,
@@ -302,8 +407,24 @@ impl<H: Handler> Connection<H> {
                 return Step::Hyper;
             }
         }
-        if !host.is_some_and(plain_host) {
-            return Step::Hyper;
+        // Not taken here: hyper answers this one request alone, unless the
+        // connection ends with it (hyper then closes it, as before) or
+        // shutdown has begun (hyper's path says so on its answer).
+        let other = if close || self.shutdown.is_cancelled() {
+            Step::Hyper
+        } else {
+            Step::One { used }
+        };
+        let head = match req.method {
+            Some("GET") => false,
+            Some("HEAD") => true,
+            _ => return other,
+        };
+        let Some(target) = req.path.filter(|t| plain_target(t.as_bytes())) else {
+            return other;
+        };
+        if hosts != 1 || !host.is_some_and(plain_host) {
+            return other;
         }
         let quick = QuickRequest {
             head,
@@ -312,7 +433,7 @@ impl<H: Handler> Connection<H> {
             peer,
         };
         let Some(body) = self.handler.quick(&quick, out) else {
-            return Step::Hyper;
+            return other;
         };
         // Graceful shutdown: this is the connection's last answer. hyper
         // says so on every last answer it gives.
@@ -501,6 +622,116 @@ impl<R: AsyncRead + Unpin> AsyncRead for Rewind<R> {
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+/// The boxed answer future of a one-request exchange (hyper's
+/// `poll_without_shutdown` needs it `Unpin`).
+type OneFuture = Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<http::Response<super::Body>, std::convert::Infallible>,
+            > + Send,
+    >,
+>;
+
+/// Where a one-request exchange is: hyper has not answered yet, its answer's
+/// head is written (hyper writes it as the answer comes), or hyper was
+/// asked to finish and let go.
+const ONE_WAITING: u8 = 0;
+const ONE_RESPONDED: u8 = 1;
+const ONE_LETTING_GO: u8 = 2;
+
+/// The read side hyper gets for one request: its bytes, then nothing (never
+/// the end of the stream: the connection goes on).
+struct OneRequest {
+    bytes: Vec<u8>,
+    pos: usize,
+}
+
+impl AsyncRead for OneRequest {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.pos < this.bytes.len() {
+            let n = (this.bytes.len() - this.pos).min(buf.remaining());
+            buf.put_slice(&this.bytes[this.pos..this.pos + n]);
+            this.pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        // Nothing will come: the exchange lets hyper go once it answered.
+        let _ = cx;
+        Poll::Pending
+    }
+}
+
+/// The connection's socket shared between the fast path and a one-request
+/// exchange with hyper (which needs an owned, `'static` writer).
+struct Shared(Arc<TcpStream>);
+
+impl AsyncRead for Shared {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            std::task::ready!(self.0.poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            match self.0.try_read(unfilled) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Shared {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(socket2::SockRef::from(&*self.0).shutdown(std::net::Shutdown::Write))
     }
 }
 
