@@ -13,6 +13,8 @@
 #     netrun process (flat memory), requests/s, the disk its results took;
 #  ramp: a stage ramp 100 → 1000 requests/s over 10 s against the origin:
 #     requests scheduled and actually sent in each second against the ramp.
+#  RUN_PIPELINE=N: the whole runs' workload pipelines N requests per
+#     connection (`pipeline = N`, an opt-in: latency from the group's write).
 # Everything on loopback, bounded in count and time (replay about 4
 # minutes, rss about 10, ramp 15 s); every file it writes lives in one
 # temporary folder, removed on exit (the replay's results are removed as
@@ -39,7 +41,7 @@ echo "netrun $("$NETRUN" --version | cut -d' ' -f2-), $(git -C "$root" rev-parse
 # own proxy: requests/s, CPU per request, peak RSS, the disk its results took.
 whole_run() {
 LINES=$1
-echo "== trace replay in one netrun run: $LINES lines (Zipf 0.8 over 1000 objects of 64 bytes), timing fast, concurrency $CONCURRENCY, through the cache (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "== trace replay in one netrun run: $LINES lines (Zipf 0.8 over 1000 objects of 64 bytes), timing fast, concurrency $CONCURRENCY${RUN_PIPELINE:+, pipeline $RUN_PIPELINE}, through the cache (load: $(cut -d' ' -f1-3 /proc/loadavg))"
 "$NETRUN" trace zipf --objects 1000 --alpha 0.8 --requests "$LINES" --size 64 --rate 1000000 --seed 1 -o "$work/big.csv" 2>/dev/null
 cat > "$work/replay.toml" <<EOF2
 name = "replay"
@@ -55,6 +57,7 @@ kind = "http"
 trace = "big.csv"
 timing = "fast"
 concurrency = $CONCURRENCY
+${RUN_PIPELINE:+pipeline = $RUN_PIPELINE}
 EOF2
 /usr/bin/time -v "$NETRUN" run "$work/replay.toml" --quiet --out "$work/out" >/dev/null 2>"$work/time.txt"
 rm -f "$work/big.csv"

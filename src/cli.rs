@@ -634,6 +634,10 @@ pub struct HttpProbeArgs {
     /// HTTP/2: concurrent streams per connection (--concurrency connections).
     #[arg(long, value_name = "N", default_value_t = 1, requires = "http2")]
     pub streams: u32,
+    /// Clear-text HTTP/1.1: requests written back to back per connection before
+    /// their responses are read (pipelining); latency counts from that write.
+    #[arg(long, value_name = "N", default_value_t = 1, conflicts_with = "http2")]
+    pub pipeline: u32,
     /// CA (PEM) that signed the server's certificate (default: the system's CAs).
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,

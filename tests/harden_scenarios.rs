@@ -184,3 +184,60 @@ fn a_bad_out_is_invalid_input_found_before_anything_runs() {
         );
     }
 }
+
+#[test]
+fn pipelining_mistakes_name_the_file_line_and_key() {
+    let (_dir, scenarios) = scenario_dir();
+    for (text, line, hint) in [
+        ("pipeline = 0", 5, "at least 1"),
+        (
+            "pipeline = 4\nhttp_version = \"2\"",
+            5,
+            "clear-text HTTP/1.1",
+        ),
+        ("keep_alive = false\npipeline = 4", 6, "kept-alive"),
+    ] {
+        let f = write(
+            &scenarios,
+            "pipe.toml",
+            &format!("[[workload]]\nkind = \"http\"\nname = \"p\"\nconcurrency = 2\n{text}\n"),
+        );
+        let (code, err) = check(&f);
+        assert_eq!(code, Some(2), "{text}: {err}");
+        assert!(err.contains(&format!("pipe.toml:{line}")), "{text}: {err}");
+        assert!(
+            err.contains("`workload.p.pipeline`") && err.contains(hint),
+            "{text}: {err}"
+        );
+    }
+    // A valid one: `check` prints the resolved workload.
+    let ok = write(
+        &scenarios,
+        "pipe.toml",
+        "[[workload]]\nkind = \"http\"\nname = \"p\"\nconcurrency = 2\npipeline = 8\n",
+    );
+    let out = netrun().arg("check").arg(&ok).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("HTTP/1.1 pipelining 8 requests per connection"),
+        "{text}"
+    );
+    let out = netrun()
+        .args([
+            "probe",
+            "http",
+            "https://127.0.0.1:9/",
+            "--pipeline",
+            "4",
+            "--insecure",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("pipeline") && err.contains("clear-text"),
+        "{err}"
+    );
+}

@@ -383,3 +383,149 @@ async fn requests_due_together_leave_on_every_free_connection() {
     let (report, rows) = probe(&cfg).await;
     assert_eq!((report.responses, report.errors), (N as u64, 0), "{rows:?}");
 }
+
+/// A server for pipelining tests: on each connection, reads request heads
+/// until it holds a group of them, then answers them in one write, each
+/// with a body of N+1 bytes for path `/pN` (so the client's rows show
+/// which answer went to which request). A group is `group` heads; with
+/// `cut`, the first connection answers only `cut` of its first group, the
+/// last with `Connection: close`, and closes, and later connections take
+/// groups of the `group - cut` heads left. Returns its address and the
+/// groups answered, per connection.
+fn pipelining_server(
+    group: usize,
+    cut: Option<usize>,
+) -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<usize>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for (k, stream) in listener.incoming().enumerate().take(8) {
+            let Ok(mut stream) = stream else { return };
+            let conn = {
+                let mut log = log.lock().unwrap();
+                log.push(0);
+                log.len() - 1
+            };
+            let (want, answer) = match (k, cut) {
+                (0, Some(c)) => (group, c),
+                (_, Some(c)) => (group - c, group - c),
+                (_, None) => (group, group),
+            };
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                loop {
+                    let mut heads: Vec<String> = Vec::new();
+                    while heads.len() < want {
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            heads.push(String::from_utf8_lossy(&buf[..end]).into_owned());
+                            buf.drain(..end + 4);
+                            continue;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match stream.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    log.lock().unwrap()[conn] += 1;
+                    let mut out = Vec::new();
+                    for (i, head) in heads.iter().take(answer).enumerate() {
+                        let n: usize = head
+                            .split(' ')
+                            .nth(1)
+                            .and_then(|p| p.strip_prefix("/p"))
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0);
+                        let close = answer < want && i + 1 == answer;
+                        let close = if close { "connection: close\r\n" } else { "" };
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nx-cache: HIT\r\n{close}\r\n",
+                            n + 1
+                        );
+                        out.extend_from_slice(head.as_bytes());
+                        out.extend(std::iter::repeat(b'x').take(n + 1));
+                    }
+                    if stream.write_all(&out).is_err() || answer < want {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// Pipelining: a server that answers nothing until it holds all 4 heads of
+/// a group (no clock) answers every request only if they were written back
+/// to back; each answer goes to its own request, in order, over one
+/// connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_written_together_and_answered_in_order() {
+    let (addr, groups) = pipelining_server(4, None);
+    let paths = ["/p0", "/p1", "/p2", "/p3", "/p4", "/p5", "/p6", "/p7"];
+    let mut cfg = config(addr, &paths, 8, 1);
+    cfg.wire.pipeline = 4;
+    let (report, rows) = probe(&cfg).await;
+    assert_eq!((report.responses, report.errors), (8, 0), "{rows:?}");
+    assert_eq!(
+        *groups.lock().unwrap(),
+        vec![2],
+        "one connection, two groups of 4"
+    );
+    for row in &rows {
+        let n: u64 = row.path[2..].parse().unwrap();
+        assert_eq!(row.bytes, n + 1, "{row:?}");
+        assert_eq!(row.cache, CacheMark::Hit);
+        assert!(row.ttfb_ms.is_some() && row.protocol.as_deref() == Some("HTTP/1.1"));
+    }
+    // The connection was opened before the clock: its first request says so.
+    assert_eq!(rows.iter().filter(|r| r.connect_ms.is_some()).count(), 1);
+}
+
+/// A server that answers 2 of a group of 4 and closes (`Connection:
+/// close`) leaves 2 unprocessed: they are sent again on a new connection
+/// and answered, none counted as an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelined_group_cut_short_is_sent_again_on_a_new_connection() {
+    let (addr, groups) = pipelining_server(4, Some(2));
+    let mut cfg = config(addr, &["/p0", "/p1", "/p2", "/p3"], 4, 1);
+    cfg.wire.pipeline = 4;
+    let (report, rows) = probe(&cfg).await;
+    assert_eq!((report.responses, report.errors), (4, 0), "{rows:?}");
+    assert_eq!(*groups.lock().unwrap(), vec![1, 1], "a second connection");
+    let mut bytes: Vec<u64> = rows.iter().map(|r| r.bytes).collect();
+    bytes.sort();
+    assert_eq!(bytes, vec![1, 2, 3, 4]);
+    // The request that opened the second connection carries its connect time.
+    assert_eq!(rows.iter().filter(|r| r.connect_ms.is_some()).count(), 2);
+}
+
+#[test]
+fn pipelining_is_refused_where_it_cannot_apply() {
+    use netrun::workload::Setting;
+    let setting = |c: &HttpProbeConfig| c.validate().map_err(|e| e.setting);
+    let mut cfg = config(closed_tcp_port(), &["/"], 1, 1);
+    for (pipeline, http2, keep_alive) in [
+        (0, false, true),
+        (257, false, true),
+        (2, true, true),
+        (2, false, false),
+    ] {
+        cfg.wire.pipeline = pipeline;
+        cfg.wire.http2 = http2;
+        cfg.keep_alive = keep_alive;
+        assert_eq!(
+            setting(&cfg),
+            Err(Setting::Pipeline),
+            "{pipeline} {http2} {keep_alive}"
+        );
+    }
+    cfg.wire.http2 = false;
+    cfg.keep_alive = true;
+    cfg.wire.pipeline = 256;
+    assert_eq!(setting(&cfg), Ok(()));
+}

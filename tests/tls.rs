@@ -115,6 +115,7 @@ async fn probe_origin(
             tls: None,
             http2,
             streams,
+            pipeline: 1,
         },
     };
     probe(&probe_config(addr, &authority, requests, wire)).await
@@ -136,6 +137,7 @@ fn https(ca: &Identity, authority: &str, http2: bool, streams: u32) -> HttpWire 
         tls: Some(ClientTls::new(&trust, authority, http2).unwrap()),
         http2,
         streams,
+        pipeline: 1,
     }
 }
 
@@ -767,6 +769,7 @@ async fn the_probe_sends_requests_an_http2_server_refuses_unprocessed_again() {
             tls: None,
             http2: true,
             streams,
+            pipeline: 1,
         };
         let mut config = probe_config(addr, &addr.to_string(), requests, wire);
         config.concurrency = 1;

@@ -12,7 +12,11 @@
 #   `netrun probe http --trace` replaying the trace (`--timing fast`), with
 #   and without `--csv` (a row per request written); and over HTTP/2 in clear
 #   text, H2_CONNS connections × H2_STREAMS streams: h2load -i (the paths'
-#   URLs) and `netrun probe http --http2 --streams --trace`.
+#   URLs) and `netrun probe http --http2 --streams --trace`. Pipelined
+#   (HTTP/1.1, PIPELINE requests written back to back per connection, an
+#   opt-in whose latency counts from the group's write): wrk -t1 with a Lua
+#   script sending PIPELINE paths per request() and `netrun probe http
+#   --pipeline`; compare them with each other only.
 # Each row: the median of RUNS runs of DURATION (by requests/s), the
 # client's CPU per request (getrusage) and the cache's (its /proc ticks).
 # On 2 cores a row's requests/s is bounded by whichever side costs more per
@@ -44,6 +48,10 @@ if command -v h2load >/dev/null 2>&1; then HAVE_H2LOAD=1; else log "h2load missi
 # streams, the same requests in flight as CONNS HTTP/1.1 connections.
 H2_CONNS=${H2_CONNS:-4}
 H2_STREAMS=${H2_STREAMS:-8}
+# Pipelined rows: requests per connection written together (0: no rows).
+PIPELINE=${PIPELINE:-8}
+HAVE_PIPELINE=0
+if "$NETRUN" probe http --help | grep -q -- '--pipeline'; then HAVE_PIPELINE=1; else log "this netrun's probe has no --pipeline: no pipelined netrun row"; fi
 
 log "trace: $REPLAY_LINES lines, Zipf 0.8 over 1000 objects of 64 bytes"
 "$NETRUN" trace zipf --objects 1000 --alpha 0.8 --requests "$REPLAY_LINES" --size 64 \
@@ -65,7 +73,23 @@ request = function()
   return wrk.format(nil, paths[i])
 end
 LUA
-export PATHS=$WORK/paths.txt
+cat >"$WORK/pipe.lua" <<'LUA'
+-- As paths.lua, PIPELINE requests per request() (wrk writes them together
+-- and counts each response).
+local paths = {}
+for line in io.lines(os.getenv("PATHS")) do paths[#paths + 1] = line end
+local depth = tonumber(os.getenv("PIPELINE"))
+local i = 0
+request = function()
+  local group = {}
+  for k = 1, depth do
+    i = i % #paths + 1
+    group[k] = wrk.format(nil, paths[i])
+  end
+  return table.concat(group)
+end
+LUA
+export PATHS=$WORK/paths.txt PIPELINE
 
 origin_port=$(free_port)
 spawn taskset -c "$SERVER_CORE" "$NETRUN" serve --http "127.0.0.1:$origin_port" --udp 127.0.0.1:0 \
@@ -176,6 +200,9 @@ client_cmd() {
         sed "s|^|$h2url|" "$PATHS" >"$WORK/h2urls-$3.txt"
         echo h2load -c "$H2_CONNS" -m "$H2_STREAMS" -D "${DURATION%s}" -i "$WORK/h2urls-$3.txt"
         ;;
+    wrk1-pipe) echo wrk -t1 -c"$CONNS" -d"$DURATION" -s "$WORK/pipe.lua" "$url" ;;
+    netrun-trace-pipe) echo "$NETRUN" probe http "$url/" --trace "$WORK/trace.csv" --timing fast \
+        --concurrency "$CONNS" --duration "$DURATION" --pipeline "$PIPELINE" --quiet --json ;;
     netrun-trace-h2c) echo "$NETRUN" probe http "$h2url/" --http2 --streams "$H2_STREAMS" \
         --trace "$WORK/trace.csv" --timing fast --concurrency "$H2_CONNS" --duration "$DURATION" --quiet --json ;;
     esac
@@ -186,6 +213,10 @@ CLIENTS=(wrk1-paths wrk2-paths wrk1-one)
 [ "$HAVE_TRACE" = 1 ] && CLIENTS+=(netrun-trace netrun-trace-csv)
 [ "$HAVE_H2LOAD" = 1 ] && CLIENTS+=(h2load-h2c)
 [ "$HAVE_TRACE" = 1 ] && CLIENTS+=(netrun-trace-h2c)
+[ "$PIPELINE" -gt 1 ] && CLIENTS+=(wrk1-pipe)
+[ "$PIPELINE" -gt 1 ] && [ "$HAVE_PIPELINE" = 1 ] && CLIENTS+=(netrun-trace-pipe)
+# Only some rows: CLIENTS_ONLY="netrun-trace wrk1-paths netrun-trace-pipe wrk1-pipe".
+if [ -n "${CLIENTS_ONLY:-}" ]; then read -ra CLIENTS <<<"$CLIENTS_ONLY"; fi
 echo "| client (on core $CLIENT_CORE, $CONNS conns) | cache (core $SERVER_CORE) | req/s | client CPU µs/req | cache CPU µs/req | load |"
 echo "|---|---|---:|---:|---:|---|"
 for client in "${CLIENTS[@]}"; do

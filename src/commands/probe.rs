@@ -138,6 +138,7 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
             tls,
             http2: args.http2,
             streams: args.streams,
+            pipeline: args.pipeline,
         },
     };
     config.validate().map_err(Error::from)?;

@@ -297,6 +297,13 @@ fn http(h: &HttpWorkload) -> String {
     if h.http2 {
         let _ = write!(t, "HTTP/2 with {} streams per connection, ", h.streams);
     }
+    if h.pipeline > 1 {
+        let _ = write!(
+            t,
+            "HTTP/1.1 pipelining {} requests per connection, ",
+            h.pipeline
+        );
+    }
     match h.rate {
         Some(r) => {
             let _ = write!(t, "open loop {r} req/s, ");

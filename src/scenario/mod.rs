@@ -481,6 +481,8 @@ pub struct HttpWorkload {
     pub http2: bool,
     /// HTTP/2: concurrent streams per connection (1 for HTTP/1.1).
     pub streams: u32,
+    /// Clear-text HTTP/1.1: requests pipelined per connection (1: none).
+    pub pipeline: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -513,6 +515,7 @@ impl HttpWorkload {
                 tls: None,
                 http2: self.http2,
                 streams: self.streams,
+                pipeline: self.pipeline,
             },
         }
     }

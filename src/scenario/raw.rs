@@ -209,6 +209,8 @@ pub struct Workload {
     pub http_version: S<String>,
     /// HTTP/2: concurrent streams per connection.
     pub streams: S<i64>,
+    /// Clear-text HTTP/1.1: requests pipelined per connection.
+    pub pipeline: S<i64>,
     // udp
     pub count: S<i64>,
     pub size: S<ByteSize>,
@@ -283,6 +285,7 @@ pub const MATRIX_WORKLOAD_KEYS: &[&str] = &[
     "duration",
     "http_version",
     "streams",
+    "pipeline",
     "count",
     "size",
     "interval",
@@ -362,6 +365,7 @@ impl Scenario {
                     "duration" => set(&mut w.duration, value),
                     "http_version" => set(&mut w.http_version, value),
                     "streams" => set(&mut w.streams, value),
+                    "pipeline" => set(&mut w.pipeline, value),
                     "count" => set(&mut w.count, value),
                     "size" => set(&mut w.size, value),
                     "interval" => set(&mut w.interval, value),

@@ -72,6 +72,7 @@ pub enum Setting {
     Interval,
     Duration,
     Streams,
+    Pipeline,
 }
 
 /// File descriptors netrun keeps for itself (listeners, result files,
@@ -113,6 +114,7 @@ impl Setting {
             Setting::Interval => "interval",
             Setting::Duration => "duration",
             Setting::Streams => "streams",
+            Setting::Pipeline => "pipeline",
         }
     }
 

@@ -78,6 +78,7 @@ pub(super) fn resolve(
         traffic: shaped.traffic,
         http2,
         streams,
+        pipeline: u32::try_from(keys.count(&w.pipeline, "pipeline", 1, errs)).unwrap_or(u32::MAX),
     }
 }
 
@@ -227,8 +228,37 @@ mod tests {
                 },
                 http2: false,
                 streams: 1,
+                pipeline: 1,
             }
         );
+    }
+
+    #[test]
+    fn pipeline_is_checked_at_its_key() {
+        assert_eq!(workload("pipeline = 16").pipeline, 16);
+        let m = problem(&http("pipeline = 0"), "workload.w.pipeline");
+        assert_eq!(m, "0 is too small; it must be at least 1");
+        let m = problem(&http("pipeline = 257"), "workload.w.pipeline");
+        assert!(m.contains("1 to 256"), "{m}");
+        let m = problem(
+            &http("http_version = \"2\"\npipeline = 4"),
+            "workload.w.pipeline",
+        );
+        assert!(m.contains("clear-text HTTP/1.1"), "{m}");
+        let m = problem(
+            &http("pipeline = 4\nkeep_alive = false"),
+            "workload.w.pipeline",
+        );
+        assert!(m.contains("kept-alive"), "{m}");
+        // The target speaks TLS: the lean clear-text client cannot pipeline.
+        let tls = format!("[proxy]\ntls = true\n{}", http("pipeline = 4"));
+        let m = problem(&tls, "workload.w.pipeline");
+        assert!(m.contains("speaks TLS"), "{m}");
+        let udp = problem(
+            &super::super::testing::udp("pipeline = 4"),
+            "workload.w.pipeline",
+        );
+        assert!(udp.contains("http"), "{udp}");
     }
 
     #[test]

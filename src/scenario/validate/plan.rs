@@ -46,7 +46,7 @@ pub(super) fn resolve_plan(
     let cache = resolve_cache(r, errs);
     let links = super::links::resolve_links(r, errs);
     let packet_links = super::packet::resolve_packet_links(r, dir, errs);
-    let workloads = resolve_workloads(r, topology.as_ref(), dir, errs);
+    let workloads = resolve_workloads(r, topology.as_ref(), &tls, dir, errs);
     if errs.errors.len() > before {
         return None;
     }
@@ -163,6 +163,7 @@ fn resolve_workers(
 fn resolve_workloads(
     r: &raw::Scenario,
     topology: Option<&crate::scenario::Topology>,
+    tls: &crate::scenario::TlsSettings,
     dir: &Path,
     errs: &mut ScenarioErrors,
 ) -> Vec<Workload> {
@@ -185,6 +186,7 @@ fn resolve_workloads(
                     "this name is used by another workload; names must be unique",
                 );
             }
+            pipelined_over_tls(&wl, w.get_ref(), tls, errs);
             workloads.push(wl);
         }
     }
@@ -205,6 +207,30 @@ fn resolve_listen_sockets(
         errs.push(Some(v.span()), key, why);
         crate::server::ListenSockets::default()
     })
+}
+
+/// Pipelining is spoken by the clear-text HTTP/1.1 client only: refused
+/// against a service that speaks TLS.
+fn pipelined_over_tls(
+    wl: &Workload,
+    w: &raw::Workload,
+    tls: &crate::scenario::TlsSettings,
+    errs: &mut ScenarioErrors,
+) {
+    let crate::scenario::WorkloadKind::Http(h) = &wl.kind else {
+        return;
+    };
+    let over_tls = match wl.target {
+        crate::scenario::Target::Proxy => tls.proxy.is_some(),
+        crate::scenario::Target::Origin => tls.origin.is_some(),
+    };
+    if h.pipeline > 1 && over_tls {
+        errs.push(
+            span(&w.pipeline),
+            format!("workload.{}.pipeline", wl.name),
+            "pipeline > 1 needs clear-text HTTP/1.1 and this workload's target speaks TLS; remove pipeline (or the target's tls)",
+        );
+    }
 }
 
 #[cfg(test)]

@@ -75,6 +75,7 @@ pub(super) fn resolve(
             (span(&w.stages), "stages"),
             (span(&w.http_version), "http_version"),
             (span(&w.streams), "streams"),
+            (span(&w.pipeline), "pipeline"),
         ],
         "http",
         errs,

@@ -237,6 +237,7 @@ fn place_engine_error(
         Setting::Count => (true, span(&w.count)),
         Setting::Concurrency => (true, span(&w.concurrency)),
         Setting::Flows => (true, span(&w.flows)),
+        Setting::Pipeline => (true, span(&w.pipeline)),
         _ => (false, None),
     };
     let key = if keyed {

@@ -31,6 +31,11 @@ const MAX_HEAD: usize = 400 * 1024;
 /// writes it: lower-case names, `Host`, `User-Agent`, `Connection`.
 pub(super) fn write_head(out: &mut Vec<u8>, path: &str, host: &[u8], agent: &[u8], close: bool) {
     out.clear();
+    append_head(out, path, host, agent, close);
+}
+
+/// [`write_head`] after what `out` holds (pipelined heads, back to back).
+pub(super) fn append_head(out: &mut Vec<u8>, path: &str, host: &[u8], agent: &[u8], close: bool) {
     out.extend_from_slice(b"GET ");
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
@@ -96,6 +101,8 @@ pub(super) struct H1Conn {
     end: usize,
     /// Responses read whole over it.
     served: u64,
+    /// Requests sent whose responses are not read yet.
+    awaited: usize,
     /// False once a response ended the connection (`Connection: close`,
     /// HTTP/1.0 without keep-alive, a body delimited by the close).
     reusable: bool,
@@ -109,6 +116,7 @@ impl H1Conn {
             start: 0,
             end: 0,
             served: 0,
+            awaited: 0,
             reusable: true,
         }
     }
@@ -126,10 +134,30 @@ impl H1Conn {
         head: &[u8],
         on_head: impl FnOnce(),
     ) -> Result<Answer, Failure> {
+        self.send(head, 1).await?;
+        self.receive(on_head).await
+    }
+
+    /// Writes `count` request heads: one, or several back to back
+    /// (pipelining: their responses are then read in order by as many
+    /// `receive`s).
+    pub(super) async fn send(&mut self, heads: &[u8], count: usize) -> Result<(), Failure> {
         let fresh = self.served == 0;
-        if let Err(e) = self.stream.write_all(head).await {
-            return Err(self.ended_early(fresh, &e));
+        match self.stream.write_all(heads).await {
+            Ok(()) => {
+                self.awaited += count;
+                Ok(())
+            }
+            Err(e) => Err(self.ended_early(fresh, &e)),
         }
+    }
+
+    /// Reads the next response to its last byte; `on_head` is called when
+    /// its final head has arrived. A connection that had served a response
+    /// and ends before a byte of this one is `Stale`: the request was not
+    /// processed.
+    pub(super) async fn receive(&mut self, on_head: impl FnOnce()) -> Result<Answer, Failure> {
+        let fresh = self.served == 0;
         let head = self.read_head(fresh).await?;
         on_head();
         let bytes = match head.framing {
@@ -138,9 +166,12 @@ impl H1Conn {
             Framing::Close => self.until_close().await?,
         };
         self.served += 1;
-        // Bytes past the response (a server that sent more than it
-        // framed) belong to no request: the connection is not reused.
-        if !head.keep_alive || head.framing == Framing::Close || self.start != self.end {
+        self.awaited = self.awaited.saturating_sub(1);
+        // Bytes past the last response awaited (a server that sent more
+        // than it framed) belong to no request: the connection is not
+        // reused. Pipelined, bytes past an earlier one are the next.
+        let extra = self.awaited == 0 && self.start != self.end;
+        if !head.keep_alive || head.framing == Framing::Close || extra {
             self.reusable = false;
         }
         Ok(Answer {

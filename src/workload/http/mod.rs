@@ -32,10 +32,12 @@ use anyhow::Context as _;
 
 mod conn;
 mod h1;
+mod pipeline;
 mod tally;
 
 use conn::{classify_hyper, Lane, Protocol, Sender, SharedConn, Timing};
 use h1::Failure;
+use pipeline::Group;
 pub use tally::HttpReport;
 use tally::Tally;
 
@@ -88,6 +90,12 @@ pub struct HttpWire {
     /// HTTP/2: concurrent streams per connection, each running the request
     /// loop; 1 for HTTP/1.1.
     pub streams: u32,
+    /// Clear-text HTTP/1.1: requests written back to back per connection
+    /// before their responses are read (pipelining, as wrk's pipeline
+    /// script or `h2load -m`); 1: one at a time. A request's latency then
+    /// counts from the write of its group (or its schedule, open loop),
+    /// so the wait behind earlier responses on the connection is in it.
+    pub pipeline: u32,
 }
 
 impl Default for HttpWire {
@@ -97,6 +105,7 @@ impl Default for HttpWire {
             tls: None,
             http2: false,
             streams: 1,
+            pipeline: 1,
         }
     }
 }
@@ -104,6 +113,9 @@ impl Default for HttpWire {
 /// Most HTTP/2 streams per connection a workload may ask for: what
 /// netrun's servers allow (nginx allows 128 by default).
 pub const MAX_STREAMS: u32 = crate::server::H2_MAX_STREAMS;
+
+/// Most requests a connection may pipeline at once.
+pub const MAX_PIPELINE: u32 = 256;
 
 /// `requests` meaning "no count limit": the workload runs until its
 /// `duration` ends (as `wrk -d` and `oha -z` do).
@@ -189,6 +201,22 @@ impl HttpProbeConfig {
                 "streams > 1 share one kept-alive connection; remove keep_alive = false (--no-keep-alive) or streams",
             ));
         }
+        let pipeline = self.wire.pipeline;
+        if !(1..=MAX_PIPELINE).contains(&pipeline) {
+            return Err(Setting::Pipeline.error(format!(
+                "pipeline must be 1 to {MAX_PIPELINE} (requests written back to back per connection)"
+            )));
+        }
+        if pipeline > 1 && (self.wire.http2 || self.wire.tls.is_some()) {
+            return Err(Setting::Pipeline.error(
+                "pipeline > 1 needs clear-text HTTP/1.1 (http://, no --http2 / http_version = \"2\"); HTTP/2 has streams instead",
+            ));
+        }
+        if pipeline > 1 && !self.keep_alive {
+            return Err(Setting::Pipeline.error(
+                "pipeline > 1 shares one kept-alive connection; remove keep_alive = false (--no-keep-alive) or pipeline",
+            ));
+        }
         Ok(())
     }
 
@@ -258,21 +286,7 @@ enum Tickets {
 impl Tickets {
     async fn next(&self) -> Option<Ticket> {
         match self {
-            Tickets::Closed {
-                next,
-                total,
-                deadline,
-            } => {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return None;
-                }
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                (index < *total).then_some(Ticket {
-                    index,
-                    scheduled: None,
-                    object: None,
-                })
-            }
+            Tickets::Closed { .. } => self.try_next(),
             Tickets::Open {
                 queue,
                 taken: (put, take),
@@ -301,6 +315,44 @@ impl Tickets {
                     }
                 }
             },
+        }
+    }
+
+    /// The next ticket if one is there now, without waiting: a closed
+    /// loop's next (`None` once done), an open loop's ticket already
+    /// released (pipelining groups what is due, never waits for more).
+    fn try_next(&self) -> Option<Ticket> {
+        match self {
+            Tickets::Closed {
+                next,
+                total,
+                deadline,
+            } => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return None;
+                }
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                (index < *total).then_some(Ticket {
+                    index,
+                    scheduled: None,
+                    object: None,
+                })
+            }
+            Tickets::Open {
+                queue,
+                taken: (put, take),
+            } => {
+                if let Ok(t) = take.try_recv() {
+                    return Some(t);
+                }
+                let mut run = queue.try_recv().ok()?.into_iter();
+                let first = run.next();
+                for t in run {
+                    // Unbounded, and open while this sender lives.
+                    let _ = put.try_send(t);
+                }
+                first
+            }
         }
     }
 }
@@ -340,6 +392,16 @@ enum Want {
 }
 
 impl Want {
+    /// What ticket `index` asks for: its trace object, its catalog draw,
+    /// or its listed path.
+    fn of(object: Option<String>, index: u64, cfg: &HttpProbeConfig) -> Want {
+        match (object, &cfg.traffic.source) {
+            (Some(path), _) => Want::Object(path),
+            (None, Source::Catalog(c)) => Want::Object(c.request(index).path()),
+            (None, _) => Want::Listed((index % cfg.paths.len().max(1) as u64) as usize),
+        }
+    }
+
     fn into_path(self, paths: &[String]) -> String {
         match self {
             Want::Listed(i) => paths.get(i).cloned().unwrap_or_default(),
@@ -737,6 +799,19 @@ impl RequestParts {
         }
     }
 
+    /// Appends the clear-text HTTP/1.1 request head for `want` to `out`
+    /// (pipelined heads, back to back).
+    fn append_h1_head(&self, want: &Want, out: &mut Vec<u8>) -> Option<()> {
+        match want {
+            Want::Listed(i) => out.extend_from_slice(self.heads.get(*i)?.as_deref()?),
+            Want::Object(path) => {
+                let host = self.host.as_ref()?.as_bytes();
+                h1::append_head(out, path, host, self.agent.as_bytes(), self.close);
+            }
+        }
+        Some(())
+    }
+
     fn request(&self, want: &Want, protocol: Protocol) -> Option<Request<Empty<Bytes>>> {
         let mut req = Request::new(Empty::new());
         if protocol == Protocol::Http2 {
@@ -965,6 +1040,8 @@ async fn worker(client: u32, mut lane: Lane, shared: Shared, cancel: Cancellatio
         ramp,
     } = shared;
     let mut scratch = Vec::new();
+    let depth = cfg.wire.pipeline.max(1) as usize;
+    let mut group = Vec::with_capacity(depth);
     // One cancellation future for the whole loop, not one per request.
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
@@ -981,11 +1058,31 @@ async fn worker(client: u32, mut lane: Lane, shared: Shared, cancel: Cancellatio
                 None => break,
             },
         };
-        let want = match (ticket.object, &cfg.traffic.source) {
-            (Some(path), _) => Want::Object(path),
-            (None, Source::Catalog(c)) => Want::Object(c.request(ticket.index).path()),
-            (None, _) => Want::Listed((ticket.index % cfg.paths.len().max(1) as u64) as usize),
-        };
+        if depth > 1 {
+            // Pipelining: this ticket and those ready now, up to `depth`.
+            group.clear();
+            group.push(ticket);
+            while group.len() < depth {
+                match tickets.try_next() {
+                    Some(t) => group.push(t),
+                    None => break,
+                }
+            }
+            let run = Group {
+                client,
+                tickets: &mut group,
+                scratch: &mut scratch,
+            };
+            let outcome = tokio::select! {
+                _ = &mut cancelled => break,
+                r = run.go(&mut lane, &cfg, &parts, &outbox) => r,
+            };
+            if !outcome {
+                return;
+            }
+            continue;
+        }
+        let want = Want::of(ticket.object, ticket.index, &cfg);
         let sent_at = Instant::now();
         let started = ticket.scheduled.unwrap_or(sent_at).min(sent_at);
         let mut timing = Timing::default();
