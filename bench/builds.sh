@@ -25,9 +25,9 @@ for b in "$@"; do
 done
 one() { # NAME MEASURE URL PID
     local before after out
-    before=$(cpu_ticks "$4")
+    before=$(cpu_ticks "$4") || return 3
     out=$(taskset -c 1 wrk -t1 -c50 -d"$DURATION" "$3")
-    after=$(cpu_ticks "$4")
+    after=$(cpu_ticks "$4") || return 3
     python3 -c '
 import re, sys
 ticks, tck, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]

@@ -233,17 +233,34 @@ row() { echo "| $1 | $2 | $3 | $4 | $5 | $6 |"; }
 
 # cpu_ticks PID...: user+system clock ticks these processes used so far, all
 # their threads (/proc/PID/stat fields 14 and 15; the name in parentheses
-# may hold spaces, so fields are counted after it).
+# may hold spaces, so fields are counted after it). Fails (status 3, no
+# output) when one of them is gone: its ticks went with it, and a sum
+# without them would make a difference wrong (negative, once: a caller
+# whose $(...) printed nothing subtracted its whole "before"). Callers
+# check the status: $(...) does not stop a script on its own.
 cpu_ticks() {
-    local t=0 p
+    local t=0 p stat
     for p in "$@"; do
-        t=$((t + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+        if ! stat=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || [ -z "$stat" ]; then
+            echo "process $p exited during a CPU measurement; no figure from it" >&2
+            return 3
+        fi
+        t=$((t + $(awk '{print $12 + $13}' <<<"$stat")))
     done
     echo "$t"
 }
 
-# with_children PID: PID and its child processes (nginx's master and workers).
-with_children() { echo "$1" $(pgrep -P "$1" || true); }
+# with_children PID: PID and its child processes (nginx's master, workers
+# and cache manager), leaving out nginx's cache loader: it exits by design
+# about a minute after start (taking its ticks with it), and its work is
+# not per request.
+with_children() {
+    local c kids=()
+    for c in $(pgrep -P "$1" || true); do
+        grep -q 'cache loader' "/proc/$c/cmdline" 2>/dev/null || kids+=("$c")
+    done
+    echo "$1" "${kids[@]}"
+}
 
 # cpu_run CPU_FILE CMD...: runs CMD (its stdout passes through) and writes
 # the seconds of user+system CPU it used, its threads and children

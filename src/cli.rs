@@ -247,6 +247,15 @@ pub struct HttpLimitArgs {
     /// one listening socket (nginx's worker_processes); default: one per core.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=crate::server::MAX_WORKERS as i64))]
     pub workers: Option<u16>,
+    /// How the workers get their connections: `shared` (all accept from
+    /// one listening socket; the free one takes the next) or `per-worker`
+    /// (one SO_REUSEPORT socket each, as nginx's `listen ... reuseport`: the
+    /// kernel spreads connections by address hash, not by load).
+    #[arg(long, value_name = "shared|per-worker", default_value = "shared",
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::builder::PossibleValuesParser::new(crate::server::ListenSockets::NAMES),
+            |s| s.parse::<crate::server::ListenSockets>().unwrap_or_default()))]
+    pub listen_sockets: crate::server::ListenSockets,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -741,6 +750,7 @@ mod tests {
             "POLICY",
             "recorded|fast",
             "FACTOR",
+            "shared|per-worker",
         ];
         fn walk(cmd: &clap::Command, bad: &mut Vec<String>) {
             for arg in cmd.get_arguments() {

@@ -26,3 +26,20 @@ pub fn refused_unprocessed(e: &(dyn Error + 'static)) -> bool {
     }
     false
 }
+
+/// Whether `e` (or an error in its chain) is hyper's "canceled": the client
+/// gave the request back before putting it on the wire, because the
+/// connection it was given was going away ("connection was not ready",
+/// "connection closed"). hyper-util's pool sends such a request again by
+/// itself only when the connection had been used before; a new one that
+/// received a GOAWAY at once leaves it to the caller.
+pub fn canceled_unsent(e: &(dyn Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            return h.is_canceled();
+        }
+        source = s.source();
+    }
+    false
+}

@@ -11,8 +11,6 @@ use std::task::{Context, Poll};
 use bytes::{Buf, BytesMut};
 use http::{HeaderMap, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 
 /// The writing half, shared by hyper and the request's [`Interim`].
 struct Writer<W> {
@@ -45,17 +43,11 @@ fn lock<W>(w: &Mutex<Writer<W>>) -> std::sync::MutexGuard<'_, Writer<W>> {
 }
 
 /// A connection whose writes can be shared with [`Interim`] handles: a TCP
-/// stream split into its owned halves, or any stream (TLS) split by tokio.
-pub struct InterimIo<R = OwnedReadHalf, W = OwnedWriteHalf> {
+/// stream's halves (the fast path hands over its read half wrapped in what it
+/// already read), or any stream (TLS) split by tokio.
+pub struct InterimIo<R, W> {
     read: R,
     writer: Arc<Mutex<Writer<W>>>,
-}
-
-impl InterimIo {
-    pub fn new(stream: TcpStream) -> Self {
-        let (read, half) = stream.into_split();
-        InterimIo::from_halves(read, half)
-    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Send + 'static>

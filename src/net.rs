@@ -1,6 +1,7 @@
 //! Binding sockets with errors that name the address and the setting to change.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 
 use tokio::net::{TcpListener, UdpSocket};
 
@@ -21,6 +22,54 @@ pub async fn bind_tcp(addr: SocketAddr, hint: &str) -> Result<TcpListener, Error
         hint: hint.to_string(),
         source,
     })
+}
+
+/// Binds `count` TCP listeners to one address, each with `SO_REUSEPORT`,
+/// so that the kernel spreads new connections among them (by a hash of the
+/// client's address and port, not by how busy each one is); with port 0
+/// the first picks the port and the others take the same. A `count` of one
+/// binds as [`bind_tcp`] does. Returns the first and the others.
+/// binds as [`bind_tcp`] does, without `SO_REUSEPORT`, so that a second
+/// server on the same port is refused rather than joined.
+pub async fn bind_tcp_group(
+    addr: SocketAddr,
+    count: NonZeroUsize,
+    hint: &str,
+) -> Result<(TcpListener, Vec<TcpListener>), Error> {
+    if count.get() == 1 {
+        return Ok((bind_tcp(addr, hint).await?, Vec::new()));
+    }
+    let mut group = Vec::with_capacity(count.get());
+    let mut at = addr;
+    for _ in 0..count.get() {
+        let bound = reuseport_listener(at).map_err(|source| Error::Bind {
+            addr: at,
+            hint: hint.to_string(),
+            source,
+        })?;
+        if let Ok(local) = bound.local_addr() {
+            at.set_port(local.port());
+        }
+        group.push(bound);
+    }
+    let first = group.remove(0);
+    Ok((first, group))
+}
+
+/// One listener of a [`bind_tcp_group`]: dual-stack on the IPv6 wildcard,
+/// `SO_REUSEADDR` as tokio sets it, `SO_REUSEPORT`.
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let domain = socket2::Domain::for_address(addr);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
+    if dual_stack(addr) {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Binds a UDP socket; `hint` names the flag or scenario key that sets `addr`.
@@ -102,5 +151,55 @@ pub fn open_file_limit() -> Option<u64> {
     #[cfg(not(unix))]
     {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_group_shares_one_port_and_the_kernel_spreads_connections() {
+        let three = NonZeroUsize::new(3).unwrap();
+        let (first, rest) = bind_tcp_group("127.0.0.1:0".parse().unwrap(), three, "--http")
+            .await
+            .unwrap();
+        let addr = first.local_addr().unwrap();
+        assert_eq!(rest.len(), 2);
+        for l in &rest {
+            assert_eq!(l.local_addr().unwrap(), addr);
+        }
+        // Every socket of the group gets connections (by the hash of the
+        // client's port: 3 × (2/3)^60 odds of one left out after 60).
+        let group: Vec<&TcpListener> = std::iter::once(&first).chain(&rest).collect();
+        let mut clients = Vec::new();
+        for _ in 0..60 {
+            clients.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        let mut taken = vec![0; group.len()];
+        let accept_all = async {
+            while taken.iter().sum::<usize>() < 60 {
+                let accepts = group.iter().map(|l| Box::pin(l.accept()));
+                let (r, i, _) = futures_util::future::select_all(accepts).await;
+                r.unwrap();
+                taken[i] += 1;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), accept_all)
+            .await
+            .expect("60 connections accepted");
+        assert!(taken.iter().all(|&t| t > 0), "{taken:?}");
+        // One socket alone is bound without SO_REUSEPORT: a second server
+        // on its port is refused, not joined.
+        let (one, none) = bind_tcp_group("127.0.0.1:0".parse().unwrap(), NonZeroUsize::MIN, "x")
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+        let taken_port = one.local_addr().unwrap();
+        assert!(bind_tcp_group(taken_port, three, "x").await.is_err());
+        assert!(
+            bind_tcp(addr, "x").await.is_err(),
+            "the group's port is in use"
+        );
     }
 }

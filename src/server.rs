@@ -278,6 +278,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
 /// HTTP/2 or HTTP/1.1), and which threads serve them.
 pub struct Listener {
     pub tcp: TcpListener,
+    /// With per-worker sockets ([`ListenSockets::PerWorker`]): the other
+    /// workers' own listening sockets, bound with `SO_REUSEPORT` to `tcp`'s
+    /// address ([`crate::net::bind_tcp_group`]); empty, every worker accepts
+    /// from `tcp`. Worker 0 takes `tcp`, worker `i` the `i`-th of these.
+    pub siblings: Vec<TcpListener>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Threads serving connections, each with its own single-threaded
     /// runtime accepting from the one listening socket, as nginx's worker
@@ -289,6 +294,7 @@ impl From<TcpListener> for Listener {
     fn from(tcp: TcpListener) -> Self {
         Listener {
             tcp,
+            siblings: Vec::new(),
             tls: None,
             workers: None,
         }
@@ -300,6 +306,82 @@ impl Listener {
     pub fn with_workers(mut self, workers: NonZeroUsize) -> Self {
         self.workers = Some(workers);
         self
+    }
+
+    /// The listening sockets: one shared, or one per worker.
+    pub fn sockets(&self) -> usize {
+        1 + self.siblings.len()
+    }
+
+    /// `workers 2, 2 sockets (SO_REUSEPORT)` or `workers 2, 1 socket`, as
+    /// the start lines and `netrun check` show the serving side.
+    pub fn describe(&self) -> String {
+        let workers = self.workers.map_or(1, NonZeroUsize::get);
+        describe_serving(workers, self.sockets())
+    }
+}
+
+/// `workers N, M socket(s)`: the serving threads and the listening sockets.
+pub fn describe_serving(workers: usize, sockets: usize) -> String {
+    format!("workers {workers}, {}", describe_sockets(sockets))
+}
+
+/// `1 socket` or `N sockets (SO_REUSEPORT)`.
+pub fn describe_sockets(sockets: usize) -> String {
+    match sockets {
+        1 => "1 socket".to_string(),
+        n => format!("{n} sockets (SO_REUSEPORT)"),
+    }
+}
+
+/// How a server's worker threads get their connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ListenSockets {
+    /// Every worker accepts from the one listening socket: whichever worker
+    /// is free takes the next connection.
+    #[default]
+    Shared,
+    /// Each worker has its own socket bound with `SO_REUSEPORT` to the same
+    /// address (nginx's `listen ... reuseport`): the kernel spreads new
+    /// connections by a hash of their addresses, not by load, so a
+    /// connection may wait behind a busy worker while another is idle.
+    PerWorker,
+}
+
+impl ListenSockets {
+    /// The spellings `--listen-sockets` and the `listen_sockets` keys take.
+    pub const NAMES: [&'static str; 2] = ["shared", "per-worker"];
+
+    /// The listening sockets to bind for `workers` serving threads (`None`:
+    /// the caller's runtime, one socket).
+    pub fn count(self, workers: Option<NonZeroUsize>) -> NonZeroUsize {
+        match (self, workers) {
+            (ListenSockets::PerWorker, Some(n)) => n,
+            _ => NonZeroUsize::MIN,
+        }
+    }
+}
+
+impl std::str::FromStr for ListenSockets {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "shared" => Ok(ListenSockets::Shared),
+            "per-worker" => Ok(ListenSockets::PerWorker),
+            other => Err(format!(
+                "`{other}` is not a way to listen; give `shared` (one socket all workers accept from) or `per-worker` (one SO_REUSEPORT socket each)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for ListenSockets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ListenSockets::Shared => "shared",
+            ListenSockets::PerWorker => "per-worker",
+        })
     }
 }
 
@@ -346,7 +428,12 @@ pub async fn serve<H: Handler>(
     stats: Arc<ConnStats>,
     name: &'static str,
 ) {
-    let Listener { tcp, tls, workers } = listener.into();
+    let Listener {
+        tcp,
+        siblings,
+        tls,
+        workers,
+    } = listener.into();
     let server = Server {
         handler,
         tls: tls.map(tokio_rustls::TlsAcceptor::from),
@@ -358,8 +445,10 @@ pub async fn serve<H: Handler>(
         name,
     };
     match workers {
+        // Without threads of its own the server accepts from `tcp` alone;
+        // sockets of a group left open would queue connections for no one.
         None => server.accept(tcp, tracker).await,
-        Some(n) => server.on_workers(tcp, n, tracker).await,
+        Some(n) => server.on_workers(tcp, siblings, n, tracker).await,
     }
 }
 
@@ -390,10 +479,17 @@ impl<H> Clone for Server<H> {
 
 impl<H: Handler> Server<H> {
     /// Starts `workers` threads, each running a single-threaded runtime that
-    /// accepts from the shared listening socket (a connection stays on the
-    /// thread that accepted it: no work stealing, no cross-thread wake-ups
-    /// on the request path), and waits for them to finish.
-    async fn on_workers(self, tcp: TcpListener, workers: NonZeroUsize, tracker: TaskTracker) {
+    /// accepts from the shared listening socket, or from its own of
+    /// `siblings` (a connection stays on the thread that accepted it: no
+    /// work stealing, no cross-thread wake-ups on the request path), and
+    /// waits for them to finish.
+    async fn on_workers(
+        self,
+        tcp: TcpListener,
+        siblings: Vec<TcpListener>,
+        workers: NonZeroUsize,
+        tracker: TaskTracker,
+    ) {
         // Should this future be dropped (its runtime shutting down), the
         // workers stop as well instead of serving on unowned.
         let stop = self.shutdown.child_token();
@@ -405,14 +501,22 @@ impl<H: Handler> Server<H> {
                 return;
             }
         };
+        // Worker 0 and, with one socket, every worker: a handle on `socket`.
+        let mut own = siblings.into_iter();
         let mut finished = Vec::with_capacity(workers.get());
         for i in 0..workers.get() {
-            let started = socket.try_clone().and_then(|listener| {
+            let listener = match (i > 0).then(|| own.next()).flatten() {
+                Some(sibling) => sibling.into_std(),
+                None => socket.try_clone(),
+            };
+            let started = listener.and_then(|listener| {
                 let server = Server {
                     shutdown: stop.clone(),
                     ..self.clone()
                 };
                 let (done, finished_rx) = tokio::sync::oneshot::channel::<()>();
+                // A thread that cannot start drops its socket with it: the
+                // kernel stops giving that socket connections.
                 std::thread::Builder::new()
                     .name(format!("{}-{i}", self.name))
                     .spawn(move || {
@@ -430,6 +534,9 @@ impl<H: Handler> Server<H> {
                 }
             }
         }
+        // Sockets of workers that did not start: closed, not left to queue
+        // connections no thread accepts.
+        drop(own);
         if finished.is_empty() {
             // Not one thread: serve here rather than not at all.
             if let Ok(tcp) = TcpListener::from_std(socket) {
@@ -437,8 +544,8 @@ impl<H: Handler> Server<H> {
             }
             return;
         }
-        // The workers hold the socket now: it closes when the last one stops
-        // accepting.
+        // The workers hold the sockets now: each closes when its last
+        // worker stops accepting.
         drop(socket);
         for rx in finished {
             // An error is a worker gone (a panic): nothing left to wait for.
@@ -980,6 +1087,60 @@ mod tests {
         tracker.wait().await;
         assert_eq!(stats.accepted.load(Ordering::Relaxed), 2);
         // Every worker let go of the socket: nothing listens any more.
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
+
+    /// Answers with the name of the thread serving the request.
+    struct ThreadName;
+
+    impl Handler for ThreadName {
+        async fn handle(&self, _req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+            let name = std::thread::current().name().unwrap_or("?").to_string();
+            text(http::StatusCode::OK, name)
+        }
+    }
+
+    #[tokio::test]
+    async fn per_worker_sockets_each_serve_their_own_connections() {
+        let workers = NonZeroUsize::new(3).unwrap();
+        let sockets = ListenSockets::PerWorker.count(Some(workers));
+        let (tcp, siblings) =
+            crate::net::bind_tcp_group("127.0.0.1:0".parse().unwrap(), sockets, "test")
+                .await
+                .unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let listener = Listener {
+            siblings,
+            ..Listener::from(tcp).with_workers(workers)
+        };
+        assert_eq!(listener.sockets(), 3);
+        assert_eq!(listener.describe(), "workers 3, 3 sockets (SO_REUSEPORT)");
+        let (shutdown, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let stats = Arc::new(ConnStats::default());
+        tracker.spawn(serve(
+            listener,
+            Arc::new(ThreadName),
+            HttpLimits::default(),
+            shutdown.clone(),
+            tracker.clone(),
+            stats.clone(),
+            "test",
+        ));
+        // One connection at a time: with one shared socket any free worker
+        // could take each; here the kernel hashes each to a socket, and
+        // every worker answers from its own (3 × (2/3)^80 odds of one
+        // worker never chosen in 80).
+        let mut seen = std::collections::BTreeMap::new();
+        for _ in 0..80 {
+            *seen.entry(get(addr).await).or_insert(0) += 1;
+        }
+        let names: Vec<&String> = seen.keys().collect();
+        assert_eq!(names, ["test-0", "test-1", "test-2"], "{seen:?}");
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
+        assert_eq!(stats.accepted.load(Ordering::Relaxed), 80);
+        // Every worker closed its socket: nothing listens any more.
         assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     }
 

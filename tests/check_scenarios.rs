@@ -76,7 +76,26 @@ fn check_output(path: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     let www = std::fs::canonicalize(root().join("www")).expect("www");
-    String::from_utf8_lossy(&out.stdout).replace(&www.display().to_string(), "<www>")
+    let text = String::from_utf8_lossy(&out.stdout).replace(&www.display().to_string(), "<www>");
+    per_core(&text)
+}
+
+/// `workers N (one per core, ...` with N as `<cores>`: how many serving
+/// threads a default gives depends on the machine's cores.
+fn per_core(text: &str) -> String {
+    const MARK: &str = " (one per core";
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(MARK) {
+        let head = &rest[..i];
+        let digits = head.len() - head.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        out.push_str(&head[..head.len() - digits]);
+        out.push_str("<cores>");
+        out.push_str(MARK);
+        rest = &rest[i + MARK.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The scenarios netrun ships, by name: an explicit list, so a user's own

@@ -49,9 +49,8 @@ async fn origin(
     let tcp = TcpListener::bind(bind).await.unwrap();
     let udp = UdpSocket::bind(bind).await.unwrap();
     let listener = Listener {
-        tcp,
         tls: identity.map(|id| tls::server_config(id).unwrap()),
-        workers: None,
+        ..Listener::from(tcp)
     };
     let config = OriginConfig {
         www: www.path().to_path_buf(),
@@ -566,9 +565,8 @@ async fn proxy(
     let tcp = TcpListener::bind(bind).await.unwrap();
     let udp = UdpSocket::bind(bind).await.unwrap();
     let listener = Listener {
-        tcp,
         tls: identity.map(|id| tls::server_config(id).unwrap()),
-        workers: None,
+        ..Listener::from(tcp)
     };
     let config = ProxyConfig {
         upstream_transport: transport,
@@ -730,7 +728,17 @@ async fn requests_an_http2_upstream_refuses_unprocessed_are_sent_again_on_a_new_
     let s = proxy.stats();
     assert_eq!(s.upstream_errors, 0);
     assert!((1..=3).contains(&s.upstream_retries), "{s:?}");
-    assert_eq!(connections.load(Ordering::SeqCst), 2);
+    // The three past the limit go again (by this retry, or by hyper's own
+    // when the GOAWAY came before they were sent) on a new connection,
+    // which they share, nearly always: 2 connections in all. Now and then
+    // (2 runs in 150) a third: hyper-util's pool (0.1.21, `PoolInner::put`)
+    // does not pool a new HTTP/2 connection while the gone-away one is
+    // still listed as idle, so the requests that waited for the new one are
+    // sent back to check out again, and one of them connects. Never more
+    // than one connection for each of the three.
+    let opened = connections.load(Ordering::SeqCst);
+    let most = 1 + (8 - 5);
+    assert!((2..=most).contains(&opened), "{opened} connections, {s:?}");
     // One after another, as a keep-alive client does: the request after
     // each connection's fifth is refused, and goes again on a new one.
     let before = s.upstream_retries;

@@ -40,9 +40,9 @@ server_cpu() {
     local url=$1 _ before after out
     shift
     for _ in $(seq "$RUNS"); do
-        before=$(cpu_ticks "$@")
+        before=$(cpu_ticks "$@") || return 3
         out=$(taskset -c "$CLIENT_CORE" wrk -t1 -c"$CONNS" -d"$DURATION" "$url")
-        after=$(cpu_ticks "$@")
+        after=$(cpu_ticks "$@") || return 3
         python3 -c '
 import re, sys
 ticks, tck, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]

@@ -140,9 +140,9 @@ measure() {
     local pids=() before after out
     while [ "$1" != -- ]; do pids+=("$1"); shift; done
     shift
-    before=$(cpu_ticks "${pids[@]}")
+    before=$(cpu_ticks "${pids[@]}") || return 3
     out=$(cpu_run "$WORK/cpu" taskset -c "$CLIENT_CORE" "$@")
-    after=$(cpu_ticks "${pids[@]}")
+    after=$(cpu_ticks "${pids[@]}") || return 3
     python3 - "$out" "$(cat "$WORK/cpu")" "$((after - before))" "$TCK" <<'PY'
 import json, re, sys
 out, cpu, ticks, tck = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])

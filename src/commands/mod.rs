@@ -92,7 +92,7 @@ fn interrupt_on_signal() -> crate::shutdown::Interrupt {
 /// written to `--ca-out`, default `results/<command>/ca.pem`). Returns the
 /// listener and where the CA went, to print.
 fn tls_listener(
-    tcp: tokio::net::TcpListener,
+    listener: crate::server::Listener,
     args: &crate::cli::TlsArgs,
     command: &str,
 ) -> anyhow::Result<(crate::server::Listener, Option<std::path::PathBuf>)> {
@@ -103,10 +103,10 @@ fn tls_listener(
             key: key.clone(),
         },
         _ if args.tls => CertSource::Made,
-        _ => return Ok((tcp.into(), None)),
+        _ => return Ok((listener, None)),
     };
     let mut names = args.tls_names.clone();
-    if let Ok(addr) = tcp.local_addr() {
+    if let Ok(addr) = listener.tcp.local_addr() {
         if !addr.ip().is_unspecified() {
             names.push(addr.ip().to_string());
         }
@@ -120,12 +120,26 @@ fn tls_listener(
     let config = tls::server_config(&identity).map_err(Error::input)?;
     Ok((
         crate::server::Listener {
-            tcp,
             tls: Some(config),
-            workers: None,
+            ..listener
         },
         ca,
     ))
+}
+
+/// The `--http` listening side that `--workers` and `--listen-sockets` ask
+/// for: one socket, or one per worker bound with `SO_REUSEPORT`.
+async fn http_listener(
+    addr: std::net::SocketAddr,
+    limits: &HttpLimitArgs,
+) -> Result<crate::server::Listener, Error> {
+    let workers = workers(limits);
+    let count = limits.listen_sockets.count(Some(workers));
+    let (tcp, siblings) = crate::net::bind_tcp_group(addr, count, "--http").await?;
+    Ok(crate::server::Listener {
+        siblings,
+        ..crate::server::Listener::from(tcp).with_workers(workers)
+    })
 }
 
 /// The serving threads `--workers` asks for (one per core by default).

@@ -46,10 +46,10 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
         }
     };
     let upstream_udp = net::resolve(&args.udp_upstream, "--udp-upstream").await?;
-    let http = net::bind_tcp(args.http, "--http").await?;
+    let http = super::http_listener(args.http, &args.limits).await?;
     let udp = net::bind_udp(args.udp, "--udp").await?;
     let (http, ca) = super::tls_listener(http, &args.tls, "proxy")?;
-    let http = http.with_workers(super::workers(&args.limits));
+    let serving = http.describe();
     let scheme = if http.tls.is_some() { "https" } else { "http" };
     let cache = (!args.no_cache).then(|| {
         let mut c = CacheConfig::new(args.cache_size.bytes(), args.cache_ttl);
@@ -99,7 +99,7 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
     // as soon as it is read is then never the default kill.
     let signalled = crate::shutdown::cancelled_on_signal();
     outln!(
-        "proxy {scheme}://{} -> {}  udp {} -> {}  {}  {}{}",
+        "proxy {scheme}://{} -> {}  udp {} -> {}  {}  {}  {serving}{}",
         handle.http_addr(),
         upstream_text(&upstream_transport, upstream_http, &args),
         handle.udp_addr(),

@@ -17,10 +17,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
     // Check the folder before binding: a typo in --www is an input error
     // (exit 2) whatever the state of the ports.
     origin::www_root(&args.www)?;
-    let http = net::bind_tcp(args.http, "--http").await?;
+    let http = super::http_listener(args.http, &args.limits).await?;
     let udp = net::bind_udp(args.udp, "--udp").await?;
     let (http, ca) = super::tls_listener(http, &args.tls, "serve")?;
-    let http = http.with_workers(super::workers(&args.limits));
+    let serving = http.describe();
     let scheme = if http.tls.is_some() { "https" } else { "http" };
 
     // Install the signal handlers before announcing the addresses, so a
@@ -37,7 +37,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
     };
     let origin = origin::spawn(http, udp, config, token.clone()).await?;
     outln!(
-        "origin {scheme}://{}  udp {}  www {}{}",
+        "origin {scheme}://{}  udp {}  www {}  {serving}{}",
         origin.http_addr(),
         origin.udp_addr(),
         origin.www().display(),

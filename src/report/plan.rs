@@ -6,7 +6,8 @@ use std::fmt::Write;
 use crate::proxy::Link;
 
 use crate::scenario::{
-    Hosts, HttpWorkload, Plan, Scenario, Service, UdpWorkload, Variant, Workload, WorkloadKind,
+    Hosts, HttpWorkload, Plan, Scenario, Service, Target, UdpWorkload, Variant, Workload,
+    WorkloadKind,
 };
 use crate::units::{format_duration, BitRate};
 use crate::workload::http::UNTIL_DURATION;
@@ -127,6 +128,9 @@ pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
         out.push(("max-age", format!("{max_age} (the origin's Cache-Control)")));
     }
     out.push(("proxy", service(&p.topology.proxy)));
+    if let Some(serving) = serving(p, crate::server::default_workers()) {
+        out.push(("serving", serving));
+    }
     if p.tls.origin.is_some() || p.tls.proxy.is_some() {
         out.push(("tls", tls_text(&p.tls)));
     }
@@ -191,6 +195,41 @@ pub fn settings(p: &Plan) -> Vec<(&'static str, String)> {
         out.push(("link", format!("{:<14}{what}", name.as_str())));
     }
     out
+}
+
+/// The spawned services' serving threads and listening sockets on a machine
+/// of `cores` cores: `origin workers 2 (one per core, at most its clients'
+/// 50 connections), 1 socket; proxy ...`. `None` when netrun spawns none.
+fn serving(p: &Plan, cores: std::num::NonZeroUsize) -> Option<String> {
+    let mut parts = Vec::new();
+    for (target, spawned) in [
+        (Target::Origin, p.topology.origin.is_spawned()),
+        (Target::Proxy, p.topology.proxy.is_spawned()),
+    ] {
+        if !spawned {
+            continue;
+        }
+        let given = match target {
+            Target::Origin => p.origin_workers,
+            Target::Proxy => p.proxy_workers,
+        };
+        let text = match p.serving_threads(target, cores) {
+            Some(n) => {
+                let why = match given {
+                    Some(_) => "",
+                    None => " (one per core, at most its clients' connections)",
+                };
+                let sockets = p.listen_sockets(target).count(Some(n)).get();
+                format!(
+                    "workers {n}{why}, {}",
+                    crate::server::describe_sockets(sockets)
+                )
+            }
+            None => "the run's own runtime (its clients open at most one connection)".to_string(),
+        };
+        parts.push(format!("{} {text}", target.as_str()));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// Which services speak TLS and with which certificate, what their clients
@@ -336,4 +375,39 @@ fn udp(u: &UdpWorkload) -> String {
         if u.flows == 1 { "" } else { "s" },
         format_duration(u.timeout)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::NonZeroUsize;
+
+    fn plan(toml: &str) -> Plan {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/unit.toml");
+        let s = crate::scenario::parse(&path, &format!("name = \"w\"\n{toml}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.variants[0].plan.clone()
+    }
+
+    #[test]
+    fn check_shows_the_serving_threads_and_sockets() {
+        let cores = NonZeroUsize::new(4).unwrap();
+        let http = |c: u32| {
+            format!("[[workload]]\nkind = \"http\"\nname = \"h\"\ntarget = \"proxy\"\nrequests = 9\nconcurrency = {c}\n")
+        };
+        assert_eq!(
+            serving(&plan(&http(1)), cores).unwrap(),
+            "origin the run's own runtime (its clients open at most one connection); \
+             proxy the run's own runtime (its clients open at most one connection)"
+        );
+        let p = plan(&format!(
+            "[proxy]\nworkers = 2\nlisten_sockets = \"per-worker\"\n{}",
+            http(50)
+        ));
+        assert_eq!(
+            serving(&p, cores).unwrap(),
+            "origin workers 4 (one per core, at most its clients' connections), 1 socket; \
+             proxy workers 2, 2 sockets (SO_REUSEPORT)"
+        );
+    }
 }

@@ -3,7 +3,6 @@
 //! clients reach them at, and the proxy's counters a workload's row carries.
 
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::hosts;
 use crate::metrics::SummaryRow;
-use crate::net::{bind_tcp, bind_udp};
+use crate::net::{bind_tcp_group, bind_udp};
 use crate::netns::{self, Role};
 use crate::origin::{self, OriginConfig, OriginHandle};
 use crate::proxy::{self, ProxyConfig, ProxyHandle, ProxyStats, UpstreamTransport};
@@ -67,11 +66,11 @@ impl Services {
                         max_age: plan.origin_max_age,
                     };
                     let start = async {
-                        let l = bind_tcp(http, &format!("topology.origin.http in {file}")).await?;
+                        let hint = format!("topology.origin.http in {file}");
+                        let l = listener(plan, Target::Origin, http, &hint).await?;
                         let l = Listener {
                             tls: origin_tls,
-                            workers: workers(plan, Target::Origin, server::default_workers()),
-                            ..Listener::from(l)
+                            ..l
                         };
                         let u = bind_udp(udp, &format!("topology.origin.udp in {file}")).await?;
                         origin::spawn(l, u, config, token.clone())
@@ -120,11 +119,11 @@ impl Services {
                 };
                 let hooks = hosts::in_process(plan).proxy_hooks();
                 let start = async {
-                    let l = bind_tcp(http, &format!("topology.proxy.http in {file}")).await?;
+                    let hint = format!("topology.proxy.http in {file}");
+                    let l = listener(plan, Target::Proxy, http, &hint).await?;
                     let l = Listener {
                         tls: proxy_tls,
-                        workers: workers(plan, Target::Proxy, server::default_workers()),
-                        ..Listener::from(l)
+                        ..l
                     };
                     let u = bind_udp(udp, &format!("topology.proxy.udp in {file}")).await?;
                     proxy::spawn_with_hooks(l, u, config, hooks, token.clone())
@@ -210,6 +209,25 @@ impl Services {
     }
 }
 
+/// A spawned service's listening side (bound in the caller's network
+/// namespace): its serving threads ([`Plan::serving_threads`]) and one
+/// socket, or one per thread with `listen_sockets = "per-worker"`.
+async fn listener(
+    plan: &Plan,
+    target: Target,
+    addr: SocketAddr,
+    hint: &str,
+) -> Result<Listener, crate::Error> {
+    let workers = plan.serving_threads(target, server::default_workers());
+    let count = plan.listen_sockets(target).count(workers);
+    let (tcp, siblings) = bind_tcp_group(addr, count, hint).await?;
+    Ok(Listener {
+        siblings,
+        workers,
+        ..Listener::from(tcp)
+    })
+}
+
 /// A spawned service's TLS configuration: its files, or a leaf made by the
 /// run's CA for every address its clients may use (the loopback names, the
 /// topology's host, the namespaces' addresses).
@@ -256,35 +274,6 @@ pub(super) fn client_trust(plan: &Plan, target: Target, ca: Option<&MadeCa>) -> 
         (_, Some(file), _) => Trust::CaFile(file.clone()),
         _ => Trust::System,
     })
-}
-
-/// A spawned service's serving threads: `workers` when the scenario sets
-/// it, else one per core (`cores`) but no more than the connections the
-/// run's HTTP workloads can open to it at once — a connection stays on the
-/// thread that accepted it, so more threads would only be started and
-/// stopped. Where that is one, `None`: the service serves on the run's own
-/// runtime, as every service did before `workers`, and starts no thread
-/// (a one-request run on two cores starts four threads fewer). The origin counts the
-/// workloads aimed at the proxy too: the proxy fetches for them.
-fn workers(plan: &Plan, target: Target, cores: NonZeroUsize) -> Option<NonZeroUsize> {
-    let given = match target {
-        Target::Origin => plan.origin_workers,
-        Target::Proxy => plan.proxy_workers,
-    };
-    if given.is_some() {
-        return given;
-    }
-    let connections: u64 = plan
-        .workloads
-        .iter()
-        .filter(|w| w.target == target || target == Target::Origin)
-        .map(|w| match &w.kind {
-            WorkloadKind::Http(h) => u64::from(h.concurrency),
-            WorkloadKind::Udp(_) => 0,
-        })
-        .sum();
-    let connections = usize::try_from(connections).unwrap_or(usize::MAX);
-    NonZeroUsize::new(connections.min(cores.get())).filter(|n| n.get() > 1)
 }
 
 fn tls_name(plan: &Plan, target: Target) -> Option<String> {
@@ -383,6 +372,7 @@ pub(super) fn attach_link_counters(row: &mut SummaryRow, before: &LinkCounts, af
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::num::NonZeroUsize;
 
     fn plan(workloads: &str) -> Plan {
         let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/unit.toml");
@@ -401,8 +391,8 @@ mod tests {
         let workers = |p: &Plan| {
             let cores = NonZeroUsize::new(4).unwrap();
             (
-                workers(p, Target::Origin, cores),
-                workers(p, Target::Proxy, cores),
+                p.serving_threads(Target::Origin, cores),
+                p.serving_threads(Target::Proxy, cores),
             )
         };
         // One request through the proxy: both on the run's runtime.

@@ -130,6 +130,10 @@ pub struct Plan {
     /// the workloads can open to it; `runner::services` decides).
     pub origin_workers: Option<std::num::NonZeroUsize>,
     pub proxy_workers: Option<std::num::NonZeroUsize>,
+    /// `[origin] listen_sockets` and `[proxy] listen_sockets`: one socket
+    /// all the workers accept from, or one `SO_REUSEPORT` socket each.
+    pub origin_listen_sockets: crate::server::ListenSockets,
+    pub proxy_listen_sockets: crate::server::ListenSockets,
     pub cache: CacheSettings,
     /// The impairments of the proxy's links, each in each direction (and the
     /// seed of their random generators).
@@ -139,6 +143,50 @@ pub struct Plan {
     /// engine each link is forced to.
     pub packet_links: PacketLinks,
     pub workloads: Vec<Workload>,
+}
+
+impl Plan {
+    /// A spawned service's serving threads: `workers` when the scenario
+    /// sets it, else one per core (`cores`) but no more than the
+    /// connections the run's HTTP workloads can open to it at once — a
+    /// connection stays on the thread that accepted it, so more threads
+    /// would only be started and stopped. Where that is one, `None`: the
+    /// service serves on the run's own runtime and starts no thread (a
+    /// one-request run on two cores starts four threads fewer). The origin
+    /// counts the workloads aimed at the proxy too: the proxy fetches for
+    /// them.
+    pub fn serving_threads(
+        &self,
+        target: Target,
+        cores: std::num::NonZeroUsize,
+    ) -> Option<std::num::NonZeroUsize> {
+        let given = match target {
+            Target::Origin => self.origin_workers,
+            Target::Proxy => self.proxy_workers,
+        };
+        if given.is_some() {
+            return given;
+        }
+        let connections: u64 = self
+            .workloads
+            .iter()
+            .filter(|w| w.target == target || target == Target::Origin)
+            .map(|w| match &w.kind {
+                WorkloadKind::Http(h) => u64::from(h.concurrency),
+                WorkloadKind::Udp(_) => 0,
+            })
+            .sum();
+        let connections = usize::try_from(connections).unwrap_or(usize::MAX);
+        std::num::NonZeroUsize::new(connections.min(cores.get())).filter(|n| n.get() > 1)
+    }
+
+    /// How a spawned service's workers get their connections.
+    pub fn listen_sockets(&self, target: Target) -> crate::server::ListenSockets {
+        match target {
+            Target::Origin => self.origin_listen_sockets,
+            Target::Proxy => self.proxy_listen_sockets,
+        }
+    }
 }
 
 /// Which engine shapes a link between namespaces.

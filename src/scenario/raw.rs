@@ -84,6 +84,8 @@ pub struct Origin {
     pub max_age: S<String>,
     /// Threads serving HTTP (default: one per core).
     pub workers: S<i64>,
+    /// `"shared"` or `"per-worker"`: how the workers get their connections.
+    pub listen_sockets: S<String>,
     /// `true`, `false`, or `{ cert = "...", key = "...", ca = "..." }`.
     pub tls: S<toml::Value>,
 }
@@ -94,6 +96,8 @@ pub struct Origin {
 pub struct Proxy {
     /// Threads serving HTTP (default: one per core).
     pub workers: S<i64>,
+    /// `"shared"` or `"per-worker"`: how the workers get their connections.
+    pub listen_sockets: S<String>,
     /// `true`, `false`, or `{ cert = "...", key = "...", ca = "..." }`.
     pub tls: S<toml::Value>,
 }

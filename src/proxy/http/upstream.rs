@@ -121,11 +121,13 @@ impl ProxyService {
         // runs from when it sends, as it would over a real path.
         let mut sent = tokio::time::timeout_at(deadline, self.over_origin_link(req)).await;
         if let (Ok(Err(e)), Some((method, uri, headers))) = (&sent, again) {
-            if crate::http2::refused_unprocessed(e) {
+            if crate::http2::refused_unprocessed(e) || crate::http2::canceled_unsent(e) {
                 // RFC 9113 §8.7: a stream above a GOAWAY's last stream id,
                 // or reset with REFUSED_STREAM, was never processed, so it
                 // is safe to send once more, on another connection (the
-                // pool no longer hands out the one that went away).
+                // pool no longer hands out the one that went away); so is
+                // one the client never sent (a connection that went away
+                // before it was written: hyper's "canceled").
                 bump(&self.counters.upstream_retries);
                 tracing::debug!(target: "netrun::proxy", "upstream {} refused the request unprocessed ({}); sending it again", self.upstream, describe(e));
                 let req = upstream_request(method, uri, headers, empty(), interim);

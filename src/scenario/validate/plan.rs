@@ -33,6 +33,16 @@ pub(super) fn resolve_plan(
         "proxy.workers",
         errs,
     );
+    let origin_listen_sockets = resolve_listen_sockets(
+        r.origin.as_ref().and_then(|o| o.listen_sockets.as_ref()),
+        "origin.listen_sockets",
+        errs,
+    );
+    let proxy_listen_sockets = resolve_listen_sockets(
+        r.proxy.as_ref().and_then(|p| p.listen_sockets.as_ref()),
+        "proxy.listen_sockets",
+        errs,
+    );
     let cache = resolve_cache(r, errs);
     let links = super::links::resolve_links(r, errs);
     let packet_links = super::packet::resolve_packet_links(r, dir, errs);
@@ -47,6 +57,8 @@ pub(super) fn resolve_plan(
         tls,
         origin_workers,
         proxy_workers,
+        origin_listen_sockets,
+        proxy_listen_sockets,
         cache,
         links,
         packet_links,
@@ -181,6 +193,22 @@ fn resolve_workloads(
     workloads
 }
 
+/// `[origin] listen_sockets` / `[proxy] listen_sockets`: `"shared"` (the
+/// default) or `"per-worker"`.
+fn resolve_listen_sockets(
+    v: Option<&toml::Spanned<String>>,
+    key: &str,
+    errs: &mut ScenarioErrors,
+) -> crate::server::ListenSockets {
+    let Some(v) = v else {
+        return crate::server::ListenSockets::default();
+    };
+    v.get_ref().parse().unwrap_or_else(|why: String| {
+        errs.push(Some(v.span()), key, why);
+        crate::server::ListenSockets::default()
+    })
+}
+
 /// Pipelining is spoken by the clear-text HTTP/1.1 client only: refused
 /// against a service that speaks TLS.
 fn pipelined_over_tls(
@@ -250,6 +278,27 @@ mod tests {
             "origin.workers",
         );
         assert!(m.contains("one per core"), "{m}");
+    }
+
+    #[test]
+    fn listen_sockets_are_shared_unless_asked() {
+        use crate::server::ListenSockets;
+        let p = &valid(&http("")).variants[0].plan;
+        assert_eq!(p.origin_listen_sockets, ListenSockets::Shared);
+        let s = valid(&format!(
+            "[proxy]\nlisten_sockets = \"per-worker\"\n{}",
+            http("")
+        ));
+        let p = &s.variants[0].plan;
+        assert_eq!(
+            (p.origin_listen_sockets, p.proxy_listen_sockets),
+            (ListenSockets::Shared, ListenSockets::PerWorker)
+        );
+        let m = problem(
+            &format!("[origin]\nlisten_sockets = \"each\"\n{}", http("")),
+            "origin.listen_sockets",
+        );
+        assert!(m.contains("per-worker"), "{m}");
     }
 
     #[test]
