@@ -173,7 +173,7 @@ fn direction(
 /// The counters of both directions as a table.
 pub fn render(c: &[Counters; 2]) -> String {
     type Cell = fn(&Counters) -> String;
-    let rows: [(&str, Cell); 11] = [
+    let rows: [(&str, Cell); 12] = [
         ("packets", |c| c.packets.to_string()),
         ("bytes", |c| c.bytes.to_string()),
         ("delivered", |c| c.delivered.to_string()),
@@ -183,6 +183,7 @@ pub fn render(c: &[Counters; 2]) -> String {
         ("duplicated", |c| c.duplicated.to_string()),
         ("reordered", |c| c.reordered.to_string()),
         ("queue drops", |c| c.queue_drops.to_string()),
+        ("kernel drops", |c| c.kernel_drops.to_string()),
         ("sojourn p50", |c| format_duration(c.sojourn_at(0.5))),
         ("sojourn p99", |c| format_duration(c.sojourn_at(0.99))),
     ];

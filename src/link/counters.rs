@@ -27,6 +27,10 @@ pub struct Counters {
     /// Packets the queue dropped: full (droptail and every queue's limit) or
     /// CoDel's head drops.
     pub queue_drops: u64,
+    /// Packets the kernel dropped before the link read them: the TUN
+    /// device's queue to the link (its `txqueuelen`) was full while the
+    /// link's thread was kept from reading (a busy machine).
+    pub kernel_drops: u64,
     /// Time packets waited in the queue, in µs, for those that left it.
     pub sojourn: Histogram<u64>,
 }
@@ -43,6 +47,7 @@ impl Default for Counters {
             duplicated: 0,
             reordered: 0,
             queue_drops: 0,
+            kernel_drops: 0,
             sojourn: new_histogram(),
         }
     }
@@ -73,7 +78,7 @@ impl Counters {
 
     /// Everything this direction dropped, whichever way.
     pub fn dropped(&self) -> u64 {
-        self.lost + self.burst_lost + self.queue_drops
+        self.lost + self.burst_lost + self.queue_drops + self.kernel_drops
     }
 
     /// The counts since `before` (a snapshot of the same direction), with
@@ -93,6 +98,7 @@ impl Counters {
             duplicated: self.duplicated - before.duplicated.min(self.duplicated),
             reordered: self.reordered - before.reordered.min(self.reordered),
             queue_drops: self.queue_drops - before.queue_drops.min(self.queue_drops),
+            kernel_drops: self.kernel_drops - before.kernel_drops.min(self.kernel_drops),
             sojourn,
         }
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::config::DirConfig;
 use super::counters::Counters;
 use super::pipe::Pipe;
-use super::tun::Tun;
+use super::tun::{DeviceStats, Tun};
 
 /// Packets read from one device per wake-up before the other gets a turn.
 const BATCH: usize = 64;
@@ -30,6 +30,9 @@ const IDLE: Duration = Duration::from_secs(1);
 /// [`Mover::stop`] or on drop.
 pub struct Mover {
     pipes: Arc<Mutex<[Pipe<Vec<u8>>; 2]>>,
+    /// The devices' counters: what the kernel dropped before the link
+    /// read it (direction 0's at `a`, 1's at `b`).
+    devices: [DeviceStats; 2],
     stop: OwnedFd,
     thread: Option<JoinHandle<()>>,
 }
@@ -45,27 +48,48 @@ impl Mover {
         // beside it.
         let stop_rx = stop.try_clone()?;
         let shared = pipes.clone();
+        let devices = [a.stats(), b.stats()];
         let thread = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || run(&[a, b], &shared, &stop_rx))?;
         Ok(Mover {
             pipes,
+            devices,
             stop,
             thread: Some(thread),
         })
     }
 
-    /// Both directions' counts so far (uplink, downlink).
+    /// Both directions' counts so far (uplink, downlink), the kernel's
+    /// drops at each device included (0 where the device's counters
+    /// cannot be read).
     pub fn counters(&self) -> [Counters; 2] {
-        let p = lock(&self.pipes);
-        [p[0].counters().clone(), p[1].counters().clone()]
+        let drops = self.kernel_drops();
+        self.model_counters(drops)
     }
 
     /// Stops the thread (packets still held are dropped, as a cable pulled
     /// out would), closes the devices, and returns the final counts.
     pub fn stop(mut self) -> [Counters; 2] {
+        // The devices close with the thread: their counts are read first.
+        let drops = self.kernel_drops();
         self.halt();
-        self.counters()
+        self.model_counters(drops)
+    }
+
+    fn kernel_drops(&self) -> [Option<u64>; 2] {
+        [self.devices[0].tx_dropped(), self.devices[1].tx_dropped()]
+    }
+
+    fn model_counters(&self, kernel_drops: [Option<u64>; 2]) -> [Counters; 2] {
+        let mut c = {
+            let p = lock(&self.pipes);
+            [p[0].counters().clone(), p[1].counters().clone()]
+        };
+        for (c, drops) in c.iter_mut().zip(kernel_drops) {
+            c.kernel_drops = drops.unwrap_or(0);
+        }
+        c
     }
 
     fn halt(&mut self) {

@@ -28,6 +28,58 @@ struct IfReq {
 pub struct Tun {
     fd: OwnedFd,
     name: String,
+    stats: DeviceStats,
+}
+
+/// Reads a device's counters in the network namespace it was made in:
+/// `/proc/thread-self/net/dev`, opened there (the open file stays bound to
+/// that namespace, whichever thread reads it later).
+#[derive(Debug, Clone)]
+pub struct DeviceStats {
+    file: Option<std::sync::Arc<std::fs::File>>,
+    name: String,
+}
+
+impl DeviceStats {
+    /// The device's counters as this namespace's `/proc/net/dev` lists them.
+    fn open(name: &str) -> DeviceStats {
+        DeviceStats {
+            file: std::fs::File::open("/proc/thread-self/net/dev")
+                .ok()
+                .map(std::sync::Arc::new),
+            name: name.to_string(),
+        }
+    }
+
+    /// Packets the kernel dropped on their way out through the device (its
+    /// transmit drops): for a TUN device, packets that found the queue to
+    /// its reader full (`txqueuelen`, 500 by default). `None` when the
+    /// counters cannot be read.
+    pub fn tx_dropped(&self) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        let file = self.file.as_ref()?;
+        let mut text = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = file.read_at(&mut buf, text.len() as u64).ok()?;
+            if n == 0 {
+                break;
+            }
+            text.extend_from_slice(&buf[..n]);
+        }
+        tx_dropped_in(&String::from_utf8_lossy(&text), &self.name)
+    }
+}
+
+/// The transmit drops of `dev` in a `/proc/net/dev` listing: after
+/// `dev:`, 8 receive counters, then transmit bytes, packets, errors, drops.
+fn tx_dropped_in(listing: &str, dev: &str) -> Option<u64> {
+    listing.lines().find_map(|l| {
+        let (name, counts) = l.split_once(':')?;
+        (name.trim() == dev)
+            .then(|| counts.split_whitespace().nth(11)?.parse().ok())
+            .flatten()
+    })
 }
 
 impl Tun {
@@ -70,11 +122,17 @@ impl Tun {
         Ok(Tun {
             fd,
             name: name.to_string(),
+            stats: DeviceStats::open(name),
         })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The device's counters, readable after the device is handed over.
+    pub fn stats(&self) -> DeviceStats {
+        self.stats.clone()
     }
 
     /// One packet into `buf`; `WouldBlock` when none is waiting.
@@ -92,5 +150,22 @@ impl Tun {
 impl AsFd for Tun {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transmit_drops_are_the_twelfth_count_of_the_device_line() {
+        let listing = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:  100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0
+netrun0: 587652    3767    0    0    0     0          0         0   624000    4000    0  120    0     0       0          0
+";
+        assert_eq!(tx_dropped_in(listing, "netrun0"), Some(120));
+        assert_eq!(tx_dropped_in(listing, "lo"), Some(0));
+        assert_eq!(tx_dropped_in(listing, "netrun1"), None);
     }
 }

@@ -127,7 +127,9 @@ pub struct SummaryRow {
     /// Packets those links lost during the workload: `loss_percent` and
     /// `burst_loss` together (queue drops apart).
     pub link_lost: Option<u64>,
-    /// Packets those links' queues dropped (full, or CoDel) during the workload.
+    /// Packets those links' queues dropped (full, or CoDel) during the
+    /// workload, and those the kernel dropped at the links' TUN devices
+    /// before the links read them (a busy machine kept them from reading).
     pub link_queue_drops: Option<u64>,
     /// Median time packets waited in those links' queues, milliseconds.
     pub link_sojourn_p50_ms: Option<f64>,

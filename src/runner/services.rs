@@ -351,7 +351,9 @@ pub(super) fn attach_link_counters(row: &mut SummaryRow, before: &LinkCounts, af
             let d = a.since(b);
             all.packets += d.packets;
             all.lost += d.lost + d.burst_lost;
-            all.queue_drops += d.queue_drops;
+            // A TUN device's queue in front of the link overflowing is a
+            // queue drop too, the kernel's.
+            all.queue_drops += d.queue_drops + d.kernel_drops;
             lost += d.lost + d.burst_lost;
             let _ = all.sojourn.add(&d.sojourn);
         }
