@@ -632,39 +632,53 @@ impl Pool {
 
 /// Joins every thread, naming each one that panicked with its panic
 /// message (a worker's failure must not vanish from the report); returns
-/// what the pacer's feed said.
+/// what the pacer's feed said. Threads all finished (their samples are in,
+/// so usually they are) are joined here; otherwise on the blocking pool,
+/// whose first use starts a thread.
 async fn join(
     handles: Vec<std::thread::JoinHandle<()>>,
     pacer: Option<std::thread::JoinHandle<Result<(), crate::traffic::TraceError>>>,
 ) -> anyhow::Result<Result<(), crate::traffic::TraceError>> {
-    let (failures, fed) = tokio::task::spawn_blocking(move || {
-        let mut failures = Vec::new();
-        for (i, h) in handles.into_iter().enumerate() {
-            if let Err(panic) = h.join() {
-                failures.push(format!(
-                    "HTTP worker thread {i} panicked: {}",
-                    panic_message(&*panic)
-                ));
-            }
-        }
-        let mut fed = Ok(());
-        if let Some(p) = pacer {
-            match p.join() {
-                Ok(r) => fed = r,
-                Err(panic) => failures.push(format!(
-                    "the HTTP pacing thread panicked: {}",
-                    panic_message(&*panic)
-                )),
-            }
-        }
-        (failures, fed)
-    })
-    .await
-    .context("waiting for the HTTP worker threads")?;
+    let finished =
+        handles.iter().all(|h| h.is_finished()) && pacer.as_ref().is_none_or(|p| p.is_finished());
+    let (failures, fed) = if finished {
+        join_now(handles, pacer)
+    } else {
+        tokio::task::spawn_blocking(move || join_now(handles, pacer))
+            .await
+            .context("waiting for the HTTP worker threads")?
+    };
     if !failures.is_empty() {
         anyhow::bail!("{}", failures.join("; "));
     }
     Ok(fed)
+}
+
+/// [`join`]'s joining: waits for each thread in turn.
+fn join_now(
+    handles: Vec<std::thread::JoinHandle<()>>,
+    pacer: Option<std::thread::JoinHandle<Result<(), crate::traffic::TraceError>>>,
+) -> (Vec<String>, Result<(), crate::traffic::TraceError>) {
+    let mut failures = Vec::new();
+    for (i, h) in handles.into_iter().enumerate() {
+        if let Err(panic) = h.join() {
+            failures.push(format!(
+                "HTTP worker thread {i} panicked: {}",
+                panic_message(&*panic)
+            ));
+        }
+    }
+    let mut fed = Ok(());
+    if let Some(p) = pacer {
+        match p.join() {
+            Ok(r) => fed = r,
+            Err(panic) => failures.push(format!(
+                "the HTTP pacing thread panicked: {}",
+                panic_message(&*panic)
+            )),
+        }
+    }
+    (failures, fed)
 }
 
 /// What a thread's panic said (`panic!` with a message or a format string),
@@ -679,7 +693,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// One worker thread per core, never more than there are connections.
 fn worker_threads(concurrency: u32) -> u32 {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::server::cores().map_or(1, |n| n.get());
     u32::try_from(cores)
         .unwrap_or(1)
         .clamp(1, concurrency.max(1))
