@@ -491,7 +491,7 @@ mod imp {
         }
         let addrs_ptr = addrs.as_mut_ptr();
         let iovs_ptr = iovs.as_mut_ptr();
-        let ctrls_ptr = ctrl.as_mut_ptr();
+        let ctrls_ptr = ctrls.as_mut_ptr();
         for (j, &(first, k)) in groups[..g].iter().enumerate() {
             let h = &mut hdrs[j].msg_hdr;
             if msgs[first].1.is_some() {
