@@ -63,7 +63,7 @@ impl UdpIo {
     /// [`RecvBatch::with_arrival_stamps`] to hand over. An error (another
     /// system) leaves the socket unstamped: every stamp is then `None`.
     pub fn stamp_arrivals(&self) -> io::Result<()> {
-        imp::stamp_arrivals(self.get_ref())
+        stamp_arrivals(self.get_ref())
     }
 
     /// Whether a run of same-size datagrams to one peer still leaves as
@@ -89,6 +89,12 @@ impl UdpIo {
         let fd = unsafe { AsyncFd::register_with_interest(clone, Interest::WRITABLE)? };
         fd.writable().await.map(drop)
     }
+}
+
+/// [`UdpIo::stamp_arrivals`] for a socket no runtime watches (one read by
+/// [`RecvBatch::recv_unwatched`]).
+pub fn stamp_arrivals(socket: &std::net::UdpSocket) -> io::Result<()> {
+    imp::stamp_arrivals(socket)
 }
 
 /// Datagrams received (or sent) per system call at most.
@@ -199,6 +205,27 @@ impl RecvBatch {
         Ok(self.got.len())
     }
 
+    /// Receives the datagrams queued on a socket no runtime watches (made
+    /// non-blocking), up to the batch's room, without waiting; `WouldBlock`
+    /// when there are none. For a receiver that looks on a clock of its own
+    /// instead of being woken per datagram.
+    pub fn recv_unwatched(&mut self, sock: &std::net::UdpSocket) -> io::Result<usize> {
+        self.got.clear();
+        let RecvBatch {
+            buf,
+            slot,
+            got,
+            ctrl,
+        } = self;
+        imp::recv(sock, buf, *slot, ctrl, got)?;
+        Ok(self.got.len())
+    }
+
+    /// Most datagrams one receive takes.
+    pub fn room(&self) -> usize {
+        (self.buf.len() / self.slot).min(SLOTS)
+    }
+
     /// The datagrams of the last receive, in arrival order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> + '_ {
         self.iter_stamped().map(|(p, from, _)| (p, from))
@@ -207,14 +234,12 @@ impl RecvBatch {
     /// The datagrams of the last receive with their kernel arrival stamps:
     /// `None` for a batch made without [`Self::with_arrival_stamps`], a
     /// socket not asked to stamp, or a datagram the kernel did not stamp.
-    pub fn iter_stamped(&self) -> impl Iterator<Item = (&[u8], SocketAddr, Option<SystemTime>)> + '_ {
-        self.got.iter().map(|g| {
-            (
-                &self.buf[g.slot * self.slot..][..g.len],
-                g.from,
-                g.arrived,
-            )
-        })
+    pub fn iter_stamped(
+        &self,
+    ) -> impl Iterator<Item = (&[u8], SocketAddr, Option<SystemTime>)> + '_ {
+        self.got
+            .iter()
+            .map(|g| (&self.buf[g.slot * self.slot..][..g.len], g.from, g.arrived))
     }
 
     pub fn len(&self) -> usize {
@@ -404,7 +429,9 @@ mod imp {
                 let ts: libc::timespec =
                     unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(c).cast()) };
                 let secs = u64::try_from(ts.tv_sec).ok()?;
-                let nanos = u32::try_from(ts.tv_nsec).ok().filter(|&n| n < 1_000_000_000)?;
+                let nanos = u32::try_from(ts.tv_nsec)
+                    .ok()
+                    .filter(|&n| n < 1_000_000_000)?;
                 return SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos));
             }
             // SAFETY: `c` is a header of `h`'s buffer, as above.
@@ -793,7 +820,10 @@ mod tests {
             for (_, at) in &got {
                 if stamped && cfg!(target_os = "linux") {
                     let at = at.expect("a stamp");
-                    assert!(before <= at && at <= after, "{before:?} <= {at:?} <= {after:?}");
+                    assert!(
+                        before <= at && at <= after,
+                        "{before:?} <= {at:?} <= {after:?}"
+                    );
                 } else {
                     assert_eq!(*at, None);
                 }

@@ -17,8 +17,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use netrun::udp_batch::{try_send, RecvBatch, UdpIo};
 use netns_support::{skip_reason, Leftovers};
+use netrun::udp_batch::{try_send, RecvBatch, UdpIo};
 
 const NETRUN: &str = env!("CARGO_BIN_EXE_netrun");
 
@@ -39,7 +39,9 @@ fn inside_of(start_line: &str) -> Option<Ipv4Addr> {
 #[tokio::test(flavor = "current_thread")]
 async fn a_segmented_run_through_a_tun_link_arrives_whole_once_and_in_order() {
     if let Some(why) = skip_reason() {
-        eprintln!("skipped a_segmented_run_through_a_tun_link_arrives_whole_once_and_in_order: {why}");
+        eprintln!(
+            "skipped a_segmented_run_through_a_tun_link_arrives_whole_once_and_in_order: {why}"
+        );
         return;
     }
     // `netrun serve` inside the link's namespace: its replies cross the
@@ -93,7 +95,11 @@ async fn a_segmented_run_through_a_tun_link_arrives_whole_once_and_in_order() {
     }
     eprintln!(
         "a segmented send into the TUN link was {} on this kernel",
-        if sock.segments_runs() { "taken" } else { "refused: sent datagram by datagram" }
+        if sock.segments_runs() {
+            "taken"
+        } else {
+            "refused: sent datagram by datagram"
+        }
     );
 
     // The link keeps order and the echo answers in arrival order: what

@@ -312,9 +312,111 @@ struct RunTimes {
     interrupted: bool,
 }
 
+/// Below this interval between sends, a flow whose replies the kernel
+/// stamps reads them on a clock ([`ReplySocket::Polled`]).
+const POLL_BELOW: Duration = Duration::from_millis(1);
+/// How often a polled flow reads its socket (tokio's timer has millisecond
+/// granularity). At 300k replies/s that is 300 replies, ~300 KiB of the
+/// socket's 4 MiB buffer.
+const POLL_EVERY: Duration = Duration::from_millis(1);
+
+/// Where a flow's receive task reads its replies, and what wakes it.
+enum ReplySocket {
+    /// Woken by the runtime when the socket turns readable: each reply read
+    /// at once, as a reply without a kernel stamp must be to be timed right.
+    Readable(UdpIo),
+    /// Read every [`POLL_EVERY`] (at once again while a read fills the
+    /// batch), the socket unwatched by the runtime. With kernel stamps the
+    /// time a reply waits in the socket is not part of its RTT, and at tens
+    /// of thousands of replies a second the receive thread wakes a thousand
+    /// times a second instead of for every reply or two: the cores are left
+    /// to what is measured.
+    Polled {
+        socket: std::net::UdpSocket,
+        tick: tokio::time::Interval,
+        /// The last read filled the batch: more may wait.
+        more: bool,
+    },
+}
+
+/// Whether a flow reads its replies on a clock: only with kernel stamps
+/// (else a reply must be read at once to be timed right), with sends under
+/// [`POLL_BELOW`] apart but not as fast as possible (a rate not known), and
+/// with a receive buffer (`buffer` bytes, as the kernel reports it) that
+/// holds four ticks' worth of replies at `size` bytes plus 1 KiB of the
+/// kernel's own per datagram: a tick late by three still loses nothing.
+fn polls(stamped: bool, interval: Duration, size: usize, buffer: usize) -> bool {
+    if !stamped || interval.is_zero() || interval >= POLL_BELOW {
+        return false;
+    }
+    let per_tick = POLL_EVERY.as_nanos().div_ceil(interval.as_nanos());
+    let need = 4 * per_tick * (size as u128 + 1024);
+    buffer as u128 >= need
+}
+
+impl ReplySocket {
+    /// How a flow reads `socket` at this `interval`: polled where the kernel
+    /// stamps its replies and they come faster than [`POLL_BELOW`].
+    fn new(socket: std::net::UdpSocket, interval: Duration, size: usize) -> io::Result<Self> {
+        // Replies stamped by the kernel as they arrive: an RTT then ends
+        // when the reply reached this host, not when the receive task got
+        // to it ([`BatchClock`]). Without stamps it ends at the receive.
+        let stamped = match crate::udp_batch::stamp_arrivals(&socket) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "no kernel receive timestamps; RTTs end when the probe reads a reply");
+                false
+            }
+        };
+        let buffer = socket2::SockRef::from(&socket)
+            .recv_buffer_size()
+            .unwrap_or(0);
+        if polls(stamped, interval, size, buffer) {
+            let mut tick = tokio::time::interval(POLL_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            return Ok(ReplySocket::Polled {
+                socket,
+                tick,
+                more: false,
+            });
+        }
+        // Watched for readability only: the pacer's sends on the clone
+        // never wake the receive task's thread.
+        Ok(ReplySocket::Readable(UdpIo::new(socket)?))
+    }
+
+    /// Waits until replies may be waiting.
+    async fn ready(&mut self) -> io::Result<()> {
+        match self {
+            ReplySocket::Readable(socket) => socket.readable().await,
+            ReplySocket::Polled { tick, more, .. } => {
+                if !*more {
+                    tick.tick().await;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Receives a batch of replies without waiting; `WouldBlock` when none.
+    fn recv(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
+        match self {
+            ReplySocket::Readable(socket) => batch.try_recv(socket),
+            ReplySocket::Polled { socket, more, .. } => {
+                *more = false;
+                let n = batch.recv_unwatched(socket)?;
+                *more = n >= batch.room();
+                Ok(n)
+            }
+        }
+    }
+}
+
 /// One connected socket per flow: a blocking one for the pacing thread and
 /// its clone for the flow's receive task.
-fn open_sockets(config: &UdpProbeConfig) -> anyhow::Result<(Vec<std::net::UdpSocket>, Vec<UdpIo>)> {
+fn open_sockets(
+    config: &UdpProbeConfig,
+) -> anyhow::Result<(Vec<std::net::UdpSocket>, Vec<ReplySocket>)> {
     let flows = config.flows;
     let bind: SocketAddr = if config.target.is_ipv4() {
         "0.0.0.0:0".parse().expect("valid address")
@@ -334,16 +436,7 @@ fn open_sockets(config: &UdpProbeConfig) -> anyhow::Result<(Vec<std::net::UdpSoc
         socket.set_nonblocking(true)?;
         crate::net::grow_udp_buffers(&socket, crate::net::UDP_BUFFER);
         senders.push(socket.try_clone()?);
-        // Watched for readability only: the pacer's sends on the clone
-        // never wake the receive task's thread.
-        let receiver = UdpIo::new(socket)?;
-        // Replies stamped by the kernel as they arrive: an RTT then ends
-        // when the reply reached this host, not when the receive task got
-        // to it ([`BatchClock`]). Without stamps it ends at the receive.
-        if let Err(e) = receiver.stamp_arrivals() {
-            tracing::debug!(error = %e, "no kernel receive timestamps; RTTs end when the probe reads a reply");
-        }
-        receivers.push(receiver);
+        receivers.push(ReplySocket::new(socket, config.interval, config.size)?);
     }
     Ok((senders, receivers))
 }
@@ -511,7 +604,7 @@ fn listen_until(
 #[allow(clippy::too_many_arguments)]
 async fn receive_flow(
     flow: u32,
-    socket: UdpIo,
+    mut socket: ReplySocket,
     run_id: u64,
     tracker: FlowTracker,
     timeout: Duration,
@@ -578,9 +671,9 @@ async fn receive_flow(
                 if changed.is_err() { break; }
             }
             _ = &mut batch_timer, if batch_due.is_some() => batch.hand_over().await,
-            r = socket.readable() => {
+            r = socket.ready() => {
                 r.context("cannot receive UDP replies")?;
-                match replies.try_recv(&socket) {
+                match socket.recv(&mut replies) {
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     // ICMP port unreachable from an earlier send: nobody
@@ -889,6 +982,22 @@ fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Replies are read on a clock only when stamped, paced under 1 ms
+    /// but not flat out, and with buffer room for four ticks of them.
+    #[test]
+    fn replies_are_polled_only_when_stamped_fast_and_buffered() {
+        let us = Duration::from_micros;
+        let four_mib = 8 << 20; // as the kernel reports a 4 MiB buffer
+        assert!(polls(true, us(20), 128, four_mib));
+        assert!(!polls(false, us(20), 128, four_mib));
+        assert!(!polls(true, Duration::ZERO, 128, four_mib));
+        assert!(!polls(true, us(1000), 128, four_mib));
+        assert!(polls(true, us(999), 128, four_mib));
+        // 50 replies a tick of 1152 bytes, four ticks: 230,400 bytes.
+        assert!(polls(true, us(20), 128, 230_400));
+        assert!(!polls(true, us(20), 128, 230_399));
+    }
 
     /// The kernel's stamp moves a reply's arrival back to when it reached
     /// the socket, never to or before its send: an implausible stamp gives
