@@ -77,6 +77,9 @@ pub struct HttpProbeConfig {
     pub traffic: source::Traffic,
     /// TLS and the HTTP version.
     pub wire: HttpWire,
+    /// Client threads, each with its own connections (wrk's `-t`); `None`:
+    /// one per core. Never more than `concurrency`.
+    pub threads: Option<u32>,
 }
 
 /// How a client speaks to its target.
@@ -560,7 +563,7 @@ impl Pool {
         tx: mpsc::Sender<Vec<Sample>>,
         cancel: &CancellationToken,
     ) -> anyhow::Result<Pool> {
-        let threads = worker_threads(config.concurrency);
+        let threads = worker_threads(config.threads, config.concurrency);
         let runtimes = (0..threads)
             .map(|_| {
                 tokio::runtime::Builder::new_current_thread()
@@ -677,12 +680,14 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// One worker thread per core, never more than there are connections.
-fn worker_threads(concurrency: u32) -> u32 {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    u32::try_from(cores)
-        .unwrap_or(1)
-        .clamp(1, concurrency.max(1))
+/// The threads asked for, or one per core; never more than there are
+/// connections.
+fn worker_threads(asked: Option<u32>, concurrency: u32) -> u32 {
+    let threads = asked.unwrap_or_else(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        u32::try_from(cores).unwrap_or(1)
+    });
+    threads.clamp(1, concurrency.max(1))
 }
 
 /// A client's request lanes: one that owns its connection, or for HTTP/2
@@ -1226,6 +1231,16 @@ async fn request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_are_as_asked_but_never_more_than_connections() {
+        assert_eq!(worker_threads(Some(1), 32), 1);
+        assert_eq!(worker_threads(Some(3), 32), 3);
+        assert_eq!(worker_threads(Some(8), 4), 4);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(worker_threads(None, 1000) as usize, cores);
+        assert_eq!(worker_threads(None, 1), 1);
+    }
 
     #[test]
     fn a_worker_panic_keeps_its_message() {
