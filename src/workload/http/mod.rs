@@ -384,6 +384,45 @@ struct Sample {
     timing: Timing,
 }
 
+impl Sample {
+    /// The sample of a request sent at `sent_at` (due at `scheduled` in
+    /// open loop) that ended at `end` with `outcome`.
+    fn new(
+        client: u32,
+        want: Want,
+        scheduled: Option<Instant>,
+        sent_at: Instant,
+        end: Instant,
+        timing: Timing,
+        outcome: Result<Response, &'static str>,
+    ) -> Sample {
+        let started = started_at(scheduled, sent_at);
+        let (status, bytes, cache, error) = match outcome {
+            Ok(r) => (Some(r.status), r.bytes, r.cache, None),
+            Err(class) => (None, 0, CacheMark::None, Some(class)),
+        };
+        Sample {
+            client,
+            want,
+            status,
+            bytes,
+            latency: end - started,
+            service: end - sent_at,
+            late: scheduled.map(|due| sent_at.saturating_duration_since(due)),
+            started,
+            cache,
+            error,
+            timing,
+        }
+    }
+}
+
+/// Where a request's latency starts: its scheduled start in open loop
+/// (never later than the send), else the send.
+fn started_at(scheduled: Option<Instant>, sent_at: Instant) -> Instant {
+    scheduled.unwrap_or(sent_at).min(sent_at)
+}
+
 /// What one request asks for.
 #[derive(Debug, Clone)]
 enum Want {
@@ -1089,7 +1128,7 @@ async fn worker(client: u32, mut lane: Lane, shared: Shared, cancel: Cancellatio
         }
         let want = Want::of(ticket.object, ticket.index, &cfg);
         let sent_at = Instant::now();
-        let started = ticket.scheduled.unwrap_or(sent_at).min(sent_at);
+        let started = started_at(ticket.scheduled, sent_at);
         let mut timing = Timing::default();
         let attempt = tokio::time::timeout(
             cfg.timeout,
@@ -1108,32 +1147,18 @@ async fn worker(client: u32, mut lane: Lane, shared: Shared, cancel: Cancellatio
             r = attempt => r,
         };
         let end = Instant::now();
-        let mut sample = Sample {
+        // A failed connection was taken out of its lane and dropped (a
+        // shared HTTP/2 one is checked at the next request).
+        let outcome = outcome.unwrap_or(Err("timeout"));
+        let sample = Sample::new(
             client,
             want,
-            status: None,
-            bytes: 0,
-            latency: end - started,
-            service: end - sent_at,
-            late: ticket
-                .scheduled
-                .map(|due| sent_at.saturating_duration_since(due)),
-            started,
-            cache: CacheMark::None,
-            error: None,
+            ticket.scheduled,
+            sent_at,
+            end,
             timing,
-        };
-        match outcome {
-            Ok(Ok(r)) => {
-                sample.status = Some(r.status);
-                sample.bytes = r.bytes;
-                sample.cache = r.cache;
-            }
-            // A failed connection was taken out of its lane and dropped
-            // (a shared HTTP/2 one is checked at the next request).
-            Ok(Err(class)) => sample.error = Some(class),
-            Err(_elapsed) => sample.error = Some("timeout"),
-        }
+            outcome,
+        );
         if !outbox.add(sample, end).await {
             return;
         }
