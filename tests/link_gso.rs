@@ -1,7 +1,7 @@
 //! UDP segmentation offload (GSO) through `netrun link`'s TUN devices, which
-//! offer no checksum offload. Before Linux 6.11 the kernel refused a
-//! segmented send routed to such a device (EIO); since then it segments and
-//! checksums it in software. Either way the batched sends of netrun's echo
+//! offer no checksum offload. Older kernels refused a segmented send
+//! routed to such a device (EIO: quic-go issue #3911, 2023); newer ones
+//! (6.18 here) segment and checksum it in software. Either way the batched sends of netrun's echo
 //! and forwarder (`udp_batch::try_send`) must deliver every datagram of a
 //! run whole, once, in order: sent on as one segmented send, or, once
 //! refused, segmentation off for that socket and the run resent datagram by
