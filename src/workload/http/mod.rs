@@ -682,7 +682,7 @@ async fn join(
     pacer: Option<std::thread::JoinHandle<Result<(), crate::traffic::TraceError>>>,
 ) -> anyhow::Result<Result<(), crate::traffic::TraceError>> {
     let finished =
-        handles.iter().all(|h| h.is_finished()) && pacer.as_ref().is_none_or(|p| p.is_finished());
+        handles.iter().all(|h| h.is_finished()) && pacer.as_ref().map_or(true, |p| p.is_finished());
     let (failures, fed) = if finished {
         join_now(handles, pacer)
     } else {
