@@ -650,6 +650,10 @@ pub struct HttpProbeArgs {
     /// Parallel clients (closed loop), or the most requests in flight (open loop).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub concurrency: u32,
+    /// Client threads, each driving its share of the connections (as wrk's
+    /// -t); default: one per core, never more than --concurrency.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
     /// Open a new connection for every request.
     #[arg(long)]
     pub no_keep_alive: bool,

@@ -176,7 +176,8 @@ const QUEUE: usize = 16 * 1024;
 /// How long the writer thread lets lines gather before one `write`: short
 /// enough that a person watching the log sees no delay, long enough that
 /// under load one write carries hundreds of lines and a logging thread
-/// rarely has to wake the writer.
+/// rarely has to wake the writer. A capture's end and a flush cut it
+/// short: at the end of a short run the run would otherwise wait it out.
 const GATHER: Duration = Duration::from_millis(2);
 /// Past this many bytes gathered for a sink, they are written at once.
 const MAX_BATCH: usize = 1 << 20;
@@ -198,6 +199,11 @@ enum Msg<C> {
 /// came. `C` is the capture file's type (an [`AtomicFile`] in netrun).
 pub struct LogWriter<C> {
     tx: Sender<Msg<C>>,
+    /// The writer thread and its wake-up call: a line lets the writer
+    /// gather on, a capture's end or a flush (someone waiting) cuts the
+    /// gathering short instead of waiting it out.
+    writer: std::thread::Thread,
+    urgent: Arc<AtomicBool>,
     /// Lines queued and not yet taken by the writer; at `bound`, new lines
     /// are dropped.
     queued: Arc<AtomicUsize>,
@@ -212,15 +218,33 @@ impl<C: Write + Send + 'static> LogWriter<C> {
     /// Starts the writer thread, writing stderr lines to `stderr`, with room
     /// for `queue` lines.
     pub fn start(stderr: impl Write + Send + 'static, queue: usize) -> io::Result<Self> {
+        Self::start_gathering(stderr, queue, GATHER)
+    }
+
+    /// [`LogWriter::start`] with lines gathered for `gather` before a write.
+    fn start_gathering(
+        stderr: impl Write + Send + 'static,
+        queue: usize,
+        gather: Duration,
+    ) -> io::Result<Self> {
         let (tx, rx) = mpsc::channel();
         let dropped: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         let queued = Arc::new(AtomicUsize::new(0));
-        let (counts, taken) = (dropped.clone(), queued.clone());
-        std::thread::Builder::new()
+        let urgent = Arc::new(AtomicBool::new(false));
+        let (counts, taken, hurry) = (dropped.clone(), queued.clone(), urgent.clone());
+        let writer = std::thread::Builder::new()
             .name("netrun-log".into())
-            .spawn(move || write_lines(rx, stderr, &counts, &taken))?;
+            .spawn(move || {
+                let gathering = Gathering {
+                    period: gather,
+                    urgent: &hurry,
+                };
+                write_lines(rx, stderr, &counts, &taken, gathering)
+            })?;
         Ok(LogWriter {
             tx,
+            writer: writer.thread().clone(),
+            urgent,
             queued,
             bound: queue,
             capturing: AtomicBool::new(false),
@@ -289,13 +313,21 @@ impl<C: Write + Send + 'static> LogWriter<C> {
         self.capturing.store(false, Ordering::Release);
         let (tx, rx) = mpsc::sync_channel(1);
         self.tx.send(Msg::Close(tx)).ok()?;
+        self.hurry();
         rx.recv().ok().flatten()
+    }
+
+    /// Wakes the writer if it is gathering lines: someone waits for it.
+    fn hurry(&self) {
+        self.urgent.store(true, Ordering::Release);
+        self.writer.unpark();
     }
 
     /// Waits up to `timeout` for every line queued so far to be written.
     pub fn flush(&self, timeout: Duration) {
         let (tx, rx) = mpsc::sync_channel(1);
         if self.tx.send(Msg::Flush(tx)).is_ok() {
+            self.hurry();
             if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(timeout) {
                 // A stderr nobody reads: exit anyway.
             }
@@ -303,20 +335,45 @@ impl<C: Write + Send + 'static> LogWriter<C> {
     }
 }
 
-/// The writer thread: gathers for [`GATHER`] after the first message, then
-/// writes everything waiting, one write per sink. Ends when the
+/// How the writer thread lets lines gather: for `period` after the first,
+/// or until a capture's end or a flush asks it to hurry (`urgent`).
+struct Gathering<'a> {
+    period: Duration,
+    urgent: &'a AtomicBool,
+}
+
+impl Gathering<'_> {
+    /// Waits out the period, or less if someone waits for the lines. A
+    /// line never wakes the writer: the threads logging make no system
+    /// call for it while it gathers. (A hurry left over from a message
+    /// taken without gathering cuts the next gathering short once.)
+    fn wait(&self) {
+        let end = std::time::Instant::now() + self.period;
+        while !self.urgent.swap(false, Ordering::AcqRel) {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::park_timeout(left);
+        }
+    }
+}
+
+/// The writer thread: gathers ([`Gathering`], [`GATHER`]) after the first
+/// line, then writes everything waiting, one write per sink. Ends when the
 /// [`LogWriter`] is dropped.
 fn write_lines<C: Write>(
     rx: Receiver<Msg<C>>,
     mut stderr: impl Write,
     dropped: &[AtomicU64; 2],
     queued: &AtomicUsize,
+    gathering: Gathering<'_>,
 ) {
     let mut capture: Option<C> = None;
     let mut batch = [Vec::with_capacity(64 * 1024), Vec::new()];
     while let Ok(first) = rx.recv() {
         if matches!(first, Msg::Line(..)) {
-            std::thread::sleep(GATHER);
+            gathering.wait();
         }
         let mut next = Some(first);
         while let Some(msg) = next.take().or_else(|| rx.try_recv().ok()) {
@@ -508,6 +565,28 @@ mod tests {
         assert_eq!(back.text(), want);
         let want: String = (0..500).map(|i| format!("stderr {i}\n")).collect();
         assert_eq!(stderr.text(), want);
+    }
+
+    #[test]
+    fn the_end_of_a_capture_and_a_flush_do_not_wait_out_the_gathering() {
+        // Gathering for an hour: only a hurried writer answers in time.
+        let (stderr, file) = (Held::default(), Held::default());
+        let w =
+            LogWriter::start_gathering(stderr.clone(), 1024, Duration::from_secs(3600)).unwrap();
+        w.capture_start(file.clone());
+        w.line(Sink::Capture, b"served\n");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let back = w.capture_stop();
+            w.line(Sink::Stderr, b"warned\n");
+            w.flush(Duration::from_secs(3600));
+            let _ = tx.send(back.map(|f| f.text()));
+        });
+        let back = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("capture_stop and flush returned without waiting an hour");
+        assert_eq!(back.as_deref(), Some("served\n"));
+        assert_eq!(stderr.text(), "warned\n");
     }
 
     #[test]

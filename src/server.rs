@@ -392,7 +392,16 @@ pub const MAX_WORKERS: usize = 256;
 /// run on (`taskset` and cgroup limits counted), as nginx's
 /// `worker_processes auto`.
 pub fn default_workers() -> NonZeroUsize {
-    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
+    cores().unwrap_or(NonZeroUsize::MIN)
+}
+
+/// The cores this process may run on (`std::thread::available_parallelism`:
+/// its CPU affinity and its cgroup's CPU quota), found once: each asking
+/// reads the cgroup's files again (a dozen system calls), and one run asks
+/// for its services, its clients and its record.
+pub fn cores() -> Option<NonZeroUsize> {
+    static CORES: std::sync::OnceLock<Option<NonZeroUsize>> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().ok())
 }
 
 /// Runs HTTP/2 streams as tasks of the server's tracker, so a shutdown

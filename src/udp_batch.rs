@@ -3,11 +3,14 @@
 //! system call (and a readiness round) per datagram; elsewhere the same
 //! calls move one datagram at a time. Neither ever waits: both say
 //! `WouldBlock` when the socket has nothing to give or no room. The sockets
-//! are [`UdpIo`]s: watched by the runtime for readability only.
+//! are [`UdpIo`]s: watched by the runtime for readability only. A receiver
+//! that measures time (the probe) can have each datagram's kernel arrival
+//! stamp with it ([`UdpIo::stamp_arrivals`]).
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -54,6 +57,22 @@ impl UdpIo {
         self.get_ref().local_addr()
     }
 
+    /// Asks the kernel to stamp each datagram as it arrives (Linux
+    /// `SO_TIMESTAMPNS`: the wall-clock time, taken when the network stack
+    /// received it, before it was queued on this socket), for a
+    /// [`RecvBatch::with_arrival_stamps`] to hand over. An error (another
+    /// system) leaves the socket unstamped: every stamp is then `None`.
+    pub fn stamp_arrivals(&self) -> io::Result<()> {
+        stamp_arrivals(self.get_ref())
+    }
+
+    /// Whether a run of same-size datagrams to one peer still leaves as
+    /// one segmented send ([`try_send`]): false off Linux, and once the
+    /// kernel refused one on this socket.
+    pub fn segments_runs(&self) -> bool {
+        self.gso.load(Ordering::Relaxed)
+    }
+
     /// Waits until the runtime has seen the socket readable (at once if it
     /// already has and no receive since found it empty).
     pub async fn readable(&self) -> io::Result<()> {
@@ -72,6 +91,12 @@ impl UdpIo {
     }
 }
 
+/// [`UdpIo::stamp_arrivals`] for a socket no runtime watches (one read by
+/// [`RecvBatch::recv_unwatched`]).
+pub fn stamp_arrivals(socket: &std::net::UdpSocket) -> io::Result<()> {
+    imp::stamp_arrivals(socket)
+}
+
 /// Datagrams received (or sent) per system call at most.
 pub const SLOTS: usize = 32;
 
@@ -88,8 +113,28 @@ pub struct RecvBatch {
     buf: Box<[u8]>,
     /// Bytes per slot: the largest datagram a slot takes whole.
     slot: usize,
-    /// (slot, length, sender) of each datagram received.
-    got: Vec<(usize, usize, SocketAddr)>,
+    /// Each datagram received, in arrival order.
+    got: Vec<Got>,
+    /// Each slot's room for control messages: empty unless the batch reads
+    /// the kernel's arrival stamps ([`Self::with_arrival_stamps`]).
+    ctrl: Vec<Control>,
+}
+
+/// Room for one datagram's control messages: an arrival stamp (`CMSG_SPACE`
+/// of a timespec is 32 bytes on 64-bit Linux) and some to spare, aligned as
+/// a `cmsghdr` must be.
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+struct Control([u8; 64]);
+
+/// One datagram of a batch: where it lies, who sent it, when the kernel
+/// received it (if it was asked to say).
+#[derive(Debug, Clone, Copy)]
+struct Got {
+    slot: usize,
+    len: usize,
+    from: SocketAddr,
+    arrived: Option<SystemTime>,
 }
 
 impl Default for RecvBatch {
@@ -114,7 +159,16 @@ impl RecvBatch {
             buf: vec![0u8; slots * slot].into_boxed_slice(),
             slot,
             got: Vec::with_capacity(slots),
+            ctrl: Vec::new(),
         }
+    }
+
+    /// The same batch, also reading each datagram's kernel arrival stamp
+    /// (on a socket that [`UdpIo::stamp_arrivals`] asked for them):
+    /// [`Self::iter_stamped`].
+    pub fn with_arrival_stamps(mut self) -> Self {
+        self.ctrl = vec![Control([0; 64]); (self.buf.len() / self.slot).min(SLOTS)];
+        self
     }
 
     /// Receives the datagrams queued on `sock` (up to the batch's room)
@@ -128,11 +182,16 @@ impl RecvBatch {
     /// arrives after the call raises a new readiness event.
     pub fn try_recv(&mut self, sock: &UdpIo) -> io::Result<usize> {
         self.got.clear();
-        let RecvBatch { buf, slot, got } = self;
+        let RecvBatch {
+            buf,
+            slot,
+            got,
+            ctrl,
+        } = self;
         let room = (buf.len() / *slot).min(SLOTS);
         let mut received = 0;
         let r = sock.fd.try_io(Interest::READABLE, |s| {
-            received = imp::recv(s, buf, *slot, got)?;
+            received = imp::recv(s, buf, *slot, ctrl, got)?;
             if received < room {
                 // Drained: tokio clears the readiness on this answer.
                 return Err(io::ErrorKind::WouldBlock.into());
@@ -146,11 +205,41 @@ impl RecvBatch {
         Ok(self.got.len())
     }
 
+    /// Receives the datagrams queued on a socket no runtime watches (made
+    /// non-blocking), up to the batch's room, without waiting; `WouldBlock`
+    /// when there are none. For a receiver that looks on a clock of its own
+    /// instead of being woken per datagram.
+    pub fn recv_unwatched(&mut self, sock: &std::net::UdpSocket) -> io::Result<usize> {
+        self.got.clear();
+        let RecvBatch {
+            buf,
+            slot,
+            got,
+            ctrl,
+        } = self;
+        imp::recv(sock, buf, *slot, ctrl, got)?;
+        Ok(self.got.len())
+    }
+
+    /// Most datagrams one receive takes.
+    pub fn room(&self) -> usize {
+        (self.buf.len() / self.slot).min(SLOTS)
+    }
+
     /// The datagrams of the last receive, in arrival order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> + '_ {
+        self.iter_stamped().map(|(p, from, _)| (p, from))
+    }
+
+    /// The datagrams of the last receive with their kernel arrival stamps:
+    /// `None` for a batch made without [`Self::with_arrival_stamps`], a
+    /// socket not asked to stamp, or a datagram the kernel did not stamp.
+    pub fn iter_stamped(
+        &self,
+    ) -> impl Iterator<Item = (&[u8], SocketAddr, Option<SystemTime>)> + '_ {
         self.got
             .iter()
-            .map(|&(slot, len, from)| (&self.buf[slot * self.slot..][..len], from))
+            .map(|g| (&self.buf[g.slot * self.slot..][..g.len], g.from, g.arrived))
     }
 
     pub fn len(&self) -> usize {
@@ -220,20 +309,43 @@ mod imp {
     use std::mem::{size_of, zeroed};
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
     use std::os::fd::AsRawFd;
+    use std::time::{Duration, SystemTime};
 
-    use super::SLOTS;
+    use super::{Control, Got, SLOTS};
+
+    pub(super) fn stamp_arrivals(sock: &impl AsRawFd) -> io::Result<()> {
+        let on: libc::c_int = 1;
+        // SAFETY: the option's value is a live c_int of the length given.
+        let r = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 
     pub(super) fn recv(
         sock: &impl AsRawFd,
         buf: &mut [u8],
         slot_bytes: usize,
-        got: &mut Vec<(usize, usize, SocketAddr)>,
+        ctrl: &mut [Control],
+        got: &mut Vec<Got>,
     ) -> io::Result<usize> {
         let n = (buf.len() / slot_bytes).min(SLOTS);
         // SAFETY: all-zero is a valid value of these plain C structs.
         let mut addrs: [libc::sockaddr_storage; SLOTS] = unsafe { zeroed() };
         let mut iovs: [libc::iovec; SLOTS] = unsafe { zeroed() };
         let mut hdrs: [libc::mmsghdr; SLOTS] = unsafe { zeroed() };
+        // Slots with room for control messages (a batch that reads stamps):
+        // the kernel writes them, nothing needs clearing between calls.
+        let ctrl_n = ctrl.len().min(n);
         for (i, slot) in buf.chunks_mut(slot_bytes).take(n).enumerate() {
             iovs[i] = libc::iovec {
                 iov_base: slot.as_mut_ptr().cast(),
@@ -244,6 +356,7 @@ mod imp {
         // later borrow of the arrays invalidates them (as in `try_send`).
         let addrs_ptr = addrs.as_mut_ptr();
         let iovs_ptr = iovs.as_mut_ptr();
+        let ctrls_ptr = ctrl.as_mut_ptr();
         for (i, hdr) in hdrs.iter_mut().take(n).enumerate() {
             let h = &mut hdr.msg_hdr;
             // SAFETY: i < n <= SLOTS, inside both arrays.
@@ -252,6 +365,11 @@ mod imp {
             // SAFETY: as above.
             h.msg_iov = unsafe { iovs_ptr.add(i) };
             h.msg_iovlen = 1;
+            if i < ctrl_n {
+                // SAFETY: i < ctrl_n <= ctrl.len(), inside the slice.
+                h.msg_control = unsafe { ctrls_ptr.add(i) }.cast();
+                h.msg_controllen = size_of::<Control>() as _;
+            }
         }
         // SAFETY: every header points at a live buffer of the length it
         // gives and at an address slot of the size it gives; the kernel
@@ -271,10 +389,55 @@ mod imp {
         for (slot, (h, addr)) in hdrs.iter().zip(&addrs).take(r as usize).enumerate() {
             // A datagram from a family netrun does not use cannot be answered: skipped.
             if let Some(from) = from_raw(addr) {
-                got.push((slot, h.msg_len as usize, from));
+                let arrived = if slot < ctrl_n {
+                    arrival_stamp(&h.msg_hdr)
+                } else {
+                    None
+                };
+                got.push(Got {
+                    slot,
+                    len: h.msg_len as usize,
+                    from,
+                    arrived,
+                });
             }
         }
         Ok(r as usize)
+    }
+
+    /// The `SCM_TIMESTAMPNS` control message of a received datagram, if
+    /// the kernel wrote one (and it fitted: a cut one is not read).
+    fn arrival_stamp(h: &libc::msghdr) -> Option<SystemTime> {
+        if h.msg_flags & libc::MSG_CTRUNC != 0 {
+            return None;
+        }
+        // SAFETY: `h` is a header the kernel filled: its control pointer
+        // and length describe a live buffer (or none: a null first header).
+        let mut c = unsafe { libc::CMSG_FIRSTHDR(h) };
+        while !c.is_null() {
+            // SAFETY: a non-null header from CMSG_FIRSTHDR/NXTHDR lies
+            // inside the control buffer.
+            let cm = unsafe { &*c };
+            // SAFETY: a const computation on a length, no pointers.
+            let need = unsafe { libc::CMSG_LEN(size_of::<libc::timespec>() as u32) } as usize;
+            if cm.cmsg_level == libc::SOL_SOCKET
+                && cm.cmsg_type == libc::SCM_TIMESTAMPNS
+                && cm.cmsg_len as usize >= need
+            {
+                // SAFETY: the message's data holds a timespec (its length
+                // was checked); it may be unaligned for one.
+                let ts: libc::timespec =
+                    unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(c).cast()) };
+                let secs = u64::try_from(ts.tv_sec).ok()?;
+                let nanos = u32::try_from(ts.tv_nsec)
+                    .ok()
+                    .filter(|&n| n < 1_000_000_000)?;
+                return SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos));
+            }
+            // SAFETY: `c` is a header of `h`'s buffer, as above.
+            c = unsafe { libc::CMSG_NXTHDR(h, c) };
+        }
+        None
     }
 
     /// `UDP_SEGMENT` (linux/udp.h): the size of each datagram of a send.
@@ -456,14 +619,26 @@ mod imp {
     use std::io;
     use std::net::{SocketAddr, UdpSocket};
 
+    use super::{Control, Got};
+
+    pub(super) fn stamp_arrivals(_: &UdpSocket) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
     pub(super) fn recv(
         sock: &UdpSocket,
         buf: &mut [u8],
         _slot_bytes: usize,
-        got: &mut Vec<(usize, usize, SocketAddr)>,
+        _ctrl: &mut [Control],
+        got: &mut Vec<Got>,
     ) -> io::Result<usize> {
-        let (n, from) = sock.recv_from(buf)?;
-        got.push((0, n, from));
+        let (len, from) = sock.recv_from(buf)?;
+        got.push(Got {
+            slot: 0,
+            len,
+            from,
+            arrived: None,
+        });
         Ok(1)
     }
 
@@ -611,6 +786,49 @@ mod tests {
             batch.iter().next().map(|(p, _)| p.to_vec()),
             Some(b"back".to_vec())
         );
+    }
+
+    /// Each datagram of a batch read with stamps has the wall-clock time
+    /// the kernel received it: after its send, before the receive returned.
+    /// A batch not made for stamps reads none, even from a stamping socket.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stamped_batch_says_when_each_datagram_arrived() {
+        let io = UdpIo::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+        io.stamp_arrivals().unwrap();
+        let to = io.local_addr().unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for stamped in [true, false] {
+            let before = SystemTime::now();
+            peer.send_to(b"one", to).await.unwrap();
+            peer.send_to(b"two", to).await.unwrap();
+            let mut batch = RecvBatch::with_slot_bytes(16);
+            if stamped {
+                batch = batch.with_arrival_stamps();
+            }
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                io.readable().await.unwrap();
+                match batch.try_recv(&io) {
+                    Ok(_) => got.extend(batch.iter_stamped().map(|(p, _, at)| (p.to_vec(), at))),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            let after = SystemTime::now();
+            assert_eq!(got[0].0, b"one");
+            assert_eq!(got[1].0, b"two");
+            for (_, at) in &got {
+                if stamped && cfg!(target_os = "linux") {
+                    let at = at.expect("a stamp");
+                    assert!(
+                        before <= at && at <= after,
+                        "{before:?} <= {at:?} <= {after:?}"
+                    );
+                } else {
+                    assert_eq!(*at, None);
+                }
+            }
+        }
     }
 
     /// What leaves as one segmented send: a run of one size to one peer,

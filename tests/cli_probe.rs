@@ -244,3 +244,31 @@ fn http_only_http_and_https_urls() {
         .code(2)
         .stderr(contains("http://"));
 }
+
+/// `--threads` splits the connections among that many client threads (as
+/// wrk's `-t`): every request is answered whatever the split, each
+/// connection opened once; 0 is refused naming the flag.
+#[test]
+fn http_threads_share_the_connections() {
+    for threads in ["1", "3", "16"] {
+        let json = http_json(&[
+            "--requests",
+            "60",
+            "--concurrency",
+            "6",
+            "--threads",
+            threads,
+        ]);
+        assert_eq!(
+            (json["requests"].as_u64(), json["errors"].as_u64()),
+            (Some(60), Some(0)),
+            "--threads {threads}: {json}"
+        );
+        assert_eq!(json["connections"].as_u64(), Some(6), "{json}");
+    }
+    netrun()
+        .args(["probe", "http", "http://127.0.0.1:1/", "--threads", "0"])
+        .assert()
+        .code(2)
+        .stderr(contains("--threads"));
+}

@@ -27,6 +27,7 @@ fn config(target: SocketAddr, paths: &[&str], requests: u64, concurrency: u32) -
         timeout: Duration::from_secs(5),
         traffic: Default::default(),
         wire: Default::default(),
+        threads: None,
     }
 }
 

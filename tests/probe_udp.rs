@@ -187,6 +187,28 @@ async fn several_flows_each_count_their_own() {
     }
 }
 
+/// Sends under 1 ms apart: the replies, stamped by the kernel, are read on
+/// a clock rather than as each arrives; every one is still counted once,
+/// with an RTT above zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_read_on_a_clock_are_all_counted_and_timed() {
+    let addr = udp_echo(Echo::Plain).await;
+    let mut cfg = config(addr, 2000);
+    cfg.interval = Duration::from_micros(100);
+    let (report, rows) = probe(&cfg).await;
+    let s = report.summary();
+    assert_eq!(
+        (s.sent, s.received, s.lost, s.late, s.duplicates),
+        (Some(2000), Some(2000), Some(0), Some(0), Some(0))
+    );
+    assert!(s.latency_min_ms.unwrap() > 0.0);
+    assert!(rows.iter().all(|r| r.rtt_ms.is_some_and(|ms| ms >= 0.0)));
+    assert_eq!(
+        with_status(&rows, PacketStatus::Ok) + with_status(&rows, PacketStatus::Reordered),
+        2000
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_interval_sends_as_fast_as_possible() {
     let addr = udp_echo(Echo::Plain).await;

@@ -82,6 +82,7 @@ fn probe_config(
         timeout: Duration::from_secs(10),
         traffic: Default::default(),
         wire,
+        threads: None,
     }
 }
 

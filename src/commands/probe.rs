@@ -140,6 +140,7 @@ pub async fn http(args: HttpProbeArgs) -> anyhow::Result<Outcome> {
             streams: args.streams,
             pipeline: args.pipeline,
         },
+        threads: args.threads,
     };
     config.validate().map_err(Error::from)?;
     let mut csv = args

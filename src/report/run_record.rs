@@ -153,7 +153,7 @@ pub struct HostInfo {
 impl HostInfo {
     pub fn this_host() -> Self {
         HostInfo {
-            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cores: crate::server::cores().map_or(0, |n| n.get()),
             os: std::env::consts::OS.to_string(),
             arch: std::env::consts::ARCH.to_string(),
         }

@@ -517,6 +517,7 @@ impl HttpWorkload {
                 streams: self.streams,
                 pipeline: self.pipeline,
             },
+            threads: None,
         }
     }
 }

@@ -188,10 +188,7 @@ impl<H: Handler> Connection<H> {
         served: &mut u64,
     ) -> bool {
         let state = Arc::new(AtomicU8::new(ONE_WAITING));
-        let read = OneRequest {
-            bytes: request,
-            pos: 0,
-        };
+        let read: OneRequest = Rewind::new(request, Silent);
         let io = InterimIo::from_halves(read, Shared(stream.clone()));
         let seen = Arc::new(AtomicU64::new(*served));
         let inner = self.service(peer, Some(io.interim()), seen.clone());
@@ -644,26 +641,18 @@ const ONE_LETTING_GO: u8 = 2;
 
 /// The read side hyper gets for one request: its bytes, then nothing (never
 /// the end of the stream: the connection goes on).
-struct OneRequest {
-    bytes: Vec<u8>,
-    pos: usize,
-}
+type OneRequest = Rewind<Silent>;
 
-impl AsyncRead for OneRequest {
+/// A read half on which nothing comes: the exchange lets hyper go once it
+/// answered.
+struct Silent;
+
+impl AsyncRead for Silent {
     fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        if this.pos < this.bytes.len() {
-            let n = (this.bytes.len() - this.pos).min(buf.remaining());
-            buf.put_slice(&this.bytes[this.pos..this.pos + n]);
-            this.pos += n;
-            return Poll::Ready(Ok(()));
-        }
-        // Nothing will come: the exchange lets hyper go once it answered.
-        let _ = cx;
         Poll::Pending
     }
 }

@@ -312,9 +312,111 @@ struct RunTimes {
     interrupted: bool,
 }
 
+/// Below this interval between sends, a flow whose replies the kernel
+/// stamps reads them on a clock ([`ReplySocket::Polled`]).
+const POLL_BELOW: Duration = Duration::from_millis(1);
+/// How often a polled flow reads its socket (tokio's timer has millisecond
+/// granularity). At 300k replies/s that is 300 replies, ~300 KiB of the
+/// socket's 4 MiB buffer.
+const POLL_EVERY: Duration = Duration::from_millis(1);
+
+/// Where a flow's receive task reads its replies, and what wakes it.
+enum ReplySocket {
+    /// Woken by the runtime when the socket turns readable: each reply read
+    /// at once, as a reply without a kernel stamp must be to be timed right.
+    Readable(UdpIo),
+    /// Read every [`POLL_EVERY`] (at once again while a read fills the
+    /// batch), the socket unwatched by the runtime. With kernel stamps the
+    /// time a reply waits in the socket is not part of its RTT, and at tens
+    /// of thousands of replies a second the receive thread wakes a thousand
+    /// times a second instead of for every reply or two: the cores are left
+    /// to what is measured.
+    Polled {
+        socket: std::net::UdpSocket,
+        tick: tokio::time::Interval,
+        /// The last read filled the batch: more may wait.
+        more: bool,
+    },
+}
+
+/// Whether a flow reads its replies on a clock: only with kernel stamps
+/// (else a reply must be read at once to be timed right), with sends under
+/// [`POLL_BELOW`] apart but not as fast as possible (a rate not known), and
+/// with a receive buffer (`buffer` bytes, as the kernel reports it) that
+/// holds four ticks' worth of replies at `size` bytes plus 1 KiB of the
+/// kernel's own per datagram: a tick late by three still loses nothing.
+fn polls(stamped: bool, interval: Duration, size: usize, buffer: usize) -> bool {
+    if !stamped || interval.is_zero() || interval >= POLL_BELOW {
+        return false;
+    }
+    let per_tick = POLL_EVERY.as_nanos().div_ceil(interval.as_nanos());
+    let need = 4 * per_tick * (size as u128 + 1024);
+    buffer as u128 >= need
+}
+
+impl ReplySocket {
+    /// How a flow reads `socket` at this `interval`: polled where the kernel
+    /// stamps its replies and they come faster than [`POLL_BELOW`].
+    fn new(socket: std::net::UdpSocket, interval: Duration, size: usize) -> io::Result<Self> {
+        // Replies stamped by the kernel as they arrive: an RTT then ends
+        // when the reply reached this host, not when the receive task got
+        // to it ([`BatchClock`]). Without stamps it ends at the receive.
+        let stamped = match crate::udp_batch::stamp_arrivals(&socket) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "no kernel receive timestamps; RTTs end when the probe reads a reply");
+                false
+            }
+        };
+        let buffer = socket2::SockRef::from(&socket)
+            .recv_buffer_size()
+            .unwrap_or(0);
+        if polls(stamped, interval, size, buffer) {
+            let mut tick = tokio::time::interval(POLL_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            return Ok(ReplySocket::Polled {
+                socket,
+                tick,
+                more: false,
+            });
+        }
+        // Watched for readability only: the pacer's sends on the clone
+        // never wake the receive task's thread.
+        Ok(ReplySocket::Readable(UdpIo::new(socket)?))
+    }
+
+    /// Waits until replies may be waiting.
+    async fn ready(&mut self) -> io::Result<()> {
+        match self {
+            ReplySocket::Readable(socket) => socket.readable().await,
+            ReplySocket::Polled { tick, more, .. } => {
+                if !*more {
+                    tick.tick().await;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Receives a batch of replies without waiting; `WouldBlock` when none.
+    fn recv(&mut self, batch: &mut RecvBatch) -> io::Result<usize> {
+        match self {
+            ReplySocket::Readable(socket) => batch.try_recv(socket),
+            ReplySocket::Polled { socket, more, .. } => {
+                *more = false;
+                let n = batch.recv_unwatched(socket)?;
+                *more = n >= batch.room();
+                Ok(n)
+            }
+        }
+    }
+}
+
 /// One connected socket per flow: a blocking one for the pacing thread and
 /// its clone for the flow's receive task.
-fn open_sockets(config: &UdpProbeConfig) -> anyhow::Result<(Vec<std::net::UdpSocket>, Vec<UdpIo>)> {
+fn open_sockets(
+    config: &UdpProbeConfig,
+) -> anyhow::Result<(Vec<std::net::UdpSocket>, Vec<ReplySocket>)> {
     let flows = config.flows;
     let bind: SocketAddr = if config.target.is_ipv4() {
         "0.0.0.0:0".parse().expect("valid address")
@@ -334,9 +436,7 @@ fn open_sockets(config: &UdpProbeConfig) -> anyhow::Result<(Vec<std::net::UdpSoc
         socket.set_nonblocking(true)?;
         crate::net::grow_udp_buffers(&socket, crate::net::UDP_BUFFER);
         senders.push(socket.try_clone()?);
-        // Watched for readability only: the pacer's sends on the clone
-        // never wake the receive task's thread.
-        receivers.push(UdpIo::new(socket)?);
+        receivers.push(ReplySocket::new(socket, config.interval, config.size)?);
     }
     Ok((senders, receivers))
 }
@@ -504,7 +604,7 @@ fn listen_until(
 #[allow(clippy::too_many_arguments)]
 async fn receive_flow(
     flow: u32,
-    socket: UdpIo,
+    mut socket: ReplySocket,
     run_id: u64,
     tracker: FlowTracker,
     timeout: Duration,
@@ -528,8 +628,9 @@ async fn receive_flow(
     // Replies are this flow's own datagrams: slots of their size (one
     // `recvmmsg` drains up to 32 queued replies) instead of a 64 KiB
     // buffer and a `recv` each. A longer reply (an echo that pads) is cut
-    // to `size` and counted as that many bytes.
-    let mut replies = RecvBatch::with_slot_bytes(size);
+    // to `size` and counted as that many bytes. Each with the kernel's
+    // arrival stamp.
+    let mut replies = RecvBatch::with_slot_bytes(size).with_arrival_stamps();
     // The abort and both timers live across the loop's turns, each timer
     // reset only when its instant changes: made anew per reply, they would
     // cost a timer-wheel insertion and removal (and a waiter list's lock)
@@ -570,9 +671,9 @@ async fn receive_flow(
                 if changed.is_err() { break; }
             }
             _ = &mut batch_timer, if batch_due.is_some() => batch.hand_over().await,
-            r = socket.readable() => {
+            r = socket.ready() => {
                 r.context("cannot receive UDP replies")?;
-                match replies.try_recv(&socket) {
+                match socket.recv(&mut replies) {
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     // ICMP port unreachable from an earlier send: nobody
@@ -582,10 +683,10 @@ async fn receive_flow(
                 }
                 // One reading of the clocks for the batch: its replies were
                 // all waiting when the call returned.
-                let (recv_ns, now) = (elapsed_ns(start), Instant::now());
-                for (payload, _) in replies.iter() {
-                    if let Some(ev) = st.on_datagram(payload, recv_ns, now) {
-                        batch.push(ev, now).await;
+                let clock = BatchClock::read(start);
+                for (payload, _, arrived) in replies.iter_stamped() {
+                    if let Some(ev) = st.on_datagram(payload, &clock, arrived) {
+                        batch.push(ev, clock.now).await;
                     }
                 }
             }
@@ -613,16 +714,91 @@ struct FlowState {
     max_rtt: Duration,
 }
 
+/// The clocks read once for a batch of replies, right after the receive:
+/// the probe's monotonic clock (ns since the run's start, and as an
+/// instant) and the wall clock, which the kernel's arrival stamps are on.
+struct BatchClock {
+    recv_ns: u64,
+    now: Instant,
+    wall: SystemTime,
+}
+
+/// A reading of both clocks whose monotonic readings before and after the
+/// wall clock's lie this close is taken at once: the pair is one instant.
+const TIGHT_PAIR: Duration = Duration::from_micros(2);
+/// Most tries at a tight pair; the tightest is kept.
+const PAIR_TRIES: usize = 4;
+
+impl BatchClock {
+    /// Reads both clocks as one instant: the wall clock between two
+    /// monotonic readings, their midpoint its twin. A thread preempted
+    /// between the two would move every stamp of the batch by as long as
+    /// it waited (at load 14, RTTs of 1 µs), so a loose pair is read again,
+    /// up to [`PAIR_TRIES`] times.
+    fn read(start: Instant) -> Self {
+        let mut best: Option<(Duration, Instant, SystemTime)> = None;
+        for _ in 0..PAIR_TRIES {
+            let before = Instant::now();
+            let wall = SystemTime::now();
+            let span = before.elapsed();
+            if best.map_or(true, |(s, ..)| span < s) {
+                best = Some((span, before + span / 2, wall));
+            }
+            if span <= TIGHT_PAIR {
+                break;
+            }
+        }
+        let (_, now, wall) = best.expect("at least one try");
+        BatchClock {
+            recv_ns: u64::try_from(now.saturating_duration_since(start).as_nanos())
+                .unwrap_or(u64::MAX),
+            now,
+            wall,
+        }
+    }
+
+    /// When a reply sent at `send_ns` reached the probe's socket, ns since
+    /// the start, from its kernel arrival stamp ([`arrival_ns`]).
+    fn arrival_ns(&self, send_ns: u64, arrived: Option<SystemTime>) -> u64 {
+        // A stamp later than the reading (a wall clock stepped back) says
+        // nothing: no wait.
+        let waited = arrived.and_then(|at| self.wall.duration_since(at).ok());
+        arrival_ns(send_ns, self.recv_ns, waited)
+    }
+}
+
+/// When a reply reached the probe, ns since the start: the receive task's
+/// reading `recv_ns` less how long the reply had waited by then since the
+/// kernel stamped its arrival (`waited`, on the wall clock). The stamp moves
+/// the reading to the monotonic clock by the batch's one reading of both
+/// clocks. Used only when it lies after the send (`send_ns`): no stamp, or
+/// one a wall-clock step put before the send, gives `recv_ns` itself. So an
+/// RTT is never longer than the one measured without stamps, and never zero.
+fn arrival_ns(send_ns: u64, recv_ns: u64, waited: Option<Duration>) -> u64 {
+    let waited_ns = waited.map(|w| u64::try_from(w.as_nanos()).unwrap_or(u64::MAX));
+    match waited_ns.and_then(|w| recv_ns.checked_sub(w)) {
+        Some(at) if at > send_ns => at,
+        _ => recv_ns,
+    }
+}
+
 impl FlowState {
-    /// Classifies one datagram received at `recv_ns` (since the start;
-    /// `now` as an instant): the reply's row-to-be, or `None` for a
-    /// datagram that is not one of this flow's (counted as foreign).
-    fn on_datagram(&mut self, payload: &[u8], recv_ns: u64, now: Instant) -> Option<Event> {
+    /// Classifies one datagram, read at `clock`, stamped `arrived` by the
+    /// kernel: the reply's row-to-be, or `None` for a datagram that is not
+    /// one of this flow's (counted as foreign).
+    fn on_datagram(
+        &mut self,
+        payload: &[u8],
+        clock: &BatchClock,
+        arrived: Option<SystemTime>,
+    ) -> Option<Event> {
         let header = probe::decode(payload, self.run_id).filter(|h| h.flow == self.flow);
         let Some(h) = header else {
             self.foreign += 1;
             return None;
         };
+        let recv_ns = clock.arrival_ns(h.send_ns, arrived);
+        let now = clock.now;
         let class = self
             .tracker
             .on_reply(h.seq, h.send_ns, recv_ns, payload.len());
@@ -806,6 +982,105 @@ fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Replies are read on a clock only when stamped, paced under 1 ms
+    /// but not flat out, and with buffer room for four ticks of them.
+    #[test]
+    fn replies_are_polled_only_when_stamped_fast_and_buffered() {
+        let us = Duration::from_micros;
+        let four_mib = 8 << 20; // as the kernel reports a 4 MiB buffer
+        assert!(polls(true, us(20), 128, four_mib));
+        assert!(!polls(false, us(20), 128, four_mib));
+        assert!(!polls(true, Duration::ZERO, 128, four_mib));
+        assert!(!polls(true, us(1000), 128, four_mib));
+        assert!(polls(true, us(999), 128, four_mib));
+        // 50 replies a tick of 1152 bytes, four ticks: 230,400 bytes.
+        assert!(polls(true, us(20), 128, 230_400));
+        assert!(!polls(true, us(20), 128, 230_399));
+    }
+
+    /// The kernel's stamp moves a reply's arrival back to when it reached
+    /// the socket, never to or before its send: an implausible stamp gives
+    /// the receive's own reading.
+    #[test]
+    fn a_stamp_moves_the_arrival_back_but_never_to_the_send() {
+        let us = Duration::from_micros;
+        // No stamp: the reading.
+        assert_eq!(arrival_ns(1_000, 50_000, None), 50_000);
+        // Waited 30 µs in the socket: 30 µs earlier.
+        assert_eq!(arrival_ns(1_000, 50_000, Some(us(30))), 20_000);
+        assert_eq!(arrival_ns(1_000, 50_000, Some(Duration::ZERO)), 50_000);
+        // Waited as long as since the send or longer (a wall clock that
+        // stepped forward meanwhile): the reading.
+        assert_eq!(arrival_ns(1_000, 50_000, Some(us(49))), 50_000);
+        assert_eq!(arrival_ns(1_000, 50_000, Some(us(60))), 50_000);
+        assert_eq!(arrival_ns(1_000, 50_000, Some(Duration::MAX)), 50_000);
+        // A stamp after the reading (a wall clock stepped back): the reading.
+        let clock = BatchClock::read(Instant::now());
+        let future = clock.wall + Duration::from_secs(1);
+        assert_eq!(clock.arrival_ns(0, Some(future)), clock.recv_ns);
+        let past = clock.wall - Duration::from_nanos(clock.recv_ns / 2);
+        assert_eq!(
+            clock.arrival_ns(0, Some(past)),
+            clock.recv_ns - clock.recv_ns / 2
+        );
+    }
+
+    /// Real sockets: a reply that waited in the probe's socket is timed
+    /// from when it arrived there, earlier than the receive's reading by at
+    /// least the wait and later than its send; on a socket not asked to
+    /// stamp it is timed at the reading.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_reply_that_waited_in_the_socket_is_timed_from_its_arrival() {
+        let echo = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        echo.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let start = Instant::now();
+        let wait = Duration::from_millis(5);
+        for stamped in [true, false] {
+            let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            sock.connect(echo.local_addr().unwrap()).unwrap();
+            let io = UdpIo::new(sock).unwrap();
+            let mut batch = RecvBatch::with_slot_bytes(64);
+            if stamped {
+                io.stamp_arrivals().unwrap();
+                batch = batch.with_arrival_stamps();
+            }
+            let send_ns = elapsed_ns(start);
+            io.get_ref().send(b"probe").unwrap();
+            let mut buf = [0u8; 64];
+            let (n, from) = echo.recv_from(&mut buf).unwrap();
+            echo.send_to(&buf[..n], from).unwrap();
+            loop {
+                io.readable().await.unwrap();
+                match batch.try_recv(&io) {
+                    Ok(_) => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            // The wait measured: the reply is read `wait` later than the
+            // receive found it (and the kernel stamped it before that).
+            std::thread::sleep(wait);
+            let clock = BatchClock::read(start);
+            let (payload, _, arrived) = batch.iter_stamped().next().unwrap();
+            assert_eq!(payload, b"probe");
+            let at = clock.arrival_ns(send_ns, arrived);
+            let wait_ns = wait.as_nanos() as u64;
+            if stamped {
+                assert!(arrived.is_some(), "the kernel stamps a reply");
+                assert!(at > send_ns, "arrival {at} ns after the send {send_ns} ns");
+                assert!(
+                    at + wait_ns <= clock.recv_ns,
+                    "arrival {at} ns at least {wait_ns} ns before the reading {} ns",
+                    clock.recv_ns
+                );
+            } else {
+                assert_eq!(arrived, None);
+                assert_eq!(at, clock.recv_ns);
+            }
+        }
+    }
 
     #[test]
     fn listening_ends_a_grace_after_the_last_reply_never_past_the_timeout() {

@@ -109,6 +109,7 @@ pub async fn http_probe(
         timeout,
         traffic: Default::default(),
         wire: Default::default(),
+        threads: None,
     };
     let mut rows = Vec::new();
     let report = run_http(

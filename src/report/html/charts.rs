@@ -1,4 +1,5 @@
-//! Charts as inline SVG, drawn with plotters' SVG backend: x/y line and
+//! Charts as inline SVG, drawn with plotters (through `svg.rs`, which writes
+//! what plotters' own SVG backend writes, more cheaply): x/y line and
 //! point charts (time series, CDFs with a log-scaled tail), dot charts with
 //! confidence intervals and stacked mix bars. Series are told apart by an
 //! Okabe–Ito colour, a marker and a dash pattern, so they survive greyscale
@@ -7,6 +8,8 @@
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+
+use super::svg::Svg;
 
 /// Okabe & Ito's colour-blind safe palette (yellow left out: it vanishes on
 /// white), most distinct first.
@@ -162,7 +165,7 @@ pub enum Corner {
     LowerRight,
 }
 
-type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type Area<'a> = DrawingArea<Svg<'a>, Shift>;
 
 fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("cannot draw a chart: {e}")
@@ -176,7 +179,7 @@ fn canvas(
 ) -> anyhow::Result<String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        let root = Svg::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         draw(&root)?;
         root.present().map_err(err)?;
@@ -270,8 +273,7 @@ fn marker(i: usize, at: (i32, i32), style: ShapeStyle) -> Polygon<(i32, i32)> {
 }
 
 /// The coordinates of an x/y chart (data already scaled).
-type XyContext<'a, 'b> =
-    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+type XyContext<'a, 'b> = ChartContext<'a, Svg<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// Draws one series: markers, or a line (solid, dashed or dotted) with a
 /// few markers on it, and its legend entry.

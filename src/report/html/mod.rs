@@ -12,6 +12,7 @@ mod inputs;
 mod model;
 mod page;
 pub mod series;
+mod svg;
 mod udp_charts;
 
 use std::fmt::Write;

@@ -77,6 +77,9 @@ pub struct HttpProbeConfig {
     pub traffic: source::Traffic,
     /// TLS and the HTTP version.
     pub wire: HttpWire,
+    /// Client threads, each with its own connections (wrk's `-t`); `None`:
+    /// one per core. Never more than `concurrency`.
+    pub threads: Option<u32>,
 }
 
 /// How a client speaks to its target.
@@ -381,6 +384,45 @@ struct Sample {
     timing: Timing,
 }
 
+impl Sample {
+    /// The sample of a request sent at `sent_at` (due at `scheduled` in
+    /// open loop) that ended at `end` with `outcome`.
+    fn new(
+        client: u32,
+        want: Want,
+        scheduled: Option<Instant>,
+        sent_at: Instant,
+        end: Instant,
+        timing: Timing,
+        outcome: Result<Response, &'static str>,
+    ) -> Sample {
+        let started = started_at(scheduled, sent_at);
+        let (status, bytes, cache, error) = match outcome {
+            Ok(r) => (Some(r.status), r.bytes, r.cache, None),
+            Err(class) => (None, 0, CacheMark::None, Some(class)),
+        };
+        Sample {
+            client,
+            want,
+            status,
+            bytes,
+            latency: end - started,
+            service: end - sent_at,
+            late: scheduled.map(|due| sent_at.saturating_duration_since(due)),
+            started,
+            cache,
+            error,
+            timing,
+        }
+    }
+}
+
+/// Where a request's latency starts: its scheduled start in open loop
+/// (never later than the send), else the send.
+fn started_at(scheduled: Option<Instant>, sent_at: Instant) -> Instant {
+    scheduled.unwrap_or(sent_at).min(sent_at)
+}
+
 /// What one request asks for.
 #[derive(Debug, Clone)]
 enum Want {
@@ -560,7 +602,7 @@ impl Pool {
         tx: mpsc::Sender<Vec<Sample>>,
         cancel: &CancellationToken,
     ) -> anyhow::Result<Pool> {
-        let threads = worker_threads(config.concurrency);
+        let threads = worker_threads(config.threads, config.concurrency);
         let runtimes = (0..threads)
             .map(|_| {
                 tokio::runtime::Builder::new_current_thread()
@@ -632,39 +674,53 @@ impl Pool {
 
 /// Joins every thread, naming each one that panicked with its panic
 /// message (a worker's failure must not vanish from the report); returns
-/// what the pacer's feed said.
+/// what the pacer's feed said. Threads all finished (their samples are in,
+/// so usually they are) are joined here; otherwise on the blocking pool,
+/// whose first use starts a thread.
 async fn join(
     handles: Vec<std::thread::JoinHandle<()>>,
     pacer: Option<std::thread::JoinHandle<Result<(), crate::traffic::TraceError>>>,
 ) -> anyhow::Result<Result<(), crate::traffic::TraceError>> {
-    let (failures, fed) = tokio::task::spawn_blocking(move || {
-        let mut failures = Vec::new();
-        for (i, h) in handles.into_iter().enumerate() {
-            if let Err(panic) = h.join() {
-                failures.push(format!(
-                    "HTTP worker thread {i} panicked: {}",
-                    panic_message(&*panic)
-                ));
-            }
-        }
-        let mut fed = Ok(());
-        if let Some(p) = pacer {
-            match p.join() {
-                Ok(r) => fed = r,
-                Err(panic) => failures.push(format!(
-                    "the HTTP pacing thread panicked: {}",
-                    panic_message(&*panic)
-                )),
-            }
-        }
-        (failures, fed)
-    })
-    .await
-    .context("waiting for the HTTP worker threads")?;
+    let finished =
+        handles.iter().all(|h| h.is_finished()) && pacer.as_ref().map_or(true, |p| p.is_finished());
+    let (failures, fed) = if finished {
+        join_now(handles, pacer)
+    } else {
+        tokio::task::spawn_blocking(move || join_now(handles, pacer))
+            .await
+            .context("waiting for the HTTP worker threads")?
+    };
     if !failures.is_empty() {
         anyhow::bail!("{}", failures.join("; "));
     }
     Ok(fed)
+}
+
+/// [`join`]'s joining: waits for each thread in turn.
+fn join_now(
+    handles: Vec<std::thread::JoinHandle<()>>,
+    pacer: Option<std::thread::JoinHandle<Result<(), crate::traffic::TraceError>>>,
+) -> (Vec<String>, Result<(), crate::traffic::TraceError>) {
+    let mut failures = Vec::new();
+    for (i, h) in handles.into_iter().enumerate() {
+        if let Err(panic) = h.join() {
+            failures.push(format!(
+                "HTTP worker thread {i} panicked: {}",
+                panic_message(&*panic)
+            ));
+        }
+    }
+    let mut fed = Ok(());
+    if let Some(p) = pacer {
+        match p.join() {
+            Ok(r) => fed = r,
+            Err(panic) => failures.push(format!(
+                "the HTTP pacing thread panicked: {}",
+                panic_message(&*panic)
+            )),
+        }
+    }
+    (failures, fed)
 }
 
 /// What a thread's panic said (`panic!` with a message or a format string),
@@ -677,12 +733,14 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// One worker thread per core, never more than there are connections.
-fn worker_threads(concurrency: u32) -> u32 {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    u32::try_from(cores)
-        .unwrap_or(1)
-        .clamp(1, concurrency.max(1))
+/// The threads asked for, or one per core; never more than there are
+/// connections.
+fn worker_threads(asked: Option<u32>, concurrency: u32) -> u32 {
+    let threads = asked.unwrap_or_else(|| {
+        let cores = crate::server::cores().map_or(1, |n| n.get());
+        u32::try_from(cores).unwrap_or(1)
+    });
+    threads.clamp(1, concurrency.max(1))
 }
 
 /// A client's request lanes: one that owns its connection, or for HTTP/2
@@ -1084,7 +1142,7 @@ async fn worker(client: u32, mut lane: Lane, shared: Shared, cancel: Cancellatio
         }
         let want = Want::of(ticket.object, ticket.index, &cfg);
         let sent_at = Instant::now();
-        let started = ticket.scheduled.unwrap_or(sent_at).min(sent_at);
+        let started = started_at(ticket.scheduled, sent_at);
         let mut timing = Timing::default();
         let attempt = tokio::time::timeout(
             cfg.timeout,
@@ -1103,32 +1161,18 @@ async fn worker(client: u32, mut lane: Lane, shared: Shared, cancel: Cancellatio
             r = attempt => r,
         };
         let end = Instant::now();
-        let mut sample = Sample {
+        // A failed connection was taken out of its lane and dropped (a
+        // shared HTTP/2 one is checked at the next request).
+        let outcome = outcome.unwrap_or(Err("timeout"));
+        let sample = Sample::new(
             client,
             want,
-            status: None,
-            bytes: 0,
-            latency: end - started,
-            service: end - sent_at,
-            late: ticket
-                .scheduled
-                .map(|due| sent_at.saturating_duration_since(due)),
-            started,
-            cache: CacheMark::None,
-            error: None,
+            ticket.scheduled,
+            sent_at,
+            end,
             timing,
-        };
-        match outcome {
-            Ok(Ok(r)) => {
-                sample.status = Some(r.status);
-                sample.bytes = r.bytes;
-                sample.cache = r.cache;
-            }
-            // A failed connection was taken out of its lane and dropped
-            // (a shared HTTP/2 one is checked at the next request).
-            Ok(Err(class)) => sample.error = Some(class),
-            Err(_elapsed) => sample.error = Some("timeout"),
-        }
+            outcome,
+        );
         if !outbox.add(sample, end).await {
             return;
         }
@@ -1226,6 +1270,16 @@ async fn request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_are_as_asked_but_never_more_than_connections() {
+        assert_eq!(worker_threads(Some(1), 32), 1);
+        assert_eq!(worker_threads(Some(3), 32), 3);
+        assert_eq!(worker_threads(Some(8), 4), 4);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(worker_threads(None, 1000) as usize, cores);
+        assert_eq!(worker_threads(None, 1), 1);
+    }
 
     #[test]
     fn a_worker_panic_keeps_its_message() {

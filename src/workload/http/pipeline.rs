@@ -9,8 +9,7 @@ use std::time::Instant;
 
 use super::conn::{self, Lane, Sender, Timing};
 use super::h1::Failure;
-use super::{HttpProbeConfig, Outbox, RequestParts, Response, Sample, Ticket, Want};
-use crate::metrics::CacheMark;
+use super::{started_at, HttpProbeConfig, Outbox, RequestParts, Response, Sample, Ticket, Want};
 
 /// One lane's group of tickets, pipelined.
 pub(super) struct Group<'a> {
@@ -49,7 +48,7 @@ impl Group<'_> {
         let sent_at = Instant::now();
         let starts: Vec<Instant> = tickets
             .iter()
-            .map(|t| t.scheduled.unwrap_or(sent_at).min(sent_at))
+            .map(|t| started_at(t.scheduled, sent_at))
             .collect();
         let mut done = Vec::with_capacity(wants.len());
         let exchange = exchange(lane, cfg, parts, &wants, &starts, scratch, &mut done);
@@ -60,35 +59,21 @@ impl Group<'_> {
             Err(_elapsed) => "timeout",
         };
         let mut done = done.into_iter();
-        for ((ticket, want), started) in tickets.drain(..).zip(wants).zip(starts) {
+        for (ticket, want) in tickets.drain(..).zip(wants) {
             let d = done.next().unwrap_or_else(|| Done {
                 outcome: Err(rest),
                 timing: Timing::default(),
                 end: Instant::now(),
             });
-            let mut sample = Sample {
+            let sample = Sample::new(
                 client,
                 want,
-                status: None,
-                bytes: 0,
-                latency: d.end - started,
-                service: d.end - sent_at,
-                late: ticket
-                    .scheduled
-                    .map(|due| sent_at.saturating_duration_since(due)),
-                started,
-                cache: CacheMark::None,
-                error: None,
-                timing: d.timing,
-            };
-            match d.outcome {
-                Ok(r) => {
-                    sample.status = Some(r.status);
-                    sample.bytes = r.bytes;
-                    sample.cache = r.cache;
-                }
-                Err(class) => sample.error = Some(class),
-            }
+                ticket.scheduled,
+                sent_at,
+                d.end,
+                d.timing,
+                d.outcome,
+            );
             if !outbox.add(sample, d.end).await {
                 return false;
             }
