@@ -391,10 +391,21 @@ async fn shutdown_is_clean() {
 
 // ---- UDP ----
 
+/// Forwarding on its own thread (`netrun proxy`) and on the proxy's
+/// runtime (a scenario without UDP through the proxy) alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_clients_each_get_their_own_datagrams_back() {
+    for own_thread in [true, false] {
+        udp_clients_each_get_their_own(own_thread).await;
+    }
+}
+
+async fn udp_clients_each_get_their_own(own_thread: bool) {
     let upstream = Upstream::start().await;
-    let proxy = start_proxy(upstream.addr, udp_echo().await, |_| {}).await;
+    let proxy = start_proxy(upstream.addr, udp_echo().await, |c| {
+        c.udp.own_thread = own_thread;
+    })
+    .await;
     let target = proxy.handle.udp_addr();
     let clients: Vec<_> = (0..20u32)
         .map(|c| {
@@ -431,7 +442,7 @@ async fn udp_clients_each_get_their_own_datagrams_back() {
         })
         .collect();
     for c in clients {
-        assert_eq!(c.await.unwrap(), 50);
+        assert_eq!(c.await.unwrap(), 50, "own thread: {own_thread}");
     }
     // A client can read its last reply before the relay that sent it has
     // bumped the counter: stop the proxy so every task has finished.
@@ -449,8 +460,17 @@ async fn udp_clients_each_get_their_own_datagrams_back() {
 /// order, and is counted once each way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_udp_burst_comes_back_complete_and_in_order() {
+    for own_thread in [true, false] {
+        a_udp_burst_comes_back(own_thread).await;
+    }
+}
+
+async fn a_udp_burst_comes_back(own_thread: bool) {
     let upstream = Upstream::start().await;
-    let proxy = start_proxy(upstream.addr, udp_echo().await, |_| {}).await;
+    let proxy = start_proxy(upstream.addr, udp_echo().await, |c| {
+        c.udp.own_thread = own_thread;
+    })
+    .await;
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     sock.connect(proxy.handle.udp_addr()).await.unwrap();
     // 60 of one size, then a shorter and a longer one, all sent before any

@@ -69,6 +69,7 @@ pub async fn proxy(args: ProxyArgs) -> anyhow::Result<Outcome> {
             max_sessions: args.udp_max_sessions.max(1),
             idle_timeout: args.udp_idle_timeout,
             delay_buffer: args.udp_delay_buffer.bytes(),
+            own_thread: true,
         },
         limits: (&args.limits).into(),
         upstream_transport: upstream_transport.clone(),

@@ -182,6 +182,10 @@ pub struct UdpForwardConfig {
     /// Most payload bytes the impairment's delay line holds at once, both
     /// directions together; datagrams past it are tail-dropped (counted).
     pub delay_buffer: u64,
+    /// Forward on a thread of the forwarder's own (see `udp::OwnThread`),
+    /// as `netrun proxy` does; else on the proxy's runtime (a scenario
+    /// without UDP through the proxy, so one thread fewer to start).
+    pub own_thread: bool,
 }
 
 impl Default for UdpForwardConfig {
@@ -190,6 +194,7 @@ impl Default for UdpForwardConfig {
             max_sessions: 1024,
             idle_timeout: Duration::from_secs(60),
             delay_buffer: DEFAULT_UDP_DELAY_BUFFER,
+            own_thread: true,
         }
     }
 }
@@ -552,8 +557,12 @@ pub(crate) async fn spawn_with_quick(
         },
         quick,
     );
-    let udp =
-        crate::udp_batch::UdpIo::from_tokio(udp).context("registering the proxy's UDP socket")?;
+    let place = udp::OwnThread::new(config.udp.own_thread)
+        .context("cannot start the UDP forwarder's runtime")?;
+    let udp = {
+        let _on = place.enter();
+        crate::udp_batch::UdpIo::from_tokio(udp).context("registering the proxy's UDP socket")?
+    };
     let forwarder = udp::Forwarder::new(
         Arc::new(udp),
         config.upstream_udp,
@@ -563,7 +572,9 @@ pub(crate) async fn spawn_with_quick(
         hooks.origin_link,
         delays,
     );
-    tracker.spawn(forwarder.run(shutdown.clone(), tracker.clone()));
+    forwarder
+        .start(place, shutdown.clone(), tracker.clone())
+        .context("cannot start the UDP forwarder's thread")?;
     tracker.spawn(server::serve(
         http,
         handler,

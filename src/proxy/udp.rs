@@ -6,12 +6,13 @@
 //! fit is dropped and counted, as a router would, so one stuck client cannot
 //! hold back the others.
 //!
-//! They run on the proxy's runtime, whose worker threads can take the two
-//! directions at once. (A thread of the forwarder's own, a single-threaded
-//! runtime, was tried in round 3: on a quiet machine it lost 10.6 % at
-//! 50k datagrams/s, where this loses none, since one thread carried both
-//! directions; bench/README.md.) With both links transparent (no
-//! impairment configured) a datagram is not even shown to the link models.
+//! They run on a thread of the forwarder's own ([`OwnThread`]), both
+//! directions on one single-threaded runtime. (Round 3 tried that before
+//! datagrams were read and sent in batches, and it lost 10.6 % at 50k
+//! datagrams/s; with batches it loses none up to 150k–200k on two cores and
+//! costs a fifth less CPU than the proxy's multi-threaded runtime;
+//! bench/README.md.) With both links transparent (no impairment
+//! configured) a datagram is not even shown to the link models.
 //!
 //! Every datagram crosses two links ([`Links`]): clients ↔ proxy and proxy ↔
 //! origin, in the order it travels. Datagrams either link delays go through
@@ -261,6 +262,69 @@ impl Forwarder {
                 .udp_sessions_active
                 .store(sessions.len() as u64, Ordering::Relaxed);
         }
+    }
+}
+
+/// Where the forwarder runs: on a thread of its own with a single-threaded
+/// runtime, or on the proxy's runtime. On its own thread a datagram wakes
+/// only that thread; on the proxy's multi-threaded runtime the worker that
+/// read it often woke another to share the work (a futex call about every
+/// fourth datagram at 50k/s and a second thread's wake-up), which cost the
+/// proxy 14 µs of CPU a datagram against 11 on its own thread
+/// (bench/README.md, session 34). One thread takes both directions: two
+/// (one per direction) cost 16–17 µs, each waking for its own half. It
+/// saturates sooner flat out (6.7 % lost at 300k datagrams/s against 1 %,
+/// none at 150k–200k). A scenario whose UDP workloads do not go through the
+/// proxy keeps it on the proxy's runtime: one thread fewer to start.
+pub(crate) struct OwnThread {
+    own: Option<tokio::runtime::Runtime>,
+}
+
+impl OwnThread {
+    pub(crate) fn new(own: bool) -> std::io::Result<Self> {
+        let own = if own {
+            Some(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?,
+            )
+        } else {
+            None
+        };
+        Ok(OwnThread { own })
+    }
+
+    /// While the guard lives, a socket made ready for the forwarder is
+    /// watched by the runtime that will read it.
+    pub(crate) fn enter(&self) -> Option<tokio::runtime::EnterGuard<'_>> {
+        self.own.as_ref().map(|rt| rt.enter())
+    }
+}
+
+impl Forwarder {
+    /// Forwards until `shutdown` where `place` says; its own thread, when
+    /// it has one, counts in `tracker` until it ends.
+    pub(crate) fn start(
+        self,
+        place: OwnThread,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) -> std::io::Result<()> {
+        let Some(runtime) = place.own else {
+            tracker.spawn(self.run(shutdown, tracker.clone()));
+            return Ok(());
+        };
+        let running = tracker.token();
+        std::thread::Builder::new()
+            .name("netrun-udp".into())
+            .spawn(move || {
+                // Sessions' relays are spawned on this runtime and end
+                // with the forwarder's run (it cancels them) or with it.
+                runtime.block_on(self.run(shutdown, tracker));
+                drop(runtime);
+                drop(running);
+            })?;
+        Ok(())
     }
 }
 

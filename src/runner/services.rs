@@ -14,7 +14,9 @@ use crate::metrics::SummaryRow;
 use crate::net::{bind_tcp_group, bind_udp};
 use crate::netns::{self, Role};
 use crate::origin::{self, OriginConfig, OriginHandle};
-use crate::proxy::{self, ProxyConfig, ProxyHandle, ProxyStats, UpstreamTransport};
+use crate::proxy::{
+    self, ProxyConfig, ProxyHandle, ProxyStats, UdpForwardConfig, UpstreamTransport,
+};
 use crate::scenario::{Plan, Scenario, Service, ServiceTls, Target, Workload, WorkloadKind};
 use crate::server::{self, HttpLimits, Listener};
 use crate::tls::{CertSource, Identity, MadeCa, Trust};
@@ -115,6 +117,10 @@ impl Services {
                 let config = ProxyConfig {
                     cache: plan.cache.proxy_cache(),
                     upstream_transport,
+                    udp: UdpForwardConfig {
+                        own_thread: plan.udp_through(Target::Proxy),
+                        ..UdpForwardConfig::default()
+                    },
                     ..ProxyConfig::new(upstream_http, udp_upstream)
                 };
                 let hooks = hosts::in_process(plan).proxy_hooks();
@@ -385,6 +391,24 @@ mod tests {
 
     fn http(name: &str, target: &str, concurrency: u32) -> String {
         format!("[[workload]]\nkind = \"http\"\nname = \"{name}\"\ntarget = \"{target}\"\nrequests = 10\nconcurrency = {concurrency}\n")
+    }
+
+    /// The proxy's UDP forwarder gets a thread of its own only when a UDP
+    /// workload goes through the proxy.
+    #[test]
+    fn udp_through_names_where_datagrams_go() {
+        let udp = |target: &str| {
+            format!(
+                "[[workload]]\nkind = \"udp\"\nname = \"u\"\ncount = 1\ntarget = \"{target}\"\n"
+            )
+        };
+        let p = plan(&udp("proxy"));
+        assert!(p.udp_through(Target::Proxy));
+        assert!(!p.udp_through(Target::Origin));
+        let p = plan(&udp("origin"));
+        assert!(!p.udp_through(Target::Proxy));
+        assert!(p.udp_through(Target::Origin));
+        assert!(!plan(&http("h", "proxy", 4)).udp_through(Target::Proxy));
     }
 
     #[test]

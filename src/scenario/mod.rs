@@ -180,6 +180,13 @@ impl Plan {
         std::num::NonZeroUsize::new(connections.min(cores.get())).filter(|n| n.get() > 1)
     }
 
+    /// Whether a UDP workload sends its datagrams to `target`.
+    pub fn udp_through(&self, target: Target) -> bool {
+        self.workloads
+            .iter()
+            .any(|w| w.target == target && matches!(w.kind, WorkloadKind::Udp(_)))
+    }
+
     /// How a spawned service's workers get their connections.
     pub fn listen_sockets(&self, target: Target) -> crate::server::ListenSockets {
         match target {
