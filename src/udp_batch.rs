@@ -221,6 +221,18 @@ impl RecvBatch {
         Ok(self.got.len())
     }
 
+    /// Waits until `sock` holds datagrams and receives them (a batch).
+    #[cfg(test)]
+    pub(crate) async fn recv_when_ready(&mut self, sock: &UdpIo) -> io::Result<usize> {
+        loop {
+            sock.readable().await?;
+            match self.try_recv(sock) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return r,
+            }
+        }
+    }
+
     /// Most datagrams one receive takes.
     pub fn room(&self) -> usize {
         (self.buf.len() / self.slot).min(SLOTS)
@@ -774,14 +786,7 @@ mod tests {
             .await
             .unwrap();
         let mut batch = RecvBatch::with_slot_bytes(16);
-        loop {
-            io.readable().await.unwrap();
-            match batch.try_recv(&io) {
-                Ok(_) => break,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
+        batch.recv_when_ready(&io).await.unwrap();
         assert_eq!(
             batch.iter().next().map(|(p, _)| p.to_vec()),
             Some(b"back".to_vec())

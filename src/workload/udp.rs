@@ -1051,14 +1051,7 @@ mod tests {
             let mut buf = [0u8; 64];
             let (n, from) = echo.recv_from(&mut buf).unwrap();
             echo.send_to(&buf[..n], from).unwrap();
-            loop {
-                io.readable().await.unwrap();
-                match batch.try_recv(&io) {
-                    Ok(_) => break,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => panic!("{e}"),
-                }
-            }
+            batch.recv_when_ready(&io).await.unwrap();
             // The wait measured: the reply is read `wait` later than the
             // receive found it (and the kernel stamped it before that).
             std::thread::sleep(wait);

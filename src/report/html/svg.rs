@@ -62,6 +62,19 @@ impl<'a> Svg<'a> {
         self.colour(name, color);
     }
 
+    /// `opacity`, then `fill` in `color` without a stroke, or a stroke in
+    /// `color` without a fill, as plotters writes a shape.
+    fn filled_or_outlined(&mut self, color: BackendColor, fill: bool) {
+        self.num("opacity", color.alpha);
+        if fill {
+            self.colour("fill", color);
+            self.buf.push_str(" stroke=\"none\"");
+        } else {
+            self.buf.push_str(" fill=\"none\"");
+            self.colour("stroke", color);
+        }
+    }
+
     fn colour(&mut self, name: &str, color: BackendColor) {
         let (r, g, b) = color.rgb;
         self.attr(name);
@@ -170,14 +183,7 @@ impl DrawingBackend for Svg<'_> {
         self.num("y", upper_left.1);
         self.num("width", bottom_right.0 - upper_left.0);
         self.num("height", bottom_right.1 - upper_left.1);
-        self.num("opacity", color.alpha);
-        if fill {
-            self.colour("fill", color);
-            self.buf.push_str(" stroke=\"none\"");
-        } else {
-            self.buf.push_str(" fill=\"none\"");
-            self.colour("stroke", color);
-        }
+        self.filled_or_outlined(color, fill);
         self.end();
         Ok(())
     }
@@ -230,14 +236,7 @@ impl DrawingBackend for Svg<'_> {
         self.num("cx", center.0);
         self.num("cy", center.1);
         self.num("r", radius);
-        self.num("opacity", color.alpha);
-        if fill {
-            self.colour("fill", color);
-            self.buf.push_str(" stroke=\"none\"");
-        } else {
-            self.buf.push_str(" fill=\"none\"");
-            self.colour("stroke", color);
-        }
+        self.filled_or_outlined(color, fill);
         self.num("stroke-width", style.stroke_width());
         self.end();
         Ok(())
