@@ -126,6 +126,36 @@ pub fn grow_udp_buffers<S: std::os::fd::AsFd>(socket: &S, bytes: usize) {
     }
 }
 
+/// Datagrams the kernel dropped at a UDP socket because its receive buffer
+/// was full (`SO_MEMINFO`'s `SK_MEMINFO_DROPS`, Linux 4.12 and later); `None`
+/// where that cannot be read.
+pub fn udp_socket_drops<S: std::os::fd::AsFd>(socket: &S) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        const SK_MEMINFO_DROPS: usize = 8;
+        let mut info = [0u32; 9];
+        let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+        // SAFETY: the kernel writes at most `len` bytes into `info`, a live
+        // local of that size, and the length it wrote into `len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                socket.as_fd().as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_MEMINFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        (rc == 0 && len as usize > SK_MEMINFO_DROPS * 4).then(|| u64::from(info[SK_MEMINFO_DROPS]))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = socket;
+        None
+    }
+}
+
 /// Resolves `HOST:PORT` (a name such as `localhost` is allowed) to one address.
 pub async fn resolve(target: &str, what: &str) -> Result<SocketAddr, Error> {
     if let Ok(addr) = target.parse() {
@@ -157,6 +187,36 @@ pub fn open_file_limit() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A socket whose small receive buffer overflows counts each datagram
+    /// it could not queue: received + dropped = sent.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_receive_buffer_counts_its_drops() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket2::SockRef::from(&rx)
+            .set_recv_buffer_size(4096)
+            .unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.connect(rx.local_addr().unwrap()).unwrap();
+        assert_eq!(udp_socket_drops(&rx), Some(0));
+        let sent = 200u64;
+        for _ in 0..sent {
+            tx.send(&[7u8; 1000]).unwrap();
+        }
+        let mut received = 0u64;
+        let mut buf = [0u8; 2048];
+        while rx.recv(&mut buf).is_ok() {
+            received += 1;
+        }
+        let dropped = udp_socket_drops(&rx).unwrap();
+        assert!(
+            dropped > 0 && received > 0,
+            "{received} received, {dropped} dropped"
+        );
+        assert_eq!(received + dropped, sent);
+    }
 
     #[tokio::test]
     async fn a_group_shares_one_port_and_the_kernel_spreads_connections() {

@@ -781,3 +781,35 @@ fn after_the_next_ctime_tick(path: &std::path::Path) {
     }
     std::fs::remove_file(&probe).unwrap();
 }
+
+/// An echo that cannot keep up counts what the kernel dropped at its
+/// socket: here its runtime (this test's thread) is busy while a burst
+/// larger than any receive buffer it can have (it asks for 4 MiB, which
+/// the kernel doubles) arrives, so echoed + dropped = sent, with drops.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "current_thread")]
+async fn udp_datagrams_the_echo_socket_dropped_are_counted() {
+    let (_site, origin) = start_site().await;
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    tx.connect(origin.udp()).unwrap();
+    // 11.2 MB of payload, sent without an await: the echo reads none of it meanwhile.
+    let sent = 8000u64;
+    for _ in 0..sent {
+        tx.send(&[1u8; 1400]).unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let stats = loop {
+        let s = origin.handle.stats().udp;
+        if s.datagrams_echoed + s.receive_drops >= sent {
+            break s;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{s:?} of {sent}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(stats.receive_drops > 0, "{stats:?}");
+    assert_eq!(
+        stats.datagrams_echoed + stats.receive_drops,
+        sent,
+        "{stats:?}"
+    );
+}

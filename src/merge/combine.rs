@@ -149,6 +149,7 @@ pub fn add_rows(rows: &[&SummaryRow], hist: &Histogram<u64>) -> SummaryRow {
         byte_hit_ratio: weighted(rows, |r| r.byte_hit_ratio, |r| r.requests),
         upstream_bytes: sum(rows, |r| r.upstream_bytes),
         cache_evictions: sum(rows, |r| r.cache_evictions),
+        receive_drops: sum(rows, |r| r.receive_drops),
         ..(*first).clone()
     }
 }

@@ -167,6 +167,10 @@ pub struct SummaryRow {
     pub ttfb_p50_ms: Option<f64>,
     /// HTTP: 99th percentile time to first byte, milliseconds.
     pub ttfb_p99_ms: Option<f64>,
+    /// UDP: replies the probe's own sockets dropped because their receive
+    /// buffers were full (the kernel's count; Linux). They are among `lost`:
+    /// lost on this machine, not on the path.
+    pub receive_drops: Option<u64>,
 }
 
 impl SummaryRow {

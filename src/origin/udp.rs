@@ -22,6 +22,8 @@ const MAX_REMEMBERED_PEERS: usize = 4096;
 pub struct UdpEcho {
     addr: SocketAddr,
     counters: Arc<Counters>,
+    /// The echo's socket, to ask the kernel what it dropped.
+    watched: std::net::UdpSocket,
 }
 
 /// A snapshot of the UDP echo counters.
@@ -35,14 +37,18 @@ pub struct UdpStats {
     pub send_errors: u64,
     /// Failed receives (the loop carries on).
     pub recv_errors: u64,
+    /// Datagrams the kernel dropped at the echo's socket, its receive
+    /// buffer full (the echo fell behind); never echoed, so a probe counts
+    /// them lost. Linux; 0 elsewhere.
+    pub receive_drops: u64,
 }
 
 impl fmt::Display for UdpStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "udp: {} datagrams echoed ({} bytes), {} send errors",
-            self.datagrams_echoed, self.bytes_echoed, self.send_errors
+            "udp: {} datagrams echoed ({} bytes), {} send errors, {} dropped with the receive buffer full",
+            self.datagrams_echoed, self.bytes_echoed, self.send_errors, self.receive_drops
         )
     }
 }
@@ -66,9 +72,14 @@ pub fn spawn(
     // Watched for readability only: a send never wakes the runtime.
     let socket = UdpIo::from_tokio(socket)?;
     crate::net::grow_udp_buffers(socket.get_ref(), crate::net::UDP_BUFFER);
+    let watched = socket.get_ref().try_clone()?;
     let counters = Arc::new(Counters::default());
     tracker.spawn(echo(socket, shutdown, counters.clone()));
-    Ok(UdpEcho { addr, counters })
+    Ok(UdpEcho {
+        addr,
+        counters,
+        watched,
+    })
 }
 
 impl UdpEcho {
@@ -83,6 +94,7 @@ impl UdpEcho {
             bytes_echoed: get(&self.counters.bytes),
             send_errors: get(&self.counters.send_errors),
             recv_errors: get(&self.counters.recv_errors),
+            receive_drops: crate::net::udp_socket_drops(&self.watched).unwrap_or(0),
         }
     }
 }

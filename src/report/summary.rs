@@ -82,7 +82,29 @@ pub fn render(rows: &[SummaryRow]) -> String {
     }
     // Names left-aligned, numbers right-aligned.
     let left = 3 + usize::from(show_variant) + usize::from(show_rep);
-    aligned(&table, left, "")
+    let mut out = aligned(&table, left, "");
+    // Loss a reader would blame on the path, though this machine lost it.
+    for r in rows {
+        if let Some(n) = r.receive_drops.filter(|&n| n > 0) {
+            let _ = writeln!(
+                out,
+                "note: {} of {}'s lost replies were dropped by this machine's own receive buffer, \
+                 not on the path (receive_drops): raise net.core.rmem_max or lower the rate",
+                n,
+                label(r, show_variant),
+            );
+        }
+    }
+    out
+}
+
+/// A row's workload, with its variant where the table shows variants.
+fn label(r: &SummaryRow, show_variant: bool) -> String {
+    if show_variant {
+        format!("{} ({})", r.workload, r.variant)
+    } else {
+        r.workload.clone()
+    }
 }
 
 /// Lays `table` out in columns two spaces apart: the first `left` columns
@@ -115,4 +137,34 @@ pub fn aligned(table: &[Vec<String>], left: usize, indent: &str) -> String {
         let _ = writeln!(out, "{indent}{}", cells.join("  ").trim_end());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replies the probe's socket dropped get a note under the table; none
+    /// dropped, no note.
+    #[test]
+    fn receive_drops_are_named_under_the_table() {
+        let row = |drops| SummaryRow {
+            workload: "qos".into(),
+            variant: "default".into(),
+            kind: "udp".into(),
+            sent: Some(100),
+            received: Some(88),
+            lost: Some(12),
+            receive_drops: drops,
+            ..SummaryRow::default()
+        };
+        let out = render(&[row(Some(12))]);
+        assert!(
+            out.contains(
+                "note: 12 of qos's lost replies were dropped by this machine's own receive buffer"
+            ),
+            "{out}"
+        );
+        assert!(!render(&[row(Some(0))]).contains("note:"));
+        assert!(!render(&[row(None)]).contains("note:"));
+    }
 }

@@ -18,6 +18,7 @@ const METRICS: &[(&str, &str)] = &[
     ("duplicates", ""),
     ("reordered", ""),
     ("foreign", ""),
+    ("receive_drops", ""),
     ("requests", ""),
     ("errors", ""),
     ("requests_per_s", "req/s"),

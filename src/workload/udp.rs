@@ -119,6 +119,9 @@ pub struct UdpReport {
     pub lost: u64,
     /// Replies that were not this run's datagrams.
     pub foreign: u64,
+    /// Replies the probe's sockets dropped, their receive buffers full
+    /// (among `lost`); `None` where the kernel does not say.
+    pub receive_drops: Option<u64>,
     /// In-time round-trip times.
     pub rtt: Option<qos::LatencySummary>,
     /// RFC 3550 jitter, ms: the mean of the flows' jitter.
@@ -152,6 +155,7 @@ impl UdpReport {
             ipdv_mean_ms: self.ipdv_mean_ms.map(round3),
             throughput_bps: self.throughput_bps.map(f64::round),
             foreign: Some(self.foreign),
+            receive_drops: self.receive_drops,
             pacing_mean_ms: self.pacing_mean_ms.map(round3),
             pacing_max_ms: self.pacing_max_ms.map(round3),
             interrupted: self.interrupted,
@@ -218,6 +222,12 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
     let trackers = reserve(config)?;
     let send_times: Vec<SendTimes> = trackers.iter().map(FlowTracker::send_times).collect();
     let (senders, receivers) = open_sockets(config)?;
+    // The flows' sockets, to ask the kernel at the end what it dropped.
+    let watched = senders
+        .iter()
+        .map(std::net::UdpSocket::try_clone)
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("cannot open a UDP socket")?;
 
     let started_at = SystemTime::now();
     let start = Instant::now();
@@ -283,6 +293,7 @@ pub async fn run_udp<P: Progress + Clone + 'static>(
         started_at,
         duration: start.elapsed(),
         interrupted: cancel.is_cancelled(),
+        receive_drops: watched.iter().map(crate::net::udp_socket_drops).sum(),
     };
     Ok(summarise(config, run, &paced, &flows_rx, on_packet))
 }
@@ -310,6 +321,8 @@ struct RunTimes {
     started_at: SystemTime,
     duration: Duration,
     interrupted: bool,
+    /// What the kernel dropped at the flows' sockets, all flows.
+    receive_drops: Option<u64>,
 }
 
 /// Below this interval between sends, a flow whose replies the kernel
@@ -558,6 +571,7 @@ fn summarise(
         counts,
         lost,
         foreign,
+        receive_drops: run.receive_drops,
         rtt: latency.summary(),
         jitter_ms: (jitter_flows > 0).then(|| qos::ns_to_ms(jitter_sum / f64::from(jitter_flows))),
         ipdv_mean_ms: (pairs > 0).then(|| qos::ns_to_ms(abs_d_sum / pairs as f64)),

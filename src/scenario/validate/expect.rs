@@ -15,6 +15,7 @@ const UDP_ONLY: &[&str] = &[
     "jitter_ms",
     "ipdv_mean_ms",
     "foreign",
+    "receive_drops",
     "proxy_dropped",
     "clients_proxy_dropped",
     "proxy_origin_dropped",
