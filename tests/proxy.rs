@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use netrun::proxy::{CacheConfig, UdpForwardConfig};
+use netrun::proxy::{CacheConfig, ProxyStats, UdpForwardConfig};
 use support_proxy::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -809,4 +809,44 @@ async fn unsafe_methods_invalidate_only_when_they_succeed() {
         assert_eq!(r.body, "current");
     }
     assert_eq!(up.hits("/mutable"), 1 + 1 + 3 * 2);
+}
+
+/// A forwarder that falls behind: what the kernel dropped at its listening
+/// socket is counted, so every datagram sent is either forwarded or a
+/// counted drop. Here the forwarder runs on this test's thread (not its own
+/// thread), which is busy while a burst larger than any receive buffer it
+/// can have (4 MiB asked, which the kernel doubles) arrives.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "current_thread")]
+async fn udp_datagrams_dropped_at_the_forwarders_socket_are_counted() {
+    let upstream = Upstream::start().await;
+    let proxy = start_proxy(upstream.addr, udp_echo().await, |c| {
+        c.udp.own_thread = false;
+    })
+    .await;
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    tx.connect(proxy.handle.udp_addr()).unwrap();
+    // 11.2 MB of payload, sent without an await.
+    let sent = 8000u64;
+    for _ in 0..sent {
+        tx.send(&[1u8; 1400]).unwrap();
+    }
+    let accounted = |s: &ProxyStats| {
+        s.udp_datagrams_to_upstream
+            + s.udp_dropped_buffer_full
+            + s.udp_send_errors
+            + s.udp_dropped_receive_full
+    };
+    let handle = &proxy.handle;
+    eventually("every datagram forwarded or counted", LIMIT, || {
+        accounted(&handle.stats()) >= sent
+    })
+    .await;
+    let s = proxy.handle.stats();
+    assert!(s.udp_dropped_receive_full > 0, "{s:?}");
+    assert_eq!(accounted(&s), sent, "{s:?}");
+    // Still counted after the proxy stopped (its sessions closed).
+    proxy.shutdown.cancel();
+    let (_, end) = proxy.handle.wait_with_stats(LIMIT).await;
+    assert!(end.udp_dropped_receive_full >= s.udp_dropped_receive_full);
 }

@@ -248,11 +248,12 @@ fn print_stats(s: &ProxyStats) {
         s.udp_bytes_to_client
     );
     outln!(
-        "     {} sessions opened, {} expired; dropped: {} table full, {} buffer full, {} send errors",
+        "     {} sessions opened, {} expired; dropped: {} table full, {} send buffer full, {} receive buffer full, {} send errors",
         s.udp_sessions_opened,
         s.udp_sessions_expired,
         s.udp_dropped_table_full,
         s.udp_dropped_buffer_full,
+        s.udp_dropped_receive_full,
         s.udp_send_errors
     );
     outln!(

@@ -91,7 +91,8 @@ pub struct SummaryRow {
     /// Body bytes the proxy served from its cache during the workload.
     pub proxy_bytes_from_cache: Option<u64>,
     /// Datagrams the proxy dropped during the workload: both links'
-    /// impairments, session table full, full buffers, send errors.
+    /// impairments, session table full, full send buffers, those the kernel
+    /// dropped at its full receive buffers, send errors.
     pub proxy_dropped: Option<u64>,
     /// `true` when Ctrl-C stopped this workload before it finished.
     pub interrupted: bool,

@@ -304,6 +304,10 @@ pub struct ProxyStats {
     /// Datagrams dropped because a socket's send buffer was full: the
     /// forwarder never waits for one client's socket, so others are not held back.
     pub udp_dropped_buffer_full: u64,
+    /// Datagrams the kernel dropped at the forwarder's sockets because
+    /// their receive buffers were full (the forwarder fell behind), both
+    /// directions (Linux; 0 elsewhere).
+    pub udp_dropped_receive_full: u64,
     /// Datagrams dropped by the clients ↔ proxy link (random loss, or the
     /// rate-limited link's queue overflowing), both directions.
     pub udp_dropped_impairment: u64,
@@ -407,6 +411,8 @@ impl Counters {
             udp_dropped_table_full: g(&self.udp_dropped_table_full),
             udp_send_errors: g(&self.udp_send_errors),
             udp_dropped_buffer_full: g(&self.udp_dropped_buffer_full),
+            // The sockets' own count: `ProxyHandle::stats` reads it.
+            udp_dropped_receive_full: 0,
             udp_dropped_impairment: g(&self.udp_dropped_impairment),
             udp_delayed_impairment: g(&self.udp_delayed_impairment),
             udp_dropped_delay_full: g(&self.udp_dropped_delay_full),
@@ -426,6 +432,8 @@ pub struct ProxyHandle {
     via_token: String,
     counters: Arc<Counters>,
     conn_stats: Arc<ConnStats>,
+    /// What the kernel dropped at the UDP forwarder's sockets.
+    drops: Arc<udp::SocketDrops>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -449,7 +457,10 @@ impl ProxyHandle {
 
     /// The counters now.
     pub fn stats(&self) -> ProxyStats {
-        self.counters.snapshot()
+        ProxyStats {
+            udp_dropped_receive_full: self.drops.total(),
+            ..self.counters.snapshot()
+        }
     }
 
     /// HTTP connections accepted so far.
@@ -472,7 +483,7 @@ impl ProxyHandle {
         let clean = tokio::time::timeout(grace, self.tracker.wait())
             .await
             .is_ok();
-        (clean, self.counters.snapshot())
+        (clean, self.stats())
     }
 }
 
@@ -572,6 +583,7 @@ pub(crate) async fn spawn_with_quick(
         hooks.origin_link,
         delays,
     );
+    let drops = forwarder.drops();
     forwarder
         .start(place, shutdown.clone(), tracker.clone())
         .context("cannot start the UDP forwarder's thread")?;
@@ -591,6 +603,7 @@ pub(crate) async fn spawn_with_quick(
         via_token,
         counters,
         conn_stats,
+        drops,
         shutdown,
         tracker,
     })

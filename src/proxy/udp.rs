@@ -25,7 +25,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -41,6 +41,8 @@ use crate::udp_batch::{self, RecvBatch, UdpIo};
 
 pub(crate) struct Forwarder {
     socket: Arc<UdpIo>,
+    /// The sessions' sockets, for what the kernel dropped at them.
+    drops: Arc<SocketDrops>,
     upstream: SocketAddr,
     config: UdpForwardConfig,
     counters: Arc<Counters>,
@@ -78,6 +80,7 @@ impl Forwarder {
                 counters: counters.clone(),
                 limit: config.delay_buffer,
             },
+            drops: Arc::new(SocketDrops::new(socket.clone())),
             socket,
             upstream,
             config,
@@ -86,6 +89,11 @@ impl Forwarder {
             epoch: Instant::now(),
             full_warned: AtomicBool::new(false),
         }
+    }
+
+    /// What the kernel dropped at the forwarder's sockets, for the counters.
+    pub(crate) fn drops(&self) -> Arc<SocketDrops> {
+        self.drops.clone()
     }
 
     fn stamp(&self) -> u64 {
@@ -126,8 +134,9 @@ impl Forwarder {
                 }
             }
         }
-        for (_, s) in sessions.drain() {
+        for (client, s) in sessions.drain() {
             s.stop.cancel();
+            self.drops.forget(client);
         }
         self.line.discard();
         self.counters
@@ -223,8 +232,10 @@ impl Forwarder {
         let upstream = std::net::UdpSocket::bind(SocketAddr::new(local, 0))?;
         crate::net::grow_udp_buffers(&upstream, crate::net::UDP_BUFFER);
         upstream.connect(self.upstream)?;
+        let upstream = Arc::new(UdpIo::new(upstream)?);
+        self.drops.watch(client, upstream.clone());
         let session = Session {
-            upstream: Arc::new(UdpIo::new(upstream)?),
+            upstream,
             last_active: Arc::new(AtomicU64::new(self.stamp())),
             stop: CancellationToken::new(),
         };
@@ -250,6 +261,7 @@ impl Forwarder {
             let keep = now.saturating_sub(s.last_active.load(Ordering::Relaxed)) < idle;
             if !keep {
                 s.stop.cancel();
+                self.drops.forget(*client);
                 tracing::info!(target: "netrun::proxy", %client, "udp session expired");
             }
             keep
@@ -263,6 +275,57 @@ impl Forwarder {
                 .store(sessions.len() as u64, Ordering::Relaxed);
         }
     }
+}
+
+/// What the kernel dropped at the forwarder's sockets because their
+/// receive buffers were full (the forwarder fell behind): the listening
+/// socket's, each open session's, and what closed sessions' had dropped.
+/// Read when the proxy's counters are (`SO_MEMINFO`, Linux; 0 elsewhere).
+pub(crate) struct SocketDrops {
+    listening: Arc<UdpIo>,
+    state: Mutex<Sessions>,
+}
+
+#[derive(Default)]
+struct Sessions {
+    open: HashMap<SocketAddr, Arc<UdpIo>>,
+    closed: u64,
+}
+
+impl SocketDrops {
+    fn new(listening: Arc<UdpIo>) -> Self {
+        SocketDrops {
+            listening,
+            state: Mutex::new(Sessions::default()),
+        }
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn watch(&self, client: SocketAddr, socket: Arc<UdpIo>) {
+        self.sessions().open.insert(client, socket);
+    }
+
+    /// A session closed: what its socket dropped is kept, the socket not.
+    fn forget(&self, client: SocketAddr) {
+        let mut st = self.sessions();
+        if let Some(socket) = st.open.remove(&client) {
+            st.closed += drops(socket.get_ref());
+        }
+    }
+
+    /// Everything dropped so far, every socket together.
+    pub(crate) fn total(&self) -> u64 {
+        let st = self.sessions();
+        let open: u64 = st.open.values().map(|s| drops(s.get_ref())).sum();
+        drops(self.listening.get_ref()) + st.closed + open
+    }
+}
+
+fn drops(socket: &std::net::UdpSocket) -> u64 {
+    crate::net::udp_socket_drops(socket).unwrap_or(0)
 }
 
 /// Where the forwarder runs: on a thread of its own with a single-threaded

@@ -322,6 +322,7 @@ pub(super) fn attach_proxy_counters(
                     + s.origin_link_udp_dropped
                     + s.udp_dropped_table_full
                     + s.udp_dropped_buffer_full
+                    + s.udp_dropped_receive_full
                     + s.udp_dropped_delay_full
                     + s.udp_send_errors
             };
