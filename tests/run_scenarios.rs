@@ -321,6 +321,13 @@ fn impairments_show_in_the_measurements_and_the_proxy_counters() {
         // all of it on the clients' link (`[impair]` is its shorthand).
         assert_eq!(r["lost"], r["proxy_dropped"], "{v}: {r:?}");
         assert_eq!(r["lost"], r["clients_proxy_dropped"], "{v}: {r:?}");
+        // Nothing lost on this machine's sockets: the echo's and the probe's
+        // kernel counts are there, and zero.
+        assert_eq!(
+            (&*r["origin_dropped"], &*r["receive_drops"]),
+            ("0", "0"),
+            "{v}: {r:?}"
+        );
         assert_eq!(r["proxy_delayed"], r["clients_proxy_delayed"], "{v}: {r:?}");
         assert_eq!(
             (

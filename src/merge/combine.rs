@@ -150,6 +150,7 @@ pub fn add_rows(rows: &[&SummaryRow], hist: &Histogram<u64>) -> SummaryRow {
         upstream_bytes: sum(rows, |r| r.upstream_bytes),
         cache_evictions: sum(rows, |r| r.cache_evictions),
         receive_drops: sum(rows, |r| r.receive_drops),
+        origin_dropped: sum(rows, |r| r.origin_dropped),
         ..(*first).clone()
     }
 }

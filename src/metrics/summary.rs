@@ -172,6 +172,10 @@ pub struct SummaryRow {
     /// buffers were full (the kernel's count; Linux). They are among `lost`:
     /// lost on this machine, not on the path.
     pub receive_drops: Option<u64>,
+    /// UDP with a spawned origin: datagrams the kernel dropped at the
+    /// origin's echo socket during the workload (its receive buffer full,
+    /// the echo behind); lost on this machine, not on the path.
+    pub origin_dropped: Option<u64>,
 }
 
 impl SummaryRow {

@@ -85,14 +85,19 @@ pub fn render(rows: &[SummaryRow]) -> String {
     let mut out = aligned(&table, left, "");
     // Loss a reader would blame on the path, though this machine lost it.
     for r in rows {
-        if let Some(n) = r.receive_drops.filter(|&n| n > 0) {
-            let _ = writeln!(
-                out,
-                "note: {} of {}'s lost replies were dropped by this machine's own receive buffer, \
-                 not on the path (receive_drops): raise net.core.rmem_max or lower the rate",
-                n,
-                label(r, show_variant),
-            );
+        let local = [
+            (r.receive_drops, "the probe's"),
+            (r.origin_dropped, "the origin echo's"),
+        ];
+        for (n, whose) in local {
+            if let Some(n) = n.filter(|&n| n > 0) {
+                let _ = writeln!(
+                    out,
+                    "note: {n} of {}'s lost datagrams were dropped at {whose} own socket, its receive \
+                     buffer full, not on the path: raise net.core.rmem_max or lower the rate",
+                    label(r, show_variant),
+                );
+            }
         }
     }
     out
@@ -143,27 +148,28 @@ pub fn aligned(table: &[Vec<String>], left: usize, indent: &str) -> String {
 mod tests {
     use super::*;
 
-    /// Replies the probe's socket dropped get a note under the table; none
-    /// dropped, no note.
+    /// Datagrams the probe's or the echo's socket dropped get a note under
+    /// the table; none dropped, no note.
     #[test]
-    fn receive_drops_are_named_under_the_table() {
-        let row = |drops| SummaryRow {
+    fn local_drops_are_named_under_the_table() {
+        let row = |drops: Option<u64>| SummaryRow {
             workload: "qos".into(),
             variant: "default".into(),
             kind: "udp".into(),
             sent: Some(100),
-            received: Some(88),
-            lost: Some(12),
+            received: Some(82),
+            lost: Some(18),
             receive_drops: drops,
+            origin_dropped: drops.map(|n| n / 2),
             ..SummaryRow::default()
         };
         let out = render(&[row(Some(12))]);
-        assert!(
-            out.contains(
-                "note: 12 of qos's lost replies were dropped by this machine's own receive buffer"
-            ),
-            "{out}"
-        );
+        for note in [
+            "note: 12 of qos's lost datagrams were dropped at the probe's own socket",
+            "note: 6 of qos's lost datagrams were dropped at the origin echo's own socket",
+        ] {
+            assert!(out.contains(note), "{out}");
+        }
         assert!(!render(&[row(Some(0))]).contains("note:"));
         assert!(!render(&[row(None)]).contains("note:"));
     }

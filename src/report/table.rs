@@ -46,6 +46,7 @@ const METRICS: &[(&str, &str)] = &[
     ("clients_proxy_dropped", ""),
     ("proxy_origin_delayed", ""),
     ("proxy_origin_dropped", ""),
+    ("origin_dropped", ""),
     ("pacing_mean_ms", "ms"),
     ("pacing_max_ms", "ms"),
     ("duration_s", "s"),

@@ -41,7 +41,7 @@ use crate::scenario::{Mode, Order, Scenario, Target, Variant, Workload, Workload
 use crate::workload::http::run_http;
 use crate::workload::udp::run_udp;
 use hdrhistogram::Histogram;
-use services::{attach_link_counters, attach_proxy_counters, Services};
+use services::{attach_link_counters, attach_service_counters, Services};
 
 /// How long services get to finish in-flight work when a variant ends.
 const SERVICE_GRACE: Duration = Duration::from_secs(5);
@@ -278,11 +278,11 @@ async fn run_variant(
                 if cancel.is_stopped() {
                     break;
                 }
-                let before = services.proxy_stats();
+                let before = services.counters();
                 let links_before = link_counts(ns.as_ref());
                 match ctx.run_workload(w).await {
                     Ok(mut row) => {
-                        attach_proxy_counters(&mut row, w, before, services.proxy_stats());
+                        attach_service_counters(&mut row, w, &before, &services.counters());
                         attach_link_counters(&mut row, &links_before, &link_counts(ns.as_ref()));
                         rows.push(row);
                     }
@@ -294,17 +294,18 @@ async fn run_variant(
             }
         }
         Mode::Parallel => {
-            let before = services.proxy_stats();
+            let before = services.counters();
             let links_before = link_counts(ns.as_ref());
             let results = join_all(plan.workloads.iter().map(|w| ctx.run_workload(w))).await;
-            let after = services.proxy_stats();
+            let after = services.counters();
             let links_after = link_counts(ns.as_ref());
             for (w, r) in plan.workloads.iter().zip(results) {
                 match r {
                     Ok(mut row) => {
                         attach_link_counters(&mut row, &links_before, &links_after);
-                        // The counters cover the whole block: they belong to a
-                        // workload only if no other of its kind used the proxy.
+                        // The counters cover the whole block: the proxy's belong
+                        // to a workload only if no other of its kind used the
+                        // proxy, the echo's only if no other UDP workload ran.
                         let alone = plan
                             .workloads
                             .iter()
@@ -313,9 +314,18 @@ async fn run_variant(
                             })
                             .count()
                             == 1;
-                        if alone {
-                            attach_proxy_counters(&mut row, w, before, after);
-                        }
+                        let only_udp = plan
+                            .workloads
+                            .iter()
+                            .filter(|o| o.kind.as_str() == "udp")
+                            .count()
+                            == 1;
+                        attach_service_counters(
+                            &mut row,
+                            w,
+                            &before.only(alone, only_udp),
+                            &after.only(alone, only_udp),
+                        );
                         rows.push(row);
                     }
                     Err(e) => {

@@ -196,8 +196,12 @@ impl Services {
         }
     }
 
-    pub(super) fn proxy_stats(&self) -> Option<ProxyStats> {
-        self.proxy.as_ref().map(|p| p.stats())
+    /// The spawned services' counters now, for a workload's deltas.
+    pub(super) fn counters(&self) -> Counters {
+        Counters {
+            proxy: self.proxy.as_ref().map(|p| p.stats()),
+            echo_drops: self.origin.as_ref().map(|o| o.stats().udp.receive_drops),
+        }
     }
 
     pub(super) async fn stop(self, grace: Duration) {
@@ -286,14 +290,39 @@ fn tls_name(plan: &Plan, target: Target) -> Option<String> {
     plan.tls.of(target).and_then(|t| t.name.clone())
 }
 
-/// Adds the proxy's own view of a workload (counter deltas) beside the client's figures.
-pub(super) fn attach_proxy_counters(
+/// What the spawned services counted, read before and after a workload.
+#[derive(Clone, Copy)]
+pub(super) struct Counters {
+    proxy: Option<ProxyStats>,
+    /// What the kernel dropped at the origin's echo socket so far.
+    echo_drops: Option<u64>,
+}
+
+impl Counters {
+    /// These counters with the proxy's and the echo's kept only where asked
+    /// (what a workload in a parallel block may be given).
+    pub(super) fn only(&self, proxy: bool, echo: bool) -> Counters {
+        Counters {
+            proxy: self.proxy.filter(|_| proxy),
+            echo_drops: self.echo_drops.filter(|_| echo),
+        }
+    }
+}
+
+/// Adds the services' own view of a workload (counter deltas) beside the
+/// client's figures: the proxy's for a workload through it, the origin's
+/// echo drops for any UDP workload (its datagrams all reach the echo).
+pub(super) fn attach_service_counters(
     row: &mut SummaryRow,
     w: &Workload,
-    before: Option<ProxyStats>,
-    after: Option<ProxyStats>,
+    before: &Counters,
+    after: &Counters,
 ) {
-    let (Some(b), Some(a)) = (before, after) else {
+    if let (WorkloadKind::Udp(_), Some(b), Some(a)) = (&w.kind, before.echo_drops, after.echo_drops)
+    {
+        row.origin_dropped = Some(a.saturating_sub(b));
+    }
+    let (Some(b), Some(a)) = (before.proxy, after.proxy) else {
         return;
     };
     if w.target != Target::Proxy {
@@ -392,6 +421,33 @@ mod tests {
 
     fn http(name: &str, target: &str, concurrency: u32) -> String {
         format!("[[workload]]\nkind = \"http\"\nname = \"{name}\"\ntarget = \"{target}\"\nrequests = 10\nconcurrency = {concurrency}\n")
+    }
+
+    /// The echo's drops over a workload go to UDP workloads only, and not
+    /// to one that shared a parallel block with another UDP workload.
+    #[test]
+    fn echo_drops_go_to_the_udp_workload_they_happened_in() {
+        let (before, after) = (
+            Counters {
+                proxy: None,
+                echo_drops: Some(5),
+            },
+            Counters {
+                proxy: None,
+                echo_drops: Some(12),
+            },
+        );
+        let given = |w: &Workload, b: &Counters, a: &Counters| {
+            let mut row = SummaryRow::default();
+            attach_service_counters(&mut row, w, b, a);
+            row.origin_dropped
+        };
+        let udp = plan("[[workload]]\nkind = \"udp\"\nname = \"u\"\ncount = 1\n");
+        assert_eq!(given(&udp.workloads[0], &before, &after), Some(7));
+        let shared = (before.only(true, false), after.only(true, false));
+        assert_eq!(given(&udp.workloads[0], &shared.0, &shared.1), None);
+        let web = plan(&http("h", "proxy", 1));
+        assert_eq!(given(&web.workloads[0], &before, &after), None);
     }
 
     /// The proxy's UDP forwarder gets a thread of its own only when a UDP

@@ -16,6 +16,7 @@ const UDP_ONLY: &[&str] = &[
     "ipdv_mean_ms",
     "foreign",
     "receive_drops",
+    "origin_dropped",
     "proxy_dropped",
     "clients_proxy_dropped",
     "proxy_origin_dropped",
