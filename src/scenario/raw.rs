@@ -252,6 +252,11 @@ pub const MATRIX_KEYS: &[&str] = &[
     "cache.capacity_objects",
     "cache.policy",
     "cache.ttl",
+    "origin.workers",
+    "origin.listen_sockets",
+    "origin.max_age",
+    "proxy.workers",
+    "proxy.listen_sockets",
     "topology.congestion",
     "impair.<knob>",
     "links.clients_proxy.<knob>",
@@ -331,6 +336,23 @@ impl Scenario {
                     "capacity_objects" => set(&mut c.capacity_objects, value),
                     "policy" => set(&mut c.policy, value),
                     "ttl" => set(&mut c.ttl, value),
+                    _ => Err(unknown_matrix_key(key)),
+                }
+            }
+            ["origin", field] => {
+                let o = self.origin.get_or_insert_with(Default::default);
+                match *field {
+                    "workers" => set(&mut o.workers, value),
+                    "listen_sockets" => set(&mut o.listen_sockets, value),
+                    "max_age" => set(&mut o.max_age, value),
+                    _ => Err(unknown_matrix_key(key)),
+                }
+            }
+            ["proxy", field] => {
+                let p = self.proxy.get_or_insert_with(Default::default);
+                match *field {
+                    "workers" => set(&mut p.workers, value),
+                    "listen_sockets" => set(&mut p.listen_sockets, value),
                     _ => Err(unknown_matrix_key(key)),
                 }
             }

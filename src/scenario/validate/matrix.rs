@@ -223,6 +223,61 @@ mod tests {
     }
 
     #[test]
+    fn the_services_threads_sockets_and_max_age_vary() {
+        use crate::server::ListenSockets;
+        let s = valid(&format!(
+            "{}[matrix]\n\"proxy.workers\" = [1, 2]\n\"proxy.listen_sockets\" = [\"shared\", \"per-worker\"]\n\
+             \"origin.workers\" = [3]\n\"origin.listen_sockets\" = [\"per-worker\"]\n\"origin.max_age\" = [\"5s\"]\n",
+            http("")
+        ));
+        let got: Vec<_> = s
+            .variants
+            .iter()
+            .map(|v| {
+                let p = &v.plan;
+                (
+                    p.proxy_workers.map(|n| n.get()),
+                    p.proxy_listen_sockets,
+                    p.origin_workers.map(|n| n.get()),
+                    p.origin_listen_sockets,
+                    p.origin_max_age,
+                )
+            })
+            .collect();
+        let (one, per) = (ListenSockets::Shared, ListenSockets::PerWorker);
+        let o = (Some(3), per, Some(std::time::Duration::from_secs(5)));
+        // Keys in order of name: proxy.listen_sockets, then proxy.workers (fastest).
+        assert_eq!(
+            got,
+            [
+                (Some(1), one, o.0, o.1, o.2),
+                (Some(2), one, o.0, o.1, o.2),
+                (Some(1), per, o.0, o.1, o.2),
+                (Some(2), per, o.0, o.1, o.2),
+            ]
+        );
+        // Validated as in [proxy]: the key and the accepted values named.
+        let m = problem(
+            &format!(
+                "{}[matrix]\n\"proxy.listen_sockets\" = [\"both\"]\n",
+                http("")
+            ),
+            "proxy.listen_sockets",
+        );
+        assert!(m.contains("per-worker"), "{m}");
+        let m = problem(
+            &format!("{}[matrix]\n\"proxy.max_age\" = [\"1s\"]\n", http("")),
+            "matrix.proxy.max_age",
+        );
+        // The proxy has no max_age: the origin's is the one to vary.
+        assert!(
+            m.starts_with("`proxy.max_age` cannot be varied; use one of")
+                && m.contains("origin.max_age"),
+            "{m}"
+        );
+    }
+
+    #[test]
     fn a_catalogs_fields_and_the_traffic_keys_vary() {
         use crate::traffic::{Arrivals, Popularity};
         use crate::workload::source::Source;
