@@ -273,6 +273,27 @@ fn the_command_gets_netrun_host_and_its_exit_code_is_netruns() {
     assert_eq!(no_command.status.code(), Some(2));
 }
 
+/// Links started at once each claim a subnet of their own: none fails on
+/// the device another one is making (before, most of four started together
+/// did: "cannot make the TUN device netrun-l0: Device or resource busy").
+#[test]
+fn links_started_at_once_all_start() {
+    let Some(_serial) = root_only("links_started_at_once_all_start") else {
+        return;
+    };
+    for _round in 0..3 {
+        let runs: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| link(&["--", "true"])))
+            .collect();
+        for r in runs {
+            let out = r.join().expect("a link thread");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "{stderr}");
+            assert!(host_tun_of(&stderr).is_some(), "{stderr}");
+        }
+    }
+}
+
 /// `--congestion` puts the algorithm on the link's routes, both ends; one
 /// the kernel lacks is refused (exit 2) with the list of those it has.
 #[test]

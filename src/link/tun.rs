@@ -85,6 +85,15 @@ fn tx_dropped_in(listing: &str, dev: &str) -> Option<u64> {
 impl Tun {
     /// Makes the TUN device `name` in this thread's network namespace.
     pub fn create(name: &str) -> io::Result<Tun> {
+        Self::create_unless_taken(name)?.ok_or_else(|| {
+            let e = io::Error::from_raw_os_error(libc::EBUSY);
+            io::Error::new(e.kind(), format!("cannot make the TUN device {name}: {e}"))
+        })
+    }
+
+    /// [`Tun::create`], or `None` when a device of that name exists and
+    /// another descriptor holds it (`EBUSY`): someone else made it first.
+    pub fn create_unless_taken(name: &str) -> io::Result<Option<Tun>> {
         if name.is_empty() || name.len() >= IFNAMSIZ {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -114,16 +123,19 @@ impl Tun {
         let rc = unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF as _, &mut req) };
         if rc < 0 {
             let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EBUSY) {
+                return Ok(None);
+            }
             return Err(io::Error::new(
                 e.kind(),
                 format!("cannot make the TUN device {name}: {e}"),
             ));
         }
-        Ok(Tun {
+        Ok(Some(Tun {
             fd,
             name: name.to_string(),
             stats: DeviceStats::open(name),
-        })
+        }))
     }
 
     pub fn name(&self) -> &str {

@@ -36,7 +36,7 @@ impl Shell {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let ns = format!("{PREFIX}{}-link{n}", std::process::id());
-        let subnet = free_subnet()?;
+        let (subnet, host_dev, host_tun) = claim_subnet()?;
         let mut shell = Shell {
             ns: ns.clone(),
             host: Ipv4Addr::new(198, 19, subnet, 1),
@@ -45,8 +45,6 @@ impl Shell {
         };
         cmd::run("ip", &["netns", "add", &ns])?;
         cmd::run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
-        let host_dev = format!("{PREFIX}l{subnet}");
-        let host_tun = Tun::create(&host_dev)?;
         let inside_tun = enter::within(&ns_path(&ns), || Tun::create(INSIDE_DEV))??;
         configure(None, &host_dev, shell.host, 30)?;
         configure(Some(&ns), INSIDE_DEV, shell.inside, 30)?;
@@ -138,10 +136,22 @@ pub(super) fn add_v6(ns: Option<&str>, dev: &str, addr: std::net::Ipv6Addr) -> a
 }
 
 /// A `198.19.<k>.0/30` no interface here uses yet (198.18.0.0/15 is for
-/// benchmarks, RFC 2544; the scenarios' namespaces use 198.18.x.x).
-fn free_subnet() -> anyhow::Result<u8> {
+/// benchmarks, RFC 2544; the scenarios' namespaces use 198.18.x.x), claimed
+/// by making its host-end TUN device `netrun-l<k>`: of several `netrun
+/// link`s starting at once, each gets its own (the kernel refuses a second
+/// owner of a device name with `EBUSY`, and the next subnet is tried),
+/// instead of all but one failing on the first free one.
+fn claim_subnet() -> anyhow::Result<(u8, String, Tun)> {
     let used = cmd::run("ip", &["-o", "-4", "addr", "show"])?;
-    (0..=255u8)
-        .find(|k| !used.contains(&format!(" 198.19.{k}.")))
-        .context("every 198.19.<k>.0/30 subnet is taken by other netrun links")
+    for k in 0..=255u8 {
+        if used.contains(&format!(" 198.19.{k}.")) {
+            continue;
+        }
+        let dev = format!("{PREFIX}l{k}");
+        // None: another link made it since `ip addr` looked; try the next.
+        if let Some(tun) = Tun::create_unless_taken(&dev)? {
+            return Ok((k, dev, tun));
+        }
+    }
+    anyhow::bail!("every 198.19.<k>.0/30 subnet is taken by other netrun links")
 }
