@@ -152,7 +152,9 @@ impl Echo {
     fn finish(mut self) -> Unanswered {
         self.halt();
         Unanswered {
-            socket_drops: socket_drops(&self.sock),
+            // The kernel's count (`SO_MEMINFO`, Linux 4.12 and later).
+            socket_drops: netrun::net::udp_socket_drops(&self.sock)
+                .expect("SO_MEMINFO with its drops count"),
             send_errors: self.send_errors.load(Ordering::Relaxed),
         }
     }
@@ -186,31 +188,6 @@ fn force_receive_buffer(sock: &UdpSocket, bytes: libc::c_int) {
         )
     };
     assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
-}
-
-/// The datagrams the kernel dropped at `sock` (`SO_MEMINFO`'s
-/// `SK_MEMINFO_DROPS`, Linux 4.12 and later).
-fn socket_drops(sock: &UdpSocket) -> u64 {
-    const SK_MEMINFO_DROPS: usize = 8;
-    let mut info = [0u32; 9];
-    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
-    // SAFETY: the kernel writes at most `len` bytes into `info`, a live
-    // local of that size, and the new length into `len`.
-    let rc = unsafe {
-        libc::getsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_MEMINFO,
-            info.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "SO_MEMINFO: {}", std::io::Error::last_os_error());
-    assert!(
-        len as usize > SK_MEMINFO_DROPS * 4,
-        "SO_MEMINFO without drops"
-    );
-    u64::from(info[SK_MEMINFO_DROPS])
 }
 
 /// A row of the counters table on stderr: (uplink, downlink).

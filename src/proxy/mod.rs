@@ -378,7 +378,9 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    fn snapshot(&self) -> ProxyStats {
+    /// The counters now, with what the kernel dropped at the UDP
+    /// forwarder's sockets (`drops`).
+    fn snapshot(&self, drops: &udp::SocketDrops) -> ProxyStats {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         ProxyStats {
             requests: g(&self.requests),
@@ -411,8 +413,7 @@ impl Counters {
             udp_dropped_table_full: g(&self.udp_dropped_table_full),
             udp_send_errors: g(&self.udp_send_errors),
             udp_dropped_buffer_full: g(&self.udp_dropped_buffer_full),
-            // The sockets' own count: `ProxyHandle::stats` reads it.
-            udp_dropped_receive_full: 0,
+            udp_dropped_receive_full: drops.total(),
             udp_dropped_impairment: g(&self.udp_dropped_impairment),
             udp_delayed_impairment: g(&self.udp_delayed_impairment),
             udp_dropped_delay_full: g(&self.udp_dropped_delay_full),
@@ -457,10 +458,7 @@ impl ProxyHandle {
 
     /// The counters now.
     pub fn stats(&self) -> ProxyStats {
-        ProxyStats {
-            udp_dropped_receive_full: self.drops.total(),
-            ..self.counters.snapshot()
-        }
+        self.counters.snapshot(&self.drops)
     }
 
     /// HTTP connections accepted so far.

@@ -299,25 +299,26 @@ async fn run_variant(
             let results = join_all(plan.workloads.iter().map(|w| ctx.run_workload(w))).await;
             let after = services.counters();
             let links_after = link_counts(ns.as_ref());
+            let only_udp = plan
+                .workloads
+                .iter()
+                .filter(|o| o.kind.as_str() == "udp")
+                .count()
+                == 1;
             for (w, r) in plan.workloads.iter().zip(results) {
                 match r {
                     Ok(mut row) => {
                         attach_link_counters(&mut row, &links_before, &links_after);
                         // The counters cover the whole block: the proxy's belong
                         // to a workload only if no other of its kind used the
-                        // proxy, the echo's only if no other UDP workload ran.
+                        // proxy, the echo's only if no other UDP workload ran
+                        // (`only_udp`).
                         let alone = plan
                             .workloads
                             .iter()
                             .filter(|o| {
                                 o.target == Target::Proxy && o.kind.as_str() == w.kind.as_str()
                             })
-                            .count()
-                            == 1;
-                        let only_udp = plan
-                            .workloads
-                            .iter()
-                            .filter(|o| o.kind.as_str() == "udp")
                             .count()
                             == 1;
                         attach_service_counters(
